@@ -1,0 +1,50 @@
+"""autoinit: find good weight initializations for PyTorch models automatically.
+
+Example:
+    >>> import torch.nn as nn, autoinit
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> scheme = autoinit.uniform_scheme(net, "kaiming_normal")
+    >>> _ = autoinit.apply_scheme(net, scheme)
+"""
+
+__version__ = "0.1.0"
+
+from autoinit.apply import apply_scheme
+from autoinit.diagnose import Diagnosis, diagnose
+from autoinit.errors import AutoinitError, ConfigError, SchemeError
+from autoinit.families import Family, Fans, get_family, list_families, register_family
+from autoinit.groups import group_layers
+from autoinit.layers import describe_params, in_out_rule, register_layer_kind
+from autoinit.plan import ModelPlan, uniform_scheme
+from autoinit.result import FitResult, SearchCost
+from autoinit.roles import describe_model
+from autoinit.scheme import GroupRule, InitScheme
+from autoinit.search import Selection, fit
+
+__all__ = [
+    "AutoinitError",
+    "ConfigError",
+    "Diagnosis",
+    "Family",
+    "Fans",
+    "FitResult",
+    "GroupRule",
+    "InitScheme",
+    "ModelPlan",
+    "SchemeError",
+    "SearchCost",
+    "Selection",
+    "__version__",
+    "apply_scheme",
+    "describe_model",
+    "describe_params",
+    "diagnose",
+    "fit",
+    "get_family",
+    "group_layers",
+    "in_out_rule",
+    "list_families",
+    "register_family",
+    "register_layer_kind",
+    "uniform_scheme",
+]

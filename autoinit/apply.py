@@ -1,0 +1,179 @@
+"""``apply_scheme``: write an :class:`InitScheme` into a model, deterministically.
+
+Every parameter draws from its own ``torch.Generator``, seeded from the scheme's seed and the
+parameter's name, on CPU; values are then copied to the parameter's device and dtype. So the same
+scheme and seed give bit-identical weights in any process, changing one group leaves the others'
+draws unchanged, and the global RNG is never touched.
+
+Example:
+    >>> import torch.nn as nn
+    >>> from autoinit.plan import uniform_scheme
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> s = uniform_scheme(net, "orthogonal")
+    >>> w1 = apply_scheme(net, s)[0].weight.clone()
+    >>> torch.equal(w1, apply_scheme(net, s)[0].weight)
+    True
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import warnings
+
+import torch
+from torch import nn
+
+from autoinit.errors import ConfigError, SchemeError
+from autoinit.families import Fans, bias_values, gain_of, get_family
+from autoinit.layers import ParamSpec, describe_params
+from autoinit.scheme import GroupRule, InitScheme
+
+__all__ = ["apply_scheme", "check_model", "default_values", "model_parameters"]
+
+
+def model_parameters(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Every parameter of ``model`` (tied ones once) with its shape."""
+    for name, p in model.named_parameters():
+        if isinstance(p, nn.parameter.UninitializedParameter):  # its shape is unknown yet
+            raise ConfigError(f"parameter {name!r} of a lazy module is not materialized; "
+                              "run one batch through the model first")
+    return {name: tuple(p.shape) for name, p in model.named_parameters()}
+
+
+def check_model(model: nn.Module, scheme: InitScheme) -> None:
+    """Raise :class:`SchemeError` listing missing, extra and mismatched parameters, if any."""
+    have = model_parameters(model)
+    want = scheme.parameters
+    missing = [k for k in want if k not in have]
+    extra = [k for k in have if k not in want]
+    shapes = [f"{k}: model {have[k]}, scheme {want[k]}" for k in want
+              if k in have and tuple(have[k]) != tuple(want[k])]
+    if missing or extra or shapes:
+        parts = [f"{label} ({len(v)}): {', '.join(v[:20])}{' ...' if len(v) > 20 else ''}"
+                 for label, v in (("missing from the model", missing),
+                                  ("not in the scheme", extra), ("shape mismatch", shapes)) if v]
+        raise SchemeError(
+            f"scheme was made for a different model ({scheme.model_class or 'unknown class'}); "
+            + "; ".join(parts)
+        )
+
+
+def apply_scheme(model: nn.Module, scheme: InitScheme) -> nn.Module:
+    """Initialize ``model`` in place with ``scheme`` and return it.
+
+    Raises:
+        SchemeError: the model's parameters differ from the scheme's, or a group's family does
+            not fit one of its parameters.
+    """
+    check_model(model, scheme)
+    params = dict(model.named_parameters())
+    specs = {s.name: s for s in describe_params(model, include_frozen=True)}
+    modules = dict(model.named_modules())
+    defaults: dict[str, dict[str, torch.Tensor]] = {}
+    with torch.no_grad():
+        for group, rule in scheme.groups.items():
+            for name in rule.members:
+                spec = specs.get(name)
+                if spec is None:
+                    raise SchemeError(f"group {group!r} names {name!r}, which autoinit cannot "
+                                      "initialize in this model")
+                tensor = params[name]
+                if tensor.numel() == 0:
+                    warnings.warn(f"parameter {name!r} is empty; nothing to initialize",
+                                  stacklevel=2)
+                    continue
+                value = _values(spec, rule, group, scheme.seed, modules, defaults)
+                tensor.copy_(value.reshape(tensor.shape))
+                module = modules[spec.module_name]
+                if isinstance(module, nn.modules.batchnorm._NormBase):
+                    module.reset_running_stats()
+    return model
+
+
+def _generator(seed: int, key: str) -> torch.Generator:
+    digest = hashlib.sha256(f"{seed}/{key}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
+def _values(spec: ParamSpec, rule: GroupRule, group: str, seed: int, modules, defaults):
+    generator = _generator(seed, spec.name)
+    if spec.param_type in ("bias", "norm_bias"):
+        if rule.bias == "default":
+            return _default(spec, seed, modules, defaults)
+        return bias_values(spec.shape, rule.bias, rule.bias_value, kind=spec.kind,
+                           param_name=spec.name, generator=generator)
+    family = get_family(rule.family)
+    if not family.fits(spec.param_type, spec.kind):
+        raise SchemeError(f"group {group!r}: family {rule.family!r} cannot initialize "
+                          f"{spec.name!r} ({spec.param_type} of a {spec.kind} layer)")
+    if family.sampler is None:
+        return _default(spec, seed, modules, defaults) * rule.scale
+    gain = gain_of(rule.nonlinearity)
+    if spec.param_type == "norm_weight":
+        return family.sampler(Fans(spec.shape, 1, 1, gain), scale=rule.scale, generator=generator,
+                              **rule.options)
+    canonical = _canonical_shape(spec)
+    rows = canonical[0] // spec.blocks
+    blocks = [
+        family.sampler(Fans((rows, *canonical[1:]), spec.fan_in, spec.fan_out, gain),
+                       scale=rule.scale, generator=generator, **rule.options)
+        for _ in range(spec.blocks)
+    ]
+    return _from_canonical(torch.cat(blocks), spec)
+
+
+def _canonical_shape(spec: ParamSpec) -> tuple[int, ...]:
+    """The weight's shape in torch's ``(out, in, *kernel)`` layout."""
+    shape = spec.shape
+    if spec.layout in ("in_out", "conv_transpose"):
+        return (shape[1], shape[0], *shape[2:])
+    return shape
+
+
+def _from_canonical(value: torch.Tensor, spec: ParamSpec) -> torch.Tensor:
+    if spec.layout in ("in_out", "conv_transpose"):
+        return value.transpose(0, 1).contiguous()
+    return value
+
+
+def _default(spec: ParamSpec, seed: int, modules, cache) -> torch.Tensor:
+    if spec.module_name not in cache:
+        generator = _generator(seed, f"{spec.module_name}#reset_parameters")
+        cache[spec.module_name] = default_values(modules[spec.module_name], generator)
+    return cache[spec.module_name][spec.local_name]
+
+
+def default_values(module: nn.Module, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """What ``module.reset_parameters()`` draws for its own parameters from ``generator``'s state.
+
+    The module is copied to CPU and reset with the global RNG temporarily set to the generator's
+    state, so the result equals ``torch.manual_seed(s); module.reset_parameters()`` bit for bit
+    for a generator seeded with ``s``. The generator advances as if it had been used; the global
+    RNG is restored. Modules without a reset method get torch's convention (Kaiming uniform with
+    ``a=sqrt(5)``, biases uniform in ``±1/sqrt(fan_in)``).
+    """
+    clone = copy.deepcopy(module).to("cpu")
+    reset = getattr(clone, "reset_parameters", None) or getattr(clone, "_reset_parameters", None)
+    with torch.random.fork_rng(devices=[]):
+        torch.set_rng_state(generator.get_state())
+        with torch.no_grad():
+            if callable(reset):
+                reset()
+            else:
+                _torch_convention(clone)
+        generator.set_state(torch.get_rng_state())
+    return {name: p.detach() for name, p in clone.named_parameters(recurse=False)}
+
+
+def _torch_convention(module: nn.Module) -> None:
+    own = dict(module.named_parameters(recurse=False))
+    fan_in = next((nn.init._calculate_fan_in_and_fan_out(p)[0] for p in own.values()
+                   if p.dim() >= 2), 1)
+    for p in own.values():
+        if p.dim() >= 2:
+            nn.init.kaiming_uniform_(p, a=math.sqrt(5))
+        else:
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            nn.init.uniform_(p, -bound, bound)

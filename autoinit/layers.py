@@ -1,0 +1,280 @@
+"""Layer kinds and fan rules: what every initializable parameter of a model is.
+
+A *layer rule* looks at a module and one of its own parameters and says what the parameter is
+(a weight, a bias, a norm gamma or beta), its fans, how many gate blocks it packs and whether it
+is stored ``(out, in)`` like ``nn.Linear`` or ``(in, out)`` like some transformer libraries'
+``Conv1D``. Rules are registered per module class and found through the class's MRO, so
+subclasses inherit them. Users describe their own layers with :func:`register_layer_kind`.
+
+Example:
+    >>> import torch.nn as nn
+    >>> specs = describe_params(nn.LSTM(8, 16))
+    >>> [(s.name, s.param_type, s.blocks, s.fan_in, s.fan_out) for s in specs][:2]
+    [('weight_ih_l0', 'weight', 4, 8, 16), ('weight_hh_l0', 'weight', 4, 16, 16)]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from autoinit.errors import ConfigError
+
+__all__ = [
+    "LayerParam",
+    "ParamSpec",
+    "describe_params",
+    "in_out_rule",
+    "register_layer_kind",
+]
+
+
+@dataclass(frozen=True)
+class LayerParam:
+    """What a layer rule says about one parameter (fans are per gate block)."""
+
+    kind: str
+    param_type: str  # "weight", "bias", "norm_weight" or "norm_bias"
+    fan_in: int = 0
+    fan_out: int = 0
+    blocks: int = 1
+    layout: str = "out_in"  # "out_in" (torch), "in_out" (stored transposed), "conv_transpose"
+
+
+@dataclass(frozen=True)
+class ParamSpec(LayerParam):
+    """One initializable parameter of a model: its names, shape and layer facts."""
+
+    name: str = ""
+    module_name: str = ""
+    module_type: str = ""
+    shape: tuple[int, ...] = ()
+    known: bool = True  # False when no rule matched and torch's convention was assumed
+
+    @property
+    def local_name(self) -> str:
+        return self.name.rsplit(".", 1)[-1]
+
+
+LayerRule = Callable[[nn.Module, str, torch.Tensor], "LayerParam | None"]
+_RULES: dict[type, LayerRule] = {}
+
+
+def register_layer_kind(module_type: type, rule: LayerRule) -> None:
+    """Describe the parameters of ``module_type`` (and its subclasses) with ``rule``.
+
+    ``rule(module, local_name, tensor)`` returns a :class:`LayerParam`, or ``None`` for a
+    parameter autoinit should leave alone.
+
+    Example:
+        >>> class Conv1D(nn.Module):  # stores its matrix as (in, out)
+        ...     def __init__(self, nx, nf):
+        ...         super().__init__()
+        ...         self.weight = nn.Parameter(torch.empty(nx, nf))
+        ...         self.bias = nn.Parameter(torch.zeros(nf))
+        >>> register_layer_kind(Conv1D, in_out_rule)
+        >>> [(s.fan_in, s.fan_out, s.layout) for s in describe_params(Conv1D(3, 5))][0]
+        (3, 5, 'in_out')
+    """
+    if not isinstance(module_type, type) or not issubclass(module_type, nn.Module):
+        raise ConfigError(f"module_type must be an nn.Module subclass, got {module_type!r}")
+    if module_type in _RULES:
+        warnings.warn(f"layer kind for {module_type.__name__} replaced", stacklevel=2)
+    _RULES[module_type] = rule
+
+
+def _rule_for(module: nn.Module) -> LayerRule | None:
+    for cls in type(module).__mro__:
+        if cls in _RULES:
+            return _RULES[cls]
+    return None
+
+
+def _receptive(shape: torch.Size) -> int:
+    return math.prod(shape[2:]) if len(shape) > 2 else 1
+
+
+def _linear_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
+    if name == "weight":
+        return LayerParam("linear", "weight", t.shape[1], t.shape[0])
+    return LayerParam("linear", "bias", t.shape[0]) if name == "bias" else None
+
+
+def in_out_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
+    """Rule for layers that store their matrix as ``(in, out)`` and compute ``x @ W + b``."""
+    if t.dim() >= 2:
+        return LayerParam("in_out", "weight", t.shape[0], t.shape[1], layout="in_out")
+    return LayerParam("in_out", "bias", 0)
+
+
+def _conv_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
+    groups = getattr(module, "groups", 1)
+    rf = _receptive(t.shape)
+    if getattr(module, "transposed", False):
+        # weight is (in, out / groups, *k): the opposite of Conv.
+        if name == "weight":
+            fan_in, fan_out = t.shape[0] // groups * rf, t.shape[1] * rf
+            return LayerParam("conv_transpose", "weight", fan_in, fan_out, layout="conv_transpose")
+        return LayerParam("conv_transpose", "bias", t.shape[0]) if name == "bias" else None
+    if name == "weight":
+        return LayerParam("conv", "weight", t.shape[1] * rf, t.shape[0] // groups * rf)
+    return LayerParam("conv", "bias", t.shape[0]) if name == "bias" else None
+
+
+def _embedding_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
+    # A lookup is a product with a one-hot vector: one input is active, so fan_in is 1.
+    return LayerParam("embedding", "weight", 1, t.shape[1]) if name == "weight" else None
+
+
+_RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+def _rnn_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
+    mode = getattr(module, "mode", "RNN_TANH")
+    kind = {"LSTM": "lstm", "GRU": "gru"}.get(mode, "rnn")
+    gates = _RNN_GATES.get(mode, 1)
+    if name.startswith("weight_hr"):  # LSTM projection (proj, hidden)
+        return LayerParam(kind, "weight", t.shape[1], t.shape[0])
+    if name.startswith("weight_"):
+        return LayerParam(kind, "weight", t.shape[1], t.shape[0] // gates, blocks=gates)
+    if name.startswith("bias_"):
+        return LayerParam(kind, "bias", 0, blocks=gates)
+    return None
+
+
+def _mha_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
+    if name == "in_proj_weight":
+        return LayerParam("mha", "weight", t.shape[1], t.shape[0] // 3, blocks=3)
+    if name in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
+        return LayerParam("mha", "weight", t.shape[1], t.shape[0])
+    if name == "in_proj_bias":
+        return LayerParam("mha", "bias", 0, blocks=3)
+    if name in ("bias_k", "bias_v"):
+        return LayerParam("mha", "bias", 0)
+    return None
+
+
+def _norm_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
+    if name == "weight":
+        return LayerParam("norm", "norm_weight")
+    return LayerParam("norm", "norm_bias") if name == "bias" else None
+
+
+for _cls in (nn.Linear, nn.Bilinear):
+    register_layer_kind(_cls, _linear_rule)
+register_layer_kind(nn.modules.conv._ConvNd, _conv_rule)
+register_layer_kind(nn.Embedding, _embedding_rule)
+register_layer_kind(nn.EmbeddingBag, _embedding_rule)
+register_layer_kind(nn.RNNBase, _rnn_rule)
+register_layer_kind(nn.MultiheadAttention, _mha_rule)
+for _cls in (
+    nn.modules.batchnorm._NormBase,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.RMSNorm,
+    nn.LocalResponseNorm,
+):
+    register_layer_kind(_cls, _norm_rule)
+
+
+def _fallback(name: str, t: torch.Tensor) -> LayerParam | None:
+    """torch's convention: ``(out, in, *k)`` for 2+ dims; 1-D tensors named ``bias*`` are biases.
+
+    Other 1-D tensors of unknown modules (a hand-written norm's gain, say) are left alone.
+    """
+    if t.dim() >= 2:
+        fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(t)
+        return LayerParam("unknown", "weight", fan_in, fan_out)
+    return LayerParam("unknown", "bias", 0) if name.startswith("bias") else None
+
+
+_warned_types: set[str] = set()
+
+
+def describe_params(
+    model: nn.Module,
+    *,
+    include_frozen: bool = False,
+    only: Iterable[str] | str | None = None,
+    exclude: Iterable[str] | str | None = None,
+) -> list[ParamSpec]:
+    """Every initializable parameter of ``model``, in registration order.
+
+    Tied parameters appear once, under their first name. Frozen parameters
+    (``requires_grad=False``) are left out unless ``include_frozen``. ``only`` and ``exclude``
+    are regular expressions matched (``re.search``) against full parameter names.
+    Parameters of modules no rule knows are described by torch's convention, with one warning
+    per module class; their specs have ``known=False``.
+    """
+    only_re = _compile_patterns(only, "only")
+    exclude_re = _compile_patterns(exclude, "exclude")
+    seen: set[int] = set()
+    specs: list[ParamSpec] = []
+    for module_name, module in model.named_modules():
+        rule = _rule_for(module)
+        for local, tensor in module.named_parameters(recurse=False):
+            if id(tensor) in seen:
+                continue
+            seen.add(id(tensor))
+            name = f"{module_name}.{local}" if module_name else local
+            if isinstance(tensor, nn.parameter.UninitializedParameter):
+                raise ConfigError(
+                    f"parameter {name!r} of lazy module {type(module).__name__} is not "
+                    "materialized; run one batch through the model first"
+                )
+            if not (tensor.requires_grad or include_frozen):
+                continue
+            if only_re and not any(p.search(name) for p in only_re):
+                continue
+            if exclude_re and any(p.search(name) for p in exclude_re):
+                continue
+            fact = rule(module, local, tensor) if rule else None
+            known = fact is not None
+            if fact is None and rule is None:
+                fact = _fallback(local, tensor)
+                _warn_unknown(module, name)
+            if fact is None:
+                continue
+            specs.append(
+                ParamSpec(
+                    **vars(fact),
+                    name=name,
+                    module_name=module_name,
+                    module_type=type(module).__name__,
+                    shape=tuple(tensor.shape),
+                    known=known,
+                )
+            )
+    return specs
+
+
+def _warn_unknown(module: nn.Module, name: str) -> None:
+    type_name = type(module).__name__
+    if type_name not in _warned_types:
+        _warned_types.add(type_name)
+        warnings.warn(
+            f"no layer rule for {type_name} (parameter {name!r}); assuming torch's (out, in, "
+            "*kernel) convention. Describe it with autoinit.register_layer_kind.",
+            stacklevel=3,
+        )
+
+
+def _compile_patterns(patterns: Iterable[str] | str | None, field: str) -> list[re.Pattern]:
+    if patterns is None:
+        return []
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    compiled = []
+    for p in patterns:
+        try:
+            compiled.append(re.compile(p))
+        except (re.error, TypeError) as exc:
+            raise ConfigError(f"{field} pattern must be a valid regular expression, got {p!r}: "
+                              f"{exc}") from None
+    return compiled

@@ -1,0 +1,130 @@
+"""The per-trial objective: scheme → apply → screen → probe → score, reported to Optuna."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+
+import optuna
+import torch
+from torch import nn
+
+from autoinit.apply import apply_scheme
+from autoinit.calibrate import lsuv_scheme
+from autoinit.diagnose import diagnose
+from autoinit.plan import ModelPlan
+from autoinit.probe import ProbeConfig, ProbeData, ProbeResult, run_probe
+from autoinit.scheme import GroupRule, InitScheme
+from autoinit.space import SearchSpace, suggest_scheme
+
+__all__ = ["Objective", "screen"]
+
+_REJECT_FLAGS = ("non_finite", "exploding_activation", "exploding_gradient")
+
+
+def screen(model: nn.Module, data: ProbeData, seed: int = 0) -> str | None:
+    """One forward and backward pass; the reason to reject the candidate, or ``None``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            d = diagnose(model, data.train[0], data.loss)
+        except RuntimeError as exc:  # e.g. a backward through non-finite values
+            return f"screening pass failed: {str(exc).splitlines()[0]}"
+    bad = [f"{r.name}: {f}" for r in d.records for f in r.flags if f in _REJECT_FLAGS]
+    if bad:
+        return "screened out: " + ", ".join(bad[:3])
+    weights = [r for r in d.records if r.kind != "norm"]
+    vanishing = [r for r in weights if "vanishing_gradient" in r.flags]
+    if weights and len(vanishing) > len(weights) / 2:
+        return f"screened out: gradients vanish in {len(vanishing)} of {len(weights)} layers"
+    return None
+
+
+@dataclass
+class Objective:
+    """Scores one Optuna trial. Holds a working copy of the model, reset for every trial."""
+
+    work: nn.Module
+    initial: dict[str, torch.Tensor]
+    plan: ModelPlan
+    layer_plan: ModelPlan
+    data: ProbeData
+    config: ProbeConfig
+    space: SearchSpace
+    lr: float
+    seed: int
+    screening: bool = True
+
+    def scheme_of(self, trial: optuna.trial.FrozenTrial | optuna.trial.Trial) -> tuple[InitScheme, float]:
+        """The scheme and learning rate a trial stands for (also for finished trials)."""
+        attrs = trial.user_attrs
+        if attrs.get("baseline") == "lsuv" and "rules" in attrs:
+            plan = self.layer_plan
+            rules = {g: GroupRule(**r) for g, r in json.loads(attrs["rules"]).items()}
+            return plan.scheme(rules, self.seed), float(trial.params.get("lr", self.lr))
+        if isinstance(trial, optuna.trial.FrozenTrial):
+            trial = optuna.trial.FixedTrial(trial.params)
+        return suggest_scheme(trial, self.plan, self.space, self.lr, self.seed)
+
+    def reset(self) -> None:
+        self.work.load_state_dict(self.initial)
+
+    def probe(self, scheme: InitScheme, lr: float, config: ProbeConfig | None = None,
+              report=None) -> ProbeResult:
+        self.reset()
+        apply_scheme(self.work, scheme)
+        return run_probe(self.work, self.data, replace(config or self.config, lr=lr), report)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        start = time.perf_counter()
+        baseline = trial.user_attrs.get("baseline")
+        scheme, lr = suggest_scheme(trial, self.plan, self.space, self.lr, self.seed)
+        if baseline == "lsuv":
+            self.reset()
+            scheme = lsuv_scheme(self.work, self.data.train[0], self.data.loss, seed=self.seed,
+                                 **self.layer_plan.select)
+        trial.set_user_attr("rules", _rules_json(scheme))
+        if self.screening and baseline is None:
+            self.reset()
+            apply_scheme(self.work, scheme)
+            reason = screen(self.work, self.data, self.config.seed)
+            if reason:
+                return _prune(trial, reason, steps=0, screened=True, start=start)
+
+        def report(step: int, value: float) -> bool:
+            trial.report(value, step)
+            return baseline is None and trial.should_prune()
+
+        result = self.probe(scheme, lr, report=report)
+        trial.set_user_attr("curve", result.curve)
+        trial.set_user_attr("train_loss", _thin(result.train_loss))
+        if result.diverged:
+            return _prune(trial, result.diverged, result.steps, start=start)
+        if result.stopped_at is not None:
+            return _prune(trial, f"pruned at step {result.stopped_at}", result.steps, start=start)
+        _cost(trial, result.steps, screened=self.screening and baseline is None, start=start)
+        return result.score
+
+
+def _rules_json(scheme: InitScheme) -> str:
+    return json.dumps({g: {"family": r.family, "scale": r.scale, "bias": r.bias,
+                           "bias_value": r.bias_value, "nonlinearity": r.nonlinearity,
+                           "options": dict(r.options)} for g, r in scheme.groups.items()})
+
+
+def _thin(values: list[float], most: int = 200) -> list[float]:
+    stride = max(1, len(values) // most)
+    return [round(v, 6) for v in values[::stride]]
+
+
+def _cost(trial, steps: int, *, screened: bool, start: float) -> None:
+    trial.set_user_attr("probe_steps", steps)
+    trial.set_user_attr("screening_passes", int(screened))
+    trial.set_user_attr("seconds", time.perf_counter() - start)
+
+
+def _prune(trial, reason: str, steps: int, *, screened: bool = False, start: float) -> float:
+    trial.set_user_attr("failure", reason)
+    _cost(trial, steps, screened=screened, start=start)
+    raise optuna.TrialPruned(reason)

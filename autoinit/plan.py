@@ -1,0 +1,102 @@
+"""``ModelPlan``: a model's initializable layers and groups, and schemes built from them.
+
+Example:
+    >>> import torch.nn as nn
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> plan = ModelPlan.of(net)
+    >>> sorted(plan.grouping.groups)
+    ['head.linear', 'input.linear']
+    >>> plan.uniform("kaiming_normal").groups["input.linear"].nonlinearity
+    'relu'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from torch import nn
+
+from autoinit.apply import model_parameters
+from autoinit.errors import ConfigError
+from autoinit.families import get_family
+from autoinit.groups import Grouping, GroupSpec, fitting_families, group_layers
+from autoinit.roles import Layer, describe_model
+from autoinit.scheme import GroupRule, InitScheme, current_versions
+
+__all__ = ["ModelPlan", "uniform_scheme"]
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """What a search over one model works with: layers with roles, their groups, the shapes."""
+
+    layers: list[Layer]
+    grouping: Grouping
+    parameters: dict[str, tuple[int, ...]]
+    model_class: str
+    select: dict = field(default_factory=dict)  # the only / exclude / include_frozen it was made with
+
+    @classmethod
+    def of(
+        cls,
+        model: nn.Module,
+        groups: GroupSpec = "role",
+        *,
+        only: Iterable[str] | str | None = None,
+        exclude: Iterable[str] | str | None = None,
+        include_frozen: bool = False,
+    ) -> ModelPlan:
+        layers = describe_model(model, only=only, exclude=exclude, include_frozen=include_frozen)
+        if not layers:
+            raise ConfigError(
+                f"model {type(model).__name__} has no parameter to initialize (all frozen, "
+                "excluded or absent); pass include_frozen=True or loosen only=/exclude="
+            )
+        return cls(layers, group_layers(layers, groups), model_parameters(model),
+                   type(model).__name__,
+                   {"only": only, "exclude": exclude, "include_frozen": include_frozen})
+
+    def families_for(self, group: str, allowed: list[str] | None = None) -> list[str]:
+        """Families that fit every parameter of ``group``."""
+        return fitting_families(self.grouping.groups[group], allowed)
+
+    def scheme(self, rules: Mapping[str, GroupRule], seed: int = 0) -> InitScheme:
+        """A scheme giving each group its rule (members are filled in from the grouping)."""
+        unknown = sorted(set(rules) - set(self.grouping.groups))
+        if unknown:
+            raise ConfigError(f"rules name unknown groups {unknown}; groups are "
+                              f"{sorted(self.grouping.groups)}")
+        groups = {
+            name: replace(rule, members=tuple(lay.name for lay in self.grouping.groups[name]))
+            for name, rule in rules.items()
+        }
+        return InitScheme(groups, seed=seed, parameters=self.parameters,
+                          model_class=self.model_class, **current_versions())
+
+    def rule(self, group: str, family: str, scale: float = 1.0, **kw) -> GroupRule:
+        """A rule for ``group`` with the family's default bias and the group's activation."""
+        fam = get_family(family)
+        return GroupRule(family, scale=scale, bias=kw.pop("bias", fam.default_bias),
+                         bias_value=kw.pop("bias_value", _default_bias_value(fam.default_bias)),
+                         nonlinearity=kw.pop("nonlinearity", self.grouping.nonlinearity(group)),
+                         options=kw.pop("options", {}), **kw)
+
+    def uniform(self, family: str, scale: float = 1.0, seed: int = 0) -> InitScheme:
+        """``family`` for every group it fits; PyTorch's default for the others (norms, say)."""
+        get_family(family)
+        rules = {}
+        for group in self.grouping.groups:
+            name = family if family in self.families_for(group) else "pytorch_default"
+            rules[group] = self.rule(group, name, scale if name == family else 1.0)
+        return self.scheme(rules, seed)
+
+
+def _default_bias_value(rule: str) -> float:
+    return {"normal": 0.001, "forget_gate": 1.0}.get(rule, 0.0)
+
+
+def uniform_scheme(model: nn.Module, family: str, *, scale: float = 1.0, seed: int = 0,
+                   groups: GroupSpec = "role") -> InitScheme:
+    """The scheme that applies ``family`` everywhere it fits (see :meth:`ModelPlan.uniform`)."""
+    return ModelPlan.of(model, groups).uniform(family, scale, seed)

@@ -1,0 +1,204 @@
+"""The probe: a short training of a candidate initialization on cached batches.
+
+Batches are fetched once, kept on the device and replayed in the same order for every candidate,
+with the same dropout seed (common random numbers), so candidates differ only by their weights.
+The score is the held-out loss at the end (``objective="final"``) or the mean held-out loss over
+the evaluation points (``objective="mean"``, which rewards fast convergence).
+
+Example:
+    >>> import torch, torch.nn as nn
+    >>> g = torch.Generator().manual_seed(0)
+    >>> batches = [(torch.randn(16, 4, generator=g), torch.randint(0, 2, (16,), generator=g))]
+    >>> data = ProbeData(batches * 4, batches)
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> r = run_probe(net, data, ProbeConfig(steps=8, eval_every=4))
+    >>> [step for step, _ in r.curve], r.diverged
+    ([4, 8], None)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from autoinit.batches import LossFn, make_loss
+from autoinit.errors import ConfigError
+
+__all__ = ["OPTIMIZERS", "ProbeConfig", "ProbeData", "ProbeResult", "make_optimizer", "run_probe"]
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
+    "rmsprop": torch.optim.RMSprop,
+}
+OBJECTIVES = ("final", "mean")
+
+
+def make_optimizer(optimizer: str | Callable, params, lr: float) -> torch.optim.Optimizer:
+    """An optimizer from a name in :data:`OPTIMIZERS` or a callable ``(params, lr) -> Optimizer``.
+
+    A callable that takes only ``params`` is called without the learning rate.
+    """
+    if isinstance(optimizer, str):
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {sorted(OPTIMIZERS)} or a callable, "
+                              f"got {optimizer!r}")
+        return OPTIMIZERS[optimizer](params, lr=lr)
+    try:
+        return optimizer(params, lr=lr)
+    except TypeError:
+        return optimizer(params)
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """How a candidate is trained and scored.
+
+    Attributes:
+        steps: optimizer steps per probe.
+        lr: learning rate.
+        optimizer: a name in :data:`OPTIMIZERS` or ``(params, lr) -> Optimizer``.
+        eval_every: steps between held-out evaluations (reported to the pruner).
+        objective: ``"final"`` or ``"mean"`` held-out loss.
+        explode_factor: a training loss above ``explode_factor`` times the first one is divergence.
+        seed: the dropout / RNG seed every candidate shares.
+        device: where the probe runs.
+        bf16: bf16 autocast (CUDA only).
+    """
+
+    steps: int = 100
+    lr: float = 1e-3
+    optimizer: str | Callable = "adam"
+    eval_every: int = 25
+    objective: str = "final"
+    explode_factor: float = 10.0
+    seed: int = 0
+    device: str = "cpu"
+    bf16: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "eval_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be a positive finite number, got {self.lr!r}")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
+        if not self.explode_factor > 1:
+            raise ConfigError(f"explode_factor must be > 1, got {self.explode_factor!r}")
+
+
+@dataclass
+class ProbeData:
+    """Training and held-out batches, already on the probe's device, and the loss."""
+
+    train: list[Any]
+    val: list[Any]
+    loss: LossFn = field(default_factory=lambda: make_loss(None))
+
+    def __post_init__(self) -> None:
+        if not self.train:
+            raise ConfigError("the training dataloader yielded no batch")
+        if not self.val:
+            raise ConfigError("the validation dataloader yielded no batch")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one probe measured."""
+
+    score: float
+    curve: list[tuple[int, float]]  # (step, held-out loss)
+    train_loss: list[float]
+    steps: int
+    diverged: str | None = None
+    stopped_at: int | None = None  # a pruner stopped it after this step
+    seconds: float = 0.0
+
+
+def evaluate(model: nn.Module, data: ProbeData, autocast) -> float:
+    """Mean loss over the held-out batches, in eval mode."""
+    model.eval()
+    with torch.no_grad(), autocast():
+        total = sum(float(data.loss(model, b)) for b in data.val)
+    model.train()
+    return total / len(data.val)
+
+
+def run_probe(
+    model: nn.Module,
+    data: ProbeData,
+    config: ProbeConfig,
+    report: Callable[[int, float], bool] | None = None,
+) -> ProbeResult:
+    """Train ``model`` (already initialized, on ``config.device``) and score it.
+
+    ``report(step, held_out_loss)`` is called at each evaluation; returning ``True`` stops the
+    probe there (a pruner's decision). The global RNG is restored afterwards.
+    """
+    start = time.perf_counter()
+    autocast = _autocast(config)
+    optimizer = make_optimizer(config.optimizer, [p for p in model.parameters() if p.requires_grad],
+                               config.lr)
+    curve: list[tuple[int, float]] = []
+    losses = torch.empty(config.steps)
+    n = len(data.train)
+    diverged = stopped = None
+    devices = [torch.device(config.device)] if torch.device(config.device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(config.seed)
+        model.train()
+        for step in range(1, config.steps + 1):
+            optimizer.zero_grad(set_to_none=True)
+            with autocast():
+                loss = data.loss(model, data.train[(step - 1) % n])
+            loss.backward()
+            optimizer.step()
+            losses[step - 1] = loss.detach().float()
+            if step % config.eval_every and step != config.steps:
+                continue
+            diverged = _divergence(losses[:step], config.explode_factor)
+            if diverged:
+                break
+            held_out = evaluate(model, data, autocast)
+            if not math.isfinite(held_out):
+                diverged = f"non-finite held-out loss at step {step}"
+                break
+            curve.append((step, held_out))
+            if report is not None and step != config.steps and report(step, held_out):
+                stopped = step
+                break
+    train_loss = losses[: step].tolist()
+    if diverged:
+        score = math.inf
+    elif config.objective == "final":
+        score = curve[-1][1]
+    else:
+        score = sum(v for _, v in curve) / len(curve)
+    return ProbeResult(score, curve, train_loss, step, diverged, stopped,
+                       time.perf_counter() - start)
+
+
+def _divergence(losses: torch.Tensor, factor: float) -> str | None:
+    finite = torch.isfinite(losses)
+    if not bool(finite.all()):
+        return f"non-finite training loss at step {int((~finite).nonzero()[0]) + 1}"
+    first, worst = float(losses[0]), float(losses.max())
+    if worst > factor * max(first, 1e-8):
+        return f"training loss exploded from {first:.4g} to {worst:.4g}"
+    return None
+
+
+def _autocast(config: ProbeConfig):
+    if config.bf16 and torch.device(config.device).type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext

@@ -1,0 +1,227 @@
+"""Roles: where each layer sits in the network, and the activation that follows it.
+
+Roles are ``embedding``, ``input``, ``hidden``, ``residual_out`` (the last layer of a residual
+branch), ``attn_qkv``, ``attn_out``, ``rnn_ih``, ``rnn_hh``, ``norm`` and ``head`` (the layer
+that feeds the output). They come from a ``torch.fx`` trace when the model traces (residual adds,
+the activation after each layer, execution order), and from layer kinds, names and registration
+order when it does not.
+
+Example:
+    >>> import torch.nn as nn
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> [(l.module_name, l.role, l.nonlinearity) for l in assign_roles(net, describe_params(net))
+    ...  if l.param_type == "weight"]
+    [('0', 'input', 'relu'), ('2', 'hidden', 'relu'), ('4', 'head', 'linear')]
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from autoinit.layers import ParamSpec, _rule_for, describe_params
+
+__all__ = ["ROLES", "Layer", "assign_roles", "describe_model"]
+
+ROLES = (
+    "embedding", "input", "hidden", "residual_out", "attn_qkv", "attn_out",
+    "rnn_ih", "rnn_hh", "norm", "head",
+)
+
+
+@dataclass(frozen=True)
+class Layer(ParamSpec):
+    """A :class:`ParamSpec` with its role and the activation that follows its layer."""
+
+    role: str = "hidden"
+    nonlinearity: str = "linear"
+
+
+_ACT_MODULES: dict[type, str] = {
+    nn.ReLU: "relu", nn.ReLU6: "relu", nn.LeakyReLU: "leaky_relu", nn.Tanh: "tanh",
+    nn.Sigmoid: "sigmoid", nn.GELU: "gelu", nn.SiLU: "silu", nn.SELU: "selu", nn.ELU: "elu",
+    nn.Mish: "silu", nn.Softplus: "relu",
+}
+_ACT_FUNCS = {
+    F.relu: "relu", torch.relu: "relu", F.leaky_relu: "leaky_relu", torch.tanh: "tanh",
+    F.tanh: "tanh", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", F.gelu: "gelu",
+    F.silu: "silu", F.selu: "selu", F.elu: "elu",
+}
+_ACT_METHODS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "relu_": "relu"}
+_ADDS = {operator.add, operator.iadd, torch.add}
+_PASS_THROUGH = {nn.Dropout, nn.Identity, nn.Flatten}
+_LAYER_KINDS = {"linear", "conv", "conv_transpose", "in_out", "unknown"}
+
+
+def describe_model(model: nn.Module, **select) -> list[Layer]:
+    """:func:`describe_params` followed by :func:`assign_roles` (keywords go to the former)."""
+    return assign_roles(model, describe_params(model, **select))
+
+
+def assign_roles(model: nn.Module, specs: list[ParamSpec]) -> list[Layer]:
+    """Give every spec a role and a following activation."""
+    graph = _trace(model)
+    order = graph.order if graph else [n for n, _ in model.named_modules()]
+    rank = {name: i for i, name in enumerate(order)}
+    layers = sorted({s.module_name for s in specs if s.kind in _LAYER_KINDS},
+                    key=lambda n: rank.get(n, len(rank)))
+    first_param_module = min((s.module_name for s in specs),
+                             key=lambda n: rank.get(n, len(rank)), default=None)
+    modules = dict(model.named_modules())
+    fallback_act = _dominant_activation(model)
+    out = []
+    for s in specs:
+        role, act = _role_of(s, modules, graph, layers, first_param_module, fallback_act)
+        out.append(Layer(**vars(s), role=role, nonlinearity=act))
+    return out
+
+
+def _role_of(s, modules, graph, layers, first_module, fallback_act) -> tuple[str, str]:
+    if s.kind == "norm":
+        return "norm", "linear"
+    if s.kind == "embedding":
+        return "embedding", "linear"
+    if s.kind in ("lstm", "gru", "rnn"):
+        local = s.local_name
+        role = "rnn_ih" if "_ih" in local else "rnn_hh"
+        module = modules.get(s.module_name)
+        act = "relu" if getattr(module, "nonlinearity", "tanh") == "relu" else "tanh"
+        return role, act if s.kind == "rnn" else "linear"
+    if s.kind == "mha":
+        return "attn_qkv", "linear"
+    name = s.module_name
+    parent = modules.get(name.rsplit(".", 1)[0] if "." in name else "")
+    if name.rsplit(".", 1)[-1] == "out_proj" and isinstance(parent, nn.MultiheadAttention):
+        return "attn_out", "linear"
+    if re.search(r"(^|\.)(q|k|v|qkv|query|key|value|c_attn)(_proj)?$", name):
+        return "attn_qkv", "linear"
+    seen = graph is not None and name in graph.traced
+    act = graph.activation.get(name, "linear") if seen else fallback_act
+    if layers and name == layers[-1]:
+        return "head", act if seen else "linear"
+    if seen and name in graph.residual:
+        return "residual_out", act
+    if not seen and re.search(r"(^|\.)(linear2|fc2|c_proj|o_proj|down_proj|w2)$", name):
+        return "residual_out", "linear"
+    return ("input" if name == first_module else "hidden"), act
+
+
+@dataclass
+class _Graph:
+    order: list[str]
+    activation: dict[str, str]
+    residual: set[str]
+    traced: set[str]  # modules that are nodes of the graph (not hidden inside a leaf)
+
+
+class _LayerTracer(fx.Tracer):
+    """Traces into every container; stops at modules without children and at known layers."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return _rule_for(m) is not None or not any(True for _ in m.children())
+
+
+def _trace(model: nn.Module) -> _Graph | None:
+    """Execution order, following activations and residual-branch outputs from an fx trace.
+
+    Tries a trace into every container first, then torch's default (``torch.nn`` modules are
+    leaves). Submodules of a leaf take the leaf's place in the order, in registration order.
+    """
+    gm = None
+    for tracer in (_LayerTracer(), fx.Tracer()):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                gm = fx.GraphModule(model, tracer.trace(model))
+            break
+        except Exception:  # noqa: BLE001 - a model that does not trace falls back to heuristics
+            continue
+    if gm is None:
+        return None
+    modules = dict(model.named_modules())
+    order: list[str] = []
+    for node in gm.graph.nodes:
+        if node.op == "call_module":
+            prefix = f"{node.target}."
+            order += [node.target] + [n for n in modules if n.startswith(prefix)]
+    graph = _Graph(order, {}, set(), set())
+    for node in gm.graph.nodes:
+        if node.op != "call_module":
+            continue
+        graph.traced.add(node.target)
+        for user in _downstream(node, modules):
+            act = _activation_of(user, modules)
+            if act and node.target not in graph.activation:
+                graph.activation[node.target] = act
+            if _is_add(user) and _adds_skip(user, node):
+                graph.residual.add(node.target)
+    return graph
+
+
+def _downstream(node: fx.Node, modules: dict, depth: int = 3):
+    """Nodes reached from ``node`` through at most ``depth`` parameter-free, shape-only steps."""
+    frontier = list(node.users)
+    for _ in range(depth):
+        nxt = []
+        for user in frontier:
+            yield user
+            if _activation_of(user, modules) or _is_pass_through(user, modules):
+                nxt.extend(user.users)
+        frontier = nxt
+
+
+def _activation_of(node: fx.Node, modules: dict) -> str | None:
+    if node.op == "call_module":
+        return _ACT_MODULES.get(type(modules[node.target]))
+    if node.op == "call_function":
+        return _ACT_FUNCS.get(node.target)
+    if node.op == "call_method":
+        return _ACT_METHODS.get(node.target)
+    return None
+
+
+def _is_pass_through(node: fx.Node, modules: dict) -> bool:
+    if node.op == "call_module":
+        return type(modules[node.target]) in _PASS_THROUGH
+    return node.op == "call_function" and node.target in (F.dropout,)
+
+
+def _is_add(node: fx.Node) -> bool:
+    return (node.op == "call_function" and node.target in _ADDS) or (
+        node.op == "call_method" and node.target in ("add", "add_")
+    )
+
+
+def _adds_skip(add: fx.Node, branch_layer: fx.Node) -> bool:
+    """Whether another operand of ``add`` is an ancestor of the branch (a skip connection)."""
+    ancestors = _ancestors(branch_layer)
+    others = [a for a in add.args if isinstance(a, fx.Node) and branch_layer not in _ancestors(a)
+              and a is not branch_layer]
+    return any(a in ancestors for a in others)
+
+
+def _ancestors(node: fx.Node) -> set[fx.Node]:
+    seen: set[fx.Node] = set()
+    stack = list(node.all_input_nodes)
+    while stack:
+        n = stack.pop()
+        if n not in seen:
+            seen.add(n)
+            stack.extend(n.all_input_nodes)
+    return seen
+
+
+def _dominant_activation(model: nn.Module) -> str:
+    counts = Counter(_ACT_MODULES[type(m)] for m in model.modules() if type(m) in _ACT_MODULES)
+    for m in model.modules():  # nn.TransformerEncoderLayer keeps its activation as a function
+        act = getattr(m, "activation", None)
+        if callable(act) and act in _ACT_FUNCS:
+            counts[_ACT_FUNCS[act]] += 1
+    return counts.most_common(1)[0][0] if counts else "linear"

@@ -1,0 +1,128 @@
+"""The search space: the only module that calls ``trial.suggest_*``.
+
+Per group: the family (categorical, only families that fit the group), a log-scale multiplier
+around the family's own gain, the bias rule and its value (norm groups: gamma and beta), and
+optionally the learning rate. Conditional, define-by-run parameters named ``<group>.family``,
+``<group>.scale``, ``<group>.bias``, ``<group>.bias_value`` and ``lr``.
+
+Example:
+    >>> import optuna, torch.nn as nn
+    >>> from autoinit.plan import ModelPlan
+    >>> plan = ModelPlan.of(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
+    >>> space = SearchSpace()
+    >>> trial = optuna.trial.FixedTrial(baseline_params(plan, space, "orthogonal"))
+    >>> scheme, lr = suggest_scheme(trial, plan, space, lr=1e-3)
+    >>> scheme.groups["input.linear"].family, lr
+    ('orthogonal', 0.001)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import optuna
+
+from autoinit.errors import ConfigError
+from autoinit.families import get_family, list_families
+from autoinit.plan import ModelPlan
+from autoinit.scheme import InitScheme
+
+__all__ = ["BASELINES", "SearchSpace", "baseline_params", "suggest_scheme"]
+
+BASELINES = ("pytorch_default", "xavier_normal", "kaiming_normal", "lecun_normal", "orthogonal")
+_NORM_FAMILIES = ("pytorch_default", "constant", "zeros")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Bounds of the search.
+
+    Attributes:
+        families: candidate family names (``None``: every registered family).
+        scale_range: multiplier range, searched on a log scale.
+        bias_range: range of a constant bias offset.
+        lr_factor: with ``search_lr``, the learning rate is searched in ``[lr/f, lr*f]``.
+        search_lr: search the learning rate jointly with the initialization.
+    """
+
+    families: tuple[str, ...] | None = None
+    scale_range: tuple[float, float] = (0.25, 4.0)
+    bias_range: tuple[float, float] = (-0.1, 0.3)
+    lr_factor: float = 10.0
+    search_lr: bool = False
+
+    def __post_init__(self) -> None:
+        if self.families is not None:
+            if isinstance(self.families, str) or not self.families:
+                raise ConfigError(f"families must be a non-empty list of names, got "
+                                  f"{self.families!r}")
+            for name in self.families:
+                get_family(name)
+        low, high = self.scale_range
+        if not (0 < low <= 1 <= high and math.isfinite(high)):
+            raise ConfigError(f"scale_range must satisfy 0 < low <= 1 <= high, got {self.scale_range}")
+        if not self.bias_range[0] <= 0 <= self.bias_range[1]:
+            raise ConfigError(f"bias_range must contain 0, got {self.bias_range}")
+        if not self.lr_factor > 1:
+            raise ConfigError(f"lr_factor must be > 1, got {self.lr_factor!r}")
+
+    def choices(self, plan: ModelPlan, group: str) -> list[str]:
+        """The families searched for ``group`` (always including the baselines' families)."""
+        is_norm = all(lay.kind == "norm" for lay in plan.grouping.groups[group])
+        if is_norm:
+            pool = list(_NORM_FAMILIES)
+        else:  # the baselines' families are always in the space, so they can be enqueued
+            pool = list(BASELINES) + [f for f in self.families or list_families()
+                                      if f not in BASELINES]
+        return plan.families_for(group, pool)
+
+    def bias_rules(self, plan: ModelPlan, group: str) -> list[str]:
+        """Bias rules searched for ``group`` (a fixed list: Optuna's choices must not change)."""
+        rules = ["default", "zeros", "constant"]
+        if any(lay.kind == "lstm" and "_ih" in lay.local_name for lay in plan.grouping.groups[group]):
+            rules.append("forget_gate")
+        return rules
+
+
+def suggest_scheme(
+    trial: optuna.trial.BaseTrial, plan: ModelPlan, space: SearchSpace, lr: float, seed: int = 0
+) -> tuple[InitScheme, float]:
+    """Sample a scheme (and learning rate) from ``trial``."""
+    rules = {}
+    for group in plan.grouping.groups:
+        family = trial.suggest_categorical(f"{group}.family", space.choices(plan, group))
+        scale = 1.0
+        if family != "zeros":
+            scale = trial.suggest_float(f"{group}.scale", *space.scale_range, log=True)
+        has_bias = any(lay.param_type.endswith("bias") for lay in plan.grouping.groups[group])
+        bias, bias_value = get_family(family).default_bias, 0.0
+        if has_bias:
+            bias = trial.suggest_categorical(f"{group}.bias",
+                                             space.bias_rules(plan, group))
+            if bias == "constant":
+                bias_value = trial.suggest_float(f"{group}.bias_value", *space.bias_range)
+            elif bias == "forget_gate":
+                bias_value = trial.suggest_float(f"{group}.forget_bias", 0.0, 3.0)
+        rules[group] = plan.rule(group, family, scale, bias=bias, bias_value=bias_value)
+    if space.search_lr:
+        lr = trial.suggest_float("lr", lr / space.lr_factor, lr * space.lr_factor, log=True)
+    return plan.scheme(rules, seed), lr
+
+
+def baseline_params(plan: ModelPlan, space: SearchSpace, family: str, lr: float | None = None
+                    ) -> dict[str, object]:
+    """Trial parameters that apply ``family`` everywhere it is searched (PyTorch's default
+    elsewhere), with scale 1 and the family's own bias rule."""
+    params: dict[str, object] = {}
+    for group in plan.grouping.groups:
+        choices = space.choices(plan, group)
+        name = family if family in choices else "pytorch_default"
+        params[f"{group}.family"] = name
+        if name != "zeros":
+            params[f"{group}.scale"] = 1.0
+        if any(lay.param_type.endswith("bias") for lay in plan.grouping.groups[group]):
+            params[f"{group}.bias"] = "default" if name == "pytorch_default" else "zeros"
+    if space.search_lr and lr is not None:
+        params["lr"] = lr
+    return params

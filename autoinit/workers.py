@@ -1,0 +1,64 @@
+"""Trials in several worker processes (one torch thread each) sharing one study's storage."""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+import cloudpickle
+import optuna
+import torch
+
+from autoinit.errors import ConfigError
+
+__all__ = ["optimize_in_processes"]
+
+
+def _storage_spec(storage: optuna.storages.BaseStorage) -> tuple[str, str]:
+    if isinstance(storage, optuna.storages._CachedStorage):
+        storage = storage._backend
+    if isinstance(storage, optuna.storages.RDBStorage):
+        return "rdb", storage.url
+    if isinstance(storage, optuna.storages.JournalStorage):
+        backend = storage._backend
+        path = getattr(backend, "_file_path", None)
+        if path:
+            return "journal", str(path)
+    raise ConfigError(
+        f"n_jobs > 1 needs a storage that worker processes can open (a database URL or a journal "
+        f"file), got {type(storage).__name__}"
+    )
+
+
+def _open(spec: tuple[str, str]) -> optuna.storages.BaseStorage:
+    kind, where = spec
+    if kind == "rdb":
+        return optuna.storages.RDBStorage(where)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(where))
+
+
+def _worker(payload: bytes, index: int) -> int:
+    torch.set_num_threads(1)
+    objective, name, spec, sampler_factory, pruner, callbacks, timeout = cloudpickle.loads(payload)
+    study = optuna.load_study(study_name=name, storage=_open(spec), sampler=sampler_factory(index),
+                              pruner=pruner)
+    study.optimize(objective, timeout=timeout, callbacks=callbacks, catch=(Exception,),
+                   gc_after_trial=False)
+    return index
+
+
+def optimize_in_processes(study: optuna.Study, objective, n_jobs: int, n_trials: int | None,
+                          timeout: float | None, callbacks: list) -> None:
+    """Run ``objective`` in ``n_jobs`` spawned processes until ``callbacks`` stop the study."""
+    from autoinit.search import _sampler
+
+    def sampler_factory(index: int, _seed=objective.seed):
+        return _sampler(_seed + index, parallel=True)
+
+    payload = cloudpickle.dumps((objective, study.study_name, _storage_spec(study._storage),
+                                 sampler_factory, study.pruner, callbacks, timeout))
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context) as pool:
+        futures = [pool.submit(_worker, payload, i) for i in range(n_jobs)]
+        for f in futures:
+            f.result()

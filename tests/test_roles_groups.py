@@ -1,0 +1,235 @@
+"""Roles from fx traces and heuristics; grouping modes; which families fit a group."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from autoinit import ConfigError, ModelPlan, describe_model, group_layers, list_families
+from autoinit.groups import fitting_families
+
+
+@pytest.fixture(autouse=True)
+def _isolated_rng():
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1234)
+        yield
+
+
+def roles(model) -> dict[str, tuple[str, str]]:
+    """Weight name -> (role, nonlinearity)."""
+    return {lay.name: (lay.role, lay.nonlinearity) for lay in describe_model(model)}
+
+
+class ResidualMLP(nn.Module):
+    # names that no name heuristic knows: the residual must come from the fx trace
+    def __init__(self, d: int = 8) -> None:
+        super().__init__()
+        self.stem = nn.Linear(4, d)
+        self.alpha = nn.Linear(d, d)
+        self.beta = nn.Linear(d, d)
+        self.gamma = nn.Linear(d, d)
+        self.out = nn.Linear(d, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.stem(x))
+        h = h + self.beta(torch.relu(self.alpha(h)))
+        h = torch.relu(self.gamma(h))
+        return self.out(h)
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(20, 16)
+        layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(16)
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, tokens):
+        return self.head(self.norm(self.encoder(self.emb(tokens))))
+
+
+class LSTMNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(8, 16, batch_first=True)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1])
+
+
+def relu_mlp():
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
+                         nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+
+
+# ------------------------------------------------------------------------------------ roles
+
+
+def test_relu_mlp_roles():
+    r = roles(relu_mlp())
+    assert r["0.weight"] == ("input", "relu")
+    assert r["2.weight"] == r["4.weight"] == ("hidden", "relu")
+    assert r["6.weight"] == ("head", "linear")
+    assert r["0.bias"] == r["0.weight"]  # a bias shares its layer's role
+
+
+def test_activation_of_each_layer_is_its_own():
+    net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Dropout(0.1), nn.Linear(8, 8),
+                        nn.GELU(), nn.Linear(8, 1), nn.Sigmoid())
+    r = roles(net)
+    assert r["0.weight"] == ("input", "tanh")  # found through the dropout as well
+    assert r["3.weight"] == ("hidden", "gelu")
+    assert r["5.weight"] == ("head", "sigmoid")
+
+
+def test_residual_mlp_found_by_fx():
+    r = roles(ResidualMLP())
+    assert r["beta.weight"][0] == "residual_out"
+    assert r["alpha.weight"] == ("hidden", "relu")
+    assert r["gamma.weight"] == ("hidden", "relu")  # not inside a residual branch
+    assert r["stem.weight"] == ("input", "relu")
+    assert r["out.weight"][0] == "head"
+    # the plain MLP has no residual branch
+    assert all(role != "residual_out" for role, _ in roles(relu_mlp()).values())
+
+
+def test_transformer_encoder_roles():
+    r = roles(TinyTransformer())
+    for i in (0, 1):
+        p = f"encoder.layers.{i}."
+        assert r[p + "self_attn.in_proj_weight"][0] == "attn_qkv"
+        assert r[p + "self_attn.in_proj_bias"][0] == "attn_qkv"
+        assert r[p + "self_attn.out_proj.weight"][0] == "attn_out"
+        assert r[p + "linear1.weight"] == ("hidden", "relu")
+        assert r[p + "linear2.weight"][0] == "residual_out"
+        assert r[p + "norm1.weight"][0] == r[p + "norm2.bias"][0] == "norm"
+    assert r["emb.weight"][0] == "embedding"
+    assert r["norm.weight"][0] == "norm"
+    assert r["head.weight"] == ("head", "linear")
+
+
+def test_lstm_roles():
+    r = roles(LSTMNet())
+    assert r["lstm.weight_ih_l0"][0] == r["lstm.bias_ih_l0"][0] == "rnn_ih"
+    assert r["lstm.weight_hh_l0"][0] == r["lstm.bias_hh_l0"][0] == "rnn_hh"
+    assert r["head.weight"][0] == "head"
+
+
+def test_plain_rnn_nonlinearity():
+    assert roles(nn.RNN(4, 8, nonlinearity="relu"))["weight_hh_l0"] == ("rnn_hh", "relu")
+    assert roles(nn.RNN(4, 8))["weight_ih_l0"] == ("rnn_ih", "tanh")
+
+
+def test_untraceable_model_uses_heuristics():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(4, 8)
+            self.fc2 = nn.Linear(8, 4)
+            self.act = nn.Tanh()
+            self.head = nn.Linear(4, 1)
+
+        def forward(self, x):
+            if x.sum() > 0:  # data-dependent: fx cannot trace this
+                x = x + self.fc2(self.act(self.fc1(x)))
+            return self.head(x)
+
+    r = roles(Branchy())
+    assert r["fc1.weight"] == ("input", "tanh")  # the model's dominant activation
+    assert r["fc2.weight"][0] == "residual_out"  # by name
+    assert r["head.weight"] == ("head", "linear")
+
+
+# ----------------------------------------------------------------------------------- groups
+
+
+def names(grouping):
+    return {g: [lay.name for lay in ls] for g, ls in grouping.groups.items()}
+
+
+def test_group_by_role():
+    g = group_layers(describe_model(TinyTransformer()), "role")
+    n = names(g)
+    assert set(n) == {"embedding", "attn_qkv.mha", "attn_out.linear", "hidden.linear",
+                      "residual_out.linear", "norm", "head.linear"}
+    assert n["residual_out.linear"] == [f"encoder.layers.{i}.linear2.{p}"
+                                        for i in (0, 1) for p in ("weight", "bias")]
+    assert g.unmatched == []
+    assert g.nonlinearity("hidden.linear") == "relu"
+    assert g.nonlinearity("norm") == "linear"
+
+
+def test_group_by_layer():
+    n = names(group_layers(describe_model(relu_mlp()), "layer"))
+    assert n == {str(i): [f"{i}.weight", f"{i}.bias"] for i in (0, 2, 4, 6)}
+    # a module whose parameters have two roles (an LSTM) is split by role
+    n = names(group_layers(describe_model(LSTMNet()), "layer"))
+    assert n["lstm:rnn_ih"] == ["lstm.weight_ih_l0", "lstm.bias_ih_l0"]
+    assert n["lstm:rnn_hh"] == ["lstm.weight_hh_l0", "lstm.bias_hh_l0"]
+    assert n["head"] == ["head.weight", "head.bias"]
+
+
+def test_group_global():
+    layers = describe_model(TinyTransformer())
+    n = names(group_layers(layers, "global"))
+    assert set(n) == {"global", "norm"}
+    assert all(lay.kind == "norm" for lay in group_layers(layers, "global").groups["norm"])
+    assert sum(map(len, n.values())) == len(layers)
+
+
+def test_group_by_regex_reports_unmatched():
+    layers = describe_model(TinyTransformer())
+    g = group_layers(layers, {"attn": r"encoder\.layers\.\d+\.self_attn\.",
+                              "ffn": r"encoder\.layers\.\d+\.linear", "never": r"nothing"})
+    n = names(g)
+    assert set(n) == {"attn", "ffn"}  # empty groups are dropped
+    assert len(n["attn"]) == 2 * 4 and len(n["ffn"]) == 2 * 4
+    assert g.unmatched == [lay.name for lay in layers
+                           if not lay.name.startswith("encoder.layers.")
+                           or "norm" in lay.name]
+    assert "emb.weight" in g.unmatched and "head.bias" in g.unmatched
+    # first match wins
+    g2 = group_layers(layers, {"a": r"encoder", "b": r"encoder\.layers\.0"})
+    assert "b" not in g2.groups
+
+
+def test_group_errors():
+    layers = describe_model(relu_mlp())
+    with pytest.raises(ConfigError, match="groups must be one of"):
+        group_layers(layers, "module")
+    with pytest.raises(ConfigError, match=r"groups\['bad'\]"):
+        group_layers(layers, {"bad": "("})
+
+
+# --------------------------------------------------------------------------------- fitting
+
+
+def test_fitting_families():
+    g = group_layers(describe_model(TinyTransformer()), "role").groups
+    emb = fitting_families(g["embedding"])
+    assert "identity" not in emb and "kaiming_normal" in emb and "constant" not in emb
+    assert "identity" in fitting_families(g["hidden.linear"])
+    norm = fitting_families(g["norm"])
+    assert set(norm) == {"constant", "zeros", "pytorch_default"}
+    for group, layers in g.items():
+        assert ("constant" in fitting_families(layers)) == (group == "norm")
+    # allowed keeps its order and filters
+    assert fitting_families(g["norm"], ["zeros", "orthogonal", "constant"]) == ["zeros", "constant"]
+    assert fitting_families(g["hidden.linear"]) == [
+        f for f in list_families() if f not in ("constant",)]
+
+
+def test_plan_families_for_and_uniform_fallback():
+    plan = ModelPlan.of(TinyTransformer())
+    assert "identity" not in plan.families_for("embedding")
+    s = plan.uniform("identity")
+    assert s.groups["embedding"].family == "pytorch_default"
+    assert s.groups["norm"].family == "pytorch_default"
+    assert s.groups["hidden.linear"].family == "identity"
+    assert s.groups["hidden.linear"].nonlinearity == "relu"
