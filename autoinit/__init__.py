@@ -9,6 +9,7 @@ Example:
 
 __version__ = "0.1.0"
 
+from autoinit.api import fit, load_scheme
 from autoinit.apply import apply_scheme
 from autoinit.diagnose import Diagnosis, diagnose
 from autoinit.errors import AutoinitError, ConfigError, SchemeError
@@ -19,7 +20,7 @@ from autoinit.plan import ModelPlan, uniform_scheme
 from autoinit.result import FitResult, SearchCost
 from autoinit.roles import describe_model
 from autoinit.scheme import GroupRule, InitScheme
-from autoinit.search import Selection, fit
+from autoinit.search import Selection, run_search
 
 __all__ = [
     "AutoinitError",
@@ -44,7 +45,9 @@ __all__ = [
     "group_layers",
     "in_out_rule",
     "list_families",
+    "load_scheme",
     "register_family",
     "register_layer_kind",
+    "run_search",
     "uniform_scheme",
 ]

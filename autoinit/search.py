@@ -1,4 +1,4 @@
-"""``autoinit.fit``: search an initialization for a model on its own data.
+"""``run_search``: search an initialization for a model on its own data (no tracking here).
 
 Flow: validate → plan groups → cache batches → time the bare loop → Optuna study (baselines
 enqueued first, then TPE) → per trial: scheme, screening pass, probe, pruning → selection round
@@ -8,11 +8,13 @@ scheme is applied to the model in place → :class:`FitResult`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,7 +34,7 @@ from autoinit.probe import ProbeConfig, ProbeData, make_optimizer
 from autoinit.result import Candidate, FitResult, SearchCost
 from autoinit.space import BASELINES, SearchSpace, baseline_params
 
-__all__ = ["Selection", "fit"]
+__all__ = ["Selection", "run_search"]
 
 _DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -50,7 +52,7 @@ class Selection:
     rel_margin: float = 0.005
 
 
-def fit(
+def run_search(
     model: nn.Module,
     dataloader: Iterable,
     *,
@@ -96,13 +98,13 @@ def fit(
         groups: ``"role"``, ``"layer"``, ``"global"`` or ``{name: regex}``.
 
     Example:
-        >>> import torch, torch.nn as nn, autoinit
+        >>> import torch, torch.nn as nn
         >>> g = torch.Generator().manual_seed(0)
         >>> x = torch.randn(256, 8, generator=g); y = (x[:, 0] > 0).long()
         >>> loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y),
         ...                                      batch_size=32)
         >>> net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
-        >>> result = autoinit.fit(net, loader, n_trials=8, probe_steps=10)  # doctest: +SKIP
+        >>> result = run_search(net, loader, n_trials=8, probe_steps=10)  # doctest: +SKIP
         >>> sorted(result.baselines)[:2]  # doctest: +SKIP
         ['kaiming_normal', 'lecun_normal']
     """
@@ -127,10 +129,11 @@ def fit(
     step_seconds = _bare_step_seconds(work, data, config)
     work.load_state_dict(initial)
     obj = Objective(work, initial, plan, layer_plan, data, config, space, lr, seed, screening)
-    study = _study(storage, study_name, seed, n_jobs, every)
-    _enqueue_baselines(study, plan, space, lr)
-    interrupted = _optimize(study, obj, n_trials, timeout, budget_steps, step_seconds,
-                            list(callbacks), n_jobs, storage)
+    with quiet_optuna():
+        study = _study(storage, study_name, seed, n_jobs, every)
+        _enqueue_baselines(study, plan, space, lr)
+        interrupted = _optimize(study, obj, n_trials, timeout, budget_steps,
+                                list(callbacks), n_jobs)
     baselines = _baseline_scores(study)
     candidates, chosen, reason = _select(study, obj, selection, config)
     apply_scheme(model, chosen.scheme)
@@ -148,8 +151,10 @@ def fit(
     )
     if interrupted:
         reason += " (search interrupted; best so far)"
+    extra = {"config": config, "interrupted": interrupted, "batch": data.train[0], "loss": loss,
+             "plan": plan}
     return FitResult(chosen.scheme, chosen.mean, baselines, chosen.name, reason, candidates, cost,
-                     study, {"config": config, "interrupted": interrupted})
+                     study, extra)
 
 
 def _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches):
@@ -245,8 +250,21 @@ def _study(storage, study_name, seed: int, n_jobs: int, eval_every: int) -> optu
 
 
 def _sampler(seed: int, parallel: bool) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                      constant_liar=parallel, n_startup_trials=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          constant_liar=parallel, n_startup_trials=5)
+
+
+@contextlib.contextmanager
+def quiet_optuna():
+    """Optuna's per-trial INFO lines off while a search runs (autoinit reports progress itself)."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
 
 
 def _enqueue_baselines(study: optuna.Study, plan, space, lr: float) -> None:
@@ -260,8 +278,7 @@ def _enqueue_baselines(study: optuna.Study, plan, space, lr: float) -> None:
                                 user_attrs={"baseline": name}, skip_if_exists=False)
 
 
-def _optimize(study, obj, n_trials, timeout, budget_steps, step_seconds, callbacks, n_jobs,
-              storage) -> bool:
+def _optimize(study, obj, n_trials, timeout, budget_steps, callbacks, n_jobs) -> bool:
     """Run trials until the budget is met; ``True`` when interrupted by Ctrl-C."""
     done = sum(t.state in _DONE for t in study.get_trials(deepcopy=False))
     if n_trials is not None and done >= n_trials:

@@ -39,6 +39,7 @@ def _open(spec: tuple[str, str]) -> optuna.storages.BaseStorage:
 
 def _worker(payload: bytes, index: int) -> int:
     torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     objective, name, spec, sampler_factory, pruner, callbacks, timeout = cloudpickle.loads(payload)
     study = optuna.load_study(study_name=name, storage=_open(spec), sampler=sampler_factory(index),
                               pruner=pruner)
