@@ -243,8 +243,9 @@ def _study(storage, study_name, seed: int, n_jobs: int, eval_every: int) -> optu
         study_name=study_name,
         direction="minimize",
         sampler=_sampler(seed, n_jobs > 1),
+        # Nothing is pruned before half the probe (two evaluations): early losses are noisy.
         pruner=optuna.pruners.MedianPruner(n_startup_trials=len(BASELINES) + 1,
-                                           n_warmup_steps=eval_every),
+                                           n_warmup_steps=2 * eval_every),
         load_if_exists=True,
     )
 

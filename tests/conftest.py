@@ -1,0 +1,55 @@
+"""Shared fixtures: small seeded data sets and models, independent of the global RNG."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def digits_tensors(seed: int = 0):
+    """scikit-learn's bundled digits, scaled to [0, 1], shuffled with a seeded generator."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.data / 16.0, dtype=torch.float32)
+    y = torch.tensor(d.target, dtype=torch.long)
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    return x[perm], y[perm]
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """``(train_loader, val_loader, test_tensors)`` on digits: 1,200 / 300 / 297 samples."""
+    x, y = digits_tensors()
+    train = DataLoader(TensorDataset(x[:1200], y[:1200]), batch_size=64, shuffle=True,
+                       generator=torch.Generator().manual_seed(1))
+    val = DataLoader(TensorDataset(x[1200:1500], y[1200:1500]), batch_size=150)
+    return train, val, (x[1500:], y[1500:])
+
+
+def deep_relu_mlp(depth: int = 20, width: int = 64, seed: int = 0) -> nn.Sequential:
+    """A plain ReLU MLP without normalization; built under a local seed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        layers: list[nn.Module] = [nn.Linear(64, width), nn.ReLU()]
+        for _ in range(depth - 2):
+            layers += [nn.Linear(width, width), nn.ReLU()]
+        return nn.Sequential(*layers, nn.Linear(width, 10))
+
+
+@pytest.fixture
+def tiny_loader():
+    """A small two-class problem: 256 samples of 8 features, batches of 32."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 8, generator=g)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    return DataLoader(TensorDataset(x, y), batch_size=32)
+
+
+def tiny_mlp(seed: int = 0) -> nn.Sequential:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
+                             nn.Linear(16, 2))

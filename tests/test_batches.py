@@ -1,0 +1,83 @@
+"""Batches and losses: formats, defaults, and the errors for what cannot be understood."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from autoinit.batches import fetch_batches, make_loss, move_batch, split_batch
+from autoinit.errors import ConfigError
+
+G = torch.Generator().manual_seed(0)
+X = torch.randn(6, 3, generator=G)
+Y_INT = torch.tensor([0, 1, 1, 0, 1, 0])
+NET = nn.Linear(3, 2)
+
+
+def test_split_tuple_list_and_dict():
+    assert split_batch((X, Y_INT))[1] is Y_INT
+    assert split_batch([X, Y_INT])[0] is X
+    inputs, target = split_batch({"x": X, "labels": Y_INT})
+    assert inputs is X and target is Y_INT
+    inputs, _ = split_batch({"a": X, "b": X, "y": Y_INT})
+    assert set(inputs) == {"a", "b"}
+
+
+def test_unknown_batch_format_names_what_it_got():
+    with pytest.raises(ConfigError, match="got a dict with keys \\['a', 'b'\\]"):
+        split_batch({"a": X, "b": X})
+    with pytest.raises(ConfigError, match="got a tuple of 3 items"):
+        split_batch((X, X, X))
+
+
+def test_default_loss_is_cross_entropy_for_integers_and_mse_for_floats():
+    ce = make_loss(None)(NET, (X, Y_INT))
+    assert torch.allclose(ce, nn.functional.cross_entropy(NET(X), Y_INT))
+    target = torch.randn(6, 2, generator=G)
+    assert torch.allclose(make_loss(None)(NET, (X, target)), nn.functional.mse_loss(NET(X), target))
+    with pytest.raises(ConfigError, match="cannot choose a loss for targets of dtype torch.bool"):
+        make_loss(None)(NET, (X, Y_INT.bool()))
+
+
+def test_sequence_logits_are_flattened():
+    logits_net = nn.Linear(3, 5)
+    x = torch.randn(2, 4, 3, generator=G)
+    y = torch.randint(0, 5, (2, 4), generator=G)
+    expected = nn.functional.cross_entropy(logits_net(x).reshape(-1, 5), y.reshape(-1))
+    assert torch.allclose(make_loss("cross_entropy")(logits_net, (x, y)), expected)
+    assert torch.allclose(make_loss(None)(logits_net, (x, y)), expected)
+
+
+def test_criterion_module_and_custom_callable():
+    assert torch.allclose(make_loss(nn.CrossEntropyLoss())(NET, (X, Y_INT)),
+                          make_loss(None)(NET, (X, Y_INT)))
+    custom = make_loss(lambda model, batch: model(batch["inp"]).sum())
+    assert custom(NET, {"inp": X}).dim() == 0
+
+
+def test_non_scalar_loss_is_refused():
+    with pytest.raises(ConfigError, match=r"loss must be a scalar tensor, got \(6, 2\)"):
+        make_loss(lambda model, batch: model(batch[0]))(NET, (X, Y_INT))
+    with pytest.raises(ConfigError, match="loss must be a scalar tensor, got float"):
+        make_loss(lambda model, batch: 1.0)(NET, (X, Y_INT))
+
+
+def test_bad_loss_names():
+    with pytest.raises(ConfigError, match="loss_fn must be one of"):
+        make_loss("nll2")
+    with pytest.raises(ConfigError, match="loss_fn must be a name"):
+        make_loss(3)
+
+
+def test_move_batch_keeps_structure():
+    moved = move_batch({"a": (X, [Y_INT])}, "cpu")
+    assert isinstance(moved["a"], tuple) and isinstance(moved["a"][1], list)
+
+
+def test_fetch_batches_counts_and_errors():
+    assert len(fetch_batches([(X, Y_INT)] * 10, 4, "cpu", "dataloader")) == 4
+    with pytest.raises(ConfigError, match="dataloader yielded no batch"):
+        fetch_batches([], 4, "cpu", "dataloader")
+    with pytest.raises(ConfigError, match="must be iterable"):
+        fetch_batches(5, 4, "cpu", "dataloader")

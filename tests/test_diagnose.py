@@ -1,0 +1,90 @@
+"""diagnose: per-layer records and the flags for vanishing, exploding, dead and symmetric nets."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from autoinit.diagnose import diagnose
+
+G = torch.Generator().manual_seed(0)
+X = torch.randn(128, 32, generator=G)
+Y = torch.randint(0, 4, (128,), generator=G)
+
+
+def _net(act: type[nn.Module], depth: int = 12, width: int = 32) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), act()]
+    return nn.Sequential(*layers, nn.Linear(width, 4))
+
+
+def _fill(net: nn.Module, std: float, bias: float = 0.0) -> nn.Module:
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith("weight"):
+                p.normal_(0, std, generator=g)
+            else:
+                p.fill_(bias)
+    return net
+
+
+def test_deep_tanh_with_tiny_weights_vanishes():
+    d = diagnose(_fill(_net(nn.Tanh), 0.01), (X, Y))
+    assert "vanishing_activation" in d.flags and "vanishing_gradient" in d.flags
+    stds = [r.act_std for r in d.records]
+    assert stds[-2] < stds[0] * 1e-3
+
+
+def test_large_weights_explode_and_saturate():
+    relu = diagnose(_fill(_net(nn.ReLU, depth=16), 1.0), (X, Y))
+    assert "exploding_activation" in relu.flags
+    tanh = diagnose(_fill(_net(nn.Tanh), 1.0), (X, Y))
+    assert "saturated" in tanh.flags
+    assert max(r.saturated_fraction for r in tanh.records) > 0.5
+
+
+def test_constant_init_is_symmetric():
+    d = diagnose(_fill(_net(nn.Tanh, depth=3), 0.0, bias=0.1).apply(
+        lambda m: nn.init.constant_(m.weight, 0.05) if isinstance(m, nn.Linear) else None), (X, Y))
+    assert all(r.symmetric for r in d.records)
+    assert "symmetric" in d.flags
+
+
+def test_healthy_net_has_no_flags_and_dead_units_are_counted():
+    net = _net(nn.ReLU, depth=4)
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=g)
+                m.bias.zero_()
+    d = diagnose(net, (X, Y))
+    assert d.flags == set()
+    with torch.no_grad():
+        net[0].bias.fill_(-100.0)  # every unit of the first layer is dead
+    dead = diagnose(net, (X, Y))
+    assert dead.records[0].dead_fraction == 1.0 and "dead_relu" in dead.flags
+
+
+def test_records_table_dict_and_no_side_effects():
+    net = _net(nn.ReLU, depth=2)
+    before = [p.clone() for p in net.parameters()]
+    d = diagnose(net, (X, Y))
+    assert [r.name for r in d.records] == ["0", "2", "4"]
+    assert [r.role for r in d.records] == ["input", "hidden", "head"]
+    assert all(p.grad is None for p in net.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+    table = d.table()
+    assert table.splitlines()[0].startswith("layer") and len(table.splitlines()) == 5
+    as_dict = d.to_dict()
+    assert as_dict["records"][0]["name"] == "0" and isinstance(as_dict["loss"], float)
+
+
+def test_norm_and_conv_layers_are_recorded():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(4), nn.Flatten(),
+                        nn.Linear(4 * 8 * 8, 3))
+    x = torch.randn(16, 1, 8, 8, generator=G)
+    d = diagnose(net, (x, torch.randint(0, 3, (16,), generator=G)))
+    assert [r.kind for r in d.records] == ["conv", "norm", "linear"]

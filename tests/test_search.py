@@ -1,0 +1,220 @@
+"""The search end to end: evidence on a deep MLP, baselines, resume, interruption, workers, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+import torch
+from conftest import deep_relu_mlp, tiny_mlp
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import autoinit
+from autoinit.errors import AutoinitError, ConfigError
+from autoinit.probe import ProbeConfig, ProbeData, run_probe
+from autoinit.result import Candidate
+from autoinit.search import Selection, _choose, run_search
+
+SMALL = {"n_trials": 8, "probe_steps": 8, "seed": 0}
+
+
+def _further_training(model: nn.Module, digits, steps: int = 150) -> float:
+    """Held-out loss after ``steps`` more Adam steps on the training loader."""
+    train, val, _ = digits
+    batches = [b for _, b in zip(range(steps), iter(train))]
+    data = ProbeData(batches, list(val))
+    return run_probe(model, data, ProbeConfig(steps=steps, eval_every=steps)).score
+
+
+def test_deep_relu_mlp_beats_pytorch_default(digits):
+    train, val, _ = digits
+    model = deep_relu_mlp(depth=20)
+    default_loss = _further_training(deep_relu_mlp(depth=20), digits)
+    result = run_search(model, train, val_dataloader=val, n_trials=14, probe_steps=60, seed=0)
+    chosen_loss = _further_training(model, digits)
+    assert default_loss > 2.0, "PyTorch's default should leave this net near chance (ln 10 = 2.30)"
+    assert chosen_loss < 0.5 * default_loss
+    assert result.baselines["pytorch_default"] > result.score
+    assert set(result.baselines) == {"pytorch_default", "xavier_normal", "kaiming_normal",
+                                     "lecun_normal", "orthogonal", "lsuv"}
+
+
+def test_result_reports_cost_and_summary(tiny_loader):
+    result = run_search(tiny_mlp(), tiny_loader, **SMALL)
+    c = result.cost
+    assert c.trials_complete + c.trials_pruned == SMALL["n_trials"]
+    assert c.probe_steps > 0 and c.selection_steps > 0 and c.step_seconds > 0
+    assert c.tse > c.probe_steps  # wall time covers at least the probe steps
+    text = result.summary()
+    assert "<- chosen" in text and "training-step equivalents" in text
+    assert result.chosen in text
+    assert result.study.best_value <= min(result.baselines.values())
+
+
+def test_model_is_initialized_in_place_with_the_chosen_scheme(tiny_loader):
+    model = tiny_mlp()
+    result = run_search(model, tiny_loader, **SMALL)
+    again = autoinit.apply_scheme(tiny_mlp(seed=5), result.scheme)
+    for a, b in zip(model.parameters(), again.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_same_seed_gives_the_same_search(tiny_loader):
+    a = run_search(tiny_mlp(), tiny_loader, **SMALL)
+    b = run_search(tiny_mlp(), tiny_loader, **SMALL)
+    assert [t.params for t in a.study.trials] == [t.params for t in b.study.trials]
+    assert a.scheme == b.scheme
+
+
+def test_resume_from_storage_repeats_and_loses_nothing(tiny_loader, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    first = run_search(tiny_mlp(), tiny_loader, storage=storage, study_name="s", **SMALL)
+    assert len(first.study.trials) == 8
+    first_params = [t.params for t in first.study.trials]
+    second = run_search(tiny_mlp(), tiny_loader, storage=storage, study_name="s",
+                        **{**SMALL, "n_trials": 12})
+    trials = second.study.trials
+    done = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE,
+                                             optuna.trial.TrialState.PRUNED)]
+    assert len(done) == 12
+    names = [t.user_attrs.get("baseline") for t in trials if t.user_attrs.get("baseline")]
+    assert sorted(names) == sorted(set(names)) and len(names) == 6
+    assert [t.params for t in trials[:8]] == first_params
+
+
+def test_ctrl_c_returns_best_so_far_and_resume_finishes(tiny_loader, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+
+    def interrupt(study, trial):
+        if trial.number == 3:
+            raise KeyboardInterrupt
+
+    result = run_search(tiny_mlp(), tiny_loader, storage=storage, study_name="s",
+                        callbacks=[interrupt], **SMALL)
+    assert result.extra["interrupted"] and "interrupted" in result.reason
+    assert result.cost.trials_complete + result.cost.trials_pruned == 4
+    resumed = run_search(tiny_mlp(), tiny_loader, storage=storage, study_name="s", **SMALL)
+    states = [t.state for t in resumed.study.trials]
+    assert states.count(optuna.trial.TrialState.FAIL) == 0
+    assert len(states) == 8  # the two baselines still waiting were run, nothing repeated
+
+
+def test_budget_in_training_steps_stops_the_search(tiny_loader):
+    result = run_search(tiny_mlp(), tiny_loader, n_trials=None, budget_steps=30, probe_steps=8)
+    spent = result.cost.probe_steps + result.cost.screening_passes
+    assert 30 <= spent < 30 + 8 + 1
+    assert len(result.study.trials) < 8
+
+
+def test_divergence_is_pruned_with_its_reason(tiny_loader):
+    result = run_search(tiny_mlp(), tiny_loader, optimizer="sgd", lr=2.0, n_trials=10,
+                        probe_steps=12, screening=False)
+    pruned = [t for t in result.study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert any("exploded" in t.user_attrs["failure"] for t in pruned)
+    assert math.inf in result.baselines.values()  # a diverged baseline scores infinity
+    assert result.reason
+
+
+def test_frozen_backbone_is_left_alone(tiny_loader):
+    model = tiny_mlp()
+    for p in model[0].parameters():
+        p.requires_grad_(False)
+    before = model[0].weight.clone()
+    result = run_search(model, tiny_loader, **SMALL)
+    assert torch.equal(model[0].weight, before)
+    assert not any(name.startswith("0.") for g in result.scheme.groups.values()
+                   for name in g.members)
+
+
+def test_dict_batches_and_custom_loss(tiny_loader):
+    dict_batches = [{"x": x, "y": y} for x, y in tiny_loader]
+    calls = []
+
+    def loss_fn(model, batch):
+        calls.append(1)
+        return nn.functional.cross_entropy(model(batch["x"]), batch["y"])
+
+    result = run_search(tiny_mlp(), dict_batches, loss_fn=loss_fn, **SMALL)
+    assert calls and math.isfinite(result.score)
+    assert math.isfinite(run_search(tiny_mlp(), dict_batches, **SMALL).score)
+
+
+def test_search_lr_adds_the_learning_rate(tiny_loader):
+    result = run_search(tiny_mlp(), tiny_loader, search_lr=True, **SMALL)
+    lrs = [t.params["lr"] for t in result.study.trials]
+    assert all(1e-4 <= lr <= 1e-2 for lr in lrs) and len(set(lrs)) > 1
+
+
+def test_parallel_workers_equal_sequential_scores(tiny_loader, tmp_path):
+    seq = run_search(tiny_mlp(), tiny_loader, **SMALL)
+    par = run_search(tiny_mlp(), tiny_loader, n_jobs=2, **SMALL)
+    assert len(par.study.trials) >= 8
+    for name, score in seq.baselines.items():
+        assert par.baselines[name] == pytest.approx(score, rel=1e-4)
+
+
+def test_candidate_must_beat_baseline_beyond_noise(tiny_loader):
+    scheme = autoinit.uniform_scheme(tiny_mlp(), "orthogonal")
+    base = Candidate("orthogonal", 0, 1.0, [1.00, 1.02], scheme)
+    close = Candidate("search #9", 9, 0.9, [0.998, 1.022], scheme)
+    clear = Candidate("search #7", 7, 0.5, [0.50, 0.52], scheme)
+    chosen, reason = _choose([base, close], True, Selection())
+    assert chosen is base and "kept" in reason
+    chosen, _ = _choose([base, close, clear], True, Selection())
+    assert chosen is clear
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_trials": 0}, "n_trials must be a positive integer, got 0"),
+        ({"probe_steps": -1}, "probe_steps must be a positive integer, got -1"),
+        ({"timeout": -5}, "timeout must be a positive number"),
+        ({"families": ["no_such"]}, "unknown family 'no_such'"),
+        ({"device": "cuda:0"} if not torch.cuda.is_available() else {"device": "tpu"}, "device"),
+        ({"optimizer": "adamm"}, "optimizer must be one of"),
+        ({"groups": "per_layer"}, "groups must be one of"),
+        ({"loss_fn": "hinge"}, "loss_fn must be one of"),
+        ({"loss_fn": lambda m, b: m(b[0])}, "loss must be a scalar tensor"),
+        ({"n_trials": None}, "give at least one of n_trials, timeout or budget_steps"),
+    ],
+)
+def test_bad_input_fails_before_any_work(tiny_loader, kwargs, message):
+    model = tiny_mlp()
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        run_search(model, tiny_loader, **{**SMALL, **kwargs})
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_bad_models_and_loaders(tiny_loader):
+    with pytest.raises(ConfigError, match="no trainable parameter"):
+        run_search(nn.Sequential(nn.ReLU()), tiny_loader, **SMALL)
+    frozen = tiny_mlp().requires_grad_(False)
+    with pytest.raises(ConfigError, match="no trainable parameter"):
+        run_search(frozen, tiny_loader, **SMALL)
+    with pytest.raises(ConfigError, match="dataloader yielded no batch"):
+        run_search(tiny_mlp(), [], **SMALL)
+    with pytest.raises(ConfigError, match="must be an \\(inputs, target\\) pair"):
+        run_search(tiny_mlp(), [torch.zeros(4, 8)] * 4, **SMALL)
+    one = DataLoader(TensorDataset(torch.zeros(4, 8), torch.zeros(4, dtype=torch.long)),
+                     batch_size=4)
+    with pytest.raises(ConfigError, match="only 1 batch"):
+        run_search(tiny_mlp(), one, **SMALL)
+    with pytest.raises(ConfigError, match="model must be a torch.nn.Module"):
+        run_search("not a model", tiny_loader, **SMALL)
+
+
+def test_loss_that_raises_is_reported_as_bad_input(tiny_loader):
+    def broken(model, batch):
+        raise KeyError("labels")
+
+    with pytest.raises(ConfigError, match="KeyError"):
+        run_search(tiny_mlp(), tiny_loader, loss_fn=broken, **SMALL)
+
+
+def test_no_completed_trial_is_a_clear_error(tiny_loader):
+    with pytest.raises(AutoinitError, match="no trial completed"):
+        run_search(tiny_mlp(), tiny_loader, optimizer="sgd", lr=1e6, n_trials=6, probe_steps=6)
