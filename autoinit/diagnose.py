@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -57,13 +57,14 @@ class Diagnosis:
 
     records: list[LayerRecord]
     loss: float
+    unknown: list[str] = field(default_factory=list)  # parameters no layer rule described
 
     @property
     def flags(self) -> set[str]:
         return {f for r in self.records for f in r.flags}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"loss": self.loss, "flags": sorted(self.flags),
+        return {"loss": self.loss, "flags": sorted(self.flags), "unknown": self.unknown,
                 "records": [asdict(r) for r in self.records]}
 
     def table(self) -> str:
@@ -75,6 +76,8 @@ class Diagnosis:
             rows.append(f"{r.name[:28]:<28} {r.role:<13} {r.act_std:>9.3g} {r.grad_rms:>9.3g} "
                         f"{r.dead_fraction:>5.2f} {r.saturated_fraction:>5.2f} "
                         f"{'yes' if r.symmetric else 'no':>3}  {','.join(r.flags)}")
+        if self.unknown:
+            rows.append(f"no layer rule (torch's convention assumed): {', '.join(self.unknown)}")
         return "\n".join(rows)
 
     def __str__(self) -> str:
@@ -89,7 +92,8 @@ def diagnose(model: nn.Module, batch: Any, loss_fn: str | nn.Module | LossFn | N
     """
     loss = make_loss(loss_fn)
     layers = {}
-    for lay in describe_model(model, include_frozen=True):
+    described = describe_model(model, include_frozen=True)
+    for lay in described:
         if lay.param_type in ("weight", "norm_weight"):
             layers.setdefault(lay.module_name, lay)
     modules = dict(model.named_modules())
@@ -105,7 +109,8 @@ def diagnose(model: nn.Module, batch: Any, loss_fn: str | nn.Module | LossFn | N
     records = [_record(name, lay, modules[name], outputs[name]) for name, lay in layers.items()
                if name in outputs]
     model.zero_grad(set_to_none=True)
-    return Diagnosis(records, float(value.detach()))
+    unknown = [lay.name for lay in described if not lay.known]
+    return Diagnosis(records, float(value.detach()), unknown)
 
 
 def _recorder(name: str, outputs: dict[str, torch.Tensor]):

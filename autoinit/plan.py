@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -53,7 +54,11 @@ class ModelPlan:
                 f"model {type(model).__name__} has no parameter to initialize (all frozen, "
                 "excluded or absent); pass include_frozen=True or loosen only=/exclude="
             )
-        return cls(layers, group_layers(layers, groups), model_parameters(model),
+        grouping = group_layers(layers, groups)
+        if grouping.unmatched:
+            warnings.warn(f"{len(grouping.unmatched)} parameters match no group and keep their "
+                          f"values: {', '.join(grouping.unmatched[:10])}", stacklevel=2)
+        return cls(layers, grouping, model_parameters(model),
                    type(model).__name__,
                    {"only": only, "exclude": exclude, "include_frozen": include_frozen})
 

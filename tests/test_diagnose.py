@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -88,3 +90,20 @@ def test_norm_and_conv_layers_are_recorded():
     x = torch.randn(16, 1, 8, 8, generator=G)
     d = diagnose(net, (x, torch.randint(0, 3, (16,), generator=G)))
     assert [r.kind for r in d.records] == ["conv", "norm", "linear"]
+
+
+def test_unknown_layers_are_listed():
+    class Scale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mat = nn.Parameter(torch.eye(32))
+
+        def forward(self, x):
+            return x @ self.mat
+
+    net = nn.Sequential(Scale(), nn.Linear(32, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = diagnose(net, (X, Y))
+    assert d.unknown == ["0.mat"]
+    assert "0.mat" in d.table() and d.to_dict()["unknown"] == ["0.mat"]

@@ -23,7 +23,7 @@ SMALL = {"n_trials": 8, "probe_steps": 8, "seed": 0}
 def _further_training(model: nn.Module, digits, steps: int = 150) -> float:
     """Held-out loss after ``steps`` more Adam steps on the training loader."""
     train, val, _ = digits
-    batches = [b for _, b in zip(range(steps), iter(train))]
+    batches = [b for _, b in zip(range(steps), iter(train), strict=False)]
     data = ProbeData(batches, list(val))
     return run_probe(model, data, ProbeConfig(steps=steps, eval_every=steps)).score
 
