@@ -57,7 +57,7 @@ _ACT_FUNCS = {
 _ACT_METHODS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "relu_": "relu"}
 _ADDS = {operator.add, operator.iadd, torch.add}
 _PASS_THROUGH = {nn.Dropout, nn.Identity, nn.Flatten}
-_LAYER_KINDS = {"linear", "conv", "conv_transpose", "in_out", "unknown"}
+_NOT_LAYERS = (nn.Embedding, nn.EmbeddingBag, nn.RNNBase, nn.MultiheadAttention)
 
 
 def describe_model(model: nn.Module, **select) -> list[Layer]:
@@ -70,8 +70,11 @@ def assign_roles(model: nn.Module, specs: list[ParamSpec]) -> list[Layer]:
     graph = _trace(model)
     order = graph.order if graph else [n for n, _ in model.named_modules()]
     rank = {name: i for i, name in enumerate(order)}
-    layers = sorted({s.module_name for s in specs if s.kind in _LAYER_KINDS},
-                    key=lambda n: rank.get(n, len(rank)))
+    # Every module holding a matrix counts for "which layer is last", also when its weight is
+    # tied to an embedding or frozen (and so not among the specs).
+    owners = [n for n, m in model.named_modules()
+              if not isinstance(m, _NOT_LAYERS) and any(p.dim() >= 2 for p in m.parameters(False))]
+    layers = sorted(owners, key=lambda n: rank.get(n, len(rank)))
     first_param_module = min((s.module_name for s in specs),
                              key=lambda n: rank.get(n, len(rank)), default=None)
     modules = dict(model.named_modules())

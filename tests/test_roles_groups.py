@@ -233,3 +233,19 @@ def test_plan_families_for_and_uniform_fallback():
     assert s.groups["norm"].family == "pytorch_default"
     assert s.groups["hidden.linear"].family == "identity"
     assert s.groups["hidden.linear"].nonlinearity == "relu"
+
+
+def test_tied_output_layer_keeps_the_head_role_away_from_the_layer_before_it():
+    class TiedLM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(10, 16)
+            self.fc = nn.Linear(16, 16)
+            self.head = nn.Linear(16, 10, bias=False)
+            self.head.weight = self.emb.weight
+
+        def forward(self, x):
+            return self.head(torch.relu(self.fc(self.emb(x))))
+
+    roles = {lay.name: lay.role for lay in describe_model(TiedLM())}
+    assert roles == {"emb.weight": "embedding", "fc.weight": "hidden", "fc.bias": "hidden"}
