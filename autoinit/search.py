@@ -32,7 +32,8 @@ from autoinit.objective import Objective
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, make_optimizer
 from autoinit.result import Candidate, FitResult, SearchCost
-from autoinit.space import BASELINES, SearchSpace, baseline_params
+from autoinit.space import BASELINES, SearchSpace, baseline_params, distributions
+from autoinit.storage import open_storage
 
 __all__ = ["Selection", "run_search"]
 
@@ -118,6 +119,8 @@ def run_search(
                               include_frozen=include_frozen)
     loss = make_loss(loss_fn)
     train, val = _batches(dataloader, val_dataloader, probe_steps, val_batches, dev)
+    _check_finite(train, "dataloader")
+    _check_finite(val, "the held-out batches")
     data = ProbeData(train, val, loss)
     every = eval_every or max(1, probe_steps // 4)
     config = ProbeConfig(steps=probe_steps, lr=lr, optimizer=optimizer, eval_every=every,
@@ -131,7 +134,8 @@ def run_search(
     obj = Objective(work, initial, plan, layer_plan, data, config, space, lr, seed, screening)
     with quiet_optuna():
         study = _study(storage, study_name, seed, n_jobs, every)
-        _enqueue_baselines(study, plan, space, lr)
+        _check_space(study, distributions(plan, space, lr))
+        _enqueue_pending(study, plan, space, lr)
         interrupted = _optimize(study, obj, n_trials, timeout, budget_steps,
                                 list(callbacks), n_jobs)
     baselines = _baseline_scores(study)
@@ -204,6 +208,24 @@ def _batches(loader, val_loader, probe_steps: int, val_batches: int, dev):
     return batches[n_val:], batches[:n_val]
 
 
+def _check_finite(batches: list, what: str) -> None:
+    for i, batch in enumerate(batches):
+        for t in _tensors(batch):
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise ConfigError(f"batch {i} of {what} holds NaN or infinite values")
+
+
+def _tensors(batch):
+    if isinstance(batch, torch.Tensor):
+        yield batch
+    elif isinstance(batch, dict):
+        for v in batch.values():
+            yield from _tensors(v)
+    elif isinstance(batch, tuple | list):
+        for v in batch:
+            yield from _tensors(v)
+
+
 def _check_loss(model: nn.Module, data: ProbeData) -> None:
     """One forward pass with the user's loss on the first batch, so bad input fails early."""
     with torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -234,12 +256,10 @@ def _bare_step_seconds(model: nn.Module, data: ProbeData, config: ProbeConfig, s
 
 
 def _study(storage, study_name, seed: int, n_jobs: int, eval_every: int) -> optuna.Study:
-    if storage is None and n_jobs > 1:
-        folder = Path(tempfile.mkdtemp(prefix="autoinit-"))
-        storage = optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(folder / "journal.log")))
+    if storage is None and n_jobs > 1:  # worker processes need a storage they can open
+        storage = f"journal://{Path(tempfile.mkdtemp(prefix='autoinit-')) / 'journal.log'}"
     return optuna.create_study(
-        storage=storage,
+        storage=open_storage(storage),
         study_name=study_name,
         direction="minimize",
         sampler=_sampler(seed, n_jobs > 1),
@@ -268,15 +288,41 @@ def quiet_optuna():
         optuna.logging.set_verbosity(level)
 
 
-def _enqueue_baselines(study: optuna.Study, plan, space, lr: float) -> None:
-    """Queue the baselines that the study does not hold yet (done, running or waiting)."""
-    held = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)
-            if t.state != TrialState.FAIL}
+def _check_space(study: optuna.Study, expected: dict) -> None:
+    """Refuse to continue a study whose trials were drawn from another search space."""
+    always = {n for n in expected if n.endswith(".family") or n == "lr"}
+    for t in study.get_trials(deepcopy=False):
+        missing = sorted(always - set(t.distributions)) if t.state == TrialState.COMPLETE else []
+        if missing:
+            raise ConfigError(
+                f"study {study.study_name!r} was searched over another space: its trial "
+                f"{t.number} has no {missing[0]!r}; use a new study_name, or the same model, "
+                "groups, families and search_lr as before"
+            )
+        for name, dist in t.distributions.items():
+            if expected.get(name) != dist:
+                raise ConfigError(
+                    f"study {study.study_name!r} was searched over another space: its parameter "
+                    f"{name!r} is {dist} but this run's is {expected.get(name, 'absent')}; use a "
+                    "new study_name, or the same model, groups, families and search_lr as before"
+                )
+
+
+def _enqueue_pending(study: optuna.Study, plan, space, lr: float) -> None:
+    """Queue the baselines the study does not hold yet, and one retry of each trial that was
+    interrupted (Ctrl-C, a crash), so a resumed study loses and repeats nothing."""
+    trials = study.get_trials(deepcopy=False)
+    held = {t.user_attrs.get("baseline") for t in trials if t.state != TrialState.FAIL}
+    retried = {t.user_attrs.get("retry_of") for t in trials}
     for name in (*BASELINES, "lsuv"):
         if name not in held:
             family = "orthogonal" if name == "lsuv" else name
             study.enqueue_trial(baseline_params(plan, space, family, lr),
                                 user_attrs={"baseline": name}, skip_if_exists=False)
+    for t in trials:
+        if t.state == TrialState.FAIL and not t.user_attrs.get("baseline") and t.params \
+                and t.number not in retried:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
 
 
 def _optimize(study, obj, n_trials, timeout, budget_steps, callbacks, n_jobs) -> bool:
@@ -289,6 +335,7 @@ def _optimize(study, obj, n_trials, timeout, budget_steps, callbacks, n_jobs) ->
         stops.append(optuna.study.MaxTrialsCallback(n_trials, states=_DONE))
     if budget_steps is not None:
         stops.append(_BudgetCallback(budget_steps))
+    stops.append(_FailStreak())
     try:
         if n_jobs > 1:
             from autoinit.workers import optimize_in_processes
@@ -312,6 +359,20 @@ class _BudgetCallback:
         spent = sum(t.user_attrs.get("probe_steps", 0) + t.user_attrs.get("screening_passes", 0)
                     for t in study.get_trials(deepcopy=False))
         if spent >= self.budget:
+            study.stop()
+
+
+@dataclass
+class _FailStreak:
+    """Stops the study after ``limit`` failed trials in a row (a broken loss, a bad space)."""
+
+    limit: int = 5
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        last = study.get_trials(deepcopy=False)[-self.limit:]
+        if len(last) == self.limit and all(t.state == TrialState.FAIL for t in last):
+            warnings.warn(f"stopping the search after {self.limit} failed trials in a row; last "
+                          f"error: {trial.system_attrs.get('fail_reason', 'unknown')}", stacklevel=2)
             study.stop()
 
 

@@ -28,7 +28,7 @@ from autoinit.families import get_family, list_families
 from autoinit.plan import ModelPlan
 from autoinit.scheme import InitScheme
 
-__all__ = ["BASELINES", "SearchSpace", "baseline_params", "suggest_scheme"]
+__all__ = ["BASELINES", "SearchSpace", "baseline_params", "distributions", "suggest_scheme"]
 
 BASELINES = ("pytorch_default", "xavier_normal", "kaiming_normal", "lecun_normal", "orthogonal")
 _NORM_FAMILIES = ("pytorch_default", "constant", "zeros")
@@ -83,6 +83,25 @@ class SearchSpace:
         if any(lay.kind == "lstm" and "_ih" in lay.local_name for lay in plan.grouping.groups[group]):
             rules.append("forget_gate")
         return rules
+
+
+def distributions(plan: ModelPlan, space: SearchSpace, lr: float
+                  ) -> dict[str, optuna.distributions.BaseDistribution]:
+    """Every parameter :func:`suggest_scheme` may ask for, with its distribution."""
+    D = optuna.distributions
+    out: dict[str, D.BaseDistribution] = {}
+    for group, layers in plan.grouping.groups.items():
+        out[f"{group}.family"] = D.CategoricalDistribution(space.choices(plan, group))
+        out[f"{group}.scale"] = D.FloatDistribution(*space.scale_range, log=True)
+        if any(lay.param_type.endswith("bias") for lay in layers):
+            rules = space.bias_rules(plan, group)
+            out[f"{group}.bias"] = D.CategoricalDistribution(rules)
+            out[f"{group}.bias_value"] = D.FloatDistribution(*space.bias_range)
+            if "forget_gate" in rules:
+                out[f"{group}.forget_bias"] = D.FloatDistribution(0.0, 3.0)
+    if space.search_lr:
+        out["lr"] = D.FloatDistribution(lr / space.lr_factor, lr * space.lr_factor, log=True)
+    return out
 
 
 def suggest_scheme(

@@ -10,6 +10,7 @@ import optuna
 import torch
 
 from autoinit.errors import ConfigError
+from autoinit.storage import open_storage
 
 __all__ = ["optimize_in_processes"]
 
@@ -32,9 +33,7 @@ def _storage_spec(storage: optuna.storages.BaseStorage) -> tuple[str, str]:
 
 def _open(spec: tuple[str, str]) -> optuna.storages.BaseStorage:
     kind, where = spec
-    if kind == "rdb":
-        return optuna.storages.RDBStorage(where)
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(where))
+    return open_storage(where if kind == "rdb" else f"journal://{where}")
 
 
 def _worker(payload: bytes, index: int) -> int:

@@ -1,0 +1,82 @@
+"""Storages from URLs, passwords kept out of messages, and studies that cannot be continued."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+from conftest import tiny_mlp
+
+from autoinit.errors import ConfigError
+from autoinit.search import run_search
+from autoinit.storage import open_storage, redact
+
+SMALL = {"n_trials": 8, "probe_steps": 8}
+
+
+def test_redact_hides_passwords_only():
+    assert redact("postgresql://bob:pa:ss@h:5432/db") == "postgresql://bob:***@h:5432/db"
+    assert redact("error at mysql://u:x@h/db and sqlite:///a.db") == \
+        "error at mysql://u:***@h/db and sqlite:///a.db"
+    assert redact("postgresql://h/db") == "postgresql://h/db"
+
+
+def test_storage_kinds(tmp_path):
+    assert open_storage(None) is None
+    rdb = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    assert isinstance(rdb, optuna.storages.RDBStorage) and rdb.heartbeat_interval == 10
+    journal = open_storage(f"journal://{tmp_path / 'j.log'}")
+    assert isinstance(journal, optuna.storages.JournalStorage)
+    with pytest.raises(ConfigError, match="storage must be sqlite:///FILE"):
+        open_storage("redis://u:secret@localhost/0")
+
+
+def test_unreachable_storage_is_one_clear_line_without_the_password():
+    with pytest.raises(ConfigError) as info:
+        open_storage("postgresql://alice:hunter2@127.0.0.1:1/studies")
+    message = str(info.value)
+    assert "cannot be opened" in message and "hunter2" not in message and "***" in message
+    assert "\n" not in message
+
+
+def test_a_study_from_another_search_space_is_refused(tiny_loader, tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    run_search(tiny_mlp(), tiny_loader, storage=storage, study_name="s", **SMALL)
+    with pytest.raises(ConfigError, match="was searched over another space"):
+        run_search(tiny_mlp(), tiny_loader, storage=storage, study_name="s", search_lr=True,
+                   **SMALL)
+
+
+def test_nan_in_the_data_is_bad_input(tiny_loader):
+    batches = list(tiny_loader)
+    x, y = batches[3]
+    batches[3] = (x.clone().index_fill_(0, torch.tensor([0]), float("nan")), y)
+    with pytest.raises(ConfigError, match="batch .* holds NaN or infinite values"):
+        run_search(tiny_mlp(), batches, **SMALL)
+
+
+def test_trial_interrupted_mid_probe_is_retried_on_resume(tiny_loader, tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    armed = {"calls": None}
+
+    def arm(study, trial):
+        if trial.number == 6:  # the baselines are done; the next trial is the sampler's
+            armed["calls"] = 0
+
+    def loss(model, batch):
+        if armed["calls"] is not None:
+            armed["calls"] += 1
+            if armed["calls"] == 5:  # mid-probe
+                raise KeyboardInterrupt
+        return torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
+
+    first = run_search(tiny_mlp(), tiny_loader, storage=storage, study_name="s", loss_fn=loss,
+                       callbacks=[arm], **SMALL)
+    failed = [t for t in first.study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert first.extra["interrupted"] and len(failed) == 1
+    resumed = run_search(tiny_mlp(), tiny_loader, storage=storage, study_name="s", **SMALL)
+    retry = [t for t in resumed.study.trials if t.user_attrs.get("retry_of") == failed[0].number]
+    assert len(retry) == 1 and retry[0].params == failed[0].params
+    done = [t for t in resumed.study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
+                                                           optuna.trial.TrialState.PRUNED)]
+    assert len(done) == 8
