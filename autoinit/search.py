@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import math
 import statistics
 import tempfile
@@ -133,9 +134,9 @@ def run_search(
     work.load_state_dict(initial)
     obj = Objective(work, initial, plan, layer_plan, data, config, space, lr, seed, screening)
     with quiet_optuna():
-        study = _study(storage, study_name, seed, n_jobs, every)
+        study, created = _study(storage, study_name, seed, n_jobs, every)
         _check_space(study, distributions(plan, space, lr))
-        _enqueue_pending(study, plan, space, lr)
+        _enqueue_pending(study, plan, space, lr, created)
         interrupted = _optimize(study, obj, n_trials, timeout, budget_steps,
                                 list(callbacks), n_jobs)
     baselines = _baseline_scores(study)
@@ -255,19 +256,27 @@ def _bare_step_seconds(model: nn.Module, data: ProbeData, config: ProbeConfig, s
     return statistics.median(times[1:])
 
 
-def _study(storage, study_name, seed: int, n_jobs: int, eval_every: int) -> optuna.Study:
+def _study(storage, study_name, seed: int, n_jobs: int, eval_every: int
+           ) -> tuple[optuna.Study, bool]:
+    """The study, and whether this call created it (only its creator queues the baselines)."""
     if storage is None and n_jobs > 1:  # worker processes need a storage they can open
         storage = f"journal://{Path(tempfile.mkdtemp(prefix='autoinit-')) / 'journal.log'}"
-    return optuna.create_study(
-        storage=open_storage(storage),
-        study_name=study_name,
-        direction="minimize",
-        sampler=_sampler(seed, n_jobs > 1),
+    opened = open_storage(storage)
+    # Workers sharing a persistent study must not all propose the same points: their samplers
+    # get distinct seeds. Alone (in memory) the search is reproducible from ``seed``.
+    sampler_seed = seed if opened is None else seed + os.getpid()
+    kwargs = {
+        "storage": opened,
+        "study_name": study_name,
+        "sampler": _sampler(sampler_seed, n_jobs > 1 or opened is not None),
         # Nothing is pruned before half the probe (two evaluations): early losses are noisy.
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=len(BASELINES) + 1,
-                                           n_warmup_steps=2 * eval_every),
-        load_if_exists=True,
-    )
+        "pruner": optuna.pruners.MedianPruner(n_startup_trials=len(BASELINES) + 1,
+                                              n_warmup_steps=2 * eval_every),
+    }
+    try:
+        return optuna.create_study(direction="minimize", **kwargs), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(**kwargs), False
 
 
 def _sampler(seed: int, parallel: bool) -> optuna.samplers.BaseSampler:
@@ -308,12 +317,19 @@ def _check_space(study: optuna.Study, expected: dict) -> None:
                 )
 
 
-def _enqueue_pending(study: optuna.Study, plan, space, lr: float) -> None:
+def _enqueue_pending(study: optuna.Study, plan, space, lr: float, created: bool) -> None:
     """Queue the baselines the study does not hold yet, and one retry of each trial that was
-    interrupted (Ctrl-C, a crash), so a resumed study loses and repeats nothing."""
+    interrupted (Ctrl-C, a crash), so a resumed study loses and repeats nothing.
+
+    A worker joining a study that others are running (trials waiting or running) queues
+    nothing: the study's creator queued the baselines, and live workers own their trials.
+    """
     trials = study.get_trials(deepcopy=False)
+    if not created and any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials):
+        return
     held = {t.user_attrs.get("baseline") for t in trials if t.state != TrialState.FAIL}
     retried = {t.user_attrs.get("retry_of") for t in trials}
+    retried |= {t.system_attrs.get("failed_trial") for t in trials}  # heartbeat retries
     for name in (*BASELINES, "lsuv"):
         if name not in held:
             family = "orthogonal" if name == "lsuv" else name

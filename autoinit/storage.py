@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 
@@ -24,8 +25,10 @@ from autoinit.errors import ConfigError
 
 __all__ = ["HEARTBEAT_INTERVAL", "open_storage", "redact"]
 
-HEARTBEAT_INTERVAL = 10  # seconds between a worker's heartbeats
-GRACE_PERIOD = 30  # seconds without one before its running trial is failed and retried
+# Seconds between a worker's heartbeats, and without one before its running trial is failed and
+# retried; AUTOINIT_HEARTBEAT_INTERVAL and AUTOINIT_GRACE_PERIOD override them.
+HEARTBEAT_INTERVAL = 10
+GRACE_PERIOD = 30
 _PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]+:)(?P<password>[^@\s]+)(?=@)")
 
 
@@ -56,8 +59,9 @@ def open_storage(storage: str | optuna.storages.BaseStorage | None):
             return optuna.storages.RDBStorage(
                 storage,
                 engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_INTERVAL,
-                grace_period=GRACE_PERIOD,
+                heartbeat_interval=int(os.environ.get("AUTOINIT_HEARTBEAT_INTERVAL",
+                                                      HEARTBEAT_INTERVAL)),
+                grace_period=int(os.environ.get("AUTOINIT_GRACE_PERIOD", GRACE_PERIOD)),
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
             )
     except Exception as exc:  # noqa: BLE001 - driver and connection errors of every backend

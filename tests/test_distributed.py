@@ -1,0 +1,80 @@
+"""Many workers on one PostgreSQL study: shared trials, a SIGKILLed worker, nothing lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+WORKER = str(Path(__file__).with_name("distributed_worker.py"))
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _start(url: str, study: str, n: int, steps: int) -> subprocess.Popen:
+    env = {**os.environ, "AUTOINIT_HEARTBEAT_INTERVAL": "1", "AUTOINIT_GRACE_PERIOD": "3",
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, WORKER, url, study, str(n), str(steps)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(predicate, timeout: float = 120.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting")
+
+
+def test_two_workers_one_killed_mid_trial(postgres_url):
+    n = 20
+    a = _start(postgres_url, "killed", n, 150)
+    b = _start(postgres_url, "killed", n, 150)
+
+    def study():
+        return optuna.load_study(study_name="killed", storage=postgres_url)
+
+    def both_running() -> bool:
+        try:
+            trials = study().get_trials(deepcopy=False)
+        except KeyError:
+            return False
+        return sum(t.state == TrialState.RUNNING for t in trials) >= 2 and len(trials) >= 9
+
+    _wait_for(both_running)
+    a.send_signal(signal.SIGKILL)
+    a.wait()
+    out, err = b.communicate(timeout=300)
+    assert b.returncode == 0, err[-2000:]
+    trials = study().get_trials(deepcopy=False)
+    done = [t for t in trials if t.state in DONE]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(done) == n
+    assert len(failed) >= 1  # the killed worker's trial, failed by the heartbeat
+    retried = {t.system_attrs.get("failed_trial") for t in trials}
+    assert all(t.number in retried for t in failed)
+    baselines = [t.user_attrs["baseline"] for t in done if "baseline" in t.user_attrs]
+    assert sorted(baselines) == sorted(set(baselines))  # no baseline ran twice
+    report = json.loads(out.strip().splitlines()[-1])
+    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    best_search = next(t.number for t in complete if "baseline" not in t.user_attrs)
+    assert best_search in report["candidates"]
+    assert "s3cret-pw" not in out + err
+
+
+def test_unreachable_postgres_fails_fast_with_the_password_hidden(postgres_url):
+    bad = postgres_url.rsplit(":", 1)[0] + ":1/autoinit"
+    from autoinit.errors import ConfigError
+    from autoinit.storage import open_storage
+
+    with pytest.raises(ConfigError) as info:
+        open_storage(bad)
+    assert "s3cret-pw" not in str(info.value)
