@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 import math
+import os
 import statistics
 import tempfile
 import time
