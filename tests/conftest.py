@@ -55,50 +55,13 @@ def tiny_mlp(seed: int = 0) -> nn.Sequential:
                              nn.Linear(16, 2))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A throwaway PostgreSQL 15 server on 127.0.0.1 (password auth) and a fresh database.
+    """A throwaway PostgreSQL 15 server on 127.0.0.1 (password auth) and a fresh database."""
+    from autoinit.testing import PostgresUnavailable, temporary_postgres
 
-    Runs the server binaries as the ``postgres`` user from a temporary data folder; skipped
-    where PostgreSQL is not installed.
-    """
-    import os
-    import shutil
-    import subprocess
-    import tempfile
-    from pathlib import Path
-
-    bindir = Path("/usr/lib/postgresql/15/bin")
-    if not (bindir / "initdb").exists() or shutil.which("runuser") is None:
-        pytest.skip("PostgreSQL 15 is not installed here (apt-get install postgresql-15)")
-    root = Path(tempfile.mkdtemp(prefix="autoinit-pg-"))  # pytest's tmp folders are root-only
-    data, pwfile = root / "data", root / "pw"
-    password = "s3cret-pw"
-    pwfile.write_text(password + "\n")
-    os.chmod(root, 0o777)
-    shutil.chown(pwfile, "postgres")
-
-    def as_postgres(*cmd: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True,
-                       capture_output=True, cwd=root)
-
-    as_postgres(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
-                "--auth-host=scram-sha-256", f"--pwfile={pwfile}")
-    port = _free_port()
-    as_postgres(str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"),
-                "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200",
-                "start")
     try:
-        as_postgres(str(bindir / "createdb"), "-h", str(root), "-p", str(port), "autoinit")
-        yield f"postgresql://postgres:{password}@127.0.0.1:{port}/autoinit"
-    finally:
-        as_postgres(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop")
-        shutil.rmtree(root, ignore_errors=True)
+        with temporary_postgres() as url:
+            yield url
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))

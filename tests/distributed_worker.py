@@ -1,11 +1,14 @@
 """A search worker for the distributed tests: ``python distributed_worker.py URL STUDY N STEPS``.
 
+One torch thread unless ``WORKER_THREADS`` says otherwise.
+
 Every worker builds the same model and data (seeded) and joins the study at URL.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import torch
@@ -17,7 +20,7 @@ from autoinit.search import run_search
 
 def main() -> None:
     url, study, n_trials, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ.get("WORKER_THREADS", "1")))
     g = torch.Generator().manual_seed(0)
     x = torch.randn(512, 32, generator=g)
     y = (x[:, :4].sum(1) > 0).long()
