@@ -8,17 +8,10 @@ scheme is applied to the model in place → :class:`FitResult`.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import math
-import os
 import statistics
-import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
 
 import optuna
 import torch
@@ -32,26 +25,12 @@ from autoinit.groups import GroupSpec
 from autoinit.objective import Objective
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, make_optimizer
-from autoinit.result import Candidate, FitResult, SearchCost
-from autoinit.space import BASELINES, SearchSpace, baseline_params, distributions
-from autoinit.storage import open_storage
+from autoinit.result import FitResult, SearchCost
+from autoinit.selection import Selection, baseline_scores, rerun_steps, select
+from autoinit.space import SearchSpace, distributions
+from autoinit.study import check_space, enqueue_pending, open_study, optimize, quiet_optuna
 
 __all__ = ["Selection", "run_search"]
-
-_DONE = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-@dataclass(frozen=True)
-class Selection:
-    """The selection round: ``top`` search candidates and the best baseline are re-run with
-    ``seeds`` fresh seeds for ``steps_factor`` times the probe length; a candidate replaces the
-    baseline only when its mean paired improvement exceeds ``max(2·s.e., rel_margin·|baseline|)``.
-    """
-
-    top: int = 2
-    seeds: int = 2
-    steps_factor: float = 2.0
-    rel_margin: float = 0.005
 
 
 def run_search(
@@ -83,7 +62,7 @@ def run_search(
     bf16: bool = False,
     val_batches: int = 4,
     screening: bool = True,
-    selection: Selection = Selection(),
+    selection: Selection | None = None,
 ) -> FitResult:
     """Search an initialization for ``model`` on ``dataloader`` and apply the best one in place.
 
@@ -111,6 +90,7 @@ def run_search(
         ['kaiming_normal', 'lecun_normal']
     """
     start = time.perf_counter()
+    selection = selection or Selection()
     _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches)
     dev = _device(device)
     space = SearchSpace(families=tuple(families) if families is not None else None,
@@ -134,20 +114,20 @@ def run_search(
     work.load_state_dict(initial)
     obj = Objective(work, initial, plan, layer_plan, data, config, space, lr, seed, screening)
     with quiet_optuna():
-        study, created = _study(storage, study_name, seed, n_jobs, every)
-        _check_space(study, distributions(plan, space, lr))
-        _enqueue_pending(study, plan, space, lr, created)
-        interrupted = _optimize(study, obj, n_trials, timeout, budget_steps,
+        study, created = open_study(storage, study_name, seed, n_jobs, every)
+        check_space(study, distributions(plan, space, lr))
+        enqueue_pending(study, plan, space, lr, created)
+        interrupted = optimize(study, obj, n_trials, timeout, budget_steps,
                                 list(callbacks), n_jobs)
-    baselines = _baseline_scores(study)
-    candidates, chosen, reason = _select(study, obj, selection, config)
+    baselines = baseline_scores(study)
+    candidates, chosen, reason = select(study, obj, selection, config)
     apply_scheme(model, chosen.scheme)
     trials = study.get_trials(deepcopy=False)
     attrs = [t.user_attrs for t in trials]
     cost = SearchCost(
         probe_steps=sum(a.get("probe_steps", 0) for a in attrs),
         screening_passes=sum(a.get("screening_passes", 0) for a in attrs),
-        selection_steps=sum(len(c.scores) for c in candidates) * _rerun_steps(config, selection),
+        selection_steps=sum(len(c.scores) for c in candidates) * rerun_steps(config, selection),
         wall_seconds=time.perf_counter() - start,
         step_seconds=step_seconds,
         trials_complete=sum(t.state == TrialState.COMPLETE for t in trials),
@@ -254,200 +234,3 @@ def _bare_step_seconds(model: nn.Module, data: ProbeData, config: ProbeConfig, s
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
     return statistics.median(times[1:])
-
-
-def _study(storage, study_name, seed: int, n_jobs: int, eval_every: int
-           ) -> tuple[optuna.Study, bool]:
-    """The study, and whether this call created it (only its creator queues the baselines)."""
-    if storage is None and n_jobs > 1:  # worker processes need a storage they can open
-        storage = f"journal://{Path(tempfile.mkdtemp(prefix='autoinit-')) / 'journal.log'}"
-    opened = open_storage(storage)
-    # Workers sharing a persistent study must not all propose the same points: their samplers
-    # get distinct seeds. Alone (in memory) the search is reproducible from ``seed``.
-    sampler_seed = seed if opened is None else seed + os.getpid()
-    kwargs = {
-        "storage": opened,
-        "study_name": study_name,
-        "sampler": _sampler(sampler_seed, n_jobs > 1 or opened is not None),
-        # Nothing is pruned before half the probe (two evaluations): early losses are noisy.
-        "pruner": optuna.pruners.MedianPruner(n_startup_trials=len(BASELINES) + 1,
-                                              n_warmup_steps=2 * eval_every),
-    }
-    try:
-        return optuna.create_study(direction="minimize", **kwargs), True
-    except optuna.exceptions.DuplicatedStudyError:
-        return optuna.load_study(**kwargs), False
-
-
-def _sampler(seed: int, parallel: bool) -> optuna.samplers.BaseSampler:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          constant_liar=parallel, n_startup_trials=5)
-
-
-@contextlib.contextmanager
-def quiet_optuna():
-    """Optuna's per-trial INFO lines off while a search runs (autoinit reports progress itself)."""
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(level)
-
-
-def _check_space(study: optuna.Study, expected: dict) -> None:
-    """Refuse to continue a study whose trials were drawn from another search space."""
-    always = {n for n in expected if n.endswith(".family") or n == "lr"}
-    for t in study.get_trials(deepcopy=False):
-        missing = sorted(always - set(t.distributions)) if t.state == TrialState.COMPLETE else []
-        if missing:
-            raise ConfigError(
-                f"study {study.study_name!r} was searched over another space: its trial "
-                f"{t.number} has no {missing[0]!r}; use a new study_name, or the same model, "
-                "groups, families and search_lr as before"
-            )
-        for name, dist in t.distributions.items():
-            if expected.get(name) != dist:
-                raise ConfigError(
-                    f"study {study.study_name!r} was searched over another space: its parameter "
-                    f"{name!r} is {dist} but this run's is {expected.get(name, 'absent')}; use a "
-                    "new study_name, or the same model, groups, families and search_lr as before"
-                )
-
-
-def _enqueue_pending(study: optuna.Study, plan, space, lr: float, created: bool) -> None:
-    """Queue the baselines the study does not hold yet, and one retry of each trial that was
-    interrupted (Ctrl-C, a crash), so a resumed study loses and repeats nothing.
-
-    A worker joining a study that others are running (trials waiting or running) queues
-    nothing: the study's creator queued the baselines, and live workers own their trials.
-    """
-    trials = study.get_trials(deepcopy=False)
-    if not created and any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials):
-        return
-    held = {t.user_attrs.get("baseline") for t in trials if t.state != TrialState.FAIL}
-    retried = {t.user_attrs.get("retry_of") for t in trials}
-    retried |= {t.system_attrs.get("failed_trial") for t in trials}  # heartbeat retries
-    for name in (*BASELINES, "lsuv"):
-        if name not in held:
-            family = "orthogonal" if name == "lsuv" else name
-            study.enqueue_trial(baseline_params(plan, space, family, lr),
-                                user_attrs={"baseline": name}, skip_if_exists=False)
-    for t in trials:
-        if t.state == TrialState.FAIL and not t.user_attrs.get("baseline") and t.params \
-                and t.number not in retried:
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
-
-
-def _optimize(study, obj, n_trials, timeout, budget_steps, callbacks, n_jobs) -> bool:
-    """Run trials until the budget is met; ``True`` when interrupted by Ctrl-C."""
-    done = sum(t.state in _DONE for t in study.get_trials(deepcopy=False))
-    if n_trials is not None and done >= n_trials:
-        return False
-    stops = []
-    if n_trials is not None:
-        stops.append(optuna.study.MaxTrialsCallback(n_trials, states=_DONE))
-    if budget_steps is not None:
-        stops.append(_BudgetCallback(budget_steps))
-    stops.append(_FailStreak())
-    try:
-        if n_jobs > 1:
-            from autoinit.workers import optimize_in_processes
-
-            optimize_in_processes(study, obj, n_jobs, n_trials, timeout, stops + callbacks)
-        else:
-            study.optimize(obj, timeout=timeout, callbacks=stops + callbacks,
-                           catch=(Exception,), gc_after_trial=False)
-    except KeyboardInterrupt:
-        return True
-    return False
-
-
-@dataclass
-class _BudgetCallback:
-    """Stops the study once the trials' probe and screening steps reach ``budget`` steps."""
-
-    budget: int
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        spent = sum(t.user_attrs.get("probe_steps", 0) + t.user_attrs.get("screening_passes", 0)
-                    for t in study.get_trials(deepcopy=False))
-        if spent >= self.budget:
-            study.stop()
-
-
-@dataclass
-class _FailStreak:
-    """Stops the study after ``limit`` failed trials in a row (a broken loss, a bad space)."""
-
-    limit: int = 5
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        last = study.get_trials(deepcopy=False)[-self.limit:]
-        if len(last) == self.limit and all(t.state == TrialState.FAIL for t in last):
-            warnings.warn(f"stopping the search after {self.limit} failed trials in a row; last "
-                          f"error: {trial.system_attrs.get('fail_reason', 'unknown')}", stacklevel=2)
-            study.stop()
-
-
-def _baseline_scores(study: optuna.Study) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for t in study.get_trials(deepcopy=False, states=_DONE):
-        name = t.user_attrs.get("baseline")
-        if name and name not in out:
-            out[name] = t.value if t.state == TrialState.COMPLETE else math.inf
-    return out
-
-
-def _rerun_steps(config: ProbeConfig, selection: Selection) -> int:
-    return max(1, round(config.steps * selection.steps_factor))
-
-
-def _select(study: optuna.Study, obj: Objective, selection: Selection, config: ProbeConfig):
-    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-                      key=lambda t: t.value)
-    base_trials = [t for t in complete if t.user_attrs.get("baseline")]
-    search_trials = [t for t in complete if not t.user_attrs.get("baseline")][: selection.top]
-    if not base_trials and not search_trials:
-        failures = [t.user_attrs.get("failure") or t.system_attrs.get("fail_reason")
-                    for t in study.get_trials(deepcopy=False)]
-        raise AutoinitError("no trial completed; first reason: "
-                            f"{next((f for f in failures if f), 'unknown')}")
-    rerun = replace(config, steps=_rerun_steps(config, selection),
-                    eval_every=max(1, _rerun_steps(config, selection) // 4))
-    cands = []
-    for t in base_trials[:1] + search_trials:
-        scheme, lr = obj.scheme_of(t)
-        scores = []
-        for k in range(1, selection.seeds + 1):
-            cfg = replace(rerun, seed=config.seed + k)
-            scores.append(obj.probe(scheme.with_seed(scheme.seed + k), lr, cfg).score)
-        name = t.user_attrs.get("baseline") or f"search #{t.number}"
-        cands.append(Candidate(name, t.number, t.value, scores, scheme))
-    return (cands, *_choose(cands, bool(base_trials), selection))
-
-
-def _choose(cands: list[Candidate], has_baseline: bool, selection: Selection):
-    if not has_baseline:
-        best = min(cands, key=lambda c: c.mean)
-        return best, f"{best.name} chosen: no baseline completed its probe"
-    base, searched = cands[0], cands[1:]
-    if not searched:
-        return base, f"{base.name} chosen: no search trial completed"
-    best = min(searched, key=lambda c: c.mean)
-    if not math.isfinite(base.mean) and math.isfinite(best.mean):
-        return best, f"{best.name} chosen: the best baseline diverged in the selection round"
-    diffs = [s - b for s, b in zip(best.scores, base.scores, strict=True)]
-    if not all(math.isfinite(d) for d in diffs):
-        return base, f"{base.name} (baseline) kept: {best.name} diverged in the selection round"
-    mean = statistics.fmean(diffs)
-    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else abs(mean)
-    margin = max(2 * se, selection.rel_margin * abs(base.mean))
-    if mean < -margin:
-        return best, (f"{best.name} chosen: {best.mean:.4f} vs best baseline {base.name} "
-                      f"{base.mean:.4f} (paired improvement {-mean:.4f} > margin {margin:.4f})")
-    return base, (f"{base.name} (baseline) kept: the best search candidate {best.name} "
-                  f"({best.mean:.4f}) did not beat it ({base.mean:.4f}) beyond the noise "
-                  f"(margin {margin:.4f})")

@@ -50,7 +50,7 @@ def _worker(payload: bytes, index: int) -> int:
 def optimize_in_processes(study: optuna.Study, objective, n_jobs: int, n_trials: int | None,
                           timeout: float | None, callbacks: list) -> None:
     """Run ``objective`` in ``n_jobs`` spawned processes until ``callbacks`` stop the study."""
-    from autoinit.search import _sampler
+    from autoinit.study import _sampler
 
     def sampler_factory(index: int, _seed=objective.seed):
         return _sampler(_seed + index, parallel=True)

@@ -15,7 +15,8 @@ import autoinit
 from autoinit.errors import AutoinitError, ConfigError
 from autoinit.probe import ProbeConfig, ProbeData, run_probe
 from autoinit.result import Candidate
-from autoinit.search import Selection, _choose, run_search
+from autoinit.search import run_search
+from autoinit.selection import Selection, choose
 
 SMALL = {"n_trials": 8, "probe_steps": 8, "seed": 0}
 
@@ -160,9 +161,9 @@ def test_candidate_must_beat_baseline_beyond_noise(tiny_loader):
     base = Candidate("orthogonal", 0, 1.0, [1.00, 1.02], scheme)
     close = Candidate("search #9", 9, 0.9, [0.998, 1.022], scheme)
     clear = Candidate("search #7", 7, 0.5, [0.50, 0.52], scheme)
-    chosen, reason = _choose([base, close], True, Selection())
+    chosen, reason = choose([base, close], True, Selection())
     assert chosen is base and "kept" in reason
-    chosen, _ = _choose([base, close, clear], True, Selection())
+    chosen, _ = choose([base, close, clear], True, Selection())
     assert chosen is clear
 
 

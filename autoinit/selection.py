@@ -1,0 +1,93 @@
+"""The selection round: re-run the best candidates and the best baseline, then choose."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, replace
+
+import optuna
+from optuna.trial import TrialState
+
+from autoinit.errors import AutoinitError
+from autoinit.objective import Objective
+from autoinit.probe import ProbeConfig
+from autoinit.result import Candidate
+
+__all__ = ["Selection", "baseline_scores", "choose", "rerun_steps", "select"]
+
+_DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The selection round: ``top`` search candidates and the best baseline are re-run with
+    ``seeds`` fresh seeds for ``steps_factor`` times the probe length; a candidate replaces the
+    baseline only when its mean paired improvement exceeds ``max(2·s.e., rel_margin·|baseline|)``.
+    """
+
+    top: int = 2
+    seeds: int = 2
+    steps_factor: float = 2.0
+    rel_margin: float = 0.005
+
+
+def baseline_scores(study: optuna.Study) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for t in study.get_trials(deepcopy=False, states=_DONE):
+        name = t.user_attrs.get("baseline")
+        if name and name not in out:
+            out[name] = t.value if t.state == TrialState.COMPLETE else math.inf
+    return out
+
+
+def rerun_steps(config: ProbeConfig, selection: Selection) -> int:
+    return max(1, round(config.steps * selection.steps_factor))
+
+
+def select(study: optuna.Study, obj: Objective, selection: Selection, config: ProbeConfig):
+    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                      key=lambda t: t.value)
+    base_trials = [t for t in complete if t.user_attrs.get("baseline")]
+    search_trials = [t for t in complete if not t.user_attrs.get("baseline")][: selection.top]
+    if not base_trials and not search_trials:
+        failures = [t.user_attrs.get("failure") or t.system_attrs.get("fail_reason")
+                    for t in study.get_trials(deepcopy=False)]
+        raise AutoinitError("no trial completed; first reason: "
+                            f"{next((f for f in failures if f), 'unknown')}")
+    rerun = replace(config, steps=rerun_steps(config, selection),
+                    eval_every=max(1, rerun_steps(config, selection) // 4))
+    cands = []
+    for t in base_trials[:1] + search_trials:
+        scheme, lr = obj.scheme_of(t)
+        scores = []
+        for k in range(1, selection.seeds + 1):
+            cfg = replace(rerun, seed=config.seed + k)
+            scores.append(obj.probe(scheme.with_seed(scheme.seed + k), lr, cfg).score)
+        name = t.user_attrs.get("baseline") or f"search #{t.number}"
+        cands.append(Candidate(name, t.number, t.value, scores, scheme))
+    return (cands, *choose(cands, bool(base_trials), selection))
+
+
+def choose(cands: list[Candidate], has_baseline: bool, selection: Selection):
+    if not has_baseline:
+        best = min(cands, key=lambda c: c.mean)
+        return best, f"{best.name} chosen: no baseline completed its probe"
+    base, searched = cands[0], cands[1:]
+    if not searched:
+        return base, f"{base.name} chosen: no search trial completed"
+    best = min(searched, key=lambda c: c.mean)
+    if not math.isfinite(base.mean) and math.isfinite(best.mean):
+        return best, f"{best.name} chosen: the best baseline diverged in the selection round"
+    diffs = [s - b for s, b in zip(best.scores, base.scores, strict=True)]
+    if not all(math.isfinite(d) for d in diffs):
+        return base, f"{base.name} (baseline) kept: {best.name} diverged in the selection round"
+    mean = statistics.fmean(diffs)
+    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else abs(mean)
+    margin = max(2 * se, selection.rel_margin * abs(base.mean))
+    if mean < -margin:
+        return best, (f"{best.name} chosen: {best.mean:.4f} vs best baseline {base.name} "
+                      f"{base.mean:.4f} (paired improvement {-mean:.4f} > margin {margin:.4f})")
+    return base, (f"{base.name} (baseline) kept: the best search candidate {best.name} "
+                  f"({best.mean:.4f}) did not beat it ({base.mean:.4f}) beyond the noise "
+                  f"(margin {margin:.4f})")

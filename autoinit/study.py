@@ -1,0 +1,157 @@
+"""The Optuna study of a search: storage, sampler, pruner, queued baselines, stopping rules."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from autoinit.errors import ConfigError
+from autoinit.space import BASELINES, baseline_params
+from autoinit.storage import open_storage
+
+__all__ = ["DONE", "check_space", "enqueue_pending", "open_study", "optimize", "quiet_optuna"]
+
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def open_study(storage, study_name, seed: int, n_jobs: int, eval_every: int
+           ) -> tuple[optuna.Study, bool]:
+    """The study, and whether this call created it (only its creator queues the baselines)."""
+    if storage is None and n_jobs > 1:  # worker processes need a storage they can open
+        storage = f"journal://{Path(tempfile.mkdtemp(prefix='autoinit-')) / 'journal.log'}"
+    opened = open_storage(storage)
+    # Workers sharing a persistent study must not all propose the same points: their samplers
+    # get distinct seeds. Alone (in memory) the search is reproducible from ``seed``.
+    sampler_seed = seed if opened is None else seed + os.getpid()
+    kwargs = {
+        "storage": opened,
+        "study_name": study_name,
+        "sampler": _sampler(sampler_seed, n_jobs > 1 or opened is not None),
+        # Nothing is pruned before half the probe (two evaluations): early losses are noisy.
+        "pruner": optuna.pruners.MedianPruner(n_startup_trials=len(BASELINES) + 1,
+                                              n_warmup_steps=2 * eval_every),
+    }
+    try:
+        return optuna.create_study(direction="minimize", **kwargs), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(**kwargs), False
+
+
+def _sampler(seed: int, parallel: bool) -> optuna.samplers.BaseSampler:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          constant_liar=parallel, n_startup_trials=5)
+
+
+@contextlib.contextmanager
+def quiet_optuna():
+    """Optuna's per-trial INFO lines off while a search runs (autoinit reports progress itself)."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+def check_space(study: optuna.Study, expected: dict) -> None:
+    """Refuse to continue a study whose trials were drawn from another search space."""
+    always = {n for n in expected if n.endswith(".family") or n == "lr"}
+    for t in study.get_trials(deepcopy=False):
+        missing = sorted(always - set(t.distributions)) if t.state == TrialState.COMPLETE else []
+        if missing:
+            raise ConfigError(
+                f"study {study.study_name!r} was searched over another space: its trial "
+                f"{t.number} has no {missing[0]!r}; use a new study_name, or the same model, "
+                "groups, families and search_lr as before"
+            )
+        for name, dist in t.distributions.items():
+            if expected.get(name) != dist:
+                raise ConfigError(
+                    f"study {study.study_name!r} was searched over another space: its parameter "
+                    f"{name!r} is {dist} but this run's is {expected.get(name, 'absent')}; use a "
+                    "new study_name, or the same model, groups, families and search_lr as before"
+                )
+
+
+def enqueue_pending(study: optuna.Study, plan, space, lr: float, created: bool) -> None:
+    """Queue the baselines the study does not hold yet, and one retry of each trial that was
+    interrupted (Ctrl-C, a crash), so a resumed study loses and repeats nothing.
+
+    A worker joining a study that others are running (trials waiting or running) queues
+    nothing: the study's creator queued the baselines, and live workers own their trials.
+    """
+    trials = study.get_trials(deepcopy=False)
+    if not created and any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials):
+        return
+    held = {t.user_attrs.get("baseline") for t in trials if t.state != TrialState.FAIL}
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    retried |= {t.system_attrs.get("failed_trial") for t in trials}  # heartbeat retries
+    for name in (*BASELINES, "lsuv"):
+        if name not in held:
+            family = "orthogonal" if name == "lsuv" else name
+            study.enqueue_trial(baseline_params(plan, space, family, lr),
+                                user_attrs={"baseline": name}, skip_if_exists=False)
+    for t in trials:
+        if t.state == TrialState.FAIL and not t.user_attrs.get("baseline") and t.params \
+                and t.number not in retried:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+
+
+def optimize(study, obj, n_trials, timeout, budget_steps, callbacks, n_jobs) -> bool:
+    """Run trials until the budget is met; ``True`` when interrupted by Ctrl-C."""
+    done = sum(t.state in DONE for t in study.get_trials(deepcopy=False))
+    if n_trials is not None and done >= n_trials:
+        return False
+    stops = []
+    if n_trials is not None:
+        stops.append(optuna.study.MaxTrialsCallback(n_trials, states=DONE))
+    if budget_steps is not None:
+        stops.append(_BudgetCallback(budget_steps))
+    stops.append(_FailStreak())
+    try:
+        if n_jobs > 1:
+            from autoinit.workers import optimize_in_processes
+
+            optimize_in_processes(study, obj, n_jobs, n_trials, timeout, stops + callbacks)
+        else:
+            study.optimize(obj, timeout=timeout, callbacks=stops + callbacks,
+                           catch=(Exception,), gc_after_trial=False)
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+@dataclass
+class _BudgetCallback:
+    """Stops the study once the trials' probe and screening steps reach ``budget`` steps."""
+
+    budget: int
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        spent = sum(t.user_attrs.get("probe_steps", 0) + t.user_attrs.get("screening_passes", 0)
+                    for t in study.get_trials(deepcopy=False))
+        if spent >= self.budget:
+            study.stop()
+
+
+@dataclass
+class _FailStreak:
+    """Stops the study after ``limit`` failed trials in a row (a broken loss, a bad space)."""
+
+    limit: int = 5
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        last = study.get_trials(deepcopy=False)[-self.limit:]
+        if len(last) == self.limit and all(t.state == TrialState.FAIL for t in last):
+            warnings.warn(f"stopping the search after {self.limit} failed trials in a row; last "
+                          f"error: {trial.system_attrs.get('fail_reason', 'unknown')}", stacklevel=2)
+            study.stop()
