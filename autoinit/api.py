@@ -1,27 +1,48 @@
 """The public entry points: ``fit`` (the search plus optional MLflow tracking) and ``load_scheme``.
 
 The search core (:mod:`autoinit.search`) knows nothing of MLflow; this facade adds the tracking
-callbacks at the edge.
+callback at the edge, importing :mod:`autoinit.integrations.mlflow` only when tracking is on.
 """
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from autoinit.errors import ConfigError
 from autoinit.result import FitResult
 from autoinit.scheme import InitScheme
 from autoinit.search import run_search
 
 __all__ = ["fit", "load_scheme"]
 
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+_URI = re.compile(r"[A-Za-z][\w+.-]+:/")
 
-def fit(model: nn.Module, dataloader: Any, **options: Any) -> FitResult:
+
+def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri: str | None = None,
+        experiment: str | None = None, require_tracking: bool = False, **options: Any) -> FitResult:
     """Search an initialization for ``model`` on ``dataloader``; the model is initialized in place.
 
-    Takes every option of :func:`autoinit.search.run_search`.
+    Takes every option of :func:`autoinit.search.run_search`, and these for MLflow tracking (on by
+    default when MLflow can be imported): one parent run per search, named after the study, and
+    one nested child run per trial (see :mod:`autoinit.integrations.mlflow`).
+
+    Args:
+        mlflow: ``False`` turns tracking off.
+        tracking_uri: where to log; default: MLflow's own (``MLFLOW_TRACKING_URI`` or its default).
+        experiment: the experiment's name; default: ``MLFLOW_EXPERIMENT_NAME``, the experiment of
+            the active run, or ``"autoinit"``. An active run of the user becomes the parent of
+            the search's run; it is not otherwise touched.
+        require_tracking: raise :class:`~autoinit.integrations.TrackingError` on a tracking error
+            instead of warning once and going on without tracking.
+
+    The parent run's id and the tracking URI (without any password) are put in
+    ``result.extra["mlflow_run_id"]`` and ``result.extra["mlflow_tracking_uri"]``.
 
     Example:
         >>> import torch, torch.nn as nn, autoinit
@@ -30,13 +51,94 @@ def fit(model: nn.Module, dataloader: Any, **options: Any) -> FitResult:
         >>> loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y),
         ...                                      batch_size=32)
         >>> net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
-        >>> result = autoinit.fit(net, loader, n_trials=8, probe_steps=8)
+        >>> result = autoinit.fit(net, loader, n_trials=8, probe_steps=8, mlflow=False)
         >>> sorted(result.baselines)[:3]
         ['kaiming_normal', 'lecun_normal', 'lsuv']
     """
-    return run_search(model, dataloader, **options)
+    _check_tracking_options(mlflow, tracking_uri, experiment, require_tracking)
+    if not mlflow or not _tracking_possible(require_tracking):
+        return run_search(model, dataloader, **options)
+    from autoinit.integrations.mlflow import SearchTracker, default_study_name
+
+    bound = _bound_options(model, dataloader, options)
+    # the parent run is named after the study, so the study is named first
+    options = {**options, "study_name": bound["study_name"] or default_study_name(model)}
+    bound["study_name"] = options["study_name"]
+    tracker = SearchTracker.start(model, bound, tracking_uri=tracking_uri, experiment=experiment,
+                                  require=require_tracking)
+    if tracker is None:
+        return run_search(model, dataloader, **options)
+    options["callbacks"] = [*options.get("callbacks", ()), tracker.callback]
+    try:
+        result = run_search(model, dataloader, **options)
+    except BaseException as exc:
+        tracker.fail(exc)
+        raise
+    tracker.finish(result, model)
+    return result
 
 
-def load_scheme(ref: str | Path) -> InitScheme:
-    """An :class:`InitScheme` from a local JSON path."""
-    return InitScheme.from_json(Path(ref))
+def _check_tracking_options(mlflow, tracking_uri, experiment, require_tracking) -> None:
+    for name, value in (("mlflow", mlflow), ("require_tracking", require_tracking)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be True or False, got {value!r}")
+    for name, value in (("tracking_uri", tracking_uri), ("experiment", experiment)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(f"{name} must be a non-empty string or None, got {value!r}")
+    if require_tracking and not mlflow:
+        raise ConfigError("require_tracking=True asks for tracking but mlflow=False turns it off")
+
+
+def _tracking_possible(required: bool) -> bool:
+    from autoinit.integrations import mlflow_available
+
+    if mlflow_available():
+        return True
+    if required:
+        raise ConfigError("require_tracking=True needs MLflow, which cannot be imported here "
+                          "(pip install mlflow)")
+    return False
+
+
+def _bound_options(model: nn.Module, dataloader: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """``run_search``'s options with defaults filled in; an unknown name fails here, before any
+    run is created."""
+    try:
+        bound = inspect.signature(run_search).bind(model, dataloader, **options)
+    except TypeError as exc:
+        raise ConfigError(f"fit got an option run_search does not take: {exc}") from None
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def load_scheme(ref: str | Path, *, tracking_uri: str | None = None) -> InitScheme:
+    """An :class:`InitScheme` from a local JSON file, an MLflow run id or an artifact URI.
+
+    ``ref`` is a path (a folder is searched for ``autoinit/scheme.json`` or ``scheme.json``), a
+    run id or ``runs:/<run id>`` (reads the run's ``autoinit/scheme.json``), ``runs:/<id>/<path>``
+    or any other MLflow artifact URI. ``tracking_uri`` defaults to MLflow's own.
+
+    Example:
+        >>> import tempfile, pathlib, torch.nn as nn
+        >>> from autoinit.plan import uniform_scheme
+        >>> s = uniform_scheme(nn.Sequential(nn.Linear(4, 2)), "orthogonal")
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "scheme.json"
+        >>> _ = s.to_json(path)
+        >>> load_scheme(path) == s
+        True
+    """
+    path = Path(ref)
+    text = str(ref).strip()
+    if isinstance(ref, Path) or path.exists() or not (_RUN_ID.fullmatch(text) or _URI.match(text)):
+        if path.is_dir():
+            path = next((p for p in (path / "autoinit" / "scheme.json", path / "scheme.json")
+                         if p.is_file()), path / "scheme.json")
+        return InitScheme.from_json(path)
+    from autoinit.integrations import mlflow_available
+
+    if not mlflow_available():
+        raise ConfigError(f"loading a scheme from MLflow ({text!r}) needs MLflow, which cannot be "
+                          "imported here (pip install mlflow)")
+    from autoinit.integrations.mlflow import load_scheme_ref
+
+    return load_scheme_ref(text, tracking_uri=tracking_uri)

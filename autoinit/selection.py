@@ -13,10 +13,9 @@ from autoinit.errors import AutoinitError
 from autoinit.objective import Objective
 from autoinit.probe import ProbeConfig
 from autoinit.result import Candidate
+from autoinit.study import DONE
 
 __all__ = ["Selection", "baseline_scores", "choose", "rerun_steps", "select"]
-
-_DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class Selection:
 
 def baseline_scores(study: optuna.Study) -> dict[str, float]:
     out: dict[str, float] = {}
-    for t in study.get_trials(deepcopy=False, states=_DONE):
+    for t in study.get_trials(deepcopy=False, states=DONE):
         name = t.user_attrs.get("baseline")
         if name and name not in out:
             out[name] = t.value if t.state == TrialState.COMPLETE else math.inf
