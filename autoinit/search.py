@@ -24,7 +24,7 @@ from autoinit.errors import AutoinitError, ConfigError
 from autoinit.groups import GroupSpec
 from autoinit.objective import Objective
 from autoinit.plan import ModelPlan
-from autoinit.probe import ProbeConfig, ProbeData, make_optimizer
+from autoinit.probe import ProbeConfig, ProbeData, flush_denormal, make_optimizer
 from autoinit.result import FitResult, SearchCost
 from autoinit.selection import Selection, baseline_scores, rerun_steps, select
 from autoinit.space import SearchSpace, distributions
@@ -224,7 +224,7 @@ def _bare_step_seconds(model: nn.Module, data: ProbeData, config: ProbeConfig, s
     opt = make_optimizer(config.optimizer, [p for p in model.parameters() if p.requires_grad],
                          config.lr)
     times = []
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), flush_denormal():  # as in the probe
         for i in range(steps):
             t0 = time.perf_counter()
             opt.zero_grad(set_to_none=True)

@@ -100,3 +100,16 @@ def test_make_optimizer_names_and_callables():
                       torch.optim.RMSprop)
     with pytest.raises(ConfigError, match="optimizer must be one of"):
         make_optimizer("lbfgs2", params, 0.1)
+
+
+def test_subnormals_are_flushed_only_during_the_probe(data):
+    seen = []
+
+    def report(step, value):
+        seen.append(float(torch.tensor([1e-39]) * 1.0))
+        return False
+
+    run_probe(tiny_mlp(), data, ProbeConfig(steps=4, eval_every=2), report)
+    if torch.set_flush_denormal(False):  # the CPU supports flushing
+        assert seen == [0.0, 0.0]
+    assert float(torch.tensor([1e-39]) * 1.0) > 0  # torch's default restored
