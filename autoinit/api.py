@@ -101,12 +101,9 @@ def _tracking_possible(required: bool) -> bool:
 
 
 def _bound_options(model: nn.Module, dataloader: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """``run_search``'s options with defaults filled in; an unknown name fails here, before any
-    run is created."""
-    try:
-        bound = inspect.signature(run_search).bind(model, dataloader, **options)
-    except TypeError as exc:
-        raise ConfigError(f"fit got an option run_search does not take: {exc}") from None
+    """``run_search``'s options with defaults filled in; an unknown name fails here (the same
+    ``TypeError`` as without tracking), before any run is created."""
+    bound = inspect.signature(run_search).bind(model, dataloader, **options)
     bound.apply_defaults()
     return dict(bound.arguments)
 

@@ -1,0 +1,35 @@
+"""Integrations at the edge of autoinit: MLflow tracking (:mod:`autoinit.integrations.mlflow`) and
+its plots (:mod:`autoinit.integrations.plots`).
+
+Nothing in the search core imports this package, and importing it does not import MLflow or
+matplotlib: :func:`autoinit.fit` loads the submodules only when tracking is on.
+
+Example:
+    >>> from autoinit.integrations import mlflow_available
+    >>> isinstance(mlflow_available(), bool)
+    True
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from autoinit.errors import AutoinitError
+
+__all__ = ["TrackingError", "TrackingWarning", "mlflow_available"]
+
+
+class TrackingError(AutoinitError):
+    """Tracking failed while ``require_tracking=True`` asked to fail rather than warn."""
+
+
+class TrackingWarning(UserWarning):
+    """Tracking failed; the search went on without it (one warning per search)."""
+
+
+def mlflow_available() -> bool:
+    """Whether MLflow can be imported here (checked without importing it)."""
+    try:
+        return importlib.util.find_spec("mlflow") is not None
+    except (ImportError, ValueError):
+        return False
