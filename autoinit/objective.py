@@ -77,6 +77,15 @@ class Objective:
         return run_probe(self.work, self.data, replace(config or self.config, lr=lr), report)
 
     def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            return self._run(trial)
+        except (optuna.TrialPruned, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # recorded, then Optuna marks the trial failed
+            trial.set_user_attr("failure", f"{type(exc).__name__}: {exc}"[:500])
+            raise
+
+    def _run(self, trial: optuna.Trial) -> float:
         start = time.perf_counter()
         baseline = trial.user_attrs.get("baseline")
         scheme, lr = suggest_scheme(trial, self.plan, self.space, self.lr, self.seed)

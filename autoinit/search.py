@@ -9,7 +9,6 @@ scheme is applied to the model in place → :class:`FitResult`.
 from __future__ import annotations
 
 import copy
-import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
 
@@ -120,22 +119,21 @@ def run_search(
         interrupted = optimize(study, obj, n_trials, timeout, budget_steps,
                                 list(callbacks), n_jobs)
     baselines = baseline_scores(study)
-    candidates, chosen, reason = select(study, obj, selection, config)
+    candidates, chosen, reason = select(study, obj, selection, config, rerun=not interrupted)
     apply_scheme(model, chosen.scheme)
     trials = study.get_trials(deepcopy=False)
     attrs = [t.user_attrs for t in trials]
     cost = SearchCost(
         probe_steps=sum(a.get("probe_steps", 0) for a in attrs),
         screening_passes=sum(a.get("screening_passes", 0) for a in attrs),
-        selection_steps=sum(len(c.scores) for c in candidates) * rerun_steps(config, selection),
+        selection_steps=0 if interrupted else sum(len(c.scores) for c in candidates) * rerun_steps(
+            config, selection),
         wall_seconds=time.perf_counter() - start,
         step_seconds=step_seconds,
         trials_complete=sum(t.state == TrialState.COMPLETE for t in trials),
         trials_pruned=sum(t.state == TrialState.PRUNED for t in trials),
         trials_failed=sum(t.state == TrialState.FAIL for t in trials),
     )
-    if interrupted:
-        reason += " (search interrupted; best so far)"
     extra = {"config": config, "interrupted": interrupted, "batch": data.train[0], "loss": loss,
              "plan": plan}
     return FitResult(chosen.scheme, chosen.mean, baselines, chosen.name, reason, candidates, cost,
@@ -219,7 +217,7 @@ def _check_loss(model: nn.Module, data: ProbeData) -> None:
                               f"{type(exc).__name__}: {exc}") from exc
 
 
-def _bare_step_seconds(model: nn.Module, data: ProbeData, config: ProbeConfig, steps: int = 6):
+def _bare_step_seconds(model: nn.Module, data: ProbeData, config: ProbeConfig, steps: int = 8):
     """Median time of one step of a hand-written training loop (the cost unit)."""
     opt = make_optimizer(config.optimizer, [p for p in model.parameters() if p.requires_grad],
                          config.lr)
@@ -233,4 +231,4 @@ def _bare_step_seconds(model: nn.Module, data: ProbeData, config: ProbeConfig, s
             if config.device.startswith("cuda"):
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
-    return statistics.median(times[1:])
+    return min(times[1:])  # the least disturbed step: robust to other load on the machine

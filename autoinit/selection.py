@@ -44,24 +44,33 @@ def rerun_steps(config: ProbeConfig, selection: Selection) -> int:
     return max(1, round(config.steps * selection.steps_factor))
 
 
-def select(study: optuna.Study, obj: Objective, selection: Selection, config: ProbeConfig):
+def select(study: optuna.Study, obj: Objective, selection: Selection, config: ProbeConfig,
+           rerun: bool = True):
+    """Re-run the best candidates and choose; with ``rerun=False`` (an interrupted search)
+    choose by the probe scores alone."""
     complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                       key=lambda t: t.value)
     base_trials = [t for t in complete if t.user_attrs.get("baseline")]
     search_trials = [t for t in complete if not t.user_attrs.get("baseline")][: selection.top]
     if not base_trials and not search_trials:
-        failures = [t.user_attrs.get("failure") or t.system_attrs.get("fail_reason")
+        failures = [t.user_attrs.get("failure")
                     for t in study.get_trials(deepcopy=False)]
         raise AutoinitError("no trial completed; first reason: "
                             f"{next((f for f in failures if f), 'unknown')}")
-    rerun = replace(config, steps=rerun_steps(config, selection),
-                    eval_every=max(1, rerun_steps(config, selection) // 4))
+    if not rerun:
+        cands = [Candidate(t.user_attrs.get("baseline") or f"search #{t.number}", t.number, t.value,
+                           [t.value], obj.scheme_of(t)[0]) for t in base_trials[:1] + search_trials]
+        best = min(cands, key=lambda c: c.mean)
+        return cands, best, (f"{best.name} chosen by its probe score alone: the search was "
+                             "interrupted before the selection round")
+    longer = replace(config, steps=rerun_steps(config, selection),
+                     eval_every=max(1, rerun_steps(config, selection) // 4))
     cands = []
     for t in base_trials[:1] + search_trials:
         scheme, lr = obj.scheme_of(t)
         scores = []
         for k in range(1, selection.seeds + 1):
-            cfg = replace(rerun, seed=config.seed + k)
+            cfg = replace(longer, seed=config.seed + k)
             scores.append(obj.probe(scheme.with_seed(scheme.seed + k), lr, cfg).score)
         name = t.user_attrs.get("baseline") or f"search #{t.number}"
         cands.append(Candidate(name, t.number, t.value, scores, scheme))

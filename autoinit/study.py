@@ -153,5 +153,5 @@ class _FailStreak:
         last = study.get_trials(deepcopy=False)[-self.limit:]
         if len(last) == self.limit and all(t.state == TrialState.FAIL for t in last):
             warnings.warn(f"stopping the search after {self.limit} failed trials in a row; last "
-                          f"error: {trial.system_attrs.get('fail_reason', 'unknown')}", stacklevel=2)
+                          f"error: {trial.user_attrs.get('failure', 'unknown')}", stacklevel=2)
             study.stop()

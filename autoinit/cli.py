@@ -1,0 +1,817 @@
+"""The ``autoinit`` command line: thin commands over the library.
+
+Commands: ``search`` (a study file or ``--model``/``--data`` → a scheme JSON, the table of
+baselines vs chosen, the cost), ``show`` (a scheme as a table), ``diagnose`` (per-layer signals
+under the default init or a scheme) and ``compare`` (full trainings, chosen scheme vs baselines,
+several seeds). Exit codes: 0 success; 2 bad input, printed as one line naming the field and the
+value; 1 an internal error; 130 interrupted (Ctrl-C; a search keeps its trials and resumes when
+the same command is run again). ``--debug`` on any command prints the traceback too.
+
+Example:
+    >>> main(["show", "--help"])  # doctest: +ELLIPSIS
+    Usage: autoinit show [OPTIONS] SCHEME_OR_RUN
+    ...
+    0
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import statistics
+import sys
+import threading
+import time
+import traceback
+import warnings
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import optuna
+import torch
+from optuna.trial import TrialState
+
+import autoinit
+from autoinit.config import (
+    StudyConfig,
+    StudyFileError,
+    build_data,
+    build_model,
+    load_study,
+    resolve_loss,
+    study_from_dict,
+)
+from autoinit.errors import AutoinitError, ConfigError
+from autoinit.space import BASELINES
+from autoinit.storage import redact
+
+__all__ = ["cli", "main"]
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+_BASELINES = (*BASELINES, "lsuv")  # what compare trains the chosen scheme against
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+# ---------------------------------------------------------------------------------- entry point
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no INFO lines about its tables
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            code = cli.main(args=args, prog_name="autoinit", standalone_mode=False)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.format_message())
+            return EXIT_OK
+        except click.ClickException as exc:
+            return _fail(exc, exc.exit_code, debug,
+                         f"{exc.format_message()} (see 'autoinit {_command(args)}--help')")
+        except (click.Abort, KeyboardInterrupt) as exc:
+            return _fail(exc, EXIT_INTERRUPTED, debug, "interrupted")
+        except AutoinitError as exc:  # ConfigError, SchemeError, StudyFileError: bad input
+            return _fail(exc, EXIT_BAD_INPUT, debug, _one_line(exc))
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1
+            return _fail(exc, EXIT_INTERNAL, debug, f"internal error: {type(exc).__name__}: "
+                         f"{_one_line(exc)} (rerun with --debug for the traceback)")
+    return code if isinstance(code, int) else EXIT_OK
+
+
+def _fail(exc: BaseException, code: int, debug: bool, message: str) -> int:
+    if debug:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    click.echo(f"autoinit: error: {message}" if code != EXIT_INTERRUPTED else f"autoinit: {message}",
+               err=True)
+    return code
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _command(args: list[str]) -> str:
+    name = next((a for a in args if not a.startswith("-")), None)
+    return f"{name} " if name in cli.commands else ""
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"autoinit: warning: {_one_line(Warning(message))}", err=True)
+
+
+# --------------------------------------------------------------------------------- shared options
+
+def _debug_option(f):
+    return click.option("--debug", is_flag=True, expose_value=False,
+                        help="Print the full traceback of an error.")(f)
+
+
+def _factory_options(f):
+    for option in reversed([
+        click.option("--model", "model_ref", metavar="MODULE:FACTORY",
+                     help="Model factory, e.g. mypkg.models:make_net or models.py:make_net "
+                          "(overrides [model] factory)."),
+        click.option("--model-kwargs", metavar="JSON", help="Model factory keyword arguments "
+                     "as a JSON object (replaces [model] kwargs)."),
+        click.option("--data", "data_ref", metavar="MODULE:FACTORY",
+                     help="Data factory returning a training loader or (train_loader, "
+                          "val_loader) (overrides [data] factory)."),
+        click.option("--data-kwargs", metavar="JSON", help="Data factory keyword arguments as "
+                     "a JSON object (replaces [data] kwargs)."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _tracking_options(f):
+    for option in reversed([
+        click.option("--tracking-uri", metavar="URI",
+                     help="MLflow tracking URI (default: [mlflow] tracking_uri, else MLflow's "
+                          "local default, sqlite:///mlflow.db)."),
+        click.option("--experiment", metavar="NAME", help="MLflow experiment (default: "
+                     "[mlflow] experiment, else 'autoinit')."),
+        click.option("--no-mlflow", is_flag=True, help="Do not log to MLflow."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _json_object(text: str | None, flag: str, key: str) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise StudyFileError(f"{key} ({flag}) must be a JSON object, got {text!r}: {exc}") from None
+    if not isinstance(value, dict):
+        raise StudyFileError(f"{key} ({flag}) must be a JSON object, got {text!r}")
+    return value
+
+
+def _config(study: str | None, overrides: Mapping[str, Any], model_ref: str | None = None,
+            data_ref: str | None = None, model_kwargs: str | None = None,
+            data_kwargs: str | None = None) -> StudyConfig:
+    """The study file (or only the flags) with the flags given on the command line applied."""
+    flags = {
+        "model.factory": _from_cwd(model_ref), "data.factory": _from_cwd(data_ref),
+        "model.kwargs": _json_object(model_kwargs, "--model-kwargs", "model.kwargs"),
+        "data.kwargs": _json_object(data_kwargs, "--data-kwargs", "data.kwargs"),
+        **overrides,
+    }
+    flags = {k: v for k, v in flags.items() if v is not None}
+    if study is not None:
+        return load_study(study, flags)
+    if model_ref is None or data_ref is None:
+        raise StudyFileError("give a study file (STUDY.toml) or both --model MODULE:FACTORY and "
+                             "--data MODULE:FACTORY")
+    return study_from_dict({}, flags)
+
+
+def _from_cwd(ref: str | None) -> str | None:
+    """A ``file.py:function`` flag is relative to the current folder (in a study file, to the
+    file's folder)."""
+    if ref is None or ":" not in ref:
+        return ref
+    module, _, attr = ref.rpartition(":")
+    if not module.endswith(".py") or Path(module).is_absolute():
+        return ref
+    return f"{Path.cwd() / module}:{attr}"
+
+
+def _tracking(config: StudyConfig, tracking_uri: str | None, experiment: str | None,
+              no_mlflow: bool) -> dict[str, Any]:
+    return {"enabled": config.mlflow.enabled and not no_mlflow,
+            "tracking_uri": tracking_uri or config.mlflow.tracking_uri,
+            "experiment": experiment or config.mlflow.experiment}
+
+
+def _seeded_model(config: StudyConfig, seed: int | None = None) -> torch.nn.Module:
+    """The model, built with the global RNG seeded so that its default init is reproducible."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.search.seed if seed is None else seed)
+        return build_model(config)
+
+
+def _load_scheme(ref: str, tracking_uri: str | None) -> autoinit.InitScheme:
+    """A scheme from a JSON path, an MLflow run id or an artifact URI."""
+    return autoinit.load_scheme(ref, tracking_uri=tracking_uri)
+
+
+# ------------------------------------------------------------------------------------- commands
+
+@click.group(context_settings=_CONTEXT, no_args_is_help=True)
+@click.version_option(autoinit.__version__, prog_name="autoinit")
+def cli() -> None:
+    """Find good weight initializations for PyTorch models by short probe trainings.
+
+    \b
+    Examples:
+      autoinit search studies/deep_relu_mlp.toml
+      autoinit show scheme.json
+      autoinit diagnose studies/deep_relu_mlp.toml --scheme scheme.json
+      autoinit compare studies/deep_relu_mlp.toml --scheme scheme.json
+    """
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("study", required=False, metavar="[STUDY.toml]")
+@_factory_options
+@click.option("--n-trials", type=int, help="Trials the study should hold, baselines included "
+              "([search] n_trials, default 30).")
+@click.option("--timeout", type=float, metavar="S", help="Stop starting trials after S seconds.")
+@click.option("--probe-steps", type=int, help="Training steps per probe (default 100).")
+@click.option("--storage", metavar="URL", help="Optuna storage URL (default "
+              "sqlite:///autoinit.db); the same command on it resumes the study.")
+@click.option("--study-name", metavar="NAME", help="Optuna study name (default: the file's "
+              "stem and a hash of its settings).")
+@click.option("--n-jobs", type=int, help="Worker processes, one torch thread each.")
+@click.option("--seed", type=int, help="Seed of the sampler, the probes and the scheme.")
+@click.option("--out", type=click.Path(dir_okay=False), default="scheme.json", show_default=True,
+              help="Where the chosen scheme's JSON is written.")
+@_tracking_options
+@_debug_option
+def search(study, model_ref, model_kwargs, data_ref, data_kwargs, n_trials, timeout, probe_steps,
+           storage, study_name, n_jobs, seed, out, tracking_uri, experiment, no_mlflow) -> int:
+    """Search an initialization for a model on its data; write the chosen scheme.
+
+    Flags override the study file. Shows live progress, then the table of baselines vs the
+    chosen scheme with the search cost, writes the scheme JSON and prints the MLflow run.
+    Rerunning the same command on a persistent storage resumes (or, with a larger --n-trials,
+    extends) the study.
+
+    \b
+    Examples:
+      autoinit search studies/deep_relu_mlp.toml
+      autoinit search studies/deep_relu_mlp.toml --n-trials 60 --out relu.json
+      autoinit search --model mymodels:make_net --data mymodels:make_loaders \\
+          --model-kwargs '{"depth": 20}' --storage sqlite:///runs.db
+    """
+    config = _config(study, {"search.n_trials": n_trials, "search.timeout": timeout,
+                             "search.probe_steps": probe_steps, "search.storage": storage,
+                             "search.study_name": study_name, "search.n_jobs": n_jobs,
+                             "search.seed": seed}, model_ref, data_ref, model_kwargs, data_kwargs)
+    tracking = _tracking(config, tracking_uri, experiment, no_mlflow)
+    storage_handle = _open_storage(config.search.storage)
+    options = config.fit_options()  # resolves the loss early: a bad reference fails here
+    model = _seeded_model(config)
+    train, val = build_data(config)
+    options.update(val_dataloader=val, **_fit_tracking(tracking))
+    name, s = config.study_name, config.search
+    before = _finished(storage_handle, name)
+    click.echo(f"autoinit search {name!r}: {type(model).__name__} "
+               f"({sum(p.numel() for p in model.parameters()):,} parameters), {s.n_trials} trials "
+               f"of {s.probe_steps} probe steps; study in {redact(s.storage)}")
+    if before:
+        full = "; nothing left to search (a larger --n-trials extends it)" \
+            if before >= s.n_trials else ""
+        click.echo(f"resuming: the study already holds {before} finished trials{full}")
+    with SearchProgress(s.n_trials, s.timeout, already=before) as progress:
+        if s.n_jobs == 1:
+            options["callbacks"] = [progress]
+        with _Polling(progress, storage_handle, name, s.n_jobs > 1):
+            result = autoinit.fit(model, train, **options)
+    click.echo()
+    click.echo(result.summary())
+    click.echo(f"search cost ratio R = {result.cost.ratio(config.compare.steps):.2f} against one "
+               f"{config.compare.steps}-step training ([compare] steps)")
+    _write_scheme(result.scheme, out)
+    click.echo(f"scheme written to {out}")
+    _report_tracking(result, tracking)
+    click.echo(f"Optuna study {name!r} in {redact(s.storage)}: rerun this command to resume "
+               "it; a larger --n-trials extends it")
+    if result.extra.get("interrupted"):
+        click.echo("search interrupted: the table shows the best so far; rerun the same command "
+                   "to resume", err=True)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("scheme_ref", metavar="SCHEME_OR_RUN")
+@click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI to find a run id in.")
+@_debug_option
+def show(scheme_ref, tracking_uri) -> int:
+    """Show a scheme as a table: group, layers, family, scale, bias.
+
+    SCHEME_OR_RUN is a scheme JSON file or an MLflow run id that logged one.
+
+    \b
+    Example:
+      autoinit show scheme.json
+    """
+    click.echo(scheme_table(_load_scheme(scheme_ref, tracking_uri)))
+    return EXIT_OK
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("study", required=False, metavar="[STUDY.toml]")
+@_factory_options
+@click.option("--scheme", "scheme_ref", metavar="SCHEME_OR_RUN",
+              help="Initialize with this scheme (default: the model's own default init).")
+@click.option("--seed", type=int, help="Seed for building the model and its default init.")
+@click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI to find a run id in.")
+@_debug_option
+def diagnose(study, model_ref, model_kwargs, data_ref, data_kwargs, scheme_ref, seed,
+             tracking_uri) -> int:
+    """Per-layer signal statistics on one training batch: activation std, gradient RMS, dead
+    and saturated units, symmetry, and the flags they raise.
+
+    \b
+    Examples:
+      autoinit diagnose studies/deep_relu_mlp.toml
+      autoinit diagnose studies/deep_relu_mlp.toml --scheme scheme.json
+      autoinit diagnose --model mymodels:make_net --data mymodels:make_loaders
+    """
+    config = _config(study, {"search.seed": seed}, model_ref, data_ref, model_kwargs, data_kwargs)
+    model = _seeded_model(config)
+    label = "its default init"
+    if scheme_ref is not None:
+        autoinit.apply_scheme(model, _load_scheme(scheme_ref, tracking_uri))
+        label = f"scheme {scheme_ref}"
+    train, _ = build_data(config)
+    batch = _first_batch(train)
+    result = autoinit.diagnose(model, batch, resolve_loss(config.train.loss, config.base_dir))
+    click.echo(f"{type(model).__name__} under {label} (seed {config.search.seed}), one training "
+               f"batch: loss {result.loss:.4f}")
+    click.echo(result.table())
+    counts = Counter(f for r in result.records for f in r.flags)
+    click.echo("flags: " + (", ".join(f"{f} in {n} of {len(result.records)} layers"
+                                      for f, n in sorted(counts.items())) or "none"))
+    return EXIT_OK
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("study", metavar="STUDY.toml")
+@click.option("--scheme", "scheme_ref", required=True, metavar="SCHEME_OR_RUN",
+              help="The chosen scheme: a JSON file or an MLflow run id.")
+@click.option("--steps", type=int, help="Training steps per run ([compare] steps, default 1000).")
+@click.option("--seeds", type=int, help="Seeds per method ([compare] seeds, default 3).")
+@click.option("--baselines", metavar="LIST", default=",".join(_BASELINES),
+              help=f"Comma-separated baselines to train against (default: {', '.join(_BASELINES)}).")
+@click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True,
+              help="Held-out split to score on (test: the data factory must take split=).")
+@_tracking_options
+@_debug_option
+def compare(study, scheme_ref, steps, seeds, baselines, split, tracking_uri, experiment,
+            no_mlflow) -> int:
+    """Full trainings with the chosen scheme against the baselines, several seeds each: the
+    evidence that the probe's choice holds over a real run.
+
+    Every method sees the same batches in the same order for a given seed (paired); the table
+    shows the median final held-out loss (and accuracy for class targets) with the spread.
+
+    \b
+    Example:
+      autoinit compare studies/deep_relu_mlp.toml --scheme scheme.json --steps 2000 --seeds 5
+    """
+    config = _config(study, {"compare.steps": steps, "compare.seeds": seeds})
+    tracking = _tracking(config, tracking_uri, experiment, no_mlflow)
+    scheme = _load_scheme(scheme_ref, tracking["tracking_uri"])
+    names = [b.strip() for b in baselines.split(",") if b.strip()]
+    if not names or not set(names) <= set(_BASELINES):
+        raise ConfigError(f"--baselines must name some of {list(_BASELINES)}, got {baselines!r}")
+    methods = {f"chosen ({Path(scheme_ref).name})": scheme, **dict.fromkeys(names)}
+    c = config.compare
+    click.echo(f"autoinit compare {config.study_name!r}: {len(methods)} methods x {c.seeds} seeds "
+               f"x {c.steps} steps, scored on the {split} split")
+    runs = compare_runs(config, methods, split)
+    table = compare_table(runs, c.steps, split)
+    click.echo()
+    click.echo(table)
+    if tracking["enabled"]:
+        _log_compare(config, tracking, runs, table, scheme, scheme_ref, split)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- search: storage
+
+def _open_storage(url: str) -> optuna.storages.BaseStorage:
+    """Open the Optuna storage now, so a bad or unreachable one is bad input (exit 2)."""
+    from autoinit.storage import open_storage
+
+    try:
+        return open_storage(url)
+    except ConfigError as exc:
+        raise StudyFileError(f"search.storage: {_one_line(exc)}") from None
+
+
+def _finished(storage: optuna.storages.BaseStorage, name: str) -> int:
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False,
+                                      states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def _fit_tracking(tracking: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`autoinit.fit`'s MLflow options; a URI given explicitly must work (else exit 2)."""
+    return {"mlflow": tracking["enabled"], "tracking_uri": tracking["tracking_uri"],
+            "experiment": tracking["experiment"],
+            "require_tracking": tracking["enabled"] and tracking["tracking_uri"] is not None}
+
+
+def _write_scheme(scheme: autoinit.InitScheme, out: str) -> None:
+    try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        scheme.to_json(out)
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot write {out!r}: {exc.strerror or exc}") from None
+
+
+def _report_tracking(result: autoinit.FitResult, tracking: Mapping[str, Any]) -> None:
+    if not tracking["enabled"]:
+        return
+    run_id = result.extra.get("mlflow_run_id")
+    if run_id is None:
+        click.echo("MLflow: not logged (see the warning above)")
+        return
+    uri = result.extra.get("mlflow_tracking_uri") or tracking["tracking_uri"] or "mlflow.db"
+    click.echo(f"MLflow run {run_id} (experiment {tracking['experiment']!r})")
+    click.echo(f"open the UI: {_ui_command(uri)}")
+
+
+def _ui_command(uri: str) -> str:
+    if uri.startswith(("http://", "https://", "databricks")):
+        return f"open {uri} in a browser"
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+# -------------------------------------------------------------------------- search: progress
+
+class SearchProgress:
+    """Live view of a search: a rich progress bar on a terminal, one plain line per finished
+    trial otherwise. Call it as an Optuna callback ``progress(study, frozen_trial)`` or feed it
+    the study's trials with :meth:`refresh`.
+
+    Args:
+        total: the trials the study should hold (``n_trials``).
+        timeout: the search's timeout in seconds, which caps the time-left estimate.
+        already: trials the study held before this run (a resumed study).
+    """
+
+    def __init__(self, total: int, timeout: float | None = None, already: int = 0) -> None:
+        self.total, self.timeout, self.already = total, timeout, already
+        self.start = time.perf_counter()
+        self._seen: set[int] = set()
+        self._bar: Any = None
+        self._task: Any = None
+        self._selection = False
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> SearchProgress:
+        from rich.console import Console
+
+        console = Console()
+        if console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("pruned {task.fields[pruned]}  best {task.fields[best]}"),
+                TimeElapsedColumn(), TextColumn("{task.fields[left]}"), console=console)
+            self._task = self._bar.add_task("trials", total=self.total, completed=self.already,
+                                            pruned=0, best="-", left="")
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.refresh(study.get_trials(deepcopy=False))
+
+    def refresh(self, trials: Sequence[optuna.trial.FrozenTrial]) -> None:
+        """Report the trials that finished since the last call."""
+        with self._lock:
+            finished = [t for t in trials if t.state.is_finished()]
+            new = [t for t in finished if t.number not in self._seen]
+            self._seen.update(t.number for t in new)
+            counts = Counter(t.state for t in finished)
+            done = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+            values = [t.value for t in finished if t.state == TrialState.COMPLETE]
+            best = f"{min(values):.4f}" if values else "-"
+            left = self._left(done)
+            if self._bar is not None:
+                self._bar.update(self._task, completed=done, pruned=counts[TrialState.PRUNED],
+                                 best=best, left=left)
+            else:
+                # several trials may arrive at once (polled from worker processes): number them
+                shown = done - sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in new)
+                for t in sorted(new, key=lambda t: t.number):
+                    shown += t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                    click.echo(f"trial {shown:>3}/{self.total}  #{t.number:<3} {_label(t):<16} "
+                               f"{_outcome(t):<24} best {best}  pruned "
+                               f"{counts[TrialState.PRUNED]}  {_clock(self._elapsed())} "
+                               f"{left}".rstrip())
+            if done >= self.total and not self._selection:
+                self._selection = True
+                if self._bar is not None:
+                    self._bar.update(self._task, description="selection round")
+                else:
+                    click.echo("selection round: re-running the best candidates with fresh seeds")
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def _left(self, done: int) -> str:
+        ran, elapsed = done - self.already, self._elapsed()
+        if done >= self.total or ran <= 0:
+            return ""
+        left = elapsed / ran * (self.total - done)
+        if self.timeout is not None:
+            left = min(left, max(self.timeout - elapsed, 0.0))
+        return f"~{_clock(left)} left"
+
+
+def _label(trial: optuna.trial.FrozenTrial) -> str:
+    return str(trial.user_attrs.get("baseline") or "search")
+
+
+def _outcome(trial: optuna.trial.FrozenTrial) -> str:
+    if trial.state == TrialState.COMPLETE:
+        return f"score {trial.value:.4f}"
+    reason = trial.user_attrs.get("failure") or trial.state.name.lower()
+    return reason if len(reason) <= 24 else reason[:23] + "~"
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class _Polling:
+    """With worker processes the callback runs in the workers: poll the storage instead."""
+
+    def __init__(self, progress: SearchProgress, storage, name: str, active: bool) -> None:
+        self.progress, self.storage, self.name, self.active = progress, storage, name, active
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Polling:
+        if self.active:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.active:
+            self.stop.set()
+            self.thread.join(timeout=5)
+            self._poll()
+
+    def _run(self) -> None:
+        while not self.stop.wait(1.0):
+            self._poll()
+
+    def _poll(self) -> None:
+        try:
+            study_id = self.storage.get_study_id_from_name(self.name)
+            self.progress.refresh(self.storage.get_all_trials(study_id, deepcopy=False))
+        except Exception:  # noqa: BLE001, S110 - the study may not exist yet; progress is best effort
+            pass
+
+
+# ------------------------------------------------------------------------------- show, diagnose
+
+def scheme_table(scheme: autoinit.InitScheme) -> str:
+    """A scheme as a fixed-width table: group, layers, family, scale, bias."""
+    head = (f"scheme for {scheme.model_class or 'an unnamed model'}: {len(scheme.parameters)} "
+            f"parameters, fingerprint {scheme.fingerprint}, seed {scheme.seed}"
+            f" (autoinit {scheme.autoinit_version or '?'}, torch {scheme.torch_version or '?'})")
+    rows = [("group", "layers", "family", "scale", "bias")]
+    for name, rule in scheme.groups.items():
+        options = ", ".join(f"{k}={v}" for k, v in rule.options.items())
+        family = f"{rule.family}({options})" if options else rule.family
+        bias = rule.bias if rule.bias in ("zeros", "default") else f"{rule.bias} {rule.bias_value:.3g}"
+        rows.append((name, _layers(rule.members), family, f"{rule.scale:.3g}", bias))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = [head, ""] + ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+                          for r in rows]
+    lines.insert(3, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _layers(members: Sequence[str]) -> str:
+    modules = list(dict.fromkeys(m.rpartition(".")[0] or m for m in members))
+    if len(modules) <= 4:
+        return ", ".join(modules)
+    return f"{modules[0]}, {modules[1]}, ..., {modules[-1]} ({len(modules)} layers)"
+
+
+def _first_batch(loader: Any) -> Any:
+    try:
+        return next(iter(loader))
+    except StopIteration:
+        raise StudyFileError("data.factory: the training loader yielded no batch") from None
+
+
+# -------------------------------------------------------------------------------------- compare
+
+@dataclass(frozen=True)
+class CompareRun:
+    """One full training in ``autoinit compare``."""
+
+    method: str
+    seed: int
+    loss: float  # final held-out loss (inf when the run diverged)
+    accuracy: float | None
+    curve: list[tuple[int, float]]
+    seconds: float
+    diverged: str | None
+
+    @property
+    def best(self) -> float:
+        """The lowest held-out loss along the run (inf when it diverged)."""
+        return min((v for _, v in self.curve), default=math.inf) if not self.diverged else math.inf
+
+
+def compare_runs(config: StudyConfig, methods: Mapping[str, autoinit.InitScheme | None],
+                 split: str = "val", echo: Callable[[str], None] = click.echo) -> list[CompareRun]:
+    """Train every method (a scheme, or ``None`` for the baseline of that name) for
+    ``config.compare.steps`` steps with each of ``config.compare.seeds`` seeds."""
+    from autoinit.apply import check_model
+    from autoinit.batches import fetch_batches, make_loss
+    from autoinit.calibrate import lsuv_scheme
+    from autoinit.probe import ProbeConfig, ProbeData, run_probe
+
+    base = _seeded_model(config)
+    for scheme in methods.values():
+        if scheme is not None:
+            check_model(base, scheme)
+    train_loader, held = build_data(config, "test" if split == "test" else None)
+    if held is None:
+        raise StudyFileError(f"data.factory must return (train_loader, {split}_loader) for "
+                             "autoinit compare: it returned only a training loader")
+    device = torch.device(config.search.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    loss = make_loss(resolve_loss(config.train.loss, config.base_dir))
+    held_batches = fetch_batches(held, 64, device, f"{split} loader")
+    plan = autoinit.ModelPlan.of(base)
+    steps, runs = config.compare.steps, []
+    for seed in range(1, config.compare.seeds + 1):
+        data = ProbeData(_stream(train_loader, steps, device), held_batches, loss)
+        probe = ProbeConfig(steps=steps, lr=config.train.lr, optimizer=config.train.optimizer,
+                            eval_every=max(1, steps // 20), seed=seed, device=str(device))
+        for method, scheme in methods.items():
+            model = copy.deepcopy(base).to(device)
+            if scheme is not None:
+                scheme = scheme.with_seed(seed)
+            elif method == "lsuv":
+                scheme = lsuv_scheme(model, data.train[0], loss, seed=seed)
+            else:
+                scheme = plan.uniform(method, seed=seed)
+            autoinit.apply_scheme(model, scheme)
+            r = run_probe(model, data, probe)
+            final = r.curve[-1][1] if r.curve and not r.diverged else math.inf
+            acc = None if r.diverged else _accuracy(model, held_batches)
+            runs.append(CompareRun(method, seed, final, acc, r.curve, r.seconds, r.diverged))
+            shown = f"acc {100 * acc:5.1f} %" if acc is not None else ""
+            echo(f"seed {seed}/{config.compare.seeds}  {method:<26} {split} loss {final:.4f}  "
+                 f"{shown}  ({r.seconds:.1f} s){'  diverged: ' + r.diverged if r.diverged else ''}")
+    return runs
+
+
+def _stream(loader: Any, steps: int, device: torch.device) -> list[Any]:
+    """``steps`` training batches, epoch after epoch (the loader reshuffles each epoch)."""
+    from autoinit.batches import move_batch
+
+    out: list[Any] = []
+    while len(out) < steps:
+        before = len(out)
+        for batch in loader:
+            out.append(move_batch(batch, device))
+            if len(out) >= steps:
+                break
+        if len(out) == before:
+            raise StudyFileError("data.factory: the training loader yielded no batch")
+    return out
+
+
+def _accuracy(model: torch.nn.Module, batches: Sequence[Any]) -> float | None:
+    """Top-1 accuracy for class-index targets; ``None`` for anything else."""
+    from autoinit.batches import split_batch
+
+    correct = total = 0
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                inputs, target = split_batch(batch)
+                if not isinstance(target, torch.Tensor) or target.is_floating_point():
+                    return None
+                out = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
+                out = out[0] if isinstance(out, tuple | list) else out
+                if not isinstance(out, torch.Tensor) or out.shape[:-1] != target.shape:
+                    return None
+                correct += int((out.argmax(-1) == target).sum())
+                total += target.numel()
+    except (AutoinitError, RuntimeError, TypeError):
+        return None
+    finally:
+        model.train()
+    return correct / total if total else None
+
+
+def compare_table(runs: Sequence[CompareRun], steps: int, split: str) -> str:
+    """Medians and spread per method, the chosen scheme first, then the paired verdict."""
+    by: dict[str, list[CompareRun]] = {}
+    for r in runs:
+        by.setdefault(r.method, []).append(r)
+    chosen = next(iter(by))
+    order = [chosen] + sorted((m for m in by if m != chosen),
+                              key=lambda m: statistics.median(r.loss for r in by[m]))
+    seeds = len(by[chosen])
+    rows = [("method", f"{split} loss median", "[min, max]", "best-so-far median", "acc median",
+             "diverged", "s/run")]
+    for m in order:
+        losses = [r.loss for r in by[m]]
+        accs = [r.accuracy for r in by[m] if r.accuracy is not None]
+        rows.append((m, f"{statistics.median(losses):.4f}", f"[{min(losses):.4f}, {max(losses):.4f}]",
+                     f"{statistics.median(r.best for r in by[m]):.4f}",
+                     f"{100 * statistics.median(accs):.1f} %" if accs else "-",
+                     f"{sum(r.diverged is not None for r in by[m])}/{len(by[m])}",
+                     f"{statistics.median(r.seconds for r in by[m]):.1f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"full trainings: {steps} steps x {seeds} seeds, final {split} loss (lower is better); "
+             f"best-so-far: the lowest {split} loss along the run", ""]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(3, "  ".join("-" * w for w in widths))
+    baselines = order[1:]
+    if baselines:
+        best = baselines[0]
+        diffs = [a.loss - b.loss for a, b in zip(by[chosen], by[best], strict=True)]
+        wins = sum(d < 0 for d in diffs)
+        finite = [d for d in diffs if math.isfinite(d)]
+        median = f"{statistics.median(finite):+.4f}" if finite else "n/a"
+        lines += ["", f"chosen vs the best baseline ({best}): median paired difference in {split} "
+                  f"loss {median}; chosen lower in {wins} of {len(diffs)} seeds"]
+    return "\n".join(lines)
+
+
+def _log_compare(config: StudyConfig, tracking: Mapping[str, Any], runs: Sequence[CompareRun],
+                 table: str, scheme: autoinit.InitScheme, scheme_ref: str, split: str) -> None:
+    """A parent run with the table and the scheme, and one child run per method with its
+    curves per seed; failures become a warning (the trainings are done and printed)."""
+    try:
+        import mlflow
+        from mlflow.entities import Metric, Param
+
+        client = mlflow.MlflowClient(tracking["tracking_uri"])
+        uri = tracking["tracking_uri"] or mlflow.get_tracking_uri()
+        exp = client.get_experiment_by_name(tracking["experiment"])
+        exp_id = exp.experiment_id if exp else client.create_experiment(tracking["experiment"])
+        parent = client.create_run(exp_id, run_name=f"compare {config.study_name}",
+                                   tags={"autoinit.kind": "compare"}).info.run_id
+        now = int(time.time() * 1000)
+        params = {"study": config.study_name, "steps": config.compare.steps,
+                  "seeds": config.compare.seeds, "split": split, "scheme": scheme_ref,
+                  "model.factory": config.model.factory, "data.factory": config.data.factory}
+        client.log_batch(parent, params=[Param(k, str(v)[:500]) for k, v in params.items()])
+        by: dict[str, list[CompareRun]] = {}
+        for r in runs:
+            by.setdefault(r.method, []).append(r)
+        summary = []
+        for method, rs in by.items():
+            child = client.create_run(exp_id, run_name=method, tags={
+                "mlflow.parentRunId": parent, "autoinit.kind": "compare"}).info.run_id
+            metrics = [Metric(f"{split}_loss.seed{r.seed}", v, now, step)
+                       for r in rs for step, v in r.curve]
+            med = statistics.median(r.loss for r in rs)
+            if math.isfinite(med):
+                metrics.append(Metric(f"final_{split}_loss_median", med, now, 0))
+                summary.append(Metric(f"{_metric_key(method)}.{split}_loss_median", med, now, 0))
+            accs = [r.accuracy for r in rs if r.accuracy is not None]
+            if accs:
+                metrics.append(Metric(f"final_{split}_acc_median", statistics.median(accs), now, 0))
+            for i in range(0, len(metrics), 900):
+                client.log_batch(child, metrics=metrics[i:i + 900],
+                                 params=[Param("method", method)] if i == 0 else [])
+            client.set_terminated(child)
+        client.log_batch(parent, metrics=summary)
+        client.log_text(parent, table, "compare.txt")
+        client.log_text(parent, scheme.to_json(), "scheme.json")
+        client.set_terminated(parent)
+    except Exception as exc:  # noqa: BLE001 - logging must not lose the printed result
+        click.echo(f"autoinit: warning: MLflow logging failed: {type(exc).__name__}: "
+                   f"{_one_line(exc)}", err=True)
+        return
+    click.echo(f"MLflow run {parent} (experiment {tracking['experiment']!r})")
+    click.echo(f"open the UI: {_ui_command(uri)}")
+
+
+def _metric_key(method: str) -> str:
+    return "chosen" if method.startswith("chosen") else method

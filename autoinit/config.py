@@ -1,0 +1,515 @@
+"""Study files: a TOML description of one search, read into :class:`StudyConfig`.
+
+A study file names the user's model and data factories and the search's settings::
+
+    [model]
+    factory = "autoinit.tasks.mlp:deep_relu_mlp"   # "package.module:function" or "file.py:function"
+    kwargs = { depth = 32, width = 128 }
+
+    [data]                      # the factory returns (train_loader, val_loader) or a train loader
+    factory = "autoinit.tasks.digits:digits_data"
+    kwargs = { batch_size = 64 }
+
+    [train]
+    optimizer = "adam"          # adam, adamw, sgd (momentum 0.9), rmsprop
+    lr = 1e-3
+    loss = "cross_entropy"      # or "mse", or "package.module:function" for loss(model, batch)
+
+    [search]
+    n_trials = 30
+    probe_steps = 100
+
+    [mlflow]
+    experiment = "autoinit"
+
+    [compare]
+    steps = 1000                # one full training, for `autoinit compare` and the cost ratio R
+    seeds = 3
+
+Every key is optional except the two factories; the defaults keep everything local (the Optuna
+study in ``sqlite:///autoinit.db``, MLflow in its default local store). Unknown keys and values of
+the wrong type are :class:`StudyFileError` naming the key path and the value, e.g.
+``search.n_trials must be a positive integer, got -3``.
+
+Example:
+    >>> cfg = study_from_dict({"model": {"factory": "autoinit.tasks.mlp:deep_relu_mlp"},
+    ...                        "data": {"factory": "autoinit.tasks.digits:digits_data"},
+    ...                        "search": {"n_trials": 12}})
+    >>> cfg.search.n_trials, cfg.search.probe_steps, cfg.search.storage
+    (12, 100, 'sqlite:///autoinit.db')
+    >>> study_from_dict({"search": {"n_trials": -3}})
+    Traceback (most recent call last):
+    ...
+    autoinit.config.StudyFileError: search.n_trials must be a positive integer, got -3
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import json
+import math
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from autoinit.errors import AutoinitError, ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "CompareConfig",
+    "FactoryConfig",
+    "MlflowConfig",
+    "SearchConfig",
+    "StudyConfig",
+    "StudyFileError",
+    "TrainConfig",
+    "build_data",
+    "build_model",
+    "load_study",
+    "resolve_callable",
+    "study_from_dict",
+]
+
+DEFAULT_STORAGE = "sqlite:///autoinit.db"
+
+
+class StudyFileError(ConfigError):
+    """A study file (or a command-line flag that overrides it) has a value autoinit cannot use."""
+
+
+@dataclass(frozen=True)
+class FactoryConfig:
+    """``[model]`` or ``[data]``: a factory reference and its keyword arguments."""
+
+    factory: str = ""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``[train]``: how every candidate is trained."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    loss: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """``[search]``: the options of :func:`autoinit.fit` that a study file may set."""
+
+    n_trials: int = 30
+    timeout: float | None = None
+    budget_steps: int | None = None
+    probe_steps: int = 100
+    objective: str = "final"
+    groups: str | dict[str, str] = "role"
+    families: list[str] | None = None
+    search_lr: bool = False
+    storage: str = DEFAULT_STORAGE
+    study_name: str | None = None
+    n_jobs: int = 1
+    seed: int = 0
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    """``[mlflow]``: where searches and comparisons are logged."""
+
+    enabled: bool = True
+    tracking_uri: str | None = None
+    experiment: str = "autoinit"
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """``[compare]``: the full training that ``autoinit compare`` runs and the cost ratio uses."""
+
+    steps: int = 1000
+    seeds: int = 3
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A whole study file, validated."""
+
+    model: FactoryConfig
+    data: FactoryConfig
+    train: TrainConfig = TrainConfig()
+    search: SearchConfig = SearchConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    compare: CompareConfig = CompareConfig()
+    source: Path | None = None
+
+    @property
+    def study_name(self) -> str:
+        """``search.study_name``, or the file's stem (the model factory's name without a file)
+        plus a hash of every setting that changes what a trial means, so rerunning the same
+        command resumes its study and a changed setting starts a new one."""
+        if self.search.study_name:
+            return self.search.study_name
+        stem = self.source.stem if self.source else self.model.factory.rpartition(":")[2]
+        s = self.search
+        key = {"model": asdict(self.model), "data": asdict(self.data), "train": asdict(self.train),
+               "search": [s.probe_steps, s.objective, s.groups, s.families, s.search_lr, s.seed]}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+        return f"{stem}-{digest[:8]}"
+
+    def fit_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`autoinit.fit` (tracking options are the caller's)."""
+        s, t = self.search, self.train
+        return {
+            "loss_fn": resolve_loss(t.loss, self.base_dir), "optimizer": t.optimizer, "lr": t.lr,
+            "n_trials": s.n_trials, "timeout": s.timeout, "budget_steps": s.budget_steps,
+            "probe_steps": s.probe_steps, "objective": s.objective, "groups": s.groups,
+            "families": s.families, "search_lr": s.search_lr, "storage": s.storage,
+            "study_name": self.study_name, "n_jobs": s.n_jobs, "seed": s.seed, "device": s.device,
+        }
+
+    @property
+    def base_dir(self) -> Path:
+        """Where ``file.py:function`` references are looked up: the study file's folder."""
+        return self.source.parent if self.source else Path.cwd()
+
+
+# --------------------------------------------------------------------------- reading and checking
+
+def load_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudyConfig:
+    """Read and validate the study file at ``path``; ``overrides`` maps key paths such as
+    ``"search.n_trials"`` to values that replace the file's (the command-line flags)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StudyFileError(f"study file {str(path)!r} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudyFileError(f"cannot read study file {str(path)!r}: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyFileError(f"study file {str(path)!r} is not valid TOML: {exc}") from None
+    return study_from_dict(data, overrides, source=path)
+
+
+def study_from_dict(data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
+                    source: Path | None = None) -> StudyConfig:
+    """Validate a parsed study file (and ``overrides``) into a :class:`StudyConfig`."""
+    data = copy.deepcopy(dict(data))
+    for key, value in (overrides or {}).items():
+        section, _, name = key.partition(".")
+        table = data.setdefault(section, {})
+        if isinstance(table, dict):
+            table[name] = value
+    top = _Table(data, "")
+    sections = {name: top.table(name) for name in _SECTIONS}
+    top.no_extra(f"sections are {', '.join(f'[{s}]' for s in _SECTIONS)}")
+    config = StudyConfig(**{name: _SECTIONS[name](t) for name, t in sections.items()},
+                         source=source)
+    for name in ("model", "data"):
+        if not getattr(config, name).factory:
+            raise StudyFileError(f"{name}.factory is missing: give 'package.module:function' "
+                                 f"that returns the {_WHAT[name]}")
+    return config
+
+
+_WHAT = {"model": "model", "data": "training loader, or (train_loader, val_loader)"}
+
+
+class _Table:
+    """Typed reads from one TOML table; every error names the key path and the value."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, dict):
+            raise StudyFileError(f"{path} must be a table, got {_show(data)}")
+        self.data, self.path, self.used = data, path, set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self.used.add(name)
+        return self.data.get(name, default)
+
+    def bad(self, name: str, rule: str) -> StudyFileError:
+        return StudyFileError(f"{self.key(name)} must be {rule}, got {_show(self.data[name])}")
+
+    def table(self, name: str) -> _Table:
+        return _Table(self.get(name, {}), self.key(name))
+
+    def str(self, name: str, default: str | None = None, choices=None) -> str | None:
+        value = self.get(name, default)
+        if value is default:
+            return value
+        if not isinstance(value, str) or not value.strip():
+            raise self.bad(name, "a non-empty string")
+        if choices is not None and value not in choices:
+            raise self.bad(name, f"one of {list(choices)}")
+        return value
+
+    def int(self, name: str, default: int | None, low: int = 1) -> int | None:
+        value = self.get(name, default)
+        if value is default:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise self.bad(name, "a positive integer" if low == 1 else f"an integer >= {low}")
+        return value
+
+    def number(self, name: str, default: float | None) -> float | None:
+        value = self.get(name, default)
+        if value is default:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                math.isfinite(value) and value > 0):
+            raise self.bad(name, "a positive number")
+        return float(value)
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self.get(name, default)
+        if not isinstance(value, bool):
+            raise self.bad(name, "true or false")
+        return value
+
+    def strings(self, name: str) -> list[str] | None:
+        value = self.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise self.bad(name, "a non-empty list of strings")
+        return value
+
+    def no_extra(self, hint: str) -> None:
+        for name in self.data:
+            if name not in self.used:
+                close = difflib.get_close_matches(name, sorted(self.used), n=1)
+                maybe = f"did you mean {self.key(close[0])!r}? " if close else ""
+                raise StudyFileError(f"{self.key(name)} is not a known key ({maybe}{hint})")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _keys(cls) -> str:
+    return f"[{cls}] takes " + ", ".join(f.name for f in fields(_DATACLASS[cls]))
+
+
+def _factory(t: _Table) -> FactoryConfig:
+    factory = t.str("factory", "")
+    if factory and not re.fullmatch(r"[^:\s]+:[A-Za-z_][\w.]*", factory):
+        raise t.bad("factory", "'package.module:function' or 'path/file.py:function'")
+    kwargs = t.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise t.bad("kwargs", "a table of keyword arguments")
+    t.no_extra(_keys(t.path))
+    return FactoryConfig(factory, kwargs)
+
+
+def _train(t: _Table) -> TrainConfig:
+    from autoinit.probe import OPTIMIZERS
+
+    loss = t.str("loss")
+    if loss is not None and loss not in ("cross_entropy", "mse") and ":" not in loss:
+        raise t.bad("loss", "'cross_entropy', 'mse' or 'package.module:function'")
+    out = TrainConfig(t.str("optimizer", "adam", choices=sorted(OPTIMIZERS)),
+                      t.number("lr", 1e-3), loss)
+    t.no_extra(_keys("train"))
+    return out
+
+
+def _search(t: _Table) -> SearchConfig:
+    from autoinit.groups import GROUP_MODES
+    from autoinit.probe import OBJECTIVES
+
+    out = SearchConfig(
+        n_trials=t.int("n_trials", 30), timeout=t.number("timeout", None),
+        budget_steps=t.int("budget_steps", None), probe_steps=t.int("probe_steps", 100),
+        objective=t.str("objective", "final", choices=OBJECTIVES), groups=_groups(t, GROUP_MODES),
+        families=_families(t), search_lr=t.bool("search_lr", False),
+        storage=t.str("storage", DEFAULT_STORAGE), study_name=t.str("study_name"),
+        n_jobs=t.int("n_jobs", 1), seed=t.int("seed", 0, low=0), device=t.str("device"),
+    )
+    t.no_extra(_keys("search"))
+    return out
+
+
+def _groups(t: _Table, modes) -> str | dict[str, str]:
+    value = t.get("groups", "role")
+    if isinstance(value, dict):
+        for name, pattern in value.items():
+            try:
+                re.compile(pattern)
+            except (re.error, TypeError):
+                raise StudyFileError(f"search.groups.{name} must be a regular expression, got "
+                                     f"{_show(pattern)}") from None
+        if not value:
+            raise t.bad("groups", "a mode or a non-empty table of regular expressions")
+        return value
+    if value not in modes:
+        raise t.bad("groups", f"one of {list(modes)} or a table {{name = 'regex'}}")
+    return value
+
+
+def _families(t: _Table) -> list[str] | None:
+    from autoinit.families import list_families
+
+    families = t.strings("families")
+    known = list_families()
+    for name in families or []:
+        if name not in known:
+            raise StudyFileError(f"search.families: {name!r} is not a registered family; "
+                                 f"families are {known}")
+    return families
+
+
+def _mlflow(t: _Table) -> MlflowConfig:
+    out = MlflowConfig(t.bool("enabled", True), t.str("tracking_uri"),
+                       t.str("experiment", "autoinit"))
+    t.no_extra(_keys("mlflow"))
+    return out
+
+
+def _compare(t: _Table) -> CompareConfig:
+    out = CompareConfig(t.int("steps", 1000), t.int("seeds", 3))
+    t.no_extra(_keys("compare"))
+    return out
+
+
+_SECTIONS: dict[str, Callable[[_Table], Any]] = {
+    "model": _factory, "data": _factory, "train": _train, "search": _search, "mlflow": _mlflow,
+    "compare": _compare,
+}
+_DATACLASS = {"model": FactoryConfig, "data": FactoryConfig, "train": TrainConfig,
+              "search": SearchConfig, "mlflow": MlflowConfig, "compare": CompareConfig}
+
+
+# ------------------------------------------------------------------------------ user code
+
+def resolve_callable(ref: str, key: str, base_dir: Path | None = None) -> Callable[..., Any]:
+    """The object ``ref`` names: ``"package.module:attr"`` (imported with the current folder on
+    the path) or ``"path/to/file.py:attr"`` (relative to ``base_dir``). Errors name ``key``."""
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise StudyFileError(f"{key} must be 'package.module:function', got {ref!r}")
+    try:
+        if module_name.endswith(".py"):
+            module = _import_file(Path(base_dir or Path.cwd()) / module_name)
+        else:
+            if "" not in sys.path and str(Path.cwd()) not in sys.path:
+                sys.path.insert(0, str(Path.cwd()))
+            module = importlib.import_module(module_name)
+    except FileNotFoundError as exc:
+        raise StudyFileError(f"{key}: cannot import {module_name!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any failure while importing user code is bad input
+        raise StudyFileError(f"{key}: cannot import {module_name!r}: "
+                             f"{type(exc).__name__}: {_first_line(exc)}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise StudyFileError(f"{key}: {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise StudyFileError(f"{key}: {ref!r} is a {type(obj).__name__}, not a callable")
+    return obj
+
+
+def _import_file(path: Path):
+    if not path.is_file():
+        raise FileNotFoundError(f"no file {str(path)!r}")
+    name = f"autoinit_user_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def _call(section: str, ref: str, fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
+    try:
+        inspect.signature(fn).bind(**kwargs)
+    except TypeError as exc:
+        raise StudyFileError(f"{section}.kwargs do not fit {ref!r}: {exc}") from None
+    except ValueError:  # no signature (a builtin): let the call decide
+        pass
+    try:
+        return fn(**kwargs)
+    except AutoinitError as exc:
+        raise StudyFileError(f"{section}.factory {ref!r} failed: {_first_line(exc)}") from exc
+    except Exception as exc:  # noqa: BLE001 - the user's factory failing is bad input, not ours
+        raise StudyFileError(f"{section}.factory {ref!r} raised {type(exc).__name__}: "
+                             f"{_first_line(exc)}") from exc
+
+
+def build_model(config: StudyConfig) -> nn.Module:
+    """Call the model factory with its kwargs; anything but an ``nn.Module`` is an error."""
+    ref = config.model.factory
+    model = _call("model", ref, resolve_callable(ref, "model.factory", config.base_dir),
+                  config.model.kwargs)
+    if not isinstance(model, nn.Module):
+        raise StudyFileError(f"model.factory {ref!r} must return a torch.nn.Module, got "
+                             f"{type(model).__name__}")
+    return model
+
+
+def build_data(config: StudyConfig, split: str | None = None) -> tuple[Any, Any | None]:
+    """``(train_loader, val_loader or None)`` from the data factory; ``split="test"`` asks the
+    factory for its test split (it must take a ``split`` argument)."""
+    ref = config.data.factory
+    kwargs = dict(config.data.kwargs)
+    if split is not None:
+        kwargs["split"] = split
+    out = _call("data", ref, resolve_callable(ref, "data.factory", config.base_dir), kwargs)
+    if isinstance(out, tuple | list) and len(out) in (1, 2) and not _is_batch(out):
+        train, val = out[0], (out[1] if len(out) == 2 else None)
+    else:
+        train, val = out, None
+    for what, loader in (("training loader", train), ("validation loader", val)):
+        if loader is not None and not hasattr(loader, "__iter__"):
+            raise StudyFileError(f"data.factory {ref!r} must return a training loader or "
+                                 f"(train_loader, val_loader); its {what} is a "
+                                 f"{type(loader).__name__}")
+    return train, val
+
+
+def _is_batch(out: Any) -> bool:
+    """A pair of tensors is a batch, not two loaders."""
+    import torch
+
+    return any(isinstance(v, torch.Tensor) for v in out)
+
+
+def resolve_loss(loss: str | None, base_dir: Path) -> Any:
+    """``None``, a loss name, or the callable a ``module:function`` reference names (a criterion
+    class is instantiated)."""
+    if loss is None or ":" not in loss:
+        return loss
+    obj = resolve_callable(loss, "train.loss", base_dir)
+    if isinstance(obj, type) and issubclass(obj, nn.Module):
+        obj = obj()
+    return obj

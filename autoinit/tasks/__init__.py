@@ -1,0 +1,47 @@
+"""Offline benchmark tasks: model and data factories that never download anything.
+
+Every data factory returns ``(train_loader, val_loader)``, or ``(train_loader, test_loader)``
+with ``split="test"``; the training loader shuffles with its own seeded ``torch.Generator``
+and held-out sets come as one batch. ``studies/<name>.toml`` holds a study file for each task.
+
+Example:
+    >>> list_tasks("deep_*")
+    ['deep_relu_mlp', 'deep_tanh_mlp']
+    >>> net = get_task("deep_relu_mlp").build_model(depth=3, width=8)
+    >>> len(net)
+    5
+"""
+
+from autoinit.tasks._registry import Task, get_task, list_tasks, register_task
+
+__all__ = ["Task", "get_task", "list_tasks", "register_task"]
+
+_DIGITS = "autoinit.tasks.digits:digits_data"
+
+for _task in (
+    Task("deep_relu_mlp", "autoinit.tasks.mlp:deep_relu_mlp", _DIGITS,
+         {"depth": 32, "width": 128}, {"batch_size": 64},
+         "32-layer plain ReLU MLP, no normalization, on the digits"),
+    Task("deep_tanh_mlp", "autoinit.tasks.mlp:deep_tanh_mlp", _DIGITS,
+         {"depth": 32, "width": 128}, {"batch_size": 64},
+         "32-layer plain tanh MLP, no normalization, on the digits"),
+    Task("residual_mlp", "autoinit.tasks.mlp:residual_mlp", _DIGITS,
+         {"blocks": 16, "width": 128}, {"batch_size": 64},
+         "residual MLP of 16 ReLU blocks, no normalization, on the digits"),
+    Task("vgg_cnn", "autoinit.tasks.cnn:vgg_cnn", _DIGITS,
+         {"convs_per_stage": 5, "channels": 32}, {"batch_size": 64, "image": True},
+         "10-conv VGG-style CNN without BatchNorm on the digits as 1x8x8 images"),
+    Task("post_ln_transformer", "autoinit.tasks.text:post_ln_transformer",
+         "autoinit.tasks.text:char_data",
+         {"n_layers": 12, "d_model": 64, "n_heads": 4, "ff": 128, "max_len": 32},
+         {"seq_len": 32, "batch_size": 16},
+         "12-layer post-LN Transformer, no warmup, next character of a generated grammar"),
+    Task("rnn_adding", "autoinit.tasks.adding:adding_rnn", "autoinit.tasks.adding:adding_data",
+         {"hidden": 64}, {"seq_len": 30, "batch_size": 64},
+         "tanh RNN on the adding problem, T=30"),
+    Task("lstm_adding", "autoinit.tasks.adding:adding_lstm", "autoinit.tasks.adding:adding_data",
+         {"hidden": 64}, {"seq_len": 30, "batch_size": 64},
+         "LSTM on the adding problem, T=30"),
+):
+    register_task(_task)
+del _task

@@ -1,0 +1,635 @@
+"""Benchmark of issue 6: every initialization method on every task, trained in full, tested once.
+
+For each task of :mod:`autoinit.tasks` and each seed (paired across methods: the same default
+weights to start from and the same order of training batches), every method initializes a copy of
+the model, the model is trained with Adam for the task's full budget while the validation loss is
+recorded every ``eval_every`` steps, and the test split is evaluated once at the end. Searches and
+calibrations (autoinit, LSUV, GradInit, MetaInit, anyinit, the equal-compute controls) see the
+training and validation splits only.
+
+Costs are in training-step equivalents (TSE): wall seconds divided by the time per step of the
+training loop that follows the initializer in the same run (same model, batch, threads; a bare
+Adam loop, evaluations excluded). On a shared machine this unit moves with the load, so it is taken
+per method run; the bare loop timed once per seed is kept too (``init_tse_bare``).
+R = an initializer's cost in TSE divided by the full training's steps.
+Time-to-target = initializer cost + training steps until the validation loss first reaches the
+median final validation loss of the best fixed baseline (censored at the budget when never).
+
+Results go to ``<out>/runs/<task>.json`` as each task finishes (partial runs survive), then
+``<out>/benchmarks.json``, ``<out>/benchmarks.md`` and ``<out>/bench_<task>.png`` are rebuilt
+from every file in ``<out>/runs``.
+
+Usage:
+    python scripts/benchmark.py --smoke --out /tmp/bench            # CI: tiny, 1 seed
+    python scripts/benchmark.py --tasks deep_relu_mlp,deep_tanh_mlp --seeds 5 --steps 300
+    python scripts/benchmark.py --report-only --out docs             # tables from runs/*.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import traceback
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from baselines import BASELINES  # noqa: E402
+
+from autoinit.apply import apply_scheme  # noqa: E402
+from autoinit.batches import default_criterion, make_loss  # noqa: E402
+from autoinit.plan import ModelPlan  # noqa: E402
+from autoinit.search import Selection, run_search  # noqa: E402
+from autoinit.tasks import get_task, list_tasks  # noqa: E402
+
+FIXED = ("pytorch_default", "xavier_normal", "kaiming_normal", "lecun_normal", "orthogonal")
+EXTERNAL = ("lsuv", "gradinit", "metainit", "anyinit_analytic", "anyinit_empirical", "fixup",
+            "skipinit", "tfixup")
+SEARCHED = ("autoinit", "autoinit_lr")
+CONTROLS = ("default_best_of_n", "default_lr_grid", "default_longer")
+REFERENCE = "preln_reference"  # post-LN task only: the same model with norm_first=True
+METHODS = FIXED + EXTERNAL + SEARCHED + CONTROLS + (REFERENCE,)
+# full training budgets: the [compare] steps of studies/<task>.toml
+FULL_STEPS = {"deep_relu_mlp": 1000, "deep_tanh_mlp": 1000, "residual_mlp": 1000, "vgg_cnn": 1000,
+              "post_ln_transformer": 1000, "rnn_adding": 2000, "lstm_adding": 2000}
+LOSS_METRIC = {"post_ln_transformer", "rnn_adding", "lstm_adding"}  # lower is better
+LR = 1e-3
+# --smoke shrinks every model and data set (CI checks that everything runs, not what it scores)
+SMOKE_MODEL = {"deep_relu_mlp": {"depth": 4, "width": 16}, "deep_tanh_mlp": {"depth": 4, "width": 16},
+               "residual_mlp": {"blocks": 2, "width": 16}, "vgg_cnn": {"convs_per_stage": 1, "channels": 4},
+               "post_ln_transformer": {"n_layers": 2, "d_model": 16, "n_heads": 2, "ff": 16, "max_len": 16},
+               "rnn_adding": {"hidden": 8}, "lstm_adding": {"hidden": 8}}
+SMOKE_DATA = {"post_ln_transformer": {"seq_len": 16, "batch_size": 8, "n_train": 64, "n_eval": 16},
+              "rnn_adding": {"seq_len": 10, "batch_size": 16, "n_train": 128, "n_eval": 32},
+              "lstm_adding": {"seq_len": 10, "batch_size": 16, "n_train": 128, "n_eval": 32}}
+
+
+# ----------------------------------------------------------------------------- data and training
+
+def batch_stream(tensors: tuple[torch.Tensor, ...], batch_size: int, seed: int, n: int) -> list:
+    """``n`` shuffled training batches (epochs of a seeded permutation, last partial batch dropped)."""
+    g = torch.Generator().manual_seed(seed)
+    size = len(tensors[0])
+    out: list = []
+    while len(out) < n:
+        perm = torch.randperm(size, generator=g)
+        for i in range(0, size - batch_size + 1, batch_size):
+            idx = perm[i:i + batch_size]
+            out.append(tuple(t[idx] for t in tensors))
+            if len(out) == n:
+                break
+    return out
+
+
+class TaskData:
+    """One task's splits for one seed: the training stream, validation and test sets."""
+
+    def __init__(self, task, seed: int, overrides: dict | None = None) -> None:
+        self.task, self.seed, self.overrides = task, seed, overrides or {}
+        train, val = self.loaders()
+        self.train_tensors = train.dataset.tensors
+        self.batch_size = train.batch_size
+        self.val = next(iter(val))
+        self._test_loader = lambda: task.loaders(split="test", seed=seed, **self.overrides)[1]
+        self._cache: list = []
+
+    def batches(self, n: int) -> list:
+        if len(self._cache) < n:
+            self._cache = batch_stream(self.train_tensors, self.batch_size, self.seed, n)
+        return self._cache[:n]
+
+    def loaders(self):
+        """Fresh (train, val) loaders for a search (never the test split)."""
+        return self.task.loaders(split="val", seed=self.seed, **self.overrides)
+
+    def test(self):
+        return next(iter(self._test_loader()))
+
+
+def evaluate(model: nn.Module, batch) -> dict:
+    model.eval()
+    with torch.no_grad():
+        out = model(batch[0])
+        loss = float(default_criterion(out, batch[1]))
+        acc = None
+        if not batch[1].is_floating_point():
+            acc = float((out.argmax(-1) == batch[1]).float().mean()) * 100
+    model.train()
+    return {"loss": loss if math.isfinite(loss) else None, "acc": acc}
+
+
+def train(model: nn.Module, batches: list, val, lr: float, eval_every: int, seed: int) -> dict:
+    """Adam for ``len(batches)`` steps; the validation loss every ``eval_every`` steps."""
+    loss_fn = make_loss(None)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    curve, train_s, diverged = [], 0.0, None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.train()
+        for step, batch in enumerate(batches, 1):
+            t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model, batch)
+            loss.backward()
+            opt.step()
+            train_s += time.perf_counter() - t0
+            if not math.isfinite(loss.item()):
+                diverged = f"non-finite training loss at step {step}"
+                curve.append([step, None, train_s])
+                break
+            if step % eval_every == 0 or step == len(batches):
+                curve.append([step, evaluate(model, val)["loss"], train_s])
+    return {"curve": curve, "train_seconds": train_s, "diverged": diverged,
+            "steps": len(batches) if diverged is None else curve[-1][0]}
+
+
+def bare_step_seconds(model: nn.Module, batches: list, repeats: int = 3, steps: int = 8) -> list:
+    """Medians of ``repeats`` timings of the bare loop (Adam step) on a copy of ``model``."""
+    loss_fn = make_loss(None)
+    out = []
+    for _ in range(repeats + 1):  # the first round warms up and is dropped
+        work = copy.deepcopy(model)
+        opt = torch.optim.Adam(work.parameters(), lr=LR)
+        times = []
+        with torch.random.fork_rng(devices=[]):
+            for i in range(steps + 1):
+                t0 = time.perf_counter()
+                opt.zero_grad(set_to_none=True)
+                loss_fn(work, batches[i % len(batches)]).backward()
+                opt.step()
+                times.append(time.perf_counter() - t0)
+        out.append(statistics.median(times[1:]))
+    return out[1:]
+
+
+def build(task, seed: int, overrides: dict | None = None) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return task.build_model(**(overrides or {}))
+
+
+# ----------------------------------------------------------------------------- methods
+
+def probe_loss(model: nn.Module, data: TaskData, lr: float, steps: int, seed: int) -> float:
+    res = train(model, data.batches(steps), data.val, lr, steps, seed)
+    last = res["curve"][-1][1] if res["curve"] else None
+    return math.inf if res["diverged"] or last is None else last
+
+
+def init_method(method: str, model: nn.Module, data: TaskData, cfg, ctx: dict) -> dict:
+    """Initialize ``model`` in place with ``method``; returns facts (``applies``, ``lr``, ...)."""
+    seed = data.seed
+    if method == "pytorch_default":
+        return {"applies": True}
+    if method in FIXED:
+        apply_scheme(model, ModelPlan.of(model).uniform(method, seed=seed))
+        return {"applies": True}
+    if method in EXTERNAL:
+        budget = {"gradinit": cfg.gradinit_budget, "metainit": cfg.metainit_budget}.get(method)
+        rec = BASELINES[method](model, data.batches(cfg.init_batches), make_loss(None), seed=seed,
+                                budget=budget)
+        facts = {k: v for k, v in rec.items() if isinstance(v, str | int | float | bool)}
+        # the baseline's own record (its lr is its meta-optimizer's, not the training's) kept apart
+        return {"applies": bool(rec.get("applies", True)), "reason": rec.get("reason", ""),
+                "baseline_record": facts}
+    if method in SEARCHED:
+        return search(method, model, data, cfg)
+    if method == REFERENCE:
+        if data.task.name != "post_ln_transformer":
+            return {"applies": False, "reason": "reference for the post-LN Transformer task only"}
+        for layer in model.layers:
+            layer.norm_first = True
+        return {"applies": True, "note": "same model and init with norm_first=True (pre-LN)"}
+    return control(method, model, data, cfg, ctx)
+
+
+def search(method: str, model: nn.Module, data: TaskData, cfg) -> dict:
+    train_loader, val_loader = data.loaders()
+    kw = {"n_trials": cfg.n_trials, "probe_steps": cfg.probe_steps}
+    if cfg.smoke:
+        kw.update(selection=Selection(top=1, seeds=1, steps_factor=1.0), val_batches=1)
+    result = run_search(model, train_loader, val_dataloader=val_loader, lr=LR, seed=data.seed,
+                        search_lr=method == "autoinit_lr", device="cpu", **kw)
+    lr = LR
+    if method == "autoinit_lr":
+        chosen = [c for c in result.candidates if c.name == result.chosen]
+        if chosen:
+            lr = float(result.study.trials[chosen[0].trial_number].params.get("lr", LR))
+    return {"applies": True, "lr": lr, "chosen": result.chosen, "reason": result.reason,
+            "search_cost": result.cost.to_dict(), "search_R": result.cost.ratio(cfg.steps)}
+
+
+def control(method: str, model: nn.Module, data: TaskData, cfg, ctx: dict) -> dict:
+    """Equal-compute controls: PyTorch's default given the compute of the autoinit search."""
+    budget = ctx.get("autoinit_tse")
+    if budget is None:
+        return {"applies": False, "reason": "autoinit did not run for this seed (no budget to match)"}
+    if method == "default_longer":
+        extra = round(budget) if cfg.max_extra_steps is None else min(round(budget), cfg.max_extra_steps)
+        return {"applies": True, "extra_steps": extra,
+                "note": f"trained {cfg.steps} + {extra} steps (R = {budget / cfg.steps:.2f})"}
+    n = int(min(cfg.max_n, max(2, round(budget / cfg.probe_steps))))
+    if method == "default_best_of_n":
+        scores = []
+        for i in range(n):
+            cand = build(data.task, 1000 * (data.seed + 1) + i, cfg.model_overrides)
+            scores.append(probe_loss(cand, data, LR, cfg.probe_steps, data.seed))
+        best = int(np.argmin(scores))
+        chosen = build(data.task, 1000 * (data.seed + 1) + best, cfg.model_overrides)
+        model.load_state_dict(chosen.state_dict())
+        return {"applies": True, "n": n, "chosen_seed_index": best}
+    lrs = np.geomspace(LR / 10, LR * 10, n).tolist()
+    scores = [probe_loss(copy.deepcopy(model), data, lr, cfg.probe_steps, data.seed) for lr in lrs]
+    return {"applies": True, "n": n, "lr": lrs[int(np.argmin(scores))], "grid": lrs}
+
+
+def run_method(method: str, base: nn.Module, data: TaskData, cfg, ctx: dict, step_s: float) -> dict:
+    model = copy.deepcopy(base)
+    t0 = time.perf_counter()
+    try:
+        rec = init_method(method, model, data, cfg, ctx)
+    except Exception as exc:  # noqa: BLE001 - a method that breaks on a task is reported, not fatal
+        return {"applies": False, "reason": f"error: {type(exc).__name__}: {str(exc)[:300]}",
+                "traceback": traceback.format_exc()[-2000:]}
+    init_s = time.perf_counter() - t0
+    if not rec.get("applies", True):
+        return rec
+    rec.update(applies=True, init_seconds=init_s, init_tse_bare=init_s / step_s)
+    steps = cfg.steps + rec.get("extra_steps", 0)
+    res = train(model, data.batches(steps), data.val, rec.get("lr", LR), cfg.eval_every, data.seed)
+    test = evaluate(model, data.test())  # the test split, once
+    # The TSE unit: this run's own training time per step, measured right after the initializer
+    # (the machine is shared, so a per-seed bare timing can be minutes and a different load away).
+    unit = res["train_seconds"] / max(1, res["steps"])
+    rec.update(res, test_loss=test["loss"], test_acc=test["acc"], step_seconds=unit,
+               init_tse=init_s / unit, total_tse=init_s / unit + res["steps"])
+    if method == "autoinit":
+        ctx["autoinit_tse"] = rec["init_tse"]
+    return rec
+
+
+# ----------------------------------------------------------------------------- the run
+
+def methods_for(task: str, methods: list[str]) -> list[str]:
+    out = [m for m in methods if m != REFERENCE or task == "post_ln_transformer"]
+    # controls need autoinit's measured cost of the same seed: run autoinit first
+    return sorted(out, key=lambda m: (m in CONTROLS, METHODS.index(m)))
+
+
+def run_task(name: str, cfg, save=None) -> dict:
+    """Every seed of one task; ``save(result)`` is called after each seed (partial results)."""
+    task = get_task(name)
+    out = {"task": name, "complete": False, "summary": task.summary, "steps": cfg.steps,
+           "eval_every": cfg.eval_every,
+           "metric": "test loss" if name in LOSS_METRIC else "test accuracy (%)",
+           "model_kwargs": {**task.model_kwargs, **cfg.model_overrides},
+           "data_kwargs": {**task.data_kwargs, **cfg.data_overrides}, "seeds": {}}
+    for seed in range(cfg.seeds):
+        data = TaskData(task, seed, cfg.data_overrides)
+        base = build(task, seed, cfg.model_overrides)
+        timings = bare_step_seconds(base, data.batches(16))
+        step_s = statistics.median(timings)
+        runs: dict = {"bare_step_seconds": timings, "methods": {}}
+        ctx: dict = {}
+        for method in methods_for(name, cfg.methods):
+            t0 = time.perf_counter()
+            runs["methods"][method] = run_method(method, base, data, cfg, ctx, step_s)
+            rec = runs["methods"][method]
+            print(f"[{time.strftime('%H:%M:%S')}] {name} seed {seed} {method}: "
+                  f"{_brief(rec)} ({time.perf_counter() - t0:.1f} s)", flush=True)
+        out["seeds"][str(seed)] = runs
+        out["complete"] = seed == cfg.seeds - 1
+        if save is not None:
+            save(out)
+    return out
+
+
+def _brief(rec: dict) -> str:
+    if not rec.get("applies"):
+        return f"n/a ({rec.get('reason', '')[:80]})"
+    acc = f", test acc {rec['test_acc']:.1f}" if rec.get("test_acc") is not None else ""
+    return f"test loss {rec['test_loss']}{acc}, init {rec['init_tse']:.0f} TSE"
+
+
+def environment(args) -> dict:
+    def version(pkg: str) -> str | None:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return None
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
+        else platform.processor()
+    return {"threads": torch.get_num_threads(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "load_average_at_start": list(os.getloadavg()), "python": platform.python_version(),
+            "platform": platform.platform(),
+            "versions": {p: version(p) for p in ("torch", "optuna", "numpy", "lsuv", "anyinit",
+                                                 "scikit-learn", "torch-autoinit")},
+            "command": "python scripts/benchmark.py " + " ".join(args),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+# ----------------------------------------------------------------------------- statistics and report
+
+def median_ci(values: list[float], n_boot: int = 2000) -> tuple[float, float, float] | None:
+    vals = np.array([v for v in values if v is not None], dtype=float)
+    if len(vals) == 0:
+        return None
+    rng = np.random.default_rng(0)
+    boots = np.median(rng.choice(vals, size=(n_boot, len(vals)), replace=True), axis=1)
+    return float(np.median(vals)), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
+def summarize(result: dict) -> dict:
+    """Per method: medians and intervals over seeds, costs and time-to-target."""
+    seeds = list(result["seeds"].values())
+    methods = sorted({m for s in seeds for m in s["methods"]}, key=METHODS.index)
+    lower = result["task"] in LOSS_METRIC
+    recs = {m: [s["methods"][m] for s in seeds if m in s["methods"]] for m in methods}
+
+    def final_val(r):
+        return r["curve"][-1][1] if r.get("applies") and r["curve"] else None
+
+    fixed = {m: median_ci([final_val(r) if final_val(r) is not None else math.inf for r in recs[m]])
+             for m in FIXED if m in recs and any(r.get("applies") for r in recs[m])}
+    best_fixed = min(fixed, key=lambda m: fixed[m][0]) if fixed else None
+    target = fixed[best_fixed][0] if best_fixed else None
+    rows = {}
+    for m, rs in recs.items():
+        ok = [r for r in rs if r.get("applies")]
+        if not ok:
+            rows[m] = {"applies": False, "reason": rs[0].get("reason", "") if rs else "not run"}
+            continue
+        metric = [r["test_loss"] if lower else r["test_acc"] for r in ok]
+        if lower:
+            metric = [math.inf if v is None else v for v in metric]
+        ttt, censored = [], 0
+        for r in ok:
+            hit = next((s for s, v, _ in r["curve"] if v is not None and target is not None
+                        and v <= target), None)
+            censored += hit is None
+            ttt.append(r["init_tse"] + (hit if hit is not None else r["steps"]))
+        rows[m] = {"applies": True, "n": len(ok), "metric": median_ci(metric),
+                   "val_loss": median_ci([final_val(r) if final_val(r) is not None else math.inf
+                                          for r in ok]),
+                   "init_tse": median_ci([r["init_tse"] for r in ok]),
+                   "total_tse": median_ci([r["total_tse"] for r in ok]),
+                   # default_longer's extra compute is its extra training steps
+                   "R": statistics.median(r["init_tse"] + r.get("extra_steps", 0) for r in ok)
+                   / result["steps"],
+                   "time_to_target_tse": median_ci(ttt), "censored": censored,
+                   "diverged": sum(r.get("diverged") is not None for r in ok)}
+        if len(ok) < len(rs):
+            rows[m]["partial_reason"] = next(r.get("reason") for r in rs if not r.get("applies"))
+    return {"best_fixed": best_fixed, "target_val_loss": target, "methods": rows,
+            "lower_is_better": lower}
+
+
+def _num(v) -> str:
+    return "—" if v is None else f"{v:.4f}"
+
+
+def _fmt(ci, digits: int = 1) -> str:
+    if ci is None:
+        return "—"
+    m, lo, hi = ci
+    if not math.isfinite(m):
+        return "diverged"
+    f = f"{{:.{digits}f}}"
+    return f"{f.format(m)} [{f.format(lo)}, {f.format(hi)}]"
+
+
+def task_table(result: dict, summ: dict) -> list[str]:
+    digits = 4 if summ["lower_is_better"] else 1
+    partial = "" if result.get("complete", True) else (
+        f"**Partial: the run stopped after {len(result['seeds'])} of {result['config']['seeds']} seeds.** ")
+    lines = [f"### {result['task']}", "", partial + f"{result['summary']} (model "
+             f"{result['model_kwargs']}, data {result['data_kwargs']}). Full training: "
+             f"{result['steps']} Adam steps at lr {LR:g}, {len(result['seeds'])} seeds; metric: "
+             f"{result['metric']} "
+             f"({'lower' if summ['lower_is_better'] else 'higher'} is better). Target for time-to-"
+             f"target: {summ['best_fixed']}'s median final validation loss {_num(summ['target_val_loss'])}.",
+             "", f"| method | {result['metric']} median [95% CI] | final val loss | init cost (TSE) | R "
+             "| total compute (TSE) | time to target (TSE, incl. init) | notes |", "|" + " --- |" * 8]
+    for m, row in summ["methods"].items():
+        if not row["applies"]:
+            lines.append(f"| {m} | n/a | | | | | | {row['reason'][:120].replace('|', '/')} |")
+            continue
+        notes = []
+        if row["censored"]:
+            notes.append(f"{row['censored']}/{row['n']} never reached the target (censored)")
+        if row["diverged"]:
+            notes.append(f"{row['diverged']} diverged")
+        if row.get("partial_reason"):
+            notes.append(f"some seeds n/a: {row['partial_reason'][:80]}")
+        lines.append(f"| {m} | {_fmt(row['metric'], digits)} | {_fmt(row['val_loss'], 3)} | "
+                     f"{_fmt(row['init_tse'], 0)} | {row['R']:.2f} | {_fmt(row['total_tse'], 0)} | "
+                     f"{_fmt(row['time_to_target_tse'], 0)} "
+                     f"| {'; '.join(notes).replace('|', '/')} |")
+    return lines
+
+
+def summary_table(results: dict, summaries: dict) -> list[str]:
+    lines = ["| task | seeds | metric | PyTorch default | best fixed baseline | best other initializer "
+             "| best equal-compute control | autoinit | autoinit + lr | autoinit R "
+             "| autoinit vs best other |",
+             "|" + " --- |" * 11]
+    for name, summ in summaries.items():
+        rows, lower = summ["methods"], summ["lower_is_better"]
+        digits = 4 if lower else 1
+
+        def cell(m, rows=rows, digits=digits):
+            row = rows.get(m)
+            return f"{_fmt(row['metric'], digits)}" if row and row["applies"] else "not run"
+
+        def key(m, rows=rows, lower=lower):
+            v = rows[m]["metric"][0]
+            return v if lower else -v
+
+        def best(group, rows=rows, key=key):
+            ms = [m for m in group if m in rows and rows[m]["applies"]]
+            return min(ms, key=key) if ms else None
+
+        best_fixed, best_other, best_ctrl = best(FIXED), best(FIXED + EXTERNAL), best(CONTROLS)
+        auto = rows.get("autoinit", {})
+        r = f"{auto['R']:.2f}" if auto.get("applies") else "—"
+        lines.append(f"| {name} | {len(results[name]['seeds'])} | {results[name]['metric']} | "
+                     f"{cell('pytorch_default')} | {best_fixed}: {cell(best_fixed)} | "
+                     f"{best_other}: {cell(best_other)} | {best_ctrl}: {cell(best_ctrl)} | "
+                     f"{cell('autoinit')} | {cell('autoinit_lr')} | {r} | "
+                     f"{_versus(auto, rows.get(best_other), lower)} |")
+    return lines
+
+
+def _versus(a: dict, b: dict | None, lower: bool) -> str:
+    """better / tie (95 % intervals overlap) / worse, for a's metric against b's."""
+    if not a.get("applies") or not b or not b.get("applies"):
+        return "—"
+    (_, alo, ahi), (_, blo, bhi) = a["metric"], b["metric"]
+    if ahi >= blo and bhi >= alo:
+        return "tie (intervals overlap)"
+    return "better" if (ahi < blo) == lower else "worse"
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    seeds = list(result["seeds"].values())
+    methods = sorted({m for s in seeds for m in s["methods"]}, key=METHODS.index)
+    for i, m in enumerate(methods):
+        rs = [s["methods"][m] for s in seeds if s["methods"].get(m, {}).get("applies")]
+        if not rs:
+            continue
+        n = min(len(r["curve"]) for r in rs)
+        if n == 0:
+            continue
+        steps = np.array([p[0] for p in rs[0]["curve"][:n]], dtype=float)
+        vals = np.array([[p[1] if p[1] is not None else np.nan for p in r["curve"][:n]] for r in rs])
+        med = np.nanmedian(vals, axis=0) if np.isfinite(vals).any() else vals[0]
+        style = "-" if m in SEARCHED else ("--" if m in FIXED else ":")
+        color = {"autoinit": "black", "autoinit_lr": "red"}.get(m, plt.cm.tab20(i % 20))
+        kw = {"label": m, "linestyle": style, "color": color, "linewidth": 2.6 if m in SEARCHED else 1.4}
+        axes[0].plot(steps, med, **kw)
+        axes[1].plot(steps + statistics.median(r["init_tse"] for r in rs), med, **kw)
+    axes[0].set_xlabel("training step")
+    axes[1].set_xlabel("training-step equivalents, initializer cost included")
+    for ax in axes:
+        ax.set_ylabel("validation loss (median over seeds)")
+        ax.set_yscale("log")
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.suptitle(f"{result['task']}: {len(seeds)} seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_report(out: Path) -> None:
+    files = sorted((out / "runs").glob("*.json"))
+    results = {}
+    for f in files:
+        r = json.loads(f.read_text())
+        results[r["task"]] = r
+    order = [t for t in FULL_STEPS if t in results]
+    summaries = {t: summarize(results[t]) for t in order}
+    md = ["# Benchmarks (issue 6)", "", "Generated by `scripts/benchmark.py` from `runs/*.json`; "
+          "every number below was measured in the run recorded with it.", ""]
+    notes = out / "benchmarks_notes.md"  # hand-written analysis, kept when the tables are rebuilt
+    if notes.exists():
+        md += [notes.read_text().strip(), "", "## Runs", ""]
+    for t in order:
+        env = results[t]["environment"]
+        md.append(f"- `{t}`: `{env['command']}` — {env['threads']} torch thread(s), {env['cpu']} "
+                  f"({env['cpu_count']} cores, load {env['load_average_at_start'][0]:.1f} at start), "
+                  f"torch {env['versions']['torch']}, optuna {env['versions']['optuna']}, lsuv "
+                  f"{env['versions']['lsuv']}, anyinit {env['versions']['anyinit']}, started "
+                  f"{env['started']}")
+    md += ["", "## Summary", ""] + summary_table(results, summaries) + ["", "## Per task", ""]
+    for t in order:
+        plot(results[t], out / f"bench_{t}.png")
+        md += task_table(results[t], summaries[t]) + ["", f"![{t}](bench_{t}.png)", ""]
+    (out / "benchmarks.md").write_text("\n".join(md) + "\n")
+    payload = {"format": "autoinit-benchmarks/1", "tasks": {
+        t: {"summary": _finite(summaries[t]), "environment": results[t]["environment"],
+            "config": results[t]["config"], "run_file": f"runs/{t}.json"} for t in order}}
+    (out / "benchmarks.json").write_text(json.dumps(payload, indent=1))
+
+
+def _finite(obj):
+    """JSON without Infinity/NaN: non-finite numbers become null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+# ----------------------------------------------------------------------------- command line
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", default=",".join(FULL_STEPS), help="comma-separated task names")
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated method names")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=None, help="full training steps (default: per task)")
+    p.add_argument("--eval-every", type=int, default=None, help="default: steps // 30")
+    p.add_argument("--n-trials", type=int, default=30, help="autoinit trials (its default: 30)")
+    p.add_argument("--probe-steps", type=int, default=100, help="autoinit probe (its default: 100)")
+    p.add_argument("--gradinit-budget", type=int, default=100)
+    p.add_argument("--metainit-budget", type=int, default=50)
+    p.add_argument("--init-batches", type=int, default=8, help="batches given to LSUV/GradInit/...")
+    p.add_argument("--max-n", type=int, default=64, help="cap on best-of-N seeds / lr-grid size")
+    p.add_argument("--max-extra-steps", type=int, default=None,
+                   help="cap on default_longer's extra steps (default: none, the search's TSE)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=Path("docs"))
+    p.add_argument("--smoke", action="store_true", help="tiny budgets, 1 seed: every method runs")
+    p.add_argument("--report-only", action="store_true", help="rebuild the report from runs/*.json")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.seeds, args.steps, args.eval_every = 1, 10, 5
+        args.n_trials, args.probe_steps, args.gradinit_budget, args.metainit_budget = 2, 3, 2, 2
+        args.init_batches, args.max_n, args.max_extra_steps = 2, 2, 10
+    args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for t in args.tasks:
+        if t not in list_tasks():
+            p.error(f"task must be one of {list_tasks()}, got {t!r}")
+    for m in args.methods:
+        if m not in METHODS:
+            p.error(f"method must be one of {list(METHODS)}, got {m!r}")
+    return args
+
+
+def _save(out: Path, name: str, result: dict, env: dict, config: dict) -> None:
+    path = out / "runs" / f"{name}.json"
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(_finite({**result, "environment": env, "config": config})))
+    os.replace(tmp, path)  # atomic: a report built by a parallel run never reads half a file
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
+    torch.set_num_threads(args.threads)
+    (args.out / "runs").mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        env = environment(argv)
+        for name in args.tasks:
+            cfg = argparse.Namespace(**vars(args))
+            cfg.steps = args.steps or FULL_STEPS[name]
+            cfg.eval_every = args.eval_every or max(1, cfg.steps // 30)
+            cfg.model_overrides = SMOKE_MODEL.get(name, {}) if args.smoke else {}
+            cfg.data_overrides = SMOKE_DATA.get(name, {}) if args.smoke else {}
+            config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
+            run_task(name, cfg, save=lambda r, n=name, c=config: _save(args.out, n, r, env, c))
+            if not args.smoke:
+                try:  # after every task, so a partial run leaves a report
+                    write_report(args.out)
+                except Exception as exc:  # noqa: BLE001 - the next task matters more than the report
+                    print(f"report not written ({type(exc).__name__}: {exc}); rerun --report-only",
+                          file=sys.stderr)
+    write_report(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

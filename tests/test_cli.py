@@ -1,0 +1,357 @@
+"""The command line through its real entry points: ``autoinit.cli.main`` in process, and
+``python -m autoinit`` / the ``autoinit`` console script as subprocesses (exit codes, one-line
+errors without tracebacks, resume after Ctrl-C). MLflow and Optuna always point into tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+import autoinit
+from autoinit.cli import main
+from autoinit.plan import uniform_scheme
+from autoinit.tasks import get_task
+
+REPO = Path(__file__).resolve().parents[1]
+STUDY = """
+[model]
+factory = "autoinit.tasks.mlp:deep_relu_mlp"
+kwargs = {{ depth = {depth}, width = {width} }}
+
+[data]
+factory = "autoinit.tasks.digits:digits_data"
+kwargs = {{ batch_size = 32 }}
+
+[train]
+lr = 1e-3
+loss = "cross_entropy"
+
+[search]
+n_trials = {n_trials}
+probe_steps = {probe_steps}
+storage = "sqlite:///{tmp}/study.db"
+
+[mlflow]
+enabled = {mlflow}
+tracking_uri = "sqlite:///{tmp}/mlflow.db"
+
+[compare]
+steps = 20
+seeds = 2
+"""
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from a second thread, and on a busy machine two spinning threads
+    make every step far slower; restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_study(tmp_path: Path, *, depth=3, width=16, n_trials=7, probe_steps=6, mlflow=False,
+                name="tiny.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(STUDY.format(depth=depth, width=width, n_trials=n_trials,
+                                 probe_steps=probe_steps, tmp=tmp_path,
+                                 mlflow=str(mlflow).lower()))
+    return path
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def finished(storage: str, name: str) -> int:
+    study = optuna.load_study(study_name=name, storage=storage)
+    return len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def study_name(out: str) -> str:
+    return re.search(r"autoinit search '([^']+)'", out).group(1)
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120", "OMP_NUM_THREADS": "1"}
+
+
+# ------------------------------------------------------------------------------------ search
+
+def test_search_prints_progress_table_and_writes_scheme_then_extends(tmp_path, capsys):
+    study = write_study(tmp_path)
+    out_file = tmp_path / "out" / "scheme.json"
+    code, out, err = run(capsys, "search", study, "--out", out_file)
+    assert code == 0, err
+    # plain progress lines (stdout is not a terminal), then the table and the files
+    assert "trial   7/7" in out and "selection round" in out
+    assert re.search(r"^pytorch_default\s+\d", out, re.M) and "<- chosen" in out
+    assert "cost:" in out and "search cost ratio R =" in out
+    assert f"scheme written to {out_file}" in out
+    scheme = autoinit.load_scheme(out_file)
+    model = get_task("deep_relu_mlp").build_model(depth=3, width=16)
+    autoinit.apply_scheme(model, scheme)
+    storage, name = f"sqlite:///{tmp_path}/study.db", study_name(out)
+    assert finished(storage, name) == 7
+    # the same command with a larger budget resumes the same study
+    code, out, err = run(capsys, "search", study, "--out", out_file, "--n-trials", 9)
+    assert code == 0, err
+    assert "resuming: the study already holds 7 finished trials" in out
+    assert study_name(out) == name and finished(storage, name) == 9
+
+
+def test_flags_override_the_study_file(tmp_path, capsys):
+    study = write_study(tmp_path)
+    db = f"sqlite:///{tmp_path}/other.db"
+    code, out, err = run(capsys, "search", study, "--n-trials", 6, "--probe-steps", 4,
+                         "--storage", db, "--study-name", "mine", "--seed", 3,
+                         "--out", tmp_path / "s.json")
+    assert code == 0, err
+    assert "autoinit search 'mine'" in out and "6 trials of 4 probe steps" in out
+    loaded = optuna.load_study(study_name="mine", storage=db)
+    assert len(loaded.trials) >= 6
+    assert max(t.user_attrs.get("probe_steps", 0) for t in loaded.trials) == 4
+    assert autoinit.load_scheme(tmp_path / "s.json").seed == 3
+
+
+def test_search_logs_to_mlflow_and_show_reads_the_run(tmp_path, capsys):
+    study = write_study(tmp_path, mlflow=True, n_trials=6, probe_steps=4)
+    code, out, err = run(capsys, "search", study, "--out", tmp_path / "s.json")
+    assert code == 0, err
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run_id = re.search(r"MLflow run ([0-9a-f]{32})", out).group(1)
+    assert f"mlflow ui --backend-store-uri {uri}" in out
+    from mlflow import MlflowClient
+
+    assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
+    code, shown, err = run(capsys, "show", run_id, "--tracking-uri", uri)
+    assert code == 0, err
+    assert "hidden.linear" in shown
+
+
+def test_search_with_factories_by_flag_through_the_console_script(tmp_path):
+    """No study file: --model/--data name the user's own module in the current folder."""
+    (tmp_path / "mymodels.py").write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        def make_net(width=8):
+            return nn.Sequential(nn.Linear(4, width), nn.ReLU(), nn.Linear(width, 2))
+
+        def make_loaders(n=256):
+            g = torch.Generator().manual_seed(0)
+            x = torch.randn(n, 4, generator=g)
+            ds = torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long())
+            return torch.utils.data.DataLoader(ds, batch_size=16, shuffle=True, generator=g)
+        """))
+    exe = shutil.which("autoinit") or pytest.skip("the autoinit console script is not installed")
+    proc = subprocess.run(
+        [exe, "search", "--model", "mymodels:make_net", "--model-kwargs", '{"width": 12}',
+         "--data", "mymodels:make_loaders", "--n-trials", "7", "--probe-steps", "5",
+         "--storage", f"sqlite:///{tmp_path}/s.db", "--no-mlflow"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=subprocess_env())
+    assert proc.returncode == 0, proc.stderr
+    assert "autoinit search 'make_net-" in proc.stdout
+    scheme = json.loads((tmp_path / "scheme.json").read_text())
+    assert scheme["model"]["parameters"]["0.weight"] == [12, 4]
+
+
+# ---------------------------------------------------------------------------- show, diagnose
+
+def test_show_prints_the_scheme_as_a_table(tmp_path, capsys):
+    model = get_task("deep_relu_mlp").build_model(depth=6, width=8)
+    path = tmp_path / "s.json"
+    uniform_scheme(model, "orthogonal", scale=1.5).to_json(path)
+    code, out, err = run(capsys, "show", path)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("scheme for Sequential: 12 parameters")
+    assert re.split(r"\s{2,}", lines[2]) == ["group", "layers", "family", "scale", "bias"]
+    rows = {r.split()[0]: r for r in lines[4:]}
+    assert set(rows) == {"input.linear", "hidden.linear", "head.linear"}
+    assert re.search(r"2, 4, 6, 8\s+orthogonal\s+1.5\s+zeros", rows["hidden.linear"])
+
+
+def test_diagnose_default_init_vs_a_scheme(tmp_path, capsys):
+    study = write_study(tmp_path, depth=32, width=128)
+    code, out, err = run(capsys, "diagnose", study)
+    assert code == 0, err
+    assert "Sequential under its default init" in out
+    assert len([ln for ln in out.splitlines() if re.match(r"^\d+\s", ln)]) == 32
+    assert "vanishing_gradient in" in out.splitlines()[-1]
+    model = get_task("deep_relu_mlp").build_model(depth=32, width=128)
+    scheme = tmp_path / "kaiming.json"
+    uniform_scheme(model, "kaiming_normal").to_json(scheme)
+    code, out, err = run(capsys, "diagnose", study, "--scheme", scheme)
+    assert code == 0, err
+    assert f"under scheme {scheme}" in out and "vanishing_gradient" not in out
+
+
+# ----------------------------------------------------------------------------------- compare
+
+def test_compare_trains_methods_per_seed_and_logs_to_mlflow(tmp_path, capsys):
+    study = write_study(tmp_path, mlflow=True)
+    model = get_task("deep_relu_mlp").build_model(depth=3, width=16)
+    scheme = tmp_path / "chosen.json"
+    uniform_scheme(model, "kaiming_normal", scale=1.2).to_json(scheme)
+    code, out, err = run(capsys, "compare", study, "--scheme", scheme, "--steps", 20, "--seeds", 2,
+                         "--baselines", "pytorch_default,orthogonal")
+    assert code == 0, err
+    assert "3 methods x 2 seeds x 20 steps" in out
+    assert len(re.findall(r"^seed [12]/2 ", out, re.M)) == 6
+    table = out[out.index("full trainings"):]
+    for method in ("chosen (chosen.json)", "pytorch_default", "orthogonal"):
+        assert re.search(rf"^{re.escape(method)}\s+\d+\.\d{{4}}\s+\[", table, re.M), method
+    assert "chosen vs the best baseline" in table
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    parent = re.search(r"MLflow run ([0-9a-f]{32})", out).group(1)
+    client = MlflowClient(uri)
+    exp = client.get_run(parent).info.experiment_id
+    children = client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent}'")
+    assert sorted(r.info.run_name for r in children) == sorted(
+        ["chosen (chosen.json)", "pytorch_default", "orthogonal"])
+    history = client.get_metric_history(children[0].info.run_id, "val_loss.seed1")
+    assert [m.step for m in history] == list(range(1, 21))
+
+
+# -------------------------------------------------------------------------------- bad input
+
+def _factories(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text(textwrap.dedent("""
+        def model():
+            raise RuntimeError("no weights here")
+
+        def data():
+            raise ValueError("the data went missing")
+        """))
+
+
+BAD = [
+    (["search", "{tmp}/nope.toml"], "study file '{tmp}/nope.toml' not found"),
+    (["search", "{tmp}/bad.toml"], "is not valid TOML"),
+    (["search", "{tmp}/unknown.toml"],
+     "search.n_trial is not a known key (did you mean 'search.n_trials'?"),
+    (["search", "{tmp}/wrongtype.toml"], "search.probe_steps must be a positive integer, got '100'"),
+    (["search", "{tmp}/tiny.toml", "--n-trials", "-3"],
+     "search.n_trials must be a positive integer, got -3"),
+    (["search", "{tmp}/tiny.toml", "--n-trials", "abc"], "'abc' is not a valid integer"),
+    (["search", "{tmp}/tiny.toml", "--model", "no_such_pkg_xyz.models:net"],
+     "model.factory: cannot import 'no_such_pkg_xyz.models'"),
+    (["search", "{tmp}/tiny.toml", "--model", "{tmp}/broken.py:model", "--model-kwargs", "{{}}"],
+     "raised RuntimeError: no weights here"),
+    (["search", "{tmp}/tiny.toml", "--data", "{tmp}/broken.py:data", "--data-kwargs", "{{}}"],
+     "data.factory '{tmp}/broken.py:data' raised ValueError: the data went missing"),
+    (["search", "{tmp}/tiny.toml", "--model-kwargs", "{{depth: 3}}"],
+     "model.kwargs (--model-kwargs) must be a JSON object, got '{{depth: 3}}'"),
+    (["search", "{tmp}/tiny.toml", "--storage", "postgresql://u:secret@127.0.0.1:1/db"],
+     "search.storage: storage 'postgresql://u:***@127.0.0.1:1/db' cannot be opened"),
+    (["search", "{tmp}/tiny.toml", "--storage", "sqlite:///{tmp}/no/such/dir/s.db"],
+     "search.storage: storage 'sqlite:///{tmp}/no/such/dir/s.db' cannot be opened"),
+    (["search", "--model", "autoinit.tasks.mlp:deep_relu_mlp"],
+     "give a study file (STUDY.toml) or both --model"),
+    (["show", "{tmp}/missing.json"], "cannot read scheme file"),
+    (["diagnose", "{tmp}/tiny.toml", "--scheme", "{tmp}/other.json"],
+     "scheme was made for a different model"),
+    (["compare", "{tmp}/tiny.toml", "--scheme", "{tmp}/other.json", "--baselines", "magic"],
+     "--baselines must name some of"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a[:3]) for a, _ in BAD])
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
+    write_study(tmp_path)
+    (tmp_path / "bad.toml").write_text("[search\nn_trials = 3\n")
+    (tmp_path / "unknown.toml").write_text((tmp_path / "tiny.toml").read_text().replace(
+        "n_trials", "n_trial"))
+    (tmp_path / "wrongtype.toml").write_text((tmp_path / "tiny.toml").read_text().replace(
+        "probe_steps = 6", 'probe_steps = "100"'))
+    _factories(tmp_path)
+    uniform_scheme(torch.nn.Sequential(torch.nn.Linear(2, 2)), "orthogonal").to_json(
+        tmp_path / "other.json")
+    code, out, err = run(capsys, *[a.format(tmp=tmp_path) for a in args])
+    assert code == 2, (out, err)
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("autoinit: error: ")
+    assert message.format(tmp=tmp_path) in err
+    assert "Traceback" not in err + out and "secret" not in err
+
+
+def test_debug_adds_the_traceback(tmp_path, capsys):
+    code, _, err = run(capsys, "search", tmp_path / "nope.toml", "--debug")
+    assert code == 2
+    assert "Traceback (most recent call last)" in err
+    assert err.strip().splitlines()[-1].startswith("autoinit: error: study file")
+
+
+def test_internal_error_exits_1_with_one_line(tmp_path, capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(autoinit, "fit", broken)
+    code, _, err = run(capsys, "search", write_study(tmp_path))
+    assert code == 1
+    assert err.strip() == ("autoinit: error: internal error: RuntimeError: kaboom (rerun with "
+                           "--debug for the traceback)")
+
+
+@pytest.mark.parametrize("command", ["search", "show", "diagnose", "compare"])
+def test_every_command_has_help_with_an_example(capsys, command):
+    code, out, _ = run(capsys, command, "--help")
+    assert code == 0
+    assert f"Usage: autoinit {command}" in out and "Example" in out
+    assert f"autoinit {command} " in out[out.index("Example"):]
+
+
+def test_module_entry_point_bad_input_without_traceback(tmp_path):
+    bad = subprocess.run([sys.executable, "-m", "autoinit", "search", str(tmp_path / "x.toml")],
+                         capture_output=True, text=True, timeout=60, env=subprocess_env())
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == f"autoinit: error: study file '{tmp_path / 'x.toml'}' not found"
+
+
+# ------------------------------------------------------------------------------------ resume
+
+def test_interrupted_search_resumes_to_the_full_trial_count(tmp_path):
+    """Ctrl-C (SIGINT) mid-search keeps the finished trials; the same command finishes them."""
+    study = write_study(tmp_path, depth=6, width=32, n_trials=12, probe_steps=20)
+    cmd = [sys.executable, "-m", "autoinit", "search", str(study), "--out",
+           str(tmp_path / "s.json")]
+    env = subprocess_env()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=tmp_path)
+    lines = []
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("trial   3/12") or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=120)
+    out = "".join(lines) + rest
+    assert proc.returncode == 130, err
+    assert "rerun the same command to resume" in err
+    storage, name = f"sqlite:///{tmp_path}/study.db", study_name(out)
+    first = finished(storage, name)
+    assert 3 <= first < 12
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming: the study already holds {first} finished trials" in again.stdout
+    assert finished(storage, name) == 12

@@ -1,0 +1,178 @@
+"""Study files: loading, defaults, overrides, every error naming its key path, user factories."""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from pathlib import Path
+
+import pytest
+from torch import nn
+
+from autoinit.config import (
+    DEFAULT_STORAGE,
+    StudyFileError,
+    build_data,
+    build_model,
+    load_study,
+    resolve_callable,
+    study_from_dict,
+)
+from autoinit.search import run_search
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+MIN = {"model": {"factory": "autoinit.tasks.mlp:deep_relu_mlp"},
+       "data": {"factory": "autoinit.tasks.digits:digits_data"}}
+
+
+def write(tmp_path: Path, text: str, name: str = "study.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def with_(section: str, **values) -> dict:
+    return {**MIN, section: {**MIN.get(section, {}), **values}}
+
+
+def test_defaults_keep_everything_local():
+    cfg = study_from_dict(MIN)
+    assert cfg.search.storage == DEFAULT_STORAGE == "sqlite:///autoinit.db"
+    assert (cfg.search.n_trials, cfg.search.probe_steps, cfg.search.n_jobs) == (30, 100, 1)
+    assert cfg.mlflow.enabled and cfg.mlflow.tracking_uri is None
+    assert (cfg.train.optimizer, cfg.train.lr, cfg.train.loss) == ("adam", 1e-3, None)
+    assert cfg.model.kwargs == {} and cfg.search.timeout is None
+
+
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_study_file_loads_and_its_options_fit_run_search(path):
+    cfg = load_study(path)
+    accepted = inspect.signature(run_search).parameters
+    assert set(cfg.fit_options()) <= set(accepted)
+    assert cfg.study_name.startswith(path.stem + "-")
+    resolve_callable(cfg.model.factory, "model.factory")
+    resolve_callable(cfg.data.factory, "data.factory")
+
+
+def test_overrides_replace_the_file_and_are_validated(tmp_path):
+    path = write(tmp_path, """
+        [model]
+        factory = "autoinit.tasks.mlp:deep_relu_mlp"
+        [data]
+        factory = "autoinit.tasks.digits:digits_data"
+        [search]
+        n_trials = 12
+        """)
+    assert load_study(path).search.n_trials == 12
+    assert load_study(path, {"search.n_trials": 5, "search.seed": 3}).search.seed == 3
+    with pytest.raises(StudyFileError) as err:
+        load_study(path, {"search.n_trials": -3})
+    assert str(err.value) == "search.n_trials must be a positive integer, got -3"
+
+
+def test_study_name_resumes_the_same_settings_and_separates_others():
+    base = study_from_dict(MIN)
+    assert base.study_name == study_from_dict(MIN).study_name
+    # budget and where the study lives do not change what a trial means
+    same = study_from_dict(with_("search", n_trials=99, storage="sqlite:///x.db", n_jobs=2))
+    assert same.study_name == base.study_name
+    for section, values in (("search", {"probe_steps": 50}), ("train", {"lr": 0.01}),
+                            ("model", {"kwargs": {"depth": 8}})):
+        assert study_from_dict(with_(section, **values)).study_name != base.study_name
+    assert study_from_dict(with_("search", study_name="mine")).study_name == "mine"
+
+
+@pytest.mark.parametrize("data, message", [
+    (with_("search", n_trials=-3), "search.n_trials must be a positive integer, got -3"),
+    (with_("search", n_trials="many"), "search.n_trials must be a positive integer, got 'many'"),
+    (with_("search", n_trials=True), "search.n_trials must be a positive integer, got True"),
+    (with_("search", seed=-1), "search.seed must be an integer >= 0, got -1"),
+    (with_("search", timeout=0), "search.timeout must be a positive number, got 0"),
+    (with_("search", search_lr="yes"), "search.search_lr must be true or false, got 'yes'"),
+    (with_("search", families="orthogonal"),
+     "search.families must be a non-empty list of strings, got 'orthogonal'"),
+    (with_("search", families=["orthogonal", "magic"]), "search.families: 'magic' is not a"),
+    (with_("search", groups="blocks"), "search.groups must be one of ['role', 'layer', 'global']"),
+    (with_("search", groups={"a": "("}), "search.groups.a must be a regular expression, got '('"),
+    (with_("search", objective="best"), "search.objective must be one of ['final', 'mean']"),
+    (with_("search", storage=""), "search.storage must be a non-empty string, got ''"),
+    (with_("train", optimizer="lbfgs"), "train.optimizer must be one of ['adam', 'adamw',"),
+    (with_("train", lr="fast"), "train.lr must be a positive number, got 'fast'"),
+    (with_("train", loss="hinge"), "train.loss must be 'cross_entropy', 'mse' or"),
+    (with_("mlflow", enabled=1), "mlflow.enabled must be true or false, got 1"),
+    (with_("compare", steps=0), "compare.steps must be a positive integer, got 0"),
+    (with_("model", kwargs=[1, 2]), "model.kwargs must be a table of keyword arguments, got [1, 2]"),
+    (with_("model", factory="nocolon"), "model.factory must be 'package.module:function'"),
+    ({**MIN, "search": 3}, "search must be a table, got 3"),
+    ({"data": MIN["data"]}, "model.factory is missing"),
+    (with_("search", n_trial=5), "search.n_trial is not a known key (did you mean 'search.n_trials'?"),
+    ({**MIN, "serach": {}}, "serach is not a known key (did you mean 'search'?"),
+    (with_("mlflow", uri="x"), "mlflow.uri is not a known key"),
+])
+def test_bad_values_name_the_key_path_and_the_value(data, message):
+    with pytest.raises(StudyFileError) as err:
+        study_from_dict(data)
+    assert str(err.value).startswith(message), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_file_errors_missing_and_bad_toml(tmp_path):
+    with pytest.raises(StudyFileError, match=r"study file '.*nope.toml' not found"):
+        load_study(tmp_path / "nope.toml")
+    bad = write(tmp_path, "[search]\nn_trials = = 3\n")
+    with pytest.raises(StudyFileError, match=r"is not valid TOML: .*line 2"):
+        load_study(bad)
+
+
+def test_factories_from_a_file_next_to_the_study(tmp_path):
+    (tmp_path / "mymodels.py").write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        def net(width=4):
+            return nn.Sequential(nn.Linear(3, width), nn.ReLU(), nn.Linear(width, 2))
+
+        def loaders():
+            x = torch.randn(32, 3, generator=torch.Generator().manual_seed(0))
+            data = torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long())
+            return torch.utils.data.DataLoader(data, batch_size=8)
+
+        def boom():
+            raise ValueError("boom")
+
+        def not_a_model():
+            return 42
+        """))
+    path = write(tmp_path, """
+        [model]
+        factory = "mymodels.py:net"
+        kwargs = { width = 6 }
+        [data]
+        factory = "mymodels.py:loaders"
+        """)
+    cfg = load_study(path)
+    model = build_model(cfg)
+    assert isinstance(model, nn.Sequential) and model[0].out_features == 6
+    train, val = build_data(cfg)
+    assert val is None and len(list(train)) == 4
+
+    def error(overrides) -> str:
+        with pytest.raises(StudyFileError) as err:
+            c = load_study(path, overrides)
+            build_model(c)
+            build_data(c)
+        return str(err.value)
+
+    assert error({"model.factory": "mymodels.py:boom", "model.kwargs": {}}) == \
+        "model.factory 'mymodels.py:boom' raised ValueError: boom"
+    assert error({"model.factory": "mymodels.py:not_a_model", "model.kwargs": {}}) == \
+        "model.factory 'mymodels.py:not_a_model' must return a torch.nn.Module, got int"
+    assert error({"model.kwargs": {"depth": 3}}).startswith(
+        "model.kwargs do not fit 'mymodels.py:net': got an unexpected keyword argument 'depth'")
+    assert error({"data.factory": "mymodels.py:missing"}) == \
+        "data.factory: 'mymodels.py' has no attribute 'missing'"
+    assert error({"data.factory": "other.py:loaders"}).startswith(
+        "data.factory: cannot import 'other.py': no file")
+    assert error({"model.factory": "no_such_package_xyz.models:net"}) == \
+        "model.factory: cannot import 'no_such_package_xyz.models': ModuleNotFoundError: " \
+        "No module named 'no_such_package_xyz'"
