@@ -1,0 +1,55 @@
+"""The README stays true: its main command and its Python snippet run (with small budgets)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_quick_start_search_command_runs(tmp_path):
+    first = _blocks("bash")[0]
+    command = first.split("&&")[-1].strip()
+    assert command == "autoinit search studies/deep_relu_mlp.toml"
+    args = shlex.split(command)[1:] + [
+        "--n-trials", "7", "--probe-steps", "4", "--storage", f"sqlite:///{tmp_path / 's.db'}",
+        "--out", str(tmp_path / "scheme.json"), "--no-mlflow"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "autoinit", *args], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "pytorch_default" in run.stdout and "<- chosen" in run.stdout
+    shown = subprocess.run([sys.executable, "-m", "autoinit", "show", str(tmp_path / "scheme.json")],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "family" in shown.stdout
+
+
+def test_test_command_matches_ci():
+    test_line = _blocks("bash")[1].strip()
+    assert test_line.endswith("python -m pytest")
+    assert "python -m pytest" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_python_snippet_runs(tmp_path, monkeypatch, tiny_loader):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    snippet = _blocks("python")[0].replace("autoinit.fit(model, train_loader)",
+                                           "autoinit.fit(model, train_loader, n_trials=7, probe_steps=4)")
+    namespace = {"model": model, "train_loader": tiny_loader}
+    exec(compile(snippet, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    assert (tmp_path / "scheme.json").exists()
