@@ -78,3 +78,27 @@ def test_unreachable_postgres_fails_fast_with_the_password_hidden(postgres_url):
     with pytest.raises(ConfigError) as info:
         open_storage(bad)
     assert "s3cret-pw" not in str(info.value)
+
+
+def test_mlflow_server_on_postgres_receives_a_search(postgres_url, tmp_path, tiny_loader):
+    import psycopg
+    from conftest import tiny_mlp
+    from mlflow import MlflowClient
+
+    import autoinit
+    from autoinit.integrations.testing import LocalMlflowServer
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE mlflow_store")  # MLflow and Optuna keep their own schemas
+    backend = postgres_url.rsplit("/", 1)[0] + "/mlflow_store"
+    with LocalMlflowServer(tmp_path, backend_store_uri=backend) as server:
+        result = autoinit.fit(tiny_mlp(), tiny_loader, n_trials=7, probe_steps=4,
+                              storage=postgres_url, study_name="tracked",
+                              tracking_uri=server.url, require_tracking=True)
+        client = MlflowClient(server.url)
+        parent = client.get_run(result.extra["mlflow_run_id"])
+        children = client.search_runs(
+            [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        assert len(children) == 7
+        logged = str(parent.data.params) + str(parent.data.tags)
+        assert "s3cret-pw" not in logged

@@ -71,8 +71,10 @@ class LocalMlflowServer:
     migrated, which makes the second start faster).
     """
 
-    def __init__(self, folder: str | Path, port: int | None = None, start_timeout: float = 120.0):
+    def __init__(self, folder: str | Path, port: int | None = None, start_timeout: float = 120.0,
+                 backend_store_uri: str | None = None):
         self.folder = Path(folder)
+        self.backend_store_uri = backend_store_uri  # default: a SQLite file in ``folder``
         self.port = port or free_port()
         self.start_timeout = start_timeout
         self.process: subprocess.Popen | None = None
@@ -85,7 +87,8 @@ class LocalMlflowServer:
     def start(self) -> LocalMlflowServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "mlflow", "server",
-               "--backend-store-uri", sqlite_store(self.folder / "mlflow.db"),
+               "--backend-store-uri",
+               self.backend_store_uri or sqlite_store(self.folder / "mlflow.db"),
                "--serve-artifacts", "--artifacts-destination", str(self.folder / "artifacts"),
                "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",  # no outside calls
