@@ -8,6 +8,16 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tests train tiny models: one thread is faster for them, and steady when the machine is busy
+    (two threads beside other work ran 2-5x slower here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def digits_tensors(seed: int = 0):
     """scikit-learn's bundled digits, scaled to [0, 1], shuffled with a seeded generator."""
     from sklearn.datasets import load_digits
