@@ -86,11 +86,13 @@ def enqueue_pending(study: optuna.Study, plan, space, lr: float, created: bool) 
     """Queue the baselines the study does not hold yet, and one retry of each trial that was
     interrupted (Ctrl-C, a crash), so a resumed study loses and repeats nothing.
 
-    A worker joining a study that others are running (trials waiting or running) queues
-    nothing: the study's creator queued the baselines, and live workers own their trials.
+    A worker joining a study that another worker created and runs (no trial yet, or trials
+    waiting or running) queues nothing: the creator queues the baselines, and live workers own
+    their trials. Two workers resuming one quiet study at the same instant may still both queue.
     """
     trials = study.get_trials(deepcopy=False)
-    if not created and any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials):
+    busy = any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials)
+    if not created and (busy or not trials):  # another worker created it and is queueing
         return
     held = {t.user_attrs.get("baseline") for t in trials if t.state != TrialState.FAIL}
     retried = {t.user_attrs.get("retry_of") for t in trials}

@@ -15,9 +15,10 @@ R = an initializer's cost in TSE divided by the full training's steps.
 Time-to-target = initializer cost + training steps until the validation loss first reaches the
 median final validation loss of the best fixed baseline (censored at the budget when never).
 
-Results go to ``<out>/runs/<task>.json`` as each task finishes (partial runs survive), then
-``<out>/benchmarks.json``, ``<out>/benchmarks.md`` and ``<out>/bench_<task>.png`` are rebuilt
-from every file in ``<out>/runs``.
+Results go to ``<out>/runs/<task>.json`` after every seed (a stopped run keeps what finished,
+marked partial), then ``<out>/benchmarks.json``, ``<out>/benchmarks.md`` and
+``<out>/bench_<task>.png`` are rebuilt from every file in ``<out>/runs`` (with the hand-written
+``<out>/benchmarks_notes.md`` on top when it exists).
 
 Usage:
     python scripts/benchmark.py --smoke --out /tmp/bench            # CI: tiny, 1 seed
