@@ -17,9 +17,9 @@ import mlflow
 import optuna
 import pytest
 import torch
+from conftest import tiny_mlp
 from mlflow import MlflowClient
 from optuna.trial import TrialState
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import autoinit
@@ -38,15 +38,6 @@ STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialSta
 STATE = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models train faster on one thread, and steadier beside other work on a small machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_loader(seed: int = 0) -> DataLoader:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(384, 8, generator=g)
@@ -54,11 +45,7 @@ def make_loader(seed: int = 0) -> DataLoader:
     return DataLoader(TensorDataset(x, y), batch_size=32)
 
 
-def make_model(seed: int = 0) -> nn.Sequential:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
-                             nn.Linear(16, 2))
+make_model = tiny_mlp  # the shared tiny model (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -23,15 +23,6 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not found (ap
                                 "chromium); the MLflow UI cannot be checked in a browser here")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models train faster on one thread, and steadier beside other work on a small machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def searched(request, tmp_path_factory):
     server = shared_server(request.config, tmp_path_factory.mktemp("mlflow-server"))

@@ -21,15 +21,6 @@ from autoinit.integrations import TrackingWarning
 from autoinit.integrations.testing import shared_server
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models train faster on one thread, and steadier beside other work on a small machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_loader() -> DataLoader:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(384, 8, generator=g)
