@@ -24,11 +24,12 @@ from pathlib import Path
 
 import torch
 from mlflow import MlflowClient
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 import autoinit
 from autoinit.integrations.testing import LocalMlflowServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_mlflow_overhead import mlp, teacher_task  # noqa: E402  (the same small task)
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
@@ -42,27 +43,8 @@ def chromium_path() -> str | None:
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
-def teacher_task(seed: int = 0, n: int = 2048, dim: int = 32) -> DataLoader:
-    """A 4-class problem labelled by a random two-layer teacher network."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, dim, generator=g)
-    w1, w2 = torch.randn(dim, 64, generator=g), torch.randn(64, 4, generator=g)
-    y = (torch.tanh(x @ w1 / dim**0.5) @ w2).argmax(1)
-    return DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True,
-                      generator=torch.Generator().manual_seed(seed + 1))
-
-
-def deep_tanh(depth: int = 8, width: int = 64, seed: int = 0) -> nn.Sequential:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        layers: list[nn.Module] = [nn.Linear(32, width), nn.Tanh()]
-        for _ in range(depth - 2):
-            layers += [nn.Linear(width, width), nn.Tanh()]
-        return nn.Sequential(*layers, nn.Linear(width, 4))
-
-
 def run_search(url: str) -> tuple[str, str, float]:
-    result = autoinit.fit(deep_tanh(), teacher_task(), n_trials=20, probe_steps=40, lr=3e-3,
+    result = autoinit.fit(mlp(depth=8, width=64), teacher_task(), n_trials=20, probe_steps=40, lr=3e-3,
                           tracking_uri=url, experiment="autoinit-demo", require_tracking=True)
     print(result.summary())
     client = MlflowClient(url)
