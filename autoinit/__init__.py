@@ -21,6 +21,7 @@ from autoinit.result import FitResult, SearchCost
 from autoinit.roles import describe_model
 from autoinit.scheme import GroupRule, InitScheme
 from autoinit.search import Selection, run_search
+from autoinit.status import StudyStatus, study_status
 
 __all__ = [
     "AutoinitError",
@@ -35,6 +36,7 @@ __all__ = [
     "SchemeError",
     "SearchCost",
     "Selection",
+    "StudyStatus",
     "__version__",
     "apply_scheme",
     "describe_model",
@@ -49,5 +51,6 @@ __all__ = [
     "register_family",
     "register_layer_kind",
     "run_search",
+    "study_status",
     "uniform_scheme",
 ]

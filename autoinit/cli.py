@@ -1,7 +1,8 @@
 """The ``autoinit`` command line: thin commands over the library.
 
 Commands: ``search`` (a study file or ``--model``/``--data`` → a scheme JSON, the table of
-baselines vs chosen, the cost), ``show`` (a scheme as a table), ``diagnose`` (per-layer signals
+baselines vs chosen, the cost), ``status`` (a study's trials and best scores so far, read from
+its storage), ``show`` (a scheme as a table), ``diagnose`` (per-layer signals
 under the default init or a scheme) and ``compare`` (full trainings, chosen scheme vs baselines,
 several seeds). Exit codes: 0 success; 2 bad input, printed as one line naming the field and the
 value; 1 an internal error; 130 interrupted (Ctrl-C; a search keeps its trials and resumes when
@@ -308,6 +309,35 @@ def show(scheme_ref, tracking_uri) -> int:
       autoinit show scheme.json
     """
     click.echo(scheme_table(_load_scheme(scheme_ref, tracking_uri)))
+    return EXIT_OK
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("study", required=False, metavar="[STUDY.toml]")
+@click.option("--storage", metavar="URL", help="Optuna storage URL (default: the study file's).")
+@click.option("--study-name", metavar="NAME", help="Optuna study name (default: the study file's).")
+@click.option("--top", type=int, default=5, show_default=True, help="Best trials to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@_debug_option
+def status(study, storage, study_name, top, as_json) -> int:
+    """Print where a study stands: trials by state and the best probe scores so far.
+
+    Reads the storage only, so any machine of a shared search can run it while the workers
+    search. The scheme a search hands back comes from its selection round at the end.
+
+    \b
+    Examples:
+      autoinit status studies/deep_relu_mlp.toml
+      autoinit status --storage postgresql://USER@HOST/DB --study-name relu-team --json
+    """
+    if study is not None:
+        config = _config(study, {"search.storage": storage, "search.study_name": study_name})
+        storage, study_name = config.search.storage, config.study_name
+    elif storage is None or study_name is None:
+        raise ConfigError("give a study file (STUDY.toml) or both --storage URL and "
+                          "--study-name NAME")
+    result = autoinit.study_status(storage, study_name, top=top)
+    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
     return EXIT_OK
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,7 @@ def optimize(study, obj, n_trials, timeout, budget_steps, callbacks, n_jobs) -> 
         return False
     stops = []
     if n_trials is not None:
-        stops.append(optuna.study.MaxTrialsCallback(n_trials, states=DONE))
+        stops.append(_EnoughTrials(n_trials))
     if budget_steps is not None:
         stops.append(_BudgetCallback(budget_steps))
     stops.append(_FailStreak())
@@ -130,6 +131,38 @@ def optimize(study, obj, n_trials, timeout, budget_steps, callbacks, n_jobs) -> 
     except KeyboardInterrupt:
         return True
     return False
+
+
+@dataclass
+class _EnoughTrials:
+    """Stops the study once it holds ``n`` complete or pruned trials, and not one more.
+
+    A trial running in another worker counts as on its way. On a storage with heartbeats, a
+    worker whose next trial would overshoot ``n`` waits for those trials instead: a live
+    worker's trial finishes, and a dead worker's is failed once its heartbeat lapses and queued
+    again, and then this worker runs it. Without heartbeats a dead worker's trial could never
+    end, so only finished trials count and each worker may overshoot by one trial.
+    """
+
+    n: int
+    poll_seconds: float = 1.0
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        storage = study._storage  # noqa: SLF001 - Optuna has no public accessor
+        heartbeat = getattr(storage, "get_heartbeat_interval", lambda: None)() is not None
+        while True:
+            trials = study.get_trials(deepcopy=False)
+            done = sum(t.state in DONE for t in trials)
+            if done >= self.n:
+                study.stop()
+                return
+            running = sum(t.state == TrialState.RUNNING for t in trials)
+            if not heartbeat or done + running < self.n:
+                return
+            time.sleep(self.poll_seconds)
+            with warnings.catch_warnings():  # a dead worker's trial: failed, then re-queued
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
 
 
 @dataclass

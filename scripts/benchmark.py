@@ -58,7 +58,10 @@ from autoinit.tasks import get_task, list_tasks  # noqa: E402
 FIXED = ("pytorch_default", "xavier_normal", "kaiming_normal", "lecun_normal", "orthogonal")
 EXTERNAL = ("lsuv", "gradinit", "metainit", "anyinit_analytic", "anyinit_empirical", "fixup",
             "skipinit", "tfixup")
-SEARCHED = ("autoinit", "autoinit_lr")
+SEARCHED = ("autoinit", "autoinit_lr", "autoinit_lean")
+# autoinit_lean: a budget meant for R <= 1 against a 1000-step training (the baselines, 4 TPE
+# trials, 50-step probes, one re-run of the top search trial and the best baseline at 100 steps)
+LEAN = {"n_trials": 10, "probe_steps": 50, "selection": Selection(top=1, seeds=1, steps_factor=2.0)}
 CONTROLS = ("default_best_of_n", "default_lr_grid", "default_longer")
 REFERENCE = "preln_reference"  # post-LN task only: the same model with norm_first=True
 METHODS = FIXED + EXTERNAL + SEARCHED + CONTROLS + (REFERENCE,)
@@ -219,6 +222,8 @@ def init_method(method: str, model: nn.Module, data: TaskData, cfg, ctx: dict) -
 def search(method: str, model: nn.Module, data: TaskData, cfg) -> dict:
     train_loader, val_loader = data.loaders()
     kw = {"n_trials": cfg.n_trials, "probe_steps": cfg.probe_steps}
+    if method == "autoinit_lean" and not cfg.smoke:
+        kw.update(LEAN)
     if cfg.smoke:
         kw.update(selection=Selection(top=1, seeds=1, steps_factor=1.0), val_batches=1)
     result = run_search(model, train_loader, val_dataloader=val_loader, lr=LR, seed=data.seed,
@@ -289,32 +294,55 @@ def methods_for(task: str, methods: list[str]) -> list[str]:
     return sorted(out, key=lambda m: (m in CONTROLS, METHODS.index(m)))
 
 
-def run_task(name: str, cfg, save=None) -> dict:
-    """Every seed of one task; ``save(result)`` is called after each seed (partial results)."""
+def run_task(name: str, cfg, save=None, previous: dict | None = None) -> dict:
+    """Every seed of one task; ``save(result)`` is called after each seed (partial results).
+
+    With ``previous`` (the task's earlier result, same training length) the seeds and methods it
+    holds are kept and only the missing ones run: a stopped run resumes, a new method is added.
+    """
     task = get_task(name)
-    out = {"task": name, "complete": False, "summary": task.summary, "steps": cfg.steps,
-           "eval_every": cfg.eval_every,
-           "metric": "test loss" if name in LOSS_METRIC else "test accuracy (%)",
-           "model_kwargs": {**task.model_kwargs, **cfg.model_overrides},
-           "data_kwargs": {**task.data_kwargs, **cfg.data_overrides}, "seeds": {}}
+    out = previous or {"task": name, "summary": task.summary, "steps": cfg.steps,
+                       "eval_every": cfg.eval_every,
+                       "metric": "test loss" if name in LOSS_METRIC else "test accuracy (%)",
+                       "model_kwargs": {**task.model_kwargs, **cfg.model_overrides},
+                       "data_kwargs": {**task.data_kwargs, **cfg.data_overrides}, "seeds": {}}
     for seed in range(cfg.seeds):
+        runs = out["seeds"].get(str(seed)) or {"methods": {}}
+        todo = [m for m in methods_for(name, cfg.methods) if m not in runs["methods"]]
+        if not todo:
+            continue
         data = TaskData(task, seed, cfg.data_overrides)
         base = build(task, seed, cfg.model_overrides)
-        timings = bare_step_seconds(base, data.batches(16))
-        step_s = statistics.median(timings)
-        runs: dict = {"bare_step_seconds": timings, "methods": {}}
-        ctx: dict = {}
-        for method in methods_for(name, cfg.methods):
+        runs.setdefault("bare_step_seconds", bare_step_seconds(base, data.batches(16)))
+        step_s = statistics.median(runs["bare_step_seconds"])
+        earlier = runs["methods"].get("autoinit", {})
+        ctx: dict = {"autoinit_tse": earlier["init_tse"]} if earlier.get("applies") else {}
+        for method in todo:
             t0 = time.perf_counter()
             runs["methods"][method] = run_method(method, base, data, cfg, ctx, step_s)
             rec = runs["methods"][method]
             print(f"[{time.strftime('%H:%M:%S')}] {name} seed {seed} {method}: "
                   f"{_brief(rec)} ({time.perf_counter() - t0:.1f} s)", flush=True)
         out["seeds"][str(seed)] = runs
-        out["complete"] = seed == cfg.seeds - 1
+        out["complete"] = len(out["seeds"]) >= cfg.seeds
         if save is not None:
             save(out)
     return out
+
+
+def _previous(out: Path, name: str, steps: int) -> dict | None:
+    """The task's earlier result for ``--resume`` (its environment kept under ``earlier_runs``)."""
+    path = out / "runs" / f"{name}.json"
+    if not path.exists():
+        return None
+    result = json.loads(path.read_text())
+    if result["steps"] != steps:
+        raise SystemExit(f"--resume: {path} holds {result['steps']}-step trainings, this run "
+                         f"asks for {steps}; pass --steps {result['steps']} or move the file")
+    earlier = result.pop("earlier_runs", []) + [result.pop("environment", None)]
+    result.pop("config", None)
+    result["earlier_runs"] = [e for e in earlier if e]
+    return result
 
 
 def _brief(rec: dict) -> str:
@@ -445,9 +473,9 @@ def task_table(result: dict, summ: dict) -> list[str]:
 
 def summary_table(results: dict, summaries: dict) -> list[str]:
     lines = ["| task | seeds | metric | PyTorch default | best fixed baseline | best other initializer "
-             "| best equal-compute control | autoinit | autoinit + lr | autoinit R "
-             "| autoinit vs best other |",
-             "|" + " --- |" * 11]
+             "| best equal-compute control | autoinit | autoinit + lr | autoinit lean | autoinit R "
+             "| lean R | autoinit vs best other | lean vs best other |",
+             "|" + " --- |" * 14]
     for name, summ in summaries.items():
         rows, lower = summ["methods"], summ["lower_is_better"]
         digits = 4 if lower else 1
@@ -465,13 +493,15 @@ def summary_table(results: dict, summaries: dict) -> list[str]:
             return min(ms, key=key) if ms else None
 
         best_fixed, best_other, best_ctrl = best(FIXED), best(FIXED + EXTERNAL), best(CONTROLS)
-        auto = rows.get("autoinit", {})
+        auto, lean = rows.get("autoinit", {}), rows.get("autoinit_lean", {})
         r = f"{auto['R']:.2f}" if auto.get("applies") else "—"
+        r_lean = f"{lean['R']:.2f}" if lean.get("applies") else "—"
         lines.append(f"| {name} | {len(results[name]['seeds'])} | {results[name]['metric']} | "
                      f"{cell('pytorch_default')} | {best_fixed}: {cell(best_fixed)} | "
                      f"{best_other}: {cell(best_other)} | {best_ctrl}: {cell(best_ctrl)} | "
-                     f"{cell('autoinit')} | {cell('autoinit_lr')} | {r} | "
-                     f"{_versus(auto, rows.get(best_other), lower)} |")
+                     f"{cell('autoinit')} | {cell('autoinit_lr')} | {cell('autoinit_lean')} | {r} | "
+                     f"{r_lean} | {_versus(auto, rows.get(best_other), lower)} | "
+                     f"{_versus(lean, rows.get(best_other), lower)} |")
     return lines
 
 
@@ -505,7 +535,8 @@ def plot(result: dict, path: Path) -> None:
         vals = np.array([[p[1] if p[1] is not None else np.nan for p in r["curve"][:n]] for r in rs])
         med = np.nanmedian(vals, axis=0) if np.isfinite(vals).any() else vals[0]
         style = "-" if m in SEARCHED else ("--" if m in FIXED else ":")
-        color = {"autoinit": "black", "autoinit_lr": "red"}.get(m, plt.cm.tab20(i % 20))
+        color = {"autoinit": "black", "autoinit_lr": "red", "autoinit_lean": "blue"}.get(
+            m, plt.cm.tab20(i % 20))
         kw = {"label": m, "linestyle": style, "color": color, "linewidth": 2.6 if m in SEARCHED else 1.4}
         axes[0].plot(steps, med, **kw)
         axes[1].plot(steps + statistics.median(r["init_tse"] for r in rs), med, **kw)
@@ -534,8 +565,9 @@ def write_report(out: Path) -> None:
     notes = out / "benchmarks_notes.md"  # hand-written analysis, kept when the tables are rebuilt
     if notes.exists():
         md += [notes.read_text().strip(), "", "## Runs", ""]
-    for t in order:
-        env = results[t]["environment"]
+    runs = [(t, env) for t in order
+            for env in results[t].get("earlier_runs", []) + [results[t]["environment"]]]
+    for t, env in runs:
         md.append(f"- `{t}`: `{env['command']}` — {env['threads']} torch thread(s), {env['cpu']} "
                   f"({env['cpu_count']} cores, load {env['load_average_at_start'][0]:.1f} at start), "
                   f"torch {env['versions']['torch']}, optuna {env['versions']['optuna']}, lsuv "
@@ -584,6 +616,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("docs"))
     p.add_argument("--smoke", action="store_true", help="tiny budgets, 1 seed: every method runs")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from runs/*.json")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the seeds and methods in <out>/runs/<task>.json; run only the missing")
     args = p.parse_args(argv)
     if args.smoke:
         args.seeds, args.steps, args.eval_every = 1, 10, 5
@@ -621,7 +655,9 @@ def main(argv: list[str] | None = None) -> int:
             cfg.model_overrides = SMOKE_MODEL.get(name, {}) if args.smoke else {}
             cfg.data_overrides = SMOKE_DATA.get(name, {}) if args.smoke else {}
             config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
-            run_task(name, cfg, save=lambda r, n=name, c=config: _save(args.out, n, r, env, c))
+            previous = _previous(args.out, name, cfg.steps) if args.resume else None
+            run_task(name, cfg, save=lambda r, n=name, c=config: _save(args.out, n, r, env, c),
+                     previous=previous)
             if not args.smoke:
                 try:  # after every task, so a partial run leaves a report
                     write_report(args.out)

@@ -42,7 +42,7 @@ loss = "cross_entropy"
 [search]
 n_trials = {n_trials}
 probe_steps = {probe_steps}
-storage = "sqlite:///{tmp}/study.db"
+storage = "{storage}"
 
 [mlflow]
 enabled = {mlflow}
@@ -65,10 +65,11 @@ def _one_torch_thread():
 
 
 def write_study(tmp_path: Path, *, depth=3, width=16, n_trials=7, probe_steps=6, mlflow=False,
-                name="tiny.toml") -> Path:
+                name="tiny.toml", storage=None) -> Path:
     path = tmp_path / name
     path.write_text(STUDY.format(depth=depth, width=width, n_trials=n_trials,
                                  probe_steps=probe_steps, tmp=tmp_path,
+                                 storage=storage or f"sqlite:///{tmp_path}/study.db",
                                  mlflow=str(mlflow).lower()))
     return path
 
@@ -312,7 +313,7 @@ def test_internal_error_exits_1_with_one_line(tmp_path, capsys, monkeypatch):
                            "--debug for the traceback)")
 
 
-@pytest.mark.parametrize("command", ["search", "show", "diagnose", "compare"])
+@pytest.mark.parametrize("command", ["search", "status", "show", "diagnose", "compare"])
 def test_every_command_has_help_with_an_example(capsys, command):
     code, out, _ = run(capsys, command, "--help")
     assert code == 0
@@ -329,11 +330,16 @@ def test_module_entry_point_bad_input_without_traceback(tmp_path):
 
 # ------------------------------------------------------------------------------------ resume
 
-def test_interrupted_search_resumes_to_the_full_trial_count(tmp_path):
-    """Ctrl-C (SIGINT) mid-search keeps the finished trials; the same command finishes them."""
-    study = write_study(tmp_path, depth=6, width=32, n_trials=12, probe_steps=20)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_interrupted_search_resumes_to_the_full_trial_count(tmp_path, backend, request):
+    """Ctrl-C (SIGINT) mid-search keeps the finished trials; ``status`` shows them from another
+    process; the same command finishes the budget."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    if backend == "postgresql":
+        storage = request.getfixturevalue("postgres_url")
+    study = write_study(tmp_path, depth=6, width=32, n_trials=12, probe_steps=20, storage=storage)
     cmd = [sys.executable, "-m", "autoinit", "search", str(study), "--out",
-           str(tmp_path / "s.json")]
+           str(tmp_path / "s.json"), "--study-name", f"resume-{backend}"]
     env = subprocess_env()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=tmp_path)
@@ -344,14 +350,20 @@ def test_interrupted_search_resumes_to_the_full_trial_count(tmp_path):
         if line.startswith("trial   3/12") or time.monotonic() > deadline:
             break
     proc.send_signal(signal.SIGINT)
-    rest, err = proc.communicate(timeout=120)
+    rest, err = proc.communicate(timeout=240)  # generous: CI machines are shared
     out = "".join(lines) + rest
     assert proc.returncode == 130, err
     assert "rerun the same command to resume" in err
-    storage, name = f"sqlite:///{tmp_path}/study.db", study_name(out)
+    name = study_name(out)
     first = finished(storage, name)
     assert 3 <= first < 12
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
+    status = subprocess.run([sys.executable, "-m", "autoinit", "status", str(study),
+                             "--study-name", name, "--json"],
+                            capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["finished"] == first
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert f"resuming: the study already holds {first} finished trials" in again.stdout
     assert finished(storage, name) == 12
+    assert "s3cret-pw" not in out + err + again.stdout + again.stderr + status.stdout

@@ -1,0 +1,119 @@
+"""Where a study stands, read from its storage: trial counts and the best trials so far.
+
+Any worker of a shared study (or anyone with the storage URL) can read it while the search
+runs; nothing is written. The best trial here is the best *probe* score; the scheme a search
+hands back comes from its selection round, which each ``fit`` call runs after its trials.
+
+Example:
+    >>> import optuna
+    >>> storage = optuna.storages.InMemoryStorage()
+    >>> study = optuna.create_study(storage=storage, study_name="demo")
+    >>> study.enqueue_trial({"global.family": "orthogonal"}, user_attrs={"baseline": "orthogonal"})
+    >>> study.optimize(lambda t: len(t.suggest_categorical("global.family", ["orthogonal"])), 1)
+    >>> status = study_status(storage, "demo")
+    >>> status.best.name, status.best.value, status.counts["complete"]
+    ('orthogonal', 10.0, 1)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autoinit.errors import ConfigError
+from autoinit.storage import open_storage, redact
+
+__all__ = ["StudyStatus", "TrialSummary", "study_status"]
+
+_STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned",
+           TrialState.RUNNING: "running", TrialState.WAITING: "waiting", TrialState.FAIL: "failed"}
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    """One finished trial: its number, name (a baseline's, or ``search #N``), probe score and
+    rules per group (``{group: {"family": ..., "scale": ..., ...}}``)."""
+
+    number: int
+    name: str
+    value: float
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lr: float | None = None
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    """Trial counts by state and the best complete trials, best first."""
+
+    study_name: str
+    counts: dict[str, int]
+    top: tuple[TrialSummary, ...]
+
+    @property
+    def best(self) -> TrialSummary | None:
+        return self.top[0] if self.top else None
+
+    @property
+    def finished(self) -> int:
+        """Complete and pruned trials: what ``n_trials`` counts."""
+        return self.counts["complete"] + self.counts["pruned"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"study_name": self.study_name, "counts": dict(self.counts),
+                "finished": self.finished,
+                "top": [vars(t) for t in self.top]}
+
+    def summary(self) -> str:
+        """A few plain lines: the counts, then the best trials with their families."""
+        counts = ", ".join(f"{n} {state}" for state, n in self.counts.items() if n)
+        lines = [f"study {self.study_name!r}: {self.finished} finished trials ({counts or 'none yet'})"]
+        for rank, t in enumerate(self.top, 1):
+            families = sorted({r.get("family", "?") for r in t.rules.values()})
+            lr = f", lr {t.lr:.3g}" if t.lr is not None else ""
+            lines.append(f"  {rank}. trial {t.number} {t.name}: probe score {t.value:.4f} "
+                         f"({', '.join(families) or 'no rules recorded'}{lr})")
+        if not self.top:
+            lines.append("  no complete trial yet")
+        return "\n".join(lines)
+
+
+def study_status(storage: str | optuna.storages.BaseStorage, study_name: str,
+                 top: int = 5) -> StudyStatus:
+    """Read a study's progress from ``storage`` (a URL or an Optuna storage); writes nothing.
+
+    Raises:
+        ConfigError: the storage cannot be opened, or holds no study of that name (the message
+            lists the names it does hold).
+    """
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ConfigError(f"top must be a positive integer, got {top!r}")
+    opened = open_storage(storage)
+    if opened is None:
+        raise ConfigError("storage must be given: an in-memory study cannot be read from outside")
+    try:
+        study_id = opened.get_study_id_from_name(study_name)
+    except KeyError:
+        names = sorted(s.study_name for s in opened.get_all_studies())
+        raise ConfigError(f"study_name {study_name!r} is not in storage {redact(str(storage))!r}; "
+                          f"it holds {names or 'no study'}") from None
+    trials = opened.get_all_trials(study_id, deepcopy=False)
+    counts = {name: sum(t.state == state for t in trials) for state, name in _STATES.items()}
+    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
+                      key=lambda t: (t.value, t.number))
+    return StudyStatus(study_name, counts, tuple(_summary(t) for t in complete[:top]))
+
+
+def _summary(trial: FrozenTrial) -> TrialSummary:
+    attrs = trial.user_attrs
+    name = attrs.get("baseline") or f"search #{trial.number}"
+    try:
+        rules = json.loads(attrs.get("rules", "{}"))
+    except (TypeError, ValueError):
+        rules = {}
+    lr = trial.params.get("lr")
+    return TrialSummary(trial.number, str(name), float(trial.value), rules,
+                        float(lr) if lr is not None else None)
