@@ -15,6 +15,7 @@ from autoinit.diagnose import Diagnosis, diagnose
 from autoinit.errors import AutoinitError, ConfigError, SchemeError
 from autoinit.families import Family, Fans, get_family, list_families, register_family
 from autoinit.groups import group_layers
+from autoinit.integrations import TrackingError, TrackingWarning
 from autoinit.layers import describe_params, in_out_rule, register_layer_kind
 from autoinit.plan import ModelPlan, uniform_scheme
 from autoinit.result import FitResult, SearchCost
@@ -37,6 +38,8 @@ __all__ = [
     "SearchCost",
     "Selection",
     "StudyStatus",
+    "TrackingError",
+    "TrackingWarning",
     "__version__",
     "apply_scheme",
     "describe_model",

@@ -27,7 +27,15 @@ from autoinit.probe import ProbeConfig, ProbeData, flush_denormal, make_optimize
 from autoinit.result import FitResult, SearchCost
 from autoinit.selection import Selection, baseline_scores, rerun_steps, select
 from autoinit.space import SearchSpace, distributions
-from autoinit.study import check_space, enqueue_pending, open_study, optimize, quiet_optuna
+from autoinit.study import (
+    check_space,
+    enqueue_pending,
+    in_memory,
+    open_study,
+    optimize,
+    quiet_optuna,
+    worker_storage,
+)
 
 __all__ = ["Selection", "run_search"]
 
@@ -112,12 +120,14 @@ def run_search(
     step_seconds = _bare_step_seconds(work, data, config)
     work.load_state_dict(initial)
     obj = Objective(work, initial, plan, layer_plan, data, config, space, lr, seed, screening)
-    with quiet_optuna():
-        study, created = open_study(storage, study_name, seed, n_jobs, every)
+    with quiet_optuna(), worker_storage(storage, n_jobs) as where:
+        study, created = open_study(where, study_name, seed, n_jobs, every)
         check_space(study, distributions(plan, space, lr))
         enqueue_pending(study, plan, space, lr, created)
         interrupted = optimize(study, obj, n_trials, timeout, budget_steps,
                                 list(callbacks), n_jobs)
+        if where is not storage:  # a temporary journal: keep the study, remove the file
+            study = in_memory(study)
     baselines = baseline_scores(study)
     candidates, chosen, reason = select(study, obj, selection, config, rerun=not interrupted)
     apply_scheme(model, chosen.scheme)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -17,7 +18,8 @@ from autoinit.errors import ConfigError
 from autoinit.space import BASELINES, baseline_params
 from autoinit.storage import open_storage
 
-__all__ = ["DONE", "check_space", "enqueue_pending", "open_study", "optimize", "quiet_optuna"]
+__all__ = ["DONE", "check_space", "enqueue_pending", "open_study", "optimize", "quiet_optuna",
+           "worker_storage"]
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -25,8 +27,6 @@ DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 def open_study(storage, study_name, seed: int, n_jobs: int, eval_every: int
            ) -> tuple[optuna.Study, bool]:
     """The study, and whether this call created it (only its creator queues the baselines)."""
-    if storage is None and n_jobs > 1:  # worker processes need a storage they can open
-        storage = f"journal://{Path(tempfile.mkdtemp(prefix='autoinit-')) / 'journal.log'}"
     opened = open_storage(storage)
     # Workers sharing a persistent study must not all propose the same points: their samplers
     # get distinct seeds. Alone (in memory) the search is reproducible from ``seed``.
@@ -43,6 +43,29 @@ def open_study(storage, study_name, seed: int, n_jobs: int, eval_every: int
         return optuna.create_study(direction="minimize", **kwargs), True
     except optuna.exceptions.DuplicatedStudyError:
         return optuna.load_study(**kwargs), False
+
+
+@contextlib.contextmanager
+def worker_storage(storage, n_jobs: int):
+    """``storage``, or for worker processes without one a journal file in a temporary folder,
+    removed on exit (copy the study into memory with :func:`in_memory` before leaving)."""
+    if storage is not None or n_jobs == 1:
+        yield storage
+        return
+    folder = Path(tempfile.mkdtemp(prefix="autoinit-"))
+    try:
+        yield f"journal://{folder / 'journal.log'}"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def in_memory(study: optuna.Study) -> optuna.Study:
+    """The same study (trials, numbers, attributes) in memory, independent of its storage."""
+    memory = optuna.storages.InMemoryStorage()
+    optuna.copy_study(from_study_name=study.study_name, from_storage=study._storage,  # noqa: SLF001
+                      to_storage=memory)
+    return optuna.load_study(study_name=study.study_name, storage=memory, sampler=study.sampler,
+                             pruner=study.pruner)
 
 
 def _sampler(seed: int, parallel: bool) -> optuna.samplers.BaseSampler:

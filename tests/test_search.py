@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tempfile
 
 import optuna
 import pytest
@@ -149,10 +150,12 @@ def test_search_lr_adds_the_learning_rate(tiny_loader):
     assert all(1e-4 <= lr <= 1e-2 for lr in lrs) and len(set(lrs)) > 1
 
 
-def test_parallel_workers_equal_sequential_scores(tiny_loader, tmp_path):
+def test_parallel_workers_equal_sequential_scores(tiny_loader, tmp_path, monkeypatch):
     seq = run_search(tiny_mlp(), tiny_loader, **SMALL)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the workers' journal goes
     par = run_search(tiny_mlp(), tiny_loader, n_jobs=2, **SMALL)
-    assert len(par.study.trials) >= 8
+    assert not list(tmp_path.glob("autoinit-*"))  # the temporary journal is removed ...
+    assert len(par.study.trials) >= 8  # ... and the study kept in memory
     for name, score in seq.baselines.items():
         assert par.baselines[name] == pytest.approx(score, rel=1e-4)
 
