@@ -17,35 +17,31 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 import os
-import statistics
 import sys
 import threading
 import time
 import traceback
 import warnings
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 import optuna
-import torch
 from optuna.trial import TrialState
 
 import autoinit
+from autoinit.compare import CompareRun, compare_runs, compare_table
 from autoinit.config import (
     StudyConfig,
     StudyFileError,
     build_data,
-    build_model,
     load_study,
     resolve_loss,
+    seeded_model,
     study_from_dict,
 )
 from autoinit.errors import AutoinitError, ConfigError
@@ -194,13 +190,6 @@ def _tracking(config: StudyConfig, tracking_uri: str | None, experiment: str | N
             "experiment": experiment or config.mlflow.experiment}
 
 
-def _seeded_model(config: StudyConfig, seed: int | None = None) -> torch.nn.Module:
-    """The model, built with the global RNG seeded so that its default init is reproducible."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.search.seed if seed is None else seed)
-        return build_model(config)
-
-
 def _load_scheme(ref: str, tracking_uri: str | None) -> autoinit.InitScheme:
     """A scheme from a JSON path, an MLflow run id or an artifact URI."""
     return autoinit.load_scheme(ref, tracking_uri=tracking_uri)
@@ -262,7 +251,7 @@ def search(study, model_ref, model_kwargs, data_ref, data_kwargs, n_trials, time
     tracking = _tracking(config, tracking_uri, experiment, no_mlflow)
     storage_handle = _open_storage(config.search.storage)
     options = config.fit_options()  # resolves the loss early: a bad reference fails here
-    model = _seeded_model(config)
+    model = seeded_model(config)
     train, val = build_data(config)
     options.update(val_dataloader=val, **_fit_tracking(tracking))
     name, s = config.study_name, config.search
@@ -361,7 +350,7 @@ def diagnose(study, model_ref, model_kwargs, data_ref, data_kwargs, scheme_ref, 
       autoinit diagnose --model mymodels:make_net --data mymodels:make_loaders
     """
     config = _config(study, {"search.seed": seed}, model_ref, data_ref, model_kwargs, data_kwargs)
-    model = _seeded_model(config)
+    model = seeded_model(config)
     label = "its default init"
     if scheme_ref is not None:
         autoinit.apply_scheme(model, _load_scheme(scheme_ref, tracking_uri))
@@ -412,7 +401,7 @@ def compare(study, scheme_ref, steps, seeds, baselines, split, tracking_uri, exp
     c = config.compare
     click.echo(f"autoinit compare {config.study_name!r}: {len(methods)} methods x {c.seeds} seeds "
                f"x {c.steps} steps, scored on the {split} split")
-    runs = compare_runs(config, methods, split)
+    runs = compare_runs(config, methods, split, echo=click.echo)
     table = compare_table(runs, c.steps, split)
     click.echo()
     click.echo(table)
@@ -650,198 +639,22 @@ def _first_batch(loader: Any) -> Any:
         raise StudyFileError("data.factory: the training loader yielded no batch") from None
 
 
-# -------------------------------------------------------------------------------------- compare
-
-@dataclass(frozen=True)
-class CompareRun:
-    """One full training in ``autoinit compare``."""
-
-    method: str
-    seed: int
-    loss: float  # final held-out loss (inf when the run diverged)
-    accuracy: float | None
-    curve: list[tuple[int, float]]
-    seconds: float
-    diverged: str | None
-
-    @property
-    def best(self) -> float:
-        """The lowest held-out loss along the run (inf when it diverged)."""
-        return min((v for _, v in self.curve), default=math.inf) if not self.diverged else math.inf
-
-
-def compare_runs(config: StudyConfig, methods: Mapping[str, autoinit.InitScheme | None],
-                 split: str = "val", echo: Callable[[str], None] = click.echo) -> list[CompareRun]:
-    """Train every method (a scheme, or ``None`` for the baseline of that name) for
-    ``config.compare.steps`` steps with each of ``config.compare.seeds`` seeds."""
-    from autoinit.apply import check_model
-    from autoinit.batches import fetch_batches, make_loss
-    from autoinit.calibrate import lsuv_scheme
-    from autoinit.probe import ProbeConfig, ProbeData, run_probe
-
-    base = _seeded_model(config)
-    for scheme in methods.values():
-        if scheme is not None:
-            check_model(base, scheme)
-    train_loader, held = build_data(config, "test" if split == "test" else None)
-    if held is None:
-        raise StudyFileError(f"data.factory must return (train_loader, {split}_loader) for "
-                             "autoinit compare: it returned only a training loader")
-    device = torch.device(config.search.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    loss = make_loss(resolve_loss(config.train.loss, config.base_dir))
-    held_batches = fetch_batches(held, 64, device, f"{split} loader")
-    plan = autoinit.ModelPlan.of(base)
-    steps, runs = config.compare.steps, []
-    for seed in range(1, config.compare.seeds + 1):
-        data = ProbeData(_stream(train_loader, steps, device), held_batches, loss)
-        probe = ProbeConfig(steps=steps, lr=config.train.lr, optimizer=config.train.optimizer,
-                            eval_every=max(1, steps // 20), seed=seed, device=str(device))
-        for method, scheme in methods.items():
-            model = copy.deepcopy(base).to(device)
-            if scheme is not None:
-                scheme = scheme.with_seed(seed)
-            elif method == "lsuv":
-                scheme = lsuv_scheme(model, data.train[0], loss, seed=seed)
-            else:
-                scheme = plan.uniform(method, seed=seed)
-            autoinit.apply_scheme(model, scheme)
-            r = run_probe(model, data, probe)
-            final = r.curve[-1][1] if r.curve and not r.diverged else math.inf
-            acc = None if r.diverged else _accuracy(model, held_batches)
-            runs.append(CompareRun(method, seed, final, acc, r.curve, r.seconds, r.diverged))
-            shown = f"acc {100 * acc:5.1f} %" if acc is not None else ""
-            echo(f"seed {seed}/{config.compare.seeds}  {method:<26} {split} loss {final:.4f}  "
-                 f"{shown}  ({r.seconds:.1f} s){'  diverged: ' + r.diverged if r.diverged else ''}")
-    return runs
-
-
-def _stream(loader: Any, steps: int, device: torch.device) -> list[Any]:
-    """``steps`` training batches, epoch after epoch (the loader reshuffles each epoch)."""
-    from autoinit.batches import move_batch
-
-    out: list[Any] = []
-    while len(out) < steps:
-        before = len(out)
-        for batch in loader:
-            out.append(move_batch(batch, device))
-            if len(out) >= steps:
-                break
-        if len(out) == before:
-            raise StudyFileError("data.factory: the training loader yielded no batch")
-    return out
-
-
-def _accuracy(model: torch.nn.Module, batches: Sequence[Any]) -> float | None:
-    """Top-1 accuracy for class-index targets; ``None`` for anything else."""
-    from autoinit.batches import split_batch
-
-    correct = total = 0
-    model.eval()
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                inputs, target = split_batch(batch)
-                if not isinstance(target, torch.Tensor) or target.is_floating_point():
-                    return None
-                out = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
-                out = out[0] if isinstance(out, tuple | list) else out
-                if not isinstance(out, torch.Tensor) or out.shape[:-1] != target.shape:
-                    return None
-                correct += int((out.argmax(-1) == target).sum())
-                total += target.numel()
-    except (AutoinitError, RuntimeError, TypeError):
-        return None
-    finally:
-        model.train()
-    return correct / total if total else None
-
-
-def compare_table(runs: Sequence[CompareRun], steps: int, split: str) -> str:
-    """Medians and spread per method, the chosen scheme first, then the paired verdict."""
-    by: dict[str, list[CompareRun]] = {}
-    for r in runs:
-        by.setdefault(r.method, []).append(r)
-    chosen = next(iter(by))
-    order = [chosen] + sorted((m for m in by if m != chosen),
-                              key=lambda m: statistics.median(r.loss for r in by[m]))
-    seeds = len(by[chosen])
-    rows = [("method", f"{split} loss median", "[min, max]", "best-so-far median", "acc median",
-             "diverged", "s/run")]
-    for m in order:
-        losses = [r.loss for r in by[m]]
-        accs = [r.accuracy for r in by[m] if r.accuracy is not None]
-        rows.append((m, f"{statistics.median(losses):.4f}", f"[{min(losses):.4f}, {max(losses):.4f}]",
-                     f"{statistics.median(r.best for r in by[m]):.4f}",
-                     f"{100 * statistics.median(accs):.1f} %" if accs else "-",
-                     f"{sum(r.diverged is not None for r in by[m])}/{len(by[m])}",
-                     f"{statistics.median(r.seconds for r in by[m]):.1f}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [f"full trainings: {steps} steps x {seeds} seeds, final {split} loss (lower is better); "
-             f"best-so-far: the lowest {split} loss along the run", ""]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(3, "  ".join("-" * w for w in widths))
-    baselines = order[1:]
-    if baselines:
-        best = baselines[0]
-        diffs = [a.loss - b.loss for a, b in zip(by[chosen], by[best], strict=True)]
-        wins = sum(d < 0 for d in diffs)
-        finite = [d for d in diffs if math.isfinite(d)]
-        median = f"{statistics.median(finite):+.4f}" if finite else "n/a"
-        lines += ["", f"chosen vs the best baseline ({best}): median paired difference in {split} "
-                  f"loss {median}; chosen lower in {wins} of {len(diffs)} seeds"]
-    return "\n".join(lines)
-
-
 def _log_compare(config: StudyConfig, tracking: Mapping[str, Any], runs: Sequence[CompareRun],
                  table: str, scheme: autoinit.InitScheme, scheme_ref: str, split: str) -> None:
-    """A parent run with the table and the scheme, and one child run per method with its
-    curves per seed; failures become a warning (the trainings are done and printed)."""
+    """Log the trainings to MLflow; a failure is a warning (they are done and printed)."""
     try:
         import mlflow
-        from mlflow.entities import Metric, Param
 
-        client = mlflow.MlflowClient(tracking["tracking_uri"])
-        uri = tracking["tracking_uri"] or mlflow.get_tracking_uri()
-        exp = client.get_experiment_by_name(tracking["experiment"])
-        exp_id = exp.experiment_id if exp else client.create_experiment(tracking["experiment"])
-        parent = client.create_run(exp_id, run_name=f"compare {config.study_name}",
-                                   tags={"autoinit.kind": "compare"}).info.run_id
-        now = int(time.time() * 1000)
+        from autoinit.integrations.compare_log import log_compare
+
         params = {"study": config.study_name, "steps": config.compare.steps,
                   "seeds": config.compare.seeds, "split": split, "scheme": scheme_ref,
                   "model.factory": config.model.factory, "data.factory": config.data.factory}
-        client.log_batch(parent, params=[Param(k, str(v)[:500]) for k, v in params.items()])
-        by: dict[str, list[CompareRun]] = {}
-        for r in runs:
-            by.setdefault(r.method, []).append(r)
-        summary = []
-        for method, rs in by.items():
-            child = client.create_run(exp_id, run_name=method, tags={
-                "mlflow.parentRunId": parent, "autoinit.kind": "compare"}).info.run_id
-            metrics = [Metric(f"{split}_loss.seed{r.seed}", v, now, step)
-                       for r in rs for step, v in r.curve]
-            med = statistics.median(r.loss for r in rs)
-            if math.isfinite(med):
-                metrics.append(Metric(f"final_{split}_loss_median", med, now, 0))
-                summary.append(Metric(f"{_metric_key(method)}.{split}_loss_median", med, now, 0))
-            accs = [r.accuracy for r in rs if r.accuracy is not None]
-            if accs:
-                metrics.append(Metric(f"final_{split}_acc_median", statistics.median(accs), now, 0))
-            for i in range(0, len(metrics), 900):
-                client.log_batch(child, metrics=metrics[i:i + 900],
-                                 params=[Param("method", method)] if i == 0 else [])
-            client.set_terminated(child)
-        client.log_batch(parent, metrics=summary)
-        client.log_text(parent, table, "compare.txt")
-        client.log_text(parent, scheme.to_json(), "scheme.json")
-        client.set_terminated(parent)
+        run_id = log_compare(tracking["tracking_uri"], tracking["experiment"],
+                             f"compare {config.study_name}", params, runs, table, scheme, split)
     except Exception as exc:  # noqa: BLE001 - logging must not lose the printed result
         click.echo(f"autoinit: warning: MLflow logging failed: {type(exc).__name__}: "
                    f"{_one_line(exc)}", err=True)
         return
-    click.echo(f"MLflow run {parent} (experiment {tracking['experiment']!r})")
-    click.echo(f"open the UI: {_ui_command(uri)}")
-
-
-def _metric_key(method: str) -> str:
-    return "chosen" if method.startswith("chosen") else method
+    click.echo(f"MLflow run {run_id} (experiment {tracking['experiment']!r})")
+    click.echo(f"open the UI: {_ui_command(tracking['tracking_uri'] or mlflow.get_tracking_uri())}")

@@ -60,6 +60,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from autoinit.errors import AutoinitError, ConfigError
@@ -475,6 +476,14 @@ def build_model(config: StudyConfig) -> nn.Module:
         raise StudyFileError(f"model.factory {ref!r} must return a torch.nn.Module, got "
                              f"{type(model).__name__}")
     return model
+
+
+def seeded_model(config: StudyConfig, seed: int | None = None) -> nn.Module:
+    """The model, built with the global RNG seeded (``search.seed`` unless ``seed`` is given)
+    so that its default init is reproducible; the caller's RNG state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.search.seed if seed is None else seed)
+        return build_model(config)
 
 
 def build_data(config: StudyConfig, split: str | None = None) -> tuple[Any, Any | None]:

@@ -1,0 +1,50 @@
+"""``autoinit.compare``: the table of full trainings, and its MLflow record."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+from torch import nn
+
+from autoinit.compare import CompareRun, compare_table
+from autoinit.plan import uniform_scheme
+
+
+def _runs() -> list[CompareRun]:
+    runs = [CompareRun("chosen (s.json)", s, loss, 0.9, [(5, loss + 0.1), (10, loss)], 2.0, None)
+            for s, loss in ((1, 0.20), (2, 0.40))]
+    runs += [CompareRun("xavier_normal", s, 0.30, 0.8, [(10, 0.30)], 1.0, None) for s in (1, 2)]
+    runs += [CompareRun("pytorch_default", 1, math.inf, None, [], 1.0, "non-finite loss"),
+             CompareRun("pytorch_default", 2, 2.3, 0.1, [(10, 2.3)], 1.0, None)]
+    return runs
+
+
+def test_table_puts_the_chosen_first_then_baselines_by_median_and_pairs_the_verdict():
+    table = compare_table(_runs(), steps=10, split="val")
+    rows = [line.split()[0] for line in table.splitlines()[4:7]]
+    assert rows == ["chosen", "xavier_normal", "pytorch_default"]
+    assert re.search(r"^chosen \(s.json\)\s+0.3000\s+\[0.2000, 0.4000\]", table, re.M)
+    assert "1/2" in table.splitlines()[6]  # one diverged run of the default
+    assert table.splitlines()[-1] == ("chosen vs the best baseline (xavier_normal): median paired "
+                                      "difference in val loss +0.0000; chosen lower in 1 of 2 seeds")
+
+
+def test_log_compare_writes_a_parent_and_one_child_per_method(tmp_path):
+    from mlflow import MlflowClient
+
+    from autoinit.integrations.compare_log import log_compare
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    scheme = uniform_scheme(nn.Linear(2, 2), "orthogonal")
+    run_id = log_compare(uri, "cmp", "compare tiny", {"steps": 10}, _runs(), "the table", scheme)
+    client = MlflowClient(uri)
+    parent = client.get_run(run_id)
+    assert parent.data.params["steps"] == "10"
+    assert parent.data.metrics["chosen.val_loss_median"] == pytest.approx(0.3)
+    assert "pytorch_default.val_loss_median" not in parent.data.metrics  # a diverged seed: inf
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{run_id}'")
+    assert sorted(c.info.run_name for c in children) == ["chosen (s.json)", "pytorch_default",
+                                                          "xavier_normal"]
