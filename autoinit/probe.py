@@ -30,6 +30,7 @@ from torch import nn
 
 from autoinit.batches import LossFn, make_loss
 from autoinit.errors import ConfigError
+from autoinit.interrupt import check_interrupt
 
 __all__ = ["OPTIMIZERS", "ProbeConfig", "ProbeData", "ProbeResult", "flush_denormal", "make_optimizer",
            "run_probe"]
@@ -159,6 +160,7 @@ def run_probe(
         torch.manual_seed(config.seed)
         model.train()
         for step in range(1, config.steps + 1):
+            check_interrupt()  # a pending Ctrl-C stops the probe here, between steps
             optimizer.zero_grad(set_to_none=True)
             with autocast():
                 loss = data.loss(model, data.train[(step - 1) % n])

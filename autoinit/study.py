@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from autoinit.errors import ConfigError
+from autoinit.interrupt import deferred_interrupt
 from autoinit.space import BASELINES, baseline_params
 from autoinit.storage import open_storage
 
@@ -143,17 +144,19 @@ def optimize(study, obj, n_trials, timeout, budget_steps, callbacks, n_jobs) -> 
     if budget_steps is not None:
         stops.append(_BudgetCallback(budget_steps))
     stops.append(_FailStreak())
-    try:
-        if n_jobs > 1:
-            from autoinit.workers import optimize_in_processes
+    with deferred_interrupt() as pending:
+        stops.append(lambda study, trial: pending.requested and study.stop())
+        try:
+            if n_jobs > 1:
+                from autoinit.workers import optimize_in_processes
 
-            optimize_in_processes(study, obj, n_jobs, n_trials, timeout, stops + callbacks)
-        else:
-            study.optimize(obj, timeout=timeout, callbacks=stops + callbacks,
-                           catch=(Exception,), gc_after_trial=False)
-    except KeyboardInterrupt:
-        return True
-    return False
+                optimize_in_processes(study, obj, n_jobs, n_trials, timeout, stops + callbacks)
+            else:
+                study.optimize(obj, timeout=timeout, callbacks=stops + callbacks,
+                               catch=(Exception,), gc_after_trial=False)
+        except KeyboardInterrupt:
+            return True
+        return pending.requested
 
 
 @dataclass

@@ -10,6 +10,7 @@ import optuna
 import torch
 
 from autoinit.errors import ConfigError
+from autoinit.interrupt import deferred_interrupt
 from autoinit.storage import open_storage
 
 __all__ = ["optimize_in_processes"]
@@ -42,8 +43,9 @@ def _worker(payload: bytes, index: int) -> int:
     objective, name, spec, sampler_factory, pruner, callbacks, timeout = cloudpickle.loads(payload)
     study = optuna.load_study(study_name=name, storage=_open(spec), sampler=sampler_factory(index),
                               pruner=pruner)
-    study.optimize(objective, timeout=timeout, callbacks=callbacks, catch=(Exception,),
-                   gc_after_trial=False)
+    with deferred_interrupt():  # Ctrl-C reaches every process of the group: stop between steps
+        study.optimize(objective, timeout=timeout, callbacks=callbacks, catch=(Exception,),
+                       gc_after_trial=False)
     return index
 
 
