@@ -306,7 +306,7 @@ def run_task(name: str, cfg, save=None, previous: dict | None = None) -> dict:
                        "metric": "test loss" if name in LOSS_METRIC else "test accuracy (%)",
                        "model_kwargs": {**task.model_kwargs, **cfg.model_overrides},
                        "data_kwargs": {**task.data_kwargs, **cfg.data_overrides}, "seeds": {}}
-    for seed in range(cfg.seeds):
+    for seed in cfg.seed_list or range(cfg.seeds):
         runs = out["seeds"].get(str(seed)) or {"methods": {}}
         todo = [m for m in methods_for(name, cfg.methods) if m not in runs["methods"]]
         if not todo:
@@ -602,6 +602,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tasks", default=",".join(FULL_STEPS), help="comma-separated task names")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated method names")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seed-list", default=None,
+                   help="run only these seeds (comma-separated), e.g. to split a task over processes")
     p.add_argument("--steps", type=int, default=None, help="full training steps (default: per task)")
     p.add_argument("--eval-every", type=int, default=None, help="default: steps // 30")
     p.add_argument("--n-trials", type=int, default=30, help="autoinit trials (its default: 30)")
@@ -624,6 +626,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         args.n_trials, args.probe_steps, args.gradinit_budget, args.metainit_budget = 2, 3, 2, 2
         args.init_batches, args.max_n, args.max_extra_steps = 2, 2, 10
     args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    args.seed_list = [int(x) for x in args.seed_list.split(",")] if args.seed_list else None
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for t in args.tasks:
         if t not in list_tasks():
@@ -635,10 +638,24 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def _save(out: Path, name: str, result: dict, env: dict, config: dict) -> None:
+    """Write the task's file, merged with the seeds other processes wrote to it meanwhile (under a
+    lock), so that several processes (``--seed-list``) can fill one task."""
+    import fcntl
+
     path = out / "runs" / f"{name}.json"
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(_finite({**result, "environment": env, "config": config})))
-    os.replace(tmp, path)  # atomic: a report built by a parallel run never reads half a file
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            on_disk = json.loads(path.read_text())
+            if on_disk.get("steps") == result["steps"]:
+                result = {**result, "seeds": {**on_disk["seeds"], **result["seeds"]}}
+                runs = on_disk.get("earlier_runs", []) + [on_disk.get("environment")]
+                result["earlier_runs"] = [e for e in runs if e and e != env] + [
+                    e for e in result.get("earlier_runs", []) if e not in runs]
+                result["complete"] = len(result["seeds"]) >= config["seeds"]
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(_finite({**result, "environment": env, "config": config})))
+        os.replace(tmp, path)  # atomic: a report built by a parallel run never reads half a file
 
 
 def main(argv: list[str] | None = None) -> int:
