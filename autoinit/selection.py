@@ -23,6 +23,10 @@ class Selection:
     """The selection round: ``top`` search candidates and the best baseline are re-run with
     ``seeds`` fresh seeds for ``steps_factor`` times the probe length; a candidate replaces the
     baseline only when its mean paired improvement exceeds ``max(2·s.e., rel_margin·|baseline|)``.
+
+    With ``seeds=1`` there is no noise estimate: the s.e. is taken as the improvement itself, so
+    a search candidate never replaces the best baseline and the round only confirms it (the
+    cheapest setting: the result is the best baseline by probe).
     """
 
     top: int = 2

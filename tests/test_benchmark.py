@@ -67,3 +67,20 @@ def test_batch_stream_is_paired_by_seed():
     a = benchmark.batch_stream((x, y), 3, seed=4, n=7)
     b = benchmark.batch_stream((x, y), 3, seed=4, n=7)
     assert len(a) == 7 and all(torch.equal(p[0], q[0]) for p, q in zip(a, b, strict=True))
+
+
+def test_seed_lists_merge_into_one_file_and_resume_adds_only_missing_methods(tmp_path):
+    def run(*extra):
+        assert benchmark.main(["--smoke", "--tasks", "residual_mlp", "--out", str(tmp_path),
+                               *extra]) == 0
+        return json.loads((tmp_path / "runs" / "residual_mlp.json").read_text())
+
+    run("--methods", "pytorch_default,xavier_normal", "--seed-list", "0")
+    merged = run("--methods", "pytorch_default", "--seed-list", "1")  # as a second process would
+    assert sorted(merged["seeds"]) == ["0", "1"]
+    first = merged["seeds"]["0"]["methods"]["pytorch_default"]
+    resumed = run("--methods", "pytorch_default,orthogonal", "--seed-list", "0", "--resume")
+    methods = resumed["seeds"]["0"]["methods"]
+    assert sorted(methods) == ["orthogonal", "pytorch_default", "xavier_normal"]
+    assert methods["pytorch_default"] == first  # kept, not trained again
+    assert sorted(resumed["seeds"]) == ["0", "1"] and resumed["earlier_runs"]
