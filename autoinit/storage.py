@@ -29,6 +29,10 @@ __all__ = ["HEARTBEAT_INTERVAL", "open_storage", "redact"]
 # retried; AUTOINIT_HEARTBEAT_INTERVAL and AUTOINIT_GRACE_PERIOD override them.
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
+_DRIVER_HINT = {
+    "postgresql": 'pip install "torch-autoinit[postgres]", which brings psycopg 3',
+    "mysql": "pip install pymysql and write the URL as mysql+pymysql://...",
+}
 _PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]+:)(?P<password>[^@\s]+)(?=@)")
 
 
@@ -66,4 +70,6 @@ def open_storage(storage: str | optuna.storages.BaseStorage | None):
             )
     except Exception as exc:  # noqa: BLE001 - driver and connection errors of every backend
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "import DB access module" in first or isinstance(exc, ImportError):
+            first = f"its database driver is not installed ({_DRIVER_HINT.get(storage.split(':')[0], first)})"
         raise ConfigError(f"storage {redact(storage)!r} cannot be opened: {redact(first)}") from None

@@ -39,6 +39,17 @@ def test_unreachable_storage_is_one_clear_line_without_the_password():
     assert "\n" not in message
 
 
+def test_a_missing_database_driver_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "MySQLdb", None)  # no driver, whatever this machine has
+    with pytest.raises(ConfigError) as info:
+        open_storage("mysql://bob:hunter2@127.0.0.1:1/studies")
+    assert str(info.value) == ("storage 'mysql://bob:***@127.0.0.1:1/studies' cannot be opened: "
+                               "its database driver is not installed (pip install pymysql and "
+                               "write the URL as mysql+pymysql://...)")
+
+
 def test_a_study_from_another_search_space_is_refused(tiny_loader, tmp_path):
     storage = f"sqlite:///{tmp_path / 's.db'}"
     run_search(tiny_mlp(), tiny_loader, storage=storage, study_name="s", **SMALL)
