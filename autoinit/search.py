@@ -80,7 +80,9 @@ def run_search(
 
     Args:
         n_trials: trials (complete or pruned, baselines included) the study should hold.
-        budget_steps: stop starting trials once this many training-step equivalents are spent.
+        budget_steps: stop starting trials once their probe and screening steps reach this many.
+            The selection round comes on top: ``(top + 1) * seeds * steps_factor * probe_steps``
+            steps (1,200 with the defaults).
         storage: an Optuna storage URL; with it, calling ``fit`` again resumes the study.
         n_jobs: worker processes (one torch thread each) sharing the study's storage.
         groups: ``"role"``, ``"layer"``, ``"global"`` or ``{name: regex}``.
