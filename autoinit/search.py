@@ -25,7 +25,7 @@ from autoinit.objective import Objective
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, flush_denormal, make_optimizer
 from autoinit.result import FitResult, SearchCost
-from autoinit.selection import Selection, baseline_scores, rerun_steps, select
+from autoinit.selection import Selection, baseline_scores, rerun_steps, select, selection_steps
 from autoinit.space import SearchSpace, distributions
 from autoinit.study import (
     check_space,
@@ -80,9 +80,10 @@ def run_search(
 
     Args:
         n_trials: trials (complete or pruned, baselines included) the study should hold.
-        budget_steps: stop starting trials once their probe and screening steps reach this many.
-            The selection round comes on top: ``(top + 1) * seeds * steps_factor * probe_steps``
-            steps (1,200 with the defaults).
+        budget_steps: the training steps the whole search may take: trials stop starting once
+            their probe and screening steps reach this budget less the selection round's
+            ``(top + 1) * seeds * steps_factor * probe_steps`` (1,200 with the defaults). The
+            last trial may overshoot by one probe.
         storage: an Optuna storage URL; with it, calling ``fit`` again resumes the study.
         n_jobs: worker processes (one torch thread each) sharing the study's storage.
         groups: ``"role"``, ``"layer"``, ``"global"`` or ``{name: regex}``.
@@ -115,6 +116,7 @@ def run_search(
     every = eval_every or max(1, probe_steps // 4)
     config = ProbeConfig(steps=probe_steps, lr=lr, optimizer=optimizer, eval_every=every,
                          objective=objective, seed=seed, device=str(dev), bf16=bf16)
+    trial_budget = _trial_budget(budget_steps, config, selection)
     work = copy.deepcopy(model).to(dev)
     initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
     make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr)  # bad names fail before work
@@ -126,8 +128,8 @@ def run_search(
         study, created = open_study(where, study_name, seed, n_jobs, every)
         check_space(study, distributions(plan, space, lr))
         enqueue_pending(study, plan, space, lr, created)
-        interrupted = optimize(study, obj, n_trials, timeout, budget_steps,
-                                list(callbacks), n_jobs)
+        interrupted = optimize(study, obj, n_trials, timeout, trial_budget, list(callbacks),
+                               n_jobs)
         if where is not storage:  # a temporary journal: keep the study, remove the file
             study = in_memory(study)
     baselines = baseline_scores(study)
@@ -170,6 +172,19 @@ def _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed,
         raise ConfigError("give at least one of n_trials, timeout or budget_steps")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+def _trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Selection) -> int | None:
+    """What ``budget_steps`` leaves the trials once the selection round is reserved."""
+    if budget_steps is None:
+        return None
+    reserved = selection_steps(config, selection)
+    if budget_steps < reserved + config.steps:
+        raise ConfigError(
+            f"budget_steps must cover one probe ({config.steps} steps) and the selection round "
+            f"({reserved} steps), so at least {reserved + config.steps}, got {budget_steps}; or "
+            "pass a smaller selection=Selection(top=..., seeds=...)")
+    return budget_steps - reserved
 
 
 def _device(device: str | torch.device | None) -> torch.device:

@@ -15,7 +15,7 @@ from autoinit.probe import ProbeConfig
 from autoinit.result import Candidate
 from autoinit.study import DONE
 
-__all__ = ["Selection", "baseline_scores", "choose", "rerun_steps", "select"]
+__all__ = ["Selection", "baseline_scores", "choose", "rerun_steps", "select", "selection_steps"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,11 @@ def baseline_scores(study: optuna.Study) -> dict[str, float]:
 
 def rerun_steps(config: ProbeConfig, selection: Selection) -> int:
     return max(1, round(config.steps * selection.steps_factor))
+
+
+def selection_steps(config: ProbeConfig, selection: Selection) -> int:
+    """The most training steps the selection round can take (all its candidates re-run)."""
+    return (selection.top + 1) * selection.seeds * rerun_steps(config, selection)
 
 
 def select(study: optuna.Study, obj: Objective, selection: Selection, config: ProbeConfig,

@@ -104,11 +104,19 @@ def test_ctrl_c_returns_best_so_far_and_resume_finishes(tiny_loader, tmp_path):
     assert len(states) == 8  # the two baselines still waiting were run, nothing repeated
 
 
-def test_budget_in_training_steps_stops_the_search(tiny_loader):
-    result = run_search(tiny_mlp(), tiny_loader, n_trials=None, budget_steps=30, probe_steps=8)
-    spent = result.cost.probe_steps + result.cost.screening_passes
-    assert 30 <= spent < 30 + 8 + 1
+def test_budget_in_training_steps_covers_the_whole_search(tiny_loader):
+    # the selection round reserves (2 + 1) candidates x 2 seeds x 16 steps = 96 of the 130 steps
+    result = run_search(tiny_mlp(), tiny_loader, n_trials=None, budget_steps=130, probe_steps=8)
+    trials = result.cost.probe_steps + result.cost.screening_passes
+    assert 130 - 96 <= trials < 130 - 96 + 8 + 1  # the last trial may overshoot by one probe
+    assert trials + result.cost.selection_steps < 130 + 8 + 1
     assert len(result.study.trials) < 8
+
+
+def test_a_budget_below_one_probe_and_the_selection_round_is_bad_input(tiny_loader):
+    with pytest.raises(ConfigError, match=r"budget_steps must cover one probe \(8 steps\) and the "
+                                          r"selection round \(96 steps\), so at least 104, got 30"):
+        run_search(tiny_mlp(), tiny_loader, n_trials=None, budget_steps=30, probe_steps=8)
 
 
 def test_divergence_is_pruned_with_its_reason(tiny_loader):
