@@ -15,7 +15,6 @@ BIAS_RULES: dict[str, str] = {
     "forget_gate": "LSTM only: the value on the forget-gate block of bias_ih, zeros elsewhere",
     "default": "what the module's reset_parameters() draws",
 }
-DEFAULT_VALUES = {"constant": 0.0, "normal": 0.001, "forget_gate": 1.0}
 
 
 def check_bias_rule(rule: str) -> None:
