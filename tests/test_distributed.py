@@ -66,9 +66,14 @@ def test_two_workers_one_killed_mid_trial(postgres_url):
     baselines = [t.user_attrs["baseline"] for t in done if "baseline" in t.user_attrs]
     assert sorted(baselines) == sorted(set(baselines))  # no baseline ran twice
     report = json.loads(out.strip().splitlines()[-1])
+    # the survivor chose among the best of all completed trials, its peer's included: the best
+    # baseline and the two best search trials of the whole study went to its selection round
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
-    best_search = next(t.number for t in complete if "baseline" not in t.user_attrs)
-    assert best_search in report["candidates"]
+    best_baseline = next(t.number for t in complete if "baseline" in t.user_attrs)
+    best_search = [t.number for t in complete if "baseline" not in t.user_attrs][:2]
+    assert report["candidates"] == [best_baseline, *best_search]
+    assert report["chosen"] in {t.user_attrs.get("baseline", f"search #{t.number}")
+                                for t in complete if t.number in report["candidates"]}
     assert "s3cret-pw" not in out + err
 
 
