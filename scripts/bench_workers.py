@@ -32,11 +32,15 @@ WORKER = str(Path(__file__).resolve().parents[1] / "tests" / "distributed_worker
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def trials_per_hour(study: optuna.Study) -> float:
+def per_hour(study: optuna.Study) -> tuple[float, float]:
+    """Finished trials and probe steps per hour over the trial phase. Steps are the fairer rate:
+    pruning differs between runs (the samplers see different histories), and a pruned trial is
+    short."""
     trials = [t for t in study.get_trials(deepcopy=False) if t.state in DONE]
     start = min(t.datetime_start for t in trials)
     end = max(t.datetime_complete for t in trials)
-    return len(trials) / ((end - start).total_seconds() / 3600)
+    hours = (end - start).total_seconds() / 3600
+    return len(trials) / hours, sum(t.user_attrs.get("probe_steps", 0) for t in trials) / hours
 
 
 def run_workers(url: str, name: str, n_trials: int, steps: int, workers: int,
@@ -47,12 +51,23 @@ def run_workers(url: str, name: str, n_trials: int, steps: int, workers: int,
     procs = [subprocess.Popen([sys.executable, WORKER, url, name, str(n_trials), str(steps)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(workers)]
-    if kill_after is not None:
+    if kill_after is not None:  # once both workers run a trial, and kill_after seconds passed
         time.sleep(kill_after)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not _both_running(url, name):
+            time.sleep(0.2)
         procs[0].send_signal(signal.SIGKILL)
     for p in procs:
         p.communicate()
     return optuna.load_study(study_name=name, storage=url)
+
+
+def _both_running(url: str, name: str) -> bool:
+    try:
+        trials = optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+    except KeyError:
+        return False
+    return sum(t.state == TrialState.RUNNING for t in trials) >= 2
 
 
 def main() -> None:
@@ -62,8 +77,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
-    rates: dict[str, list[float]] = {"1 local worker": [], "2 local workers": [],
-                                     "2 workers on PostgreSQL": []}
+    labels = ("1 local worker", "2 local workers", "2 workers on PostgreSQL")
+    rates: dict[str, list[float]] = {k: [] for k in labels}
+    steps: dict[str, list[float]] = {k: [] for k in labels}
     faults = {}
     with temporary_postgres() as pg:
         for r in range(args.repeats):
@@ -74,9 +90,12 @@ def main() -> None:
                 ("2 workers on PostgreSQL", pg, 2),
             ):
                 study = run_workers(url, f"bench-{r}", args.n_trials, args.probe_steps, workers)
-                rates[label].append(trials_per_hour(study))
-                print(f"repeat {r}: {label}: {rates[label][-1]:.0f} trials/hour", flush=True)
-        study = run_workers(pg, "faults", args.n_trials, args.probe_steps, 2, kill_after=8.0)
+                trials, probe_steps = per_hour(study)
+                rates[label].append(trials)
+                steps[label].append(probe_steps)
+                print(f"repeat {r}: {label}: {trials:.0f} trials/hour, {probe_steps:.0f} probe "
+                      "steps/hour", flush=True)
+        study = run_workers(pg, "faults", args.n_trials, args.probe_steps, 2, kill_after=4.0)
         trials = study.get_trials(deepcopy=False)
         faults = {
             "trials_started": len([t for t in trials if t.state != TrialState.WAITING]),
@@ -86,11 +105,15 @@ def main() -> None:
             "asked_for": args.n_trials,
         }
     medians = {k: statistics.median(v) for k, v in rates.items()}
-    one = medians["1 local worker"]
+    step_medians = {k: statistics.median(v) for k, v in steps.items()}
+    one, one_steps = medians["1 local worker"], step_medians["1 local worker"]
     report = {
         "trials_per_hour_median": medians, "all": rates,
+        "probe_steps_per_hour_median": step_medians, "all_steps": steps,
         "speedup_2_local": medians["2 local workers"] / one,
         "speedup_2_postgres": medians["2 workers on PostgreSQL"] / one,
+        "step_speedup_2_local": step_medians["2 local workers"] / one_steps,
+        "step_speedup_2_postgres": step_medians["2 workers on PostgreSQL"] / one_steps,
         "faults": faults, "n_trials": args.n_trials, "probe_steps": args.probe_steps,
         "torch": torch.__version__, "optuna": optuna.__version__, "cpus": os.cpu_count(),
     }
