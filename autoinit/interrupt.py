@@ -19,14 +19,12 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 __all__ = ["Pending", "check_interrupt", "deferred_interrupt"]
 
 _requested = threading.Event()
 
 
-@dataclass
 class Pending:
     """Whether a Ctrl-C arrived while :func:`deferred_interrupt` was active."""
 

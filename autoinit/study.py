@@ -19,8 +19,8 @@ from autoinit.interrupt import deferred_interrupt
 from autoinit.space import BASELINES, baseline_params
 from autoinit.storage import open_storage
 
-__all__ = ["DONE", "check_space", "enqueue_pending", "open_study", "optimize", "quiet_optuna",
-           "worker_storage"]
+__all__ = ["DONE", "check_space", "enqueue_pending", "in_memory", "open_study", "optimize",
+           "quiet_optuna", "worker_storage"]
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
