@@ -6,7 +6,9 @@ callback at the edge, importing :mod:`autoinit.integrations.mlflow` only when tr
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from autoinit.search import run_search
 __all__ = ["fit", "load_scheme"]
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
+_RUN_ATTR = "autoinit.mlflow_run"  # the study's MLflow parent run, for a rerun to find
 _URI = re.compile(r"[A-Za-z][\w+.-]+:/")
 
 
@@ -42,7 +45,10 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
             instead of warning once and going on without tracking.
 
     The parent run's id and the tracking URI (without any password) are put in
-    ``result.extra["mlflow_run_id"]`` and ``result.extra["mlflow_tracking_uri"]``.
+    ``result.extra["mlflow_run_id"]`` and ``result.extra["mlflow_tracking_uri"]``; one line
+    says where the run is logged (printed with the progress, else logged at INFO on the
+    ``autoinit`` logger), and the summary names the run. Rerunning a finished study on a
+    persistent ``storage`` hands back its stored result and logs no new run.
 
     Example:
         >>> import torch, torch.nn as nn, autoinit
@@ -64,10 +70,20 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
     # the parent run is named after the study, so the study is named first
     options = {**options, "study_name": bound["study_name"] or default_study_name(model)}
     bound["study_name"] = options["study_name"]
+    earlier = _earlier_run(bound, tracking_uri)
+    if earlier is not None:  # a finished study: its stored result comes back, nothing is logged
+        result = run_search(model, dataloader, **options)
+        result.extra.update(run=f"MLflow run {earlier['run_id']} in {earlier['where']} (logged "
+                            "by the run that finished this study)",
+                            mlflow_run_id=earlier["run_id"], mlflow_tracking_uri=earlier[
+                                "tracking_uri"], mlflow_experiment_id=earlier["experiment_id"])
+        return result
     tracker = SearchTracker.start(model, bound, tracking_uri=tracking_uri, experiment=experiment,
                                   require=require_tracking)
     if tracker is None:
         return run_search(model, dataloader, **options)
+    where = _where(tracker)
+    _say(options.get("progress"), f"MLflow: logging run {tracker.run_id} to {where}")
     options["callbacks"] = [*options.get("callbacks", ()), tracker.callback]
     try:
         result = run_search(model, dataloader, **options)
@@ -75,7 +91,74 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
         tracker.fail(exc)
         raise
     tracker.finish(result, model)
+    result.extra.update(run=f"MLflow run {tracker.run_id} in {where}",
+                        mlflow_experiment_id=tracker.experiment_id)
+    if bound["storage"] is not None and not result.extra.get("interrupted"):
+        with contextlib.suppress(Exception):  # a rerun finds the run; losing that costs a run
+            result.study.set_user_attr(_RUN_ATTR, {"run_id": tracker.run_id,
+                                                   "experiment_id": tracker.experiment_id,
+                                                   "where": where, "tracking_uri": _uri(tracker)})
     return result
+
+
+def _earlier_run(bound: dict[str, Any], tracking_uri: str | None) -> dict[str, Any] | None:
+    """The MLflow run of an earlier search of this study when the study is finished and its
+    selection round is stored (a rerun then logs nothing new), else ``None``."""
+    import mlflow
+    import optuna
+
+    from autoinit.probe import ProbeConfig
+    from autoinit.selection import Selection, is_stored
+    from autoinit.study import DONE
+
+    if bound["storage"] is None or bound["n_trials"] is None:
+        return None
+    try:
+        study = optuna.load_study(study_name=bound["study_name"], storage=bound["storage"])
+        run = study.user_attrs.get(_RUN_ATTR)
+        config = ProbeConfig(steps=bound["probe_steps"], lr=bound["lr"], seed=bound["seed"],
+                             objective=bound["objective"])
+        finished = len(study.get_trials(deepcopy=False, states=DONE))
+        here = _redacted(tracking_uri or mlflow.get_tracking_uri())
+    except Exception:  # noqa: BLE001 - no such study, or bad options: the search says so
+        return None
+    if (not run or run.get("tracking_uri") != here or finished < bound["n_trials"]
+            or not is_stored(study, bound["selection"] or Selection(), config)):
+        return None
+    return run
+
+
+def _where(tracker: Any) -> str:
+    """``experiment 'name' at <uri> (artifacts in <location>)``, as far as MLflow tells."""
+    try:
+        exp = tracker.client.get_experiment(tracker.experiment_id)
+        name, artifacts = exp.name, exp.artifact_location
+    except Exception:  # noqa: BLE001 - only a description
+        name, artifacts = tracker.experiment_id, None
+    text = f"experiment {name!r} at {_uri(tracker)}"
+    return text + (f" (artifacts in {artifacts})" if artifacts else "")
+
+
+def _uri(tracker: Any) -> str:
+    return _redacted(tracker.tracking_uri)
+
+
+def _redacted(uri: str) -> str:
+    from autoinit.storage import redact
+
+    return redact(uri)
+
+
+def _say(progress: Any, line: str) -> None:
+    """A line for the user: printed where the search shows progress, else logged (INFO)."""
+    from autoinit.progress import SearchProgress, progress_wanted
+
+    if isinstance(progress, SearchProgress):
+        progress.note(line)
+    elif progress_wanted(progress):
+        print(line, flush=True)
+    else:
+        logging.getLogger("autoinit").info(line)
 
 
 def _check_tracking_options(mlflow, tracking_uri, experiment, require_tracking) -> None:

@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
-import time
 import traceback
 import warnings
 from collections import Counter
@@ -45,6 +43,7 @@ from autoinit.config import (
     study_from_dict,
 )
 from autoinit.errors import AutoinitError, ConfigError
+from autoinit.integrations.ui import ui_lines
 from autoinit.space import BASELINES
 from autoinit.storage import redact
 
@@ -249,6 +248,7 @@ def search(study, model_ref, model_kwargs, data_ref, data_kwargs, n_trials, time
                              "search.study_name": study_name, "search.n_jobs": n_jobs,
                              "search.seed": seed}, model_ref, data_ref, model_kwargs, data_kwargs)
     tracking = _tracking(config, tracking_uri, experiment, no_mlflow)
+    _check_tracking(tracking, tracking_uri)
     storage_handle = _open_storage(config.search.storage)
     options = config.fit_options()  # resolves the loss early: a bad reference fails here
     model = seeded_model(config)
@@ -263,21 +263,20 @@ def search(study, model_ref, model_kwargs, data_ref, data_kwargs, n_trials, time
         full = "; nothing left to search (a larger --n-trials extends it)" \
             if before >= s.n_trials else ""
         click.echo(f"resuming: the study already holds {before} finished trials{full}")
-    with SearchProgress(s.n_trials, s.timeout, already=before) as progress:
-        if s.n_jobs == 1:
-            options["callbacks"] = [progress]
-        with _Polling(progress, storage_handle, name, s.n_jobs > 1):
-            result = autoinit.fit(model, train, **options)
+    result = autoinit.fit(model, train, progress=True, **options)
     click.echo()
     click.echo(result.summary())
     click.echo(f"search cost ratio R = {result.cost.ratio(config.compare.steps):.2f} against one "
                f"{config.compare.steps}-step training ([compare] steps)")
-    _write_scheme(result.scheme, out)
-    click.echo(f"scheme written to {out}")
+    interrupted = bool(result.extra.get("interrupted"))
+    written = _interrupted_path(out) if interrupted else out
+    _write_scheme(result.scheme, written)
+    click.echo(f"scheme written to {written}" + (
+        f" (best so far, by probe score alone; {out} left as it was)" if interrupted else ""))
     _report_tracking(result, tracking)
     click.echo(f"Optuna study {name!r} in {redact(s.storage)}: rerun this command to resume "
                "it; a larger --n-trials extends it")
-    if result.extra.get("interrupted"):
+    if interrupted:
         click.echo("search interrupted: the table shows the best so far; rerun the same command "
                    "to resume", err=True)
         return EXIT_INTERRUPTED
@@ -431,11 +430,38 @@ def _finished(storage: optuna.storages.BaseStorage, name: str) -> int:
                                       states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
+def _check_tracking(tracking: Mapping[str, Any], flag: str | None) -> None:
+    """A tracking URI given explicitly must answer before any trial runs (else exit 2)."""
+    uri = tracking["tracking_uri"]
+    if not tracking["enabled"] or uri is None:
+        return
+    from mlflow import MlflowClient
+
+    from autoinit.integrations.mlflow import _quick_http
+    from autoinit.integrations.ui import error_text
+
+    try:
+        with _quick_http(quiet=True):
+            MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any failure here is a bad tracking URI
+        source = "--tracking-uri" if flag else "mlflow.tracking_uri"
+        raise ConfigError(f"{source}: MLflow at {redact(uri)!r} cannot be reached "
+                          f"({redact(error_text(exc))}); no trial was run: start the tracking "
+                          "server, correct the URI, or pass --no-mlflow to search without "
+                          "tracking") from None
+
+
 def _fit_tracking(tracking: Mapping[str, Any]) -> dict[str, Any]:
     """:func:`autoinit.fit`'s MLflow options; a URI given explicitly must work (else exit 2)."""
     return {"mlflow": tracking["enabled"], "tracking_uri": tracking["tracking_uri"],
             "experiment": tracking["experiment"],
             "require_tracking": tracking["enabled"] and tracking["tracking_uri"] is not None}
+
+
+def _interrupted_path(out: str) -> str:
+    """Where an interrupted search writes its best so far: beside ``out``, never over it."""
+    path = Path(out)
+    return str(path.with_name(f"{path.stem}.interrupted{path.suffix or '.json'}"))
 
 
 def _write_scheme(scheme: autoinit.InitScheme, out: str) -> None:
@@ -447,162 +473,15 @@ def _write_scheme(scheme: autoinit.InitScheme, out: str) -> None:
 
 
 def _report_tracking(result: autoinit.FitResult, tracking: Mapping[str, Any]) -> None:
+    """The summary names the run; here, where to open it."""
     if not tracking["enabled"]:
         return
-    run_id = result.extra.get("mlflow_run_id")
-    if run_id is None:
+    if result.extra.get("mlflow_run_id") is None:
         click.echo("MLflow: not logged (see the warning above)")
         return
     uri = result.extra.get("mlflow_tracking_uri") or tracking["tracking_uri"] or "mlflow.db"
-    click.echo(f"MLflow run {run_id} (experiment {tracking['experiment']!r})")
-    click.echo(f"open the UI: {_ui_command(uri)}")
-
-
-def _ui_command(uri: str) -> str:
-    if uri.startswith(("http://", "https://", "databricks")):
-        return f"open {uri} in a browser"
-    return f"mlflow ui --backend-store-uri {uri}"
-
-
-# -------------------------------------------------------------------------- search: progress
-
-class SearchProgress:
-    """Live view of a search: a rich progress bar on a terminal, one plain line per finished
-    trial otherwise. Call it as an Optuna callback ``progress(study, frozen_trial)`` or feed it
-    the study's trials with :meth:`refresh`.
-
-    Args:
-        total: the trials the study should hold (``n_trials``).
-        timeout: the search's timeout in seconds, which caps the time-left estimate.
-        already: trials the study held before this run (a resumed study).
-    """
-
-    def __init__(self, total: int, timeout: float | None = None, already: int = 0) -> None:
-        self.total, self.timeout, self.already = total, timeout, already
-        self.start = time.perf_counter()
-        self._seen: set[int] = set()
-        self._bar: Any = None
-        self._task: Any = None
-        self._selection = False
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> SearchProgress:
-        from rich.console import Console
-
-        console = Console()
-        if console.is_terminal:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("pruned {task.fields[pruned]}  best {task.fields[best]}"),
-                TimeElapsedColumn(), TextColumn("{task.fields[left]}"), console=console)
-            self._task = self._bar.add_task("trials", total=self.total, completed=self.already,
-                                            pruned=0, best="-", left="")
-            self._bar.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self.refresh(study.get_trials(deepcopy=False))
-
-    def refresh(self, trials: Sequence[optuna.trial.FrozenTrial]) -> None:
-        """Report the trials that finished since the last call."""
-        with self._lock:
-            finished = [t for t in trials if t.state.is_finished()]
-            new = [t for t in finished if t.number not in self._seen]
-            self._seen.update(t.number for t in new)
-            counts = Counter(t.state for t in finished)
-            done = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-            values = [t.value for t in finished if t.state == TrialState.COMPLETE]
-            best = f"{min(values):.4f}" if values else "-"
-            left = self._left(done)
-            if self._bar is not None:
-                self._bar.update(self._task, completed=done, pruned=counts[TrialState.PRUNED],
-                                 best=best, left=left)
-            else:
-                # several trials may arrive at once (polled from worker processes): number them
-                shown = done - sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in new)
-                for t in sorted(new, key=lambda t: t.number):
-                    shown += t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-                    click.echo(f"trial {shown:>3}/{self.total}  #{t.number:<3} {_label(t):<16} "
-                               f"{_outcome(t):<24} best {best}  pruned "
-                               f"{counts[TrialState.PRUNED]}  {_clock(self._elapsed())} "
-                               f"{left}".rstrip())
-            if done >= self.total and not self._selection:
-                self._selection = True
-                if self._bar is not None:
-                    self._bar.update(self._task, description="selection round")
-                else:
-                    click.echo("selection round: re-running the best candidates with fresh seeds")
-
-    def _elapsed(self) -> float:
-        return time.perf_counter() - self.start
-
-    def _left(self, done: int) -> str:
-        ran, elapsed = done - self.already, self._elapsed()
-        if done >= self.total or ran <= 0:
-            return ""
-        left = elapsed / ran * (self.total - done)
-        if self.timeout is not None:
-            left = min(left, max(self.timeout - elapsed, 0.0))
-        return f"~{_clock(left)} left"
-
-
-def _label(trial: optuna.trial.FrozenTrial) -> str:
-    return str(trial.user_attrs.get("baseline") or "search")
-
-
-def _outcome(trial: optuna.trial.FrozenTrial) -> str:
-    if trial.state == TrialState.COMPLETE:
-        return f"score {trial.value:.4f}"
-    reason = trial.user_attrs.get("failure") or trial.state.name.lower()
-    return reason if len(reason) <= 24 else reason[:23] + "~"
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-class _Polling:
-    """With worker processes the callback runs in the workers: poll the storage instead."""
-
-    def __init__(self, progress: SearchProgress, storage, name: str, active: bool) -> None:
-        self.progress, self.storage, self.name, self.active = progress, storage, name, active
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> _Polling:
-        if self.active:
-            self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.active:
-            self.stop.set()
-            self.thread.join(timeout=5)
-            self._poll()
-
-    def _run(self) -> None:
-        while not self.stop.wait(1.0):
-            self._poll()
-
-    def _poll(self) -> None:
-        try:
-            study_id = self.storage.get_study_id_from_name(self.name)
-            self.progress.refresh(self.storage.get_all_trials(study_id, deepcopy=False))
-        except Exception:  # noqa: BLE001, S110 - the study may not exist yet; progress is best effort
-            pass
+    for line in ui_lines(uri, result.extra.get("mlflow_experiment_id")):
+        click.echo(line)
 
 
 # ------------------------------------------------------------------------------- show, diagnose
@@ -656,5 +535,16 @@ def _log_compare(config: StudyConfig, tracking: Mapping[str, Any], runs: Sequenc
         click.echo(f"autoinit: warning: MLflow logging failed: {type(exc).__name__}: "
                    f"{_one_line(exc)}", err=True)
         return
+    uri = tracking["tracking_uri"] or mlflow.get_tracking_uri()
     click.echo(f"MLflow run {run_id} (experiment {tracking['experiment']!r})")
-    click.echo(f"open the UI: {_ui_command(tracking['tracking_uri'] or mlflow.get_tracking_uri())}")
+    for line in ui_lines(redact(uri), _experiment_of(uri, run_id)):
+        click.echo(line)
+
+
+def _experiment_of(uri: str, run_id: str) -> str | None:
+    try:
+        from mlflow import MlflowClient
+
+        return MlflowClient(uri).get_run(run_id).info.experiment_id
+    except Exception:  # noqa: BLE001 - only for the address printed
+        return None

@@ -193,17 +193,20 @@ def run_probe(
 
 @contextlib.contextmanager
 def flush_denormal():
-    """Treat subnormal floats as zero on CPU while training (torch's default is off).
+    """Treat subnormal floats as zero on CPU while training (torch's default is off), on the
+    calling thread; left on afterwards where it was on before (see :mod:`autoinit.threads` for
+    torch's worker threads).
 
     A net whose signal shrinks layer by layer (PyTorch's default init on a deep residual MLP,
     say) fills Adam's second moments with subnormal numbers, which x86 CPUs compute 10-100x
     slower; flushing them changes no result that matters and keeps every probe step fast.
     """
+    was = not bool(torch.tensor([1e-40]) * 1.0)
     supported = torch.set_flush_denormal(True)
     try:
         yield
     finally:
-        if supported:
+        if supported and not was:
             torch.set_flush_denormal(False)
 
 

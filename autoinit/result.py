@@ -18,7 +18,10 @@ class SearchCost:
     """The cost of a search in plain numbers.
 
     ``tse`` is training-step equivalents: wall time divided by the time of one step of the bare
-    training loop on the same model and batches, measured in the same run.
+    training loop on the same model and batches, measured in the same run: ``step_seconds`` is
+    the median of ``step_timings`` bare steps timed through the search (at its start, after
+    every trial and between the selection round's probes), ``step_seconds_q1``/``_q3`` their
+    quartiles; ``threads`` the torch threads the trainings ran on.
     """
 
     probe_steps: int
@@ -29,6 +32,10 @@ class SearchCost:
     trials_complete: int
     trials_pruned: int
     trials_failed: int
+    step_seconds_q1: float = math.nan
+    step_seconds_q3: float = math.nan
+    step_timings: int = 1
+    threads: int = 1
 
     @property
     def tse(self) -> float:
@@ -100,8 +107,13 @@ class FitResult:
             f"cost: {c.trials_complete} trials complete, {c.trials_pruned} pruned, "
             f"{c.trials_failed} failed; {c.probe_steps} probe steps + {c.screening_passes} "
             f"screening passes + {c.selection_steps} selection steps; {c.wall_seconds:.1f} s wall "
-            f"= {c.tse:.0f} training-step equivalents ({1000 * c.step_seconds:.2f} ms/step)",
+            f"= {c.tse:.0f} training-step equivalents ({1000 * c.step_seconds:.2f} ms/step: median "
+            f"of {c.step_timings} bare steps timed through the search, quartiles "
+            f"{1000 * c.step_seconds_q1:.2f}-{1000 * c.step_seconds_q3:.2f}; {c.threads} "
+            f"thread{'s' if c.threads > 1 else ''})",
         ]
+        if self.extra.get("run"):
+            lines.append(str(self.extra["run"]))
         return "\n".join(lines)
 
     def __str__(self) -> str:

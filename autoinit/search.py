@@ -8,6 +8,7 @@ scheme is applied to the model in place → :class:`FitResult`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,15 +20,25 @@ from torch import nn
 
 from autoinit.apply import apply_scheme
 from autoinit.batches import fetch_batches, make_loss
+from autoinit.clock import StepClock
 from autoinit.errors import AutoinitError, ConfigError
 from autoinit.groups import GroupSpec
 from autoinit.objective import Objective
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, flush_denormal, make_optimizer
+from autoinit.progress import SearchProgress, progress_wanted
 from autoinit.result import FitResult, SearchCost
-from autoinit.selection import Selection, baseline_scores, rerun_steps, select, selection_steps
+from autoinit.selection import (
+    Selection,
+    baseline_scores,
+    rerun_steps,
+    reuse_selection,
+    select,
+    selection_steps,
+)
 from autoinit.space import SearchSpace, distributions
 from autoinit.study import (
+    DONE,
     check_space,
     enqueue_pending,
     in_memory,
@@ -36,6 +47,7 @@ from autoinit.study import (
     quiet_optuna,
     worker_storage,
 )
+from autoinit.threads import choose_threads, compute_threads
 
 __all__ = ["Selection", "run_search"]
 
@@ -70,6 +82,8 @@ def run_search(
     val_batches: int = 4,
     screening: bool = True,
     selection: Selection | None = None,
+    threads: int | None = None,
+    progress: bool | SearchProgress | None = None,
 ) -> FitResult:
     """Search an initialization for ``model`` on ``dataloader`` and apply the best one in place.
 
@@ -87,6 +101,11 @@ def run_search(
         storage: an Optuna storage URL; with it, calling ``fit`` again resumes the study.
         n_jobs: worker processes (one torch thread each) sharing the study's storage.
         groups: ``"role"``, ``"layer"``, ``"global"`` or ``{name: regex}``.
+        threads: torch threads for the trainings; default: ``OMP_NUM_THREADS`` when set, else
+            measured on the model (one thread unless more are clearly faster). Subnormals are
+            flushed on every thread that computes.
+        progress: a live bar (terminal, notebook) or plain lines; default: on in a terminal
+            or a notebook. A :class:`~autoinit.progress.SearchProgress` is used as it is.
 
     Example:
         >>> import torch, torch.nn as nn
@@ -121,35 +140,68 @@ def run_search(
     initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
     make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr)  # bad names fail before work
     _check_loss(work, data)
-    step_seconds = _bare_step_seconds(work, data, config)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
+    step = _bare_step(work, data, config)
+    choice = choose_threads(step, config.device, threads)
     work.load_state_dict(initial)
-    obj = Objective(work, initial, plan, layer_plan, data, config, space, lr, seed, screening)
-    with quiet_optuna(), worker_storage(storage, n_jobs) as where:
-        study, created = open_study(where, study_name, seed, n_jobs, every)
-        check_space(study, distributions(plan, space, lr))
-        enqueue_pending(study, plan, space, lr, created)
-        interrupted = optimize(study, obj, n_trials, timeout, trial_budget, list(callbacks),
-                               n_jobs)
-        if where is not storage:  # a temporary journal: keep the study, remove the file
-            study = in_memory(study)
+    show = progress if isinstance(progress, SearchProgress) else None
+    if show is None and progress_wanted(progress):
+        show = SearchProgress(n_trials, timeout)
+    with compute_threads(choice.threads), show or contextlib.nullcontext():
+        if show is not None:
+            show.note(choice.describe())
+        clock = StepClock(step)
+        clock.sample(8)
+        work.load_state_dict(initial)
+        obj = Objective(work, initial, plan, layer_plan, data, config, space, lr, seed, screening)
+        watch = [clock, show] if show is not None else [clock]  # in this process only
+        watch = watch if n_jobs == 1 else []
+        with quiet_optuna(), worker_storage(storage, n_jobs) as where:
+            study, created = open_study(where, study_name, seed, n_jobs, every)
+            check_space(study, distributions(plan, space, lr))
+            if show is not None and not isinstance(progress, SearchProgress):
+                show.already = sum(1 for _ in study.get_trials(deepcopy=False, states=DONE))
+            enqueue_pending(study, plan, space, lr, created)
+            with show.polling(study, n_jobs > 1) if show else contextlib.nullcontext():
+                interrupted = optimize(study, obj, n_trials, timeout, trial_budget,
+                                       [*callbacks, *watch], n_jobs)
+            if where is not storage:  # a temporary journal: keep the study, remove the file
+                study = in_memory(study)
+            reused = None if interrupted else reuse_selection(study, obj, selection, config)
+
+            def on_probe(done: int, total: int, name: str, score: float | None) -> None:
+                if done:
+                    clock.sample()
+                if show is not None:
+                    show.selection(done, total, name, score)
+
+            candidates, chosen, reason = reused or select(study, obj, selection, config,
+                                                          rerun=not interrupted,
+                                                          on_probe=on_probe)
     baselines = baseline_scores(study)
-    candidates, chosen, reason = select(study, obj, selection, config, rerun=not interrupted)
     apply_scheme(model, chosen.scheme)
     trials = study.get_trials(deepcopy=False)
     attrs = [t.user_attrs for t in trials]
+    q1, q3 = clock.quartiles
     cost = SearchCost(
         probe_steps=sum(a.get("probe_steps", 0) for a in attrs),
         screening_passes=sum(a.get("screening_passes", 0) for a in attrs),
-        selection_steps=0 if interrupted else sum(len(c.scores) for c in candidates) * rerun_steps(
-            config, selection),
+        selection_steps=0 if interrupted or reused else sum(
+            len(c.scores) for c in candidates) * rerun_steps(config, selection),
         wall_seconds=time.perf_counter() - start,
-        step_seconds=step_seconds,
+        step_seconds=clock.median,
         trials_complete=sum(t.state == TrialState.COMPLETE for t in trials),
         trials_pruned=sum(t.state == TrialState.PRUNED for t in trials),
         trials_failed=sum(t.state == TrialState.FAIL for t in trials),
+        step_seconds_q1=q1,
+        step_seconds_q3=q3,
+        step_timings=len(clock.times),
+        threads=choice.threads,
     )
     extra = {"config": config, "interrupted": interrupted, "batch": data.train[0], "loss": loss,
-             "plan": plan}
+             "plan": plan, "threads": choice, "selection_reused": reused is not None}
     return FitResult(chosen.scheme, chosen.mean, baselines, chosen.name, reason, candidates, cost,
                      study, extra)
 
@@ -244,18 +296,19 @@ def _check_loss(model: nn.Module, data: ProbeData) -> None:
                               f"{type(exc).__name__}: {exc}") from exc
 
 
-def _bare_step_seconds(model: nn.Module, data: ProbeData, config: ProbeConfig, steps: int = 8):
-    """Median time of one step of a hand-written training loop (the cost unit)."""
+def _bare_step(model: nn.Module, data: ProbeData, config: ProbeConfig) -> Callable[[], None]:
+    """One step of a hand-written training loop on ``model`` (the cost unit's step)."""
     opt = make_optimizer(config.optimizer, [p for p in model.parameters() if p.requires_grad],
                          config.lr)
-    times = []
-    with torch.random.fork_rng(devices=[]), flush_denormal():  # as in the probe
-        for i in range(steps):
-            t0 = time.perf_counter()
+    count = [0]
+
+    def step() -> None:
+        with flush_denormal():  # as in the probe
             opt.zero_grad(set_to_none=True)
-            data.loss(model, data.train[i % len(data.train)]).backward()
+            data.loss(model, data.train[count[0] % len(data.train)]).backward()
             opt.step()
             if config.device.startswith("cuda"):
                 torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-    return min(times[1:])  # the least disturbed step: robust to other load on the machine
+        count[0] += 1
+
+    return step

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 
 import optuna
 from optuna.trial import TrialState
@@ -15,7 +17,11 @@ from autoinit.probe import ProbeConfig
 from autoinit.result import Candidate
 from autoinit.study import DONE
 
-__all__ = ["Selection", "baseline_scores", "choose", "rerun_steps", "select", "selection_steps"]
+__all__ = ["Selection", "baseline_scores", "choose", "is_stored", "rerun_steps", "reuse_selection",
+           "select", "selection_steps"]
+
+SELECTION_ATTR = "autoinit.selection"  # the study's stored selection round
+ProbeReport = Callable[[int, int, str, "float | None"], None]  # (done, total, name, score)
 
 
 @dataclass(frozen=True)
@@ -54,9 +60,11 @@ def selection_steps(config: ProbeConfig, selection: Selection) -> int:
 
 
 def select(study: optuna.Study, obj: Objective, selection: Selection, config: ProbeConfig,
-           rerun: bool = True):
+           rerun: bool = True, on_probe: ProbeReport | None = None):
     """Re-run the best candidates and choose; with ``rerun=False`` (an interrupted search)
-    choose by the probe scores alone."""
+    choose by the probe scores alone. ``on_probe(done, total, name, score)`` hears of every
+    re-run probe (``done=0`` before the first). A completed round is stored in the study, and
+    :func:`reuse_selection` hands it back while the study holds no new trial."""
     complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                       key=lambda t: t.value)
     base_trials = [t for t in complete if t.user_attrs.get("baseline")]
@@ -75,15 +83,57 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
     longer = replace(config, steps=rerun_steps(config, selection),
                      eval_every=max(1, rerun_steps(config, selection) // 4))
     cands = []
-    for t in base_trials[:1] + search_trials:
+    report = on_probe or (lambda *_: None)
+    rerun_trials = base_trials[:1] + search_trials
+    total, done = len(rerun_trials) * selection.seeds, 0
+    report(0, total, "", None)
+    for t in rerun_trials:
         scheme, lr = obj.scheme_of(t)
+        name = t.user_attrs.get("baseline") or f"search #{t.number}"
         scores = []
         for k in range(1, selection.seeds + 1):
             cfg = replace(longer, seed=config.seed + k)
             scores.append(obj.probe(scheme.with_seed(scheme.seed + k), lr, cfg).score)
-        name = t.user_attrs.get("baseline") or f"search #{t.number}"
+            done += 1
+            report(done, total, name, scores[-1])
         cands.append(Candidate(name, t.number, t.value, scores, scheme))
-    return (cands, *choose(cands, bool(base_trials), selection))
+    chosen, reason = choose(cands, bool(base_trials), selection)
+    _store(study, selection, config, cands, chosen, reason)
+    return cands, chosen, reason
+
+
+def _key(study: optuna.Study, selection: Selection, config: ProbeConfig) -> str:
+    finished = sum(1 for _ in study.get_trials(deepcopy=False, states=DONE))
+    return json.dumps({"selection": asdict(selection), "steps": config.steps, "seed": config.seed,
+                       "lr": config.lr, "objective": config.objective, "finished": finished},
+                      sort_keys=True)
+
+
+def _store(study, selection, config, cands: list[Candidate], chosen: Candidate, reason: str):
+    study.set_user_attr(SELECTION_ATTR, {
+        "key": _key(study, selection, config), "chosen": chosen.name, "reason": reason,
+        "candidates": [[c.name, c.trial_number, c.search_score, c.scores] for c in cands]})
+
+
+def is_stored(study: optuna.Study, selection: Selection, config: ProbeConfig) -> bool:
+    """Whether ``study`` holds a selection round :func:`reuse_selection` would hand back."""
+    stored = study.user_attrs.get(SELECTION_ATTR)
+    return bool(stored) and stored.get("key") == _key(study, selection, config)
+
+
+def reuse_selection(study: optuna.Study, obj: Objective, selection: Selection,
+                    config: ProbeConfig):
+    """The selection round stored in ``study`` by an earlier run with the same settings, while
+    the study holds no new finished trial: ``(candidates, chosen, reason)``, or ``None``."""
+    if not is_stored(study, selection, config):
+        return None
+    stored = study.user_attrs[SELECTION_ATTR]
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    cands = [Candidate(name, number, value, list(scores), obj.scheme_of(trials[number])[0])
+             for name, number, value, scores in stored["candidates"]]
+    chosen = next(c for c in cands if c.name == stored["chosen"])
+    return cands, chosen, (f"{stored['reason']} [the selection round of an earlier run of this "
+                           "study, reused: nothing was re-run]")
 
 
 def choose(cands: list[Candidate], has_baseline: bool, selection: Selection):
@@ -105,6 +155,9 @@ def choose(cands: list[Candidate], has_baseline: bool, selection: Selection):
     if mean < -margin:
         return best, (f"{best.name} chosen: {best.mean:.4f} vs best baseline {base.name} "
                       f"{base.mean:.4f} (paired improvement {-mean:.4f} > margin {margin:.4f})")
+    if mean >= 0:
+        return base, (f"{base.name} (baseline) kept: the best search candidate {best.name} "
+                      f"scored worse ({best.mean:.4f} vs {base.mean:.4f})")
     return base, (f"{base.name} (baseline) kept: the best search candidate {best.name} "
-                  f"({best.mean:.4f}) did not beat it ({base.mean:.4f}) beyond the noise "
-                  f"(margin {margin:.4f})")
+                  f"({best.mean:.4f}) improved on it ({base.mean:.4f}) by {-mean:.4f}, within the "
+                  f"noise (margin {margin:.4f})")

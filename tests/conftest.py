@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -11,11 +13,17 @@ from torch.utils.data import DataLoader, TensorDataset
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """Tests train tiny models: one thread is faster for them, and steady when the machine is busy
-    (two threads beside other work ran 2-5x slower here)."""
-    threads = torch.get_num_threads()
+    (two threads beside other work ran 2-5x slower here). ``OMP_NUM_THREADS=1`` tells a search
+    to keep that thread instead of measuring (tests of the measurement pass ``threads``)."""
+    threads, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
     yield
     torch.set_num_threads(threads)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = env
 
 
 def digits_tensors(seed: int = 0):

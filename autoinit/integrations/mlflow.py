@@ -208,10 +208,13 @@ class _Alarm:
     warned: bool = False
 
     def report(self, exc: BaseException, doing: str) -> None:
-        message = (f"MLflow tracking failed while {doing} ({type(exc).__name__}: "
-                   f"{_short(redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else '', 300)}"
-                   f"); the search goes on without it and its trials stay in the Optuna study "
-                   f"{self.study_name!r}")
+        from autoinit.integrations.ui import error_text
+
+        then = ("; stopping, because tracking is required (require_tracking=True, or a "
+                "--tracking-uri given on the command line)" if self.require else
+                "; the search goes on without it")
+        message = (f"MLflow tracking failed while {doing} ({redact(error_text(exc))}){then}; the "
+                   f"trials stay in the Optuna study {self.study_name!r}")
         if self.require:
             raise TrackingError(message) from exc
         if os.getpid() != self.owner:
@@ -433,7 +436,7 @@ class SearchTracker:
         self.callback.drain()
         self.alarm.collect()
         try:
-            with _quick_http(), tempfile.TemporaryDirectory(prefix="autoinit-mlflow-") as tmp:
+            with _quick_http(quiet=True), tempfile.TemporaryDirectory(prefix="autoinit-mlflow-") as tmp:
                 self._log_result(result, model, Path(tmp))
         except TrackingError:
             raise
@@ -446,7 +449,7 @@ class SearchTracker:
         self.alarm.collect()
         status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
         try:
-            with _quick_http():
+            with _quick_http(quiet=True):
                 _send(self.client, self.run_id,
                       tags=_tags({"autoinit.error": f"{type(exc).__name__}: {exc}"}))
                 self.client.set_terminated(self.run_id, RunStatus.to_string(status))
