@@ -72,7 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(exc, exc.exit_code, debug,
                          f"{exc.format_message()} (see 'autoinit {_command(args)}--help')")
         except (click.Abort, KeyboardInterrupt) as exc:
-            return _fail(exc, EXIT_INTERRUPTED, debug, "interrupted")
+            why = str(exc.__cause__ if isinstance(exc, click.Abort) else exc)  # click wraps it
+            return _fail(exc, EXIT_INTERRUPTED, debug, f"interrupted {why}" if why else
+                         "interrupted")
         except AutoinitError as exc:  # ConfigError, SchemeError, StudyFileError: bad input
             return _fail(exc, EXIT_BAD_INPUT, debug, _one_line(exc))
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1

@@ -79,7 +79,10 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         try:
             return self._run(trial)
-        except (optuna.TrialPruned, KeyboardInterrupt):
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:  # Ctrl-C, raised between probe steps: queued again next run
+            trial.set_user_attr("failure", "interrupted (Ctrl-C)")
             raise
         except Exception as exc:  # recorded, then Optuna marks the trial failed
             trial.set_user_attr("failure", f"{type(exc).__name__}: {exc}"[:500])

@@ -110,6 +110,15 @@ class SearchProgress:
 
     # ---------------------------------------------------------------- events
 
+    def resume(self, trials: Sequence[optuna.trial.FrozenTrial]) -> None:
+        """The study held ``trials`` before this run: counted, not shown again."""
+        with self._lock:
+            finished = [t for t in trials if t.state.is_finished()]
+            self._seen.update(t.number for t in finished)
+            self.already = sum(t.state in _DONE for t in finished)
+            if self._bar is not None:
+                self._bar.update(self._trials, completed=self.already)
+
     def note(self, text: str) -> None:
         """A line of its own (above the bar when there is one)."""
         with self._lock:

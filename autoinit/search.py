@@ -38,7 +38,6 @@ from autoinit.selection import (
 )
 from autoinit.space import SearchSpace, distributions
 from autoinit.study import (
-    DONE,
     check_space,
     enqueue_pending,
     in_memory,
@@ -161,14 +160,17 @@ def run_search(
         with quiet_optuna(), worker_storage(storage, n_jobs) as where:
             study, created = open_study(where, study_name, seed, n_jobs, every)
             check_space(study, distributions(plan, space, lr))
-            if show is not None and not isinstance(progress, SearchProgress):
-                show.already = sum(1 for _ in study.get_trials(deepcopy=False, states=DONE))
+            if show is not None:
+                show.resume(study.get_trials(deepcopy=False))
             enqueue_pending(study, plan, space, lr, created)
             with show.polling(study, n_jobs > 1) if show else contextlib.nullcontext():
                 interrupted = optimize(study, obj, n_trials, timeout, trial_budget,
                                        [*callbacks, *watch], n_jobs)
             if where is not storage:  # a temporary journal: keep the study, remove the file
                 study = in_memory(study)
+            if interrupted and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                raise KeyboardInterrupt("before any trial completed; the study keeps its trials "
+                                        "and the next run resumes it")
             reused = None if interrupted else reuse_selection(study, obj, selection, config)
 
             def on_probe(done: int, total: int, name: str, score: float | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -78,13 +79,33 @@ def _sampler(seed: int, parallel: bool) -> optuna.samplers.BaseSampler:
 
 @contextlib.contextmanager
 def quiet_optuna():
-    """Optuna's per-trial INFO lines off while a search runs (autoinit reports progress itself)."""
+    """Optuna's per-trial INFO lines off while a search runs (autoinit reports progress itself),
+    and no "Trial N failed ... KeyboardInterrupt" warning with its traceback for a trial cut by
+    Ctrl-C (it is queued again on the next run)."""
     level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logger, hide = logging.getLogger("optuna.study._optimize"), _HideInterrupted()
+    logger.addFilter(hide)
     try:
         yield
     finally:
+        logger.removeFilter(hide)
         optuna.logging.set_verbosity(level)
+
+
+class _HideInterrupted(logging.Filter):
+    """Drops Optuna's two warnings about a trial that failed by ``KeyboardInterrupt``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            self.cut = text.split(" failed", 1)[0]  # "Trial 4"
+            return False
+        return not (self.cut and text.startswith(f"{self.cut} failed with value"))
 
 
 def check_space(study: optuna.Study, expected: dict) -> None:
@@ -111,19 +132,21 @@ def enqueue_pending(study: optuna.Study, plan, space, lr: float, created: bool) 
     """Queue the baselines the study does not hold yet, and one retry of each trial that was
     interrupted (Ctrl-C, a crash), so a resumed study loses and repeats nothing.
 
-    A worker joining a study that another worker created and runs (no trial yet, or trials
-    waiting or running) queues nothing: the creator queues the baselines, and live workers own
-    their trials. Two workers resuming one quiet study at the same instant may still both queue.
+    A baseline or trial that failed is queued again whatever else waits in the study. A worker
+    joining a study that another worker created and runs (no trial yet, or trials waiting or
+    running) queues no baseline the study never had: the creator queues those. Two workers
+    resuming one quiet study at the same instant may still both queue a retry.
     """
     trials = study.get_trials(deepcopy=False)
     busy = any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials)
-    if not created and (busy or not trials):  # another worker created it and is queueing
+    if not created and not trials:  # another worker created it and is queueing
         return
     held = {t.user_attrs.get("baseline") for t in trials if t.state != TrialState.FAIL}
+    tried = {t.user_attrs.get("baseline") for t in trials}
     retried = {t.user_attrs.get("retry_of") for t in trials}
     retried |= {t.system_attrs.get("failed_trial") for t in trials}  # heartbeat retries
     for name in (*BASELINES, "lsuv"):
-        if name not in held:
+        if name not in held and (name in tried or created or not busy):
             family = "orthogonal" if name == "lsuv" else name
             study.enqueue_trial(baseline_params(plan, space, family, lr),
                                 user_attrs={"baseline": name}, skip_if_exists=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -54,3 +55,53 @@ def test_sigint_mid_probe_keeps_the_study_clean_and_resumable(tmp_path, tiny_loa
     assert not again.extra["interrupted"]
     trials = optuna.load_study(study_name="cut", storage=url).get_trials()
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 9
+
+
+def test_ctrl_c_during_each_baseline_in_turn_loses_nothing(tmp_path, capsys, monkeypatch):
+    """One study, interrupted during every baseline in turn, then resumed to the end: every
+    baseline completes exactly once, no traceback is printed, and the scheme.json of the run
+    that finished the study is never overwritten by an interrupted one."""
+    from test_cli import write_study
+
+    from autoinit.cli import main
+    from autoinit.objective import Objective
+    from autoinit.space import BASELINES
+
+    target = {"name": None}
+    run = Objective._run
+
+    def cut(self, trial):  # Ctrl-C as the targeted baseline starts (deferred to its first step)
+        if target["name"] and trial.user_attrs.get("baseline") == target["name"]:
+            target["name"] = None
+            os.kill(os.getpid(), signal.SIGINT)
+        return run(self, trial)
+
+    monkeypatch.setattr(Objective, "_run", cut)
+    storage = f"sqlite:///{tmp_path}/study.db"
+    study = write_study(tmp_path, n_trials=7, probe_steps=6, storage=storage)
+    scheme = tmp_path / "scheme.json"
+    scheme.write_text("an earlier run's scheme\n")
+    printed = []
+    for name in (*BASELINES, "lsuv"):
+        target["name"] = name
+        code = main(["search", str(study), "--out", str(scheme)])
+        out, err = capsys.readouterr()
+        printed.append(out + err)
+        assert code == 130, err
+        assert target["name"] is None  # the baseline was reached and cut
+        assert scheme.read_text() == "an earlier run's scheme\n"
+        # the best so far goes beside it; before any trial completed there is none
+        assert "scheme.interrupted.json" in out or "before any trial completed" in err
+    code = main(["search", str(study), "--out", str(scheme)])
+    printed.append("".join(capsys.readouterr()))
+    assert code == 0, printed[-1]
+    for text in printed:
+        assert "Traceback" not in text and "KeyboardInterrupt" not in text
+    name = re.search(r"autoinit search '([^']+)'", printed[0]).group(1)
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+    done = [t.user_attrs.get("baseline") for t in trials
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert sorted(b for b in done if b) == sorted((*BASELINES, "lsuv"))
+    assert [t.state for t in trials].count(TrialState.FAIL) == 6
+    assert len(done) == 7
+    assert '"format_version"' in scheme.read_text()  # the finished run wrote its scheme
