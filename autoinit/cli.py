@@ -306,10 +306,14 @@ def show(scheme_ref, tracking_uri) -> int:
 @click.argument("study", required=False, metavar="[STUDY.toml]")
 @click.option("--storage", metavar="URL", help="Optuna storage URL (default: the study file's).")
 @click.option("--study-name", metavar="NAME", help="Optuna study name (default: the study file's).")
+@click.option("--probe-steps", type=int, help="As given to the search (its default study name "
+              "depends on it).")
+@click.option("--seed", type=int, help="As given to the search (its default study name "
+              "depends on it).")
 @click.option("--top", type=int, default=5, show_default=True, help="Best trials to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @_debug_option
-def status(study, storage, study_name, top, as_json) -> int:
+def status(study, storage, study_name, probe_steps, seed, top, as_json) -> int:
     """Print where a study stands: trials by state and the best probe scores so far.
 
     Reads the storage only, so any machine of a shared search can run it while the workers
@@ -321,8 +325,10 @@ def status(study, storage, study_name, top, as_json) -> int:
       autoinit status --storage postgresql://USER@HOST/DB --study-name relu-team --json
     """
     if study is not None:
-        config = _config(study, {"search.storage": storage, "search.study_name": study_name})
+        config = _config(study, {"search.storage": storage, "search.study_name": study_name,
+                                 "search.probe_steps": probe_steps, "search.seed": seed})
         storage, study_name = config.search.storage, config.study_name
+        _explain_missing(config)
     elif storage is None or study_name is None:
         raise ConfigError("give a study file (STUDY.toml) or both --storage URL and "
                           "--study-name NAME")
@@ -398,10 +404,16 @@ def compare(study, scheme_ref, steps, seeds, baselines, split, tracking_uri, exp
     names = [b.strip() for b in baselines.split(",") if b.strip()]
     if not names or not set(names) <= set(_BASELINES):
         raise ConfigError(f"--baselines must name some of {list(_BASELINES)}, got {baselines!r}")
-    methods = {f"chosen ({Path(scheme_ref).name})": scheme, **dict.fromkeys(names)}
+    baseline = scheme.origin.partition(" baseline")[0] if " baseline" in scheme.origin else ""
+    chosen = f"chosen {baseline} ({Path(scheme_ref).name})".replace("  ", " ")
+    methods = {chosen: scheme, **dict.fromkeys(names)}
     c = config.compare
     click.echo(f"autoinit compare {config.study_name!r}: {len(methods)} methods x {c.seeds} seeds "
                f"x {c.steps} steps, scored on the {split} split")
+    if baseline == "lsuv" and "lsuv" in names:
+        click.echo("the chosen scheme is the search's LSUV baseline, calibrated once on the "
+                   "search's first batch; the 'lsuv' row calibrates anew on each seed's first "
+                   "batch, so the two rows differ by their calibration only")
     runs = compare_runs(config, methods, split, echo=click.echo)
     table = compare_table(runs, c.steps, split)
     click.echo()
@@ -412,6 +424,31 @@ def compare(study, scheme_ref, steps, seeds, baselines, split, tracking_uri, exp
 
 
 # --------------------------------------------------------------------------- search: storage
+
+def _explain_missing(config: StudyConfig) -> None:
+    """A study file's default study is missing but the storage holds others of that file:
+    say that the name's hash covers the search's settings, and how to name them."""
+    if config.search.study_name or config.source is None:
+        return
+    from autoinit.storage import open_storage
+
+    try:
+        names = sorted(st.study_name for st in open_storage(config.search.storage)
+                       .get_all_studies())
+    except Exception:  # noqa: BLE001 - study_status reports a storage that cannot be read
+        return
+    if config.study_name in names:
+        return
+    stem = f"{config.source.stem}-"
+    siblings = [n for n in names if n.startswith(stem)]
+    if siblings:
+        raise ConfigError(
+            f"study {config.study_name!r} is not in storage {redact(config.search.storage)!r}, "
+            f"but {', '.join(repr(n) for n in siblings)} from the same study file is: the default "
+            "name hashes the model, data and training settings and probe_steps, objective, "
+            "groups, families, search_lr and seed, so give the flags the search was given "
+            f"(e.g. --probe-steps) or --study-name {siblings[-1]}")
+
 
 def _open_storage(url: str) -> optuna.storages.BaseStorage:
     """Open the Optuna storage now, so a bad or unreachable one is bad input (exit 2)."""
@@ -500,9 +537,10 @@ def scheme_table(scheme: autoinit.InitScheme) -> str:
         bias = rule.bias if rule.bias in ("zeros", "default") else f"{rule.bias} {rule.bias_value:.3g}"
         rows.append((name, _layers(rule.members), family, f"{rule.scale:.3g}", bias))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = [head, ""] + ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
-                          for r in rows]
-    lines.insert(3, "  ".join("-" * w for w in widths))
+    what = [f"this is the {scheme.origin}"] if scheme.origin else []
+    lines = [head, *what, ""] + ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))
+                                 .rstrip() for r in rows]
+    lines.insert(3 + len(what), "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 

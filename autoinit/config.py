@@ -209,7 +209,16 @@ def load_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
 
 def study_from_dict(data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
                     source: Path | None = None) -> StudyConfig:
-    """Validate a parsed study file (and ``overrides``) into a :class:`StudyConfig`."""
+    """Validate a parsed study file (and ``overrides``) into a :class:`StudyConfig`. The file's
+    own values must be valid too, also where an override replaces them."""
+    if overrides and any(_in(data, key) for key in overrides):
+        kept = {k: v for k, v in overrides.items() if not _in(data, k)}
+        try:
+            study_from_dict(data, kept, source)
+        except StudyFileError as exc:
+            where = f"study file {str(source)!r}" if source else "the study"
+            raise StudyFileError(f"{exc} (in {where}; a command-line flag replaces the value, "
+                                 "but the file must be valid too)") from None
     data = copy.deepcopy(dict(data))
     for key, value in (overrides or {}).items():
         section, _, name = key.partition(".")
@@ -226,6 +235,12 @@ def study_from_dict(data: Mapping[str, Any], overrides: Mapping[str, Any] | None
             raise StudyFileError(f"{name}.factory is missing: give 'package.module:function' "
                                  f"that returns the {_WHAT[name]}")
     return config
+
+
+def _in(data: Mapping[str, Any], key: str) -> bool:
+    section, _, name = key.partition(".")
+    table = data.get(section)
+    return isinstance(table, dict) and name in table
 
 
 _WHAT = {"model": "model", "data": "training loader, or (train_loader, val_loader)"}

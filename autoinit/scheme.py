@@ -72,6 +72,8 @@ class InitScheme:
         parameters: every parameter of the model with its shape (tied ones once).
         model_class: the model's class name, for people reading the file.
         autoinit_version, torch_version: what wrote it.
+        origin: what the scheme is, in words (``"lsuv baseline: ..."``, ``"search trial 29"``);
+            written to JSON only when set.
     """
 
     groups: Mapping[str, GroupRule]
@@ -80,6 +82,7 @@ class InitScheme:
     model_class: str = ""
     autoinit_version: str = ""
     torch_version: str = ""
+    origin: str = ""
 
     @property
     def fingerprint(self) -> str:
@@ -94,6 +97,7 @@ class InitScheme:
             "format_version": FORMAT_VERSION,
             "autoinit_version": self.autoinit_version,
             "torch_version": self.torch_version,
+            **({"origin": self.origin} if self.origin else {}),
             "seed": self.seed,
             "model": {
                 "class": self.model_class,
@@ -155,6 +159,7 @@ class InitScheme:
             model_class=model.str("class"),
             autoinit_version=d.str("autoinit_version"),
             torch_version=d.str("torch_version"),
+            origin=d.str("origin") if "origin" in data else "",
         )
         stated = model.str("fingerprint")
         if stated != scheme.fingerprint:

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 import optuna
 import torch
@@ -183,6 +184,7 @@ def run_search(
                                                           rerun=not interrupted,
                                                           on_probe=on_probe)
     baselines = baseline_scores(study)
+    chosen = replace(chosen, scheme=replace(chosen.scheme, origin=_origin(chosen.name)))
     apply_scheme(model, chosen.scheme)
     trials = study.get_trials(deepcopy=False)
     attrs = [t.user_attrs for t in trials]
@@ -206,6 +208,16 @@ def run_search(
              "plan": plan, "threads": choice, "selection_reused": reused is not None}
     return FitResult(chosen.scheme, chosen.mean, baselines, chosen.name, reason, candidates, cost,
                      study, extra)
+
+
+def _origin(name: str) -> str:
+    """What a chosen candidate is, in words, for the scheme file."""
+    if name == "lsuv":
+        return ("lsuv baseline: orthogonal, each layer rescaled to unit output variance on the "
+                "search's first training batch")
+    if name.startswith("search #"):
+        return f"search trial {name.removeprefix('search #')}"
+    return f"{name} baseline"
 
 
 def _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches):

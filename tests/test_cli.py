@@ -4,6 +4,7 @@ errors without tracebacks, resume after Ctrl-C). MLflow and Optuna always point 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -367,3 +368,88 @@ def test_interrupted_search_resumes_to_the_full_trial_count(tmp_path, backend, r
     assert f"resuming: the study already holds {first} finished trials" in again.stdout
     assert finished(storage, name) == 12
     assert "s3cret-pw" not in out + err + again.stdout + again.stderr + status.stdout
+
+
+# ------------------------------------------------------------- messages that tell the truth
+# Issue 17: each message below misled a new user; one test per message.
+
+def test_unreachable_tracking_uri_stops_before_any_trial_and_says_why(tmp_path, capsys):
+    study = write_study(tmp_path, mlflow=True)
+    code, out, err = run(capsys, "search", study, "--tracking-uri", "http://127.0.0.1:1")
+    assert code == 2
+    line = err.strip()
+    assert line.startswith("autoinit: error: --tracking-uri: MLflow at 'http://127.0.0.1:1' "
+                           "cannot be reached (")
+    assert "connection refused" in line and "no trial was run" in line
+    assert line.endswith("or pass --no-mlflow to search without tracking")
+    assert "goes on" not in line and "\n" not in line
+    assert not (tmp_path / "study.db").exists() or finished(f"sqlite:///{tmp_path}/study.db",
+                                                            study_name(out)) == 0
+
+
+def test_tracking_failure_when_required_does_not_promise_to_go_on(tiny_loader):
+    from autoinit.integrations import TrackingError
+    from autoinit.integrations.mlflow import _Alarm
+
+    with pytest.raises(TrackingError) as caught:
+        _Alarm("s", require=True).report(ConnectionError("x" * 400 + " Connection refused"), "a")
+    message = str(caught.value)
+    assert "stopping, because tracking is required" in message and "goes on" not in message
+    assert "ConnectionError: connection refused" in message  # the cause, not 300 cut characters
+
+
+def test_a_flag_does_not_hide_an_invalid_value_in_the_study_file(tmp_path, capsys):
+    study = write_study(tmp_path, n_trials=-3)
+    code, _, err = run(capsys, "search", study, "--n-trials", 5)
+    assert code == 2
+    assert err.strip() == (f"autoinit: error: search.n_trials must be a positive integer, got -3 "
+                           f"(in study file '{study}'; a command-line flag replaces the value, "
+                           "but the file must be valid too)")
+
+
+def test_status_finds_a_study_searched_with_other_flags_or_says_how(tmp_path, capsys):
+    study = write_study(tmp_path, n_trials=7, probe_steps=6)
+    code, out, err = run(capsys, "search", study, "--probe-steps", 4, "--no-mlflow",
+                         "--out", tmp_path / "s.json")
+    assert code == 0, err
+    name = study_name(out)
+    code, _, err = run(capsys, "status", study)
+    assert code == 2
+    assert f"but '{name}' from the same study file is" in err
+    assert f"(e.g. --probe-steps) or --study-name {name}" in err
+    code, out, err = run(capsys, "status", study, "--probe-steps", 4)
+    assert code == 0, err
+    assert f"study '{name}': 7 finished trials" in out
+
+
+def test_show_says_a_scheme_is_the_lsuv_baseline(tmp_path, capsys):
+    from autoinit.batches import make_loss
+    from autoinit.calibrate import lsuv_scheme
+    from autoinit.search import _origin
+
+    model = get_task("deep_relu_mlp").build_model(depth=3, width=16)
+    x = torch.randn(32, 64, generator=torch.Generator().manual_seed(0))
+    batch = (x, torch.zeros(32, dtype=torch.long))
+    scheme = lsuv_scheme(model, batch, make_loss(None))
+    path = tmp_path / "scheme.json"
+    dataclasses.replace(scheme, origin=_origin("lsuv")).to_json(path)
+    code, out, _ = run(capsys, "show", path)
+    assert code == 0
+    assert out.splitlines()[1] == ("this is the lsuv baseline: orthogonal, each layer rescaled to "
+                                   "unit output variance on the search's first training batch")
+    study = write_study(tmp_path)
+    code, out, err = run(capsys, "compare", study, "--scheme", path, "--steps", 4, "--seeds", 1,
+                         "--baselines", "lsuv", "--no-mlflow")
+    assert code == 0, err
+    assert "the chosen scheme is the search's LSUV baseline, calibrated once" in out
+    assert re.search(r"^chosen lsuv \(scheme.json\)\s+\d", out, re.M)
+
+
+def test_docs_count_the_commands_there_are(capsys):
+    from autoinit.cli import cli
+
+    text = (REPO / "docs" / "cli.md").read_text()
+    words = {4: "Four", 5: "Five", 6: "Six"}
+    assert text.splitlines()[2].startswith(f"{words[len(cli.commands)]} commands")
+    for command in cli.commands:
+        assert f"`{command}`" in text.splitlines()[2]

@@ -179,6 +179,28 @@ def test_candidate_must_beat_baseline_beyond_noise(tiny_loader):
     assert chosen is clear
 
 
+def test_a_worse_candidate_is_called_worse_not_within_the_noise(tiny_loader):
+    """Issue 17: "did not beat it (0.3559) beyond the noise" was printed for a candidate at
+    0.6393, far worse than the baseline."""
+    scheme = autoinit.uniform_scheme(tiny_mlp(), "orthogonal")
+    base = Candidate("lsuv", 5, 0.36, [0.35, 0.3618], scheme)
+    worse = Candidate("search #9", 9, 0.6, [0.63, 0.6486], scheme)
+    chosen, reason = choose([base, worse], True, Selection())
+    assert chosen is base
+    assert "scored worse (0.6393 vs 0.3559)" in reason and "noise" not in reason
+    slightly = Candidate("search #3", 3, 0.3, [0.349, 0.3615], scheme)
+    assert "within the noise" in choose([base, slightly], True, Selection())[1]
+
+
+def test_the_chosen_scheme_says_what_it_is(tiny_loader):
+    result = run_search(tiny_mlp(), tiny_loader, n_trials=7, probe_steps=6)
+    origin = result.scheme.origin
+    assert origin == (f"{result.chosen} baseline" if result.chosen in result.baselines and
+                      result.chosen != "lsuv" else origin)
+    assert origin.startswith(("search trial", f"{result.chosen} baseline"))
+    assert autoinit.InitScheme.from_json(result.scheme.to_json()).origin == origin
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
