@@ -31,6 +31,7 @@ from torch import nn
 from autoinit.batches import LossFn, make_loss
 from autoinit.errors import ConfigError
 from autoinit.interrupt import check_interrupt
+from autoinit.threads import flushing
 
 __all__ = ["OPTIMIZERS", "ProbeConfig", "ProbeData", "ProbeResult", "flush_denormal", "make_optimizer",
            "run_probe"]
@@ -201,7 +202,7 @@ def flush_denormal():
     say) fills Adam's second moments with subnormal numbers, which x86 CPUs compute 10-100x
     slower; flushing them changes no result that matters and keeps every probe step fast.
     """
-    was = not bool(torch.tensor([1e-40]) * 1.0)
+    was = flushing()
     supported = torch.set_flush_denormal(True)
     try:
         yield

@@ -32,10 +32,9 @@ from pathlib import Path
 import torch
 
 __all__ = ["ThreadChoice", "choose_threads", "compute_threads", "cpu_cores", "flush_holds",
-           "flush_supported"]
+           "flush_supported", "flushing"]
 
 GAIN = 1.15  # more threads are kept only when at least this much faster than fewer
-_SUBNORMAL = 1e-40
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ def cpu_cores() -> int:
 
 def flush_supported() -> bool:
     """Whether this CPU can flush subnormals (x86 with SSE3); leaves the flush as it was."""
-    was = _flushing()
+    was = flushing()
     ok = torch.set_flush_denormal(True)
     if ok and not was:
         torch.set_flush_denormal(False)
@@ -89,8 +88,19 @@ def flush_supported() -> bool:
 
 def flush_holds() -> bool:
     """Whether an operation split over torch's threads flushes subnormals in every chunk."""
-    x = torch.full((1 << 18,), _SUBNORMAL)  # large enough for every thread to get a chunk
-    return not bool(torch.count_nonzero(x * 1.0))
+    return not _subnormal_bits(1 << 18)  # large enough for every thread to get a chunk
+
+
+def flushing() -> bool:
+    """Whether the calling thread flushes subnormals now."""
+    return not _subnormal_bits(1)
+
+
+def _subnormal_bits(n: int) -> int:
+    """How many of ``n`` smallest subnormals survive ``x * 1``: built and counted from their
+    bits, since a flushing thread also reads a subnormal float as zero."""
+    x = torch.ones(n, dtype=torch.int32).view(torch.float32)  # bit pattern 1: 1.4e-45
+    return int(torch.count_nonzero((x * 1.0).view(torch.int32)))
 
 
 @contextlib.contextmanager
@@ -98,7 +108,7 @@ def compute_threads(threads: int) -> Iterator[bool]:
     """Run the block on ``threads`` torch threads with subnormals flushed on each of them; yields
     whether the flush holds on all of them (where the CPU has no flush: ``False``). The thread
     count and the flush are restored afterwards."""
-    before, was = torch.get_num_threads(), _flushing()
+    before, was = torch.get_num_threads(), flushing()
     torch.set_num_threads(threads)
     try:
         yield _flush_everywhere(True, threads)
@@ -156,10 +166,6 @@ def choose_threads(step: Callable[[], object], device: str = "cpu", threads: int
 def _holds(threads: int) -> bool:
     with compute_threads(threads) as flushed:
         return flushed
-
-
-def _flushing() -> bool:
-    return not bool(torch.tensor([_SUBNORMAL]) * 1.0)
 
 
 def _flush_everywhere(on: bool, threads: int) -> bool:
