@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -368,3 +369,30 @@ def test_plots_are_skipped_by_name_not_broken(searched, tmp_path):
     assert [s.split(":")[0] for s in skipped] == ["signal_profile"]
     assert {p.name for p in tmp_path.glob("*.png")} == {
         "probe_curves.png", "optimization_history.png", "param_importances.png"}
+
+
+def test_fit_says_where_it_logs_and_a_finished_study_is_not_logged_twice(store, tmp_path, capsys):
+    """Issue 17: ``fit`` wrote mlflow.db and mlruns/ without saying so, its summary did not name
+    the run, and rerunning a finished study redid its selection round under a new parent run."""
+    uri, client, new_experiment = store
+    options = {"n_trials": 7, "probe_steps": 6, "tracking_uri": uri, "progress": True,
+               "experiment": new_experiment("rerun"), "storage": f"sqlite:///{tmp_path}/s.db",
+               "study_name": "rerun"}
+    first = autoinit.fit(make_model(), make_loader(), **options)
+    out = capsys.readouterr().out
+    run_id = first.extra["mlflow_run_id"]
+    said = [line for line in out.splitlines() if line.startswith("MLflow:")]
+    assert said == [f"MLflow: logging run {run_id} to experiment 'rerun' at {uri} (artifacts in "
+                    f"{client.get_experiment_by_name('rerun').artifact_location})"]
+    assert f"MLflow run {run_id} in experiment 'rerun' at {uri}" in first.summary()
+    exp = client.get_experiment_by_name("rerun").experiment_id
+    runs_before = len(client.search_runs([exp]))
+
+    again = autoinit.fit(make_model(), make_loader(), **options)
+    out = capsys.readouterr().out
+    assert again.scheme == first.scheme and again.chosen == first.chosen
+    assert again.cost.selection_steps == 0 and "reused: nothing was re-run" in again.reason
+    assert "selection round" not in out and not re.search(r"^trial ", out, re.M)
+    assert again.extra["mlflow_run_id"] == run_id
+    assert len(client.search_runs([exp])) == runs_before  # no new parent, no new children
+    assert f"MLflow run {run_id} in experiment 'rerun'" in again.summary()
