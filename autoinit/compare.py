@@ -30,8 +30,9 @@ from autoinit.calibrate import lsuv_scheme
 from autoinit.config import StudyConfig, StudyFileError, build_data, resolve_loss, seeded_model
 from autoinit.errors import AutoinitError
 from autoinit.plan import ModelPlan
-from autoinit.probe import ProbeConfig, ProbeData, run_probe
+from autoinit.probe import ProbeConfig, ProbeData, flush_denormal, make_optimizer, run_probe
 from autoinit.scheme import InitScheme
+from autoinit.threads import choose_threads, compute_threads
 
 __all__ = ["CompareRun", "compare_runs", "compare_table"]
 
@@ -71,6 +72,31 @@ def compare_runs(config: StudyConfig, methods: Mapping[str, InitScheme | None],
     loss = make_loss(resolve_loss(config.train.loss, config.base_dir))
     held_batches = fetch_batches(held, 64, device, f"{split} loader")
     plan = ModelPlan.of(base)
+    choice = choose_threads(_bare_step(base, held_batches[0], loss, config, device), str(device))
+    if echo is not None:
+        echo(choice.describe())
+    with compute_threads(choice.threads):
+        return _train_all(config, base, methods, train_loader, held_batches, loss, plan, device,
+                          split, echo)
+
+
+def _bare_step(base, batch, loss, config: StudyConfig, device) -> Callable[[], None]:
+    """One training step on a copy of the model (to measure the thread count on; a held-out
+    batch, so the training loader's order is left alone)."""
+    model = copy.deepcopy(base).to(device)
+    opt = make_optimizer(config.train.optimizer, list(model.parameters()), config.train.lr)
+
+    def step() -> None:
+        with torch.random.fork_rng(devices=[]), flush_denormal():
+            opt.zero_grad(set_to_none=True)
+            loss(model, batch).backward()
+            opt.step()
+
+    return step
+
+
+def _train_all(config, base, methods, train_loader, held_batches, loss, plan, device, split,
+               echo) -> list[CompareRun]:
     steps, runs = config.compare.steps, []
     for seed in range(1, config.compare.seeds + 1):
         data = ProbeData(_stream(train_loader, steps, device), held_batches, loss)

@@ -148,19 +148,25 @@ def choose_threads(step: Callable[[], object], device: str = "cpu", threads: int
     for _ in range(rounds):
         for n in counts:
             with compute_threads(n):
-                step()  # warm the thread pool and the caches
-                for _ in range(steps):
-                    t0 = time.perf_counter()
-                    step()
-                    samples[n].append(time.perf_counter() - t0)
+                warm = _timed(step)  # warms the thread pool and the caches
+                if n > 1 and warm > 3 * statistics.median(samples[1]):
+                    samples[n].append(warm)  # hopeless already: not worth more steps
+                    continue
+                samples[n] += [_timed(step) for _ in range(steps)]
         fastest = min(statistics.median(v) for v in samples.values())
-        counts = [n for n in counts if statistics.median(samples[n]) < 2 * fastest]  # hopeless
+        counts = [n for n in counts if statistics.median(samples[n]) < 2 * fastest]
     timings = {n: statistics.median(v) for n, v in samples.items()}
     best = 1
     for n in counts[1:]:
         if timings[n] * GAIN <= timings[best]:
             best = n
     return ThreadChoice(best, cores, timings, "measured", _holds(best))
+
+
+def _timed(step: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    step()
+    return time.perf_counter() - t0
 
 
 def _holds(threads: int) -> bool:

@@ -54,6 +54,7 @@ from autoinit.batches import default_criterion, make_loss  # noqa: E402
 from autoinit.plan import ModelPlan  # noqa: E402
 from autoinit.search import Selection, run_search  # noqa: E402
 from autoinit.tasks import get_task, list_tasks  # noqa: E402
+from autoinit.threads import compute_threads  # noqa: E402
 
 FIXED = ("pytorch_default", "xavier_normal", "kaiming_normal", "lecun_normal", "orthogonal")
 EXTERNAL = ("lsuv", "gradinit", "metainit", "anyinit_analytic", "anyinit_empirical", "fixup",
@@ -229,7 +230,8 @@ def search(method: str, model: nn.Module, data: TaskData, cfg) -> dict:
     if cfg.smoke:
         kw.update(selection=Selection(top=1, seeds=1, steps_factor=1.0), val_batches=1)
     result = run_search(model, train_loader, val_dataloader=val_loader, lr=LR, seed=data.seed,
-                        search_lr=method == "autoinit_lr", device="cpu", **kw)
+                        search_lr=method == "autoinit_lr", device="cpu", threads=cfg.threads,
+                        progress=False, **kw)
     lr = LR
     if method == "autoinit_lr":
         chosen = [c for c in result.candidates if c.name == result.chosen]
@@ -663,8 +665,15 @@ def _save(out: Path, name: str, result: dict, env: dict, config: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
-    torch.set_num_threads(args.threads)
     (args.out / "runs").mkdir(parents=True, exist_ok=True)
+    # every training on --threads threads, subnormals flushed on each of them
+    with compute_threads(args.threads):
+        _run(args, argv)
+    write_report(args.out)
+    return 0
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> None:
     if not args.report_only:
         env = environment(argv)
         for name in args.tasks:
@@ -683,8 +692,6 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as exc:  # noqa: BLE001 - the next task matters more than the report
                     print(f"report not written ({type(exc).__name__}: {exc}); rerun --report-only",
                           file=sys.stderr)
-    write_report(args.out)
-    return 0
 
 
 if __name__ == "__main__":

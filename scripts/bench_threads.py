@@ -1,0 +1,85 @@
+"""The README's main job with autoinit's defaults against the same job on one torch thread.
+
+Runs ``autoinit search studies/deep_relu_mlp.toml`` as a user would (every default: SQLite
+storage and MLflow in the working folder, here a fresh temporary one per run), alternating
+between the plain environment (autoinit picks the threads) and ``OMP_NUM_THREADS=1``, and
+reports the median wall time of each, their ratio (target: defaults <= 1.3x one thread on a
+busy machine), the thread line autoinit printed and the load average around every run.
+
+    python scripts/bench_threads.py                      # 3 runs each
+    python scripts/bench_threads.py --repeats 5 --out docs/bench_threads.json
+    python scripts/bench_threads.py --n-trials 10 --no-mlflow   # a quicker look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "studies" / "deep_relu_mlp.toml"
+
+
+def one_run(one_thread: bool, extra: list[str]) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    if one_thread:
+        env["OMP_NUM_THREADS"] = "1"
+    with tempfile.TemporaryDirectory(prefix="autoinit-bench-threads-") as folder:
+        load = os.getloadavg()[0]
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "autoinit", "search", str(STUDY), *extra],
+                              cwd=folder, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"search failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    threads = re.search(r"^threads: .*$", proc.stdout, re.M)
+    cost = re.search(r"^cost: .*$", proc.stdout, re.M)
+    return {"setting": "OMP_NUM_THREADS=1" if one_thread else "defaults", "wall_s": wall,
+            "load_before": load, "load_after": os.getloadavg()[0],
+            "threads_line": threads.group(0) if threads else None,
+            "cost_line": cost.group(0) if cost else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--n-trials", type=int, help="passed to the search (default: the study's)")
+    p.add_argument("--no-mlflow", action="store_true", help="passed to the search")
+    p.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    args = p.parse_args(argv)
+    extra = (["--n-trials", str(args.n_trials)] if args.n_trials else []) + (
+        ["--no-mlflow"] if args.no_mlflow else [])
+    runs = []
+    for i in range(args.repeats):
+        for one_thread in ((False, True) if i % 2 == 0 else (True, False)):
+            runs.append(one_run(one_thread, extra))
+            r = runs[-1]
+            print(f"{r['setting']:<18} {r['wall_s']:7.1f} s  load {r['load_before']:.1f} -> "
+                  f"{r['load_after']:.1f}  {r['threads_line']}", flush=True)
+    median = {s: statistics.median(r["wall_s"] for r in runs if r["setting"] == s)
+              for s in ("defaults", "OMP_NUM_THREADS=1")}
+    ratio = median["defaults"] / median["OMP_NUM_THREADS=1"]
+    print(f"median wall: defaults {median['defaults']:.1f} s, OMP_NUM_THREADS=1 "
+          f"{median['OMP_NUM_THREADS=1']:.1f} s; ratio {ratio:.2f} (target <= 1.3)")
+    if args.out:
+        args.out.write_text(json.dumps({
+            "command": f"python scripts/bench_threads.py {' '.join(argv or sys.argv[1:])}".strip(),
+            "study": "studies/deep_relu_mlp.toml", "extra_flags": extra, "runs": runs,
+            "median_wall_s": median, "ratio": ratio, "cpu_count": os.cpu_count(),
+            "cpu": platform.processor() or platform.machine(),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
