@@ -404,7 +404,8 @@ def compare(study, scheme_ref, steps, seeds, baselines, split, tracking_uri, exp
     names = [b.strip() for b in baselines.split(",") if b.strip()]
     if not names or not set(names) <= set(_BASELINES):
         raise ConfigError(f"--baselines must name some of {list(_BASELINES)}, got {baselines!r}")
-    baseline = scheme.origin.partition(" baseline")[0] if " baseline" in scheme.origin else ""
+    baseline = scheme.origin.removeprefix("the ").partition(" baseline")[0] \
+        if " baseline" in scheme.origin else ""
     chosen = f"chosen {baseline} ({Path(scheme_ref).name})".replace("  ", " ")
     methods = {chosen: scheme, **dict.fromkeys(names)}
     c = config.compare
@@ -537,7 +538,7 @@ def scheme_table(scheme: autoinit.InitScheme) -> str:
         bias = rule.bias if rule.bias in ("zeros", "default") else f"{rule.bias} {rule.bias_value:.3g}"
         rows.append((name, _layers(rule.members), family, f"{rule.scale:.3g}", bias))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    what = [f"this is the {scheme.origin}"] if scheme.origin else []
+    what = [f"this scheme is {scheme.origin}"] if scheme.origin else []
     lines = [head, *what, ""] + ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))
                                  .rstrip() for r in rows]
     lines.insert(3 + len(what), "  ".join("-" * w for w in widths))

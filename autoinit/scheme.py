@@ -72,7 +72,7 @@ class InitScheme:
         parameters: every parameter of the model with its shape (tied ones once).
         model_class: the model's class name, for people reading the file.
         autoinit_version, torch_version: what wrote it.
-        origin: what the scheme is, in words (``"lsuv baseline: ..."``, ``"search trial 29"``);
+        origin: what the scheme is, in words (``"the lsuv baseline: ..."``, ``"search trial 29"``);
             written to JSON only when set.
     """
 

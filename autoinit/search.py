@@ -213,11 +213,11 @@ def run_search(
 def _origin(name: str) -> str:
     """What a chosen candidate is, in words, for the scheme file."""
     if name == "lsuv":
-        return ("lsuv baseline: orthogonal, each layer rescaled to unit output variance on the "
-                "search's first training batch")
+        return ("the lsuv baseline: orthogonal, each layer rescaled to unit output variance on "
+                "the search's first training batch")
     if name.startswith("search #"):
         return f"search trial {name.removeprefix('search #')}"
-    return f"{name} baseline"
+    return f"the {name} baseline"
 
 
 def _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches):

@@ -435,8 +435,9 @@ def test_show_says_a_scheme_is_the_lsuv_baseline(tmp_path, capsys):
     dataclasses.replace(scheme, origin=_origin("lsuv")).to_json(path)
     code, out, _ = run(capsys, "show", path)
     assert code == 0
-    assert out.splitlines()[1] == ("this is the lsuv baseline: orthogonal, each layer rescaled to "
-                                   "unit output variance on the search's first training batch")
+    assert out.splitlines()[1] == ("this scheme is the lsuv baseline: orthogonal, each layer "
+                                   "rescaled to unit output variance on the search's first "
+                                   "training batch")
     study = write_study(tmp_path)
     code, out, err = run(capsys, "compare", study, "--scheme", path, "--steps", 4, "--seeds", 1,
                          "--baselines", "lsuv", "--no-mlflow")

@@ -195,9 +195,10 @@ def test_a_worse_candidate_is_called_worse_not_within_the_noise(tiny_loader):
 def test_the_chosen_scheme_says_what_it_is(tiny_loader):
     result = run_search(tiny_mlp(), tiny_loader, n_trials=7, probe_steps=6)
     origin = result.scheme.origin
-    assert origin == (f"{result.chosen} baseline" if result.chosen in result.baselines and
-                      result.chosen != "lsuv" else origin)
-    assert origin.startswith(("search trial", f"{result.chosen} baseline"))
+    if result.chosen.startswith("search #"):
+        assert origin == f"search trial {result.chosen.removeprefix('search #')}"
+    else:
+        assert origin.startswith(f"the {result.chosen} baseline")
     assert autoinit.InitScheme.from_json(result.scheme.to_json()).origin == origin
 
 
