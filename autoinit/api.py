@@ -19,6 +19,7 @@ from autoinit.errors import ConfigError
 from autoinit.result import FitResult
 from autoinit.scheme import InitScheme
 from autoinit.search import run_search
+from autoinit.threads import compute_threads
 
 __all__ = ["fit", "load_scheme"]
 
@@ -90,7 +91,8 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
     except BaseException as exc:
         tracker.fail(exc)
         raise
-    tracker.finish(result, model)
+    with compute_threads(result.extra["threads"].threads):  # the plots train nothing, but
+        tracker.finish(result, model)  # their passes run on the search's threads and flush
     result.extra.update(run=f"MLflow run {tracker.run_id} in {where}",
                         mlflow_experiment_id=tracker.experiment_id)
     if bound["storage"] is not None and not result.extra.get("interrupted"):

@@ -19,13 +19,13 @@ import time
 from collections.abc import Callable
 
 import optuna
-import torch
 
 __all__ = ["StepClock"]
 
 
 class StepClock:
-    """Times ``step()`` (one bare training step) now and then; usable as an Optuna callback."""
+    """Times ``step()`` (one bare training step, which leaves the global RNG alone) now and
+    then; usable as an Optuna callback."""
 
     def __init__(self, step: Callable[[], object]) -> None:
         self.step = step
@@ -34,12 +34,11 @@ class StepClock:
     def sample(self, steps: int = 2) -> None:
         """Time ``steps`` steps; the first of a fresh clock only warms up and is not kept."""
         warm = not self.times
-        with torch.random.fork_rng(devices=[]):
-            for i in range(steps):
-                t0 = time.perf_counter()
-                self.step()
-                if not (warm and i == 0):
-                    self.times.append(time.perf_counter() - t0)
+        for i in range(steps):
+            t0 = time.perf_counter()
+            self.step()
+            if not (warm and i == 0):
+                self.times.append(time.perf_counter() - t0)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         self.sample()

@@ -139,7 +139,8 @@ def run_search(
     work = copy.deepcopy(model).to(dev)
     initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
     make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr)  # bad names fail before work
-    _check_loss(work, data)
+    with compute_threads(1):  # no thread count is chosen yet: none that can oversubscribe
+        _check_loss(work, data)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                 or threads < 1):
         raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
@@ -317,7 +318,7 @@ def _bare_step(model: nn.Module, data: ProbeData, config: ProbeConfig) -> Callab
     count = [0]
 
     def step() -> None:
-        with flush_denormal():  # as in the probe
+        with torch.random.fork_rng(devices=[]), flush_denormal():  # as in the probe
             opt.zero_grad(set_to_none=True)
             data.loss(model, data.train[count[0] % len(data.train)]).backward()
             opt.step()

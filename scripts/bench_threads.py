@@ -4,7 +4,8 @@ Runs ``autoinit search studies/deep_relu_mlp.toml`` as a user would (every defau
 storage and MLflow in the working folder, here a fresh temporary one per run), alternating
 between the plain environment (autoinit picks the threads) and ``OMP_NUM_THREADS=1``, and
 reports the median wall time of each, their ratio (target: defaults <= 1.3x one thread on a
-busy machine), the thread line autoinit printed and the load average around every run.
+busy machine), the thread line autoinit printed, the load average around every run, and the
+longest time the piped output stayed silent (target: <= 30 s).
 
     python scripts/bench_threads.py                      # 3 runs each
     python scripts/bench_threads.py --repeats 5 --out docs/bench_threads.json
@@ -37,16 +38,27 @@ def one_run(one_thread: bool, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="autoinit-bench-threads-") as folder:
         load = os.getloadavg()[0]
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "autoinit", "search", str(STUDY), *extra],
-                              cwd=folder, env=env, capture_output=True, text=True)
+        errors = Path(folder) / "stderr.txt"
+        with errors.open("w") as err_file:
+            proc = subprocess.Popen([sys.executable, "-m", "autoinit", "search", str(STUDY),
+                                     *extra], cwd=folder, env=env, stdout=subprocess.PIPE,
+                                    stderr=err_file, text=True)
+            stamps, lines = [], []
+            for line in proc.stdout:  # a pipe, as in CI: when does each line arrive?
+                stamps.append(time.perf_counter() - start)
+                lines.append(line)
+            code = proc.wait()
         wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"search failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    threads = re.search(r"^threads: .*$", proc.stdout, re.M)
-    cost = re.search(r"^cost: .*$", proc.stdout, re.M)
+        err = errors.read_text()
+    if code != 0:
+        raise SystemExit(f"search failed ({code}): {err[-2000:]}")
+    out = "".join(lines)
+    threads = re.search(r"^threads: .*$", out, re.M)
+    cost = re.search(r"^cost: .*$", out, re.M)
+    gaps = [b - a for a, b in zip([0.0, *stamps], [*stamps, wall], strict=True)]
     return {"setting": "OMP_NUM_THREADS=1" if one_thread else "defaults", "wall_s": wall,
             "load_before": load, "load_after": os.getloadavg()[0],
-            "threads_line": threads.group(0) if threads else None,
+            "longest_silence_s": max(gaps), "threads_line": threads.group(0) if threads else None,
             "cost_line": cost.group(0) if cost else None}
 
 
@@ -65,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(one_run(one_thread, extra))
             r = runs[-1]
             print(f"{r['setting']:<18} {r['wall_s']:7.1f} s  load {r['load_before']:.1f} -> "
-                  f"{r['load_after']:.1f}  {r['threads_line']}", flush=True)
+                  f"{r['load_after']:.1f}  longest silence {r['longest_silence_s']:.1f} s  "
+                  f"{r['threads_line']}", flush=True)
     median = {s: statistics.median(r["wall_s"] for r in runs if r["setting"] == s)
               for s in ("defaults", "OMP_NUM_THREADS=1")}
     ratio = median["defaults"] / median["OMP_NUM_THREADS=1"]
