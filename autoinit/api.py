@@ -111,12 +111,14 @@ def _earlier_run(bound: dict[str, Any], tracking_uri: str | None) -> dict[str, A
 
     from autoinit.probe import ProbeConfig
     from autoinit.selection import Selection, is_stored
+    from autoinit.storage import open_storage
     from autoinit.study import DONE
 
     if bound["storage"] is None or bound["n_trials"] is None:
         return None
     try:
-        study = optuna.load_study(study_name=bound["study_name"], storage=bound["storage"])
+        study = optuna.load_study(study_name=bound["study_name"],
+                                  storage=open_storage(bound["storage"]))
         run = study.user_attrs.get(_RUN_ATTR)
         config = ProbeConfig(steps=bound["probe_steps"], lr=bound["lr"], seed=bound["seed"],
                              objective=bound["objective"])
