@@ -120,7 +120,8 @@ def run_search(
     """
     start = time.perf_counter()
     selection = selection or Selection()
-    _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches)
+    _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches,
+              threads)
     dev = _device(device)
     space = SearchSpace(families=tuple(families) if families is not None else None,
                         search_lr=search_lr)
@@ -141,15 +142,10 @@ def run_search(
     make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr)  # bad names fail before work
     with compute_threads(1):  # no thread count is chosen yet: none that can oversubscribe
         _check_loss(work, data)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):
-        raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
     step = _bare_step(work, data, config)
     choice = choose_threads(step, config.device, threads)
     work.load_state_dict(initial)
-    show = progress if isinstance(progress, SearchProgress) else None
-    if show is None and progress_wanted(progress):
-        show = SearchProgress(n_trials, timeout)
+    show = _progress(progress, n_trials, timeout)
     with compute_threads(choice.threads), show or contextlib.nullcontext():
         if show is not None:
             show.note(choice.describe())
@@ -170,20 +166,8 @@ def run_search(
                                        [*callbacks, *watch], n_jobs)
             if where is not storage:  # a temporary journal: keep the study, remove the file
                 study = in_memory(study)
-            if interrupted and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-                raise KeyboardInterrupt("before any trial completed; the study keeps its trials "
-                                        "and the next run resumes it")
-            reused = None if interrupted else reuse_selection(study, obj, selection, config)
-
-            def on_probe(done: int, total: int, name: str, score: float | None) -> None:
-                if done:
-                    clock.sample()
-                if show is not None:
-                    show.selection(done, total, name, score)
-
-            candidates, chosen, reason = reused or select(study, obj, selection, config,
-                                                          rerun=not interrupted,
-                                                          on_probe=on_probe)
+            candidates, chosen, reason, reused = _choose(study, obj, selection, config,
+                                                         interrupted, clock, show)
     baselines = baseline_scores(study)
     chosen = replace(chosen, scheme=replace(chosen.scheme, origin=_origin(chosen.name)))
     apply_scheme(model, chosen.scheme)
@@ -206,9 +190,37 @@ def run_search(
         threads=choice.threads,
     )
     extra = {"config": config, "interrupted": interrupted, "batch": data.train[0], "loss": loss,
-             "plan": plan, "threads": choice, "selection_reused": reused is not None}
+             "plan": plan, "threads": choice, "selection_reused": reused}
     return FitResult(chosen.scheme, chosen.mean, baselines, chosen.name, reason, candidates, cost,
                      study, extra)
+
+
+def _progress(progress: bool | SearchProgress | None, n_trials: int | None,
+              timeout: float | None) -> SearchProgress | None:
+    if isinstance(progress, SearchProgress):
+        return progress
+    return SearchProgress(n_trials, timeout) if progress_wanted(progress) else None
+
+
+def _choose(study, obj: Objective, selection: Selection, config: ProbeConfig, interrupted: bool,
+            clock: StepClock, show: SearchProgress | None):
+    """The selection round (or the study's stored one, or, interrupted, the probe scores):
+    ``(candidates, chosen, reason, reused)``."""
+    if interrupted and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        raise KeyboardInterrupt("before any trial completed; the study keeps its trials and the "
+                                "next run resumes it")
+    reused = None if interrupted else reuse_selection(study, obj, selection, config)
+    if reused is not None:
+        return (*reused, True)
+
+    def on_probe(done: int, total: int, name: str, score: float | None) -> None:
+        if done:
+            clock.sample()  # the cost unit, re-timed between the round's probes
+        if show is not None:
+            show.selection(done, total, name, score)
+
+    return (*select(study, obj, selection, config, rerun=not interrupted, on_probe=on_probe),
+            False)
 
 
 def _origin(name: str) -> str:
@@ -221,7 +233,8 @@ def _origin(name: str) -> str:
     return f"the {name} baseline"
 
 
-def _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches):
+def _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches,
+              threads):
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not any(p.requires_grad for p in model.parameters()):
@@ -239,6 +252,9 @@ def _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed,
         raise ConfigError("give at least one of n_trials, timeout or budget_steps")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
 
 
 def _trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Selection) -> int | None:
