@@ -12,6 +12,7 @@ import torch
 from autoinit.errors import ConfigError
 from autoinit.interrupt import deferred_interrupt
 from autoinit.storage import open_storage
+from autoinit.study import quiet_optuna
 
 __all__ = ["optimize_in_processes"]
 
@@ -43,7 +44,8 @@ def _worker(payload: bytes, index: int) -> int:
     objective, name, spec, sampler_factory, pruner, callbacks, timeout = cloudpickle.loads(payload)
     study = optuna.load_study(study_name=name, storage=_open(spec), sampler=sampler_factory(index),
                               pruner=pruner)
-    with deferred_interrupt():  # Ctrl-C reaches every process of the group: stop between steps
+    # Ctrl-C reaches every process of the group: stop between steps, without Optuna's traceback
+    with deferred_interrupt(), quiet_optuna():
         study.optimize(objective, timeout=timeout, callbacks=callbacks, catch=(Exception,),
                        gc_after_trial=False)
     return index
