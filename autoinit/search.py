@@ -21,9 +21,10 @@ from autoinit.apply import apply_scheme
 from autoinit.batches import fetch_batches, make_loss
 from autoinit.errors import AutoinitError, ConfigError
 from autoinit.groups import GroupSpec
+from autoinit.loop import MakeState, ScoreFn, TrainStep, make_loop, preflight
 from autoinit.objective import Objective
 from autoinit.plan import ModelPlan
-from autoinit.probe import ProbeConfig, ProbeData, flush_denormal, make_optimizer
+from autoinit.probe import ProbeConfig, ProbeData, flush_denormal, make_optimizer, probe_loop
 from autoinit.result import FitResult, SearchCost
 from autoinit.selection import Selection, baseline_scores, rerun_steps, select, selection_steps
 from autoinit.space import SearchSpace, distributions
@@ -70,6 +71,9 @@ def run_search(
     val_batches: int = 4,
     screening: bool = True,
     selection: Selection | None = None,
+    train_step: TrainStep | None = None,
+    score: ScoreFn | None = None,
+    make_state: MakeState | None = None,
 ) -> FitResult:
     """Search an initialization for ``model`` on ``dataloader`` and apply the best one in place.
 
@@ -87,6 +91,11 @@ def run_search(
         storage: an Optuna storage URL; with it, calling ``fit`` again resumes the study.
         n_jobs: worker processes (one torch thread each) sharing the study's storage.
         groups: ``"role"``, ``"layer"``, ``"global"`` or ``{name: regex}``.
+        train_step, score, make_state: your own training loop instead of one optimizer on
+            ``loss_fn`` (see :mod:`autoinit.loop`): ``train_step(model, batch, state)`` returns
+            ``{name: float}``, ``score(model, val_batches)`` (lower is better) replaces the
+            held-out loss, ``make_state(model)`` builds the optimizers and schedulers afresh for
+            every probe. Without ``loss_fn`` the screening pass and the LSUV baseline are off.
 
     Example:
         >>> import torch, torch.nn as nn
@@ -108,11 +117,14 @@ def run_search(
     plan = ModelPlan.of(model, groups, only=only, exclude=exclude, include_frozen=include_frozen)
     layer_plan = ModelPlan.of(model, "layer", only=only, exclude=exclude,
                               include_frozen=include_frozen)
-    loss = make_loss(loss_fn)
+    # with your own train_step and score, the loss is only used when you pass one
+    own_loop = train_step is not None and score is not None
+    loss = None if own_loop and loss_fn is None else make_loss(loss_fn)
+    loop = make_loop(train_step, score, make_state, loss, search_lr)
     train, val = _batches(dataloader, val_dataloader, probe_steps, val_batches, dev)
     _check_finite(train, "dataloader")
     _check_finite(val, "the held-out batches")
-    data = ProbeData(train, val, loss)
+    data = ProbeData(train, val, loss, loop)
     every = eval_every or max(1, probe_steps // 4)
     config = ProbeConfig(steps=probe_steps, lr=lr, optimizer=optimizer, eval_every=every,
                          objective=objective, seed=seed, device=str(dev), bf16=bf16)
@@ -120,7 +132,10 @@ def run_search(
     work = copy.deepcopy(model).to(dev)
     initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
     make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr)  # bad names fail before work
-    _check_loss(work, data)
+    if loss is not None:
+        _check_loss(work, data)
+    if loop is not None:
+        preflight(loop, work, data, config)
     step_seconds = _bare_step_seconds(work, data, config)
     work.load_state_dict(initial)
     obj = Objective(work, initial, plan, layer_plan, data, config, space, lr, seed, screening)
@@ -245,16 +260,15 @@ def _check_loss(model: nn.Module, data: ProbeData) -> None:
 
 
 def _bare_step_seconds(model: nn.Module, data: ProbeData, config: ProbeConfig, steps: int = 8):
-    """Median time of one step of a hand-written training loop (the cost unit)."""
-    opt = make_optimizer(config.optimizer, [p for p in model.parameters() if p.requires_grad],
-                         config.lr)
+    """Median time of one step of the training loop (the cost unit): one optimizer step on the
+    loss, or the user's own ``train_step``."""
+    loop = probe_loop(data, config)
     times = []
     with torch.random.fork_rng(devices=[]), flush_denormal():  # as in the probe
+        state = loop.start(model, config.optimizer, config.lr)
         for i in range(steps):
             t0 = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            data.loss(model, data.train[i % len(data.train)]).backward()
-            opt.step()
+            loop.step(model, data.train[i % len(data.train)], state)
             if config.device.startswith("cuda"):
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
