@@ -1,8 +1,9 @@
 """Full trainings of a chosen scheme against the baselines, several seeds each (``autoinit
 compare``): the evidence that the probe's choice holds over a real run.
 
-Every method sees the same batches in the same order for a given seed (paired). The table shows
-the median final held-out loss (and accuracy for class targets) with its spread, then the paired
+Every method sees the same batches in the same order for a given seed (paired); a study with
+its own ``train_step`` and ``score`` is trained and scored by them. The table shows the median
+final held-out loss or score (and accuracy for class targets) with its spread, then the paired
 difference between the chosen scheme and the best baseline.
 
 Example:
@@ -29,6 +30,7 @@ from autoinit.batches import fetch_batches, make_loss, move_batch, split_batch
 from autoinit.calibrate import lsuv_scheme
 from autoinit.config import StudyConfig, StudyFileError, build_data, resolve_loss, seeded_model
 from autoinit.errors import AutoinitError
+from autoinit.loop import make_loop
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, run_probe
 from autoinit.scheme import InitScheme
@@ -69,11 +71,13 @@ def compare_runs(config: StudyConfig, methods: Mapping[str, InitScheme | None],
                              "autoinit compare: it returned only a training loader")
     device = torch.device(config.search.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     loss = make_loss(resolve_loss(config.train.loss, config.base_dir))
+    opts = config.fit_options()  # the study's own training loop, if it has one
+    loop = make_loop(opts.get("train_step"), opts.get("score"), opts.get("make_state"), loss)
     held_batches = fetch_batches(held, 64, device, f"{split} loader")
     plan = ModelPlan.of(base)
     steps, runs = config.compare.steps, []
     for seed in range(1, config.compare.seeds + 1):
-        data = ProbeData(_stream(train_loader, steps, device), held_batches, loss)
+        data = ProbeData(_stream(train_loader, steps, device), held_batches, loss, loop)
         probe = ProbeConfig(steps=steps, lr=config.train.lr, optimizer=config.train.optimizer,
                             eval_every=max(1, steps // 20), seed=seed, device=str(device))
         for method, scheme in methods.items():

@@ -242,7 +242,7 @@ def _cuda(model: nn.Module) -> list[torch.device]:
 
 
 def _name(fn: Callable) -> str:
-    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    name = getattr(fn, "__name__", None) or type(fn).__name__
     return f"{name!r}"
 
 

@@ -115,9 +115,10 @@ class Objective:
         if result.train_values:  # a custom train_step's values
             trial.set_user_attr("train_values", {k: _thin(v) for k, v in result.train_values.items()})
         if result.diverged:
-            return _prune(trial, result.diverged, result.steps, start=start)
+            return _prune(trial, result.diverged, result.steps, screened=screened, start=start)
         if result.stopped_at is not None:
-            return _prune(trial, f"pruned at step {result.stopped_at}", result.steps, start=start)
+            return _prune(trial, f"pruned at step {result.stopped_at}", result.steps,
+                          screened=screened, start=start)
         _cost(trial, result.steps, screened=screened, start=start)
         return result.score
 
