@@ -366,8 +366,10 @@ def methods_for(task: str, methods: list[str]) -> list[str]:
     out = [m for m in methods if m != REFERENCE or task == "post_ln_transformer"]
     if "train_step" in get_task(task).fit_kwargs:
         out = [m for m in out if m in LOOP_METHODS]
+    queued = baseline_names(ModelPlan.of(build(get_task(task), 0)))  # presets where queued
     # controls need autoinit's measured cost of the same seed: run autoinit first
-    return sorted(out, key=lambda m: (m in CONTROLS, METHODS.index(m)))
+    return sorted((m for m in out if m not in PRESETS or m in queued),
+                  key=lambda m: (m in CONTROLS, METHODS.index(m)))
 
 
 def run_task(name: str, cfg, save=None, previous: dict | None = None) -> dict:
