@@ -111,7 +111,8 @@ class ProbeData:
 
     train: list[Any]
     val: list[Any]
-    loss: LossFn | None = field(default_factory=lambda: make_loss(None))  # None: a loop without
+    # None: the user's loop brings its own score and no loss (no screening pass, no LSUV)
+    loss: LossFn | None = field(default_factory=lambda: make_loss(None))
     loop: TrainLoop | None = None
 
     def __post_init__(self) -> None:
@@ -152,7 +153,6 @@ class LossLoop:
     held-out loss (the interface of :class:`~autoinit.loop.TrainLoop`)."""
 
     data: ProbeData
-    optimizer: str | Callable
     autocast: Callable = contextlib.nullcontext
 
     def start(self, model: nn.Module, optimizer: str | Callable, lr: float) -> torch.optim.Optimizer:
@@ -173,7 +173,7 @@ class LossLoop:
 
 def probe_loop(data: ProbeData, config: ProbeConfig) -> TrainLoop | LossLoop:
     """The loop a probe runs: the user's :class:`~autoinit.loop.TrainLoop`, or autoinit's own."""
-    return data.loop or LossLoop(data, config.optimizer, _autocast(config))
+    return data.loop or LossLoop(data, _autocast(config))
 
 
 def run_probe(
