@@ -7,7 +7,8 @@ BatchNorm → one logit), as in Radford et al. (2016). It is trained by :func:`g
 2e-4, betas (0.5, 0.999), built fresh by :func:`gan_state`) and scored by :func:`gan_score`, the
 Fréchet distance between generated and held-out digits in the feature space of a small digits
 classifier trained inside this module (seeded, cached; nothing is downloaded). A run
-*collapses* (:func:`gan_report`) when its samples cover fewer than 8 of the 10 digit classes.
+*collapses* (:func:`gan_report`) when its samples cover fewer than 8 of the 10 digit classes (a
+class is covered when the classifier puts at least 2 % of 1,000 samples in it), or are not finite.
 
 Example:
     >>> import torch
@@ -38,8 +39,8 @@ from torch import nn
 from autoinit.tasks._common import check_positive, check_split, loaders
 from autoinit.tasks.digits import raw_digits
 
-__all__ = ["DCGAN", "GAN_GROUPS", "dcgan", "gan_data", "gan_loss", "gan_report", "gan_score",
-           "gan_state", "gan_train_step"]
+__all__ = ["DCGAN", "GAN_GROUPS", "dcgan", "digits_classifier", "frechet_distance", "gan_data",
+           "gan_loss", "gan_report", "gan_score", "gan_state", "gan_train_step"]
 
 # Two role groups, one per network: its convolutions, its output layer, its BatchNorms.
 GAN_GROUPS = {
