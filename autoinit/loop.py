@@ -39,12 +39,16 @@ Example:
     ...     nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     ...     state["opt"].step(); state["sched"].step()
     ...     return {"loss": loss.item()}
-    >>> loop = TrainLoop(train_step, make_state=make_state)
+    >>> def score(model, val_batches):
+    ...     return sum(nn.functional.mse_loss(model(x), y).item() for x, y in val_batches)
+    >>> loop = TrainLoop(train_step, score, make_state)
     >>> net = nn.Linear(3, 1)
     >>> batch = (torch.ones(4, 3), torch.zeros(4, 1))
     >>> sorted(loop.step(net, batch, loop.start(net, "adam", 1e-3)))
     ['loss']
-    >>> TrainLoop("text")
+    >>> loop.evaluate(net, [batch], seed=0) >= 0
+    True
+    >>> TrainLoop("text", score)
     Traceback (most recent call last):
     ...
     autoinit.errors.ConfigError: train_step must be a function(model, batch, state), got 'text'
@@ -88,13 +92,13 @@ class TrainLoop:
     """The user's training step, score and state factory (see the module docstring)."""
 
     train_step: TrainStep
-    score: ScoreFn | None = None
+    score: ScoreFn
     make_state: MakeState | None = None
 
     def __post_init__(self) -> None:
         for field in ("train_step", "score", "make_state"):
             value = getattr(self, field)
-            if not callable(value) and not (value is None and field != "train_step"):
+            if not callable(value) and not (value is None and field == "make_state"):
                 raise ConfigError(f"{field} must be a {_SIGNATURES[field]}, got {value!r}")
 
     def start(self, model: nn.Module, optimizer: str | Callable, lr: float) -> Any:
