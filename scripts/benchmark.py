@@ -473,7 +473,7 @@ def summarize(result: dict) -> dict:
         return r["curve"][-1][1] if r.get("applies") and r["curve"] else None
 
     fixed = {m: median_ci([final_val(r) if final_val(r) is not None else math.inf for r in recs[m]])
-             for m in FIXED if m in recs and any(r.get("applies") for r in recs[m])}
+             for m in FIXED + PRESETS if m in recs and any(r.get("applies") for r in recs[m])}
     best_fixed = min(fixed, key=lambda m: fixed[m][0]) if fixed else None
     target = fixed[best_fixed][0] if best_fixed else None
     rows = {}
@@ -582,13 +582,15 @@ def summary_table(results: dict, summaries: dict) -> list[str]:
             ms = [m for m in group if m in rows and rows[m]["applies"]]
             return min(ms, key=key) if ms else None
 
-        best_fixed, best_other, best_ctrl = best(FIXED), best(FIXED + EXTERNAL), best(CONTROLS)
+        fixed = FIXED + PRESETS  # a preset (dcgan) is a fixed init too, where it runs
+        best_fixed, best_other, best_ctrl = best(fixed), best(fixed + EXTERNAL), best(CONTROLS)
         auto, lean = rows.get("autoinit", {}), rows.get("autoinit_lean", {})
         r = f"{auto['R']:.2f}" if auto.get("applies") else "—"
         r_lean = f"{lean['R']:.2f}" if lean.get("applies") else "—"
         lines.append(f"| {name} | {len(results[name]['seeds'])} | {results[name]['metric']} | "
                      f"{cell('pytorch_default')} | {best_fixed}: {cell(best_fixed)} | "
-                     f"{best_other}: {cell(best_other)} | {best_ctrl}: {cell(best_ctrl)} | "
+                     f"{best_other}: {cell(best_other)} | "
+                     f"{f'{best_ctrl}: {cell(best_ctrl)}' if best_ctrl else 'not run'} | "
                      f"{cell('autoinit')} | {cell('autoinit_lr')} | {cell('autoinit_lean')} | {r} | "
                      f"{r_lean} | {_versus(auto, rows.get(best_other), lower)} | "
                      f"{_versus(lean, rows.get(best_other), lower)} |")
@@ -624,7 +626,7 @@ def plot(result: dict, path: Path) -> None:
         steps = np.array([p[0] for p in rs[0]["curve"][:n]], dtype=float)
         vals = np.array([[p[1] if p[1] is not None else np.nan for p in r["curve"][:n]] for r in rs])
         med = np.nanmedian(vals, axis=0) if np.isfinite(vals).any() else vals[0]
-        style = "-" if m in SEARCHED else ("--" if m in FIXED else ":")
+        style = "-" if m in SEARCHED else ("--" if m in FIXED + PRESETS else ":")
         color = {"autoinit": "black", "autoinit_lr": "red", "autoinit_lean": "blue"}.get(
             m, plt.cm.tab20(i % 20))
         kw = {"label": m, "linestyle": style, "color": color, "linewidth": 2.6 if m in SEARCHED else 1.4}
