@@ -635,7 +635,8 @@ def plot(result: dict, path: Path) -> None:
     axes[0].set_xlabel("training step")
     axes[1].set_xlabel("training-step equivalents, initializer cost included")
     for ax in axes:
-        ax.set_ylabel("validation loss (median over seeds)")
+        what = METRIC_NAME.get(result["task"], "test loss").replace("test ", "validation ")
+        ax.set_ylabel(f"{what} (median over seeds)")
         ax.set_yscale("log")
     axes[1].legend(fontsize=7, ncol=2)
     fig.suptitle(f"{result['task']}: {len(seeds)} seeds")
