@@ -30,13 +30,26 @@ class StepClock:
     def __init__(self, step: Callable[[], object]) -> None:
         self.step = step
         self.times: list[float] = []
+        self.stopped: str | None = None  # why re-timing stopped (the step raised after the start)
 
     def sample(self, steps: int = 2) -> None:
-        """Time ``steps`` steps; the first of a fresh clock only warms up and is not kept."""
+        """Time ``steps`` steps; the first of a fresh clock only warms up and is not kept.
+
+        A step that raises on a fresh clock raises; later, it only stops the re-timing (a user's
+        stateful loop may end, e.g. a scheduler that runs out) and the times so far are kept.
+        """
+        if self.stopped is not None:
+            return
         warm = not self.times
         for i in range(steps):
             t0 = time.perf_counter()
-            self.step()
+            try:
+                self.step()
+            except Exception as exc:
+                if warm:
+                    raise
+                self.stopped = f"{type(exc).__name__}: {exc}"
+                return
             if not (warm and i == 0):
                 self.times.append(time.perf_counter() - t0)
 

@@ -1,8 +1,9 @@
 """Full trainings of a chosen scheme against the baselines, several seeds each (``autoinit
 compare``): the evidence that the probe's choice holds over a real run.
 
-Every method sees the same batches in the same order for a given seed (paired). The table shows
-the median final held-out loss (and accuracy for class targets) with its spread, then the paired
+Every method sees the same batches in the same order for a given seed (paired); a study with
+its own ``train_step`` and ``score`` is trained and scored by them. The table shows the median
+final held-out loss or score (and accuracy for class targets) with its spread, then the paired
 difference between the chosen scheme and the best baseline.
 
 Example:
@@ -29,8 +30,9 @@ from autoinit.batches import fetch_batches, make_loss, move_batch, split_batch
 from autoinit.calibrate import lsuv_scheme
 from autoinit.config import StudyConfig, StudyFileError, build_data, resolve_loss, seeded_model
 from autoinit.errors import AutoinitError
+from autoinit.loop import make_loop
 from autoinit.plan import ModelPlan
-from autoinit.probe import ProbeConfig, ProbeData, flush_denormal, make_optimizer, run_probe
+from autoinit.probe import ProbeConfig, ProbeData, bare_step, run_probe
 from autoinit.scheme import InitScheme
 from autoinit.threads import choose_threads, compute_threads
 
@@ -70,36 +72,30 @@ def compare_runs(config: StudyConfig, methods: Mapping[str, InitScheme | None],
                              "autoinit compare: it returned only a training loader")
     device = torch.device(config.search.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     loss = make_loss(resolve_loss(config.train.loss, config.base_dir))
+    opts = config.fit_options()  # the study's own training loop, if it has one
+    loop = make_loop(opts.get("train_step"), opts.get("score"), opts.get("make_state"), loss)
     held_batches = fetch_batches(held, 64, device, f"{split} loader")
     plan = ModelPlan.of(base)
-    choice = choose_threads(_bare_step(base, held_batches[0], loss, config, device), str(device))
+    # the thread count is measured on one step of the study's loop, on a held-out batch (the
+    # training loader's order is left alone) and a copy of the model
+    timing = ProbeConfig(steps=config.compare.steps, lr=config.train.lr,
+                         optimizer=config.train.optimizer, device=str(device))
+    step = bare_step(copy.deepcopy(base).to(device), ProbeData(held_batches[:1], held_batches, loss,
+                                                               loop), timing)
+    choice = choose_threads(step, str(device))
     if echo is not None:
         echo(choice.describe())
     with compute_threads(choice.threads):
-        return _train_all(config, base, methods, train_loader, held_batches, loss, plan, device,
-                          split, echo)
+        return _train_all(config, base, methods, train_loader, held_batches, loss, loop, plan,
+                          device, split, echo)
 
 
-def _bare_step(base, batch, loss, config: StudyConfig, device) -> Callable[[], None]:
-    """One training step on a copy of the model (to measure the thread count on; a held-out
-    batch, so the training loader's order is left alone)."""
-    model = copy.deepcopy(base).to(device)
-    opt = make_optimizer(config.train.optimizer, list(model.parameters()), config.train.lr)
 
-    def step() -> None:
-        with torch.random.fork_rng(devices=[]), flush_denormal():
-            opt.zero_grad(set_to_none=True)
-            loss(model, batch).backward()
-            opt.step()
-
-    return step
-
-
-def _train_all(config, base, methods, train_loader, held_batches, loss, plan, device, split,
-               echo) -> list[CompareRun]:
+def _train_all(config, base, methods, train_loader, held_batches, loss, loop, plan, device,
+               split, echo) -> list[CompareRun]:
     steps, runs = config.compare.steps, []
     for seed in range(1, config.compare.seeds + 1):
-        data = ProbeData(_stream(train_loader, steps, device), held_batches, loss)
+        data = ProbeData(_stream(train_loader, steps, device), held_batches, loss, loop)
         probe = ProbeConfig(steps=steps, lr=config.train.lr, optimizer=config.train.optimizer,
                             eval_every=max(1, steps // 20), seed=seed, device=str(device))
         for method, scheme in methods.items():

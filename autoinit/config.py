@@ -14,6 +14,8 @@ A study file names the user's model and data factories and the search's settings
     optimizer = "adam"          # adam, adamw, sgd (momentum 0.9), rmsprop
     lr = 1e-3
     loss = "cross_entropy"      # or "mse", or "package.module:function" for loss(model, batch)
+    # your own loop instead (see autoinit.loop), each "package.module:function" or "file.py:function":
+    # train_step = "my_loop:train_step"   score = "my_loop:score"   make_state = "my_loop:make_state"
 
     [search]
     n_trials = 30
@@ -107,6 +109,9 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     loss: str | None = None
+    train_step: str | None = None  # references to the user's own loop (autoinit.loop)
+    score: str | None = None
+    make_state: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,7 +171,8 @@ class StudyConfig:
             return self.search.study_name
         stem = self.source.stem if self.source else self.model.factory.rpartition(":")[2]
         s = self.search
-        key = {"model": asdict(self.model), "data": asdict(self.data), "train": asdict(self.train),
+        train = {k: v for k, v in asdict(self.train).items() if v is not None or k == "loss"}
+        key = {"model": asdict(self.model), "data": asdict(self.data), "train": train,
                "search": [s.probe_steps, s.objective, s.groups, s.families, s.search_lr, s.seed]}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
         return f"{stem}-{digest[:8]}"
@@ -174,7 +180,10 @@ class StudyConfig:
     def fit_options(self) -> dict[str, Any]:
         """Keyword arguments for :func:`autoinit.fit` (tracking options are the caller's)."""
         s, t = self.search, self.train
+        loop = {name: resolve_callable(ref, f"train.{name}", self.base_dir)
+                for name in _LOOP_KEYS if (ref := getattr(t, name)) is not None}
         return {
+            **loop,
             "loss_fn": resolve_loss(t.loss, self.base_dir), "optimizer": t.optimizer, "lr": t.lr,
             "n_trials": s.n_trials, "timeout": s.timeout, "budget_steps": s.budget_steps,
             "probe_steps": s.probe_steps, "objective": s.objective, "groups": s.groups,
@@ -244,6 +253,7 @@ def _in(data: Mapping[str, Any], key: str) -> bool:
 
 
 _WHAT = {"model": "model", "data": "training loader, or (train_loader, val_loader)"}
+_LOOP_KEYS = ("train_step", "score", "make_state")
 
 
 class _Table:
@@ -342,8 +352,13 @@ def _train(t: _Table) -> TrainConfig:
     loss = t.str("loss")
     if loss is not None and loss not in ("cross_entropy", "mse") and ":" not in loss:
         raise t.bad("loss", "'cross_entropy', 'mse' or 'package.module:function'")
+    loop = {}
+    for name in _LOOP_KEYS:
+        ref = loop[name] = t.str(name)
+        if ref is not None and ":" not in ref:
+            raise t.bad(name, "'package.module:function' or 'path/file.py:function'")
     out = TrainConfig(t.str("optimizer", "adam", choices=sorted(OPTIMIZERS)),
-                      t.number("lr", 1e-3), loss)
+                      t.number("lr", 1e-3), loss, **loop)
     t.no_extra(_keys("train"))
     return out
 

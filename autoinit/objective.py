@@ -92,12 +92,16 @@ class Objective:
         start = time.perf_counter()
         baseline = trial.user_attrs.get("baseline")
         scheme, lr = suggest_scheme(trial, self.plan, self.space, self.lr, self.seed)
+        if baseline == "lsuv" and self.data.loss is None:
+            return _prune(trial, "lsuv needs loss_fn(model, batch) to run the model forward; a "
+                          "custom train_step alone gives none", steps=0, start=start)
         if baseline == "lsuv":
             self.reset()
             scheme = lsuv_scheme(self.work, self.data.train[0], self.data.loss, seed=self.seed,
                                  **self.layer_plan.select)
         trial.set_user_attr("rules", _rules_json(scheme))
-        if self.screening and baseline is None:
+        screened = self.screening and baseline is None and self.data.loss is not None
+        if screened:
             self.reset()
             apply_scheme(self.work, scheme)
             reason = screen(self.work, self.data, self.config.seed)
@@ -111,11 +115,14 @@ class Objective:
         result = self.probe(scheme, lr, report=report)
         trial.set_user_attr("curve", result.curve)
         trial.set_user_attr("train_loss", _thin(result.train_loss))
+        if result.train_values:  # a custom train_step's values
+            trial.set_user_attr("train_values", {k: _thin(v) for k, v in result.train_values.items()})
         if result.diverged:
-            return _prune(trial, result.diverged, result.steps, start=start)
+            return _prune(trial, result.diverged, result.steps, screened=screened, start=start)
         if result.stopped_at is not None:
-            return _prune(trial, f"pruned at step {result.stopped_at}", result.steps, start=start)
-        _cost(trial, result.steps, screened=self.screening and baseline is None, start=start)
+            return _prune(trial, f"pruned at step {result.stopped_at}", result.steps,
+                          screened=screened, start=start)
+        _cost(trial, result.steps, screened=screened, start=start)
         return result.score
 
 

@@ -3,7 +3,9 @@
 Batches are fetched once, kept on the device and replayed in the same order for every candidate,
 with the same dropout seed (common random numbers), so candidates differ only by their weights.
 The score is the held-out loss at the end (``objective="final"``) or the mean held-out loss over
-the evaluation points (``objective="mean"``, which rewards fast convergence).
+the evaluation points (``objective="mean"``, which rewards fast convergence). With a
+:class:`~autoinit.loop.TrainLoop` in :attr:`ProbeData.loop` the user's own step and score
+replace the single optimizer and the held-out loss; everything else is the same.
 
 Example:
     >>> import torch, torch.nn as nn
@@ -23,7 +25,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -33,8 +35,11 @@ from autoinit.errors import ConfigError
 from autoinit.interrupt import check_interrupt
 from autoinit.threads import flushing
 
-__all__ = ["OPTIMIZERS", "ProbeConfig", "ProbeData", "ProbeResult", "flush_denormal", "make_optimizer",
-           "run_probe"]
+if TYPE_CHECKING:
+    from autoinit.loop import TrainLoop
+
+__all__ = ["OPTIMIZERS", "LossLoop", "ProbeConfig", "ProbeData", "ProbeResult", "flush_denormal",
+           "bare_step", "make_optimizer", "probe_loop", "run_probe"]
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -102,13 +107,18 @@ class ProbeConfig:
 
 @dataclass
 class ProbeData:
-    """Training and held-out batches, already on the probe's device, and the loss."""
+    """Training and held-out batches, already on the probe's device, the loss, and the user's
+    own training loop (``None``: autoinit's, one optimizer on the loss)."""
 
     train: list[Any]
     val: list[Any]
-    loss: LossFn = field(default_factory=lambda: make_loss(None))
+    # None: the user's loop brings its own score and no loss (no screening pass, no LSUV)
+    loss: LossFn | None = field(default_factory=lambda: make_loss(None))
+    loop: TrainLoop | None = None
 
     def __post_init__(self) -> None:
+        if self.loss is None and self.loop is None:
+            raise ConfigError("a probe needs a loss or a training loop, got neither")
         if not self.train:
             raise ConfigError("the training dataloader yielded no batch")
         if not self.val:
@@ -120,12 +130,13 @@ class ProbeResult:
     """What one probe measured."""
 
     score: float
-    curve: list[tuple[int, float]]  # (step, held-out loss)
-    train_loss: list[float]
+    curve: list[tuple[int, float]]  # (step, held-out loss or the user's score)
+    train_loss: list[float]  # the step's "loss" value (autoinit's own loop returns only that)
     steps: int
     diverged: str | None = None
     stopped_at: int | None = None  # a pruner stopped it after this step
     seconds: float = 0.0
+    train_values: dict[str, list[float]] = field(default_factory=dict)  # the step's other values
 
 
 def evaluate(model: nn.Module, data: ProbeData, autocast) -> float:
@@ -137,6 +148,35 @@ def evaluate(model: nn.Module, data: ProbeData, autocast) -> float:
     return total / len(data.val)
 
 
+@dataclass(frozen=True)
+class LossLoop:
+    """autoinit's own training loop: one optimizer on ``loss(model, batch)``, scored by the mean
+    held-out loss (the interface of :class:`~autoinit.loop.TrainLoop`)."""
+
+    data: ProbeData
+    autocast: Callable = contextlib.nullcontext
+
+    def start(self, model: nn.Module, optimizer: str | Callable, lr: float) -> torch.optim.Optimizer:
+        return make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], lr)
+
+    def step(self, model: nn.Module, batch: Any, optimizer: torch.optim.Optimizer
+             ) -> dict[str, torch.Tensor]:
+        optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss = self.data.loss(model, batch)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.detach().float()}
+
+    def evaluate(self, model: nn.Module, val: list[Any], seed: int) -> float:
+        return evaluate(model, self.data, self.autocast)
+
+
+def probe_loop(data: ProbeData, config: ProbeConfig) -> TrainLoop | LossLoop:
+    """The loop a probe runs: the user's :class:`~autoinit.loop.TrainLoop`, or autoinit's own."""
+    return data.loop or LossLoop(data, _autocast(config))
+
+
 def run_probe(
     model: nn.Module,
     data: ProbeData,
@@ -145,43 +185,40 @@ def run_probe(
 ) -> ProbeResult:
     """Train ``model`` (already initialized, on ``config.device``) and score it.
 
-    ``report(step, held_out_loss)`` is called at each evaluation; returning ``True`` stops the
+    ``report(step, held_out_score)`` is called at each evaluation; returning ``True`` stops the
     probe there (a pruner's decision). The global RNG is restored afterwards.
     """
     start = time.perf_counter()
-    autocast = _autocast(config)
-    optimizer = make_optimizer(config.optimizer, [p for p in model.parameters() if p.requires_grad],
-                               config.lr)
+    loop = probe_loop(data, config)
     curve: list[tuple[int, float]] = []
-    losses = torch.empty(config.steps)
+    values: dict[str, torch.Tensor] = {}
     n = len(data.train)
     diverged = stopped = None
     devices = [torch.device(config.device)] if torch.device(config.device).type == "cuda" else []
     with torch.random.fork_rng(devices=devices), flush_denormal():
         torch.manual_seed(config.seed)
         model.train()
+        state = loop.start(model, config.optimizer, config.lr)
         for step in range(1, config.steps + 1):
             check_interrupt()  # a pending Ctrl-C stops the probe here, between steps
-            optimizer.zero_grad(set_to_none=True)
-            with autocast():
-                loss = data.loss(model, data.train[(step - 1) % n])
-            loss.backward()
-            optimizer.step()
-            losses[step - 1] = loss.detach().float()
+            for key, value in loop.step(model, data.train[(step - 1) % n], state).items():
+                values.setdefault(key, torch.full((config.steps,), math.nan))[step - 1] = value
             if step % config.eval_every and step != config.steps:
                 continue
-            diverged = _divergence(losses[:step], config.explode_factor)
+            diverged = next((d for key, v in values.items()
+                             if (d := _divergence(v[:step], config.explode_factor, key))), None)
             if diverged:
                 break
-            held_out = evaluate(model, data, autocast)
+            held_out = loop.evaluate(model, data.val, config.seed)
             if not math.isfinite(held_out):
-                diverged = f"non-finite held-out loss at step {step}"
+                diverged = f"non-finite held-out {'score' if data.loop else 'loss'} at step {step}"
                 break
             curve.append((step, held_out))
             if report is not None and step != config.steps and report(step, held_out):
                 stopped = step
                 break
-    train_loss = losses[: step].tolist()
+    recorded = {key: v[:step].tolist() for key, v in values.items()}
+    train_loss = recorded.pop("loss", [])
     if diverged:
         score = math.inf
     elif config.objective == "final":
@@ -189,7 +226,7 @@ def run_probe(
     else:
         score = sum(v for _, v in curve) / len(curve)
     return ProbeResult(score, curve, train_loss, step, diverged, stopped,
-                       time.perf_counter() - start)
+                       time.perf_counter() - start, recorded)
 
 
 @contextlib.contextmanager
@@ -211,13 +248,14 @@ def flush_denormal():
             torch.set_flush_denormal(False)
 
 
-def _divergence(losses: torch.Tensor, factor: float) -> str | None:
-    finite = torch.isfinite(losses)
+def _divergence(values: torch.Tensor, factor: float, key: str = "loss") -> str | None:
+    what = "training loss" if key == "loss" else f"training value {key!r}"
+    finite = torch.isfinite(values)
     if not bool(finite.all()):
-        return f"non-finite training loss at step {int((~finite).nonzero()[0]) + 1}"
-    first, worst = float(losses[0]), float(losses.max())
-    if worst > factor * max(first, 1e-8):
-        return f"training loss exploded from {first:.4g} to {worst:.4g}"
+        return f"non-finite {what} at step {int((~finite).nonzero()[0]) + 1}"
+    first, worst = float(values[0]), float(values.abs().max())
+    if worst > factor * max(abs(first), 1e-8):
+        return f"{what} exploded from {first:.4g} to {worst:.4g}"
     return None
 
 
@@ -225,3 +263,21 @@ def _autocast(config: ProbeConfig):
     if config.bf16 and torch.device(config.device).type == "cuda":
         return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext
+
+
+def bare_step(model: nn.Module, data: ProbeData, config: ProbeConfig) -> Callable[[], None]:
+    """One step of the training loop on ``model`` (the cost unit's step): one optimizer step on
+    the loss, or the user's own ``train_step``."""
+    loop = probe_loop(data, config)
+    count, state = [0], [None]
+
+    def step() -> None:
+        with torch.random.fork_rng(devices=[]), flush_denormal():  # as in the probe
+            if count[0] % config.steps == 0:  # a fresh state per probe's worth of steps, as a probe
+                state[0] = loop.start(model, config.optimizer, config.lr)
+            loop.step(model, data.train[count[0] % len(data.train)], state[0])
+            if config.device.startswith("cuda"):
+                torch.cuda.synchronize()
+        count[0] += 1
+
+    return step

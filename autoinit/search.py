@@ -24,9 +24,10 @@ from autoinit.batches import fetch_batches, make_loss
 from autoinit.clock import StepClock
 from autoinit.errors import AutoinitError, ConfigError
 from autoinit.groups import GroupSpec
+from autoinit.loop import MakeState, ScoreFn, TrainStep, make_loop, preflight
 from autoinit.objective import Objective
 from autoinit.plan import ModelPlan
-from autoinit.probe import ProbeConfig, ProbeData, flush_denormal, make_optimizer
+from autoinit.probe import ProbeConfig, ProbeData, bare_step, make_optimizer
 from autoinit.progress import SearchProgress, progress_wanted
 from autoinit.result import FitResult, SearchCost
 from autoinit.selection import (
@@ -84,6 +85,9 @@ def run_search(
     selection: Selection | None = None,
     threads: int | None = None,
     progress: bool | SearchProgress | None = None,
+    train_step: TrainStep | None = None,
+    score: ScoreFn | None = None,
+    make_state: MakeState | None = None,
 ) -> FitResult:
     """Search an initialization for ``model`` on ``dataloader`` and apply the best one in place.
 
@@ -106,6 +110,11 @@ def run_search(
             flushed on every thread that computes.
         progress: a live bar (terminal, notebook) or plain lines; default: on in a terminal
             or a notebook. A :class:`~autoinit.progress.SearchProgress` is used as it is.
+        train_step, score, make_state: your own training loop instead of one optimizer on
+            ``loss_fn`` (see :mod:`autoinit.loop`): ``train_step(model, batch, state)`` returns
+            ``{name: float}``, ``score(model, val_batches)`` (lower is better) replaces the
+            held-out loss, ``make_state(model)`` builds the optimizers and schedulers afresh for
+            every probe. Without ``loss_fn`` the screening pass and the LSUV baseline are off.
 
     Example:
         >>> import torch, torch.nn as nn
@@ -128,11 +137,14 @@ def run_search(
     plan = ModelPlan.of(model, groups, only=only, exclude=exclude, include_frozen=include_frozen)
     layer_plan = ModelPlan.of(model, "layer", only=only, exclude=exclude,
                               include_frozen=include_frozen)
-    loss = make_loss(loss_fn)
+    # with your own train_step and score, the loss is only used when you pass one
+    own_loop = train_step is not None and score is not None
+    loss = None if own_loop and loss_fn is None else make_loss(loss_fn)
+    loop = make_loop(train_step, score, make_state, loss, search_lr)
     train, val = _batches(dataloader, val_dataloader, probe_steps, val_batches, dev)
     _check_finite(train, "dataloader")
     _check_finite(val, "the held-out batches")
-    data = ProbeData(train, val, loss)
+    data = ProbeData(train, val, loss, loop)
     every = eval_every or max(1, probe_steps // 4)
     config = ProbeConfig(steps=probe_steps, lr=lr, optimizer=optimizer, eval_every=every,
                          objective=objective, seed=seed, device=str(dev), bf16=bf16)
@@ -141,8 +153,11 @@ def run_search(
     initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
     make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr)  # bad names fail before work
     with compute_threads(1):  # no thread count is chosen yet: none that can oversubscribe
-        _check_loss(work, data)
-    step = _bare_step(work, data, config)
+        if loss is not None:
+            _check_loss(work, data)
+        if loop is not None:
+            preflight(loop, work, data, config)
+    step = bare_step(work, data, config)
     choice = choose_threads(step, config.device, threads)
     work.load_state_dict(initial)
     show = _progress(progress, n_trials, timeout)
@@ -326,20 +341,3 @@ def _check_loss(model: nn.Module, data: ProbeData) -> None:
             raise ConfigError(f"the loss could not be computed on the first batch: "
                               f"{type(exc).__name__}: {exc}") from exc
 
-
-def _bare_step(model: nn.Module, data: ProbeData, config: ProbeConfig) -> Callable[[], None]:
-    """One step of a hand-written training loop on ``model`` (the cost unit's step)."""
-    opt = make_optimizer(config.optimizer, [p for p in model.parameters() if p.requires_grad],
-                         config.lr)
-    count = [0]
-
-    def step() -> None:
-        with torch.random.fork_rng(devices=[]), flush_denormal():  # as in the probe
-            opt.zero_grad(set_to_none=True)
-            data.loss(model, data.train[count[0] % len(data.train)]).backward()
-            opt.step()
-            if config.device.startswith("cuda"):
-                torch.cuda.synchronize()
-        count[0] += 1
-
-    return step

@@ -28,10 +28,14 @@ from autoinit.families import get_family, list_families
 from autoinit.plan import ModelPlan
 from autoinit.scheme import InitScheme
 
-__all__ = ["BASELINES", "SearchSpace", "baseline_params", "distributions", "suggest_scheme"]
+__all__ = ["BASELINES", "SearchSpace", "baseline_names", "baseline_params", "distributions",
+           "suggest_scheme"]
 
 BASELINES = ("pytorch_default", "xavier_normal", "kaiming_normal", "lecun_normal", "orthogonal")
-_NORM_FAMILIES = ("pytorch_default", "constant", "zeros")
+_NORM_FAMILIES = ("pytorch_default", "constant", "zeros", "gamma_normal")
+# A baseline's family for norm gammas, where it has its own: DCGAN draws them from N(1, 0.02²).
+_NORM_RULE = {"dcgan": "gamma_normal"}
+_CONV_KINDS = {"conv", "conv_transpose"}
 
 
 @dataclass(frozen=True)
@@ -129,14 +133,24 @@ def suggest_scheme(
     return plan.scheme(rules, seed), lr
 
 
+def baseline_names(plan: ModelPlan) -> tuple[str, ...]:
+    """The fixed baselines a search of ``plan`` queues: :data:`BASELINES`, and the ``dcgan``
+    preset (N(0, 0.02²) weights, norm gamma N(1, 0.02²), zero biases) where the model has the
+    convolutions and norm layers that rule was written for."""
+    kinds = {lay.kind for lay in plan.layers}
+    return BASELINES + (("dcgan",) if kinds & _CONV_KINDS and "norm" in kinds else ())
+
+
 def baseline_params(plan: ModelPlan, space: SearchSpace, family: str, lr: float | None = None
                     ) -> dict[str, object]:
-    """Trial parameters that apply ``family`` everywhere it is searched (PyTorch's default
-    elsewhere), with scale 1 and the family's own bias rule."""
+    """Trial parameters that apply ``family`` everywhere it is searched (its norm rule on norm
+    groups where it has one, PyTorch's default elsewhere), with scale 1 and zero biases
+    (PyTorch's own biases under ``pytorch_default``)."""
     params: dict[str, object] = {}
     for group in plan.grouping.groups:
         choices = space.choices(plan, group)
-        name = family if family in choices else "pytorch_default"
+        name = next((f for f in (family, _NORM_RULE.get(family)) if f in choices),
+                    "pytorch_default")
         params[f"{group}.family"] = name
         if name != "zeros":
             params[f"{group}.scale"] = 1.0

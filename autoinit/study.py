@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from autoinit.errors import ConfigError
 from autoinit.interrupt import deferred_interrupt
-from autoinit.space import BASELINES, baseline_params
+from autoinit.space import BASELINES, baseline_names, baseline_params
 from autoinit.storage import open_storage
 
 __all__ = ["DONE", "check_space", "enqueue_pending", "in_memory", "open_study", "optimize",
@@ -145,7 +145,7 @@ def enqueue_pending(study: optuna.Study, plan, space, lr: float, created: bool) 
     tried = {t.user_attrs.get("baseline") for t in trials}
     retried = {t.user_attrs.get("retry_of") for t in trials}
     retried |= {t.system_attrs.get("failed_trial") for t in trials}  # heartbeat retries
-    for name in (*BASELINES, "lsuv"):
+    for name in (*baseline_names(plan), "lsuv"):
         if name not in held and (name in tried or created or not busy):
             family = "orthogonal" if name == "lsuv" else name
             study.enqueue_trial(baseline_params(plan, space, family, lr),

@@ -42,6 +42,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import optuna
 import torch
 from torch import nn
 
@@ -51,12 +52,18 @@ from baselines import BASELINES  # noqa: E402
 
 from autoinit.apply import apply_scheme  # noqa: E402
 from autoinit.batches import default_criterion, make_loss  # noqa: E402
+from autoinit.loop import TrainLoop  # noqa: E402
 from autoinit.plan import ModelPlan  # noqa: E402
 from autoinit.search import Selection, run_search  # noqa: E402
+from autoinit.space import SearchSpace, baseline_names, baseline_params, suggest_scheme  # noqa: E402
 from autoinit.tasks import get_task, list_tasks  # noqa: E402
 from autoinit.threads import compute_threads  # noqa: E402
 
 FIXED = ("pytorch_default", "xavier_normal", "kaiming_normal", "lecun_normal", "orthogonal")
+PRESETS = ("dcgan",)  # autoinit's preset baselines, run where they apply (space.baseline_names)
+# tasks trained by their own loop (Task.fit_kwargs["train_step"]) run these methods only: the
+# external initializers and the controls assume one loss and one optimizer
+LOOP_METHODS = FIXED + PRESETS + ("autoinit",)
 EXTERNAL = ("lsuv", "gradinit", "metainit", "anyinit_analytic", "anyinit_empirical", "fixup",
             "skipinit", "tfixup")
 SEARCHED = ("autoinit", "autoinit_lr", "autoinit_lean")
@@ -65,19 +72,22 @@ SEARCHED = ("autoinit", "autoinit_lr", "autoinit_lean")
 LEAN = {"n_trials": 10, "probe_steps": 50, "selection": Selection(top=1, seeds=1, steps_factor=2.0)}
 CONTROLS = ("default_best_of_n", "default_lr_grid", "default_longer")
 REFERENCE = "preln_reference"  # post-LN task only: the same model with norm_first=True
-METHODS = FIXED + EXTERNAL + SEARCHED + CONTROLS + (REFERENCE,)
+METHODS = FIXED + PRESETS + EXTERNAL + SEARCHED + CONTROLS + (REFERENCE,)
 # full training budgets (the default of --steps): the [compare] steps of studies/<task>.toml for
 # the Transformer and the recurrent tasks; 500 for the digits tasks (about 30 epochs; their study
 # files compare over 300 steps, after which the held-out loss rises)
 FULL_STEPS = {"deep_relu_mlp": 500, "deep_tanh_mlp": 500, "residual_mlp": 500, "vgg_cnn": 500,
-              "post_ln_transformer": 1000, "rnn_adding": 2000, "lstm_adding": 2000}
-LOSS_METRIC = {"post_ln_transformer", "rnn_adding", "lstm_adding"}  # lower is better
+              "post_ln_transformer": 1000, "rnn_adding": 2000, "lstm_adding": 2000,
+              "dcgan_digits": 1500}
+LOSS_METRIC = {"post_ln_transformer", "rnn_adding", "lstm_adding", "dcgan_digits"}  # lower is better
+METRIC_NAME = {"dcgan_digits": "test Fréchet distance"}  # default: test loss / test accuracy (%)
 LR = 1e-3
 # --smoke shrinks every model and data set (CI checks that everything runs, not what it scores)
 SMOKE_MODEL = {"deep_relu_mlp": {"depth": 4, "width": 16}, "deep_tanh_mlp": {"depth": 4, "width": 16},
                "residual_mlp": {"blocks": 2, "width": 16}, "vgg_cnn": {"convs_per_stage": 1, "channels": 4},
                "post_ln_transformer": {"n_layers": 2, "d_model": 16, "n_heads": 2, "ff": 16, "max_len": 16},
-               "rnn_adding": {"hidden": 8}, "lstm_adding": {"hidden": 8}}
+               "rnn_adding": {"hidden": 8}, "lstm_adding": {"hidden": 8},
+               "dcgan_digits": {"z_dim": 4, "channels": 4}}
 SMOKE_DATA = {"post_ln_transformer": {"seq_len": 16, "batch_size": 8, "n_train": 64, "n_eval": 16},
               "rnn_adding": {"seq_len": 10, "batch_size": 16, "n_train": 128, "n_eval": 32},
               "lstm_adding": {"seq_len": 10, "batch_size": 16, "n_train": 128, "n_eval": 32}}
@@ -111,6 +121,11 @@ class TaskData:
         self.val = next(iter(val))
         self._test_loader = lambda: task.loaders(split="test", seed=seed, **self.overrides)[1]
         self._cache: list = []
+        opts = task.fit_options()
+        # the task's own training loop and final report (the GAN), or None: Adam on the loss
+        self.loop = TrainLoop(opts["train_step"], opts["score"], opts.get("make_state")) \
+            if "train_step" in opts else None
+        self.report = task.report_function()
 
     def batches(self, n: int) -> list:
         if len(self._cache) < n:
@@ -137,8 +152,23 @@ def evaluate(model: nn.Module, batch) -> dict:
     return {"loss": loss if math.isfinite(loss) else None, "acc": acc}
 
 
-def train(model: nn.Module, batches: list, val, lr: float, eval_every: int, seed: int) -> dict:
-    """Adam for ``len(batches)`` steps; the validation loss every ``eval_every`` steps."""
+def final_report(model: nn.Module, data: TaskData) -> dict:
+    """The test split, once: loss and accuracy, or the task's own report (its ``fd`` as loss)."""
+    if data.report is None:
+        return evaluate(model, data.test())
+    model.eval()
+    with torch.no_grad():
+        rep = data.report(model, [data.test()])
+    model.train()
+    return {"loss": rep["fd"], "acc": None, "report": rep}
+
+
+def train(model: nn.Module, batches: list, val, lr: float, eval_every: int, seed: int,
+          loop: TrainLoop | None = None) -> dict:
+    """Adam for ``len(batches)`` steps; the validation loss every ``eval_every`` steps (or the
+    task's own ``loop``: its step, and its score on the validation batch)."""
+    if loop is not None:
+        return train_loop(model, batches, val, lr, eval_every, seed, loop)
     loss_fn = make_loss(None)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     curve, train_s, diverged = [], 0.0, None
@@ -162,17 +192,47 @@ def train(model: nn.Module, batches: list, val, lr: float, eval_every: int, seed
             "steps": len(batches) if diverged is None else curve[-1][0]}
 
 
-def bare_step_seconds(model: nn.Module, batches: list, repeats: int = 3, steps: int = 8) -> list:
-    """Medians of ``repeats`` timings of the bare loop (Adam step) on a copy of ``model``."""
+def train_loop(model: nn.Module, batches: list, val, lr: float, eval_every: int, seed: int,
+               loop: TrainLoop) -> dict:
+    curve, train_s, diverged = [], 0.0, None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.train()
+        state = loop.start(model, "adam", lr)
+        for step, batch in enumerate(batches, 1):
+            t0 = time.perf_counter()
+            values = loop.step(model, batch, state)
+            train_s += time.perf_counter() - t0
+            bad = [k for k, v in values.items() if not math.isfinite(float(v))]
+            if bad:
+                diverged = f"non-finite {bad[0]} at step {step}"
+                curve.append([step, None, train_s])
+                break
+            if step % eval_every == 0 or step == len(batches):
+                value = loop.evaluate(model, [val], seed)
+                curve.append([step, value if math.isfinite(value) else None, train_s])
+    return {"curve": curve, "train_seconds": train_s, "diverged": diverged,
+            "steps": len(batches) if diverged is None else curve[-1][0]}
+
+
+def bare_step_seconds(model: nn.Module, batches: list, repeats: int = 3, steps: int = 8,
+                      loop: TrainLoop | None = None) -> list:
+    """Medians of ``repeats`` timings of the bare loop (Adam step, or the task's own step) on a
+    copy of ``model``."""
     loss_fn = make_loss(None)
     out = []
     for _ in range(repeats + 1):  # the first round warms up and is dropped
         work = copy.deepcopy(model)
-        opt = torch.optim.Adam(work.parameters(), lr=LR)
+        opt = torch.optim.Adam(work.parameters(), lr=LR) if loop is None else \
+            loop.start(work, "adam", LR)
         times = []
         with torch.random.fork_rng(devices=[]):
             for i in range(steps + 1):
                 t0 = time.perf_counter()
+                if loop is not None:
+                    loop.step(work, batches[i % len(batches)], opt)
+                    times.append(time.perf_counter() - t0)
+                    continue
                 opt.zero_grad(set_to_none=True)
                 loss_fn(work, batches[i % len(batches)]).backward()
                 opt.step()
@@ -203,6 +263,13 @@ def init_method(method: str, model: nn.Module, data: TaskData, cfg, ctx: dict) -
     if method in FIXED:
         apply_scheme(model, ModelPlan.of(model).uniform(method, seed=seed))
         return {"applies": True}
+    if method in PRESETS:  # the baseline autoinit queues: the same scheme as its trial
+        plan, space = ModelPlan.of(model, data.task.fit_options().get("groups", "role")), SearchSpace()
+        if method not in baseline_names(plan):
+            return {"applies": False, "reason": f"autoinit does not queue {method} for this model"}
+        trial = optuna.trial.FixedTrial(baseline_params(plan, space, method))
+        apply_scheme(model, suggest_scheme(trial, plan, space, LR, seed)[0])
+        return {"applies": True}
     if method in EXTERNAL:
         budget = {"gradinit": cfg.gradinit_budget, "metainit": cfg.metainit_budget}.get(method)
         rec = BASELINES[method](model, data.batches(cfg.init_batches), make_loss(None), seed=seed,
@@ -229,6 +296,7 @@ def search(method: str, model: nn.Module, data: TaskData, cfg) -> dict:
         kw.update(LEAN)
     if cfg.smoke:
         kw.update(selection=Selection(top=1, seeds=1, steps_factor=1.0), val_batches=1)
+    kw.update(data.task.fit_options())  # the task's own loop and groups, if any
     result = run_search(model, train_loader, val_dataloader=val_loader, lr=LR, seed=data.seed,
                         search_lr=method == "autoinit_lr", device="cpu", threads=cfg.threads,
                         progress=False, **kw)
@@ -278,11 +346,15 @@ def run_method(method: str, base: nn.Module, data: TaskData, cfg, ctx: dict, ste
         return rec
     rec.update(applies=True, init_seconds=init_s, init_tse_bare=init_s / step_s)
     steps = cfg.steps + rec.get("extra_steps", 0)
-    res = train(model, data.batches(steps), data.val, rec.get("lr", LR), cfg.eval_every, data.seed)
-    test = evaluate(model, data.test())  # the test split, once
+    res = train(model, data.batches(steps), data.val, rec.get("lr", LR), cfg.eval_every, data.seed,
+                data.loop)
+    test = final_report(model, data)  # the test split, once
     # The TSE unit: this run's own training time per step, measured right after the initializer
     # (the machine is shared, so a per-seed bare timing can be minutes and a different load away).
     unit = res["train_seconds"] / max(1, res["steps"])
+    if "report" in test:  # the task's own (the GAN: classes covered, collapsed)
+        rec["report"] = test["report"]
+        rec["collapsed"] = bool(test["report"]["collapsed"])
     rec.update(res, test_loss=test["loss"], test_acc=test["acc"], step_seconds=unit,
                init_tse=init_s / unit, total_tse=init_s / unit + res["steps"])
     if method == "autoinit":
@@ -294,8 +366,12 @@ def run_method(method: str, base: nn.Module, data: TaskData, cfg, ctx: dict, ste
 
 def methods_for(task: str, methods: list[str]) -> list[str]:
     out = [m for m in methods if m != REFERENCE or task == "post_ln_transformer"]
+    if "train_step" in get_task(task).fit_kwargs:
+        out = [m for m in out if m in LOOP_METHODS]
+    queued = baseline_names(ModelPlan.of(build(get_task(task), 0)))  # presets where queued
     # controls need autoinit's measured cost of the same seed: run autoinit first
-    return sorted(out, key=lambda m: (m in CONTROLS, METHODS.index(m)))
+    return sorted((m for m in out if m not in PRESETS or m in queued),
+                  key=lambda m: (m in CONTROLS, METHODS.index(m)))
 
 
 def run_task(name: str, cfg, save=None, previous: dict | None = None) -> dict:
@@ -307,7 +383,8 @@ def run_task(name: str, cfg, save=None, previous: dict | None = None) -> dict:
     task = get_task(name)
     out = previous or {"task": name, "summary": task.summary, "steps": cfg.steps,
                        "eval_every": cfg.eval_every,
-                       "metric": "test loss" if name in LOSS_METRIC else "test accuracy (%)",
+                       "metric": METRIC_NAME.get(name, "test loss" if name in LOSS_METRIC
+                                                 else "test accuracy (%)"),
                        "model_kwargs": {**task.model_kwargs, **cfg.model_overrides},
                        "data_kwargs": {**task.data_kwargs, **cfg.data_overrides}, "seeds": {}}
     for seed in cfg.seed_list or range(cfg.seeds):
@@ -317,7 +394,8 @@ def run_task(name: str, cfg, save=None, previous: dict | None = None) -> dict:
             continue
         data = TaskData(task, seed, cfg.data_overrides)
         base = build(task, seed, cfg.model_overrides)
-        runs.setdefault("bare_step_seconds", bare_step_seconds(base, data.batches(16)))
+        runs.setdefault("bare_step_seconds", bare_step_seconds(base, data.batches(16),
+                                                               loop=data.loop))
         step_s = statistics.median(runs["bare_step_seconds"])
         earlier = runs["methods"].get("autoinit", {})
         ctx: dict = {"autoinit_tse": earlier["init_tse"]} if earlier.get("applies") else {}
@@ -397,7 +475,7 @@ def summarize(result: dict) -> dict:
         return r["curve"][-1][1] if r.get("applies") and r["curve"] else None
 
     fixed = {m: median_ci([final_val(r) if final_val(r) is not None else math.inf for r in recs[m]])
-             for m in FIXED if m in recs and any(r.get("applies") for r in recs[m])}
+             for m in FIXED + PRESETS if m in recs and any(r.get("applies") for r in recs[m])}
     best_fixed = min(fixed, key=lambda m: fixed[m][0]) if fixed else None
     target = fixed[best_fixed][0] if best_fixed else None
     rows = {}
@@ -425,6 +503,8 @@ def summarize(result: dict) -> dict:
                    / result["steps"],
                    "time_to_target_tse": median_ci(ttt), "censored": censored,
                    "diverged": sum(r.get("diverged") is not None for r in ok)}
+        if any("collapsed" in r for r in ok):  # the task's own report says so (the GAN)
+            rows[m]["collapsed"] = sum(bool(r.get("collapsed")) for r in ok)
         if len(ok) < len(rs):
             rows[m]["partial_reason"] = next(r.get("reason") for r in rs if not r.get("applies"))
     return {"best_fixed": best_fixed, "target_val_loss": target, "methods": rows,
@@ -451,7 +531,7 @@ def task_table(result: dict, summ: dict) -> list[str]:
         f"**Partial: the run stopped after {len(result['seeds'])} of {result['config']['seeds']} seeds.** ")
     lines = [f"### {result['task']}", "", partial + f"{result['summary']} (model "
              f"{result['model_kwargs']}, data {result['data_kwargs']}). Full training: "
-             f"{result['steps']} Adam steps at lr {LR:g}, {len(result['seeds'])} seeds; metric: "
+             f"{result['steps']} {_training(result)}, {len(result['seeds'])} seeds; metric: "
              f"{result['metric']} "
              f"({'lower' if summ['lower_is_better'] else 'higher'} is better). Target for time-to-"
              f"target: {summ['best_fixed']}'s median final validation loss {_num(summ['target_val_loss'])}.",
@@ -466,6 +546,8 @@ def task_table(result: dict, summ: dict) -> list[str]:
             notes.append(f"{row['censored']}/{row['n']} never reached the target (censored)")
         if row["diverged"]:
             notes.append(f"{row['diverged']} diverged")
+        if "collapsed" in row:
+            notes.append(f"collapsed on {row['collapsed']}/{row['n']} seeds")
         if row.get("partial_reason"):
             notes.append(f"some seeds n/a: {row['partial_reason'][:80]}")
         lines.append(f"| {m} | {_fmt(row['metric'], digits)} | {_fmt(row['val_loss'], 3)} | "
@@ -473,6 +555,12 @@ def task_table(result: dict, summ: dict) -> list[str]:
                      f"{_fmt(row['time_to_target_tse'], 0)} "
                      f"| {'; '.join(notes).replace('|', '/')} |")
     return lines
+
+
+def _training(result: dict) -> str:
+    if "train_step" in get_task(result["task"]).fit_kwargs:
+        return "steps of the task's own training loop"
+    return f"Adam steps at lr {LR:g}"
 
 
 def summary_table(results: dict, summaries: dict) -> list[str]:
@@ -496,13 +584,15 @@ def summary_table(results: dict, summaries: dict) -> list[str]:
             ms = [m for m in group if m in rows and rows[m]["applies"]]
             return min(ms, key=key) if ms else None
 
-        best_fixed, best_other, best_ctrl = best(FIXED), best(FIXED + EXTERNAL), best(CONTROLS)
+        fixed = FIXED + PRESETS  # a preset (dcgan) is a fixed init too, where it runs
+        best_fixed, best_other, best_ctrl = best(fixed), best(fixed + EXTERNAL), best(CONTROLS)
         auto, lean = rows.get("autoinit", {}), rows.get("autoinit_lean", {})
         r = f"{auto['R']:.2f}" if auto.get("applies") else "—"
         r_lean = f"{lean['R']:.2f}" if lean.get("applies") else "—"
         lines.append(f"| {name} | {len(results[name]['seeds'])} | {results[name]['metric']} | "
                      f"{cell('pytorch_default')} | {best_fixed}: {cell(best_fixed)} | "
-                     f"{best_other}: {cell(best_other)} | {best_ctrl}: {cell(best_ctrl)} | "
+                     f"{best_other}: {cell(best_other)} | "
+                     f"{f'{best_ctrl}: {cell(best_ctrl)}' if best_ctrl else 'not run'} | "
                      f"{cell('autoinit')} | {cell('autoinit_lr')} | {cell('autoinit_lean')} | {r} | "
                      f"{r_lean} | {_versus(auto, rows.get(best_other), lower)} | "
                      f"{_versus(lean, rows.get(best_other), lower)} |")
@@ -538,7 +628,7 @@ def plot(result: dict, path: Path) -> None:
         steps = np.array([p[0] for p in rs[0]["curve"][:n]], dtype=float)
         vals = np.array([[p[1] if p[1] is not None else np.nan for p in r["curve"][:n]] for r in rs])
         med = np.nanmedian(vals, axis=0) if np.isfinite(vals).any() else vals[0]
-        style = "-" if m in SEARCHED else ("--" if m in FIXED else ":")
+        style = "-" if m in SEARCHED else ("--" if m in FIXED + PRESETS else ":")
         color = {"autoinit": "black", "autoinit_lr": "red", "autoinit_lean": "blue"}.get(
             m, plt.cm.tab20(i % 20))
         kw = {"label": m, "linestyle": style, "color": color, "linewidth": 2.6 if m in SEARCHED else 1.4}
@@ -547,7 +637,8 @@ def plot(result: dict, path: Path) -> None:
     axes[0].set_xlabel("training step")
     axes[1].set_xlabel("training-step equivalents, initializer cost included")
     for ax in axes:
-        ax.set_ylabel("validation loss (median over seeds)")
+        what = METRIC_NAME.get(result["task"], "test loss").replace("test ", "validation ")
+        ax.set_ylabel(f"{what} (median over seeds)")
         ax.set_yscale("log")
     axes[1].legend(fontsize=7, ncol=2)
     fig.suptitle(f"{result['task']}: {len(seeds)} seeds")

@@ -42,8 +42,14 @@ def test_smoke_run_covers_every_task_and_method(tmp_path):
                 assert rec["curve"] and rec["steps"] >= 1 and "test_loss" in rec, (task, name)
             else:
                 assert rec["reason"], (task, name)
-        for core in benchmark.FIXED + benchmark.SEARCHED + benchmark.CONTROLS + ("gradinit", "metainit"):
+        own_loop = "train_step" in benchmark.get_task(task).fit_kwargs
+        cores = benchmark.LOOP_METHODS if own_loop else (
+            benchmark.FIXED + benchmark.SEARCHED + benchmark.CONTROLS + ("gradinit", "metainit"))
+        for core in cores:
             assert methods[core]["applies"], (task, core, methods[core].get("reason"))
+        if own_loop:  # the GAN: its own report says whether each run collapsed
+            assert all("collapsed" in rec for rec in methods.values())
+            assert "collapsed on" in markdown.split(f"### {task}")[1].split("###")[0]
         summary = payload["tasks"][task]["summary"]["methods"]
         assert set(summary) == expected
         assert f"### {task}" in markdown

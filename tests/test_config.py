@@ -176,3 +176,65 @@ def test_factories_from_a_file_next_to_the_study(tmp_path):
     assert error({"model.factory": "no_such_package_xyz.models:net"}) == \
         "model.factory: cannot import 'no_such_package_xyz.models': ModuleNotFoundError: " \
         "No module named 'no_such_package_xyz'"
+
+
+LOOP_FILE = """
+import torch
+import torch.nn.functional as F
+
+
+def make_state(model):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    return {"opt": opt, "sched": torch.optim.lr_scheduler.StepLR(opt, 5)}
+
+
+def train_step(model, batch, state):
+    state["opt"].zero_grad()
+    loss = F.cross_entropy(model(batch[0]), batch[1])
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    state["opt"].step()
+    state["sched"].step()
+    return {"loss": loss.item()}
+
+
+def score(model, val_batches):
+    return sum(F.cross_entropy(model(x), y).item() for x, y in val_batches)
+"""
+
+
+def test_train_section_names_a_custom_loop_that_fit_runs(tmp_path):
+    (tmp_path / "my_loop.py").write_text(LOOP_FILE)
+    path = write(tmp_path, """
+        [model]
+        factory = "autoinit.tasks.mlp:deep_relu_mlp"
+        kwargs = { depth = 3, width = 8 }
+        [data]
+        factory = "autoinit.tasks.digits:digits_data"
+        [train]
+        train_step = "my_loop.py:train_step"
+        score = "my_loop.py:score"
+        make_state = "my_loop.py:make_state"
+        """)
+    cfg = load_study(path)
+    options = cfg.fit_options()
+    assert [options[k].__name__ for k in ("train_step", "score", "make_state")] == [
+        "train_step", "score", "make_state"]
+    train, val = build_data(cfg)
+    result = run_search(build_model(cfg), train, val_dataloader=val,
+                        **{**options, "storage": None, "n_trials": 7, "probe_steps": 4})
+    assert result.baselines["lsuv"] == float("inf")  # no loss in the file: LSUV cannot run
+    assert all(t.user_attrs["train_loss"] for t in result.study.trials if t.values)
+    # the loop is part of what a trial means: the same file without it is another study
+    (tmp_path / "plain").mkdir()
+    plain = write(tmp_path / "plain", path.read_text().split("[train]")[0])
+    assert load_study(plain).study_name != cfg.study_name
+
+
+def test_custom_loop_references_are_validated():
+    with pytest.raises(StudyFileError, match="train.score must be 'package.module:function' or "
+                                             "'path/file.py:function', got 'my_score'"):
+        study_from_dict(with_("train", score="my_score"))
+    with pytest.raises(StudyFileError, match="train.train_step: 'autoinit.tasks.gan' has no "
+                                             "attribute 'nope'"):
+        study_from_dict(with_("train", train_step="autoinit.tasks.gan:nope")).fit_options()

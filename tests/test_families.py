@@ -26,7 +26,10 @@ DISTRIBUTION = {
     "lecun_normal": "normal",
     "small_normal": "normal",
     "trunc_normal": "trunc_normal",
+    "dcgan": "normal",
+    "gamma_normal": "normal",
 }
+LOC = {"gamma_normal": 1.0}  # a norm gamma's law is centred on one
 STRUCTURED = {"orthogonal", "identity", "zeros", "constant"}
 EXTRA_OPTIONS = {
     "kaiming_uniform": [{"mode": "fan_out"}],
@@ -65,6 +68,8 @@ def textbook_std(name: str, fans: Fans, options: dict) -> float:
         return 1.0 / math.sqrt(fan_in)
     if name == "small_normal":
         return 0.01
+    if name in ("dcgan", "gamma_normal"):
+        return 0.02
     if name == "trunc_normal":
         return options.get("std", 0.02)
     raise AssertionError(f"no theory for {name}")
@@ -75,7 +80,7 @@ def theoretical(name: str, fans: Fans, scale: float, options: dict, stretch: flo
     sd = scale * textbook_std(name, fans, options) * stretch
     law = DISTRIBUTION[name]
     if law == "normal":
-        return stats.norm(0.0, sd)
+        return stats.norm(LOC.get(name, 0.0), sd)
     if law == "uniform":
         bound = math.sqrt(3.0) * sd
         return stats.uniform(-bound, 2 * bound)
@@ -193,10 +198,11 @@ def test_global_rng_untouched(name, options, fans):
 @pytest.mark.parametrize("fans", SMALL_FANS)
 @pytest.mark.parametrize(("name", "options"), CASES, ids=CASE_IDS)
 def test_scale_multiplies(name, options, fans):
-    one = draw(name, fans, scale=1.0, seed=7, options=options)
+    loc = LOC.get(name, 0.0)  # a gamma's deviation from one is what scales
+    one = draw(name, fans, scale=1.0, seed=7, options=options) - loc
     for k in (0.0, 0.25, 2.5):
-        torch.testing.assert_close(draw(name, fans, scale=k, seed=7, options=options), k * one,
-                                   rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(draw(name, fans, scale=k, seed=7, options=options) - loc,
+                                   k * one, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(("name", "options"), [c for c in CASES if c[0] in DISTRIBUTION],

@@ -396,3 +396,30 @@ def test_fit_says_where_it_logs_and_a_finished_study_is_not_logged_twice(store, 
     assert again.extra["mlflow_run_id"] == run_id
     assert len(client.search_runs([exp])) == runs_before  # no new parent, no new children
     assert f"MLflow run {run_id} in experiment 'rerun'" in again.summary()
+
+
+def test_a_custom_loop_logs_its_step_values_and_names_its_functions(store):
+    uri, client, new_experiment = store
+
+    def clipped_step(model, batch, opt):
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        opt.step()
+        return {"loss": loss.item(), "grad_norm": float(norm)}
+
+    result = autoinit.fit(make_model(), make_loader(), n_trials=6, probe_steps=8,
+                          train_step=clipped_step, tracking_uri=uri,
+                          experiment=new_experiment("custom-loop"))
+    run = client.get_run(result.extra["mlflow_run_id"])
+    assert run.data.params["train_step"].endswith("clipped_step")
+    trials = {t.number: t for t in result.study.trials}
+    for kid in children(client, run):
+        t = trials[int(kid.data.tags["autoinit.trial"])]
+        if t.state != TrialState.COMPLETE:
+            continue
+        history = client.get_metric_history(kid.info.run_id, "train/grad_norm")
+        assert [h.value for h in sorted(history, key=lambda h: h.step)] == pytest.approx(
+            t.user_attrs["train_values"]["grad_norm"])
+        assert len(client.get_metric_history(kid.info.run_id, "train_loss")) == 8

@@ -53,3 +53,17 @@ def test_python_snippet_runs(tmp_path, monkeypatch, tiny_loader):
     namespace = {"model": model, "train_loader": tiny_loader}
     exec(compile(snippet, "README.md", "exec"), namespace)  # noqa: S102 - our own README
     assert (tmp_path / "scheme.json").exists()
+
+
+def test_custom_loop_snippet_runs(tiny_loader):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    call = "autoinit.fit(model, train_loader, train_step=train_step, make_state=make_state)"
+    snippet = _blocks("python")[1]
+    assert call in snippet
+    snippet = snippet.replace(call, call[:-1] + ", n_trials=7, probe_steps=4, mlflow=False)")
+    namespace = {"model": model, "train_loader": tiny_loader, "torch": torch}
+    exec(compile("import autoinit\n" + snippet, "README.md", "exec"), namespace)  # noqa: S102
+    result = namespace["result"]
+    assert all(t.user_attrs["train_loss"] for t in result.study.trials if t.values)

@@ -216,13 +216,14 @@ def test_fitting_families():
     assert "identity" not in emb and "kaiming_normal" in emb and "constant" not in emb
     assert "identity" in fitting_families(g["hidden.linear"])
     norm = fitting_families(g["norm"])
-    assert set(norm) == {"constant", "zeros", "pytorch_default"}
+    assert set(norm) == {"constant", "gamma_normal", "zeros", "pytorch_default"}
     for group, layers in g.items():
         assert ("constant" in fitting_families(layers)) == (group == "norm")
+        assert ("gamma_normal" in fitting_families(layers)) == (group == "norm")
     # allowed keeps its order and filters
     assert fitting_families(g["norm"], ["zeros", "orthogonal", "constant"]) == ["zeros", "constant"]
     assert fitting_families(g["hidden.linear"]) == [
-        f for f in list_families() if f not in ("constant",)]
+        f for f in list_families() if f not in ("constant", "gamma_normal")]
 
 
 def test_plan_families_for_and_uniform_fallback():

@@ -15,7 +15,7 @@ from autoinit.errors import ConfigError
 from autoinit.objective import screen
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeData
-from autoinit.space import BASELINES, SearchSpace, baseline_params, suggest_scheme
+from autoinit.space import BASELINES, SearchSpace, baseline_names, baseline_params, suggest_scheme
 
 
 class LSTMNet(nn.Module):
@@ -33,7 +33,7 @@ class LSTMNet(nn.Module):
 def test_choices_fit_each_group():
     plan = ModelPlan.of(LSTMNet())
     space = SearchSpace()
-    assert space.choices(plan, "norm") == ["pytorch_default", "constant", "zeros"]
+    assert space.choices(plan, "norm") == ["pytorch_default", "constant", "zeros", "gamma_normal"]
     assert "identity" not in space.choices(plan, "embedding")
     assert space.choices(plan, "head.linear")[:5] == list(BASELINES)
     assert "forget_gate" in space.bias_rules(plan, "rnn_ih.lstm")
@@ -120,3 +120,24 @@ def test_lsuv_gives_unit_output_variance_and_recreates_from_its_scheme():
     pairs = zip(model.parameters(), again.parameters(), strict=True)
     assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in pairs)  # up to rounding
     assert len({r.scale for r in scheme.groups.values()}) > 2  # per-layer scales were found
+
+
+def test_dcgan_preset_is_queued_for_convolutions_with_norms_and_draws_the_dcgan_rule():
+    assert baseline_names(ModelPlan.of(LSTMNet())) == BASELINES  # a norm but no convolution
+    assert baseline_names(ModelPlan.of(nn.Sequential(nn.Conv2d(1, 4, 3)))) == BASELINES
+    net = nn.Sequential(nn.ConvTranspose2d(8, 64, 4), nn.BatchNorm2d(64), nn.ReLU(),
+                        nn.Conv2d(64, 64, 3), nn.BatchNorm2d(64), nn.Linear(4, 2))
+    plan = ModelPlan.of(net)
+    assert baseline_names(plan) == (*BASELINES, "dcgan")
+    space = SearchSpace()
+    scheme, _ = suggest_scheme(optuna.trial.FixedTrial(baseline_params(plan, space, "dcgan")),
+                               plan, space, lr=1e-3)
+    apply_scheme(net, scheme)
+    weights = torch.cat([net[i].weight.detach().flatten() for i in (0, 3, 5)])
+    assert float(weights.mean()) == pytest.approx(0.0, abs=2e-3)
+    assert float(weights.std()) == pytest.approx(0.02, rel=0.05)
+    gammas = torch.cat([net[1].weight, net[4].weight]).detach()
+    assert float(gammas.mean()) == pytest.approx(1.0, abs=0.01)
+    assert float(gammas.std()) == pytest.approx(0.02, rel=0.2)
+    for i in (0, 1, 3, 4, 5):
+        assert torch.count_nonzero(net[i].bias) == 0  # biases and betas zero

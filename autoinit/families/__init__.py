@@ -13,7 +13,7 @@ Example:
     True
 """
 
-from autoinit.families import _structured, _variance  # noqa: F401  (registers the built-ins)
+from autoinit.families import _dcgan, _structured, _variance  # noqa: F401  (registers the built-ins)
 from autoinit.families._bias import BIAS_RULES, bias_values, check_bias_rule
 from autoinit.families._gains import GAINS, gain_of
 from autoinit.families._registry import Family, Fans, get_family, list_families, register_family

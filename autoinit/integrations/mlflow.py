@@ -14,8 +14,9 @@ Layout of a search in MLflow:
   ``best_score``, ``improvement``, ``cost/*``; artifacts ``autoinit/scheme.json``,
   ``autoinit/comparison.{md,json}``, ``autoinit/summary.txt`` and ``plots/*.png``.
 * child runs (tag ``mlflow.parentRunId``), one per trial: params ``<group>.family``,
-  ``<group>.scale``, ``<group>.bias``, ...; metrics ``probe_loss`` and ``train_loss`` by step,
-  ``score``; tags ``autoinit.state`` / ``autoinit.reason``; status FINISHED, KILLED (pruned) or
+  ``<group>.scale``, ``<group>.bias``, ...; metrics ``probe_loss`` (the held-out loss or the
+  user's score) and ``train_loss`` by step (``train/<name>`` for a custom ``train_step``'s other
+  values), ``score``; tags ``autoinit.state`` / ``autoinit.reason``; status FINISHED, KILLED (pruned) or
   FAILED.
 
 Example:
@@ -346,6 +347,9 @@ class TrialLogger:
         every = max(1, math.ceil(len(train) / TRAIN_POINTS))
         out += [Metric("train_loss", float(v), ts, i * stride + 1) for i, v in enumerate(train)
                 if i % every == 0 and _finite(v)]
+        for key, values in attrs.get("train_values", {}).items():  # a custom train_step's values
+            out += [Metric(f"train/{key}", float(v), ts, i * stride + 1)
+                    for i, v in enumerate(values) if i % every == 0 and _finite(v)]
         if trial.state == TrialState.COMPLETE and _finite(trial.value):
             out.append(Metric("score", float(trial.value), ts, 0))
         for key in ("probe_steps", "screening_passes", "seconds"):
@@ -575,7 +579,8 @@ def _name_of(value: Any) -> str:
 def _summary_params(options: Mapping[str, Any], study_name: str) -> dict[str, str]:
     keys = ("n_trials", "timeout", "budget_steps", "probe_steps", "eval_every", "objective",
             "groups", "families", "optimizer", "lr", "search_lr", "loss_fn", "seed", "n_jobs",
-            "screening", "selection", "val_batches", "bf16", "only", "exclude")
+            "screening", "selection", "val_batches", "bf16", "only", "exclude", "train_step",
+            "score", "make_state")
     out = {k: _name_of(options.get(k)) for k in keys if k in options}
     out["storage"] = _storage_text(options.get("storage")) or "in memory"
     out["study_name"] = study_name

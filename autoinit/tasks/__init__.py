@@ -13,6 +13,7 @@ Example:
 """
 
 from autoinit.tasks._registry import Task, get_task, list_tasks, register_task
+from autoinit.tasks.gan import GAN_GROUPS
 
 __all__ = ["Task", "get_task", "list_tasks", "register_task"]
 
@@ -42,6 +43,13 @@ for _task in (
     Task("lstm_adding", "autoinit.tasks.adding:adding_lstm", "autoinit.tasks.adding:adding_data",
          {"hidden": 64}, {"seq_len": 30, "batch_size": 64},
          "LSTM on the adding problem, T=30"),
+    Task("dcgan_digits", "autoinit.tasks.gan:dcgan", "autoinit.tasks.gan:gan_data",
+         {"z_dim": 16, "channels": 32}, {"batch_size": 64},
+         "small DCGAN on the 8x8 digits, its own two-optimizer loop, scored by a Frechet distance",
+         {"train_step": "autoinit.tasks.gan:gan_train_step", "score": "autoinit.tasks.gan:gan_score",
+          "make_state": "autoinit.tasks.gan:gan_state", "loss_fn": "autoinit.tasks.gan:gan_loss",
+          "groups": GAN_GROUPS},
+         "autoinit.tasks.gan:gan_report"),
 ):
     register_task(_task)
 del _task

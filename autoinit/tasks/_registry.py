@@ -27,6 +27,10 @@ class Task:
             ``(train_loader, val_loader)``, or ``(train_loader, test_loader)`` with ``split="test"``.
         model_kwargs, data_kwargs: the keyword arguments the study file uses.
         summary: one line for ``list_tasks`` and the docs.
+        fit_kwargs: options of :func:`autoinit.fit` the task needs (its own training loop,
+            groups); a string with a ``:`` names a function, ``"package.module:function"``.
+        report: ``"package.module:function"`` of ``report(model, held_out_batches) -> dict``,
+            the task's own final evaluation (``None``: loss and accuracy).
     """
 
     name: str
@@ -35,6 +39,8 @@ class Task:
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
     data_kwargs: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""
+    fit_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    report: str | None = None
 
     def build_model(self, **overrides: Any) -> nn.Module:
         """The model, built with the task's keyword arguments updated by ``overrides``."""
@@ -43,6 +49,15 @@ class Task:
     def loaders(self, split: str = "val", **overrides: Any):
         """``(train_loader, val_loader)``, or ``(train_loader, test_loader)`` for ``split="test"``."""
         return _resolve(self.data)(**{**self.data_kwargs, **overrides, "split": split})
+
+    def fit_options(self) -> dict[str, Any]:
+        """:attr:`fit_kwargs` with every function reference resolved."""
+        return {k: _resolve(v) if isinstance(v, str) and ":" in v else v
+                for k, v in self.fit_kwargs.items()}
+
+    def report_function(self) -> Callable[..., dict[str, Any]] | None:
+        """The task's own final evaluation, resolved, or ``None``."""
+        return _resolve(self.report) if self.report else None
 
 
 def _resolve(ref: str) -> Callable[..., Any]:

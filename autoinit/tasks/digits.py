@@ -20,13 +20,14 @@ import torch
 
 from autoinit.tasks._common import check_split, loaders
 
-__all__ = ["digits_data"]
+__all__ = ["digits_data", "raw_digits"]
 
 _SPLIT_SEED = 0  # the split never changes with the loader's seed
 
 
 @lru_cache(maxsize=1)
-def _splits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def raw_digits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The train / val / test splits with raw pixel values (0 to 16) and labels."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -36,8 +37,15 @@ def _splits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     n_train, n_val = round(0.6 * len(x)), round(0.2 * len(x))
     parts = {"train": order[:n_train], "val": order[n_train:n_train + n_val],
              "test": order[n_train + n_val:]}
-    mean, std = x[parts["train"]].mean(0), x[parts["train"]].std(0).clamp_min(1e-2)
-    return {k: ((x[idx] - mean) / std, y[idx]) for k, idx in parts.items()}
+    return {k: (x[idx], y[idx]) for k, idx in parts.items()}
+
+
+@lru_cache(maxsize=1)
+def _splits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    raw = raw_digits()
+    x = raw["train"][0]
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-2)
+    return {k: ((x - mean) / std, y) for k, (x, y) in raw.items()}
 
 
 def digits_data(batch_size: int = 64, seed: int = 0, image: bool = False, split: str = "val"):
