@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from autoinit.errors import ConfigError
 from autoinit.interrupt import deferred_interrupt
 from autoinit.space import BASELINES, baseline_params
-from autoinit.storage import open_storage
+from autoinit.storage import open_storage, optimize_patiently
 
 __all__ = ["DONE", "check_space", "enqueue_pending", "in_memory", "open_study", "optimize",
            "quiet_optuna", "worker_storage"]
@@ -152,8 +152,7 @@ def optimize(study, obj, n_trials, timeout, budget_steps, callbacks, n_jobs) -> 
 
                 optimize_in_processes(study, obj, n_jobs, n_trials, timeout, stops + callbacks)
             else:
-                study.optimize(obj, timeout=timeout, callbacks=stops + callbacks,
-                               catch=(Exception,), gc_after_trial=False)
+                optimize_patiently(study, obj, timeout, stops + callbacks)
         except KeyboardInterrupt:
             return True
         return pending.requested

@@ -11,7 +11,7 @@ import torch
 
 from autoinit.errors import ConfigError
 from autoinit.interrupt import deferred_interrupt
-from autoinit.storage import open_storage
+from autoinit.storage import open_storage, optimize_patiently
 
 __all__ = ["optimize_in_processes"]
 
@@ -44,8 +44,7 @@ def _worker(payload: bytes, index: int) -> int:
     study = optuna.load_study(study_name=name, storage=_open(spec), sampler=sampler_factory(index),
                               pruner=pruner)
     with deferred_interrupt():  # Ctrl-C reaches every process of the group: stop between steps
-        study.optimize(objective, timeout=timeout, callbacks=callbacks, catch=(Exception,),
-                       gc_after_trial=False)
+        optimize_patiently(study, objective, timeout, callbacks)
     return index
 
 
