@@ -6,7 +6,7 @@ restarts, writes refused for good reported as one line naming the storage, passw
 trial is marked failed after the grace period and queued again
 (``RetryHeartbeatStaleTrialCallback``),
 so a study asked for N trials still ends with N. ``journal:///path/to/file.log`` (or a path
-ending in ``.log``) opens a journal file shared by local processes.
+ending in ``.log``) opens a journal file shared by local processes, with heartbeats too.
 
 Faults, and what is done about them (docs/reliability.md has the whole matrix):
 
@@ -46,12 +46,14 @@ from typing import Any, TypeVar
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 
 from autoinit.errors import ConfigError, StorageError
 
-__all__ = ["HEARTBEAT_INTERVAL", "PATIENCE", "PatientRDBStorage", "fault_kind", "open_storage",
-           "optimize_patiently", "patiently", "redact"]
+__all__ = ["HEARTBEAT_INTERVAL", "PATIENCE", "HeartbeatJournalStorage", "PatientRDBStorage",
+           "fault_kind", "open_storage", "patiently", "redact"]
 
 T = TypeVar("T")
 
@@ -182,9 +184,33 @@ class PatientRDBStorage(RDBStorage):
     for good is dropped quietly; the trial's own thread reports the fault.
     """
 
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            _serialize_sqlite(self.engine)
+
     def record_heartbeat(self, trial_id: int) -> None:
         with contextlib.suppress(StorageError):
             _patient(RDBStorage.record_heartbeat)(self, trial_id)
+
+
+def _serialize_sqlite(engine: sqlalchemy.engine.Engine) -> None:
+    """Make every SQLite transaction take the write lock at its start (``BEGIN IMMEDIATE``;
+    others wait for it, up to the busy timeout).
+
+    Python's sqlite3 driver starts a transaction only at the first write, so a read and the
+    write that depends on it are not atomic: two workers could both take the same queued trial
+    (Optuna reads "waiting", then writes "running"), which 8 workers started at once did.
+    """
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections made before these hooks are not reused
 
 
 # Every call that reaches the database, the private ones Optuna's cache layer uses included.
@@ -220,17 +246,20 @@ def _schema_lock(url: str):
         engine.dispose()
 
 
+def _heartbeats() -> dict[str, Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=2)
+    return {"heartbeat_interval": int(os.environ.get("AUTOINIT_HEARTBEAT_INTERVAL",
+                                                     HEARTBEAT_INTERVAL)),
+            "grace_period": int(os.environ.get("AUTOINIT_GRACE_PERIOD", GRACE_PERIOD)),
+            "heartbeat_stale_trial_callback": retry}
+
+
 def _rdb(url: str, engine_kwargs: dict[str, Any], lock: bool = True) -> PatientRDBStorage:
     with _schema_lock(url) if lock else contextlib.nullcontext(), warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return PatientRDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=int(os.environ.get("AUTOINIT_HEARTBEAT_INTERVAL",
-                                                  HEARTBEAT_INTERVAL)),
-            grace_period=int(os.environ.get("AUTOINIT_GRACE_PERIOD", GRACE_PERIOD)),
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
-        )
+        return PatientRDBStorage(url, engine_kwargs=engine_kwargs, **_heartbeats())
 
 
 # ------------------------------------------------------------------- journal files
@@ -260,13 +289,49 @@ class _JournalFile(JournalFileBackend):
             self._lock.release()
 
 
+class HeartbeatJournalStorage(optuna.storages.JournalStorage, BaseHeartbeat):
+    """A journal storage with heartbeats, as the RDB storages have: a running trial whose
+    worker stopped beating (killed) for ``grace_period`` seconds is failed and queued again, so
+    workers sharing a journal file also end a study with exactly N trials.
+
+    A beat is a trial system attribute ``[trial_id, unix time]`` (the id, because a retried
+    trial inherits its predecessor's attributes); a trial without one is never stale.
+    """
+
+    def __init__(self, backend: JournalFileBackend, heartbeat_interval: int, grace_period: int,
+                 heartbeat_stale_trial_callback: Callable) -> None:
+        super().__init__(backend)
+        self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+        self.heartbeat_stale_trial_callback = heartbeat_stale_trial_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError, StorageError):
+            self.set_trial_system_attr(trial_id, _BEAT, [trial_id, time.time()])
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now = time.time()
+        return [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False,  # noqa: SLF001
+                                                          states=(TrialState.RUNNING,))
+                if (beat := t.system_attrs.get(_BEAT)) and beat[0] == t._trial_id  # noqa: SLF001
+                and now - beat[1] > self.grace_period]
+
+    def get_heartbeat_interval(self) -> int:
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self) -> Callable:
+        return self.heartbeat_stale_trial_callback
+
+
+_BEAT = "autoinit:heartbeat"
+
+
 def _journal_error(path: str, exc: OSError) -> StorageError:
     return StorageError(f"storage journal file {path!r} cannot be written: "
                         f"{exc.strerror or exc}; the study keeps its finished trials: "
                         "rerun the same command to resume")
 
 
-def _open_journal(path: str) -> optuna.storages.JournalStorage:
+def _open_journal(path: str) -> HeartbeatJournalStorage:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ConfigError(f"storage journal file {path!r} cannot be opened: its folder "
@@ -274,7 +339,7 @@ def _open_journal(path: str) -> optuna.storages.JournalStorage:
     if not os.access(path if os.path.exists(path) else folder, os.W_OK):
         raise ConfigError(f"storage journal file {path!r} cannot be opened: it is read-only")
     try:
-        return optuna.storages.JournalStorage(_JournalFile(path))
+        return HeartbeatJournalStorage(_JournalFile(path), **_heartbeats())
     except OSError as exc:
         raise _journal_error(path, exc) from None
 
@@ -325,41 +390,3 @@ def _check_sqlite_file(url: str) -> None:
         if not os.access(path, os.W_OK) or not os.access(os.path.dirname(os.path.abspath(path)),
                                                          os.W_OK):
             raise ConfigError(f"storage {redact(url)!r} cannot be opened: {path!r} is read-only")
-
-
-# ------------------------------------------------------------------- a worker's loop
-
-def optimize_patiently(study: optuna.Study, objective: Callable, timeout: float | None,
-                       callbacks: list) -> None:
-    """``study.optimize`` until ``callbacks`` stop it, going on when a peer failed this worker's
-    trial meanwhile (its heartbeat lapsed while the database was away: the trial is already
-    queued again, so only this worker's copy of the result is dropped).
-
-    A :class:`StorageError` raised while a trial is told is raised as itself (Optuna 5 hides it
-    behind an ``AssertionError`` of its own).
-    """
-    start = time.monotonic()
-    while True:
-        left = None if timeout is None else timeout - (time.monotonic() - start)
-        if left is not None and left <= 0:
-            return
-        try:
-            study.optimize(objective, timeout=left, callbacks=callbacks, catch=(Exception,),
-                           gc_after_trial=False)
-            return
-        except (AssertionError, ValueError) as exc:
-            chain = _context_chain(exc)
-            if error := next((e for e in chain if isinstance(e, StorageError)), None):
-                raise error from None
-            if not any(str(e).startswith("Cannot tell a FAIL trial") for e in chain):
-                raise
-            warnings.warn("a trial of this worker was failed by another worker while the storage "
-                          "was away and is queued again; this worker goes on", stacklevel=2)
-
-
-def _context_chain(exc: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    while exc is not None and exc not in chain:
-        chain.append(exc)
-        exc = exc.__context__
-    return chain

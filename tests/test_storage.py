@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import tiny_mlp
 
-from autoinit.errors import ConfigError
+from autoinit.errors import ConfigError, StorageError
 from autoinit.search import run_search
 from autoinit.storage import open_storage, redact
 
@@ -31,12 +31,13 @@ def test_storage_kinds(tmp_path):
         open_storage("redis://u:secret@localhost/0")
 
 
-def test_unreachable_storage_is_one_clear_line_without_the_password():
-    with pytest.raises(ConfigError) as info:
+def test_unreachable_storage_is_retried_then_one_clear_line_without_the_password(monkeypatch):
+    monkeypatch.setenv("AUTOINIT_STORAGE_PATIENCE", "1")
+    with pytest.raises(StorageError) as info:  # not the user's input: exit 1, not 2
         open_storage("postgresql://alice:hunter2@127.0.0.1:1/studies")
     message = str(info.value)
-    assert "cannot be opened" in message and "hunter2" not in message and "***" in message
-    assert "\n" not in message
+    assert "still fails after" in message and "Connection refused" in message
+    assert "hunter2" not in message and "***" in message and "\n" not in message
 
 
 def test_a_missing_database_driver_says_what_to_install(monkeypatch):

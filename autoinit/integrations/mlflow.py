@@ -64,6 +64,7 @@ from autoinit.errors import SchemeError
 from autoinit.integrations import TrackingError, TrackingWarning
 from autoinit.result import FitResult
 from autoinit.scheme import GroupRule, InitScheme, fingerprint
+from autoinit.sharing import SURPLUS
 
 __all__ = ["SCHEME_ARTIFACT", "SearchTracker", "TrialLogger", "default_study_name", "flatten_rules",
            "load_scheme_ref", "redact"]
@@ -271,7 +272,7 @@ class TrialLogger:
         return self._client
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state not in _STATES:
+        if trial.state not in _STATES or trial.user_attrs.get(SURPLUS):  # a trial never run
             return
         if self.background and not self.alarm.require and os.getpid() == self.alarm.owner:
             if self._thread is None:
