@@ -47,6 +47,8 @@ def _worker(payload: bytes, index: int) -> int:
                               pruner=pruner)
     with deferred_interrupt():  # Ctrl-C reaches every process of the group: stop between steps
         optimize_patiently(study, objective, timeout, callbacks, n_trials)
+    for callback in callbacks:  # e.g. tracking: what it could not send yet, tried once more
+        getattr(callback, "drain", lambda: None)()
     return index
 
 

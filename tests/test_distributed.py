@@ -38,10 +38,13 @@ def _wait_for(predicate, timeout: float = 120.0) -> None:
     raise AssertionError("timed out waiting")
 
 
-def test_two_workers_one_killed_mid_trial(postgres_url):
+def test_two_workers_one_killed_mid_trial(postgres_url, tmp_path):
+    from autoinit.integrations.testing import sqlite_store
+
     n = 20
-    a = _start(postgres_url, "killed", n, 150)
-    b = _start(postgres_url, "killed", n, 150)
+    tracking = {"WORKER_TRACKING_URI": sqlite_store(tmp_path / "mlflow.db")}
+    a = _start(postgres_url, "killed", n, 150, tracking)
+    b = _start(postgres_url, "killed", n, 150, tracking)
 
     def study():
         return optuna.load_study(study_name="killed", storage=postgres_url)
@@ -79,6 +82,18 @@ def test_two_workers_one_killed_mid_trial(postgres_url):
     assert report["chosen"] in {t.user_attrs.get("baseline", f"search #{t.number}")
                                 for t in complete if t.number in report["candidates"]}
     assert "s3cret-pw" not in out + err
+    # MLflow: the survivor closed the dead worker's parent run; no run is left RUNNING
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    client = MlflowClient(tracking["WORKER_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("distributed").experiment_id
+    runs = client.search_runs([experiment], run_view_type=ViewType.ALL)
+    parents = {r.data.tags["autoinit.worker"].rpartition(":")[2]: r for r in runs
+               if "autoinit.worker" in r.data.tags}
+    assert parents[str(a.pid)].info.status == "KILLED"
+    assert parents[str(b.pid)].info.status == "FINISHED"
+    assert not [r for r in runs if r.info.status == "RUNNING"]
 
 
 def test_unreachable_postgres_is_retried_then_reported_with_the_password_hidden(postgres_url,
