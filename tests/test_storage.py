@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import shutil
+import subprocess
+
 import optuna
 import pytest
 import torch
@@ -92,3 +97,76 @@ def test_trial_interrupted_mid_probe_is_retried_on_resume(tiny_loader, tmp_path)
     done = [t for t in resumed.study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
                                                            optuna.trial.TrialState.PRUNED)]
     assert len(done) == 8
+
+
+# ------------------------------------------------------------------ a disk that fills up
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tiny tmpfs mounted at ``tmp_path/disk`` (needs root): a disk that fills up, and that
+    can be made larger or read-only with ``mount -o remount,...``."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _remount(disk, options: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{options}", str(disk)], check=True)
+
+
+def _url(kind: str, disk) -> str:
+    return f"sqlite:///{disk / 's.db'}" if kind == "sqlite" else f"journal://{disk / 's.log'}"
+
+
+def _trials(url: str):
+    return optuna.load_study(study_name="s", storage=open_storage(url)).get_trials(deepcopy=False)
+
+
+DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+@pytest.mark.parametrize("kind, size", [("sqlite", "200k"), ("journal", "64k")])
+def test_a_full_disk_is_one_line_naming_the_file_and_the_study_resumes(kind, size, small_disk,
+                                                                       tiny_loader, monkeypatch):
+    monkeypatch.setenv("AUTOINIT_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("AUTOINIT_GRACE_PERIOD", "2")
+    _remount(small_disk, f"size={size}")
+    url = _url(kind, small_disk)
+    with pytest.raises(StorageError) as info:
+        run_search(tiny_mlp(), tiny_loader, storage=url, study_name="s", n_trials=500,
+                   probe_steps=4)
+    message = str(info.value)
+    assert str(small_disk) in message and "\n" not in message
+    assert "disk is full" in message or "No space left on device" in message
+    kept = [t for t in _trials(url) if t.state in DONE]
+    assert len(kept) >= 6  # the baselines at least finished before the disk filled
+    _remount(small_disk, "size=8m")  # space freed: the same call resumes the study
+    n = len(kept) + 3
+    result = run_search(tiny_mlp(), tiny_loader, storage=url, study_name="s", n_trials=n,
+                        probe_steps=4)
+    trials = result.study.get_trials(deepcopy=False)
+    assert sum(t.state in DONE for t in trials) == n
+    assert [t.number for t in trials if t.state in DONE][:len(kept)] == [t.number for t in kept]
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_read_only_storage_is_bad_input_naming_the_file(kind, small_disk, tiny_loader):
+    _remount(small_disk, "size=8m")
+    url = _url(kind, small_disk)
+    run_search(tiny_mlp(), tiny_loader, storage=url, study_name="s", **SMALL)
+    gc.collect()  # the study's database connections closed: the disk can be remounted
+    _remount(small_disk, "ro")
+    with pytest.raises(ConfigError, match="read-only") as info:
+        run_search(tiny_mlp(), tiny_loader, storage=url, study_name="s", n_trials=12,
+                   probe_steps=8)
+    assert str(small_disk) in str(info.value) and "\n" not in str(info.value)
+    _remount(small_disk, "rw")
+    assert sum(t.state in DONE for t in _trials(url)) == SMALL["n_trials"]  # untouched
