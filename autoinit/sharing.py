@@ -38,34 +38,53 @@ SURPLUS = "surplus"  # user attribute of a trial not run: the study already had 
 
 
 @dataclass
-class _Slotted:
-    """``objective``, run only when its trial is one of the first ``n`` trials not failed."""
+class _Guarded:
+    """``objective``, run only when its trial is one of the first ``n`` trials not failed
+    (``n=None``: always); a storage fault inside it stops the worker instead of failing the
+    trial (the storage could not record that anyway)."""
 
     objective: Callable[[optuna.Trial], float]
-    n: int
+    n: int | None
 
     def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            if self.n is not None:
+                self._check_place(trial, self.n)
+            return self.objective(trial)
+        except StorageError as exc:
+            raise _StorageFault(exc) from exc
+
+    @staticmethod
+    def _check_place(trial: optuna.Trial, n: int) -> None:
         ahead = sum(t.state != TrialState.FAIL for t in trial.study.get_trials(deepcopy=False)
                     if t.number < trial.number)
-        if ahead >= self.n:
+        if ahead >= n:
             trial.set_user_attr(SURPLUS, True)
-            trial.set_user_attr("failure", f"not run: the study already has its {self.n} trials")
+            trial.set_user_attr("failure", f"not run: the study already has its {n} trials")
             raise _Surplus(f"trial {trial.number} not run: {ahead} trials come before it")
-        return self.objective(trial)
 
 
 class _Surplus(Exception):
     """A trial started by a worker that counted at the same instant as another."""
 
 
+class _StorageFault(BaseException):
+    """Carries a :class:`StorageError` past Optuna's ``catch=(Exception,)``: the trial is not
+    marked failed (it stays running; its heartbeat lapses and it is retried on resume)."""
+
+    def __init__(self, error: StorageError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def optimize_patiently(study: optuna.Study, objective: Callable, timeout: float | None,
                        callbacks: list, n_trials: int | None = None) -> None:
     """``study.optimize`` until ``callbacks`` stop it; with ``n_trials``, trials beyond the
     first ``n_trials`` are not run (see the module's docstring). Goes on when a peer failed
-    this worker's trial meanwhile. A :class:`StorageError` raised while a trial is told is
-    raised as itself (Optuna 5 hides it behind an ``AssertionError`` of its own)."""
-    if n_trials is not None:
-        objective = _Slotted(objective, n_trials)
+    this worker's trial meanwhile. A :class:`StorageError` stops the worker and is raised as
+    itself, whether it came from inside a trial or while the trial was told (where Optuna 5
+    hides it behind an ``AssertionError`` of its own)."""
+    objective = _Guarded(objective, n_trials)
     start = time.monotonic()
     while True:
         left = None if timeout is None else timeout - (time.monotonic() - start)
@@ -75,6 +94,8 @@ def optimize_patiently(study: optuna.Study, objective: Callable, timeout: float 
             study.optimize(objective, timeout=left, callbacks=callbacks, catch=(Exception,),
                            gc_after_trial=False)
             return
+        except _StorageFault as fault:
+            raise fault.error from None
         except (AssertionError, ValueError) as exc:
             chain = _context_chain(exc)
             if error := next((e for e in chain if isinstance(e, StorageError)), None):
