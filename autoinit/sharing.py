@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Callable
@@ -59,6 +60,7 @@ class _Guarded:
         ahead = sum(t.state != TrialState.FAIL for t in trial.study.get_trials(deepcopy=False)
                     if t.number < trial.number)
         if ahead >= n:
+            _unlogged.add(trial.number)
             trial.set_user_attr(SURPLUS, True)
             trial.set_user_attr("failure", f"not run: the study already has its {n} trials")
             raise _Surplus(f"trial {trial.number} not run: {ahead} trials come before it")
@@ -66,6 +68,21 @@ class _Guarded:
 
 class _Surplus(Exception):
     """A trial started by a worker that counted at the same instant as another."""
+
+
+_unlogged: set[int] = set()  # surplus trials of this process, whose failure is not an error
+
+
+class _QuietSurplus(logging.Filter):
+    """Drops Optuna's "Trial N failed ..." warnings (and traceback) for surplus trials."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        words = str(record.msg).split(maxsplit=2)
+        return not (len(words) > 1 and words[0] == "Trial" and words[1].isdigit()
+                    and int(words[1]) in _unlogged)
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_QuietSurplus())
 
 
 class _StorageFault(BaseException):

@@ -163,7 +163,9 @@ def load(args) -> dict:
             "exit_codes": [p.returncode for p in procs],
             "stderr_tails": [e.strip().splitlines()[-1] for e in errors if e.strip()],
             "finished": len(done), "running_left": sum(t.state == TrialState.RUNNING for t in trials),
-            "failed": sum(t.state == TrialState.FAIL for t in trials),
+            "failed": sum(t.state == TrialState.FAIL and not t.user_attrs.get("surplus")
+                          for t in trials),
+            "surplus_not_run": sum(bool(t.user_attrs.get("surplus")) for t in trials),
             "trials_per_hour": len(done) / hours, "wall_seconds": wall,
             "peak_connections": peak["connections"],
             "transactions_per_finished_trial": spent / len(done),

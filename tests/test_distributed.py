@@ -16,6 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from autoinit.space import BASELINES
+from autoinit.status import study_status
 
 WORKER = str(Path(__file__).with_name("distributed_worker.py"))
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -222,6 +223,8 @@ def test_eight_workers_started_at_once_on_an_empty_storage_share_one_study(kind,
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     baselines = [t.user_attrs["baseline"] for t in trials if "baseline" in t.user_attrs]
     assert sorted(baselines) == sorted({*BASELINES, "lsuv"})  # queued once, each ran once
+    status = study_status(url, "array")  # a trial a worker began beyond N is no failure
+    assert status.finished == 10 and status.counts["failed"] == 0
 
 
 # ----------------------------------------------------------------- the database restarts
