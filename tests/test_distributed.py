@@ -262,3 +262,47 @@ def test_a_database_restart_mid_search_loses_nothing():
         trials = optuna.load_study(study_name="restart", storage=server.url).trials
         assert sum(t.state in DONE for t in trials) == n
         assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+@pytest.mark.timeout(600)
+def test_a_database_away_longer_than_the_patience_is_exit_1_then_the_study_resumes(tmp_path):
+    """The database stops for good mid-search: after AUTOINIT_STORAGE_PATIENCE seconds of
+    retries the command ends with exit 1 and one error line naming the storage (not bad input,
+    exit 2); started again, the same command resumes the study to its full count."""
+    from autoinit.testing import PostgresServer, PostgresUnavailable
+
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    with server:
+        (tmp_path / "tiny.toml").write_text(STUDY)
+        (tmp_path / "factories.py").write_text(FACTORIES)
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "AUTOINIT_STORAGE_PATIENCE": "3",
+               "AUTOINIT_HEARTBEAT_INTERVAL": "1", "AUTOINIT_GRACE_PERIOD": "2"}
+        cmd = [sys.executable, "-m", "autoinit", "search", "tiny.toml", "--storage", server.url,
+               "--study-name", "away", "--out", "s.json"]
+        proc = subprocess.Popen([*cmd, "--n-trials", "1000"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def finished() -> int:
+            try:
+                return sum(t.state in DONE for t in _study(server.url, "away").trials)
+            except KeyError:
+                return 0
+
+        _wait_for(lambda: finished() >= 8)
+        server.stop()
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 1, err[-2000:]
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("autoinit: error: storage 'postgresql://postgres:***@127.0.0.1:")
+        assert "still fails after" in last and "s3cret-pw" not in err and "Traceback" not in err
+        server.start()
+        kept = finished()
+        again = subprocess.run([*cmd, "--n-trials", str(kept + 2)], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr[-2000:]
+        trials = _study(server.url, "away").trials
+        assert sum(t.state in DONE for t in trials) == kept + 2
+        assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
