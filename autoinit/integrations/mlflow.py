@@ -304,7 +304,7 @@ class TrialLogger:
             if self._thread.is_alive():
                 return
             self._thread = None
-        if self.backlog or self.abandoned:
+        if (self.backlog or self.abandoned) and not self.alarm.require:  # require: raised already
             self._flush()
 
     def _work(self) -> None:
@@ -472,8 +472,12 @@ class SearchTracker:
         self.callback.drain()
         self.alarm.collect()
         try:
-            with _quick_http(), tempfile.TemporaryDirectory(prefix="autoinit-mlflow-") as tmp:
+            with _quick_http():
                 close_orphans(self.client, self.experiment_id, self.study_name, self.run_id)
+        except Exception as exc:  # noqa: BLE001 - tracking must not break the search
+            self.alarm.report(exc, "closing the runs left RUNNING")
+        try:
+            with _quick_http(), tempfile.TemporaryDirectory(prefix="autoinit-mlflow-") as tmp:
                 self._log_result(result, model, Path(tmp))
         except TrackingError:
             raise
