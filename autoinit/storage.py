@@ -17,7 +17,8 @@ Faults, and what is done about them (docs/reliability.md has the whole matrix):
 * The database goes away mid-search (a restart, a failover, the network): every storage call is
   retried with backoff on a fresh connection for up to ``AUTOINIT_STORAGE_PATIENCE`` seconds
   (default 60), then :class:`~autoinit.errors.StorageError`. A transient fault is never
-  reported as bad input.
+  reported as bad input. Connections are checked before use (``pool_pre_ping``), which doubles
+  the round trips of tiny calls; ``AUTOINIT_PRE_PING=0`` turns the check off.
 * A write refused for good (a full disk, a read-only file): :class:`~autoinit.errors.StorageError`
   naming the storage; a journal file is cut back to its last whole record, so it stays readable.
 
@@ -80,7 +81,8 @@ _TRANSIENT = re.compile(
     r"connection refused|could not connect|server closed the connection|terminating connection"
     r"|connection (?:is |was |has been )?(?:closed|reset|lost)|the database system is"
     r"|too many (?:connections|clients)|timeout|timed out|database is locked|broken pipe"
-    r"|lost connection|gone away|consuming input failed", re.IGNORECASE)
+    r"|lost connection|gone away|consuming input failed|invalid transaction is rolled back",
+    re.IGNORECASE)
 # Workers creating the same tables at once: the loser sees the winner's tables; retry and load.
 _CREATION_RACE = re.compile(r"already exists|duplicate key|unique constraint", re.IGNORECASE)
 
@@ -124,10 +126,12 @@ def _patience() -> float:
     return float(os.environ.get("AUTOINIT_STORAGE_PATIENCE", PATIENCE))
 
 
-def patiently(call: Callable[[], T], url: str, opening: bool = False) -> T:
+def patiently(call: Callable[[], T], url: str, opening: bool = False,
+              reset: Callable[[], None] = lambda: None) -> T:
     """``call()``, retried with backoff (0.25 s doubling to 4 s, jittered) while it fails with a
     transient storage fault, for up to ``AUTOINIT_STORAGE_PATIENCE`` seconds; then
-    :class:`StorageError` with the last cause. Other errors are raised at once."""
+    :class:`StorageError` with the last cause. Other errors are raised at once. ``reset`` runs
+    before each retry (drop a session the fault left unusable)."""
     patience, delay, start, warned = _patience(), 0.25, time.monotonic(), False
     while True:
         try:
@@ -149,6 +153,8 @@ def patiently(call: Callable[[], T], url: str, opening: bool = False) -> T:
                               f"{patience:g} s", stacklevel=2)
             time.sleep(min(delay, patience - waited) * random.uniform(0.75, 1.25))
             delay = min(2 * delay, 4.0)
+            with contextlib.suppress(Exception):
+                reset()
 
 
 # ------------------------------------------------------------------- relational databases
@@ -163,7 +169,8 @@ def _patient(method: Callable[..., T]) -> Callable[..., T]:
             return method(self, *args, **kwargs)
         _inside.call = True
         try:
-            return patiently(lambda: method(self, *args, **kwargs), self.url)
+            return patiently(lambda: method(self, *args, **kwargs), self.url,
+                             reset=self.scoped_session.remove)
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
             if fault_kind(exc) is None:
                 raise
@@ -368,7 +375,7 @@ def open_storage(storage: str | optuna.storages.BaseStorage | None):
         )
     _check_sqlite_file(storage)
     engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {
-        "pool_pre_ping": True}
+        "pool_pre_ping": os.environ.get("AUTOINIT_PRE_PING", "1") == "1"}  # 0: half the round trips
     try:
         return patiently(lambda: _rdb(storage, engine_kwargs), storage, opening=True)
     except StorageError:

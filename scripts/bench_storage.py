@@ -12,8 +12,14 @@ trial phase, the most connections open at once (``pg_stat_activity``, sampled ev
 transactions per finished trial (``pg_stat_database``: every storage call is one transaction,
 a round trip or more).
 
+``restart``: 2 workers (``tests/distributed_worker.py``) on one study; once both run a trial
+PostgreSQL is stopped for 3 s and started again. Once with ``AUTOINIT_STORAGE_PATIENCE=0`` (no
+retries: the storage as it was before) and once with the default 60 s: exit codes, finished,
+failed and stuck trials.
+
     python scripts/bench_storage.py start --workers 8 --repeats 5
     python scripts/bench_storage.py load --workers 8 --n-trials 48
+    python scripts/bench_storage.py restart
 """
 
 from __future__ import annotations
@@ -174,9 +180,47 @@ def load(args) -> dict:
     return report
 
 
+def restart(args) -> dict:
+    report = {}
+    worker = str(REPO / "tests" / "distributed_worker.py")
+    with PostgresServer() as server:
+        for patience in ("0", "60"):
+            url = fresh_database(server, f"restart_{patience}")
+            env_ = {**env(), "AUTOINIT_STORAGE_PATIENCE": patience, "AUTOINIT_HEARTBEAT_INTERVAL": "1",
+                    "AUTOINIT_GRACE_PERIOD": "10"}
+            procs = [subprocess.Popen([sys.executable, worker, url, "restart", "16", "60"], env=env_,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                     for _ in range(2)]
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                try:
+                    trials = optuna.load_study(study_name="restart", storage=url).trials
+                    if sum(t.state == TrialState.RUNNING for t in trials) >= 2 and len(trials) >= 8:
+                        break
+                except KeyError:
+                    pass
+                time.sleep(0.2)
+            server.stop()
+            time.sleep(3.0)
+            server.start()
+            errors = [p.communicate()[1] for p in procs]
+            trials = optuna.load_study(study_name="restart", storage=url).trials
+            report[f"patience {patience} s"] = {
+                "exit_codes": [p.returncode for p in procs],
+                "last_stderr_lines": [e.strip().splitlines()[-1][:200] for e in errors if e.strip()],
+                "finished": sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
+                "asked_for": 16,
+                "failed": sum(t.state == TrialState.FAIL for t in trials),
+                "running_or_waiting": sum(t.state in (TrialState.RUNNING, TrialState.WAITING)
+                                          for t in trials),
+            }
+            print(json.dumps(report[f"patience {patience} s"]), flush=True)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["start", "load"])
+    parser.add_argument("what", choices=["start", "load", "restart"])
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n-trials", type=int, default=48)
@@ -184,7 +228,8 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     load_before = os.getloadavg()
-    report = {"what": args.what, **(start(args) if args.what == "start" else load(args)),
+    run = {"start": start, "load": load, "restart": restart}[args.what]
+    report = {"what": args.what, **run(args),
               "load_average_before": load_before, "load_average_after": os.getloadavg(),
               "cpus": os.cpu_count(),
               "optuna": optuna.__version__}
