@@ -100,7 +100,7 @@ def optimize_patiently(study: optuna.Study, objective: Callable, timeout: float 
     first ``n_trials`` are not run (see the module's docstring). Goes on when a peer failed
     this worker's trial meanwhile. A :class:`StorageError` stops the worker and is raised as
     itself, whether it came from inside a trial or while the trial was told (where Optuna 5
-    hides it behind an ``AssertionError`` of its own)."""
+    hides it behind an ``AssertionError`` or ``UnboundLocalError`` of its own)."""
     objective = _Guarded(objective, n_trials)
     start = time.monotonic()
     while True:
@@ -113,7 +113,7 @@ def optimize_patiently(study: optuna.Study, objective: Callable, timeout: float 
             return
         except _StorageFault as fault:
             raise fault.error from None
-        except (AssertionError, ValueError) as exc:
+        except Exception as exc:  # Optuna's own errors may hide the storage's: find it
             chain = _context_chain(exc)
             if error := next((e for e in chain if isinstance(e, StorageError)), None):
                 raise error from None
