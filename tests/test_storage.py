@@ -14,7 +14,7 @@ from conftest import tiny_mlp
 
 from autoinit.errors import ConfigError, StorageError
 from autoinit.search import run_search
-from autoinit.storage import open_storage, redact
+from autoinit.storage import fault_kind, open_storage, redact
 
 SMALL = {"n_trials": 8, "probe_steps": 8}
 
@@ -43,6 +43,28 @@ def test_unreachable_storage_is_retried_then_one_clear_line_without_the_password
     message = str(info.value)
     assert "still fails after" in message and "Connection refused" in message
     assert "hunter2" not in message and "***" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("message, opening, kind", [
+    ('connection to server at "127.0.0.1", port 1 failed: Connection refused', False, "transient"),
+    ("terminating connection due to administrator command", False, "transient"),
+    ("the database system is starting up", False, "transient"),
+    ("database is locked", False, "transient"),
+    ('FATAL:  password authentication failed for user "u"', False, "permanent"),
+    ('FATAL:  database "nope" does not exist', False, "permanent"),
+    ("database or disk is full", False, "permanent"),
+    ("attempt to write a readonly database", False, "permanent"),
+    ('duplicate key value violates unique constraint "pg_type_typname_nsp_index"', True,
+     "transient"),  # workers creating the same tables at once
+    ('duplicate key value violates unique constraint "pg_type_typname_nsp_index"', False,
+     "permanent"),
+])
+def test_fault_kinds(message, opening, kind):
+    import sqlalchemy
+
+    exc = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception(message))
+    assert fault_kind(exc, opening) == kind
+    assert fault_kind(KeyError("no study"), opening) is None
 
 
 def test_a_missing_database_driver_says_what_to_install(monkeypatch):
