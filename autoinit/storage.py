@@ -196,6 +196,11 @@ class PatientRDBStorage(RDBStorage):
         if self.engine.dialect.name == "sqlite":
             _serialize_sqlite(self.engine)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:  # unpickled: a new engine
+        super().__setstate__(state)
+        if self.engine.dialect.name == "sqlite":
+            _serialize_sqlite(self.engine)
+
     def record_heartbeat(self, trial_id: int) -> None:
         with contextlib.suppress(StorageError):
             _patient(RDBStorage.record_heartbeat)(self, trial_id)
