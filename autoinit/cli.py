@@ -5,8 +5,9 @@ baselines vs chosen, the cost), ``status`` (a study's trials and best scores so 
 its storage), ``show`` (a scheme as a table), ``diagnose`` (per-layer signals
 under the default init or a scheme) and ``compare`` (full trainings, chosen scheme vs baselines,
 several seeds). Exit codes: 0 success; 2 bad input, printed as one line naming the field and the
-value; 1 an internal error; 130 interrupted (Ctrl-C; a search keeps its trials and resumes when
-the same command is run again). ``--debug`` on any command prints the traceback too.
+value; 1 an internal error, or a storage that fails (unreachable after retries, a full disk); 130
+interrupted (Ctrl-C; a search keeps its trials and resumes when the same command is run again).
+``--debug`` on any command prints the traceback too.
 
 Example:
     >>> main(["show", "--help"])  # doctest: +ELLIPSIS
@@ -42,7 +43,7 @@ from autoinit.config import (
     seeded_model,
     study_from_dict,
 )
-from autoinit.errors import AutoinitError, ConfigError
+from autoinit.errors import AutoinitError, ConfigError, StorageError
 from autoinit.integrations.ui import ui_lines
 from autoinit.space import BASELINES
 from autoinit.storage import redact
@@ -75,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             why = str(exc.__cause__ if isinstance(exc, click.Abort) else exc)  # click wraps it
             return _fail(exc, EXIT_INTERRUPTED, debug, f"interrupted {why}" if why else
                          "interrupted")
+        except StorageError as exc:  # the storage failed, not the input: exit 1, the cause
+            return _fail(exc, EXIT_INTERNAL, debug, _one_line(exc))
         except AutoinitError as exc:  # ConfigError, SchemeError, StudyFileError: bad input
             return _fail(exc, EXIT_BAD_INPUT, debug, _one_line(exc))
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1
@@ -452,7 +455,8 @@ def _explain_missing(config: StudyConfig) -> None:
 
 
 def _open_storage(url: str) -> optuna.storages.BaseStorage:
-    """Open the Optuna storage now, so a bad or unreachable one is bad input (exit 2)."""
+    """Open the Optuna storage now: a bad one is bad input (exit 2), one that stays unreachable
+    after retries a StorageError (exit 1)."""
     from autoinit.storage import open_storage
 
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AutoinitError", "ConfigError", "SchemeError"]
+__all__ = ["AutoinitError", "ConfigError", "SchemeError", "StorageError"]
 
 
 class AutoinitError(Exception):
@@ -22,3 +22,16 @@ class ConfigError(AutoinitError, ValueError):
 
 class SchemeError(AutoinitError, ValueError):
     """A scheme file is malformed, or a scheme does not match the model it is applied to."""
+
+
+class StorageError(AutoinitError, RuntimeError):
+    """The study's storage failed and it is not the user's input: a database still unreachable
+    after retries, a disk that is full. The study keeps every finished trial; rerunning the same
+    command once the storage is back resumes it.
+
+    Example:
+        >>> raise StorageError("storage 'sqlite:///s.db' cannot be written: database or disk is full")
+        Traceback (most recent call last):
+        ...
+        autoinit.errors.StorageError: storage 'sqlite:///s.db' cannot be written: database or disk is full
+    """

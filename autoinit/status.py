@@ -25,6 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autoinit.errors import ConfigError
+from autoinit.sharing import SURPLUS
 from autoinit.storage import open_storage, redact
 
 __all__ = ["StudyStatus", "TrialSummary", "study_status"]
@@ -100,7 +101,8 @@ def study_status(storage: str | optuna.storages.BaseStorage, study_name: str,
         names = sorted(s.study_name for s in opened.get_all_studies())
         raise ConfigError(f"study_name {study_name!r} is not in storage {redact(str(storage))!r}; "
                           f"it holds {names or 'no study'}") from None
-    trials = opened.get_all_trials(study_id, deepcopy=False)
+    trials = [t for t in opened.get_all_trials(study_id, deepcopy=False)
+              if not t.user_attrs.get(SURPLUS)]  # never run: a worker counted with another
     counts = {name: sum(t.state == state for t in trials) for state, name in _STATES.items()}
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
                       key=lambda t: (t.value, t.number))

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from autoinit.errors import ConfigError
 from autoinit.interrupt import deferred_interrupt
+from autoinit.sharing import SURPLUS, optimize_patiently
 from autoinit.space import BASELINES, baseline_names, baseline_params
 from autoinit.storage import open_storage
 
@@ -175,8 +176,7 @@ def optimize(study, obj, n_trials, timeout, budget_steps, callbacks, n_jobs) -> 
 
                 optimize_in_processes(study, obj, n_jobs, n_trials, timeout, stops + callbacks)
             else:
-                study.optimize(obj, timeout=timeout, callbacks=stops + callbacks,
-                               catch=(Exception,), gc_after_trial=False)
+                optimize_patiently(study, obj, timeout, stops + callbacks, n_trials)
         except KeyboardInterrupt:
             return True
         return pending.requested
@@ -234,7 +234,8 @@ class _FailStreak:
     limit: int = 5
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        last = study.get_trials(deepcopy=False)[-self.limit:]
+        last = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS)
+                ][-self.limit:]
         if len(last) == self.limit and all(t.state == TrialState.FAIL for t in last):
             warnings.warn(f"stopping the search after {self.limit} failed trials in a row; last "
                           f"error: {trial.user_attrs.get('failure', 'unknown')}", stacklevel=2)

@@ -11,6 +11,7 @@ import torch
 
 from autoinit.errors import ConfigError
 from autoinit.interrupt import deferred_interrupt
+from autoinit.sharing import optimize_patiently
 from autoinit.storage import open_storage
 from autoinit.study import quiet_optuna
 
@@ -41,13 +42,15 @@ def _open(spec: tuple[str, str]) -> optuna.storages.BaseStorage:
 def _worker(payload: bytes, index: int) -> int:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    objective, name, spec, sampler_factory, pruner, callbacks, timeout = cloudpickle.loads(payload)
+    objective, name, spec, sampler_factory, pruner, callbacks, timeout, n_trials = \
+        cloudpickle.loads(payload)
     study = optuna.load_study(study_name=name, storage=_open(spec), sampler=sampler_factory(index),
                               pruner=pruner)
     # Ctrl-C reaches every process of the group: stop between steps, without Optuna's traceback
     with deferred_interrupt(), quiet_optuna():
-        study.optimize(objective, timeout=timeout, callbacks=callbacks, catch=(Exception,),
-                       gc_after_trial=False)
+        optimize_patiently(study, objective, timeout, callbacks, n_trials)
+    for callback in callbacks:  # e.g. tracking: what it could not send yet, tried once more
+        getattr(callback, "drain", lambda: None)()
     return index
 
 
@@ -60,7 +63,7 @@ def optimize_in_processes(study: optuna.Study, objective, n_jobs: int, n_trials:
         return _sampler(_seed + index, parallel=True)
 
     payload = cloudpickle.dumps((objective, study.study_name, _storage_spec(study._storage),
-                                 sampler_factory, study.pruner, callbacks, timeout))
+                                 sampler_factory, study.pruner, callbacks, timeout, n_trials))
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context) as pool:
         futures = [pool.submit(_worker, payload, i) for i in range(n_jobs)]

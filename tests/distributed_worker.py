@@ -1,6 +1,7 @@
 """A search worker for the distributed tests: ``python distributed_worker.py URL STUDY N STEPS``.
 
-One torch thread unless ``WORKER_THREADS`` says otherwise.
+One torch thread unless ``WORKER_THREADS`` says otherwise; MLflow tracking to
+``WORKER_TRACKING_URI`` when it is set.
 
 Every worker builds the same model and data (seeded) and joins the study at URL.
 """
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import autoinit
 from autoinit.search import run_search
 
 
@@ -30,8 +32,13 @@ def main() -> None:
         model = nn.Sequential(*[m for _ in range(6) for m in (nn.LazyLinear(128), nn.ReLU())],
                               nn.LazyLinear(2))
         model(x[:2])
-    result = run_search(model, loader, storage=url, study_name=study, n_trials=n_trials,
-                        probe_steps=steps)
+    options = {"storage": url, "study_name": study, "n_trials": n_trials, "probe_steps": steps}
+    tracking = os.environ.get("WORKER_TRACKING_URI")
+    if tracking:  # through the facade, with MLflow tracking
+        result = autoinit.fit(model, loader, tracking_uri=tracking, experiment="distributed",
+                              **options)
+    else:
+        result = run_search(model, loader, **options)
     print(json.dumps({"chosen": result.chosen, "score": result.score,
                       "candidates": [c.trial_number for c in result.candidates]}))
 

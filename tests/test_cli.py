@@ -263,8 +263,6 @@ BAD = [
      "data.factory '{tmp}/broken.py:data' raised ValueError: the data went missing"),
     (["search", "{tmp}/tiny.toml", "--model-kwargs", "{{depth: 3}}"],
      "model.kwargs (--model-kwargs) must be a JSON object, got '{{depth: 3}}'"),
-    (["search", "{tmp}/tiny.toml", "--storage", "postgresql://u:secret@127.0.0.1:1/db"],
-     "search.storage: storage 'postgresql://u:***@127.0.0.1:1/db' cannot be opened"),
     (["search", "{tmp}/tiny.toml", "--storage", "sqlite:///{tmp}/no/such/dir/s.db"],
      "search.storage: storage 'sqlite:///{tmp}/no/such/dir/s.db' cannot be opened"),
     (["search", "--model", "autoinit.tasks.mlp:deep_relu_mlp"],
@@ -294,6 +292,19 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
     assert err.startswith("autoinit: error: ")
     assert message.format(tmp=tmp_path) in err
     assert "Traceback" not in err + out and "secret" not in err
+
+
+def test_a_storage_still_unreachable_after_retries_exits_1_with_the_cause(tmp_path, capsys,
+                                                                          monkeypatch):
+    """Not the user's input (exit 2) but a fault of the storage: exit 1, one line, the cause."""
+    monkeypatch.setenv("AUTOINIT_STORAGE_PATIENCE", "1")
+    write_study(tmp_path)
+    code, _, err = run(capsys, "search", tmp_path / "tiny.toml", "--storage",
+                       "postgresql://u:secret@127.0.0.1:1/db")
+    assert code == 1, err
+    assert err.strip().splitlines() == [err.strip()] and "Traceback" not in err
+    assert err.startswith("autoinit: error: storage 'postgresql://u:***@127.0.0.1:1/db' still "
+                          "fails after") and "Connection refused" in err and "secret" not in err
 
 
 def test_debug_adds_the_traceback(tmp_path, capsys):

@@ -312,7 +312,8 @@ def test_parallel_trials_each_log_their_own_child_under_one_parent(store):
     parent = client.get_run(result.extra["mlflow_run_id"])
     kids = children(client, parent)
     numbers = sorted(int(k.data.tags["autoinit.trial"]) for k in kids)
-    assert numbers == sorted(t.number for t in result.study.trials)
+    # a surplus trial (two workers counted at one instant) is never run, and not logged
+    assert numbers == sorted(t.number for t in result.study.trials if not t.user_attrs.get("surplus"))
     assert len({k.info.run_id for k in kids}) == len(kids)
 
 

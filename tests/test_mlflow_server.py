@@ -88,3 +88,37 @@ def test_stopping_the_server_mid_search_warns_once_and_the_search_completes(serv
     logged = sorted(int(k.data.tags["autoinit.trial"]) for k in kids)
     assert logged == list(range(len(logged))) and failed_at - 1 <= len(logged) - 1 <= failed_at
     assert all(k.info.status == "FINISHED" for k in kids if int(k.data.tags["autoinit.trial"]) < failed_at)
+
+
+def test_a_server_restarted_mid_search_misses_no_trial_and_leaves_no_run_running(tmp_path):
+    """The tracking server stops at trial 3 and is back (same port, same store) at trial 6: the
+    search completes, every trial has its child run (those of the outage logged late), the
+    parent is closed, and no run is left RUNNING."""
+    from mlflow.entities import ViewType
+
+    from autoinit.integrations.testing import LocalMlflowServer
+
+    server = LocalMlflowServer(tmp_path / "mlflow").start()
+    try:
+        def restart(study, trial):
+            if trial.number == 3:
+                server.stop()
+            elif trial.number == 6:
+                server.start()
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = autoinit.fit(make_model(), make_loader(), n_trials=12, probe_steps=8,
+                                  tracking_uri=server.url, experiment="restarted",
+                                  callbacks=[restart])
+        assert any(issubclass(w.category, TrackingWarning) for w in caught)  # the outage was met
+        client = MlflowClient(server.url)
+        parent = client.get_run(result.extra["mlflow_run_id"])
+        assert parent.info.status == "FINISHED"
+        runs = client.search_runs([parent.info.experiment_id], run_view_type=ViewType.ALL)
+        assert not [r for r in runs if r.info.status == "RUNNING"]
+        kids = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        assert sorted(int(k.data.tags["autoinit.trial"]) for k in kids) == list(range(12))
+    finally:
+        server.stop()

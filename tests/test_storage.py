@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import shutil
+import subprocess
+
 import optuna
 import pytest
 import torch
 from conftest import tiny_mlp
 
-from autoinit.errors import ConfigError
+from autoinit.errors import ConfigError, StorageError
 from autoinit.search import run_search
-from autoinit.storage import open_storage, redact
+from autoinit.storage import fault_kind, open_storage, redact
 
 SMALL = {"n_trials": 8, "probe_steps": 8}
 
@@ -31,12 +36,35 @@ def test_storage_kinds(tmp_path):
         open_storage("redis://u:secret@localhost/0")
 
 
-def test_unreachable_storage_is_one_clear_line_without_the_password():
-    with pytest.raises(ConfigError) as info:
+def test_unreachable_storage_is_retried_then_one_clear_line_without_the_password(monkeypatch):
+    monkeypatch.setenv("AUTOINIT_STORAGE_PATIENCE", "1")
+    with pytest.raises(StorageError) as info:  # not the user's input: exit 1, not 2
         open_storage("postgresql://alice:hunter2@127.0.0.1:1/studies")
     message = str(info.value)
-    assert "cannot be opened" in message and "hunter2" not in message and "***" in message
-    assert "\n" not in message
+    assert "still fails after" in message and "Connection refused" in message
+    assert "hunter2" not in message and "***" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("message, opening, kind", [
+    ('connection to server at "127.0.0.1", port 1 failed: Connection refused', False, "transient"),
+    ("terminating connection due to administrator command", False, "transient"),
+    ("the database system is starting up", False, "transient"),
+    ("database is locked", False, "transient"),
+    ('FATAL:  password authentication failed for user "u"', False, "permanent"),
+    ('FATAL:  database "nope" does not exist', False, "permanent"),
+    ("database or disk is full", False, "permanent"),
+    ("attempt to write a readonly database", False, "permanent"),
+    ('duplicate key value violates unique constraint "pg_type_typname_nsp_index"', True,
+     "transient"),  # workers creating the same tables at once
+    ('duplicate key value violates unique constraint "pg_type_typname_nsp_index"', False,
+     "permanent"),
+])
+def test_fault_kinds(message, opening, kind):
+    import sqlalchemy
+
+    exc = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception(message))
+    assert fault_kind(exc, opening) == kind
+    assert fault_kind(KeyError("no study"), opening) is None
 
 
 def test_a_missing_database_driver_says_what_to_install(monkeypatch):
@@ -81,13 +109,89 @@ def test_trial_interrupted_mid_probe_is_retried_on_resume(tiny_loader, tmp_path)
                 raise KeyboardInterrupt
         return torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
 
+    # 5 trials after the arming one: the 5th loss call falls in a trial, never in the selection
+    # round (which would happen with one trial left, if the sampler's trial were screened out)
+    budget = {**SMALL, "n_trials": 12}
     first = run_search(tiny_mlp(), tiny_loader, storage=storage, study_name="s", loss_fn=loss,
-                       callbacks=[arm], **SMALL)
+                       callbacks=[arm], **budget)
     failed = [t for t in first.study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert first.extra["interrupted"] and len(failed) == 1
-    resumed = run_search(tiny_mlp(), tiny_loader, storage=storage, study_name="s", **SMALL)
+    resumed = run_search(tiny_mlp(), tiny_loader, storage=storage, study_name="s", **budget)
     retry = [t for t in resumed.study.trials if t.user_attrs.get("retry_of") == failed[0].number]
     assert len(retry) == 1 and retry[0].params == failed[0].params
     done = [t for t in resumed.study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
                                                            optuna.trial.TrialState.PRUNED)]
-    assert len(done) == 8
+    assert len(done) == 12
+
+
+# ------------------------------------------------------------------ a disk that fills up
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tiny tmpfs mounted at ``tmp_path/disk`` (needs root): a disk that fills up, and that
+    can be made larger or read-only with ``mount -o remount,...``."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _remount(disk, options: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{options}", str(disk)], check=True)
+
+
+def _url(kind: str, disk) -> str:
+    return f"sqlite:///{disk / 's.db'}" if kind == "sqlite" else f"journal://{disk / 's.log'}"
+
+
+def _trials(url: str):
+    return optuna.load_study(study_name="s", storage=open_storage(url)).get_trials(deepcopy=False)
+
+
+DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+@pytest.mark.parametrize("kind, size", [("sqlite", "200k"), ("journal", "64k")])
+def test_a_full_disk_is_one_line_naming_the_file_and_the_study_resumes(kind, size, small_disk,
+                                                                       tiny_loader, monkeypatch):
+    monkeypatch.setenv("AUTOINIT_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("AUTOINIT_GRACE_PERIOD", "2")
+    _remount(small_disk, f"size={size}")
+    url = _url(kind, small_disk)
+    with pytest.raises(StorageError) as info:
+        run_search(tiny_mlp(), tiny_loader, storage=url, study_name="s", n_trials=500,
+                   probe_steps=4)
+    message = str(info.value)
+    assert str(small_disk) in message and "\n" not in message
+    assert "disk is full" in message or "No space left on device" in message
+    kept = [t for t in _trials(url) if t.state in DONE]
+    assert len(kept) >= 6  # the baselines at least finished before the disk filled
+    _remount(small_disk, "size=8m")  # space freed: the same call resumes the study
+    n = len(kept) + 3
+    result = run_search(tiny_mlp(), tiny_loader, storage=url, study_name="s", n_trials=n,
+                        probe_steps=4)
+    trials = result.study.get_trials(deepcopy=False)
+    assert sum(t.state in DONE for t in trials) == n
+    assert [t.number for t in trials if t.state in DONE][:len(kept)] == [t.number for t in kept]
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_read_only_storage_is_bad_input_naming_the_file(kind, small_disk, tiny_loader):
+    _remount(small_disk, "size=8m")
+    url = _url(kind, small_disk)
+    run_search(tiny_mlp(), tiny_loader, storage=url, study_name="s", **SMALL)
+    gc.collect()  # the study's database connections closed: the disk can be remounted
+    _remount(small_disk, "ro")
+    with pytest.raises(ConfigError, match="read-only") as info:
+        run_search(tiny_mlp(), tiny_loader, storage=url, study_name="s", n_trials=12,
+                   probe_steps=8)
+    assert str(small_disk) in str(info.value) and "\n" not in str(info.value)
+    _remount(small_disk, "rw")
+    assert sum(t.state in DONE for t in _trials(url)) == SMALL["n_trials"]  # untouched

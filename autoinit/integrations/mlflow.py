@@ -63,8 +63,10 @@ from torch import nn
 
 from autoinit.errors import SchemeError
 from autoinit.integrations import TrackingError, TrackingWarning
+from autoinit.integrations.orphans import WORKER_TAG, close_orphans, worker_tag
 from autoinit.result import FitResult
 from autoinit.scheme import GroupRule, InitScheme, fingerprint
+from autoinit.sharing import SURPLUS
 
 __all__ = ["SCHEME_ARTIFACT", "SearchTracker", "TrialLogger", "default_study_name", "flatten_rules",
            "load_scheme_ref", "redact"]
@@ -76,7 +78,8 @@ METRICS_PER_REQUEST = 1000
 MAX_CHILD_PARAMS = 1000  # beyond this the child run's params stop; the scheme goes in as an artifact
 TAG_LIMIT = 5000
 TRAIN_POINTS = 50  # training-loss points per child run (each metric row costs the store time)
-BREAK_AFTER = 3  # consecutive failed trials after which a logger stops trying
+BREAK_AFTER = 3  # consecutive failed attempts after which a logger tries only every RETRY_AFTER s
+RETRY_AFTER = 15.0
 PARENT_TAG = "mlflow.parentRunId"
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _STATES = {TrialState.COMPLETE: ("complete", RunStatus.FINISHED),
@@ -250,6 +253,12 @@ class TrialLogger:
     process that made it (``n_jobs=1``), trials are logged from one background thread so that
     tracking latency stays off the search's path; :meth:`drain` waits for them. Worker processes
     (and ``require=True``, which must fail at once) log in the callback itself.
+
+    A trial that cannot be logged (the tracking server is away) waits in a backlog and is logged
+    with the next trial that can be, so a server restarted mid-search misses nothing; after
+    ``BREAK_AFTER`` failed attempts in a row the logger tries again only every ``RETRY_AFTER``
+    seconds. A child run left half-written by a failure is closed as KILLED and deleted once the
+    server answers again (the trial is then logged whole).
     """
 
     tracking_uri: str
@@ -261,6 +270,9 @@ class TrialLogger:
     plans: Mapping[str, Any] | None = None  # "group" / "layer" ModelPlan, to rebuild full schemes
     background: bool = True
     failures: int = 0
+    backlog: list[FrozenTrial] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)  # child runs a failure left half-written
+    _last_failure: float = 0.0
     _client: MlflowClient | None = field(default=None, repr=False)
     _queue: queue.SimpleQueue | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
@@ -275,7 +287,7 @@ class TrialLogger:
         return self._client
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state not in _STATES:
+        if trial.state not in _STATES or trial.user_attrs.get(SURPLUS):  # a trial never run
             return
         if self.background and not self.alarm.require and os.getpid() == self.alarm.owner:
             if self._thread is None:
@@ -288,27 +300,45 @@ class TrialLogger:
             self.log_safely(trial)
 
     def drain(self, timeout: float | None = None) -> None:
-        """Wait until the trials handed to the background thread are logged; stop it."""
+        """Wait until the trials handed to the background thread are logged; stop it; try the
+        backlog once more."""
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                return
             self._thread = None
+        if (self.backlog or self.abandoned) and not self.alarm.require:  # require: raised already
+            self._flush()
 
     def _work(self) -> None:
         while (trial := self._queue.get()) is not None:
             self.log_safely(trial)
 
     def log_safely(self, trial: FrozenTrial) -> None:
-        """:meth:`log`, with errors reported (once per search) instead of raised."""
-        if self.failures >= BREAK_AFTER:  # the store is gone: stop paying for retries
-            return
+        """:meth:`log` this trial and the backlog, with errors reported (once per search)
+        instead of raised."""
+        self.backlog.append(trial)
+        if self.failures < BREAK_AFTER or time.monotonic() - self._last_failure >= RETRY_AFTER:
+            self._flush()
+
+    def _flush(self) -> None:
         try:
             with _quick_http(quiet=True):
-                self.log(trial)
+                while self.abandoned:
+                    self.client.set_terminated(self.abandoned[0],
+                                               RunStatus.to_string(RunStatus.KILLED))
+                    self.client.delete_run(self.abandoned.pop(0))
+                while self.backlog:
+                    self.log(self.backlog[0])
+                    self.backlog.pop(0)
             self.failures = 0
         except Exception as exc:  # noqa: BLE001 - tracking must not break the search
             self.failures += 1
-            self.alarm.report(exc, f"logging trial {trial.number}")
+            self._last_failure = time.monotonic()
+            what = f"logging trial {self.backlog[0].number}" if self.backlog else \
+                "closing a half-written child run"
+            self.alarm.report(exc, what)
 
     def log(self, trial: FrozenTrial) -> str:
         """Create the child run of ``trial``, fill it and close it; its run id."""
@@ -325,6 +355,16 @@ class TrialLogger:
         run = self.client.create_run(self.experiment_id, start_time=_ms(trial.datetime_start),
                                      tags={t.key: t.value for t in _tags(tags)}, run_name=name)
         run_id = run.info.run_id
+        try:
+            self._fill(run_id, trial, status)
+        except BaseException:
+            self.abandoned.append(run_id)
+            raise
+        return run_id
+
+    def _fill(self, run_id: str, trial: FrozenTrial, status: RunStatus) -> None:
+        attrs = trial.user_attrs
+        baseline = attrs.get("baseline")
         rules = json.loads(attrs["rules"]) if "rules" in attrs else {}
         values = {**flatten_rules(rules), "lr": trial.params.get("lr", self.lr)}
         if baseline:
@@ -335,7 +375,6 @@ class TrialLogger:
         if cut:
             self.client.log_text(run_id, self._scheme_json(rules, baseline), SCHEME_ARTIFACT)
         self.client.set_terminated(run_id, RunStatus.to_string(status), _ms(trial.datetime_complete))
-        return run_id
 
     def _metrics(self, trial: FrozenTrial) -> list[Metric]:
         ts = _ms(trial.datetime_complete)
@@ -413,7 +452,7 @@ class SearchTracker:
                 "autoinit.device": str(options.get("device") or _default_device()),
                 "autoinit.storage": _storage_text(options.get("storage")),
                 "mlflow.source.name": "autoinit.fit", "mlflow.source.type": "LOCAL",
-                "mlflow.user": _user()}
+                "mlflow.user": _user(), WORKER_TAG: worker_tag()}
         if active is not None:
             tags[PARENT_TAG] = active.info.run_id
         run = client.create_run(exp_id, tags={t.key: t.value for t in _tags(tags)},
@@ -439,6 +478,11 @@ class SearchTracker:
         result.extra["mlflow_tracking_uri"] = redact(self.tracking_uri)
         self.callback.drain()
         self.alarm.collect()
+        try:
+            with _quick_http(quiet=True):
+                close_orphans(self.client, self.experiment_id, self.study_name, self.run_id)
+        except Exception as exc:  # noqa: BLE001 - tracking must not break the search
+            self.alarm.report(exc, "closing the runs left RUNNING")
         try:
             with _quick_http(quiet=True), tempfile.TemporaryDirectory(prefix="autoinit-mlflow-") as tmp:
                 self._log_result(result, model, Path(tmp))
