@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from autoinit.errors import ConfigError
 from autoinit.interrupt import deferred_interrupt
+from autoinit.model_init import MODEL_DEFAULT
 from autoinit.space import BASELINES, baseline_params
 from autoinit.storage import open_storage
 
@@ -122,7 +123,7 @@ def enqueue_pending(study: optuna.Study, plan, space, lr: float, created: bool) 
     held = {t.user_attrs.get("baseline") for t in trials if t.state != TrialState.FAIL}
     retried = {t.user_attrs.get("retry_of") for t in trials}
     retried |= {t.system_attrs.get("failed_trial") for t in trials}  # heartbeat retries
-    for name in (*BASELINES, "lsuv"):
+    for name in (*BASELINES, "lsuv", *([MODEL_DEFAULT] if plan.model_init else [])):
         if name not in held:
             family = "orthogonal" if name == "lsuv" else name
             study.enqueue_trial(baseline_params(plan, space, family, lr),
