@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AutoinitError", "ConfigError", "SchemeError"]
+__all__ = ["AutoinitError", "ConfigError", "MissingDependency", "SchemeError"]
 
 
 class AutoinitError(Exception):
@@ -22,3 +22,15 @@ class ConfigError(AutoinitError, ValueError):
 
 class SchemeError(AutoinitError, ValueError):
     """A scheme file is malformed, or a scheme does not match the model it is applied to."""
+
+
+class MissingDependency(AutoinitError, ImportError):
+    """An optional library an integration needs is not installed; the message names the extra.
+
+    Example:
+        >>> raise MissingDependency("autoinit.integrations.lightning needs lightning; "
+        ...                         "pip install 'torch-autoinit[lightning]'")
+        Traceback (most recent call last):
+        ...
+        autoinit.errors.MissingDependency: autoinit.integrations.lightning needs lightning; pip install 'torch-autoinit[lightning]'
+    """
