@@ -28,9 +28,9 @@ class MissingDependency(AutoinitError, ImportError):
     """An optional library an integration needs is not installed; the message names the extra.
 
     Example:
-        >>> raise MissingDependency("autoinit.integrations.lightning needs lightning; "
+        >>> raise MissingDependency("lightning is not installed; "
         ...                         "pip install 'torch-autoinit[lightning]'")
         Traceback (most recent call last):
         ...
-        autoinit.errors.MissingDependency: autoinit.integrations.lightning needs lightning; pip install 'torch-autoinit[lightning]'
+        autoinit.errors.MissingDependency: lightning is not installed; pip install 'torch-autoinit[lightning]'
     """
