@@ -33,6 +33,13 @@ def llama():
                                             vocab_size=V, max_position_embeddings=32))
 
 
+def mistral():
+    return T.MistralForCausalLM(T.MistralConfig(num_hidden_layers=2, hidden_size=W,
+                                                num_attention_heads=2, num_key_value_heads=1,
+                                                intermediate_size=FF, vocab_size=V,
+                                                max_position_embeddings=32, sliding_window=8))
+
+
 def vit():
     return T.ViTForImageClassification(T.ViTConfig(num_hidden_layers=2, hidden_size=W,
                                                    num_attention_heads=2, intermediate_size=FF,
@@ -115,6 +122,7 @@ EXPECTED = {
         r"DenseReluDense\.wo\.weight": ("linear", "weight", FF, W, 1, "residual_out", "linear"),
     }),
 }
+EXPECTED["mistral"] = (mistral, EXPECTED["llama"][1])  # the same layout, MistralRMSNorm
 
 
 @pytest.mark.parametrize("family", sorted(EXPECTED))
