@@ -83,5 +83,5 @@ def _mlflow_target(trainer) -> dict[str, str]:
 
     for logger in trainer.loggers:
         if isinstance(logger, MLFlowLogger):
-            return {"tracking_uri": logger._tracking_uri, "parent_run_id": logger.run_id}
+            return {"tracking_uri": logger.experiment.tracking_uri, "parent_run_id": logger.run_id}
     return {}
