@@ -7,11 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from autoinit.integrations.testing import sqlite_store
+from autoinit.integrations.testing import mlflow_globals_kept, sqlite_store
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "ecosystem.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
 NEEDS = ("transformers", "transformers", "transformers", "lightning", "optuna_dashboard")
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_globals():
+    with mlflow_globals_kept():
+        yield
 
 
 def test_every_integration_has_an_example():

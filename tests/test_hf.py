@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from mlflow import MlflowClient
 from torch.utils.data import Dataset
 
 import autoinit
-from autoinit.integrations.testing import sqlite_store
+from autoinit.integrations.testing import mlflow_globals_kept, sqlite_store
 from autoinit.tasks.text import ALPHABET, char_data
 
-T = __import__("pytest").importorskip("transformers")
-hf = __import__("pytest").importorskip("autoinit.integrations.hf")
+T = pytest.importorskip("transformers")
+hf = pytest.importorskip("autoinit.integrations.hf")
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_globals():
+    with mlflow_globals_kept():
+        yield
 
 
 def tiny_gpt2(vocab: int = len(ALPHABET)):

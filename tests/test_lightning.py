@@ -8,10 +8,16 @@ from mlflow import MlflowClient
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from autoinit.integrations.testing import sqlite_store
+from autoinit.integrations.testing import mlflow_globals_kept, sqlite_store
 
 L = pytest.importorskip("lightning")
 lit = pytest.importorskip("autoinit.integrations.lightning")
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_globals():
+    with mlflow_globals_kept():
+        yield
 
 
 class Classifier(L.LightningModule):
