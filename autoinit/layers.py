@@ -31,10 +31,10 @@ from torch import nn
 from autoinit.errors import ConfigError
 
 __all__ = [
+    "PROVIDERS",
     "LayerParam",
     "ParamSpec",
     "describe_params",
-    "PROVIDERS",
     "in_out_rule",
     "register_layer_kind",
     "register_layer_resolver",
@@ -329,6 +329,9 @@ def _packed(fact: LayerParam, name: str) -> LayerParam:
     blocks = next((b for p, b in _PACKED.items() if p.search(name)), None)
     if blocks is None or fact.blocks != 1:
         return fact
+    if fact.param_type == "weight" and fact.fan_out % blocks:
+        raise ConfigError(f"parameter {name!r} is registered as {blocks} packed blocks, but its "
+                          f"output size {fact.fan_out} does not split into {blocks}")
     return replace(fact, blocks=blocks, fan_out=fact.fan_out // blocks)
 
 

@@ -374,6 +374,9 @@ def test_packed_parameters_have_fans_per_block():
     assert bias.blocks == 3
     with pytest.raises(ConfigError, match="blocks must be a positive integer, got 0"):
         register_packed("x", 0)
+    net.packed_qkv_test = nn.Linear(8, 10)
+    with pytest.raises(ConfigError, match="output size 10 does not split into 3"):
+        describe_params(net)
 
 
 def test_a_resolver_describes_classes_without_a_common_base():
