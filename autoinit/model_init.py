@@ -3,7 +3,9 @@
 A model has its own init when a rule registered for its class says so (Hugging Face
 ``PreTrainedModel``: its ``_init_weights`` run through ``init_weights``, see
 :mod:`autoinit.layers_hf`), or when its class, not torch, defines ``init_weights`` or
-``reset_parameters`` (timm's models, hand-written ones). ``model_default`` is what that code
+``reset_parameters`` (timm's models, hand-written ones); a wrapper holding all its parameters in
+one such model (a LightningModule around a Hugging Face model) has that model's init.
+``model_default`` is what that code
 draws: it runs on a CPU copy of the model with the global RNG seeded from the scheme, so it is
 reproducible and never touches the model itself or the global RNG. Models without one (an
 ``nn.Sequential``) have no ``model_default``: PyTorch's default already is their own init.
@@ -66,6 +68,22 @@ def model_init_of(model: nn.Module) -> ModelInit | None:
         owner = next((c for c in type(model).__mro__ if name in vars(c)), None)
         if owner is not None and not owner.__module__.startswith("torch."):
             return _method_caller(name)
+    return _wrapped_init(model)
+
+
+def _wrapped_init(model: nn.Module) -> ModelInit | None:
+    """The init of the one child that holds every parameter of ``model``, if it has one."""
+    total = {id(p) for p in model.parameters()}
+    for child_name, child in model.named_children():
+        if total and {id(p) for p in child.parameters()} == total:
+            init = model_init_of(child)
+            if init is None:
+                return None
+
+            def wrapped(m: nn.Module, child_name: str = child_name, init=init) -> None:
+                init(getattr(m, child_name))
+
+            return wrapped
     return None
 
 

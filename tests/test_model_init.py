@@ -63,3 +63,15 @@ def test_registered_init_wins_and_a_model_without_one_is_a_clear_error():
     assert all(bool((v == 0).all()) for v in values.values())
     with pytest.raises(ConfigError, match="model_default.*Sequential has none"):
         model_default_values(nn.Sequential(nn.Linear(2, 2)), torch.Generator())
+
+
+def test_a_wrapper_around_one_model_with_its_own_init_has_that_init():
+    class Wrapper(nn.Module):  # a LightningModule around a Hugging Face model, say
+        def __init__(self):
+            super().__init__()
+            self.model = OwnInit()
+            self.loss = nn.CrossEntropyLoss()
+
+    values = model_default_values(Wrapper(), torch.Generator().manual_seed(0))
+    assert torch.equal(values["model.fc2.bias"], torch.full((2,), 0.1))
+    assert model_init_of(nn.Sequential(OwnInit(), nn.Linear(2, 2))) is None  # not all inside
