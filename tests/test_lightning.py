@@ -103,3 +103,18 @@ def test_training_step_loss_reads_a_dict_and_ignores_self_log():
     module = Classifier()
     batch = next(iter(loaders()[0]))
     assert lit.training_step_loss(module, batch).dim() == 0
+
+
+def test_a_module_around_a_hugging_face_model_has_its_init_as_model_default():
+    T = pytest.importorskip("transformers")
+    from autoinit import ModelPlan
+
+    class LM(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model = T.GPT2LMHeadModel(T.GPT2Config(n_layer=1, n_embd=32, n_head=2,
+                                                        vocab_size=64))
+
+    plan = ModelPlan.of(LM())
+    assert plan.model_init
+    assert "model_default" in {rule.family for rule in plan.uniform("model_default").groups.values()}
