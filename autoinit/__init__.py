@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 from autoinit.api import fit, load_scheme
 from autoinit.apply import apply_scheme
 from autoinit.diagnose import Diagnosis, diagnose
-from autoinit.errors import AutoinitError, ConfigError, SchemeError, StorageError
+from autoinit.errors import AutoinitError, ConfigError, MissingDependency, SchemeError, StorageError
 from autoinit.families import Family, Fans, get_family, list_families, register_family
 from autoinit.groups import group_layers
 from autoinit.integrations import TrackingError, TrackingWarning
@@ -33,6 +33,7 @@ __all__ = [
     "FitResult",
     "GroupRule",
     "InitScheme",
+    "MissingDependency",
     "ModelPlan",
     "SchemeError",
     "SearchCost",

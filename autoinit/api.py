@@ -29,7 +29,8 @@ _URI = re.compile(r"[A-Za-z][\w+.-]+:/")
 
 
 def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri: str | None = None,
-        experiment: str | None = None, require_tracking: bool = False, **options: Any) -> FitResult:
+        experiment: str | None = None, require_tracking: bool = False,
+        parent_run_id: str | None = None, **options: Any) -> FitResult:
     """Search an initialization for ``model`` on ``dataloader``; the model is initialized in place.
 
     Takes every option of :func:`autoinit.search.run_search`, and these for MLflow tracking (on by
@@ -44,6 +45,8 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
             the search's run; it is not otherwise touched.
         require_tracking: raise :class:`~autoinit.integrations.TrackingError` on a tracking error
             instead of warning once and going on without tracking.
+        parent_run_id: nest the search's run in this run (a trainer's) and its experiment,
+            rather than in the active run.
 
     The parent run's id and the tracking URI (without any password) are put in
     ``result.extra["mlflow_run_id"]`` and ``result.extra["mlflow_tracking_uri"]``; one line
@@ -62,7 +65,7 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
         >>> sorted(result.baselines)[:3]
         ['kaiming_normal', 'lecun_normal', 'lsuv']
     """
-    _check_tracking_options(mlflow, tracking_uri, experiment, require_tracking)
+    _check_tracking_options(mlflow, tracking_uri, experiment, require_tracking, parent_run_id)
     if not mlflow or not _tracking_possible(require_tracking):
         return run_search(model, dataloader, **options)
     from autoinit.integrations.mlflow import SearchTracker, default_study_name
@@ -80,7 +83,7 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
                                 "tracking_uri"], mlflow_experiment_id=earlier["experiment_id"])
         return result
     tracker = SearchTracker.start(model, bound, tracking_uri=tracking_uri, experiment=experiment,
-                                  require=require_tracking)
+                                  require=require_tracking, parent_run_id=parent_run_id)
     if tracker is None:
         return run_search(model, dataloader, **options)
     where = _where(tracker)
@@ -165,11 +168,13 @@ def _say(progress: Any, line: str) -> None:
         logging.getLogger("autoinit").info(line)
 
 
-def _check_tracking_options(mlflow, tracking_uri, experiment, require_tracking) -> None:
+def _check_tracking_options(mlflow, tracking_uri, experiment, require_tracking,
+                            parent_run_id=None) -> None:
     for name, value in (("mlflow", mlflow), ("require_tracking", require_tracking)):
         if not isinstance(value, bool):
             raise ConfigError(f"{name} must be True or False, got {value!r}")
-    for name, value in (("tracking_uri", tracking_uri), ("experiment", experiment)):
+    for name, value in (("tracking_uri", tracking_uri), ("experiment", experiment),
+                        ("parent_run_id", parent_run_id)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ConfigError(f"{name} must be a non-empty string or None, got {value!r}")
     if require_tracking and not mlflow:

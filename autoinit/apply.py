@@ -28,6 +28,7 @@ from torch import nn
 from autoinit.errors import ConfigError, SchemeError
 from autoinit.families import Fans, bias_values, gain_of, get_family
 from autoinit.layers import ParamSpec, describe_params
+from autoinit.model_init import MODEL_DEFAULT, model_default_values
 from autoinit.scheme import GroupRule, InitScheme
 
 __all__ = ["apply_scheme", "check_model", "default_values", "model_parameters"]
@@ -84,7 +85,7 @@ def apply_scheme(model: nn.Module, scheme: InitScheme) -> nn.Module:
                     warnings.warn(f"parameter {name!r} is empty; nothing to initialize",
                                   stacklevel=2)
                     continue
-                value = _values(spec, rule, group, scheme.seed, modules, defaults)
+                value = _values(spec, rule, group, scheme.seed, modules, defaults, model)
                 tensor.copy_(value.reshape(tensor.shape))
                 module = modules[spec.module_name]
                 if isinstance(module, nn.modules.batchnorm._NormBase):
@@ -97,17 +98,20 @@ def _generator(seed: int, key: str) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
-def _values(spec: ParamSpec, rule: GroupRule, group: str, seed: int, modules, defaults):
+def _values(spec: ParamSpec, rule: GroupRule, group: str, seed: int, modules, defaults, model):
     generator = _generator(seed, spec.name)
+    own = rule.family == MODEL_DEFAULT
     if spec.param_type in ("bias", "norm_bias"):
         if rule.bias == "default":
-            return _default(spec, seed, modules, defaults)
+            return _own(spec, seed, model, defaults) if own else _default(spec, seed, modules, defaults)
         return bias_values(spec.shape, rule.bias, rule.bias_value, kind=spec.kind,
                            param_name=spec.name, generator=generator)
     family = get_family(rule.family)
     if not family.fits(spec.param_type, spec.kind):
         raise SchemeError(f"group {group!r}: family {rule.family!r} cannot initialize "
                           f"{spec.name!r} ({spec.param_type} of a {spec.kind} layer)")
+    if own:
+        return _own(spec, seed, model, defaults) * rule.scale
     if family.sampler is None:
         return _default(spec, seed, modules, defaults) * rule.scale
     gain = gain_of(rule.nonlinearity)
@@ -143,6 +147,13 @@ def _default(spec: ParamSpec, seed: int, modules, cache) -> torch.Tensor:
         generator = _generator(seed, f"{spec.module_name}#reset_parameters")
         cache[spec.module_name] = default_values(modules[spec.module_name], generator)
     return cache[spec.module_name][spec.local_name]
+
+
+def _own(spec: ParamSpec, seed: int, model: nn.Module, cache) -> torch.Tensor:
+    key = f"#{MODEL_DEFAULT}"  # no module name starts with '#'
+    if key not in cache:
+        cache[key] = model_default_values(model, _generator(seed, key))
+    return cache[key][spec.name]
 
 
 def default_values(module: nn.Module, generator: torch.Generator) -> dict[str, torch.Tensor]:

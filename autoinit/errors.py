@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AutoinitError", "ConfigError", "SchemeError", "StorageError"]
+__all__ = ["AutoinitError", "ConfigError", "MissingDependency", "SchemeError", "StorageError"]
 
 
 class AutoinitError(Exception):
@@ -34,4 +34,16 @@ class StorageError(AutoinitError, RuntimeError):
         Traceback (most recent call last):
         ...
         autoinit.errors.StorageError: storage 'sqlite:///s.db' cannot be written: database or disk is full
+    """
+
+
+class MissingDependency(AutoinitError, ImportError):
+    """An optional library an integration needs is not installed; the message names the extra.
+
+    Example:
+        >>> raise MissingDependency("lightning is not installed; "
+        ...                         "pip install 'torch-autoinit[lightning]'")
+        Traceback (most recent call last):
+        ...
+        autoinit.errors.MissingDependency: lightning is not installed; pip install 'torch-autoinit[lightning]'
     """

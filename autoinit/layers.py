@@ -4,7 +4,10 @@ A *layer rule* looks at a module and one of its own parameters and says what the
 (a weight, a bias, a norm gamma or beta), its fans, how many gate blocks it packs and whether it
 is stored ``(out, in)`` like ``nn.Linear`` or ``(in, out)`` like some transformer libraries'
 ``Conv1D``. Rules are registered per module class and found through the class's MRO, so
-subclasses inherit them. Users describe their own layers with :func:`register_layer_kind`.
+subclasses inherit them. Users describe their own layers with :func:`register_layer_kind`, and
+parameters that pack several matrices (a fused ``qkv``) with :func:`register_packed`. Rules for
+other libraries' layers (Hugging Face transformers) live in their own modules, imported the first
+time a model holds a module of that library (see :data:`PROVIDERS`).
 
 Example:
     >>> import torch.nn as nn
@@ -15,11 +18,12 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -27,11 +31,14 @@ from torch import nn
 from autoinit.errors import ConfigError
 
 __all__ = [
+    "PROVIDERS",
     "LayerParam",
     "ParamSpec",
     "describe_params",
     "in_out_rule",
     "register_layer_kind",
+    "register_layer_resolver",
+    "register_packed",
 ]
 
 
@@ -89,11 +96,75 @@ def register_layer_kind(module_type: type, rule: LayerRule) -> None:
     _RULES[module_type] = rule
 
 
+_PACKED: dict[re.Pattern, int] = {}
+
+# Top-level package of a module class -> the autoinit module holding that library's layer rules.
+PROVIDERS: dict[str, str] = {"transformers": "autoinit.layers_hf"}
+_loaded_providers: set[str] = set()
+
+
+def register_packed(pattern: str, blocks: int) -> None:
+    """Parameters whose full name matches ``pattern`` (``re.search``) pack ``blocks`` equal blocks
+    along their output dimension (a fused ``qkv`` projection: 3); fans are per block.
+
+    Example:
+        >>> register_packed(r"(^|\\.)my_fused_qkv\\.", 3)
+        >>> net = nn.Sequential(); net.my_fused_qkv = nn.Linear(4, 12)
+        >>> [(s.blocks, s.fan_in, s.fan_out) for s in describe_params(net)]
+        [(3, 4, 4), (3, 0, 0)]
+    """
+    if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
+        raise ConfigError(f"blocks must be a positive integer, got {blocks!r}")
+    _PACKED[_compile_patterns(pattern, "pattern")[0]] = blocks
+
+
+LayerResolver = Callable[[type], "LayerRule | None"]
+_RESOLVERS: list[LayerResolver] = []
+_resolved: dict[type, LayerRule | None] = {}
+
+
+def register_layer_resolver(resolver: LayerResolver) -> None:
+    """Ask ``resolver(module_class)`` for a rule when no registered kind matches the class.
+
+    For families of classes that share a shape but no base class (every model's own
+    ``XxxRMSNorm`` in Hugging Face transformers); the answer is remembered per class.
+
+    Example:
+        >>> class ScaleNorm(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.weight = nn.Parameter(torch.ones(4))
+        >>> def norms(cls):
+        ...     return _norm_rule if cls.__name__ == "ScaleNorm" else None
+        >>> register_layer_resolver(norms)
+        >>> [s.param_type for s in describe_params(ScaleNorm())]
+        ['norm_weight']
+    """
+    if not callable(resolver):
+        raise ConfigError(f"resolver must be callable, got {resolver!r}")
+    _RESOLVERS.append(resolver)
+    _resolved.clear()
+
+
+def _resolve(cls: type) -> LayerRule | None:
+    if cls not in _resolved:
+        _resolved[cls] = next((r for r in (res(cls) for res in _RESOLVERS) if r), None)
+    return _resolved[cls]
+
+
+def _load_provider(module: nn.Module) -> None:
+    package = type(module).__module__.split(".", 1)[0]
+    if package in PROVIDERS and package not in _loaded_providers:
+        _loaded_providers.add(package)
+        importlib.import_module(PROVIDERS[package])
+
+
 def _rule_for(module: nn.Module) -> LayerRule | None:
+    _load_provider(module)
     for cls in type(module).__mro__:
         if cls in _RULES:
             return _RULES[cls]
-    return None
+    return _resolve(type(module))
 
 
 def _receptive(shape: torch.Size) -> int:
@@ -243,7 +314,7 @@ def describe_params(
                 continue
             specs.append(
                 ParamSpec(
-                    **vars(fact),
+                    **vars(_packed(fact, name)),
                     name=name,
                     module_name=module_name,
                     module_type=type(module).__name__,
@@ -252,6 +323,16 @@ def describe_params(
                 )
             )
     return specs
+
+
+def _packed(fact: LayerParam, name: str) -> LayerParam:
+    blocks = next((b for p, b in _PACKED.items() if p.search(name)), None)
+    if blocks is None or fact.blocks != 1:
+        return fact
+    if fact.param_type == "weight" and fact.fan_out % blocks:
+        raise ConfigError(f"parameter {name!r} is registered as {blocks} packed blocks, but its "
+                          f"output size {fact.fan_out} does not split into {blocks}")
+    return replace(fact, blocks=blocks, fan_out=fact.fan_out // blocks)
 
 
 def _warn_unknown(module: nn.Module, name: str) -> None:

@@ -22,6 +22,7 @@ from autoinit.apply import model_parameters
 from autoinit.errors import ConfigError
 from autoinit.families import get_family
 from autoinit.groups import Grouping, GroupSpec, fitting_families, group_layers
+from autoinit.model_init import model_init_of
 from autoinit.roles import Layer, describe_model
 from autoinit.scheme import GroupRule, InitScheme, current_versions
 
@@ -37,6 +38,7 @@ class ModelPlan:
     parameters: dict[str, tuple[int, ...]]
     model_class: str
     select: dict = field(default_factory=dict)  # the only / exclude / include_frozen it was made with
+    model_init: bool = False  # the model has its own init (the model_default family fits it)
 
     @classmethod
     def of(
@@ -60,7 +62,8 @@ class ModelPlan:
                           f"values: {', '.join(grouping.unmatched[:10])}", stacklevel=2)
         return cls(layers, grouping, model_parameters(model),
                    type(model).__name__,
-                   {"only": only, "exclude": exclude, "include_frozen": include_frozen})
+                   {"only": only, "exclude": exclude, "include_frozen": include_frozen},
+                   model_init_of(model) is not None)
 
     def families_for(self, group: str, allowed: list[str] | None = None) -> list[str]:
         """Families that fit every parameter of ``group``."""

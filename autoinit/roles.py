@@ -4,7 +4,9 @@ Roles are ``embedding``, ``input``, ``hidden``, ``residual_out`` (the last layer
 branch), ``attn_qkv``, ``attn_out``, ``rnn_ih``, ``rnn_hh``, ``norm`` and ``head`` (the layer
 that feeds the output). They come from a ``torch.fx`` trace when the model traces (residual adds,
 the activation after each layer, execution order), and from layer kinds, names and registration
-order when it does not.
+order when it does not. Libraries whose models neither trace nor follow torch's names (Hugging
+Face transformers) add rules by parameter name with :func:`register_role_rule`; the first rule
+that answers wins.
 
 Example:
     >>> import torch.nn as nn
@@ -20,6 +22,7 @@ import operator
 import re
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -28,7 +31,7 @@ from torch import fx, nn
 
 from autoinit.layers import ParamSpec, _rule_for, describe_params
 
-__all__ = ["ROLES", "Layer", "assign_roles", "describe_model"]
+__all__ = ["ROLES", "Layer", "RoleRule", "assign_roles", "describe_model", "register_role_rule"]
 
 ROLES = (
     "embedding", "input", "hidden", "residual_out", "attn_qkv", "attn_out",
@@ -42,6 +45,28 @@ class Layer(ParamSpec):
 
     role: str = "hidden"
     nonlinearity: str = "linear"
+
+
+RoleRule = Callable[[nn.Module, ParamSpec], "tuple[str, str] | None"]
+_ROLE_RULES: list[RoleRule] = []
+
+
+def register_role_rule(rule: RoleRule) -> None:
+    """Consult ``rule(model, spec)`` before autoinit's own: it returns ``(role, nonlinearity)``,
+    or ``None`` to leave the parameter to the next rule.
+
+    Example:
+        >>> def gates(model, spec):
+        ...     return ("hidden", "sigmoid") if spec.module_name == "my_gate" else None
+        >>> register_role_rule(gates)
+        >>> net = nn.Sequential(); net.my_gate = nn.Linear(2, 2)
+        >>> [(l.role, l.nonlinearity) for l in describe_model(net)][0]
+        ('hidden', 'sigmoid')
+    """
+    if not callable(rule):
+        raise TypeError(f"rule must be callable, got {rule!r}")
+    if rule not in _ROLE_RULES:
+        _ROLE_RULES.append(rule)
 
 
 _ACT_MODULES: dict[type, str] = {
@@ -81,7 +106,8 @@ def assign_roles(model: nn.Module, specs: list[ParamSpec]) -> list[Layer]:
     fallback_act = _dominant_activation(model)
     out = []
     for s in specs:
-        role, act = _role_of(s, modules, graph, layers, first_param_module, fallback_act)
+        role, act = next((r for r in (rule(model, s) for rule in _ROLE_RULES) if r), None) or \
+            _role_of(s, modules, graph, layers, first_param_module, fallback_act)
         out.append(Layer(**vars(s), role=role, nonlinearity=act))
     return out
 

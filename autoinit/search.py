@@ -93,8 +93,9 @@ def run_search(
 
     Every candidate is trained for ``probe_steps`` steps on the same cached batches and scored by
     its held-out loss (``objective="mean"``: the mean along the curve). Baselines (PyTorch
-    default, Xavier, Kaiming, LeCun, orthogonal, and a data-calibrated LSUV) are tried first; the
-    result is never worse than the best of them beyond the measured noise.
+    default, Xavier, Kaiming, LeCun, orthogonal, a data-calibrated LSUV, and ``model_default``,
+    the model's own init, when it has one) are tried first; the result is never worse than the
+    best of them beyond the measured noise.
 
     Args:
         n_trials: trials (complete or pruned, baselines included) the study should hold.

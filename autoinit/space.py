@@ -25,6 +25,7 @@ import optuna
 
 from autoinit.errors import ConfigError
 from autoinit.families import get_family, list_families
+from autoinit.model_init import MODEL_DEFAULT
 from autoinit.plan import ModelPlan
 from autoinit.scheme import InitScheme
 
@@ -72,13 +73,15 @@ class SearchSpace:
             raise ConfigError(f"lr_factor must be > 1, got {self.lr_factor!r}")
 
     def choices(self, plan: ModelPlan, group: str) -> list[str]:
-        """The families searched for ``group`` (always including the baselines' families)."""
+        """The families searched for ``group`` (always including the baselines' families;
+        ``model_default`` only for a model with its own init)."""
         is_norm = all(lay.kind == "norm" for lay in plan.grouping.groups[group])
+        own = [MODEL_DEFAULT] if plan.model_init else []
         if is_norm:
-            pool = list(_NORM_FAMILIES)
+            pool = [*_NORM_FAMILIES, *own]
         else:  # the baselines' families are always in the space, so they can be enqueued
-            pool = list(BASELINES) + [f for f in self.families or list_families()
-                                      if f not in BASELINES]
+            pool = [*BASELINES, *own] + [f for f in self.families or list_families()
+                                         if f not in BASELINES and f != MODEL_DEFAULT]
         return plan.families_for(group, pool)
 
     def bias_rules(self, plan: ModelPlan, group: str) -> list[str]:
@@ -134,11 +137,13 @@ def suggest_scheme(
 
 
 def baseline_names(plan: ModelPlan) -> tuple[str, ...]:
-    """The fixed baselines a search of ``plan`` queues: :data:`BASELINES`, and the ``dcgan``
+    """The fixed baselines a search of ``plan`` queues: :data:`BASELINES`, the ``dcgan``
     preset (N(0, 0.02²) weights, norm gamma N(1, 0.02²), zero biases) where the model has the
-    convolutions and norm layers that rule was written for."""
+    convolutions and norm layers that rule was written for, and ``model_default`` (the model's
+    own init) for a model that has one."""
     kinds = {lay.kind for lay in plan.layers}
-    return BASELINES + (("dcgan",) if kinds & _CONV_KINDS and "norm" in kinds else ())
+    return (BASELINES + (("dcgan",) if kinds & _CONV_KINDS and "norm" in kinds else ())
+            + ((MODEL_DEFAULT,) if plan.model_init else ()))
 
 
 def baseline_params(plan: ModelPlan, space: SearchSpace, family: str, lr: float | None = None
@@ -155,7 +160,8 @@ def baseline_params(plan: ModelPlan, space: SearchSpace, family: str, lr: float 
         if name != "zeros":
             params[f"{group}.scale"] = 1.0
         if any(lay.param_type.endswith("bias") for lay in plan.grouping.groups[group]):
-            params[f"{group}.bias"] = "default" if name == "pytorch_default" else "zeros"
+            params[f"{group}.bias"] = "default" if name in ("pytorch_default", MODEL_DEFAULT) \
+                else "zeros"
     if space.search_lr and lr is not None:
         params["lr"] = lr
     return params

@@ -16,7 +16,7 @@ ALPHA = 1e-3  # KS significance; every draw is seeded, so a pass is a stable pas
 
 # Families with a sampler, and the textbook law each one must follow. pytorch_default has no
 # sampler (it is module-level); tests/test_apply.py checks it against reset_parameters().
-MODULE_LEVEL = {"pytorch_default"}
+MODULE_LEVEL = {"pytorch_default", "model_default"}  # model_default: tests/test_model_init.py
 DISTRIBUTION = {
     "xavier_uniform": "uniform",
     "xavier_normal": "normal",
@@ -107,7 +107,7 @@ def assert_orthogonal(w: torch.Tensor, gain: float) -> None:
 def test_every_registered_family_has_a_contract(name):
     family = get_family(name)
     if family.sampler is None:
-        assert name in MODULE_LEVEL  # checked against reset_parameters() in test_apply.py
+        assert name in MODULE_LEVEL  # checked in test_apply.py, test_model_init.py
     else:
         assert name in DISTRIBUTION or name in STRUCTURED
         assert set(family.options) == {k for o in EXTRA_OPTIONS.get(name, []) for k in o}

@@ -21,6 +21,7 @@ from autoinit import (
 )
 from autoinit import layers as layers_mod
 from autoinit.apply import model_parameters
+from autoinit.layers import LayerParam
 
 
 @pytest.fixture(autouse=True)
@@ -360,3 +361,35 @@ def test_lazy_module_not_materialized():
         describe_params(model)
     model(torch.zeros(1, 3))
     assert spec_map(model)["0.weight"].fan_in == 3
+
+
+def test_packed_parameters_have_fans_per_block():
+    from autoinit.layers import register_packed
+
+    register_packed(r"(^|\.)packed_qkv_test\.", 3)
+    net = nn.Module()
+    net.packed_qkv_test = nn.Linear(8, 24)
+    weight, bias = describe_params(net)
+    assert (weight.blocks, weight.fan_in, weight.fan_out) == (3, 8, 8)
+    assert bias.blocks == 3
+    with pytest.raises(ConfigError, match="blocks must be a positive integer, got 0"):
+        register_packed("x", 0)
+    net.packed_qkv_test = nn.Linear(8, 10)
+    with pytest.raises(ConfigError, match="output size 10 does not split into 3"):
+        describe_params(net)
+
+
+def test_a_resolver_describes_classes_without_a_common_base():
+    from autoinit.layers import register_layer_resolver
+
+    class ResolverTestNorm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(4))
+
+    register_layer_resolver(lambda cls: (lambda m, n, t: LayerParam("norm", "norm_weight"))
+                            if cls.__name__ == "ResolverTestNorm" else None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (spec,) = describe_params(ResolverTestNorm())
+    assert (spec.kind, spec.param_type, spec.known) == ("norm", "norm_weight", True)

@@ -216,7 +216,7 @@ def test_fitting_families():
     assert "identity" not in emb and "kaiming_normal" in emb and "constant" not in emb
     assert "identity" in fitting_families(g["hidden.linear"])
     norm = fitting_families(g["norm"])
-    assert set(norm) == {"constant", "gamma_normal", "zeros", "pytorch_default"}
+    assert set(norm) == {"constant", "gamma_normal", "zeros", "pytorch_default", "model_default"}
     for group, layers in g.items():
         assert ("constant" in fitting_families(layers)) == (group == "norm")
         assert ("gamma_normal" in fitting_families(layers)) == (group == "norm")

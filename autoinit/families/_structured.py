@@ -54,5 +54,7 @@ for _family in (
            summary="norm gamma filled with the scale"),
     Family("pytorch_default", None, targets=_MATRIX_AND_NORM, default_bias="default",
            summary="exactly what the module's reset_parameters() draws"),
+    Family("model_default", None, targets=_MATRIX_AND_NORM, default_bias="default",
+           summary="what the model's own init draws (Hugging Face _init_weights, init_weights)"),
 ):
     register_family(_family)

@@ -1,5 +1,9 @@
 """Integrations at the edge of autoinit: MLflow tracking (:mod:`autoinit.integrations.mlflow`) and
-its plots (:mod:`autoinit.integrations.plots`).
+its plots (:mod:`autoinit.integrations.plots`), trainer callbacks for PyTorch Lightning
+(:mod:`autoinit.integrations.lightning`) and the Hugging Face ``Trainer``
+(:mod:`autoinit.integrations.hf`), and optuna-dashboard (:mod:`autoinit.integrations.dashboard`).
+Those three need an optional extra each; without it, importing them is a one-line
+:class:`~autoinit.errors.MissingDependency` naming the extra.
 
 Nothing in the search core imports this package, and importing it does not import MLflow or
 matplotlib: :func:`autoinit.fit` loads the submodules only when tracking is on.

@@ -426,14 +426,18 @@ class SearchTracker:
 
     @classmethod
     def start(cls, model: nn.Module, options: Mapping[str, Any], *, tracking_uri: str | None = None,
-              experiment: str | None = None, require: bool = False) -> SearchTracker | None:
+              experiment: str | None = None, require: bool = False,
+              parent_run_id: str | None = None) -> SearchTracker | None:
         """Create the parent run for a search of ``model`` with ``options`` (``run_search``'s,
-        defaults filled in); ``None`` (after one warning) when tracking is not possible."""
+        defaults filled in); ``None`` (after one warning) when tracking is not possible.
+        ``parent_run_id``: a run (a trainer's) the search's run is nested in, in its experiment;
+        default: the active run, if any."""
         study_name = options.get("study_name") or default_study_name(model)
         alarm = _Alarm(study_name, require)
         try:
             with _quick_http():
-                return cls._start(model, options, study_name, alarm, tracking_uri, experiment)
+                return cls._start(model, options, study_name, alarm, tracking_uri, experiment,
+                                  parent_run_id)
         except TrackingError:
             raise
         except Exception as exc:  # noqa: BLE001 - tracking must not break the search
@@ -441,12 +445,16 @@ class SearchTracker:
             return None
 
     @classmethod
-    def _start(cls, model, options, study_name, alarm, tracking_uri, experiment) -> SearchTracker:
+    def _start(cls, model, options, study_name, alarm, tracking_uri, experiment, parent_run_id
+               ) -> SearchTracker:
         import mlflow
 
         uri = tracking_uri or mlflow.get_tracking_uri()
         client = MlflowClient(uri)
-        active = mlflow.active_run() if uri == mlflow.get_tracking_uri() else None
+        if parent_run_id is not None:
+            active = client.get_run(parent_run_id)
+        else:
+            active = mlflow.active_run() if uri == mlflow.get_tracking_uri() else None
         exp_id = _experiment_id(client, uri, experiment, active)
         tags = {**_model_tags(model), **_version_tags(), "autoinit.study": study_name,
                 "autoinit.device": str(options.get("device") or _default_device()),

@@ -26,7 +26,33 @@ import time
 import urllib.request
 from pathlib import Path
 
-__all__ = ["LocalMlflowServer", "free_port", "shared_server", "sqlite_store"]
+__all__ = ["LocalMlflowServer", "free_port", "mlflow_globals_kept", "shared_server", "sqlite_store"]
+
+
+@contextlib.contextmanager
+def mlflow_globals_kept():
+    """Put MLflow's process-wide state back as it was: the tracking URI, the active experiment,
+    their environment variables and the active run. Trainers' MLflow loggers (Hugging Face
+    ``MLflowCallback``, Lightning's ``MLFlowLogger``) set them for the whole process."""
+    import mlflow
+    import mlflow.tracking.fluent as fluent
+    from mlflow.tracking._tracking_service import utils
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+    env = {name: os.environ.get(name) for name in names}
+    uri, experiment, active = utils._tracking_uri, fluent._active_experiment_id, mlflow.active_run()
+    try:
+        yield
+    finally:
+        while mlflow.active_run() is not None and mlflow.active_run() is not active:
+            mlflow.end_run()
+        mlflow.set_tracking_uri(uri)
+        fluent._active_experiment_id = experiment
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def sqlite_store(path: str | Path) -> str:

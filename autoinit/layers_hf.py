@@ -1,0 +1,147 @@
+"""Hugging Face transformers: layer kinds, roles and the model's own init for its models.
+
+Imported by :mod:`autoinit.layers` the first time a model holds a module of ``transformers`` (so
+only where transformers is installed and used). It registers:
+
+- ``transformers.pytorch_utils.Conv1D`` (GPT-2) as a linear layer stored ``(in, out)``; GPT-2's
+  fused ``attn.c_attn`` packs q, k and v (3 blocks), ``crossattention.c_attn`` k and v (2);
+- every model's own norm classes (``LlamaRMSNorm``, ``T5LayerNorm``, ...) as norms, and the raw
+  parameters of embedding modules (ViT's ``cls_token`` and ``position_embeddings``) as
+  embeddings, a head's own output bias (BERT's ``cls.predictions.bias``) as a bias;
+- roles by HF's module names (data, in :data:`ROLE_PATTERNS`): q/k/v (fused or separate)
+  ``attn_qkv``, the attention output ``attn_out``, MLP up and gate ``hidden`` (followed by the
+  config's activation; the up projection of a gated MLP is linear), MLP down ``residual_out``,
+  patch embedding ``input``, task heads ``head``; a tied LM head is the embedding it is tied to,
+  initialized once, and the tie is kept;
+- ``PreTrainedModel``'s ``_init_weights`` (through ``init_weights``, which also re-ties) as the
+  model's own init, the ``model_default`` baseline.
+
+Example:
+    >>> from transformers import GPT2Config, GPT2LMHeadModel
+    >>> from autoinit import describe_model
+    >>> gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64))
+    >>> [(l.role, l.blocks, l.fan_in, l.fan_out) for l in describe_model(gpt2)
+    ...  if l.name == "transformer.h.0.attn.c_attn.weight"]
+    [('attn_qkv', 3, 32, 32)]
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.pytorch_utils import Conv1D
+
+from autoinit.layers import (
+    LayerParam,
+    LayerRule,
+    ParamSpec,
+    _norm_rule,
+    register_layer_kind,
+    register_layer_resolver,
+    register_packed,
+)
+from autoinit.model_init import register_model_init
+from autoinit.roles import register_role_rule
+
+__all__ = ["ROLE_PATTERNS"]
+
+ACT = "act"  # stands for the model config's activation in ROLE_PATTERNS
+
+# (regex searched in the module name, role, following activation); first match wins.
+ROLE_PATTERNS: tuple[tuple[str, str, str], ...] = (
+    (r"(^|\.)patch_embeddings\.projection$", "input", "linear"),
+    (r"(^|\.)(c_attn|q_attn|qkv|qkv_proj|query_key_value|Wqkv|q|k|v|query|key|value|"
+     r"q_proj|k_proj|v_proj)$", "attn_qkv", "linear"),
+    (r"(attn\.c_proj|attention\.output\.dense|(Self|EncDec)Attention\.o|(^|\.)o_proj|"
+     r"attention\.out_proj|attn\.out_proj)$", "attn_out", "linear"),
+    (r"(^|\.)(gate_proj|wi_0|w1)$", "hidden", ACT),
+    (r"(^|\.)(up_proj|wi_1|w3)$", "hidden", "linear"),  # multiplied by act(gate)
+    (r"(mlp\.c_fc|intermediate\.dense|(^|\.)fc1|(^|\.)wi|transform\.dense)$", "hidden", ACT),
+    (r"(mlp\.c_proj|(^|\.)output\.dense|(^|\.)down_proj|(^|\.)fc2|(^|\.)wo|(^|\.)w2)$",
+     "residual_out", "linear"),
+    (r"(^|\.)pooler\.dense$", "hidden", "tanh"),
+    (r"(^|\.)(lm_head|classifier|score|qa_outputs|predictions)$", "head", "linear"),
+)
+_COMPILED = tuple((re.compile(p), role, act) for p, role, act in ROLE_PATTERNS)
+_CONFIG_ACTS = ("hidden_act", "activation_function", "dense_act_fn", "hidden_activation")
+_EMBEDDING_PARAM = re.compile(r"(token|embedding|embed)")
+
+
+def _conv1d_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
+    if name == "weight":
+        return LayerParam("linear", "weight", t.shape[0], t.shape[1], layout="in_out")
+    return LayerParam("linear", "bias", t.shape[0]) if name == "bias" else None
+
+
+def _raw_param_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
+    """Parameters an HF module holds itself: learned tokens and tables, a head's output bias."""
+    if _EMBEDDING_PARAM.search(name):
+        return LayerParam("embedding", "weight", 1, t.shape[-1])
+    if name == "bias" and t.dim() == 1:
+        return LayerParam("linear", "bias", 0)
+    return None
+
+
+def _resolve(cls: type) -> LayerRule | None:
+    if not cls.__module__.startswith("transformers."):
+        return None
+    if "Norm" in cls.__name__:  # every model names its own LayerNorm / RMSNorm class
+        return _norm_rule
+    if cls.__name__.endswith(("Embeddings", "PredictionHead")):
+        return _raw_param_rule
+    return None
+
+
+def _act_name(config) -> str:
+    act = next((getattr(config, k) for k in _CONFIG_ACTS if isinstance(getattr(config, k, None), str)),
+               "linear")
+    act = act.lower()
+    for prefix, name in (("gelu", "gelu"), ("silu", "silu"), ("swish", "silu"), ("relu", "relu"),
+                         ("tanh", "tanh"), ("sigmoid", "sigmoid")):
+        if act.startswith(prefix) or act.endswith(prefix):
+            return name
+    return "linear"
+
+
+def _owner(model: nn.Module, module_name: str) -> PreTrainedModel | None:
+    """The innermost Hugging Face model holding ``module_name``."""
+    parts = module_name.split(".") if module_name else []
+    for i in range(len(parts), -1, -1):
+        candidate = model.get_submodule(".".join(parts[:i]))
+        if isinstance(candidate, PreTrainedModel):
+            return candidate
+    return None
+
+
+def _role(model: nn.Module, spec: ParamSpec) -> tuple[str, str] | None:
+    if spec.kind in ("norm", "embedding"):
+        return None
+    owner = _owner(model, spec.module_name)
+    if owner is None:
+        return None
+    for pattern, role, act in _COMPILED:
+        if pattern.search(spec.module_name):
+            return role, _config_act(owner) if act == ACT else act
+    return None
+
+
+def _config_act(owner: PreTrainedModel) -> str:
+    return _act_name(owner.config.get_text_config())
+
+
+def _own_init(model: nn.Module) -> None:
+    """``init_weights`` from scratch: HF skips modules and tensors flagged as initialized."""
+    for item in (*model.modules(), *model.parameters(), *model.buffers()):
+        item.__dict__.pop("_is_hf_initialized", None)
+    model.init_weights()
+
+
+register_layer_kind(Conv1D, _conv1d_rule)
+register_layer_resolver(_resolve)
+register_packed(r"(^|\.)attn\.c_attn\.", 3)
+register_packed(r"(^|\.)crossattention\.c_attn\.", 2)
+register_role_rule(_role)
+register_model_init(PreTrainedModel, _own_init)

@@ -1,0 +1,187 @@
+"""Hugging Face models built from small configs (no hub access): kinds, fans, roles, own init."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import pytest
+import torch
+
+from autoinit import ModelPlan, apply_scheme, describe_model
+from autoinit.space import SearchSpace, baseline_params
+
+T = pytest.importorskip("transformers")
+
+W, V, FF = 32, 64, 64  # width, vocabulary, MLP width
+
+
+def gpt2():
+    return T.GPT2LMHeadModel(T.GPT2Config(n_layer=2, n_embd=W, n_head=2, vocab_size=V,
+                                          n_positions=32, bos_token_id=0, eos_token_id=0))
+
+
+def bert():
+    return T.BertForMaskedLM(T.BertConfig(num_hidden_layers=2, hidden_size=W, num_attention_heads=2,
+                                          intermediate_size=FF, vocab_size=V,
+                                          max_position_embeddings=32))
+
+
+def llama():
+    return T.LlamaForCausalLM(T.LlamaConfig(num_hidden_layers=2, hidden_size=W, num_attention_heads=2,
+                                            num_key_value_heads=1, intermediate_size=FF,
+                                            vocab_size=V, max_position_embeddings=32))
+
+
+def mistral():
+    return T.MistralForCausalLM(T.MistralConfig(num_hidden_layers=2, hidden_size=W,
+                                                num_attention_heads=2, num_key_value_heads=1,
+                                                intermediate_size=FF, vocab_size=V,
+                                                max_position_embeddings=32, sliding_window=8))
+
+
+def vit():
+    return T.ViTForImageClassification(T.ViTConfig(num_hidden_layers=2, hidden_size=W,
+                                                   num_attention_heads=2, intermediate_size=FF,
+                                                   image_size=16, patch_size=4, num_labels=3))
+
+
+def t5():
+    return T.T5ForConditionalGeneration(T.T5Config(num_layers=2, num_decoder_layers=2, d_model=W,
+                                                   d_ff=FF, d_kv=16, num_heads=2, vocab_size=V))
+
+
+# parameter class (regex on the name, layer indices as \d) -> (kind, param_type, fan_in, fan_out,
+# blocks, role, nonlinearity); every parameter must match exactly one class.
+EXPECTED = {
+    "gpt2": (gpt2, {
+        r"transformer\.w[tp]e\.weight": ("embedding", "weight", 1, W, 1, "embedding", "linear"),
+        r"ln_[12f]\.weight": ("norm", "norm_weight", 0, 0, 1, "norm", "linear"),
+        r"ln_[12f]\.bias": ("norm", "norm_bias", 0, 0, 1, "norm", "linear"),
+        r"attn\.c_attn\.weight": ("linear", "weight", W, W, 3, "attn_qkv", "linear"),
+        r"attn\.c_attn\.bias": ("linear", "bias", 3 * W, 0, 3, "attn_qkv", "linear"),
+        r"attn\.c_proj\.weight": ("linear", "weight", W, W, 1, "attn_out", "linear"),
+        r"attn\.c_proj\.bias": ("linear", "bias", W, 0, 1, "attn_out", "linear"),
+        r"mlp\.c_fc\.weight": ("linear", "weight", W, 4 * W, 1, "hidden", "gelu"),
+        r"mlp\.c_fc\.bias": ("linear", "bias", 4 * W, 0, 1, "hidden", "gelu"),
+        r"mlp\.c_proj\.weight": ("linear", "weight", 4 * W, W, 1, "residual_out", "linear"),
+        r"mlp\.c_proj\.bias": ("linear", "bias", W, 0, 1, "residual_out", "linear"),
+    }),
+    "bert": (bert, {
+        r"embeddings\.\w+_embeddings\.weight": ("embedding", "weight", 1, W, 1, "embedding", "linear"),
+        r"LayerNorm\.weight": ("norm", "norm_weight", 0, 0, 1, "norm", "linear"),
+        r"LayerNorm\.bias": ("norm", "norm_bias", 0, 0, 1, "norm", "linear"),
+        r"self\.(query|key|value)\.weight": ("linear", "weight", W, W, 1, "attn_qkv", "linear"),
+        r"self\.(query|key|value)\.bias": ("linear", "bias", W, 0, 1, "attn_qkv", "linear"),
+        r"attention\.output\.dense\.weight": ("linear", "weight", W, W, 1, "attn_out", "linear"),
+        r"attention\.output\.dense\.bias": ("linear", "bias", W, 0, 1, "attn_out", "linear"),
+        r"intermediate\.dense\.weight": ("linear", "weight", W, FF, 1, "hidden", "gelu"),
+        r"intermediate\.dense\.bias": ("linear", "bias", FF, 0, 1, "hidden", "gelu"),
+        r"\d\.output\.dense\.weight": ("linear", "weight", FF, W, 1, "residual_out", "linear"),
+        r"\d\.output\.dense\.bias": ("linear", "bias", W, 0, 1, "residual_out", "linear"),
+        r"transform\.dense\.weight": ("linear", "weight", W, W, 1, "hidden", "gelu"),
+        r"transform\.dense\.bias": ("linear", "bias", W, 0, 1, "hidden", "gelu"),
+        r"cls\.predictions\.bias": ("linear", "bias", 0, 0, 1, "head", "linear"),
+    }),
+    "llama": (llama, {
+        r"embed_tokens\.weight": ("embedding", "weight", 1, W, 1, "embedding", "linear"),
+        r"(layernorm|norm)\.weight": ("norm", "norm_weight", 0, 0, 1, "norm", "linear"),
+        r"q_proj\.weight": ("linear", "weight", W, W, 1, "attn_qkv", "linear"),
+        r"[kv]_proj\.weight": ("linear", "weight", W, W // 2, 1, "attn_qkv", "linear"),
+        r"o_proj\.weight": ("linear", "weight", W, W, 1, "attn_out", "linear"),
+        r"gate_proj\.weight": ("linear", "weight", W, FF, 1, "hidden", "silu"),
+        r"up_proj\.weight": ("linear", "weight", W, FF, 1, "hidden", "linear"),
+        r"down_proj\.weight": ("linear", "weight", FF, W, 1, "residual_out", "linear"),
+        r"lm_head\.weight": ("linear", "weight", W, V, 1, "head", "linear"),
+    }),
+    "vit": (vit, {
+        r"embeddings\.(cls_token|position_embeddings)$": ("embedding", "weight", 1, W, 1, "embedding",
+                                                           "linear"),
+        r"projection\.weight": ("conv", "weight", 3 * 16, W * 16, 1, "input", "linear"),
+        r"projection\.bias": ("conv", "bias", W, 0, 1, "input", "linear"),
+        r"layernorm\w*\.weight": ("norm", "norm_weight", 0, 0, 1, "norm", "linear"),
+        r"layernorm\w*\.bias": ("norm", "norm_bias", 0, 0, 1, "norm", "linear"),
+        r"[qkv]_proj\.weight": ("linear", "weight", W, W, 1, "attn_qkv", "linear"),
+        r"[qkv]_proj\.bias": ("linear", "bias", W, 0, 1, "attn_qkv", "linear"),
+        r"o_proj\.weight": ("linear", "weight", W, W, 1, "attn_out", "linear"),
+        r"o_proj\.bias": ("linear", "bias", W, 0, 1, "attn_out", "linear"),
+        r"fc1\.weight": ("linear", "weight", W, FF, 1, "hidden", "gelu"),
+        r"fc1\.bias": ("linear", "bias", FF, 0, 1, "hidden", "gelu"),
+        r"fc2\.weight": ("linear", "weight", FF, W, 1, "residual_out", "linear"),
+        r"fc2\.bias": ("linear", "bias", W, 0, 1, "residual_out", "linear"),
+        r"classifier\.weight": ("linear", "weight", W, 3, 1, "head", "linear"),
+        r"classifier\.bias": ("linear", "bias", 3, 0, 1, "head", "linear"),
+    }),
+    "t5": (t5, {
+        r"shared\.weight": ("embedding", "weight", 1, W, 1, "embedding", "linear"),
+        r"relative_attention_bias\.weight": ("embedding", "weight", 1, 2, 1, "embedding", "linear"),
+        r"layer_norm\.weight": ("norm", "norm_weight", 0, 0, 1, "norm", "linear"),
+        r"Attention\.[qkv]\.weight": ("linear", "weight", W, W, 1, "attn_qkv", "linear"),
+        r"Attention\.o\.weight": ("linear", "weight", W, W, 1, "attn_out", "linear"),
+        r"DenseReluDense\.wi\.weight": ("linear", "weight", W, FF, 1, "hidden", "relu"),
+        r"DenseReluDense\.wo\.weight": ("linear", "weight", FF, W, 1, "residual_out", "linear"),
+    }),
+}
+EXPECTED["mistral"] = (mistral, EXPECTED["llama"][1])  # the same layout, MistralRMSNorm
+
+
+@pytest.mark.parametrize("family", sorted(EXPECTED))
+def test_every_parameter_class_has_its_kind_fans_and_role(family):
+    build, classes = EXPECTED[family]
+    model = build()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "no layer rule" warning
+        layers = describe_model(model)
+    assert {lay.name for lay in layers} == {n for n, _ in model.named_parameters()}
+    seen = set()
+    for lay in layers:
+        matches = [p for p in classes if re.search(p, lay.name)]
+        assert len(matches) == 1, (lay.name, matches)
+        got = (lay.kind, lay.param_type, lay.fan_in, lay.fan_out, lay.blocks, lay.role,
+               lay.nonlinearity)
+        assert got == classes[matches[0]], lay.name
+        seen.add(matches[0])
+    assert seen == set(classes)  # every class was met
+
+
+def test_gpt2_conv1d_is_initialized_in_its_in_out_layout_per_qkv_block():
+    model = gpt2()
+    apply_scheme(model, ModelPlan.of(model).uniform("orthogonal", seed=1))
+    w = model.transformer.h[0].attn.c_attn.weight.detach()  # (in, 3 * out)
+    for block in w.split(W, dim=1):
+        assert torch.allclose(block.T @ block, torch.eye(W), atol=1e-4)
+    assert model.lm_head.weight is model.transformer.wte.weight  # the tie is kept
+
+
+@pytest.mark.parametrize("family", sorted(EXPECTED))
+def test_model_default_is_the_models_own_init_and_reproducible(family):
+    build = EXPECTED[family][0]
+    model = build()
+    plan = ModelPlan.of(model)
+    assert plan.model_init
+    scheme = plan.uniform("model_default", seed=5)
+    first = {k: v.clone() for k, v in apply_scheme(model, scheme).state_dict().items()}
+    other = apply_scheme(build(), scheme).state_dict()
+    assert all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_gpt2_model_default_draws_gpt2s_scaled_residual_init():
+    model = gpt2()
+    torch.nn.init.zeros_(model.transformer.h[0].mlp.c_proj.weight)
+    apply_scheme(model, ModelPlan.of(model).uniform("model_default", seed=0))
+    # GPT-2's _init_weights: N(0, 0.02) everywhere, 0.02 / sqrt(2 * n_layer) on c_proj
+    std = model.transformer.h[0].mlp.c_proj.weight.std().item()
+    assert 0.008 < std < 0.012
+    assert 0.017 < model.transformer.h[0].mlp.c_fc.weight.std().item() < 0.023
+    assert model.lm_head.weight is model.transformer.wte.weight
+
+
+def test_model_default_is_a_baseline_only_for_models_with_their_own_init():
+    space = SearchSpace()
+    hf = ModelPlan.of(gpt2())
+    assert "model_default" in space.choices(hf, "hidden.linear")
+    assert set(baseline_params(hf, space, "model_default").values()) >= {"model_default", "default"}
+    plain = ModelPlan.of(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(),
+                                             torch.nn.Linear(4, 2)))
+    assert not plain.model_init
+    assert "model_default" not in space.choices(plain, "input.linear")
