@@ -33,7 +33,7 @@ from autoinit.integrations.mlflow import (
     flatten_rules,
     redact,
 )
-from autoinit.integrations.testing import free_port, sqlite_store
+from autoinit.integrations.testing import free_port, mlflow_globals_kept, sqlite_store
 
 STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
 STATE = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
@@ -224,15 +224,12 @@ def test_mlflow_false_logs_nothing_and_env_uri_is_used(store, monkeypatch):
 def test_user_active_run_becomes_the_parent_and_stays_untouched(store):
     uri, client, new_experiment = store
     exp = client.get_experiment_by_name(new_experiment("user")).experiment_id
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
+    with mlflow_globals_kept():  # the URI is process-wide: left set, later tests would write to it
+        mlflow.set_tracking_uri(uri)
         with mlflow.start_run(experiment_id=exp) as user_run:
             result = autoinit.fit(make_model(), make_loader(), n_trials=6, probe_steps=4)
             assert mlflow.active_run().info.run_id == user_run.info.run_id
         ours = client.get_run(result.extra["mlflow_run_id"])
-    finally:
-        mlflow.set_tracking_uri(previous)
     assert ours.info.experiment_id == exp
     assert ours.data.tags["mlflow.parentRunId"] == user_run.info.run_id
     theirs = client.get_run(user_run.info.run_id)
@@ -318,14 +315,14 @@ def test_parallel_trials_each_log_their_own_child_under_one_parent(store):
 
 
 def test_experiments_autoinit_creates_keep_artifacts_beside_a_local_database(store):
-    from autoinit.integrations.mlflow import _experiment_id
+    from autoinit.integrations.mlflow import experiment_id
 
     uri, client, _ = store
-    exp = client.get_experiment(_experiment_id(client, uri, "made by autoinit", None))
+    exp = client.get_experiment(experiment_id(client, uri, "made by autoinit"))
     folder = Path(uri.removeprefix("sqlite:///")).parent
     assert exp.artifact_location == (folder / "mlruns" / "made_by_autoinit").as_uri()
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
-    assert _experiment_id(client, uri, "made by autoinit", None) == exp.experiment_id
+    assert experiment_id(client, uri, "made by autoinit") == exp.experiment_id
 
 
 def test_errors_in_worker_processes_become_one_warning_in_the_main_one():

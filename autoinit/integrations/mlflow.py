@@ -455,7 +455,7 @@ class SearchTracker:
             active = client.get_run(parent_run_id)
         else:
             active = mlflow.active_run() if uri == mlflow.get_tracking_uri() else None
-        exp_id = _experiment_id(client, uri, experiment, active)
+        exp_id = experiment_id(client, uri, experiment, active)
         tags = {**_model_tags(model), **_version_tags(), "autoinit.study": study_name,
                 "autoinit.device": str(options.get("device") or _default_device()),
                 "autoinit.storage": _storage_text(options.get("storage")),
@@ -558,7 +558,9 @@ def _artifacts_beside(uri: str, experiment: str) -> str | None:
     return (folder / re.sub(r"[^\w.-]+", "_", experiment)).as_uri()
 
 
-def _experiment_id(client: MlflowClient, uri: str, experiment: str | None, active: Any) -> str:
+def experiment_id(client: MlflowClient, uri: str, experiment: str | None, active: Any = None) -> str:
+    """The id of ``experiment`` (created when missing, artifacts beside a local SQLite store);
+    for ``None``: MLflow's environment variables, then ``active``'s experiment, then ``autoinit``."""
     if experiment is None:
         if os.environ.get("MLFLOW_EXPERIMENT_ID"):
             return os.environ["MLFLOW_EXPERIMENT_ID"]
