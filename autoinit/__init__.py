@@ -7,15 +7,20 @@ Example:
     >>> _ = autoinit.apply_scheme(net, scheme)
 """
 
-__version__ = "0.1.0"
-
 from autoinit.api import fit, load_scheme
 from autoinit.apply import apply_scheme
 from autoinit.diagnose import Diagnosis, diagnose
-from autoinit.errors import AutoinitError, ConfigError, MissingDependency, SchemeError, StorageError
+from autoinit.errors import (
+    AutoinitError,
+    ConfigError,
+    MissingDependency,
+    SchemeError,
+    StorageError,
+    TrackingError,
+    TrackingWarning,
+)
 from autoinit.families import Family, Fans, get_family, list_families, register_family
 from autoinit.groups import group_layers
-from autoinit.integrations import TrackingError, TrackingWarning
 from autoinit.layers import describe_params, in_out_rule, register_layer_kind
 from autoinit.plan import ModelPlan, uniform_scheme
 from autoinit.result import FitResult, SearchCost
@@ -23,6 +28,7 @@ from autoinit.roles import describe_model
 from autoinit.scheme import GroupRule, InitScheme
 from autoinit.search import Selection, run_search
 from autoinit.status import StudyStatus, study_status
+from autoinit.version import __version__
 
 __all__ = [
     "AutoinitError",

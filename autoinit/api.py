@@ -16,6 +16,8 @@ from typing import Any
 from torch import nn
 
 from autoinit.errors import ConfigError
+from autoinit.integrations import RUN_ID
+from autoinit.redact import redact
 from autoinit.result import FitResult
 from autoinit.scheme import InitScheme
 from autoinit.search import run_search
@@ -23,7 +25,6 @@ from autoinit.threads import compute_threads
 
 __all__ = ["fit", "load_scheme"]
 
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
 _RUN_ATTR = "autoinit.mlflow_run"  # the study's MLflow parent run, for a rerun to find
 _URI = re.compile(r"[A-Za-z][\w+.-]+:/")
 
@@ -43,7 +44,7 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
         experiment: the experiment's name; default: ``MLFLOW_EXPERIMENT_NAME``, the experiment of
             the active run, or ``"autoinit"``. An active run of the user becomes the parent of
             the search's run; it is not otherwise touched.
-        require_tracking: raise :class:`~autoinit.integrations.TrackingError` on a tracking error
+        require_tracking: raise :class:`~autoinit.errors.TrackingError` on a tracking error
             instead of warning once and going on without tracking.
         parent_run_id: nest the search's run in this run (a trainer's) and its experiment,
             rather than in the active run.
@@ -126,7 +127,7 @@ def _earlier_run(bound: dict[str, Any], tracking_uri: str | None) -> dict[str, A
         config = ProbeConfig(steps=bound["probe_steps"], lr=bound["lr"], seed=bound["seed"],
                              objective=bound["objective"])
         finished = len(study.get_trials(deepcopy=False, states=DONE))
-        here = _redacted(tracking_uri or mlflow.get_tracking_uri())
+        here = redact(tracking_uri or mlflow.get_tracking_uri())
     except Exception:  # noqa: BLE001 - no such study, or bad options: the search says so
         return None
     if (not run or run.get("tracking_uri") != here or finished < bound["n_trials"]
@@ -147,13 +148,7 @@ def _where(tracker: Any) -> str:
 
 
 def _uri(tracker: Any) -> str:
-    return _redacted(tracker.tracking_uri)
-
-
-def _redacted(uri: str) -> str:
-    from autoinit.storage import redact
-
-    return redact(uri)
+    return redact(tracker.tracking_uri)
 
 
 def _say(progress: Any, line: str) -> None:
@@ -218,7 +213,7 @@ def load_scheme(ref: str | Path, *, tracking_uri: str | None = None) -> InitSche
     """
     path = Path(ref)
     text = str(ref).strip()
-    if isinstance(ref, Path) or path.exists() or not (_RUN_ID.fullmatch(text) or _URI.match(text)):
+    if isinstance(ref, Path) or path.exists() or not (RUN_ID.fullmatch(text) or _URI.match(text)):
         if path.is_dir():
             path = next((p for p in (path / "autoinit" / "scheme.json", path / "scheme.json")
                          if p.is_file()), path / "scheme.json")

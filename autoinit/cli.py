@@ -45,8 +45,11 @@ from autoinit.config import (
 )
 from autoinit.errors import AutoinitError, ConfigError, StorageError
 from autoinit.integrations.ui import ui_lines
+from autoinit.settings import DEFAULTS
 from autoinit.space import BASELINES
 from autoinit.storage import redact
+from autoinit.table import text_table
+from autoinit.version import __version__
 
 __all__ = ["cli", "main"]
 
@@ -202,7 +205,7 @@ def _load_scheme(ref: str, tracking_uri: str | None) -> autoinit.InitScheme:
 # ------------------------------------------------------------------------------------- commands
 
 @click.group(context_settings=_CONTEXT, no_args_is_help=True)
-@click.version_option(autoinit.__version__, prog_name="autoinit")
+@click.version_option(__version__, prog_name="autoinit")
 def cli() -> None:
     """Find good weight initializations for PyTorch models by short probe trainings.
 
@@ -219,11 +222,11 @@ def cli() -> None:
 @click.argument("study", required=False, metavar="[STUDY.toml]")
 @_factory_options
 @click.option("--n-trials", type=int, help="Trials the study should hold, baselines included "
-              "([search] n_trials, default 30).")
+              f"([search] n_trials, default {DEFAULTS.n_trials}).")
 @click.option("--timeout", type=float, metavar="S", help="Stop starting trials after S seconds.")
-@click.option("--probe-steps", type=int, help="Training steps per probe (default 100).")
+@click.option("--probe-steps", type=int, help=f"Training steps per probe (default {DEFAULTS.probe_steps}).")
 @click.option("--storage", metavar="URL", help="Optuna storage URL (default "
-              "sqlite:///autoinit.db); the same command on it resumes the study.")
+              f"{DEFAULTS.storage}); the same command on it resumes the study.")
 @click.option("--study-name", metavar="NAME", help="Optuna study name (default: the file's "
               "stem and a hash of its settings).")
 @click.option("--n-jobs", type=int, help="Worker processes, one torch thread each.")
@@ -541,12 +544,8 @@ def scheme_table(scheme: autoinit.InitScheme) -> str:
         family = f"{rule.family}({options})" if options else rule.family
         bias = rule.bias if rule.bias in ("zeros", "default") else f"{rule.bias} {rule.bias_value:.3g}"
         rows.append((name, _layers(rule.members), family, f"{rule.scale:.3g}", bias))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     what = [f"this scheme is {scheme.origin}"] if scheme.origin else []
-    lines = [head, *what, ""] + ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))
-                                 .rstrip() for r in rows]
-    lines.insert(3 + len(what), "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join([head, *what, "", *text_table(rows)])
 
 
 def _layers(members: Sequence[str]) -> str:

@@ -42,7 +42,7 @@ Example:
     >>> study_from_dict({"search": {"n_trials": -3}})
     Traceback (most recent call last):
     ...
-    autoinit.config.StudyFileError: search.n_trials must be a positive integer, got -3
+    autoinit.errors.StudyFileError: search.n_trials must be a positive integer, got -3
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from autoinit.errors import AutoinitError, ConfigError
+from autoinit.errors import AutoinitError, StudyFileError
+from autoinit.settings import DEFAULTS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -87,11 +88,7 @@ __all__ = [
     "study_from_dict",
 ]
 
-DEFAULT_STORAGE = "sqlite:///autoinit.db"
-
-
-class StudyFileError(ConfigError):
-    """A study file (or a command-line flag that overrides it) has a value autoinit cannot use."""
+DEFAULT_STORAGE = DEFAULTS.storage
 
 
 @dataclass(frozen=True)
@@ -106,8 +103,8 @@ class FactoryConfig:
 class TrainConfig:
     """``[train]``: how every candidate is trained."""
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
+    optimizer: str = DEFAULTS.optimizer
+    lr: float = DEFAULTS.lr
     loss: str | None = None
     train_step: str | None = None  # references to the user's own loop (autoinit.loop)
     score: str | None = None
@@ -118,18 +115,18 @@ class TrainConfig:
 class SearchConfig:
     """``[search]``: the options of :func:`autoinit.fit` that a study file may set."""
 
-    n_trials: int = 30
+    n_trials: int = DEFAULTS.n_trials
     timeout: float | None = None
     budget_steps: int | None = None
-    probe_steps: int = 100
-    objective: str = "final"
-    groups: str | dict[str, str] = "role"
+    probe_steps: int = DEFAULTS.probe_steps
+    objective: str = DEFAULTS.objective
+    groups: str | dict[str, str] = DEFAULTS.groups
     families: list[str] | None = None
     search_lr: bool = False
     storage: str = DEFAULT_STORAGE
     study_name: str | None = None
-    n_jobs: int = 1
-    seed: int = 0
+    n_jobs: int = DEFAULTS.n_jobs
+    seed: int = DEFAULTS.seed
     device: str | None = None
 
 
@@ -357,8 +354,8 @@ def _train(t: _Table) -> TrainConfig:
         ref = loop[name] = t.str(name)
         if ref is not None and ":" not in ref:
             raise t.bad(name, "'package.module:function' or 'path/file.py:function'")
-    out = TrainConfig(t.str("optimizer", "adam", choices=sorted(OPTIMIZERS)),
-                      t.number("lr", 1e-3), loss, **loop)
+    out = TrainConfig(t.str("optimizer", DEFAULTS.optimizer, choices=sorted(OPTIMIZERS)),
+                      t.number("lr", DEFAULTS.lr), loss, **loop)
     t.no_extra(_keys("train"))
     return out
 
@@ -368,19 +365,20 @@ def _search(t: _Table) -> SearchConfig:
     from autoinit.probe import OBJECTIVES
 
     out = SearchConfig(
-        n_trials=t.int("n_trials", 30), timeout=t.number("timeout", None),
-        budget_steps=t.int("budget_steps", None), probe_steps=t.int("probe_steps", 100),
-        objective=t.str("objective", "final", choices=OBJECTIVES), groups=_groups(t, GROUP_MODES),
+        n_trials=t.int("n_trials", DEFAULTS.n_trials), timeout=t.number("timeout", None),
+        budget_steps=t.int("budget_steps", None), probe_steps=t.int("probe_steps", DEFAULTS.probe_steps),
+        objective=t.str("objective", DEFAULTS.objective, choices=OBJECTIVES), groups=_groups(t, GROUP_MODES),
         families=_families(t), search_lr=t.bool("search_lr", False),
         storage=t.str("storage", DEFAULT_STORAGE), study_name=t.str("study_name"),
-        n_jobs=t.int("n_jobs", 1), seed=t.int("seed", 0, low=0), device=t.str("device"),
+        n_jobs=t.int("n_jobs", DEFAULTS.n_jobs), seed=t.int("seed", DEFAULTS.seed, low=0),
+        device=t.str("device"),
     )
     t.no_extra(_keys("search"))
     return out
 
 
 def _groups(t: _Table, modes) -> str | dict[str, str]:
-    value = t.get("groups", "role")
+    value = t.get("groups", DEFAULTS.groups)
     if isinstance(value, dict):
         for name, pattern in value.items():
             try:

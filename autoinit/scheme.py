@@ -26,6 +26,7 @@ import torch
 
 from autoinit.errors import AutoinitError, SchemeError
 from autoinit.families import BIAS_RULES, GAINS, get_family
+from autoinit.version import __version__
 
 __all__ = ["FORMAT_VERSION", "GroupRule", "InitScheme", "fingerprint"]
 
@@ -277,6 +278,4 @@ class _Reader:
 
 def current_versions() -> dict[str, str]:
     """The versions a new scheme records."""
-    from autoinit import __version__
-
     return {"autoinit_version": __version__, "torch_version": torch.__version__}

@@ -22,10 +22,12 @@ from torch import nn
 from autoinit.apply import apply_scheme
 from autoinit.batches import fetch_batches, make_loss
 from autoinit.clock import StepClock
+from autoinit.device import resolve_device
 from autoinit.errors import AutoinitError, ConfigError
 from autoinit.groups import GroupSpec
 from autoinit.loop import MakeState, ScoreFn, TrainStep, make_loop, preflight
 from autoinit.objective import Objective
+from autoinit.optuna_setup import quiet_optuna
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, make_optimizer
 from autoinit.progress import SearchProgress, progress_wanted
@@ -38,6 +40,7 @@ from autoinit.selection import (
     select,
     selection_steps,
 )
+from autoinit.settings import DEFAULTS
 from autoinit.space import SearchSpace, distributions
 from autoinit.study import (
     check_space,
@@ -45,7 +48,6 @@ from autoinit.study import (
     in_memory,
     open_study,
     optimize,
-    quiet_optuna,
     worker_storage,
 )
 from autoinit.threads import choose_threads, compute_threads
@@ -59,22 +61,22 @@ def run_search(
     *,
     val_dataloader: Iterable | None = None,
     loss_fn: str | nn.Module | Callable | None = None,
-    optimizer: str | Callable = "adam",
-    lr: float = 1e-3,
-    n_trials: int | None = 30,
+    optimizer: str | Callable = DEFAULTS.optimizer,
+    lr: float = DEFAULTS.lr,
+    n_trials: int | None = DEFAULTS.n_trials,
     timeout: float | None = None,
     budget_steps: int | None = None,
-    probe_steps: int = 100,
+    probe_steps: int = DEFAULTS.probe_steps,
     eval_every: int | None = None,
-    objective: str = "final",
-    groups: GroupSpec = "role",
+    objective: str = DEFAULTS.objective,
+    groups: GroupSpec = DEFAULTS.groups,
     families: Sequence[str] | None = None,
     search_lr: bool = False,
     storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str | None = None,
-    n_jobs: int = 1,
+    n_jobs: int = DEFAULTS.n_jobs,
     device: str | torch.device | None = None,
-    seed: int = 0,
+    seed: int = DEFAULTS.seed,
     callbacks: Sequence[Callable] = (),
     only: Iterable[str] | str | None = None,
     exclude: Iterable[str] | str | None = None,
@@ -132,7 +134,7 @@ def run_search(
     selection = selection or Selection()
     _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches,
               threads)
-    dev = _device(device)
+    dev = resolve_device(device)
     space = SearchSpace(families=tuple(families) if families is not None else None,
                         search_lr=search_lr)
     plan = ModelPlan.of(model, groups, only=only, exclude=exclude, include_frozen=include_frozen)
@@ -284,21 +286,6 @@ def _trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Sele
             f"({reserved} steps), so at least {reserved + config.steps}, got {budget_steps}; or "
             "pass a smaller selection=Selection(top=..., seeds=...)")
     return budget_steps - reserved
-
-
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device must be a torch device such as 'cpu' or 'cuda', got "
-                          f"{device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {str(device)!r} was asked for but CUDA is not available here")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    return dev
 
 
 def _batches(loader, val_loader, probe_steps: int, val_batches: int, dev):

@@ -342,10 +342,10 @@ def test_errors_in_worker_processes_become_one_warning_in_the_main_one():
 
 
 def test_passwords_never_reach_params_or_tags():
-    assert redact("postgresql://bob:s3cret@db:5432/optuna") == "postgresql://db:5432/optuna"
-    assert redact("http://u:p@host/x?token=abc&x=1") == "http://host/x?token=***&x=1"
+    assert redact("postgresql://bob:s3cret@db:5432/optuna") == "postgresql://bob:***@db:5432/optuna"
+    assert redact("http://u:p@host/x?token=abc&x=1") == "http://u:***@host/x?token=***&x=1"
     params = _summary_params({"storage": "mysql://root:hunter2@10.0.0.1/optuna"}, "s")
-    assert params["storage"] == "mysql://10.0.0.1/optuna"
+    assert params["storage"] == "mysql://root:***@10.0.0.1/optuna"
     storage = type("RDB", (), {"url": "postgresql://a:hunter2@h/db"})()
     assert "hunter2" not in _summary_params({"storage": storage}, "s")["storage"]
 

@@ -2,8 +2,8 @@
 
 Contract: logging goes through an explicit :class:`mlflow.MlflowClient` and run ids, never through
 MLflow's global active run, and it never breaks a search: the first tracking error becomes one
-:class:`~autoinit.integrations.TrackingWarning` per search and the search goes on (its trials stay
-in the Optuna storage); ``require=True`` raises :class:`~autoinit.integrations.TrackingError`
+:class:`~autoinit.errors.TrackingWarning` per search and the search goes on (its trials stay
+in the Optuna storage); ``require=True`` raises :class:`~autoinit.errors.TrackingError`
 instead. The per-trial callback (:class:`TrialLogger`) holds only strings and plain data, so it
 pickles into the worker processes of ``n_jobs > 1`` and opens its client there.
 
@@ -61,12 +61,16 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
-from autoinit.errors import SchemeError
-from autoinit.integrations import TrackingError, TrackingWarning
+from autoinit.device import default_device
+from autoinit.errors import SchemeError, TrackingError, TrackingWarning
+from autoinit.integrations import RUN_ID
 from autoinit.integrations.orphans import WORKER_TAG, close_orphans, worker_tag
+from autoinit.redact import redact
 from autoinit.result import FitResult
 from autoinit.scheme import GroupRule, InitScheme, fingerprint
+from autoinit.settings import DEFAULTS
 from autoinit.sharing import SURPLUS
+from autoinit.version import __version__
 
 __all__ = ["SCHEME_ARTIFACT", "SearchTracker", "TrialLogger", "default_study_name", "flatten_rules",
            "load_scheme_ref", "redact"]
@@ -81,7 +85,6 @@ TRAIN_POINTS = 50  # training-loss points per child run (each metric row costs t
 BREAK_AFTER = 3  # consecutive failed attempts after which a logger tries only every RETRY_AFTER s
 RETRY_AFTER = 15.0
 PARENT_TAG = "mlflow.parentRunId"
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
 _STATES = {TrialState.COMPLETE: ("complete", RunStatus.FINISHED),
            TrialState.PRUNED: ("pruned", RunStatus.KILLED),
            TrialState.FAIL: ("failed", RunStatus.FAILED)}
@@ -92,17 +95,6 @@ _QUIET = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", "MLFLOW_ENABLE_ARTIF
 
 
 # ---------------------------------------------------------------- small helpers
-
-
-def redact(text: str) -> str:
-    """``text`` with the ``user:password@`` of every URI in it, and secret query values, removed.
-
-    Example:
-        >>> redact("postgresql://bob:s3cret@db:5432/optuna?sslmode=require&password=x")
-        'postgresql://db:5432/optuna?sslmode=require&password=***'
-    """
-    text = re.sub(r"(?P<scheme>[A-Za-z][\w+.-]*://)[^/@\s]*@", r"\g<scheme>", str(text))
-    return re.sub(r"(?i)([?&][^=&\s]*(?:pass|secret|token|key)[^=&\s]*=)[^&\s]*", r"\1***", text)
 
 
 def _short(value: Any, limit: int) -> str:
@@ -457,7 +449,7 @@ class SearchTracker:
             active = mlflow.active_run() if uri == mlflow.get_tracking_uri() else None
         exp_id = experiment_id(client, uri, experiment, active)
         tags = {**_model_tags(model), **_version_tags(), "autoinit.study": study_name,
-                "autoinit.device": str(options.get("device") or _default_device()),
+                "autoinit.device": str(options.get("device") or default_device()),
                 "autoinit.storage": _storage_text(options.get("storage")),
                 "mlflow.source.name": "autoinit.fit", "mlflow.source.type": "LOCAL",
                 "mlflow.user": _user(), WORKER_TAG: worker_tag()}
@@ -473,8 +465,8 @@ class SearchTracker:
             with contextlib.suppress(Exception):  # no run left RUNNING for a search not tracked
                 client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
             raise
-        logger = TrialLogger(uri, exp_id, run_id, alarm, lr=float(options.get("lr", 1e-3)),
-                             seed=int(options.get("seed", 0)), plans=_plans(model, options))
+        logger = TrialLogger(uri, exp_id, run_id, alarm, lr=float(options.get("lr", DEFAULTS.lr)),
+                             seed=int(options.get("seed", DEFAULTS.seed)), plans=_plans(model, options))
         return cls(client, uri, exp_id, run_id, study_name, logger, alarm)
 
     def finish(self, result: FitResult, model: nn.Module) -> None:
@@ -582,10 +574,6 @@ def experiment_id(client: MlflowClient, uri: str, experiment: str | None, active
         return found.experiment_id
 
 
-def _default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _user() -> str | None:
     try:
         return getpass.getuser()
@@ -595,8 +583,6 @@ def _user() -> str | None:
 
 def _version_tags() -> dict[str, str]:
     from importlib.metadata import version
-
-    from autoinit import __version__
 
     return {"autoinit.version": __version__, "torch.version": torch.__version__,
             "optuna.version": optuna.__version__, "mlflow.version": version("mlflow")}
@@ -648,7 +634,7 @@ def _plans(model: nn.Module, options: Mapping[str, Any]) -> dict[str, Any] | Non
     select = {k: options.get(k) for k in ("only", "exclude")}
     select["include_frozen"] = bool(options.get("include_frozen", False))
     try:
-        return {"group": ModelPlan.of(model, options.get("groups", "role"), **select),
+        return {"group": ModelPlan.of(model, options.get("groups", DEFAULTS.groups), **select),
                 "layer": ModelPlan.of(model, "layer", **select)}
     except Exception:  # noqa: BLE001 - the search reports bad options itself
         return None
@@ -665,7 +651,7 @@ def load_scheme_ref(ref: str, tracking_uri: str | None = None) -> InitScheme:
     import mlflow
 
     text = str(ref).strip()
-    if _RUN_ID.fullmatch(text):
+    if RUN_ID.fullmatch(text):
         text = f"runs:/{text}"
     if re.fullmatch(r"runs:/[^/]+/?", text):
         text = f"{text.rstrip('/')}/{SCHEME_ARTIFACT}"
