@@ -276,7 +276,7 @@ def search(study, model_ref, model_kwargs, data_ref, data_kwargs, n_trials, time
     click.echo(result.summary())
     click.echo(f"search cost ratio R = {result.cost.ratio(config.compare.steps):.2f} against one "
                f"{config.compare.steps}-step training ([compare] steps)")
-    interrupted = bool(result.extra.get("interrupted"))
+    interrupted = result.interrupted
     written = _interrupted_path(out) if interrupted else out
     _write_scheme(result.scheme, written)
     click.echo(f"scheme written to {written}" + (
@@ -523,11 +523,11 @@ def _report_tracking(result: autoinit.FitResult, tracking: Mapping[str, Any]) ->
     """The summary names the run; here, where to open it."""
     if not tracking["enabled"]:
         return
-    if result.extra.get("mlflow_run_id") is None:
+    if result.run is None:
         click.echo("MLflow: not logged (see the warning above)")
         return
-    uri = result.extra.get("mlflow_tracking_uri") or tracking["tracking_uri"] or "mlflow.db"
-    for line in ui_lines(uri, result.extra.get("mlflow_experiment_id")):
+    uri = result.run.tracking_uri or tracking["tracking_uri"] or "mlflow.db"
+    for line in ui_lines(uri, result.run.experiment_id):
         click.echo(line)
 
 

@@ -31,7 +31,7 @@ from autoinit.optuna_setup import quiet_optuna
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, make_optimizer
 from autoinit.progress import SearchProgress, progress_wanted
-from autoinit.result import FitResult, SearchCost
+from autoinit.result import FitResult, SearchContext, SearchCost
 from autoinit.selection import (
     Selection,
     baseline_scores,
@@ -108,6 +108,9 @@ def run_search(
         storage: an Optuna storage URL; with it, calling ``fit`` again resumes the study.
         n_jobs: worker processes (one torch thread each) sharing the study's storage.
         groups: ``"role"``, ``"layer"``, ``"global"`` or ``{name: regex}``.
+        callbacks: Optuna callbacks ``callback(study, frozen_trial)``; one with a
+            ``bind_search(context)`` method is first handed the search's
+            :class:`~autoinit.result.SearchContext` (its plans, probe settings, batch and loss).
         threads: torch threads for the trainings; default: ``OMP_NUM_THREADS`` when set, else
             measured on the model (one thread unless more are clearly faster). Subnormals are
             flushed on every thread that computes.
@@ -151,6 +154,7 @@ def run_search(
     every = eval_every or max(1, probe_steps // 4)
     config = ProbeConfig(steps=probe_steps, lr=lr, optimizer=optimizer, eval_every=every,
                          objective=objective, seed=seed, device=str(dev), bf16=bf16)
+    context = SearchContext(config, plan, train[0], loss, layer_plan)
     trial_budget = _trial_budget(budget_steps, config, selection)
     work = copy.deepcopy(model).to(dev)
     initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
@@ -179,6 +183,8 @@ def run_search(
             if show is not None:
                 show.resume(study.get_trials(deepcopy=False))
             enqueue_pending(study, plan, space, lr, created)
+            for callback in callbacks:  # e.g. tracking: the plans that rebuild a trial's scheme
+                getattr(callback, "bind_search", lambda context: None)(context)
             with show.polling(study, n_jobs > 1) if show else contextlib.nullcontext():
                 interrupted = optimize(study, obj, n_trials, timeout, trial_budget,
                                        [*callbacks, *watch], n_jobs)
@@ -207,10 +213,9 @@ def run_search(
         step_timings=len(clock.times),
         threads=choice.threads,
     )
-    extra = {"config": config, "interrupted": interrupted, "batch": data.train[0], "loss": loss,
-             "plan": plan, "threads": choice, "selection_reused": reused}
     return FitResult(chosen.scheme, chosen.mean, baselines, chosen.name, reason, candidates, cost,
-                     study, extra)
+                     study, interrupted=interrupted, selection_reused=reused, threads=choice,
+                     context=context)
 
 
 def _progress(progress: bool | SearchProgress | None, n_trials: int | None,

@@ -7,6 +7,7 @@ created with its artifacts under the test's temporary folder.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 import subprocess
@@ -273,7 +274,7 @@ def test_wide_scheme_params_go_in_batches_and_long_values_are_cut(store, monkeyp
     rules = {f"block{i}.linear": {"family": "orthogonal", "scale": 1.0 + i / 100, "bias": "zeros",
                                   "bias_value": 0.0, "nonlinearity": "relu", "options": {}}
              for i in range(40)}
-    rules["block0.linear"]["options"] = {"note": "x" * 900}
+    rules["block0.linear"].update(family="kaiming_normal", options={"mode": "x" * 900})
     trial = optuna.trial.create_trial(
         params={}, distributions={}, value=0.5,
         user_attrs={"rules": json.dumps(rules), "curve": [(i, 1.0 / i) for i in range(1, 301)],
@@ -291,7 +292,7 @@ def test_wide_scheme_params_go_in_batches_and_long_values_are_cut(store, monkeyp
     kid = client.get_run(logger.log(trial))
     assert len(kid.data.params) == len(flatten_rules(rules)) + 1 > 200
     assert len(calls) >= 3 and all(p <= 100 and t <= 100 and m + p + t <= 1000 for m, p, t in calls)
-    assert len(kid.data.params["block0.linear.options.note"]) == PARAM_VALUE_LIMIT
+    assert len(kid.data.params["block0.linear.options.mode"]) == PARAM_VALUE_LIMIT
     assert kid.data.tags["autoinit.params_cut"] == "true"
     assert {a.path for a in client.list_artifacts(kid.info.run_id, "autoinit")} == {
         "autoinit/scheme.json"}
@@ -361,8 +362,7 @@ def test_plots_are_skipped_by_name_not_broken(searched, tmp_path):
     from autoinit.integrations import _report
 
     model, result, _, _ = searched
-    broken = copy.copy(result)
-    object.__setattr__(broken, "extra", {})
+    broken = dataclasses.replace(result, context=None)  # no batch, loss or plan to diagnose
     skipped = _report.plots(broken, model, tmp_path)
     assert [s.split(":")[0] for s in skipped] == ["signal_profile"]
     assert {p.name for p in tmp_path.glob("*.png")} == {

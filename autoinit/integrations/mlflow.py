@@ -27,7 +27,7 @@ Example:
     ...     torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long()), batch_size=32)
     >>> net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
     >>> result = autoinit.fit(net, loader, n_trials=8, probe_steps=8, tracking_uri=uri)
-    >>> run_id = result.extra["mlflow_run_id"]
+    >>> run_id = result.run.run_id
     >>> autoinit.load_scheme(run_id, tracking_uri=uri) == result.scheme
     True
 """
@@ -65,9 +65,10 @@ from autoinit.device import default_device
 from autoinit.errors import SchemeError, TrackingError, TrackingWarning
 from autoinit.integrations import RUN_ID
 from autoinit.integrations.orphans import WORKER_TAG, close_orphans, worker_tag
+from autoinit.objective import thin_stride
 from autoinit.redact import redact
-from autoinit.result import FitResult
-from autoinit.scheme import GroupRule, InitScheme, fingerprint
+from autoinit.result import FitResult, SearchContext
+from autoinit.scheme import GroupRule, InitScheme, fingerprint, rules_from_json
 from autoinit.settings import DEFAULTS
 from autoinit.sharing import SURPLUS
 from autoinit.version import __version__
@@ -291,6 +292,10 @@ class TrialLogger:
         else:
             self.log_safely(trial)
 
+    def bind_search(self, context: SearchContext) -> None:
+        """Keep the search's plans, to rebuild a trial's full scheme (called before its trials)."""
+        self.plans = {"group": context.plan, "layer": context.layer_plan}
+
     def drain(self, timeout: float | None = None) -> None:
         """Wait until the trials handed to the background thread are logged; stop it; try the
         backlog once more."""
@@ -357,8 +362,9 @@ class TrialLogger:
     def _fill(self, run_id: str, trial: FrozenTrial, status: RunStatus) -> None:
         attrs = trial.user_attrs
         baseline = attrs.get("baseline")
-        rules = json.loads(attrs["rules"]) if "rules" in attrs else {}
-        values = {**flatten_rules(rules), "lr": trial.params.get("lr", self.lr)}
+        rules = rules_from_json(attrs["rules"]) if "rules" in attrs else {}
+        flat = flatten_rules({g: r.to_dict(members=False) for g, r in rules.items()})
+        values = {**flat, "lr": trial.params.get("lr", self.lr)}
         if baseline:
             values["baseline"] = baseline
         params, cut = param_entities(values)
@@ -374,7 +380,7 @@ class TrialLogger:
         out = [Metric("probe_loss", float(v), ts, int(s)) for s, v in attrs.get("curve", ())
                if _finite(v)]
         train = attrs.get("train_loss", [])  # the core keeps every stride-th step's loss
-        stride = max(1, attrs.get("probe_steps", len(train)) // 200)
+        stride = thin_stride(attrs.get("probe_steps", len(train)))
         every = max(1, math.ceil(len(train) / TRAIN_POINTS))
         out += [Metric("train_loss", float(v), ts, i * stride + 1) for i, v in enumerate(train)
                 if i % every == 0 and _finite(v)]
@@ -388,14 +394,12 @@ class TrialLogger:
                 out.append(Metric(key, float(attrs[key]), ts, 0))
         return out
 
-    def _scheme_json(self, rules: Mapping[str, Any], baseline: str | None) -> str:
+    def _scheme_json(self, rules: Mapping[str, GroupRule], baseline: str | None) -> str:
         """The trial's full scheme (or, failing that, its group rules) as JSON."""
         plan = (self.plans or {}).get("layer" if baseline == "lsuv" else "group")
         with contextlib.suppress(Exception):
-            rebuilt = {g: GroupRule(**{k: v for k, v in r.items() if k != "members"})
-                       for g, r in rules.items()}
-            return plan.scheme(rebuilt, self.seed).to_json()
-        return json.dumps({"groups": rules}, indent=2) + "\n"
+            return plan.scheme(dict(rules), self.seed).to_json()
+        return json.dumps({"groups": {g: r.to_dict() for g, r in rules.items()}}, indent=2) + "\n"
 
 
 # ---------------------------------------------------------------- the parent run
@@ -466,16 +470,14 @@ class SearchTracker:
                 client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
             raise
         logger = TrialLogger(uri, exp_id, run_id, alarm, lr=float(options.get("lr", DEFAULTS.lr)),
-                             seed=int(options.get("seed", DEFAULTS.seed)), plans=_plans(model, options))
+                             seed=int(options.get("seed", DEFAULTS.seed)))
         return cls(client, uri, exp_id, run_id, study_name, logger, alarm)
 
     def finish(self, result: FitResult, model: nn.Module) -> None:
-        """Log the search's outcome on the parent run and close it; ids go to ``result.extra``.
+        """Log the search's outcome on the parent run and close it.
 
         ``model`` is the searched model, initialized with the chosen scheme (used for plots).
         """
-        result.extra["mlflow_run_id"] = self.run_id
-        result.extra["mlflow_tracking_uri"] = redact(self.tracking_uri)
         self.callback.drain()
         self.alarm.collect()
         try:
@@ -512,8 +514,8 @@ class SearchTracker:
         metrics = _report.metrics(result, table)
         note = _report.markdown(result, table)
         tags = {"autoinit.chosen": result.chosen, "autoinit.reason": result.reason,
-                "autoinit.interrupted": str(bool(result.extra.get("interrupted"))).lower(),
-                "autoinit.device": getattr(result.extra.get("config"), "device", None),
+                "autoinit.interrupted": str(result.interrupted).lower(),
+                "autoinit.device": result.context.config.device if result.context else None,
                 "model.fingerprint": result.scheme.fingerprint, "mlflow.note.content": note}
         _send(self.client, self.run_id, metrics=metrics, tags=_tags(tags))
         files = tmp / "files"
@@ -625,19 +627,6 @@ def _summary_params(options: Mapping[str, Any], study_name: str) -> dict[str, st
     out["storage"] = _storage_text(options.get("storage")) or "in memory"
     out["study_name"] = study_name
     return out
-
-
-def _plans(model: nn.Module, options: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The group and layer plans the search will make, to rebuild a trial's full scheme."""
-    from autoinit.plan import ModelPlan
-
-    select = {k: options.get(k) for k in ("only", "exclude")}
-    select["include_frozen"] = bool(options.get("include_frozen", False))
-    try:
-        return {"group": ModelPlan.of(model, options.get("groups", DEFAULTS.groups), **select),
-                "layer": ModelPlan.of(model, "layer", **select)}
-    except Exception:  # noqa: BLE001 - the search reports bad options itself
-        return None
 
 
 # ---------------------------------------------------------------- loading a scheme back
