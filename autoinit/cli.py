@@ -34,21 +34,14 @@ from optuna.trial import TrialState
 
 import autoinit
 from autoinit.compare import CompareRun, compare_runs, compare_table
-from autoinit.config import (
-    StudyConfig,
-    StudyFileError,
-    build_data,
-    load_study,
-    resolve_loss,
-    seeded_model,
-    study_from_dict,
-)
-from autoinit.errors import AutoinitError, ConfigError, StorageError
+from autoinit.config import StudyConfig, load_study, study_from_dict
+from autoinit.errors import AutoinitError, ConfigError, StorageError, StudyFileError
 from autoinit.integrations.ui import ui_lines
 from autoinit.settings import DEFAULTS
 from autoinit.space import BASELINES
 from autoinit.storage import redact
 from autoinit.table import text_table
+from autoinit.user_code import build_data, resolve_loss, seeded_model
 from autoinit.version import __version__
 
 __all__ = ["cli", "main"]
@@ -484,7 +477,7 @@ def _check_tracking(tracking: Mapping[str, Any], flag: str | None) -> None:
         return
     from mlflow import MlflowClient
 
-    from autoinit.integrations.mlflow import _quick_http
+    from autoinit.integrations.mlflow._client import _quick_http
     from autoinit.integrations.ui import error_text
 
     try:

@@ -28,7 +28,7 @@ import torch
 from autoinit.apply import apply_scheme, check_model
 from autoinit.batches import fetch_batches, make_loss, move_batch, split_batch
 from autoinit.calibrate import lsuv_scheme
-from autoinit.config import StudyConfig, build_data, resolve_loss, seeded_model
+from autoinit.config import StudyConfig
 from autoinit.device import resolve_device
 from autoinit.errors import AutoinitError, StudyFileError
 from autoinit.loop import make_loop
@@ -37,6 +37,7 @@ from autoinit.probe import ProbeConfig, ProbeData, bare_step, run_probe
 from autoinit.scheme import InitScheme
 from autoinit.table import text_table
 from autoinit.threads import choose_threads, compute_threads
+from autoinit.user_code import build_data, resolve_loss, seeded_model
 
 __all__ = ["CompareRun", "compare_runs", "compare_table"]
 

@@ -26,14 +26,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import autoinit
 from autoinit.integrations import TrackingError, TrackingWarning
-from autoinit.integrations.mlflow import (
-    PARAM_VALUE_LIMIT,
-    TrialLogger,
-    _Alarm,
-    _summary_params,
-    flatten_rules,
-    redact,
-)
+from autoinit.integrations.mlflow import PARAM_VALUE_LIMIT, TrialLogger, flatten_rules, redact
+from autoinit.integrations.mlflow._alarm import _Alarm
+from autoinit.integrations.mlflow._search_run import _summary_params
 from autoinit.integrations.testing import free_port, mlflow_globals_kept, sqlite_store
 
 STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
