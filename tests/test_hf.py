@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 import autoinit
 from autoinit.integrations.testing import mlflow_globals_kept, sqlite_store
+from autoinit.plan import ModelPlan
 from autoinit.tasks.text import ALPHABET, char_data
 
 T = pytest.importorskip("transformers")
@@ -54,7 +55,7 @@ def test_fit_on_gpt2_lists_model_default_and_is_not_worse_than_gpt2s_own_init():
     result = autoinit.fit(model, train_loader, val_dataloader=val_loader, loss_fn=lm_loss,
                           n_trials=9, probe_steps=12, lr=3e-3, mlflow=False, seed=0)
     assert "model_default" in result.baselines
-    own = autoinit.apply_scheme(tiny_gpt2(), autoinit.ModelPlan.of(model).uniform("model_default"))
+    own = autoinit.apply_scheme(tiny_gpt2(), ModelPlan.of(model).uniform("model_default"))
     chosen = autoinit.apply_scheme(tiny_gpt2(), result.scheme)
     assert chosen.lm_head.weight is chosen.transformer.wte.weight
     torch.manual_seed(0)

@@ -107,7 +107,7 @@ def test_training_step_loss_reads_a_dict_and_ignores_self_log():
 
 def test_a_module_around_a_hugging_face_model_has_its_init_as_model_default():
     T = pytest.importorskip("transformers")
-    from autoinit import ModelPlan
+    from autoinit.plan import ModelPlan
 
     class LM(L.LightningModule):
         def __init__(self):
