@@ -4,17 +4,25 @@ written into the repository tree."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis.configuration import set_hypothesis_home_dir
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 ROOT = Path(__file__).resolve().parents[1]
+# Hypothesis caches data in .hypothesis/ of the working folder (the repository): a temporary one
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="autoinit-hypothesis-")
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 # Written by Python, pytest and ruff themselves, not by the code under test.
 _NOISE = re.compile(r"(^|/)(__pycache__|\.pytest_cache|\.ruff_cache)(/|$)")
 

@@ -15,7 +15,10 @@ lit = pytest.importorskip("autoinit.integrations.lightning")
 
 
 @pytest.fixture(autouse=True)
-def _mlflow_globals():
+def _mlflow_globals(tmp_path, monkeypatch):
+    # the trainer's own MLflow logger makes its experiment with MLflow's default artifact root,
+    # ./mlruns in the working folder: that folder is the test's, not the repository
+    monkeypatch.chdir(tmp_path)
     with mlflow_globals_kept():
         yield
 
