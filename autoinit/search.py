@@ -100,14 +100,43 @@ def run_search(
     best of them beyond the measured noise.
 
     Args:
+        model: the model to initialize; it is initialized in place with the chosen scheme.
+        dataloader: the training batches; the probes train on the first ``probe_steps``.
+        val_dataloader: held-out batches (``val_batches`` of them); default: split off the front
+            of ``dataloader``'s batches.
+        loss_fn: ``"cross_entropy"`` or ``"mse"``, a criterion, or
+            ``loss(model, batch)``; default: cross-entropy for integer targets, mean squared
+            error for float targets.
+        optimizer, lr: the probes' optimizer (a name in :data:`~autoinit.probe.OPTIMIZERS` or
+            ``(params, lr) -> Optimizer``) and learning rate.
         n_trials: trials (complete or pruned, baselines included) the study should hold.
+        timeout: seconds after which no new trial starts.
         budget_steps: the training steps the whole search may take: trials stop starting once
             their probe and screening steps reach this budget less the selection round's
             ``(top + 1) * seeds * steps_factor * probe_steps`` (1,200 with the defaults). The
             last trial may overshoot by one probe.
+        probe_steps: training steps per probe.
+        eval_every: probe steps between held-out evaluations (reported to the pruner); default:
+            a quarter of ``probe_steps``.
+        objective: ``"final"`` (the held-out loss at the end) or ``"mean"`` (along the curve).
+        families: candidate family names (default: every registered family that fits a group).
+        search_lr: search the learning rate jointly with the initialization.
         storage: an Optuna storage URL; with it, calling ``fit`` again resumes the study.
+        study_name: the Optuna study's name (default: Optuna's; :func:`autoinit.fit` with
+            tracking names it after the model's class and the time).
         n_jobs: worker processes (one torch thread each) sharing the study's storage.
+        device: ``"cpu"`` or ``"cuda[:n]"``; default: CUDA when available.
+        seed: seeds the sampler, the probes and the scheme's parameter generators.
         groups: ``"role"``, ``"layer"``, ``"global"`` or ``{name: regex}``.
+        only, exclude: regular expressions (``re.search`` on full parameter names) selecting the
+            parameters to initialize; the others keep their values.
+        include_frozen: also initialize parameters with ``requires_grad=False``.
+        bf16: bf16 autocast in the probes (CUDA only).
+        val_batches: held-out batches the probes are scored on.
+        screening: reject, before any training, candidates whose first forward and backward
+            pass shows non-finite or exploding signals (needs ``loss_fn``).
+        selection: the selection round (:class:`~autoinit.selection.Selection`); default
+            ``Selection()``.
         callbacks: Optuna callbacks ``callback(study, frozen_trial)``; one with a
             ``bind_search(context)`` method is first handed the search's
             :class:`~autoinit.result.SearchContext` (its plans, probe settings, batch and loss).
