@@ -10,20 +10,22 @@ import contextlib
 import inspect
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from autoinit.errors import ConfigError
-from autoinit.result import FitResult
+from autoinit.integrations import RUN_ID
+from autoinit.redact import redact
+from autoinit.result import FitResult, TrackedRun
 from autoinit.scheme import InitScheme
 from autoinit.search import run_search
 from autoinit.threads import compute_threads
 
 __all__ = ["fit", "load_scheme"]
 
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
 _RUN_ATTR = "autoinit.mlflow_run"  # the study's MLflow parent run, for a rerun to find
 _URI = re.compile(r"[A-Za-z][\w+.-]+:/")
 
@@ -43,13 +45,13 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
         experiment: the experiment's name; default: ``MLFLOW_EXPERIMENT_NAME``, the experiment of
             the active run, or ``"autoinit"``. An active run of the user becomes the parent of
             the search's run; it is not otherwise touched.
-        require_tracking: raise :class:`~autoinit.integrations.TrackingError` on a tracking error
+        require_tracking: raise :class:`~autoinit.errors.TrackingError` on a tracking error
             instead of warning once and going on without tracking.
         parent_run_id: nest the search's run in this run (a trainer's) and its experiment,
             rather than in the active run.
 
-    The parent run's id and the tracking URI (without any password) are put in
-    ``result.extra["mlflow_run_id"]`` and ``result.extra["mlflow_tracking_uri"]``; one line
+    The parent run's id, the tracking URI (without any password) and the experiment are in
+    ``result.run`` (:class:`~autoinit.result.TrackedRun`); one line
     says where the run is logged (printed with the progress, else logged at INFO on the
     ``autoinit`` logger), and the summary names the run. Rerunning a finished study on a
     persistent ``storage`` hands back its stored result and logs no new run.
@@ -77,11 +79,10 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
     earlier = _earlier_run(bound, tracking_uri)
     if earlier is not None:  # a finished study: its stored result comes back, nothing is logged
         result = run_search(model, dataloader, **options)
-        result.extra.update(run=f"MLflow run {earlier['run_id']} in {earlier['where']} (logged "
-                            "by the run that finished this study)",
-                            mlflow_run_id=earlier["run_id"], mlflow_tracking_uri=earlier[
-                                "tracking_uri"], mlflow_experiment_id=earlier["experiment_id"])
-        return result
+        line = (f"MLflow run {earlier['run_id']} in {earlier['where']} (logged by the run that "
+                "finished this study)")
+        return replace(result, run=TrackedRun(earlier["run_id"], earlier["tracking_uri"],
+                                              earlier["experiment_id"], line))
     tracker = SearchTracker.start(model, bound, tracking_uri=tracking_uri, experiment=experiment,
                                   require=require_tracking, parent_run_id=parent_run_id)
     if tracker is None:
@@ -94,11 +95,11 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
     except BaseException as exc:
         tracker.fail(exc)
         raise
-    with compute_threads(result.extra["threads"].threads):  # the plots train nothing, but
-        tracker.finish(result, model)  # their passes run on the search's threads and flush
-    result.extra.update(run=f"MLflow run {tracker.run_id} in {where}",
-                        mlflow_experiment_id=tracker.experiment_id)
-    if bound["storage"] is not None and not result.extra.get("interrupted"):
+    with compute_threads(result.threads.threads):  # the plots train nothing, but their
+        tracker.finish(result, model)  # passes run on the search's threads and flush
+    result = replace(result, run=TrackedRun(tracker.run_id, _uri(tracker), tracker.experiment_id,
+                                            f"MLflow run {tracker.run_id} in {where}"))
+    if bound["storage"] is not None and not result.interrupted:
         with contextlib.suppress(Exception):  # a rerun finds the run; losing that costs a run
             result.study.set_user_attr(_RUN_ATTR, {"run_id": tracker.run_id,
                                                    "experiment_id": tracker.experiment_id,
@@ -126,7 +127,7 @@ def _earlier_run(bound: dict[str, Any], tracking_uri: str | None) -> dict[str, A
         config = ProbeConfig(steps=bound["probe_steps"], lr=bound["lr"], seed=bound["seed"],
                              objective=bound["objective"])
         finished = len(study.get_trials(deepcopy=False, states=DONE))
-        here = _redacted(tracking_uri or mlflow.get_tracking_uri())
+        here = redact(tracking_uri or mlflow.get_tracking_uri())
     except Exception:  # noqa: BLE001 - no such study, or bad options: the search says so
         return None
     if (not run or run.get("tracking_uri") != here or finished < bound["n_trials"]
@@ -147,13 +148,7 @@ def _where(tracker: Any) -> str:
 
 
 def _uri(tracker: Any) -> str:
-    return _redacted(tracker.tracking_uri)
-
-
-def _redacted(uri: str) -> str:
-    from autoinit.storage import redact
-
-    return redact(uri)
+    return redact(tracker.tracking_uri)
 
 
 def _say(progress: Any, line: str) -> None:
@@ -218,7 +213,7 @@ def load_scheme(ref: str | Path, *, tracking_uri: str | None = None) -> InitSche
     """
     path = Path(ref)
     text = str(ref).strip()
-    if isinstance(ref, Path) or path.exists() or not (_RUN_ID.fullmatch(text) or _URI.match(text)):
+    if isinstance(ref, Path) or path.exists() or not (RUN_ID.fullmatch(text) or _URI.match(text)):
         if path.is_dir():
             path = next((p for p in (path / "autoinit" / "scheme.json", path / "scheme.json")
                          if p.is_file()), path / "scheme.json")

@@ -29,24 +29,30 @@ from pathlib import Path
 from typing import Any
 
 import click
-import optuna
-from optuna.trial import TrialState
 
 import autoinit
-from autoinit.compare import CompareRun, compare_runs, compare_table
-from autoinit.config import (
-    StudyConfig,
-    StudyFileError,
-    build_data,
-    load_study,
-    resolve_loss,
-    seeded_model,
-    study_from_dict,
+from autoinit.cli_helpers import (
+    check_tracking,
+    explain_missing,
+    finished_trials,
+    first_batch,
+    fit_tracking,
+    interrupted_path,
+    log_compare_run,
+    one_line,
+    open_study_storage,
+    report_tracking,
+    scheme_table,
+    write_scheme,
 )
-from autoinit.errors import AutoinitError, ConfigError, StorageError
-from autoinit.integrations.ui import ui_lines
+from autoinit.compare import compare_runs, compare_table
+from autoinit.config import StudyConfig, load_study, study_from_dict
+from autoinit.errors import AutoinitError, ConfigError, StorageError, StudyFileError
+from autoinit.settings import DEFAULTS
 from autoinit.space import BASELINES
 from autoinit.storage import redact
+from autoinit.user_code import build_data, resolve_loss, seeded_model
+from autoinit.version import __version__
 
 __all__ = ["cli", "main"]
 
@@ -77,12 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(exc, EXIT_INTERRUPTED, debug, f"interrupted {why}" if why else
                          "interrupted")
         except StorageError as exc:  # the storage failed, not the input: exit 1, the cause
-            return _fail(exc, EXIT_INTERNAL, debug, _one_line(exc))
+            return _fail(exc, EXIT_INTERNAL, debug, one_line(exc))
         except AutoinitError as exc:  # ConfigError, SchemeError, StudyFileError: bad input
-            return _fail(exc, EXIT_BAD_INPUT, debug, _one_line(exc))
+            return _fail(exc, EXIT_BAD_INPUT, debug, one_line(exc))
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1
             return _fail(exc, EXIT_INTERNAL, debug, f"internal error: {type(exc).__name__}: "
-                         f"{_one_line(exc)} (rerun with --debug for the traceback)")
+                         f"{one_line(exc)} (rerun with --debug for the traceback)")
     return code if isinstance(code, int) else EXIT_OK
 
 
@@ -94,10 +100,6 @@ def _fail(exc: BaseException, code: int, debug: bool, message: str) -> int:
     return code
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
 
 def _command(args: list[str]) -> str:
     name = next((a for a in args if not a.startswith("-")), None)
@@ -105,7 +107,7 @@ def _command(args: list[str]) -> str:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    click.echo(f"autoinit: warning: {_one_line(Warning(message))}", err=True)
+    click.echo(f"autoinit: warning: {one_line(Warning(message))}", err=True)
 
 
 # --------------------------------------------------------------------------------- shared options
@@ -202,7 +204,7 @@ def _load_scheme(ref: str, tracking_uri: str | None) -> autoinit.InitScheme:
 # ------------------------------------------------------------------------------------- commands
 
 @click.group(context_settings=_CONTEXT, no_args_is_help=True)
-@click.version_option(autoinit.__version__, prog_name="autoinit")
+@click.version_option(__version__, prog_name="autoinit")
 def cli() -> None:
     """Find good weight initializations for PyTorch models by short probe trainings.
 
@@ -219,11 +221,11 @@ def cli() -> None:
 @click.argument("study", required=False, metavar="[STUDY.toml]")
 @_factory_options
 @click.option("--n-trials", type=int, help="Trials the study should hold, baselines included "
-              "([search] n_trials, default 30).")
+              f"([search] n_trials, default {DEFAULTS.n_trials}).")
 @click.option("--timeout", type=float, metavar="S", help="Stop starting trials after S seconds.")
-@click.option("--probe-steps", type=int, help="Training steps per probe (default 100).")
+@click.option("--probe-steps", type=int, help=f"Training steps per probe (default {DEFAULTS.probe_steps}).")
 @click.option("--storage", metavar="URL", help="Optuna storage URL (default "
-              "sqlite:///autoinit.db); the same command on it resumes the study.")
+              f"{DEFAULTS.storage}); the same command on it resumes the study.")
 @click.option("--study-name", metavar="NAME", help="Optuna study name (default: the file's "
               "stem and a hash of its settings).")
 @click.option("--n-jobs", type=int, help="Worker processes, one torch thread each.")
@@ -253,14 +255,14 @@ def search(study, model_ref, model_kwargs, data_ref, data_kwargs, n_trials, time
                              "search.study_name": study_name, "search.n_jobs": n_jobs,
                              "search.seed": seed}, model_ref, data_ref, model_kwargs, data_kwargs)
     tracking = _tracking(config, tracking_uri, experiment, no_mlflow)
-    _check_tracking(tracking, tracking_uri)
-    storage_handle = _open_storage(config.search.storage)
+    check_tracking(tracking, tracking_uri)
+    storage_handle = open_study_storage(config.search.storage)
     options = config.fit_options()  # resolves the loss early: a bad reference fails here
     model = seeded_model(config)
     train, val = build_data(config)
-    options.update(val_dataloader=val, **_fit_tracking(tracking))
+    options.update(val_dataloader=val, **fit_tracking(tracking))
     name, s = config.study_name, config.search
-    before = _finished(storage_handle, name)
+    before = finished_trials(storage_handle, name)
     click.echo(f"autoinit search {name!r}: {type(model).__name__} "
                f"({sum(p.numel() for p in model.parameters()):,} parameters), {s.n_trials} trials "
                f"of {s.probe_steps} probe steps; study in {redact(s.storage)}")
@@ -273,12 +275,12 @@ def search(study, model_ref, model_kwargs, data_ref, data_kwargs, n_trials, time
     click.echo(result.summary())
     click.echo(f"search cost ratio R = {result.cost.ratio(config.compare.steps):.2f} against one "
                f"{config.compare.steps}-step training ([compare] steps)")
-    interrupted = bool(result.extra.get("interrupted"))
-    written = _interrupted_path(out) if interrupted else out
-    _write_scheme(result.scheme, written)
+    interrupted = result.interrupted
+    written = interrupted_path(out) if interrupted else out
+    write_scheme(result.scheme, written)
     click.echo(f"scheme written to {written}" + (
         f" (best so far, by probe score alone; {out} left as it was)" if interrupted else ""))
-    _report_tracking(result, tracking)
+    report_tracking(result, tracking)
     click.echo(f"Optuna study {name!r} in {redact(s.storage)}: rerun this command to resume "
                "it; a larger --n-trials extends it")
     if interrupted:
@@ -331,7 +333,7 @@ def status(study, storage, study_name, probe_steps, seed, top, as_json) -> int:
         config = _config(study, {"search.storage": storage, "search.study_name": study_name,
                                  "search.probe_steps": probe_steps, "search.seed": seed})
         storage, study_name = config.search.storage, config.study_name
-        _explain_missing(config)
+        explain_missing(config)
     elif storage is None or study_name is None:
         raise ConfigError("give a study file (STUDY.toml) or both --storage URL and "
                           "--study-name NAME")
@@ -366,7 +368,7 @@ def diagnose(study, model_ref, model_kwargs, data_ref, data_kwargs, scheme_ref, 
         autoinit.apply_scheme(model, _load_scheme(scheme_ref, tracking_uri))
         label = f"scheme {scheme_ref}"
     train, _ = build_data(config)
-    batch = _first_batch(train)
+    batch = first_batch(train)
     result = autoinit.diagnose(model, batch, resolve_loss(config.train.loss, config.base_dir))
     click.echo(f"{type(model).__name__} under {label} (seed {config.search.seed}), one training "
                f"batch: loss {result.loss:.4f}")
@@ -423,173 +425,5 @@ def compare(study, scheme_ref, steps, seeds, baselines, split, tracking_uri, exp
     click.echo()
     click.echo(table)
     if tracking["enabled"]:
-        _log_compare(config, tracking, runs, table, scheme, scheme_ref, split)
+        log_compare_run(config, tracking, runs, table, scheme, scheme_ref, split)
     return EXIT_OK
-
-
-# --------------------------------------------------------------------------- search: storage
-
-def _explain_missing(config: StudyConfig) -> None:
-    """A study file's default study is missing but the storage holds others of that file:
-    say that the name's hash covers the search's settings, and how to name them."""
-    if config.search.study_name or config.source is None:
-        return
-    from autoinit.storage import open_storage
-
-    try:
-        names = sorted(st.study_name for st in open_storage(config.search.storage)
-                       .get_all_studies())
-    except Exception:  # noqa: BLE001 - study_status reports a storage that cannot be read
-        return
-    if config.study_name in names:
-        return
-    stem = f"{config.source.stem}-"
-    siblings = [n for n in names if n.startswith(stem)]
-    if siblings:
-        raise ConfigError(
-            f"study {config.study_name!r} is not in storage {redact(config.search.storage)!r}, "
-            f"but {', '.join(repr(n) for n in siblings)} from the same study file is: the default "
-            "name hashes the model, data and training settings and probe_steps, objective, "
-            "groups, families, search_lr and seed, so give the flags the search was given "
-            f"(e.g. --probe-steps) or --study-name {siblings[-1]}")
-
-
-def _open_storage(url: str) -> optuna.storages.BaseStorage:
-    """Open the Optuna storage now: a bad one is bad input (exit 2), one that stays unreachable
-    after retries a StorageError (exit 1)."""
-    from autoinit.storage import open_storage
-
-    try:
-        return open_storage(url)
-    except ConfigError as exc:
-        raise StudyFileError(f"search.storage: {_one_line(exc)}") from None
-
-
-def _finished(storage: optuna.storages.BaseStorage, name: str) -> int:
-    try:
-        study_id = storage.get_study_id_from_name(name)
-    except KeyError:
-        return 0
-    return len(storage.get_all_trials(study_id, deepcopy=False,
-                                      states=(TrialState.COMPLETE, TrialState.PRUNED)))
-
-
-def _check_tracking(tracking: Mapping[str, Any], flag: str | None) -> None:
-    """A tracking URI given explicitly must answer before any trial runs (else exit 2)."""
-    uri = tracking["tracking_uri"]
-    if not tracking["enabled"] or uri is None:
-        return
-    from mlflow import MlflowClient
-
-    from autoinit.integrations.mlflow import _quick_http
-    from autoinit.integrations.ui import error_text
-
-    try:
-        with _quick_http(quiet=True):
-            MlflowClient(uri).search_experiments(max_results=1)
-    except Exception as exc:  # noqa: BLE001 - any failure here is a bad tracking URI
-        source = "--tracking-uri" if flag else "mlflow.tracking_uri"
-        raise ConfigError(f"{source}: MLflow at {redact(uri)!r} cannot be reached "
-                          f"({redact(error_text(exc))}); no trial was run: start the tracking "
-                          "server, correct the URI, or pass --no-mlflow to search without "
-                          "tracking") from None
-
-
-def _fit_tracking(tracking: Mapping[str, Any]) -> dict[str, Any]:
-    """:func:`autoinit.fit`'s MLflow options; a URI given explicitly must work (else exit 2)."""
-    return {"mlflow": tracking["enabled"], "tracking_uri": tracking["tracking_uri"],
-            "experiment": tracking["experiment"],
-            "require_tracking": tracking["enabled"] and tracking["tracking_uri"] is not None}
-
-
-def _interrupted_path(out: str) -> str:
-    """Where an interrupted search writes its best so far: beside ``out``, never over it."""
-    path = Path(out)
-    return str(path.with_name(f"{path.stem}.interrupted{path.suffix or '.json'}"))
-
-
-def _write_scheme(scheme: autoinit.InitScheme, out: str) -> None:
-    try:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        scheme.to_json(out)
-    except OSError as exc:
-        raise ConfigError(f"--out: cannot write {out!r}: {exc.strerror or exc}") from None
-
-
-def _report_tracking(result: autoinit.FitResult, tracking: Mapping[str, Any]) -> None:
-    """The summary names the run; here, where to open it."""
-    if not tracking["enabled"]:
-        return
-    if result.extra.get("mlflow_run_id") is None:
-        click.echo("MLflow: not logged (see the warning above)")
-        return
-    uri = result.extra.get("mlflow_tracking_uri") or tracking["tracking_uri"] or "mlflow.db"
-    for line in ui_lines(uri, result.extra.get("mlflow_experiment_id")):
-        click.echo(line)
-
-
-# ------------------------------------------------------------------------------- show, diagnose
-
-def scheme_table(scheme: autoinit.InitScheme) -> str:
-    """A scheme as a fixed-width table: group, layers, family, scale, bias."""
-    head = (f"scheme for {scheme.model_class or 'an unnamed model'}: {len(scheme.parameters)} "
-            f"parameters, fingerprint {scheme.fingerprint}, seed {scheme.seed}"
-            f" (autoinit {scheme.autoinit_version or '?'}, torch {scheme.torch_version or '?'})")
-    rows = [("group", "layers", "family", "scale", "bias")]
-    for name, rule in scheme.groups.items():
-        options = ", ".join(f"{k}={v}" for k, v in rule.options.items())
-        family = f"{rule.family}({options})" if options else rule.family
-        bias = rule.bias if rule.bias in ("zeros", "default") else f"{rule.bias} {rule.bias_value:.3g}"
-        rows.append((name, _layers(rule.members), family, f"{rule.scale:.3g}", bias))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    what = [f"this scheme is {scheme.origin}"] if scheme.origin else []
-    lines = [head, *what, ""] + ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))
-                                 .rstrip() for r in rows]
-    lines.insert(3 + len(what), "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _layers(members: Sequence[str]) -> str:
-    modules = list(dict.fromkeys(m.rpartition(".")[0] or m for m in members))
-    if len(modules) <= 4:
-        return ", ".join(modules)
-    return f"{modules[0]}, {modules[1]}, ..., {modules[-1]} ({len(modules)} layers)"
-
-
-def _first_batch(loader: Any) -> Any:
-    try:
-        return next(iter(loader))
-    except StopIteration:
-        raise StudyFileError("data.factory: the training loader yielded no batch") from None
-
-
-def _log_compare(config: StudyConfig, tracking: Mapping[str, Any], runs: Sequence[CompareRun],
-                 table: str, scheme: autoinit.InitScheme, scheme_ref: str, split: str) -> None:
-    """Log the trainings to MLflow; a failure is a warning (they are done and printed)."""
-    try:
-        import mlflow
-
-        from autoinit.integrations.compare_log import log_compare
-
-        params = {"study": config.study_name, "steps": config.compare.steps,
-                  "seeds": config.compare.seeds, "split": split, "scheme": scheme_ref,
-                  "model.factory": config.model.factory, "data.factory": config.data.factory}
-        run_id = log_compare(tracking["tracking_uri"], tracking["experiment"],
-                             f"compare {config.study_name}", params, runs, table, scheme, split)
-    except Exception as exc:  # noqa: BLE001 - logging must not lose the printed result
-        click.echo(f"autoinit: warning: MLflow logging failed: {type(exc).__name__}: "
-                   f"{_one_line(exc)}", err=True)
-        return
-    uri = tracking["tracking_uri"] or mlflow.get_tracking_uri()
-    click.echo(f"MLflow run {run_id} (experiment {tracking['experiment']!r})")
-    for line in ui_lines(redact(uri), _experiment_of(uri, run_id)):
-        click.echo(line)
-
-
-def _experiment_of(uri: str, run_id: str) -> str | None:
-    try:
-        from mlflow import MlflowClient
-
-        return MlflowClient(uri).get_run(run_id).info.experiment_id
-    except Exception:  # noqa: BLE001 - only for the address printed
-        return None

@@ -28,13 +28,16 @@ import torch
 from autoinit.apply import apply_scheme, check_model
 from autoinit.batches import fetch_batches, make_loss, move_batch, split_batch
 from autoinit.calibrate import lsuv_scheme
-from autoinit.config import StudyConfig, StudyFileError, build_data, resolve_loss, seeded_model
-from autoinit.errors import AutoinitError
+from autoinit.config import StudyConfig
+from autoinit.device import resolve_device
+from autoinit.errors import AutoinitError, StudyFileError
 from autoinit.loop import make_loop
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, run_probe
 from autoinit.scheme import InitScheme
+from autoinit.table import text_table
 from autoinit.threads import choose_threads, compute_threads
+from autoinit.user_code import build_data, resolve_loss, seeded_model
 
 __all__ = ["CompareRun", "compare_runs", "compare_table"]
 
@@ -70,7 +73,7 @@ def compare_runs(config: StudyConfig, methods: Mapping[str, InitScheme | None],
     if held is None:
         raise StudyFileError(f"data.factory must return (train_loader, {split}_loader) for "
                              "autoinit compare: it returned only a training loader")
-    device = torch.device(config.search.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(config.search.device)
     loss = make_loss(resolve_loss(config.train.loss, config.base_dir))
     opts = config.fit_options()  # the study's own training loop, if it has one
     loop = make_loop(opts.get("train_step"), opts.get("score"), opts.get("make_state"), loss)
@@ -175,11 +178,8 @@ def compare_table(runs: Sequence[CompareRun], steps: int, split: str) -> str:
                      f"{100 * statistics.median(accs):.1f} %" if accs else "-",
                      f"{sum(r.diverged is not None for r in by[m])}/{len(by[m])}",
                      f"{statistics.median(r.seconds for r in by[m]):.1f}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"full trainings: {steps} steps x {seeds} seeds, final {split} loss (lower is better); "
-             f"best-so-far: the lowest {split} loss along the run", ""]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(3, "  ".join("-" * w for w in widths))
+             f"best-so-far: the lowest {split} loss along the run", "", *text_table(rows)]
     baselines = order[1:]
     if baselines:
         best = baselines[0]

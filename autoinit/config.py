@@ -42,7 +42,7 @@ Example:
     >>> study_from_dict({"search": {"n_trials": -3}})
     Traceback (most recent call last):
     ...
-    autoinit.config.StudyFileError: search.n_trials must be a positive integer, got -3
+    autoinit.errors.StudyFileError: search.n_trials must be a positive integer, got -3
 """
 
 from __future__ import annotations
@@ -50,9 +50,6 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
-import importlib
-import importlib.util
-import inspect
 import json
 import math
 import re
@@ -62,10 +59,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
-from autoinit.errors import AutoinitError, ConfigError
+from autoinit.errors import StudyFileError
+from autoinit.settings import DEFAULTS
+from autoinit.user_code import build_data, build_model, resolve_callable, resolve_loss
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -87,11 +83,7 @@ __all__ = [
     "study_from_dict",
 ]
 
-DEFAULT_STORAGE = "sqlite:///autoinit.db"
-
-
-class StudyFileError(ConfigError):
-    """A study file (or a command-line flag that overrides it) has a value autoinit cannot use."""
+DEFAULT_STORAGE = DEFAULTS.storage
 
 
 @dataclass(frozen=True)
@@ -106,8 +98,8 @@ class FactoryConfig:
 class TrainConfig:
     """``[train]``: how every candidate is trained."""
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
+    optimizer: str = DEFAULTS.optimizer
+    lr: float = DEFAULTS.lr
     loss: str | None = None
     train_step: str | None = None  # references to the user's own loop (autoinit.loop)
     score: str | None = None
@@ -118,18 +110,18 @@ class TrainConfig:
 class SearchConfig:
     """``[search]``: the options of :func:`autoinit.fit` that a study file may set."""
 
-    n_trials: int = 30
+    n_trials: int = DEFAULTS.n_trials
     timeout: float | None = None
     budget_steps: int | None = None
-    probe_steps: int = 100
-    objective: str = "final"
-    groups: str | dict[str, str] = "role"
+    probe_steps: int = DEFAULTS.probe_steps
+    objective: str = DEFAULTS.objective
+    groups: str | dict[str, str] = DEFAULTS.groups
     families: list[str] | None = None
     search_lr: bool = False
     storage: str = DEFAULT_STORAGE
     study_name: str | None = None
-    n_jobs: int = 1
-    seed: int = 0
+    n_jobs: int = DEFAULTS.n_jobs
+    seed: int = DEFAULTS.seed
     device: str | None = None
 
 
@@ -357,8 +349,8 @@ def _train(t: _Table) -> TrainConfig:
         ref = loop[name] = t.str(name)
         if ref is not None and ":" not in ref:
             raise t.bad(name, "'package.module:function' or 'path/file.py:function'")
-    out = TrainConfig(t.str("optimizer", "adam", choices=sorted(OPTIMIZERS)),
-                      t.number("lr", 1e-3), loss, **loop)
+    out = TrainConfig(t.str("optimizer", DEFAULTS.optimizer, choices=sorted(OPTIMIZERS)),
+                      t.number("lr", DEFAULTS.lr), loss, **loop)
     t.no_extra(_keys("train"))
     return out
 
@@ -368,19 +360,20 @@ def _search(t: _Table) -> SearchConfig:
     from autoinit.probe import OBJECTIVES
 
     out = SearchConfig(
-        n_trials=t.int("n_trials", 30), timeout=t.number("timeout", None),
-        budget_steps=t.int("budget_steps", None), probe_steps=t.int("probe_steps", 100),
-        objective=t.str("objective", "final", choices=OBJECTIVES), groups=_groups(t, GROUP_MODES),
+        n_trials=t.int("n_trials", DEFAULTS.n_trials), timeout=t.number("timeout", None),
+        budget_steps=t.int("budget_steps", None), probe_steps=t.int("probe_steps", DEFAULTS.probe_steps),
+        objective=t.str("objective", DEFAULTS.objective, choices=OBJECTIVES), groups=_groups(t, GROUP_MODES),
         families=_families(t), search_lr=t.bool("search_lr", False),
         storage=t.str("storage", DEFAULT_STORAGE), study_name=t.str("study_name"),
-        n_jobs=t.int("n_jobs", 1), seed=t.int("seed", 0, low=0), device=t.str("device"),
+        n_jobs=t.int("n_jobs", DEFAULTS.n_jobs), seed=t.int("seed", DEFAULTS.seed, low=0),
+        device=t.str("device"),
     )
     t.no_extra(_keys("search"))
     return out
 
 
 def _groups(t: _Table, modes) -> str | dict[str, str]:
-    value = t.get("groups", "role")
+    value = t.get("groups", DEFAULTS.groups)
     if isinstance(value, dict):
         for name, pattern in value.items():
             try:
@@ -427,128 +420,3 @@ _SECTIONS: dict[str, Callable[[_Table], Any]] = {
 }
 _DATACLASS = {"model": FactoryConfig, "data": FactoryConfig, "train": TrainConfig,
               "search": SearchConfig, "mlflow": MlflowConfig, "compare": CompareConfig}
-
-
-# ------------------------------------------------------------------------------ user code
-
-def resolve_callable(ref: str, key: str, base_dir: Path | None = None) -> Callable[..., Any]:
-    """The object ``ref`` names: ``"package.module:attr"`` (imported with the current folder on
-    the path) or ``"path/to/file.py:attr"`` (relative to ``base_dir``). Errors name ``key``."""
-    module_name, sep, attr = ref.partition(":")
-    if not sep or not module_name or not attr:
-        raise StudyFileError(f"{key} must be 'package.module:function', got {ref!r}")
-    try:
-        if module_name.endswith(".py"):
-            module = _import_file(Path(base_dir or Path.cwd()) / module_name)
-        else:
-            if "" not in sys.path and str(Path.cwd()) not in sys.path:
-                sys.path.insert(0, str(Path.cwd()))
-            module = importlib.import_module(module_name)
-    except FileNotFoundError as exc:
-        raise StudyFileError(f"{key}: cannot import {module_name!r}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - any failure while importing user code is bad input
-        raise StudyFileError(f"{key}: cannot import {module_name!r}: "
-                             f"{type(exc).__name__}: {_first_line(exc)}") from None
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise StudyFileError(f"{key}: {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise StudyFileError(f"{key}: {ref!r} is a {type(obj).__name__}, not a callable")
-    return obj
-
-
-def _import_file(path: Path):
-    if not path.is_file():
-        raise FileNotFoundError(f"no file {str(path)!r}")
-    name = f"autoinit_user_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "(no message)"
-
-
-def _call(section: str, ref: str, fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
-    try:
-        inspect.signature(fn).bind(**kwargs)
-    except TypeError as exc:
-        raise StudyFileError(f"{section}.kwargs do not fit {ref!r}: {exc}") from None
-    except ValueError:  # no signature (a builtin): let the call decide
-        pass
-    try:
-        return fn(**kwargs)
-    except AutoinitError as exc:
-        raise StudyFileError(f"{section}.factory {ref!r} failed: {_first_line(exc)}") from exc
-    except Exception as exc:  # noqa: BLE001 - the user's factory failing is bad input, not ours
-        raise StudyFileError(f"{section}.factory {ref!r} raised {type(exc).__name__}: "
-                             f"{_first_line(exc)}") from exc
-
-
-def build_model(config: StudyConfig) -> nn.Module:
-    """Call the model factory with its kwargs; anything but an ``nn.Module`` is an error."""
-    ref = config.model.factory
-    model = _call("model", ref, resolve_callable(ref, "model.factory", config.base_dir),
-                  config.model.kwargs)
-    if not isinstance(model, nn.Module):
-        raise StudyFileError(f"model.factory {ref!r} must return a torch.nn.Module, got "
-                             f"{type(model).__name__}")
-    return model
-
-
-def seeded_model(config: StudyConfig, seed: int | None = None) -> nn.Module:
-    """The model, built with the global RNG seeded (``search.seed`` unless ``seed`` is given)
-    so that its default init is reproducible; the caller's RNG state is left as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.search.seed if seed is None else seed)
-        return build_model(config)
-
-
-def build_data(config: StudyConfig, split: str | None = None) -> tuple[Any, Any | None]:
-    """``(train_loader, val_loader or None)`` from the data factory; ``split="test"`` asks the
-    factory for its test split (it must take a ``split`` argument)."""
-    ref = config.data.factory
-    kwargs = dict(config.data.kwargs)
-    if split is not None:
-        kwargs["split"] = split
-    out = _call("data", ref, resolve_callable(ref, "data.factory", config.base_dir), kwargs)
-    if isinstance(out, tuple | list) and len(out) in (1, 2) and not _is_batch(out):
-        train, val = out[0], (out[1] if len(out) == 2 else None)
-    else:
-        train, val = out, None
-    for what, loader in (("training loader", train), ("validation loader", val)):
-        if loader is not None and not hasattr(loader, "__iter__"):
-            raise StudyFileError(f"data.factory {ref!r} must return a training loader or "
-                                 f"(train_loader, val_loader); its {what} is a "
-                                 f"{type(loader).__name__}")
-    return train, val
-
-
-def _is_batch(out: Any) -> bool:
-    """A pair of tensors is a batch, not two loaders."""
-    import torch
-
-    return any(isinstance(v, torch.Tensor) for v in out)
-
-
-def resolve_loss(loss: str | None, base_dir: Path) -> Any:
-    """``None``, a loss name, or the callable a ``module:function`` reference names (a criterion
-    class is instantiated)."""
-    if loss is None or ":" not in loss:
-        return loss
-    obj = resolve_callable(loss, "train.loss", base_dir)
-    if isinstance(obj, type) and issubclass(obj, nn.Module):
-        obj = obj()
-    return obj

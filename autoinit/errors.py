@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["AutoinitError", "ConfigError", "MissingDependency", "SchemeError", "StorageError"]
+__all__ = [
+    "AutoinitError",
+    "ConfigError",
+    "MissingDependency",
+    "PostgresUnavailable",
+    "SchemeError",
+    "StorageError",
+    "StudyFileError",
+    "TrackingError",
+    "TrackingWarning",
+]
 
 
 class AutoinitError(Exception):
@@ -47,3 +57,20 @@ class MissingDependency(AutoinitError, ImportError):
         ...
         autoinit.errors.MissingDependency: lightning is not installed; pip install 'torch-autoinit[lightning]'
     """
+
+
+class StudyFileError(ConfigError):
+    """A study file (or a command-line flag that overrides it) has a value autoinit cannot use."""
+
+
+class TrackingError(AutoinitError):
+    """Tracking failed while ``require_tracking=True`` asked to fail rather than warn."""
+
+
+class TrackingWarning(UserWarning):
+    """Tracking failed; the search went on without it (one warning per search)."""
+
+
+class PostgresUnavailable(AutoinitError, RuntimeError):
+    """PostgreSQL's server binaries, or the ``postgres`` user to run them, are not here
+    (:mod:`autoinit.testing`)."""

@@ -111,7 +111,7 @@ def register_packed(pattern: str, blocks: int) -> None:
         >>> register_packed(r"(^|\\.)my_fused_qkv\\.", 3)
         >>> net = nn.Sequential(); net.my_fused_qkv = nn.Linear(4, 12)
         >>> [(s.blocks, s.fan_in, s.fan_out) for s in describe_params(net)]
-        [(3, 4, 4), (3, 0, 0)]
+        [(3, 4, 4), (3, 12, 0)]
     """
     if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
         raise ConfigError(f"blocks must be a positive integer, got {blocks!r}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, replace
 
@@ -15,10 +14,12 @@ from autoinit.calibrate import lsuv_scheme
 from autoinit.diagnose import diagnose
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, ProbeResult, run_probe
-from autoinit.scheme import GroupRule, InitScheme
+from autoinit.scheme import InitScheme, rules_from_json, rules_to_json
 from autoinit.space import SearchSpace, suggest_scheme
 
-__all__ = ["Objective", "screen"]
+__all__ = ["TRAIN_POINTS", "Objective", "screen", "thin_stride"]
+
+TRAIN_POINTS = 200  # training-loss points a trial keeps (every thin_stride-th step)
 
 _REJECT_FLAGS = ("non_finite", "exploding_activation", "exploding_gradient")
 
@@ -60,9 +61,8 @@ class Objective:
         """The scheme and learning rate a trial stands for (also for finished trials)."""
         attrs = trial.user_attrs
         if attrs.get("baseline") == "lsuv" and "rules" in attrs:
-            plan = self.layer_plan
-            rules = {g: GroupRule(**r) for g, r in json.loads(attrs["rules"]).items()}
-            return plan.scheme(rules, self.seed), float(trial.params.get("lr", self.lr))
+            scheme = self.layer_plan.scheme(rules_from_json(attrs["rules"]), self.seed)
+            return scheme, float(trial.params.get("lr", self.lr))
         if isinstance(trial, optuna.trial.FrozenTrial):
             trial = optuna.trial.FixedTrial(trial.params)
         return suggest_scheme(trial, self.plan, self.space, self.lr, self.seed)
@@ -99,7 +99,7 @@ class Objective:
             self.reset()
             scheme = lsuv_scheme(self.work, self.data.train[0], self.data.loss, seed=self.seed,
                                  **self.layer_plan.select)
-        trial.set_user_attr("rules", _rules_json(scheme))
+        trial.set_user_attr("rules", rules_to_json(scheme.groups))
         screened = self.screening and baseline is None and self.data.loss is not None
         if screened:
             self.reset()
@@ -126,15 +126,14 @@ class Objective:
         return result.score
 
 
-def _rules_json(scheme: InitScheme) -> str:
-    return json.dumps({g: {"family": r.family, "scale": r.scale, "bias": r.bias,
-                           "bias_value": r.bias_value, "nonlinearity": r.nonlinearity,
-                           "options": dict(r.options)} for g, r in scheme.groups.items()})
+def thin_stride(steps: int) -> int:
+    """Every how many steps a trial keeps one training loss (at most ``TRAIN_POINTS`` and a few):
+    the step of kept point ``i`` is ``i * thin_stride(steps) + 1``."""
+    return max(1, steps // TRAIN_POINTS)
 
 
-def _thin(values: list[float], most: int = 200) -> list[float]:
-    stride = max(1, len(values) // most)
-    return [round(v, 6) for v in values[::stride]]
+def _thin(values: list[float]) -> list[float]:
+    return [round(v, 6) for v in values[::thin_stride(len(values))]]
 
 
 def _cost(trial, steps: int, *, screened: bool, start: float) -> None:

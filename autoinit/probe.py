@@ -33,6 +33,7 @@ from torch import nn
 from autoinit.batches import LossFn, make_loss
 from autoinit.errors import ConfigError
 from autoinit.interrupt import check_interrupt
+from autoinit.settings import DEFAULTS
 from autoinit.threads import flushing
 
 if TYPE_CHECKING:
@@ -82,13 +83,13 @@ class ProbeConfig:
         bf16: bf16 autocast (CUDA only).
     """
 
-    steps: int = 100
-    lr: float = 1e-3
-    optimizer: str | Callable = "adam"
-    eval_every: int = 25
-    objective: str = "final"
+    steps: int = DEFAULTS.probe_steps
+    lr: float = DEFAULTS.lr
+    optimizer: str | Callable = DEFAULTS.optimizer
+    eval_every: int = DEFAULTS.eval_every
+    objective: str = DEFAULTS.objective
     explode_factor: float = 10.0
-    seed: int = 0
+    seed: int = DEFAULTS.seed
     device: str = "cpu"
     bf16: bool = False
 

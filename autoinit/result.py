@@ -4,13 +4,44 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from autoinit.scheme import InitScheme
 
-__all__ = ["Candidate", "FitResult", "SearchCost"]
+if TYPE_CHECKING:
+    from autoinit.batches import LossFn
+    from autoinit.plan import ModelPlan
+    from autoinit.probe import ProbeConfig
+    from autoinit.threads import ThreadChoice
+
+__all__ = ["Candidate", "FitResult", "SearchContext", "SearchCost", "TrackedRun"]
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """What a search ran on, built once by :func:`~autoinit.search.run_search`: the probe's
+    settings, the model's plan (and its one-group-per-layer plan, the LSUV baseline's), the
+    first training batch and the loss (``None`` for a custom ``train_step`` alone). Tracking
+    rebuilds trials' schemes and draws its plots from it."""
+
+    config: ProbeConfig
+    plan: ModelPlan
+    batch: Any
+    loss: LossFn | None
+    layer_plan: ModelPlan | None = None
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """The MLflow run a search was logged to: its id, the tracking URI (without any password),
+    the experiment, and one line saying where it is."""
+
+    run_id: str
+    tracking_uri: str
+    experiment_id: str | None
+    line: str
 
 
 @dataclass(frozen=True)
@@ -77,6 +108,11 @@ class FitResult:
         candidates: the selection round.
         cost: the search cost.
         study: the Optuna study.
+        interrupted: Ctrl-C stopped the search (the study keeps its trials; rerun to resume).
+        selection_reused: the selection round was the study's stored one, not run again.
+        threads: the torch threads the trainings ran on, and how they were chosen.
+        context: what the search ran on (probe settings, plan, a batch, the loss).
+        run: the MLflow run it was logged to, when tracking was on.
     """
 
     scheme: InitScheme
@@ -87,7 +123,25 @@ class FitResult:
     candidates: list[Candidate]
     cost: SearchCost
     study: optuna.Study = field(repr=False)
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    interrupted: bool = False
+    selection_reused: bool = False
+    threads: ThreadChoice | None = None
+    context: SearchContext | None = field(default=None, repr=False)
+    run: TrackedRun | None = None
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The typed fields under the keys earlier versions used (``"interrupted"``,
+        ``"mlflow_run_id"``, ...): a read-only copy, for code written against them."""
+        c, r = self.context, self.run
+        out: dict[str, Any] = {"interrupted": self.interrupted, "threads": self.threads,
+                               "selection_reused": self.selection_reused}
+        if c is not None:
+            out.update(config=c.config, batch=c.batch, loss=c.loss, plan=c.plan)
+        if r is not None:
+            out.update(run=r.line, mlflow_run_id=r.run_id, mlflow_tracking_uri=r.tracking_uri,
+                       mlflow_experiment_id=r.experiment_id)
+        return out
 
     def summary(self) -> str:
         """A readable table: baselines vs chosen, and the search cost."""
@@ -112,8 +166,8 @@ class FitResult:
             f"{1000 * c.step_seconds_q1:.2f}-{1000 * c.step_seconds_q3:.2f}; {c.threads} "
             f"thread{'s' if c.threads > 1 else ''})",
         ]
-        if self.extra.get("run"):
-            lines.append(str(self.extra["run"]))
+        if self.run is not None:
+            lines.append(self.run.line)
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -26,8 +26,9 @@ import torch
 
 from autoinit.errors import AutoinitError, SchemeError
 from autoinit.families import BIAS_RULES, GAINS, get_family
+from autoinit.version import __version__
 
-__all__ = ["FORMAT_VERSION", "GroupRule", "InitScheme", "fingerprint"]
+__all__ = ["FORMAT_VERSION", "GroupRule", "InitScheme", "fingerprint", "rules_from_json", "rules_to_json"]
 
 FORMAT_VERSION = 1
 MAX_MAGNITUDE = 1e4  # scales and bias values beyond this are refused as tampered or mistyped
@@ -60,6 +61,50 @@ class GroupRule:
     nonlinearity: str = "linear"
     options: Mapping[str, float | str] = field(default_factory=dict)
     members: tuple[str, ...] = ()
+
+    def to_dict(self, members: bool = True) -> dict[str, Any]:
+        """The rule as JSON values; ``members=False`` leaves the parameter names out (a trial's
+        record of its rules, which the model's plan fills in again).
+
+        Example:
+            >>> rule = GroupRule("orthogonal", scale=1.5)
+            >>> GroupRule.from_dict(rule.to_dict(members=False)) == rule
+            True
+        """
+        out = {"family": self.family, "scale": self.scale, "bias": self.bias,
+               "bias_value": self.bias_value, "nonlinearity": self.nonlinearity,
+               "options": dict(self.options)}
+        return {**out, "members": list(self.members)} if members else out
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str = "rule") -> GroupRule:
+        """Validate a parsed rule (``members`` may be left out); every problem is a
+        :class:`SchemeError` naming ``path`` and the key."""
+        if isinstance(data, dict) and "members" not in data:
+            data = {**data, "members": []}
+        return _read_rule(_Reader(data, path))
+
+
+def rules_to_json(groups: Mapping[str, GroupRule]) -> str:
+    """A scheme's rules without their members, as one JSON text: what a trial records
+    (``trial.user_attrs["rules"]``) and what tracking and ``status`` read back with
+    :func:`rules_from_json`."""
+    return json.dumps({name: rule.to_dict(members=False) for name, rule in groups.items()})
+
+
+def rules_from_json(text: str) -> dict[str, GroupRule]:
+    """The rules :func:`rules_to_json` wrote; a malformed text is a :class:`SchemeError`.
+
+    Example:
+        >>> rules_from_json(rules_to_json({"all": GroupRule("xavier_uniform")}))["all"].family
+        'xavier_uniform'
+    """
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise SchemeError(f"trial rules are not valid JSON: {exc}") from None
+    groups = _Reader(data, "rules")
+    return {name: GroupRule.from_dict(groups.data[name], f"rules.{name}") for name in groups.names()}
 
 
 @dataclass(frozen=True)
@@ -104,18 +149,7 @@ class InitScheme:
                 "fingerprint": self.fingerprint,
                 "parameters": {k: list(v) for k, v in self.parameters.items()},
             },
-            "groups": {
-                name: {
-                    "family": r.family,
-                    "scale": r.scale,
-                    "bias": r.bias,
-                    "bias_value": r.bias_value,
-                    "nonlinearity": r.nonlinearity,
-                    "options": dict(r.options),
-                    "members": list(r.members),
-                }
-                for name, r in self.groups.items()
-            },
+            "groups": {name: r.to_dict() for name, r in self.groups.items()},
         }
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -277,6 +311,4 @@ class _Reader:
 
 def current_versions() -> dict[str, str]:
     """The versions a new scheme records."""
-    from autoinit import __version__
-
     return {"autoinit_version": __version__, "torch_version": torch.__version__}

@@ -22,14 +22,16 @@ from torch import nn
 from autoinit.apply import apply_scheme
 from autoinit.batches import fetch_batches, make_loss
 from autoinit.clock import StepClock
+from autoinit.device import resolve_device
 from autoinit.errors import AutoinitError, ConfigError
 from autoinit.groups import GroupSpec
 from autoinit.loop import MakeState, ScoreFn, TrainStep, make_loop, preflight
 from autoinit.objective import Objective
+from autoinit.optuna_setup import quiet_optuna
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, make_optimizer
 from autoinit.progress import SearchProgress, progress_wanted
-from autoinit.result import FitResult, SearchCost
+from autoinit.result import FitResult, SearchContext, SearchCost
 from autoinit.selection import (
     Selection,
     baseline_scores,
@@ -38,6 +40,7 @@ from autoinit.selection import (
     select,
     selection_steps,
 )
+from autoinit.settings import DEFAULTS
 from autoinit.space import SearchSpace, distributions
 from autoinit.study import (
     check_space,
@@ -45,7 +48,6 @@ from autoinit.study import (
     in_memory,
     open_study,
     optimize,
-    quiet_optuna,
     worker_storage,
 )
 from autoinit.threads import choose_threads, compute_threads
@@ -59,22 +61,22 @@ def run_search(
     *,
     val_dataloader: Iterable | None = None,
     loss_fn: str | nn.Module | Callable | None = None,
-    optimizer: str | Callable = "adam",
-    lr: float = 1e-3,
-    n_trials: int | None = 30,
+    optimizer: str | Callable = DEFAULTS.optimizer,
+    lr: float = DEFAULTS.lr,
+    n_trials: int | None = DEFAULTS.n_trials,
     timeout: float | None = None,
     budget_steps: int | None = None,
-    probe_steps: int = 100,
+    probe_steps: int = DEFAULTS.probe_steps,
     eval_every: int | None = None,
-    objective: str = "final",
-    groups: GroupSpec = "role",
+    objective: str = DEFAULTS.objective,
+    groups: GroupSpec = DEFAULTS.groups,
     families: Sequence[str] | None = None,
     search_lr: bool = False,
     storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str | None = None,
-    n_jobs: int = 1,
+    n_jobs: int = DEFAULTS.n_jobs,
     device: str | torch.device | None = None,
-    seed: int = 0,
+    seed: int = DEFAULTS.seed,
     callbacks: Sequence[Callable] = (),
     only: Iterable[str] | str | None = None,
     exclude: Iterable[str] | str | None = None,
@@ -98,14 +100,46 @@ def run_search(
     best of them beyond the measured noise.
 
     Args:
+        model: the model to initialize; it is initialized in place with the chosen scheme.
+        dataloader: the training batches; the probes train on the first ``probe_steps``.
+        val_dataloader: held-out batches (``val_batches`` of them); default: split off the front
+            of ``dataloader``'s batches.
+        loss_fn: ``"cross_entropy"`` or ``"mse"``, a criterion, or
+            ``loss(model, batch)``; default: cross-entropy for integer targets, mean squared
+            error for float targets.
+        optimizer, lr: the probes' optimizer (a name in :data:`~autoinit.probe.OPTIMIZERS` or
+            ``(params, lr) -> Optimizer``) and learning rate.
         n_trials: trials (complete or pruned, baselines included) the study should hold.
+        timeout: seconds after which no new trial starts.
         budget_steps: the training steps the whole search may take: trials stop starting once
             their probe and screening steps reach this budget less the selection round's
             ``(top + 1) * seeds * steps_factor * probe_steps`` (1,200 with the defaults). The
             last trial may overshoot by one probe.
+        probe_steps: training steps per probe.
+        eval_every: probe steps between held-out evaluations (reported to the pruner); default:
+            a quarter of ``probe_steps``.
+        objective: ``"final"`` (the held-out loss at the end) or ``"mean"`` (along the curve).
+        families: candidate family names (default: every registered family that fits a group).
+        search_lr: search the learning rate jointly with the initialization.
         storage: an Optuna storage URL; with it, calling ``fit`` again resumes the study.
+        study_name: the Optuna study's name (default: Optuna's; :func:`autoinit.fit` with
+            tracking names it after the model's class and the time).
         n_jobs: worker processes (one torch thread each) sharing the study's storage.
+        device: ``"cpu"`` or ``"cuda[:n]"``; default: CUDA when available.
+        seed: seeds the sampler, the probes and the scheme's parameter generators.
         groups: ``"role"``, ``"layer"``, ``"global"`` or ``{name: regex}``.
+        only, exclude: regular expressions (``re.search`` on full parameter names) selecting the
+            parameters to initialize; the others keep their values.
+        include_frozen: also initialize parameters with ``requires_grad=False``.
+        bf16: bf16 autocast in the probes (CUDA only).
+        val_batches: held-out batches the probes are scored on.
+        screening: reject, before any training, candidates whose first forward and backward
+            pass shows non-finite or exploding signals (needs ``loss_fn``).
+        selection: the selection round (:class:`~autoinit.selection.Selection`); default
+            ``Selection()``.
+        callbacks: Optuna callbacks ``callback(study, frozen_trial)``; one with a
+            ``bind_search(context)`` method is first handed the search's
+            :class:`~autoinit.result.SearchContext` (its plans, probe settings, batch and loss).
         threads: torch threads for the trainings; default: ``OMP_NUM_THREADS`` when set, else
             measured on the model (one thread unless more are clearly faster). Subnormals are
             flushed on every thread that computes.
@@ -132,7 +166,7 @@ def run_search(
     selection = selection or Selection()
     _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches,
               threads)
-    dev = _device(device)
+    dev = resolve_device(device)
     space = SearchSpace(families=tuple(families) if families is not None else None,
                         search_lr=search_lr)
     plan = ModelPlan.of(model, groups, only=only, exclude=exclude, include_frozen=include_frozen)
@@ -149,6 +183,7 @@ def run_search(
     every = eval_every or max(1, probe_steps // 4)
     config = ProbeConfig(steps=probe_steps, lr=lr, optimizer=optimizer, eval_every=every,
                          objective=objective, seed=seed, device=str(dev), bf16=bf16)
+    context = SearchContext(config, plan, train[0], loss, layer_plan)
     trial_budget = _trial_budget(budget_steps, config, selection)
     work = copy.deepcopy(model).to(dev)
     initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
@@ -177,6 +212,8 @@ def run_search(
             if show is not None:
                 show.resume(study.get_trials(deepcopy=False))
             enqueue_pending(study, plan, space, lr, created)
+            for callback in callbacks:  # e.g. tracking: the plans that rebuild a trial's scheme
+                getattr(callback, "bind_search", lambda context: None)(context)
             with show.polling(study, n_jobs > 1) if show else contextlib.nullcontext():
                 interrupted = optimize(study, obj, n_trials, timeout, trial_budget,
                                        [*callbacks, *watch], n_jobs)
@@ -205,10 +242,9 @@ def run_search(
         step_timings=len(clock.times),
         threads=choice.threads,
     )
-    extra = {"config": config, "interrupted": interrupted, "batch": data.train[0], "loss": loss,
-             "plan": plan, "threads": choice, "selection_reused": reused}
     return FitResult(chosen.scheme, chosen.mean, baselines, chosen.name, reason, candidates, cost,
-                     study, extra)
+                     study, interrupted=interrupted, selection_reused=reused, threads=choice,
+                     context=context)
 
 
 def _progress(progress: bool | SearchProgress | None, n_trials: int | None,
@@ -284,21 +320,6 @@ def _trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Sele
             f"({reserved} steps), so at least {reserved + config.steps}, got {budget_steps}; or "
             "pass a smaller selection=Selection(top=..., seeds=...)")
     return budget_steps - reserved
-
-
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device must be a torch device such as 'cpu' or 'cuda', got "
-                          f"{device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {str(device)!r} was asked for but CUDA is not available here")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    return dev
 
 
 def _batches(loader, val_loader, probe_steps: int, val_batches: int, dev):

@@ -17,14 +17,14 @@ Example:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autoinit.errors import ConfigError
+from autoinit.errors import ConfigError, SchemeError
+from autoinit.scheme import rules_from_json
 from autoinit.sharing import SURPLUS
 from autoinit.storage import open_storage, redact
 
@@ -113,8 +113,8 @@ def _summary(trial: FrozenTrial) -> TrialSummary:
     attrs = trial.user_attrs
     name = attrs.get("baseline") or f"search #{trial.number}"
     try:
-        rules = json.loads(attrs.get("rules", "{}"))
-    except (TypeError, ValueError):
+        rules = {g: r.to_dict(members=False) for g, r in rules_from_json(attrs["rules"]).items()}
+    except (KeyError, SchemeError):  # not recorded, or a family not registered in this process
         rules = {}
     lr = trial.params.get("lr")
     return TrialSummary(trial.number, str(name), float(trial.value), rules,

@@ -52,6 +52,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from autoinit.errors import ConfigError, StorageError
+from autoinit.redact import redact
 
 __all__ = ["HEARTBEAT_INTERVAL", "PATIENCE", "HeartbeatJournalStorage", "PatientRDBStorage",
            "fault_kind", "open_storage", "patiently", "redact"]
@@ -69,7 +70,6 @@ _DRIVER_HINT = {
     "postgresql": 'pip install "torch-autoinit[postgres]", which brings psycopg 3',
     "mysql": "pip install pymysql and write the URL as mysql+pymysql://...",
 }
-_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]+:)(?P<password>[^@\s]+)(?=@)")
 # The user's mistakes, and the machine's lasting faults: retrying does not help.
 _PERMANENT = re.compile(
     r"password authentication failed|does not exist|no pg_hba\.conf entry|could not translate host"
@@ -85,11 +85,6 @@ _TRANSIENT = re.compile(
     re.IGNORECASE)
 # Workers creating the same tables at once: the loser sees the winner's tables; retry and load.
 _CREATION_RACE = re.compile(r"already exists|duplicate key|unique constraint", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``."""
-    return _PASSWORD.sub(r"\g<head>***", str(text))
 
 
 # ------------------------------------------------------------------- faults and retries

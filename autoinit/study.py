@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import tempfile
@@ -17,12 +16,13 @@ from optuna.trial import TrialState
 
 from autoinit.errors import ConfigError
 from autoinit.interrupt import deferred_interrupt
+from autoinit.optuna_setup import make_sampler
 from autoinit.sharing import SURPLUS, optimize_patiently
 from autoinit.space import BASELINES, baseline_names, baseline_params
 from autoinit.storage import open_storage
 
 __all__ = ["DONE", "check_space", "enqueue_pending", "in_memory", "open_study", "optimize",
-           "quiet_optuna", "worker_storage"]
+           "worker_storage"]
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -37,7 +37,7 @@ def open_study(storage, study_name, seed: int, n_jobs: int, eval_every: int
     kwargs = {
         "storage": opened,
         "study_name": study_name,
-        "sampler": _sampler(sampler_seed, n_jobs > 1 or opened is not None),
+        "sampler": make_sampler(sampler_seed, n_jobs > 1 or opened is not None),
         # Nothing is pruned before half the probe (two evaluations): early losses are noisy.
         "pruner": optuna.pruners.MedianPruner(n_startup_trials=len(BASELINES) + 1,
                                               n_warmup_steps=2 * eval_every),
@@ -69,44 +69,6 @@ def in_memory(study: optuna.Study) -> optuna.Study:
                       to_storage=memory)
     return optuna.load_study(study_name=study.study_name, storage=memory, sampler=study.sampler,
                              pruner=study.pruner)
-
-
-def _sampler(seed: int, parallel: bool) -> optuna.samplers.BaseSampler:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          constant_liar=parallel, n_startup_trials=5)
-
-
-@contextlib.contextmanager
-def quiet_optuna():
-    """Optuna's per-trial INFO lines off while a search runs (autoinit reports progress itself),
-    and no "Trial N failed ... KeyboardInterrupt" warning with its traceback for a trial cut by
-    Ctrl-C (it is queued again on the next run)."""
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logger, hide = logging.getLogger("optuna.study._optimize"), _HideInterrupted()
-    logger.addFilter(hide)
-    try:
-        yield
-    finally:
-        logger.removeFilter(hide)
-        optuna.logging.set_verbosity(level)
-
-
-class _HideInterrupted(logging.Filter):
-    """Drops Optuna's two warnings about a trial that failed by ``KeyboardInterrupt``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cut: str | None = None
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
-            self.cut = text.split(" failed", 1)[0]  # "Trial 4"
-            return False
-        return not (self.cut and text.startswith(f"{self.cut} failed with value"))
 
 
 def check_space(study: optuna.Study, expected: dict) -> None:

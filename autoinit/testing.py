@@ -22,13 +22,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from autoinit.errors import PostgresUnavailable
+
 __all__ = ["PostgresServer", "PostgresUnavailable", "temporary_postgres"]
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-class PostgresUnavailable(RuntimeError):
-    """PostgreSQL's server binaries, or the ``postgres`` user to run them, are not here."""
 
 
 def _free_port() -> int:

@@ -11,9 +11,9 @@ import torch
 
 from autoinit.errors import ConfigError
 from autoinit.interrupt import deferred_interrupt
+from autoinit.optuna_setup import make_sampler, quiet_optuna
 from autoinit.sharing import optimize_patiently
 from autoinit.storage import open_storage
-from autoinit.study import quiet_optuna
 
 __all__ = ["optimize_in_processes"]
 
@@ -57,10 +57,8 @@ def _worker(payload: bytes, index: int) -> int:
 def optimize_in_processes(study: optuna.Study, objective, n_jobs: int, n_trials: int | None,
                           timeout: float | None, callbacks: list) -> None:
     """Run ``objective`` in ``n_jobs`` spawned processes until ``callbacks`` stop the study."""
-    from autoinit.study import _sampler
-
     def sampler_factory(index: int, _seed=objective.seed):
-        return _sampler(_seed + index, parallel=True)
+        return make_sampler(_seed + index, parallel=True)
 
     payload = cloudpickle.dumps((objective, study.study_name, _storage_spec(study._storage),
                                  sampler_factory, study.pruner, callbacks, timeout, n_trials))

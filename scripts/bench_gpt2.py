@@ -6,7 +6,7 @@ for both methods), the model is initialized with
 
 - ``gpt2_own``: GPT-2's ``_init_weights`` (autoinit's ``model_default``: N(0, 0.02), residual
   projections scaled by 1/sqrt(2 n_layer), LayerNorm 1/0), and
-- ``autoinit``: the scheme :func:`autoinit.run_search` chooses on the train/val splits (GPT-2's
+- ``autoinit``: the scheme :func:`autoinit.search.run_search` chooses on the train/val splits (GPT-2's
   own init is one of its baselines),
 
 then trained with Adam for ``--steps`` steps; the test split is evaluated once at the end. The

@@ -1,13 +1,30 @@
-"""Shared fixtures: small seeded data sets and models, independent of the global RNG."""
+"""Shared fixtures: small seeded data sets and models, independent of the global RNG; for the
+whole session (the package's doctests included, they run last): one torch thread, and nothing
+written into the repository tree."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
+from hypothesis.configuration import set_hypothesis_home_dir
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
+ROOT = Path(__file__).resolve().parents[1]
+# Hypothesis caches data in .hypothesis/ of the working folder (the repository): a temporary one
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="autoinit-hypothesis-")
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+# Written by Python, pytest and ruff themselves, not by the code under test.
+_NOISE = re.compile(r"(^|/)(__pycache__|\.pytest_cache|\.ruff_cache)(/|$)")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -24,6 +41,40 @@ def one_torch_thread():
         os.environ.pop("OMP_NUM_THREADS", None)
     else:
         os.environ["OMP_NUM_THREADS"] = env
+
+
+def repo_tree() -> dict[str, int] | None:
+    """Every changed, untracked or ignored path of the checkout (``git status --porcelain
+    --ignored``), untracked and ignored ones with their modification time (an edit to a tracked
+    file while the tests run is not theirs); ``None`` outside a git checkout."""
+    try:
+        run = subprocess.run(["git", "status", "--porcelain", "--ignored", "-z"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if run.returncode != 0:
+        return None
+    tree = {}
+    for entry in filter(None, run.stdout.split("\0")):
+        path = entry[3:]
+        if not _NOISE.search(path):
+            full = ROOT / path
+            new = entry[:2] in ("??", "!!") and full.exists()
+            tree[entry] = full.stat().st_mtime_ns if new else 0
+    return tree
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repo_tree_unchanged():
+    """No test writes into the repository: its git status (ignored files included) and the
+    times of the paths it lists are the same after the session as before."""
+    before = repo_tree()
+    yield
+    if before is None:
+        return
+    after = repo_tree()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"the tests wrote into the repository tree at {ROOT}: {changed}"
 
 
 def digits_tensors(seed: int = 0):

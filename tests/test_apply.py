@@ -14,16 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-from autoinit import (
-    ConfigError,
-    GroupRule,
-    InitScheme,
-    ModelPlan,
-    SchemeError,
-    apply_scheme,
-    uniform_scheme,
-)
+from autoinit import ConfigError, GroupRule, InitScheme, SchemeError, apply_scheme, uniform_scheme
 from autoinit.apply import default_values
+from autoinit.plan import ModelPlan
 
 
 @pytest.fixture(autouse=True)

@@ -400,7 +400,7 @@ def test_unreachable_tracking_uri_stops_before_any_trial_and_says_why(tmp_path, 
 
 def test_tracking_failure_when_required_does_not_promise_to_go_on(tiny_loader):
     from autoinit.integrations import TrackingError
-    from autoinit.integrations.mlflow import _Alarm
+    from autoinit.integrations.mlflow._alarm import _Alarm
 
     with pytest.raises(TrackingError) as caught:
         _Alarm("s", require=True).report(ConnectionError("x" * 400 + " Connection refused"), "a")

@@ -9,8 +9,18 @@ import pytest
 import torch
 from scipy import stats
 
-from autoinit import ConfigError, Family, Fans, get_family, list_families, register_family
-from autoinit.families import BIAS_RULES, GAINS, _registry, bias_values, check_bias_rule, gain_of
+from autoinit import ConfigError, list_families, register_family
+from autoinit.families import (
+    BIAS_RULES,
+    GAINS,
+    Family,
+    Fans,
+    _registry,
+    bias_values,
+    check_bias_rule,
+    gain_of,
+    get_family,
+)
 
 ALPHA = 1e-3  # KS significance; every draw is seeded, so a pass is a stable pass
 

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 import autoinit
 from autoinit.integrations.testing import mlflow_globals_kept, sqlite_store
+from autoinit.plan import ModelPlan
 from autoinit.tasks.text import ALPHABET, char_data
 
 T = pytest.importorskip("transformers")
@@ -17,7 +18,10 @@ hf = pytest.importorskip("autoinit.integrations.hf")
 
 
 @pytest.fixture(autouse=True)
-def _mlflow_globals():
+def _mlflow_globals(tmp_path, monkeypatch):
+    # the trainer's own MLflow logger makes its experiment with MLflow's default artifact root,
+    # ./mlruns in the working folder: that folder is the test's, not the repository
+    monkeypatch.chdir(tmp_path)
     with mlflow_globals_kept():
         yield
 
@@ -54,7 +58,7 @@ def test_fit_on_gpt2_lists_model_default_and_is_not_worse_than_gpt2s_own_init():
     result = autoinit.fit(model, train_loader, val_dataloader=val_loader, loss_fn=lm_loss,
                           n_trials=9, probe_steps=12, lr=3e-3, mlflow=False, seed=0)
     assert "model_default" in result.baselines
-    own = autoinit.apply_scheme(tiny_gpt2(), autoinit.ModelPlan.of(model).uniform("model_default"))
+    own = autoinit.apply_scheme(tiny_gpt2(), ModelPlan.of(model).uniform("model_default"))
     chosen = autoinit.apply_scheme(tiny_gpt2(), result.scheme)
     assert chosen.lm_head.weight is chosen.transformer.wte.weight
     torch.manual_seed(0)

@@ -10,18 +10,10 @@ import torch
 from scipy import stats
 from torch import nn
 
-from autoinit import (
-    ConfigError,
-    GroupRule,
-    InitScheme,
-    apply_scheme,
-    describe_params,
-    in_out_rule,
-    register_layer_kind,
-)
+from autoinit import ConfigError, GroupRule, InitScheme, apply_scheme, register_layer_kind
 from autoinit import layers as layers_mod
 from autoinit.apply import model_parameters
-from autoinit.layers import LayerParam
+from autoinit.layers import LayerParam, describe_params, in_out_rule
 
 
 @pytest.fixture(autouse=True)

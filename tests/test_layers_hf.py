@@ -8,7 +8,8 @@ import warnings
 import pytest
 import torch
 
-from autoinit import ModelPlan, apply_scheme, describe_model
+from autoinit import apply_scheme, describe_model
+from autoinit.plan import ModelPlan
 from autoinit.space import SearchSpace, baseline_params
 
 T = pytest.importorskip("transformers")

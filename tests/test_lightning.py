@@ -15,7 +15,10 @@ lit = pytest.importorskip("autoinit.integrations.lightning")
 
 
 @pytest.fixture(autouse=True)
-def _mlflow_globals():
+def _mlflow_globals(tmp_path, monkeypatch):
+    # the trainer's own MLflow logger makes its experiment with MLflow's default artifact root,
+    # ./mlruns in the working folder: that folder is the test's, not the repository
+    monkeypatch.chdir(tmp_path)
     with mlflow_globals_kept():
         yield
 
@@ -107,7 +110,7 @@ def test_training_step_loss_reads_a_dict_and_ignores_self_log():
 
 def test_a_module_around_a_hugging_face_model_has_its_init_as_model_default():
     T = pytest.importorskip("transformers")
-    from autoinit import ModelPlan
+    from autoinit.plan import ModelPlan
 
     class LM(L.LightningModule):
         def __init__(self):

@@ -7,6 +7,7 @@ created with its artifacts under the test's temporary folder.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 import subprocess
@@ -25,15 +26,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import autoinit
 from autoinit.integrations import TrackingError, TrackingWarning
-from autoinit.integrations.mlflow import (
-    PARAM_VALUE_LIMIT,
-    TrialLogger,
-    _Alarm,
-    _summary_params,
-    flatten_rules,
-    redact,
-)
-from autoinit.integrations.testing import free_port, sqlite_store
+from autoinit.integrations.mlflow import PARAM_VALUE_LIMIT, TrialLogger, flatten_rules, redact
+from autoinit.integrations.mlflow._alarm import _Alarm
+from autoinit.integrations.mlflow._search_run import _summary_params
+from autoinit.integrations.testing import free_port, mlflow_globals_kept, sqlite_store
 
 STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
 STATE = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
@@ -224,15 +220,12 @@ def test_mlflow_false_logs_nothing_and_env_uri_is_used(store, monkeypatch):
 def test_user_active_run_becomes_the_parent_and_stays_untouched(store):
     uri, client, new_experiment = store
     exp = client.get_experiment_by_name(new_experiment("user")).experiment_id
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
+    with mlflow_globals_kept():  # the URI is process-wide: left set, later tests would write to it
+        mlflow.set_tracking_uri(uri)
         with mlflow.start_run(experiment_id=exp) as user_run:
             result = autoinit.fit(make_model(), make_loader(), n_trials=6, probe_steps=4)
             assert mlflow.active_run().info.run_id == user_run.info.run_id
         ours = client.get_run(result.extra["mlflow_run_id"])
-    finally:
-        mlflow.set_tracking_uri(previous)
     assert ours.info.experiment_id == exp
     assert ours.data.tags["mlflow.parentRunId"] == user_run.info.run_id
     theirs = client.get_run(user_run.info.run_id)
@@ -276,7 +269,7 @@ def test_wide_scheme_params_go_in_batches_and_long_values_are_cut(store, monkeyp
     rules = {f"block{i}.linear": {"family": "orthogonal", "scale": 1.0 + i / 100, "bias": "zeros",
                                   "bias_value": 0.0, "nonlinearity": "relu", "options": {}}
              for i in range(40)}
-    rules["block0.linear"]["options"] = {"note": "x" * 900}
+    rules["block0.linear"].update(family="kaiming_normal", options={"mode": "x" * 900})
     trial = optuna.trial.create_trial(
         params={}, distributions={}, value=0.5,
         user_attrs={"rules": json.dumps(rules), "curve": [(i, 1.0 / i) for i in range(1, 301)],
@@ -294,7 +287,7 @@ def test_wide_scheme_params_go_in_batches_and_long_values_are_cut(store, monkeyp
     kid = client.get_run(logger.log(trial))
     assert len(kid.data.params) == len(flatten_rules(rules)) + 1 > 200
     assert len(calls) >= 3 and all(p <= 100 and t <= 100 and m + p + t <= 1000 for m, p, t in calls)
-    assert len(kid.data.params["block0.linear.options.note"]) == PARAM_VALUE_LIMIT
+    assert len(kid.data.params["block0.linear.options.mode"]) == PARAM_VALUE_LIMIT
     assert kid.data.tags["autoinit.params_cut"] == "true"
     assert {a.path for a in client.list_artifacts(kid.info.run_id, "autoinit")} == {
         "autoinit/scheme.json"}
@@ -318,14 +311,14 @@ def test_parallel_trials_each_log_their_own_child_under_one_parent(store):
 
 
 def test_experiments_autoinit_creates_keep_artifacts_beside_a_local_database(store):
-    from autoinit.integrations.mlflow import _experiment_id
+    from autoinit.integrations.mlflow import experiment_id
 
     uri, client, _ = store
-    exp = client.get_experiment(_experiment_id(client, uri, "made by autoinit", None))
+    exp = client.get_experiment(experiment_id(client, uri, "made by autoinit"))
     folder = Path(uri.removeprefix("sqlite:///")).parent
     assert exp.artifact_location == (folder / "mlruns" / "made_by_autoinit").as_uri()
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
-    assert _experiment_id(client, uri, "made by autoinit", None) == exp.experiment_id
+    assert experiment_id(client, uri, "made by autoinit") == exp.experiment_id
 
 
 def test_errors_in_worker_processes_become_one_warning_in_the_main_one():
@@ -345,10 +338,10 @@ def test_errors_in_worker_processes_become_one_warning_in_the_main_one():
 
 
 def test_passwords_never_reach_params_or_tags():
-    assert redact("postgresql://bob:s3cret@db:5432/optuna") == "postgresql://db:5432/optuna"
-    assert redact("http://u:p@host/x?token=abc&x=1") == "http://host/x?token=***&x=1"
+    assert redact("postgresql://bob:s3cret@db:5432/optuna") == "postgresql://bob:***@db:5432/optuna"
+    assert redact("http://u:p@host/x?token=abc&x=1") == "http://u:***@host/x?token=***&x=1"
     params = _summary_params({"storage": "mysql://root:hunter2@10.0.0.1/optuna"}, "s")
-    assert params["storage"] == "mysql://10.0.0.1/optuna"
+    assert params["storage"] == "mysql://root:***@10.0.0.1/optuna"
     storage = type("RDB", (), {"url": "postgresql://a:hunter2@h/db"})()
     assert "hunter2" not in _summary_params({"storage": storage}, "s")["storage"]
 
@@ -364,8 +357,7 @@ def test_plots_are_skipped_by_name_not_broken(searched, tmp_path):
     from autoinit.integrations import _report
 
     model, result, _, _ = searched
-    broken = copy.copy(result)
-    object.__setattr__(broken, "extra", {})
+    broken = dataclasses.replace(result, context=None)  # no batch, loss or plan to diagnose
     skipped = _report.plots(broken, model, tmp_path)
     assert [s.split(":")[0] for s in skipped] == ["signal_profile"]
     assert {p.name for p in tmp_path.glob("*.png")} == {

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from autoinit import ModelPlan, apply_scheme
+from autoinit import apply_scheme
 from autoinit.errors import ConfigError
 from autoinit.model_init import model_default_values, model_init_of, register_model_init
+from autoinit.plan import ModelPlan
 
 
 class OwnInit(nn.Module):

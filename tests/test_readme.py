@@ -67,3 +67,14 @@ def test_custom_loop_snippet_runs(tiny_loader):
     exec(compile("import autoinit\n" + snippet, "README.md", "exec"), namespace)  # noqa: S102
     result = namespace["result"]
     assert all(t.user_attrs["train_loss"] for t in result.study.trials if t.values)
+
+
+def test_public_api_is_what_the_readme_shows():
+    import autoinit
+
+    shown = set(re.findall(r"`autoinit\.(\w+)", README))
+    public = set(autoinit.__all__)
+    assert public <= shown, sorted(public - shown)
+    submodules = {p.stem for p in (ROOT / "autoinit").iterdir() if not p.name.startswith("_")}
+    assert shown - submodules - {"__all__"} <= public, sorted(shown - submodules - public)
+    assert all(hasattr(autoinit, name) for name in public)

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from autoinit import ConfigError, ModelPlan, describe_model, group_layers, list_families
-from autoinit.groups import fitting_families
+from autoinit import ConfigError, describe_model, list_families
+from autoinit.groups import fitting_families, group_layers
+from autoinit.plan import ModelPlan
 
 
 @pytest.fixture(autouse=True)

@@ -11,13 +11,14 @@ from optuna.trial import TrialState
 
 import autoinit
 from autoinit.cli import main
+from autoinit.search import run_search
 
 
 @pytest.fixture
 def searched(tmp_path, tiny_loader):
     """A finished 8-trial search in a SQLite storage: ``(url, study name)``."""
     url = f"sqlite:///{tmp_path}/s.db"
-    autoinit.run_search(tiny_mlp(), tiny_loader, n_trials=8, probe_steps=6, storage=url,
+    run_search(tiny_mlp(), tiny_loader, n_trials=8, probe_steps=6, storage=url,
                         study_name="tiny", seed=0)
     return url, "tiny"
 

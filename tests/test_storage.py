@@ -26,6 +26,14 @@ def test_redact_hides_passwords_only():
     assert redact("postgresql://h/db") == "postgresql://h/db"
 
 
+def test_one_redact_for_storages_and_tracking():
+    from autoinit.integrations import mlflow as tracking
+
+    url = "postgresql://bob:s3cret@db?sslmode=require&api_key=k1"
+    assert tracking.redact is redact
+    assert redact(url) == "postgresql://bob:***@db?sslmode=require&api_key=***"
+
+
 def test_storage_kinds(tmp_path):
     assert open_storage(None) is None
     rdb = open_storage(f"sqlite:///{tmp_path / 's.db'}")

@@ -17,18 +17,13 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import re
 
-from autoinit.errors import AutoinitError
+from autoinit.errors import TrackingError, TrackingWarning
 
-__all__ = ["TrackingError", "TrackingWarning", "mlflow_available"]
+__all__ = ["RUN_ID", "TrackingError", "TrackingWarning", "mlflow_available"]
 
-
-class TrackingError(AutoinitError):
-    """Tracking failed while ``require_tracking=True`` asked to fail rather than warn."""
-
-
-class TrackingWarning(UserWarning):
-    """Tracking failed; the search went on without it (one warning per search)."""
+RUN_ID = re.compile(r"[0-9a-f]{32}")  # an MLflow run id
 
 
 def mlflow_available() -> bool:

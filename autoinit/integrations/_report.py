@@ -169,10 +169,10 @@ def _curves_figure(result: FitResult, model: nn.Module, P):
 
 
 def _signal_figure(result: FitResult, model: nn.Module, P):
-    batch, loss, plan = (result.extra.get(k) for k in ("batch", "loss", "plan"))
-    if batch is None or loss is None or plan is None:
+    context = result.context
+    if context is None or context.batch is None or context.loss is None:
         raise ValueError("the result holds no batch, loss or plan")
-    device = getattr(result.extra.get("config"), "device", "cpu")
+    batch, loss, plan, device = context.batch, context.loss, context.plan, context.config.device
     chosen = copy.deepcopy(model).to(device)
     default = apply_scheme(copy.deepcopy(chosen), plan.uniform("pytorch_default", seed=result.scheme.seed))
     diags = []

@@ -26,6 +26,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from autoinit.compare import CompareRun
+from autoinit.integrations.mlflow import experiment_id
 from autoinit.scheme import InitScheme
 
 __all__ = ["log_compare"]
@@ -37,9 +38,11 @@ def log_compare(tracking_uri: str | None, experiment: str, run_name: str,
                 params: Mapping[str, Any], runs: Sequence[CompareRun], table: str,
                 scheme: InitScheme, split: str = "val") -> str:
     """Log the trainings of one ``compare``; returns the parent run's id (errors propagate)."""
-    client = MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
+    import mlflow
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    client = MlflowClient(uri)
+    exp_id = experiment_id(client, uri, experiment)
     parent = client.create_run(exp_id, run_name=run_name,
                                tags={"autoinit.kind": "compare"}).info.run_id
     now = int(time.time() * 1000)

@@ -64,14 +64,14 @@ class AutoinitTrainerCallback(transformers.TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None,
                        eval_dataloader=None, **kwargs):
-        import autoinit
+        from autoinit.api import fit
 
         only = self.only if self.only is not None else _anchored(new_parameters(model))
         if not only:  # everything came from the checkpoint and nothing was named
             return control
         options = {"loss_fn": model_loss, "val_dataloader": eval_dataloader, "only": only,
                    "exclude": self.exclude, "lr": args.learning_rate, **self.fit_options}
-        self.result = autoinit.fit(model, train_dataloader, **options)
+        self.result = fit(model, train_dataloader, **options)
         return control
 
 

@@ -58,12 +58,12 @@ class AutoinitCallback(lightning.pytorch.Callback):
         self.result = None
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        import autoinit
+        from autoinit.api import fit
 
         train, val = _dataloaders(trainer)
         options = {"loss_fn": training_step_loss, "val_dataloader": val, "only": self.only,
                    "exclude": self.exclude, **_mlflow_target(trainer), **self.fit_options}
-        self.result = autoinit.fit(pl_module, train, **options)
+        self.result = fit(pl_module, train, **options)
 
 
 def _dataloaders(trainer) -> tuple[Any, Any]:

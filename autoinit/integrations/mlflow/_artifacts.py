@@ -1,0 +1,41 @@
+"""Loading a scheme back from an MLflow run or artifact URI."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from autoinit.errors import SchemeError
+from autoinit.integrations import RUN_ID
+from autoinit.integrations.mlflow._client import SCHEME_ARTIFACT, _quick_http
+from autoinit.redact import redact
+from autoinit.scheme import InitScheme
+
+# ---------------------------------------------------------------- loading a scheme back
+
+
+def load_scheme_ref(ref: str, tracking_uri: str | None = None) -> InitScheme:
+    """The scheme behind a run id, a ``runs:/<id>[/path]`` URI or another MLflow artifact URI.
+
+    A bare run id or ``runs:/<id>`` reads ``autoinit/scheme.json`` of that run.
+    """
+    import mlflow
+
+    text = str(ref).strip()
+    if RUN_ID.fullmatch(text):
+        text = f"runs:/{text}"
+    if re.fullmatch(r"runs:/[^/]+/?", text):
+        text = f"{text.rstrip('/')}/{SCHEME_ARTIFACT}"
+    with tempfile.TemporaryDirectory(prefix="autoinit-scheme-") as tmp:
+        try:
+            with _quick_http(quiet=True):
+                local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=tmp,
+                                                                 tracking_uri=tracking_uri))
+        except Exception as exc:  # noqa: BLE001 - reported as a scheme that cannot be read
+            raise SchemeError(f"cannot read a scheme from MLflow artifact {redact(text)!r}: "
+                              f"{type(exc).__name__}: {redact(str(exc)).splitlines()[0]}") from None
+        if local.is_dir():
+            local = next((p for p in (local / SCHEME_ARTIFACT, local / "scheme.json") if p.is_file()),
+                         local)
+        return InitScheme.from_json(local)
