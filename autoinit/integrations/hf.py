@@ -19,12 +19,13 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from autoinit.integrations._callbacks import SearchOptions
 from autoinit.integrations._optional import require
 
 transformers = require("transformers", "autoinit.integrations.hf")
@@ -45,7 +46,7 @@ def new_parameters(model: nn.Module) -> list[str]:
             if not (loaded and getattr(p, "_is_hf_initialized", False))]
 
 
-class AutoinitTrainerCallback(transformers.TrainerCallback):
+class AutoinitTrainerCallback(SearchOptions, transformers.TrainerCallback):
     """Run an autoinit search at train begin; the result is kept in :attr:`result`.
 
     Args:
@@ -54,13 +55,6 @@ class AutoinitTrainerCallback(transformers.TrainerCallback):
         **fit_options: passed to :func:`autoinit.fit` (``n_trials``, ``probe_steps``, ``lr``,
             ``budget_steps``, ``mlflow``, ...).
     """
-
-    def __init__(self, *, only: Iterable[str] | str | None = None,
-                 exclude: Iterable[str] | str | None = None, **fit_options: Any) -> None:
-        self.only = only
-        self.exclude = exclude
-        self.fit_options = fit_options
-        self.result = None
 
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None,
                        eval_dataloader=None, **kwargs):

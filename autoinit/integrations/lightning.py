@@ -17,12 +17,13 @@ Example:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from autoinit.integrations._callbacks import SearchOptions
 from autoinit.integrations._optional import require
 
 lightning = require("lightning", "autoinit.integrations.lightning")
@@ -41,7 +42,7 @@ def training_step_loss(module: nn.Module, batch: Any) -> torch.Tensor:
     return out["loss"] if isinstance(out, Mapping) else out
 
 
-class AutoinitCallback(lightning.pytorch.Callback):
+class AutoinitCallback(SearchOptions, lightning.pytorch.Callback):
     """Run an autoinit search at fit start; the result is kept in :attr:`result`.
 
     Args:
@@ -49,13 +50,6 @@ class AutoinitCallback(lightning.pytorch.Callback):
         **fit_options: passed to :func:`autoinit.fit` (``n_trials``, ``probe_steps``, ``lr``,
             ``budget_steps``, ``mlflow``, ``tracking_uri``, ...).
     """
-
-    def __init__(self, *, only: Iterable[str] | str | None = None,
-                 exclude: Iterable[str] | str | None = None, **fit_options: Any) -> None:
-        self.only = only
-        self.exclude = exclude
-        self.fit_options = fit_options
-        self.result = None
 
     def on_fit_start(self, trainer, pl_module) -> None:
         from autoinit.api import fit
