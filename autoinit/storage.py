@@ -200,6 +200,39 @@ class PatientRDBStorage(RDBStorage):
         with contextlib.suppress(StorageError):
             _patient(RDBStorage.record_heartbeat)(self, trial_id)
 
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """Optuna's stale trials (a heartbeat older than the grace period), and RUNNING trials
+        that have recorded no heartbeat for longer than the grace period.
+
+        A live trial records its first heartbeat as it starts; one without any died between its
+        creation and that heartbeat (the database went away in between). Optuna's rule passes
+        such a trial over, so it stayed RUNNING and a worker waiting for the study's last
+        trials waited forever. The time is this process's own clock (the trials' start times
+        come from other machines' clocks).
+        """
+        stale = _patient(RDBStorage._get_stale_trial_ids)(self, study_id)
+        grace = self.grace_period if self.grace_period is not None else 2 * self.heartbeat_interval
+        now, seen = time.monotonic(), self.__dict__.setdefault("_seen_without_heartbeat", {})
+        for trial_id in _patient(_running_without_heartbeat)(self, study_id):
+            if now - seen.setdefault(trial_id, now) > grace:
+                stale.append(trial_id)
+        return stale
+
+
+def _running_without_heartbeat(storage: RDBStorage, study_id: int) -> list[int]:
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(storage.scoped_session) as session:
+        rows = (session.query(models.TrialModel.trial_id)
+                .outerjoin(models.TrialHeartbeatModel,
+                           models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id)
+                .filter(models.TrialModel.study_id == study_id,
+                        models.TrialModel.state == TrialState.RUNNING,
+                        models.TrialHeartbeatModel.trial_heartbeat_id.is_(None))
+                .all())
+    return [trial_id for (trial_id,) in rows]
+
 
 def _serialize_sqlite(engine: sqlalchemy.engine.Engine) -> None:
     """Make every SQLite transaction take the write lock at its start (``BEGIN IMMEDIATE``;
@@ -228,7 +261,7 @@ for _name in ("create_new_study", "delete_study", "set_study_user_attr", "set_st
               "set_trial_param", "_set_trial_param", "get_trial_param", "set_trial_state_values",
               "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
               "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials",
-              "_get_trials", "get_best_trial", "_get_best_trial_id", "_get_stale_trial_ids"):
+              "_get_trials", "get_best_trial", "_get_best_trial_id"):
     setattr(PatientRDBStorage, _name, _patient(getattr(RDBStorage, _name)))
 
 

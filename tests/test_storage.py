@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import optuna
 import pytest
@@ -215,3 +216,25 @@ def test_a_read_only_storage_is_bad_input_naming_the_file(kind, small_disk, tiny
     assert str(small_disk) in str(info.value) and "\n" not in str(info.value)
     _remount(small_disk, "rw")
     assert sum(t.state in DONE for t in _trials(url)) == SMALL["n_trials"]  # untouched
+
+
+def test_a_running_trial_that_never_beat_is_failed_after_the_grace_period(tmp_path, monkeypatch):
+    """A worker that dies between creating a trial and its first heartbeat (the database went
+    away then) left it RUNNING for good: Optuna's stale rule needs a heartbeat, and a peer
+    waiting for the study's last trials waited forever (seen once in CI)."""
+    monkeypatch.setenv("AUTOINIT_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("AUTOINIT_GRACE_PERIOD", "1")
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    study = optuna.create_study(storage=storage, study_name="s")
+    orphan = storage.create_new_trial(study._study_id)  # RUNNING, no heartbeat recorded
+    beating = storage.create_new_trial(study._study_id)
+    storage.record_heartbeat(beating)
+    optuna.storages.fail_stale_trials(study)  # first seen without a heartbeat: not yet stale
+    assert storage.get_trial(orphan).state == optuna.trial.TrialState.RUNNING
+    storage.record_heartbeat(beating)
+    for _ in range(30):  # past the 1 s grace period, on this process's clock
+        time.sleep(0.1)
+    storage.record_heartbeat(beating)
+    optuna.storages.fail_stale_trials(study)
+    assert storage.get_trial(orphan).state == optuna.trial.TrialState.FAIL
+    assert storage.get_trial(beating).state == optuna.trial.TrialState.RUNNING
