@@ -203,7 +203,9 @@ def run_probe(
         for step in range(1, config.steps + 1):
             check_interrupt()  # a pending Ctrl-C stops the probe here, between steps
             for key, value in loop.step(model, data.train[(step - 1) % n], state).items():
-                values.setdefault(key, torch.full((config.steps,), math.nan))[step - 1] = value
+                if key not in values:  # allocated once per value, not at every step
+                    values[key] = torch.full((config.steps,), math.nan)
+                values[key][step - 1] = value
             if step % config.eval_every and step != config.steps:
                 continue
             diverged = next((d for key, v in values.items()
