@@ -50,14 +50,20 @@ def test_two_workers_one_killed_mid_trial(postgres_url, tmp_path):
     def study():
         return optuna.load_study(study_name="killed", storage=postgres_url)
 
-    def both_running() -> bool:
+    def a_stopped_mid_trial() -> bool:
+        """Freeze ``a``; with ``b`` running one trial at a time, two RUNNING trials mean one is
+        ``a``'s, and a frozen ``a`` cannot finish it before the kill. Else let ``a`` go on."""
+        a.send_signal(signal.SIGSTOP)
         try:
             trials = study().get_trials(deepcopy=False)
         except KeyError:
-            return False
-        return sum(t.state == TrialState.RUNNING for t in trials) >= 2 and len(trials) >= 9
+            trials = []
+        if sum(t.state == TrialState.RUNNING for t in trials) >= 2 and len(trials) >= 9:
+            return True
+        a.send_signal(signal.SIGCONT)
+        return False
 
-    _wait_for(both_running)
+    _wait_for(a_stopped_mid_trial)
     a.send_signal(signal.SIGKILL)
     a.wait()
     out, err = b.communicate(timeout=300)
