@@ -50,20 +50,26 @@ def test_two_workers_one_killed_mid_trial(postgres_url, tmp_path):
     def study():
         return optuna.load_study(study_name="killed", storage=postgres_url)
 
-    def a_stopped_mid_trial() -> bool:
-        """Freeze ``a``; with ``b`` running one trial at a time, two RUNNING trials mean one is
-        ``a``'s, and a frozen ``a`` cannot finish it before the kill. Else let ``a`` go on."""
-        a.send_signal(signal.SIGSTOP)
+    def two_running() -> bool:
         try:
             trials = study().get_trials(deepcopy=False)
         except KeyError:
-            trials = []
-        if sum(t.state == TrialState.RUNNING for t in trials) >= 2 and len(trials) >= 9:
+            return False
+        return sum(t.state == TrialState.RUNNING for t in trials) >= 2 and len(trials) >= 9
+
+    def a_stopped_mid_trial() -> bool:
+        """Freeze ``a`` once two trials run; with ``b`` running one trial at a time, two RUNNING
+        trials seen while ``a`` is frozen mean one is ``a``'s, which it cannot finish before the
+        kill. Else let ``a`` go on."""
+        if not two_running():
+            return False
+        a.send_signal(signal.SIGSTOP)
+        if two_running():
             return True
         a.send_signal(signal.SIGCONT)
         return False
 
-    _wait_for(a_stopped_mid_trial)
+    _wait_for(a_stopped_mid_trial, timeout=300.0)
     a.send_signal(signal.SIGKILL)
     a.wait()
     out, err = b.communicate(timeout=300)
