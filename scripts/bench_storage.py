@@ -53,7 +53,7 @@ def build():
     attempts += 1
     if mode == "plain":
         return optuna.storages.RDBStorage(url, heartbeat_interval=10)
-    return s._rdb(url, {"pool_pre_ping": True}, lock=mode == "lock+retry")
+    return s.rdb_storage(url, {"pool_pre_ping": True}, lock=mode == "lock+retry")
 time.sleep(max(0.0, at - time.time()))
 t0 = time.time()
 try:
