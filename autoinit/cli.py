@@ -161,8 +161,11 @@ def cli() -> None:
               help="Where the chosen scheme's JSON is written.")
 @tracking_options
 @debug_option
-def search(study, model_ref, model_kwargs, data_ref, data_kwargs, n_trials, timeout, probe_steps,
-           storage, study_name, n_jobs, seed, out, tracking_uri, experiment, no_mlflow) -> int:
+def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
+           data_ref: str | None, data_kwargs: str | None, n_trials: int | None,
+           timeout: float | None, probe_steps: int | None, storage: str | None,
+           study_name: str | None, n_jobs: int | None, seed: int | None, out: str,
+           tracking_uri: str | None, experiment: str | None, no_mlflow: bool) -> int:
     """Search an initialization for a model on its data; write the chosen scheme.
 
     Flags override the study file. Shows live progress, then the table of baselines vs the
@@ -221,7 +224,7 @@ def search(study, model_ref, model_kwargs, data_ref, data_kwargs, n_trials, time
 @click.argument("scheme_ref", metavar="SCHEME_OR_RUN")
 @click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI to find a run id in.")
 @debug_option
-def show(scheme_ref, tracking_uri) -> int:
+def show(scheme_ref: str, tracking_uri: str | None) -> int:
     """Show a scheme as a table: group, layers, family, scale, bias.
 
     SCHEME_OR_RUN is a scheme JSON file or an MLflow run id that logged one.
@@ -245,7 +248,8 @@ def show(scheme_ref, tracking_uri) -> int:
 @click.option("--top", type=int, default=5, show_default=True, help="Best trials to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @debug_option
-def status(study, storage, study_name, probe_steps, seed, top, as_json) -> int:
+def status(study: str | None, storage: str | None, study_name: str | None,
+           probe_steps: int | None, seed: int | None, top: int, as_json: bool) -> int:
     """Print where a study stands: trials by state and the best probe scores so far.
 
     Reads the storage only, so any machine of a shared search can run it while the workers
@@ -277,8 +281,9 @@ def status(study, storage, study_name, probe_steps, seed, top, as_json) -> int:
 @click.option("--seed", type=int, help="Seed for building the model and its default init.")
 @click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI to find a run id in.")
 @debug_option
-def diagnose(study, model_ref, model_kwargs, data_ref, data_kwargs, scheme_ref, seed,
-             tracking_uri) -> int:
+def diagnose(study: str | None, model_ref: str | None, model_kwargs: str | None,
+             data_ref: str | None, data_kwargs: str | None, scheme_ref: str | None,
+             seed: int | None, tracking_uri: str | None) -> int:
     """Per-layer signal statistics on one training batch: activation std, gradient RMS, dead
     and saturated units, symmetry, and the flags they raise.
 
@@ -320,8 +325,8 @@ def diagnose(study, model_ref, model_kwargs, data_ref, data_kwargs, scheme_ref, 
               help="Held-out split to score on (test: the data factory must take split=).")
 @tracking_options
 @debug_option
-def compare(study, scheme_ref, steps, seeds, baselines, split, tracking_uri, experiment,
-            no_mlflow) -> int:
+def compare(study: str, scheme_ref: str, steps: int | None, seeds: int | None, baselines: str,
+            split: str, tracking_uri: str | None, experiment: str | None, no_mlflow: bool) -> int:
     """Full trainings with the chosen scheme against the baselines, several seeds each: the
     evidence that the probe's choice holds over a real run.
 

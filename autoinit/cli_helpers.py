@@ -23,9 +23,9 @@ from autoinit.compare import CompareRun, compare_runs
 from autoinit.config import StudyConfig, build_data, seeded_model
 from autoinit.errors import ConfigError, StudyFileError
 from autoinit.integrations.ui import ui_lines
+from autoinit.redact import redact
 from autoinit.result import FitResult
 from autoinit.scheme import InitScheme
-from autoinit.redact import redact
 from autoinit.table import text_table
 
 # --------------------------------------------------------------------------- search: storage

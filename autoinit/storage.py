@@ -157,11 +157,11 @@ def _serialize_sqlite(engine: sqlalchemy.engine.Engine) -> None:
     (Optuna reads "waiting", then writes "running"), which 8 workers started at once did.
     """
     @sqlalchemy.event.listens_for(engine, "connect")
-    def _no_driver_transactions(dbapi_connection, _record) -> None:
+    def _no_driver_transactions(dbapi_connection: Any, _record: object) -> None:
         dbapi_connection.isolation_level = None
 
     @sqlalchemy.event.listens_for(engine, "begin")
-    def _begin_immediate(connection) -> None:
+    def _begin_immediate(connection: sqlalchemy.engine.Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()  # connections made before these hooks are not reused

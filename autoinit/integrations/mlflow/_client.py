@@ -10,12 +10,12 @@ import os
 import posixpath
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Param, RunTag
+from mlflow.entities import Metric, Param, RunTag
 
 from autoinit.redact import redact
 
@@ -72,7 +72,8 @@ def _quick_http(quiet: bool = False) -> Iterator[None]:
             os.environ.pop(k, None)
 
 
-def _send(client: MlflowClient, run_id: str, *, metrics=(), params=(), tags=()) -> None:
+def _send(client: MlflowClient, run_id: str, *, metrics: Iterable[Metric] = (),
+          params: Iterable[Param] = (), tags: Iterable[RunTag] = ()) -> None:
     """``log_batch`` calls within the server's limits per request."""
     metrics, params, tags = list(metrics), list(params), list(tags)
     while metrics or params or tags:
