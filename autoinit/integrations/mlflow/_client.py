@@ -18,6 +18,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
 from autoinit.redact import redact
+from autoinit.settings import DEFAULTS
 
 SCHEME_ARTIFACT = "autoinit/scheme.json"
 PARAM_VALUE_LIMIT = 500  # MLflow 3 allows 6000 characters; older servers 500
@@ -143,7 +144,7 @@ def experiment_id(client: MlflowClient, uri: str, experiment: str | None, active
         experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME")
         if experiment is None and active is not None:
             return active.info.experiment_id
-        experiment = experiment or "autoinit"
+        experiment = experiment or DEFAULTS.experiment
     found = client.get_experiment_by_name(experiment)
     if found is not None:
         return found.experiment_id
