@@ -163,8 +163,8 @@ def _say(progress: Any, line: str) -> None:
         logging.getLogger("autoinit").info(line)
 
 
-def _check_tracking_options(mlflow, tracking_uri, experiment, require_tracking,
-                            parent_run_id=None) -> None:
+def _check_tracking_options(mlflow: object, tracking_uri: object, experiment: object,
+                            require_tracking: object, parent_run_id: object = None) -> None:
     for name, value in (("mlflow", mlflow), ("require_tracking", require_tracking)):
         if not isinstance(value, bool):
             raise ConfigError(f"{name} must be True or False, got {value!r}")

@@ -89,7 +89,7 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
                               f"callable(model, batch), got {loss_fn!r}")
         named = _NAMED[loss_fn]
 
-        def criterion(output, target):
+        def criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             if named is F.cross_entropy:
                 return named(output.reshape(-1, output.shape[-1]), target.reshape(-1))
             return named(output, target)

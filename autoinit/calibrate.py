@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -34,7 +35,7 @@ _CALIBRATED_KINDS = {"linear", "conv", "conv_transpose", "in_out", "unknown"}
 
 
 def lsuv_scheme(model: nn.Module, batch: Any, loss: LossFn, *, seed: int = 0, tol: float = 0.1,
-                max_iter: int = 5, **select) -> InitScheme:
+                max_iter: int = 5, **select: str | Iterable[str] | bool | None) -> InitScheme:
     """Calibrate on ``batch`` (``model`` is initialized with the result as a side effect)."""
     plan = ModelPlan.of(model, "layer", **select)
     scheme = plan.uniform("orthogonal", seed=seed)
@@ -60,7 +61,8 @@ def lsuv_scheme(model: nn.Module, batch: Any, loss: LossFn, *, seed: int = 0, to
     return replace(scheme, groups=groups)
 
 
-def _execution_order(model: nn.Module, modules: list[nn.Module], batch: Any, loss: LossFn):
+def _execution_order(model: nn.Module, modules: list[nn.Module], batch: Any, loss: LossFn
+                     ) -> list[nn.Module]:
     seen: list[nn.Module] = []
     hooks = [m.register_forward_hook(lambda m, a, o: seen.append(m) if m not in seen else None)
              for m in modules]
@@ -76,7 +78,7 @@ def _execution_order(model: nn.Module, modules: list[nn.Module], batch: Any, los
 def _output_std(model: nn.Module, module: nn.Module, batch: Any, loss: LossFn) -> float:
     captured: list[float] = []
 
-    def hook(m, args, out):
+    def hook(m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         out = out[0] if isinstance(out, tuple | list) else out
         captured.append(float(out.detach().float().std()))
 

@@ -24,13 +24,14 @@ import sys
 import traceback
 import warnings
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TextIO
 
 import click
 
-import autoinit
+from autoinit.api import fit, load_scheme
+from autoinit.apply import apply_scheme
 from autoinit.cli_helpers import (
     check_tracking,
     explain_missing,
@@ -42,23 +43,34 @@ from autoinit.cli_helpers import (
     one_line,
     open_study_storage,
     report_tracking,
+    run_compare,
     scheme_table,
     write_scheme,
 )
-from autoinit.compare import compare_runs, compare_table
-from autoinit.config import StudyConfig, load_study, study_from_dict
-from autoinit.errors import AutoinitError, ConfigError, StorageError, StudyFileError
+from autoinit.cli_options import (
+    CONTEXT,
+    debug_option,
+    factory_options,
+    study_config,
+    tracking_options,
+    tracking_settings,
+)
+from autoinit.compare import compare_table
+from autoinit.config import build_data, seeded_model
+from autoinit.diagnose import diagnose as diagnose_model
+from autoinit.errors import AutoinitError, ConfigError, StorageError
+from autoinit.redact import redact
+from autoinit.scheme import InitScheme
 from autoinit.settings import DEFAULTS
 from autoinit.space import BASELINES
-from autoinit.storage import redact
-from autoinit.user_code import build_data, resolve_loss, seeded_model
+from autoinit.status import study_status
+from autoinit.user_code import resolve_loss
 from autoinit.version import __version__
 
 __all__ = ["cli", "main"]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 _BASELINES = (*BASELINES, "lsuv")  # what compare trains the chosen scheme against
-_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 # ---------------------------------------------------------------------------------- entry point
@@ -106,104 +118,19 @@ def _command(args: list[str]) -> str:
     return f"{name} " if name in cli.commands else ""
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
     click.echo(f"autoinit: warning: {one_line(Warning(message))}", err=True)
 
 
-# --------------------------------------------------------------------------------- shared options
-
-def _debug_option(f):
-    return click.option("--debug", is_flag=True, expose_value=False,
-                        help="Print the full traceback of an error.")(f)
-
-
-def _factory_options(f):
-    for option in reversed([
-        click.option("--model", "model_ref", metavar="MODULE:FACTORY",
-                     help="Model factory, e.g. mypkg.models:make_net or models.py:make_net "
-                          "(overrides [model] factory)."),
-        click.option("--model-kwargs", metavar="JSON", help="Model factory keyword arguments "
-                     "as a JSON object (replaces [model] kwargs)."),
-        click.option("--data", "data_ref", metavar="MODULE:FACTORY",
-                     help="Data factory returning a training loader or (train_loader, "
-                          "val_loader) (overrides [data] factory)."),
-        click.option("--data-kwargs", metavar="JSON", help="Data factory keyword arguments as "
-                     "a JSON object (replaces [data] kwargs)."),
-    ]):
-        f = option(f)
-    return f
-
-
-def _tracking_options(f):
-    for option in reversed([
-        click.option("--tracking-uri", metavar="URI",
-                     help="MLflow tracking URI (default: [mlflow] tracking_uri, else MLflow's "
-                          "local default, sqlite:///mlflow.db)."),
-        click.option("--experiment", metavar="NAME", help="MLflow experiment (default: "
-                     "[mlflow] experiment, else 'autoinit')."),
-        click.option("--no-mlflow", is_flag=True, help="Do not log to MLflow."),
-    ]):
-        f = option(f)
-    return f
-
-
-def _json_object(text: str | None, flag: str, key: str) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise StudyFileError(f"{key} ({flag}) must be a JSON object, got {text!r}: {exc}") from None
-    if not isinstance(value, dict):
-        raise StudyFileError(f"{key} ({flag}) must be a JSON object, got {text!r}")
-    return value
-
-
-def _config(study: str | None, overrides: Mapping[str, Any], model_ref: str | None = None,
-            data_ref: str | None = None, model_kwargs: str | None = None,
-            data_kwargs: str | None = None) -> StudyConfig:
-    """The study file (or only the flags) with the flags given on the command line applied."""
-    flags = {
-        "model.factory": _from_cwd(model_ref), "data.factory": _from_cwd(data_ref),
-        "model.kwargs": _json_object(model_kwargs, "--model-kwargs", "model.kwargs"),
-        "data.kwargs": _json_object(data_kwargs, "--data-kwargs", "data.kwargs"),
-        **overrides,
-    }
-    flags = {k: v for k, v in flags.items() if v is not None}
-    if study is not None:
-        return load_study(study, flags)
-    if model_ref is None or data_ref is None:
-        raise StudyFileError("give a study file (STUDY.toml) or both --model MODULE:FACTORY and "
-                             "--data MODULE:FACTORY")
-    return study_from_dict({}, flags)
-
-
-def _from_cwd(ref: str | None) -> str | None:
-    """A ``file.py:function`` flag is relative to the current folder (in a study file, to the
-    file's folder)."""
-    if ref is None or ":" not in ref:
-        return ref
-    module, _, attr = ref.rpartition(":")
-    if not module.endswith(".py") or Path(module).is_absolute():
-        return ref
-    return f"{Path.cwd() / module}:{attr}"
-
-
-def _tracking(config: StudyConfig, tracking_uri: str | None, experiment: str | None,
-              no_mlflow: bool) -> dict[str, Any]:
-    return {"enabled": config.mlflow.enabled and not no_mlflow,
-            "tracking_uri": tracking_uri or config.mlflow.tracking_uri,
-            "experiment": experiment or config.mlflow.experiment}
-
-
-def _load_scheme(ref: str, tracking_uri: str | None) -> autoinit.InitScheme:
+def _load_scheme(ref: str, tracking_uri: str | None) -> InitScheme:
     """A scheme from a JSON path, an MLflow run id or an artifact URI."""
-    return autoinit.load_scheme(ref, tracking_uri=tracking_uri)
+    return load_scheme(ref, tracking_uri=tracking_uri)
 
 
 # ------------------------------------------------------------------------------------- commands
 
-@click.group(context_settings=_CONTEXT, no_args_is_help=True)
+@click.group(context_settings=CONTEXT, no_args_is_help=True)
 @click.version_option(__version__, prog_name="autoinit")
 def cli() -> None:
     """Find good weight initializations for PyTorch models by short probe trainings.
@@ -217,9 +144,9 @@ def cli() -> None:
     """
 
 
-@cli.command(context_settings=_CONTEXT)
+@cli.command(context_settings=CONTEXT)
 @click.argument("study", required=False, metavar="[STUDY.toml]")
-@_factory_options
+@factory_options
 @click.option("--n-trials", type=int, help="Trials the study should hold, baselines included "
               f"([search] n_trials, default {DEFAULTS.n_trials}).")
 @click.option("--timeout", type=float, metavar="S", help="Stop starting trials after S seconds.")
@@ -232,10 +159,13 @@ def cli() -> None:
 @click.option("--seed", type=int, help="Seed of the sampler, the probes and the scheme.")
 @click.option("--out", type=click.Path(dir_okay=False), default="scheme.json", show_default=True,
               help="Where the chosen scheme's JSON is written.")
-@_tracking_options
-@_debug_option
-def search(study, model_ref, model_kwargs, data_ref, data_kwargs, n_trials, timeout, probe_steps,
-           storage, study_name, n_jobs, seed, out, tracking_uri, experiment, no_mlflow) -> int:
+@tracking_options
+@debug_option
+def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
+           data_ref: str | None, data_kwargs: str | None, n_trials: int | None,
+           timeout: float | None, probe_steps: int | None, storage: str | None,
+           study_name: str | None, n_jobs: int | None, seed: int | None, out: str,
+           tracking_uri: str | None, experiment: str | None, no_mlflow: bool) -> int:
     """Search an initialization for a model on its data; write the chosen scheme.
 
     Flags override the study file. Shows live progress, then the table of baselines vs the
@@ -250,11 +180,11 @@ def search(study, model_ref, model_kwargs, data_ref, data_kwargs, n_trials, time
       autoinit search --model mymodels:make_net --data mymodels:make_loaders \\
           --model-kwargs '{"depth": 20}' --storage sqlite:///runs.db
     """
-    config = _config(study, {"search.n_trials": n_trials, "search.timeout": timeout,
+    config = study_config(study, {"search.n_trials": n_trials, "search.timeout": timeout,
                              "search.probe_steps": probe_steps, "search.storage": storage,
                              "search.study_name": study_name, "search.n_jobs": n_jobs,
                              "search.seed": seed}, model_ref, data_ref, model_kwargs, data_kwargs)
-    tracking = _tracking(config, tracking_uri, experiment, no_mlflow)
+    tracking = tracking_settings(config, tracking_uri, experiment, no_mlflow)
     check_tracking(tracking, tracking_uri)
     storage_handle = open_study_storage(config.search.storage)
     options = config.fit_options()  # resolves the loss early: a bad reference fails here
@@ -270,7 +200,7 @@ def search(study, model_ref, model_kwargs, data_ref, data_kwargs, n_trials, time
         full = "; nothing left to search (a larger --n-trials extends it)" \
             if before >= s.n_trials else ""
         click.echo(f"resuming: the study already holds {before} finished trials{full}")
-    result = autoinit.fit(model, train, progress=True, **options)
+    result = fit(model, train, progress=True, **options)
     click.echo()
     click.echo(result.summary())
     click.echo(f"search cost ratio R = {result.cost.ratio(config.compare.steps):.2f} against one "
@@ -290,11 +220,11 @@ def search(study, model_ref, model_kwargs, data_ref, data_kwargs, n_trials, time
     return EXIT_OK
 
 
-@cli.command(context_settings=_CONTEXT)
+@cli.command(context_settings=CONTEXT)
 @click.argument("scheme_ref", metavar="SCHEME_OR_RUN")
 @click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI to find a run id in.")
-@_debug_option
-def show(scheme_ref, tracking_uri) -> int:
+@debug_option
+def show(scheme_ref: str, tracking_uri: str | None) -> int:
     """Show a scheme as a table: group, layers, family, scale, bias.
 
     SCHEME_OR_RUN is a scheme JSON file or an MLflow run id that logged one.
@@ -307,7 +237,7 @@ def show(scheme_ref, tracking_uri) -> int:
     return EXIT_OK
 
 
-@cli.command(context_settings=_CONTEXT)
+@cli.command(context_settings=CONTEXT)
 @click.argument("study", required=False, metavar="[STUDY.toml]")
 @click.option("--storage", metavar="URL", help="Optuna storage URL (default: the study file's).")
 @click.option("--study-name", metavar="NAME", help="Optuna study name (default: the study file's).")
@@ -317,8 +247,9 @@ def show(scheme_ref, tracking_uri) -> int:
               "depends on it).")
 @click.option("--top", type=int, default=5, show_default=True, help="Best trials to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-@_debug_option
-def status(study, storage, study_name, probe_steps, seed, top, as_json) -> int:
+@debug_option
+def status(study: str | None, storage: str | None, study_name: str | None,
+           probe_steps: int | None, seed: int | None, top: int, as_json: bool) -> int:
     """Print where a study stands: trials by state and the best probe scores so far.
 
     Reads the storage only, so any machine of a shared search can run it while the workers
@@ -330,28 +261,29 @@ def status(study, storage, study_name, probe_steps, seed, top, as_json) -> int:
       autoinit status --storage postgresql://USER@HOST/DB --study-name relu-team --json
     """
     if study is not None:
-        config = _config(study, {"search.storage": storage, "search.study_name": study_name,
+        config = study_config(study, {"search.storage": storage, "search.study_name": study_name,
                                  "search.probe_steps": probe_steps, "search.seed": seed})
         storage, study_name = config.search.storage, config.study_name
         explain_missing(config)
     elif storage is None or study_name is None:
         raise ConfigError("give a study file (STUDY.toml) or both --storage URL and "
                           "--study-name NAME")
-    result = autoinit.study_status(storage, study_name, top=top)
+    result = study_status(storage, study_name, top=top)
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
     return EXIT_OK
 
 
-@cli.command(context_settings=_CONTEXT)
+@cli.command(context_settings=CONTEXT)
 @click.argument("study", required=False, metavar="[STUDY.toml]")
-@_factory_options
+@factory_options
 @click.option("--scheme", "scheme_ref", metavar="SCHEME_OR_RUN",
               help="Initialize with this scheme (default: the model's own default init).")
 @click.option("--seed", type=int, help="Seed for building the model and its default init.")
 @click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI to find a run id in.")
-@_debug_option
-def diagnose(study, model_ref, model_kwargs, data_ref, data_kwargs, scheme_ref, seed,
-             tracking_uri) -> int:
+@debug_option
+def diagnose(study: str | None, model_ref: str | None, model_kwargs: str | None,
+             data_ref: str | None, data_kwargs: str | None, scheme_ref: str | None,
+             seed: int | None, tracking_uri: str | None) -> int:
     """Per-layer signal statistics on one training batch: activation std, gradient RMS, dead
     and saturated units, symmetry, and the flags they raise.
 
@@ -361,15 +293,15 @@ def diagnose(study, model_ref, model_kwargs, data_ref, data_kwargs, scheme_ref, 
       autoinit diagnose studies/deep_relu_mlp.toml --scheme scheme.json
       autoinit diagnose --model mymodels:make_net --data mymodels:make_loaders
     """
-    config = _config(study, {"search.seed": seed}, model_ref, data_ref, model_kwargs, data_kwargs)
+    config = study_config(study, {"search.seed": seed}, model_ref, data_ref, model_kwargs, data_kwargs)
     model = seeded_model(config)
     label = "its default init"
     if scheme_ref is not None:
-        autoinit.apply_scheme(model, _load_scheme(scheme_ref, tracking_uri))
+        apply_scheme(model, _load_scheme(scheme_ref, tracking_uri))
         label = f"scheme {scheme_ref}"
     train, _ = build_data(config)
     batch = first_batch(train)
-    result = autoinit.diagnose(model, batch, resolve_loss(config.train.loss, config.base_dir))
+    result = diagnose_model(model, batch, resolve_loss(config.train.loss, config.base_dir))
     click.echo(f"{type(model).__name__} under {label} (seed {config.search.seed}), one training "
                f"batch: loss {result.loss:.4f}")
     click.echo(result.table())
@@ -379,20 +311,22 @@ def diagnose(study, model_ref, model_kwargs, data_ref, data_kwargs, scheme_ref, 
     return EXIT_OK
 
 
-@cli.command(context_settings=_CONTEXT)
+@cli.command(context_settings=CONTEXT)
 @click.argument("study", metavar="STUDY.toml")
 @click.option("--scheme", "scheme_ref", required=True, metavar="SCHEME_OR_RUN",
               help="The chosen scheme: a JSON file or an MLflow run id.")
-@click.option("--steps", type=int, help="Training steps per run ([compare] steps, default 1000).")
-@click.option("--seeds", type=int, help="Seeds per method ([compare] seeds, default 3).")
+@click.option("--steps", type=int, help="Training steps per run ([compare] steps, default "
+              f"{DEFAULTS.compare_steps}).")
+@click.option("--seeds", type=int, help="Seeds per method ([compare] seeds, default "
+              f"{DEFAULTS.compare_seeds}).")
 @click.option("--baselines", metavar="LIST", default=",".join(_BASELINES),
               help=f"Comma-separated baselines to train against (default: {', '.join(_BASELINES)}).")
 @click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True,
               help="Held-out split to score on (test: the data factory must take split=).")
-@_tracking_options
-@_debug_option
-def compare(study, scheme_ref, steps, seeds, baselines, split, tracking_uri, experiment,
-            no_mlflow) -> int:
+@tracking_options
+@debug_option
+def compare(study: str, scheme_ref: str, steps: int | None, seeds: int | None, baselines: str,
+            split: str, tracking_uri: str | None, experiment: str | None, no_mlflow: bool) -> int:
     """Full trainings with the chosen scheme against the baselines, several seeds each: the
     evidence that the probe's choice holds over a real run.
 
@@ -403,8 +337,8 @@ def compare(study, scheme_ref, steps, seeds, baselines, split, tracking_uri, exp
     Example:
       autoinit compare studies/deep_relu_mlp.toml --scheme scheme.json --steps 2000 --seeds 5
     """
-    config = _config(study, {"compare.steps": steps, "compare.seeds": seeds})
-    tracking = _tracking(config, tracking_uri, experiment, no_mlflow)
+    config = study_config(study, {"compare.steps": steps, "compare.seeds": seeds})
+    tracking = tracking_settings(config, tracking_uri, experiment, no_mlflow)
     scheme = _load_scheme(scheme_ref, tracking["tracking_uri"])
     names = [b.strip() for b in baselines.split(",") if b.strip()]
     if not names or not set(names) <= set(_BASELINES):
@@ -420,7 +354,7 @@ def compare(study, scheme_ref, steps, seeds, baselines, split, tracking_uri, exp
         click.echo("the chosen scheme is the search's LSUV baseline, calibrated once on the "
                    "search's first batch; the 'lsuv' row calibrates anew on each seed's first "
                    "batch, so the two rows differ by their calibration only")
-    runs = compare_runs(config, methods, split, echo=click.echo)
+    runs = run_compare(config, methods, split, echo=click.echo)
     table = compare_table(runs, c.steps, split)
     click.echo()
     click.echo(table)

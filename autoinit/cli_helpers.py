@@ -1,6 +1,6 @@
 """What the commands of :mod:`autoinit.cli` share beyond their options: a study's storage looked
 at before a search, MLflow reachability, writing the scheme, the scheme table of ``show``,
-``compare``'s MLflow log.
+``compare``'s trainings from the study file and their MLflow log.
 
 Example:
     >>> from autoinit.plan import uniform_scheme
@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,13 @@ import click
 import optuna
 from optuna.trial import TrialState
 
-from autoinit.compare import CompareRun
-from autoinit.config import StudyConfig
+from autoinit.compare import CompareRun, compare_runs
+from autoinit.config import StudyConfig, build_data, seeded_model
 from autoinit.errors import ConfigError, StudyFileError
 from autoinit.integrations.ui import ui_lines
+from autoinit.redact import redact
 from autoinit.result import FitResult
 from autoinit.scheme import InitScheme
-from autoinit.storage import redact
 from autoinit.table import text_table
 
 # --------------------------------------------------------------------------- search: storage
@@ -158,6 +158,20 @@ def first_batch(loader: Any) -> Any:
         return next(iter(loader))
     except StopIteration:
         raise StudyFileError("data.factory: the training loader yielded no batch") from None
+
+
+def run_compare(config: StudyConfig, methods: Mapping[str, InitScheme | None], split: str,
+                echo: Callable[[str], None] | None = None) -> list[CompareRun]:
+    """``autoinit compare``'s trainings: the study file unpacked into
+    :func:`~autoinit.compare.compare_runs`' plain values."""
+    model = seeded_model(config)
+    train_loader, held = build_data(config, "test" if split == "test" else None)
+    if held is None:
+        raise StudyFileError(f"data.factory must return (train_loader, {split}_loader) for "
+                             "autoinit compare: it returned only a training loader")
+    return compare_runs(model, train_loader, held, methods, **config.train_options(),
+                        steps=config.compare.steps, seeds=config.compare.seeds,
+                        device=config.search.device, split=split, echo=echo)
 
 
 def log_compare_run(config: StudyConfig, tracking: Mapping[str, Any], runs: Sequence[CompareRun],

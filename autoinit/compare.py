@@ -1,8 +1,10 @@
 """Full trainings of a chosen scheme against the baselines, several seeds each (``autoinit
 compare``): the evidence that the probe's choice holds over a real run.
 
-Every method sees the same batches in the same order for a given seed (paired); a study with
-its own ``train_step`` and ``score`` is trained and scored by them. The table shows the median
+Every method sees the same batches in the same order for a given seed (paired); given the user's
+own ``train_step`` and ``score``, runs are trained and scored by them. :func:`compare_runs` takes
+plain values (a model, loaders, loss, lr, steps, seeds); the command line unpacks a study file
+into them (:func:`autoinit.cli_helpers.run_compare`). The table shows the median
 final held-out loss or score (and accuracy for class targets) with its spread, then the paired
 difference between the chosen scheme and the best baseline.
 
@@ -19,25 +21,25 @@ from __future__ import annotations
 import copy
 import math
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from autoinit.apply import apply_scheme, check_model
-from autoinit.batches import fetch_batches, make_loss, move_batch, split_batch
+from autoinit.batches import LossFn, fetch_batches, make_loss, move_batch, split_batch
 from autoinit.calibrate import lsuv_scheme
-from autoinit.config import StudyConfig
 from autoinit.device import resolve_device
-from autoinit.errors import AutoinitError, StudyFileError
-from autoinit.loop import make_loop
+from autoinit.errors import AutoinitError, ConfigError
+from autoinit.loop import MakeState, ScoreFn, TrainLoop, TrainStep, make_loop
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, run_probe
 from autoinit.scheme import InitScheme
+from autoinit.settings import DEFAULTS, check_option
 from autoinit.table import text_table
 from autoinit.threads import choose_threads, compute_threads
-from autoinit.user_code import build_data, resolve_loss, seeded_model
 
 __all__ = ["CompareRun", "compare_runs", "compare_table"]
 
@@ -60,69 +62,93 @@ class CompareRun:
         return min((v for _, v in self.curve), default=math.inf) if not self.diverged else math.inf
 
 
-def compare_runs(config: StudyConfig, methods: Mapping[str, InitScheme | None],
+def compare_runs(model: nn.Module, train_loader: Iterable[Any], held_loader: Iterable[Any],
+                 methods: Mapping[str, InitScheme | None], *,
+                 loss_fn: str | Callable[..., Any] | None = None,
+                 optimizer: str | Callable[..., Any] = DEFAULTS.optimizer, lr: float = DEFAULTS.lr,
+                 steps: int = DEFAULTS.compare_steps, seeds: int = DEFAULTS.compare_seeds,
+                 device: str | torch.device | None = None, train_step: TrainStep | None = None,
+                 score: ScoreFn | None = None, make_state: MakeState | None = None,
                  split: str = "val", echo: Callable[[str], None] | None = None) -> list[CompareRun]:
-    """Train every method (a scheme, or ``None`` for the baseline of that name) for
-    ``config.compare.steps`` steps with each of ``config.compare.seeds`` seeds; ``echo`` gets one
-    line per finished run."""
-    base = seeded_model(config)
+    """Train a copy of ``model`` under every method (a scheme, or ``None`` for the baseline of
+    that name) for ``steps`` steps with each of the seeds ``1..seeds``, scored on the batches of
+    ``held_loader`` (named ``split`` in the lines); ``echo`` gets one line per finished run.
+
+    ``loss_fn``, ``optimizer``, ``lr`` and the user's own loop (``train_step``, ``score``,
+    ``make_state``) are those of :func:`autoinit.search.run_search`; ``model`` is left as it is.
+    """
+    check_option("steps", steps)
+    check_option("seeds", seeds)
     for scheme in methods.values():
         if scheme is not None:
-            check_model(base, scheme)
-    train_loader, held = build_data(config, "test" if split == "test" else None)
-    if held is None:
-        raise StudyFileError(f"data.factory must return (train_loader, {split}_loader) for "
-                             "autoinit compare: it returned only a training loader")
-    device = resolve_device(config.search.device)
-    loss = make_loss(resolve_loss(config.train.loss, config.base_dir))
-    opts = config.fit_options()  # the study's own training loop, if it has one
-    loop = make_loop(opts.get("train_step"), opts.get("score"), opts.get("make_state"), loss)
-    held_batches = fetch_batches(held, 64, device, f"{split} loader")
-    plan = ModelPlan.of(base)
+            check_model(model, scheme)
+    device = resolve_device(device)
+    loss = make_loss(loss_fn)
+    loop = make_loop(train_step, score, make_state, loss)
+    held_batches = fetch_batches(held_loader, 64, device, f"{split} loader")
+    plan = ModelPlan.of(model)
     # the thread count is measured on one step of the study's loop, on a held-out batch (the
     # training loader's order is left alone) and a copy of the model
-    timing = ProbeConfig(steps=config.compare.steps, lr=config.train.lr,
-                         optimizer=config.train.optimizer, device=str(device))
-    step = bare_step(copy.deepcopy(base).to(device), ProbeData(held_batches[:1], held_batches, loss,
-                                                               loop), timing)
+    timing = ProbeConfig(steps=steps, lr=lr, optimizer=optimizer, device=str(device))
+    step = bare_step(copy.deepcopy(model).to(device),
+                     ProbeData(held_batches[:1], held_batches, loss, loop), timing)
     choice = choose_threads(step, str(device))
     if echo is not None:
         echo(choice.describe())
+    setup = _Setup(model, train_loader, held_batches, loss, loop, plan, device, optimizer, lr,
+                   steps, seeds, split)
     with compute_threads(choice.threads):
-        return _train_all(config, base, methods, train_loader, held_batches, loss, loop, plan,
-                          device, split, echo)
+        return _train_all(setup, methods, echo)
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """What every full training of one comparison shares."""
 
-def _train_all(config, base, methods, train_loader, held_batches, loss, loop, plan, device,
-               split, echo) -> list[CompareRun]:
-    steps, runs = config.compare.steps, []
-    for seed in range(1, config.compare.seeds + 1):
-        data = ProbeData(_stream(train_loader, steps, device), held_batches, loss, loop)
-        probe = ProbeConfig(steps=steps, lr=config.train.lr, optimizer=config.train.optimizer,
-                            eval_every=max(1, steps // 20), seed=seed, device=str(device))
+    model: nn.Module
+    train_loader: Iterable[Any]
+    held_batches: list[Any]
+    loss: LossFn
+    loop: TrainLoop | None
+    plan: ModelPlan
+    device: torch.device
+    optimizer: str | Callable[..., Any]
+    lr: float
+    steps: int
+    seeds: int
+    split: str
+
+
+def _train_all(setup: _Setup, methods: Mapping[str, InitScheme | None],
+               echo: Callable[[str], None] | None) -> list[CompareRun]:
+    s, runs = setup, []
+    for seed in range(1, s.seeds + 1):
+        data = ProbeData(_stream(s.train_loader, s.steps, s.device), s.held_batches, s.loss,
+                         s.loop)
+        probe = ProbeConfig(steps=s.steps, lr=s.lr, optimizer=s.optimizer,
+                            eval_every=max(1, s.steps // 20), seed=seed, device=str(s.device))
         for method, scheme in methods.items():
-            model = copy.deepcopy(base).to(device)
+            model = copy.deepcopy(s.model).to(s.device)
             if scheme is not None:
                 scheme = scheme.with_seed(seed)
             elif method == "lsuv":
-                scheme = lsuv_scheme(model, data.train[0], loss, seed=seed)
+                scheme = lsuv_scheme(model, data.train[0], s.loss, seed=seed)
             else:
-                scheme = plan.uniform(method, seed=seed)
+                scheme = s.plan.uniform(method, seed=seed)
             apply_scheme(model, scheme)
             r = run_probe(model, data, probe)
             final = r.curve[-1][1] if r.curve and not r.diverged else math.inf
-            acc = None if r.diverged else _accuracy(model, held_batches)
+            acc = None if r.diverged else _accuracy(model, s.held_batches)
             runs.append(CompareRun(method, seed, final, acc, r.curve, r.seconds, r.diverged))
             if echo is None:
                 continue
             shown = f"acc {100 * acc:5.1f} %" if acc is not None else ""
-            echo(f"seed {seed}/{config.compare.seeds}  {method:<26} {split} loss {final:.4f}  "
+            echo(f"seed {seed}/{s.seeds}  {method:<26} {s.split} loss {final:.4f}  "
                  f"{shown}  ({r.seconds:.1f} s){'  diverged: ' + r.diverged if r.diverged else ''}")
     return runs
 
 
-def _stream(loader: Any, steps: int, device: torch.device) -> list[Any]:
+def _stream(loader: Iterable[Any], steps: int, device: torch.device) -> list[Any]:
     """``steps`` training batches, epoch after epoch (the loader reshuffles each epoch)."""
     out: list[Any] = []
     while len(out) < steps:
@@ -132,7 +158,7 @@ def _stream(loader: Any, steps: int, device: torch.device) -> list[Any]:
             if len(out) >= steps:
                 break
         if len(out) == before:
-            raise StudyFileError("data.factory: the training loader yielded no batch")
+            raise ConfigError("train_loader yielded no batch")
     return out
 
 

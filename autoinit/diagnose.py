@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from autoinit.batches import LossFn, make_loss
-from autoinit.roles import describe_model
+from autoinit.roles import Layer, describe_model
 
 __all__ = ["Diagnosis", "LayerRecord", "diagnose"]
 
@@ -113,8 +114,9 @@ def diagnose(model: nn.Module, batch: Any, loss_fn: str | nn.Module | LossFn | N
     return Diagnosis(records, float(value.detach()), unknown)
 
 
-def _recorder(name: str, outputs: dict[str, torch.Tensor]):
-    def hook(module, args, output):
+def _recorder(name: str, outputs: dict[str, torch.Tensor]
+              ) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
+    def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         if isinstance(output, tuple | list):
             output = output[0]
         if isinstance(output, torch.Tensor):
@@ -123,7 +125,7 @@ def _recorder(name: str, outputs: dict[str, torch.Tensor]):
     return hook
 
 
-def _record(name: str, lay, module: nn.Module, out: torch.Tensor) -> LayerRecord:
+def _record(name: str, lay: Layer, module: nn.Module, out: torch.Tensor) -> LayerRecord:
     mean, std = float(out.mean()), float(out.std()) if out.numel() > 1 else 0.0
     grads = [p.grad for p in module.parameters(recurse=False) if p.grad is not None]
     grad_rms = math.sqrt(sum(float(g.float().pow(2).sum()) for g in grads) /

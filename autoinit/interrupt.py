@@ -19,6 +19,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
+from types import FrameType
 
 __all__ = ["Pending", "check_interrupt", "deferred_interrupt"]
 
@@ -47,7 +48,7 @@ def deferred_interrupt() -> Iterator[Pending]:
         yield Pending()
         return
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         if _requested.is_set():
             raise KeyboardInterrupt
         _requested.set()

@@ -95,7 +95,7 @@ def _resolve(cls: type) -> LayerRule | None:
     return None
 
 
-def _act_name(config) -> str:
+def _act_name(config: object) -> str:
     act = next((getattr(config, k) for k in _CONFIG_ACTS if isinstance(getattr(config, k, None), str)),
                "linear")
     act = act.lower()

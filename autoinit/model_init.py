@@ -80,7 +80,8 @@ def _wrapped_init(model: nn.Module) -> ModelInit | None:
             if init is None:
                 return None
 
-            def wrapped(m: nn.Module, child_name: str = child_name, init=init) -> None:
+            def wrapped(m: nn.Module, child_name: str = child_name, init: ModelInit = init
+                        ) -> None:
                 init(getattr(m, child_name))
 
             return wrapped

@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -33,13 +33,10 @@ from torch import nn
 from autoinit.batches import LossFn, make_loss
 from autoinit.errors import ConfigError
 from autoinit.interrupt import check_interrupt
-from autoinit.settings import DEFAULTS
+from autoinit.settings import DEFAULTS, check_option
 from autoinit.threads import flushing
 
-if TYPE_CHECKING:
-    from autoinit.loop import TrainLoop
-
-__all__ = ["OPTIMIZERS", "LossLoop", "ProbeConfig", "ProbeData", "ProbeResult", "flush_denormal",
+__all__ = ["OPTIMIZERS", "LossLoop", "ProbeLoop", "ProbeConfig", "ProbeData", "ProbeResult", "flush_denormal",
            "bare_step", "make_optimizer", "probe_loop", "run_probe"]
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -65,6 +62,17 @@ def make_optimizer(optimizer: str | Callable, params, lr: float) -> torch.optim.
         return optimizer(params, lr=lr)
     except TypeError:
         return optimizer(params)
+
+
+class ProbeLoop(Protocol):
+    """What a probe trains with: :class:`~autoinit.loop.TrainLoop` (the user's step and score)
+    or :class:`LossLoop` (one optimizer on the loss)."""
+
+    def start(self, model: nn.Module, optimizer: str | Callable, lr: float) -> Any: ...
+
+    def step(self, model: nn.Module, batch: Any, state: Any) -> dict[str, Any]: ...
+
+    def evaluate(self, model: nn.Module, val: list[Any], seed: int) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -94,12 +102,8 @@ class ProbeConfig:
     bf16: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("steps", "eval_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a positive finite number, got {self.lr!r}")
+        for name in ("steps", "eval_every", "lr"):
+            check_option(name, getattr(self, name))
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
         if not self.explode_factor > 1:
@@ -115,7 +119,7 @@ class ProbeData:
     val: list[Any]
     # None: the user's loop brings its own score and no loss (no screening pass, no LSUV)
     loss: LossFn | None = field(default_factory=lambda: make_loss(None))
-    loop: TrainLoop | None = None
+    loop: ProbeLoop | None = None
 
     def __post_init__(self) -> None:
         if self.loss is None and self.loop is None:
@@ -173,7 +177,7 @@ class LossLoop:
         return evaluate(model, self.data, self.autocast)
 
 
-def probe_loop(data: ProbeData, config: ProbeConfig) -> TrainLoop | LossLoop:
+def probe_loop(data: ProbeData, config: ProbeConfig) -> ProbeLoop:
     """The loop a probe runs: the user's :class:`~autoinit.loop.TrainLoop`, or autoinit's own."""
     return data.loop or LossLoop(data, _autocast(config))
 

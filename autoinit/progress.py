@@ -101,7 +101,7 @@ class SearchProgress:
             self._heartbeat.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._heartbeat is not None:
             self._heartbeat.join(timeout=5)

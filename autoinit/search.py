@@ -40,7 +40,7 @@ from autoinit.selection import (
     select,
     selection_steps,
 )
-from autoinit.settings import DEFAULTS
+from autoinit.settings import DEFAULTS, check_option
 from autoinit.space import SearchSpace, distributions
 from autoinit.study import (
     check_space,
@@ -82,7 +82,7 @@ def run_search(
     exclude: Iterable[str] | str | None = None,
     include_frozen: bool = False,
     bf16: bool = False,
-    val_batches: int = 4,
+    val_batches: int = DEFAULTS.val_batches,
     screening: bool = True,
     selection: Selection | None = None,
     threads: int | None = None,
@@ -291,22 +291,13 @@ def _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed,
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not any(p.requires_grad for p in model.parameters()):
         raise ConfigError(f"model {type(model).__name__} has no trainable parameter")
-    for name, value, optional in (("n_trials", n_trials, True), ("probe_steps", probe_steps, False),
-                                  ("n_jobs", n_jobs, False), ("budget_steps", budget_steps, True),
-                                  ("val_batches", val_batches, False)):
-        if value is None and optional:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
-        raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    for name, value in (("n_trials", n_trials), ("probe_steps", probe_steps), ("n_jobs", n_jobs),
+                        ("budget_steps", budget_steps), ("val_batches", val_batches),
+                        ("timeout", timeout), ("seed", seed), ("threads", threads)):
+        if value is not None or name in ("probe_steps", "n_jobs", "val_batches", "seed"):
+            check_option(name, value)
     if n_trials is None and timeout is None and budget_steps is None:
         raise ConfigError("give at least one of n_trials, timeout or budget_steps")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):
-        raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
 
 
 def _trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Selection) -> int | None:

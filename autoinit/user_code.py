@@ -14,20 +14,17 @@ import importlib
 import importlib.util
 import inspect
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from autoinit.errors import AutoinitError, StudyFileError
 
-if TYPE_CHECKING:
-    from autoinit.config import StudyConfig
-
-__all__ = ["build_data", "build_model", "resolve_callable", "resolve_loss", "seeded_model"]
+__all__ = ["make_data", "make_model", "resolve_callable", "resolve_loss"]
 
 
 def resolve_callable(ref: str, key: str, base_dir: Path | None = None) -> Callable[..., Any]:
@@ -96,33 +93,29 @@ def _call(section: str, ref: str, fn: Callable[..., Any], kwargs: Mapping[str, A
                              f"{_first_line(exc)}") from exc
 
 
-def build_model(config: StudyConfig) -> nn.Module:
-    """Call the model factory with its kwargs; anything but an ``nn.Module`` is an error."""
-    ref = config.model.factory
-    model = _call("model", ref, resolve_callable(ref, "model.factory", config.base_dir),
-                  config.model.kwargs)
+def make_model(ref: str, kwargs: Mapping[str, Any], base_dir: Path | None = None,
+               seed: int | None = None) -> nn.Module:
+    """Call the model factory ``ref`` with ``kwargs``; anything but an ``nn.Module`` is an error.
+    With ``seed`` the global RNG is seeded for the call (the model's default init is then
+    reproducible) and the caller's RNG state is left as it was."""
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = _call("model", ref, resolve_callable(ref, "model.factory", base_dir), kwargs)
     if not isinstance(model, nn.Module):
         raise StudyFileError(f"model.factory {ref!r} must return a torch.nn.Module, got "
                              f"{type(model).__name__}")
     return model
 
 
-def seeded_model(config: StudyConfig, seed: int | None = None) -> nn.Module:
-    """The model, built with the global RNG seeded (``search.seed`` unless ``seed`` is given)
-    so that its default init is reproducible; the caller's RNG state is left as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.search.seed if seed is None else seed)
-        return build_model(config)
-
-
-def build_data(config: StudyConfig, split: str | None = None) -> tuple[Any, Any | None]:
-    """``(train_loader, val_loader or None)`` from the data factory; ``split="test"`` asks the
-    factory for its test split (it must take a ``split`` argument)."""
-    ref = config.data.factory
-    kwargs = dict(config.data.kwargs)
+def make_data(ref: str, kwargs: Mapping[str, Any], base_dir: Path | None = None,
+              split: str | None = None) -> tuple[Iterable[Any], Iterable[Any] | None]:
+    """``(train_loader, val_loader or None)`` from the data factory ``ref``; ``split="test"``
+    asks the factory for its test split (it must take a ``split`` argument)."""
+    kwargs = dict(kwargs)
     if split is not None:
         kwargs["split"] = split
-    out = _call("data", ref, resolve_callable(ref, "data.factory", config.base_dir), kwargs)
+    out = _call("data", ref, resolve_callable(ref, "data.factory", base_dir), kwargs)
     if isinstance(out, tuple | list) and len(out) in (1, 2) and not _is_batch(out):
         train, val = out[0], (out[1] if len(out) == 2 else None)
     else:
@@ -135,14 +128,12 @@ def build_data(config: StudyConfig, split: str | None = None) -> tuple[Any, Any 
     return train, val
 
 
-def _is_batch(out: Any) -> bool:
+def _is_batch(out: Sequence[Any]) -> bool:
     """A pair of tensors is a batch, not two loaders."""
-    import torch
-
     return any(isinstance(v, torch.Tensor) for v in out)
 
 
-def resolve_loss(loss: str | None, base_dir: Path) -> Any:
+def resolve_loss(loss: str | None, base_dir: Path | None = None) -> str | Callable[..., Any] | None:
     """``None``, a loss name, or the callable a ``module:function`` reference names (a criterion
     class is instantiated)."""
     if loss is None or ":" not in loss:

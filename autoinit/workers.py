@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
 
 import cloudpickle
 import optuna
@@ -14,6 +15,9 @@ from autoinit.interrupt import deferred_interrupt
 from autoinit.optuna_setup import make_sampler, quiet_optuna
 from autoinit.sharing import optimize_patiently
 from autoinit.storage import open_storage
+
+if TYPE_CHECKING:
+    from autoinit.objective import Objective
 
 __all__ = ["optimize_in_processes"]
 
@@ -54,10 +58,10 @@ def _worker(payload: bytes, index: int) -> int:
     return index
 
 
-def optimize_in_processes(study: optuna.Study, objective, n_jobs: int, n_trials: int | None,
-                          timeout: float | None, callbacks: list) -> None:
+def optimize_in_processes(study: optuna.Study, objective: Objective, n_jobs: int,
+                          n_trials: int | None, timeout: float | None, callbacks: list) -> None:
     """Run ``objective`` in ``n_jobs`` spawned processes until ``callbacks`` stop the study."""
-    def sampler_factory(index: int, _seed=objective.seed):
+    def sampler_factory(index: int, _seed: int = objective.seed) -> optuna.samplers.BaseSampler:
         return make_sampler(_seed + index, parallel=True)
 
     payload = cloudpickle.dumps((objective, study.study_name, _storage_spec(study._storage),

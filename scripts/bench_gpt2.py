@@ -27,19 +27,23 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from autoinit.apply import apply_scheme
 from autoinit.plan import ModelPlan
 from autoinit.search import Selection, run_search
 from autoinit.tasks.text import ALPHABET, char_data
 
+Batch = tuple[torch.Tensor, torch.Tensor]  # (input ids, next ids)
 
-def build(args, seed: int):
+
+def build(args: argparse.Namespace, seed: int) -> nn.Module:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     with torch.random.fork_rng(devices=[]):
@@ -49,13 +53,13 @@ def build(args, seed: int):
                                           bos_token_id=0, eos_token_id=0))
 
 
-def lm_loss(model, batch) -> torch.Tensor:
+def lm_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     x, y = batch
     logits = model(input_ids=x).logits
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
-def data(args, seed: int):
+def data(args: argparse.Namespace, seed: int) -> tuple[Iterable[Batch], Iterable[Batch], Iterable[Batch]]:
     train, val = char_data(seq_len=args.seq_len, batch_size=32, n_train=args.n_train, n_eval=512,
                            seed=seed)
     _, test = char_data(seq_len=args.seq_len, batch_size=32, n_train=args.n_train, n_eval=512,
@@ -63,14 +67,14 @@ def data(args, seed: int):
     return train, val, test
 
 
-def batches(loader, n: int) -> list:
-    out: list = []
+def batches(loader: Iterable[Batch], n: int) -> list[Batch]:
+    out: list[Batch] = []
     while len(out) < n:
         out.extend(loader)
     return out[:n]
 
 
-def train(model, stream: list, val, lr: float) -> dict:
+def train(model: nn.Module, stream: list[Batch], val: Iterable[Batch], lr: float) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr)
     curve = []
     start = time.perf_counter()
@@ -84,14 +88,14 @@ def train(model, stream: list, val, lr: float) -> dict:
 
 
 @torch.no_grad()
-def evaluate(model, loader) -> float:
+def evaluate(model: nn.Module, loader: Iterable[Batch]) -> float:
     model.eval()
     value = statistics.fmean(float(lm_loss(model, b)) for b in loader)
     model.train()
     return value
 
 
-def run_seed(args, seed: int) -> dict:
+def run_seed(args: argparse.Namespace, seed: int) -> dict:
     train_loader, val, test = data(args, seed)
     stream = batches(train_loader, args.steps)
     base = build(args, seed)

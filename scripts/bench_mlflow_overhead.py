@@ -44,7 +44,7 @@ def mlp(depth: int = 6, width: int = 128, seed: int = 0) -> nn.Sequential:
         return nn.Sequential(*layers, nn.Linear(width, 4))
 
 
-def one_search(args, tracking: dict) -> float:
+def one_search(args: argparse.Namespace, tracking: dict) -> float:
     start = time.perf_counter()
     autoinit.fit(mlp(), teacher_task(), n_trials=args.trials, probe_steps=args.steps, **tracking)
     return time.perf_counter() - start

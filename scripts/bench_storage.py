@@ -53,7 +53,7 @@ def build():
     attempts += 1
     if mode == "plain":
         return optuna.storages.RDBStorage(url, heartbeat_interval=10)
-    return s._rdb(url, {"pool_pre_ping": True}, lock=mode == "lock+retry")
+    return s.rdb_storage(url, {"pool_pre_ping": True}, lock=mode == "lock+retry")
 time.sleep(max(0.0, at - time.time()))
 t0 = time.time()
 try:
@@ -97,7 +97,7 @@ def fresh_database(server: PostgresServer, name: str) -> str:
     return server.url.rsplit("/", 1)[0] + f"/{name}"
 
 
-def start(args) -> dict:
+def start(args: argparse.Namespace) -> dict:
     report: dict = {}
     with PostgresServer() as server:
         for mode in ("plain", "retry only", "lock+retry"):
@@ -124,7 +124,7 @@ def start(args) -> dict:
     return report
 
 
-def load(args) -> dict:
+def load(args: argparse.Namespace) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="autoinit-load-"))
     study_file = folder / "tiny.toml"
     study_file.write_text(STUDY.format(n_trials=args.n_trials, probe_steps=args.probe_steps))
@@ -180,7 +180,7 @@ def load(args) -> dict:
     return report
 
 
-def restart(args) -> dict:
+def restart(args: argparse.Namespace) -> dict:
     report = {}
     worker = str(REPO / "tests" / "distributed_worker.py")
     with PostgresServer() as server:

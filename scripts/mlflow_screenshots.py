@@ -21,12 +21,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from mlflow import MlflowClient
 
 import autoinit
 from autoinit.integrations.testing import LocalMlflowServer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_mlflow_overhead import mlp, teacher_task  # noqa: E402  (the same small task)
@@ -48,11 +52,11 @@ def run_search(url: str) -> tuple[str, str, float]:
                           tracking_uri=url, experiment="autoinit-demo", require_tracking=True)
     print(result.summary())
     client = MlflowClient(url)
-    run = client.get_run(result.extra["mlflow_run_id"])
+    run = client.get_run(result.run.run_id)
     return run.info.experiment_id, run.info.run_id, result.score
 
 
-def tidy(page) -> None:
+def tidy(page: Page) -> None:
     """The classic model-training view, without the assistant panel."""
     page.evaluate("""() => { for (const [k, v] of Object.entries(localStorage))
         if (k.toLowerCase().includes('assistant')) localStorage.removeItem(k); }""")
@@ -102,7 +106,7 @@ def screenshots(url: str, exp: str, run_id: str, out: Path) -> None:
         browser.close()
 
 
-def choose_axes(page, params: list[str], metrics: list[str]) -> None:
+def choose_axes(page: Page, params: list[str], metrics: list[str]) -> None:
     """Pick the parallel-coordinates axes (best effort: the UI's defaults stay otherwise)."""
     try:
         page.get_by_text("Clear All", exact=True).first.click()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import deep_relu_mlp, digits_tensors  # noqa: E402
@@ -24,6 +25,7 @@ from conftest import deep_relu_mlp, digits_tensors  # noqa: E402
 from autoinit.apply import apply_scheme  # noqa: E402
 from autoinit.plan import ModelPlan  # noqa: E402
 from autoinit.probe import ProbeConfig, ProbeData, run_probe  # noqa: E402
+from autoinit.scheme import InitScheme  # noqa: E402
 from autoinit.search import run_search  # noqa: E402
 
 
@@ -32,7 +34,7 @@ class Block(nn.Module):
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(width, width), nn.Linear(width, width)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.fc2(torch.relu(self.fc1(x)))
 
 
@@ -43,7 +45,7 @@ def residual_mlp(blocks: int = 16, width: int = 64, seed: int = 0) -> nn.Module:
                              nn.Linear(width, 10))
 
 
-def loaders():
+def loaders() -> tuple[DataLoader, DataLoader]:
     x, y = digits_tensors()
     ds = torch.utils.data.TensorDataset(x[:1200], y[:1200])
     train = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True,
@@ -53,7 +55,8 @@ def loaders():
     return train, val
 
 
-def train_more(model, scheme, train, val, steps: int, seed: int) -> float:
+def train_more(model: nn.Module, scheme: InitScheme, train: DataLoader, val: DataLoader,
+               steps: int, seed: int) -> float:
     apply_scheme(model, scheme.with_seed(seed))
     batches = [b for _, b in zip(range(steps), iter(train), strict=False)]
     data = ProbeData(batches, list(val))

@@ -318,7 +318,7 @@ def test_internal_error_exits_1_with_one_line(tmp_path, capsys, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(autoinit, "fit", broken)
+    monkeypatch.setattr("autoinit.cli.fit", broken)  # what the search command calls
     code, _, err = run(capsys, "search", write_study(tmp_path))
     assert code == 1
     assert err.strip() == ("autoinit: error: internal error: RuntimeError: kaboom (rerun with "

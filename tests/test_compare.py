@@ -6,9 +6,12 @@ import math
 import re
 
 import pytest
+import torch
+from conftest import tiny_mlp
 from torch import nn
 
-from autoinit.compare import CompareRun, compare_table
+from autoinit.compare import CompareRun, compare_runs, compare_table
+from autoinit.errors import ConfigError
 from autoinit.plan import uniform_scheme
 
 
@@ -48,3 +51,31 @@ def test_log_compare_writes_a_parent_and_one_child_per_method(tmp_path):
                                   f"tags.mlflow.parentRunId = '{run_id}'")
     assert sorted(c.info.run_name for c in children) == ["chosen (s.json)", "pytorch_default",
                                                           "xavier_normal"]
+
+
+def test_compare_runs_takes_plain_values_and_pairs_every_method_per_seed(tiny_loader):
+    model = tiny_mlp()
+    before = [p.clone() for p in model.parameters()]
+    chosen = uniform_scheme(model, "orthogonal")
+    lines: list[str] = []
+    runs = compare_runs(model, tiny_loader, tiny_loader, {"chosen": chosen, "xavier_normal": None},
+                        loss_fn="cross_entropy", lr=1e-2, steps=6, seeds=2, device="cpu",
+                        echo=lines.append)
+    assert [(r.method, r.seed) for r in runs] == [("chosen", 1), ("xavier_normal", 1),
+                                                  ("chosen", 2), ("xavier_normal", 2)]
+    assert all(math.isfinite(r.loss) and r.curve[-1][0] == 6 for r in runs)
+    assert runs[0].loss != runs[2].loss  # another seed, another scheme draw
+    assert sum(line.startswith("seed ") for line in lines) == 4
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    again = compare_runs(model, tiny_loader, tiny_loader, {"chosen": chosen}, loss_fn="cross_entropy",
+                         lr=1e-2, steps=6, seeds=1, device="cpu")
+    assert again[0].loss == runs[0].loss  # seeded: the same run twice
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"steps": 0}, "steps must be a positive integer, got 0"),
+    ({"seeds": True}, "seeds must be a positive integer, got True"),
+])
+def test_compare_runs_checks_its_counts_before_any_training(tiny_loader, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        compare_runs(tiny_mlp(), tiny_loader, tiny_loader, {"xavier_normal": None}, **kwargs)

@@ -9,7 +9,8 @@ import re
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import torch
@@ -20,6 +21,9 @@ from torch import nn
 from autoinit.apply import apply_scheme
 from autoinit.diagnose import diagnose
 from autoinit.result import FitResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["comparison", "markdown", "metrics", "plots"]
 
@@ -156,7 +160,7 @@ def plots(result: FitResult, model: nn.Module, folder: Path) -> list[str]:
     return skipped
 
 
-def _curves_figure(result: FitResult, model: nn.Module, P):
+def _curves_figure(result: FitResult, model: nn.Module, P: ModuleType) -> Figure | None:
     by_number = {t.number: t for t in result.study.get_trials(deepcopy=False)}
     curves = {name: by_number[n].user_attrs.get("curve", [])
               for name, n in _baseline_trials(result.study).items()}
@@ -168,7 +172,7 @@ def _curves_figure(result: FitResult, model: nn.Module, P):
     return P.probe_curves(curves, chosen=result.chosen)
 
 
-def _signal_figure(result: FitResult, model: nn.Module, P):
+def _signal_figure(result: FitResult, model: nn.Module, P: ModuleType) -> Figure | None:
     context = result.context
     if context is None or context.batch is None or context.loss is None:
         raise ValueError("the result holds no batch, loss or plan")
@@ -183,7 +187,7 @@ def _signal_figure(result: FitResult, model: nn.Module, P):
     return P.signal_profile(*diags, chosen_label=f"chosen: {result.chosen}")
 
 
-def _history_figure(result: FitResult, model: nn.Module, P):
+def _history_figure(result: FitResult, model: nn.Module, P: ModuleType) -> Figure | None:
     points = []
     for t in result.study.get_trials(deepcopy=False):
         if t.state == TrialState.COMPLETE:
@@ -194,7 +198,7 @@ def _history_figure(result: FitResult, model: nn.Module, P):
     return P.optimization_history(points, title=f"Optimization history: {result.study.study_name}")
 
 
-def _importance_figure(result: FitResult, model: nn.Module, P):
+def _importance_figure(result: FitResult, model: nn.Module, P: ModuleType) -> Figure | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         importances = optuna.importance.get_param_importances(result.study)

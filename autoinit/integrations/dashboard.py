@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import optuna
 
 from autoinit.integrations._optional import require
@@ -22,7 +24,7 @@ from autoinit.storage import open_storage
 __all__ = ["dashboard_app", "serve"]
 
 
-def dashboard_app(storage: str | optuna.storages.BaseStorage):
+def dashboard_app(storage: str | optuna.storages.BaseStorage) -> Callable[..., Iterable[bytes]]:
     """optuna-dashboard's WSGI application over ``storage`` (a URL or an Optuna storage)."""
     dashboard = require("optuna_dashboard", "autoinit.integrations.dashboard")
     return dashboard.wsgi(open_storage(storage))

@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -56,8 +56,12 @@ class AutoinitTrainerCallback(SearchOptions, transformers.TrainerCallback):
             ``budget_steps``, ``mlflow``, ...).
     """
 
-    def on_train_begin(self, args, state, control, model=None, train_dataloader=None,
-                       eval_dataloader=None, **kwargs):
+    def on_train_begin(self, args: transformers.TrainingArguments,
+                       state: transformers.TrainerState, control: transformers.TrainerControl,
+                       model: nn.Module | None = None,
+                       train_dataloader: Iterable[Any] | None = None,
+                       eval_dataloader: Iterable[Any] | None = None,
+                       **kwargs: Any) -> transformers.TrainerControl:
         from autoinit.api import fit
 
         only = self.only if self.only is not None else _anchored(new_parameters(model))

@@ -51,7 +51,8 @@ class AutoinitCallback(SearchOptions, lightning.pytorch.Callback):
             ``budget_steps``, ``mlflow``, ``tracking_uri``, ...).
     """
 
-    def on_fit_start(self, trainer, pl_module) -> None:
+    def on_fit_start(self, trainer: lightning.pytorch.Trainer,
+                     pl_module: lightning.pytorch.LightningModule) -> None:
         from autoinit.api import fit
 
         train, val = _dataloaders(trainer)
@@ -60,7 +61,7 @@ class AutoinitCallback(SearchOptions, lightning.pytorch.Callback):
         self.result = fit(pl_module, train, **options)
 
 
-def _dataloaders(trainer) -> tuple[Any, Any]:
+def _dataloaders(trainer: lightning.pytorch.Trainer) -> tuple[Any, Any]:
     """The trainer's train dataloader and its first validation dataloader (or ``None``)."""
     trainer.fit_loop.setup_data()
     val_loop = trainer.fit_loop.epoch_loop.val_loop
@@ -71,7 +72,7 @@ def _dataloaders(trainer) -> tuple[Any, Any]:
     return trainer.train_dataloader, val
 
 
-def _mlflow_target(trainer) -> dict[str, str]:
+def _mlflow_target(trainer: lightning.pytorch.Trainer) -> dict[str, str]:
     """Where an ``MLFlowLogger`` of the trainer logs: its tracking URI and run, as fit options."""
     from lightning.pytorch.loggers import MLFlowLogger
 

@@ -24,13 +24,18 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
 
 __all__ = ["LocalMlflowServer", "free_port", "mlflow_globals_kept", "shared_server", "sqlite_store"]
 
 
 @contextlib.contextmanager
-def mlflow_globals_kept():
+def mlflow_globals_kept() -> Iterator[None]:
     """Put MLflow's process-wide state back as it was: the tracking URI, the active experiment,
     their environment variables and the active run. Trainers' MLflow loggers (Hugging Face
     ``MLflowCallback``, Lightning's ``MLFlowLogger``) set them for the whole process."""
@@ -98,7 +103,7 @@ class LocalMlflowServer:
     """
 
     def __init__(self, folder: str | Path, port: int | None = None, start_timeout: float = 120.0,
-                 backend_store_uri: str | None = None):
+                 backend_store_uri: str | None = None) -> None:
         self.folder = Path(folder)
         self.backend_store_uri = backend_store_uri  # default: a SQLite file in ``folder``
         self.port = port or free_port()
@@ -165,12 +170,12 @@ class LocalMlflowServer:
     def __enter__(self) -> LocalMlflowServer:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
 
-def shared_server(config, folder: str | Path) -> LocalMlflowServer:
+def shared_server(config: pytest.Config, folder: str | Path) -> LocalMlflowServer:
     """One server per pytest session (``config`` is ``request.config``), stopped at its end.
 
     Test modules share it. A test may stop it (to test failures); the next caller then gets a

@@ -10,14 +10,15 @@ import os
 import posixpath
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Param, RunTag
+from mlflow.entities import Metric, Param, RunTag
 
 from autoinit.redact import redact
+from autoinit.settings import DEFAULTS
 
 SCHEME_ARTIFACT = "autoinit/scheme.json"
 PARAM_VALUE_LIMIT = 500  # MLflow 3 allows 6000 characters; older servers 500
@@ -72,7 +73,8 @@ def _quick_http(quiet: bool = False) -> Iterator[None]:
             os.environ.pop(k, None)
 
 
-def _send(client: MlflowClient, run_id: str, *, metrics=(), params=(), tags=()) -> None:
+def _send(client: MlflowClient, run_id: str, *, metrics: Iterable[Metric] = (),
+          params: Iterable[Param] = (), tags: Iterable[RunTag] = ()) -> None:
     """``log_batch`` calls within the server's limits per request."""
     metrics, params, tags = list(metrics), list(params), list(tags)
     while metrics or params or tags:
@@ -142,7 +144,7 @@ def experiment_id(client: MlflowClient, uri: str, experiment: str | None, active
         experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME")
         if experiment is None and active is not None:
             return active.info.experiment_id
-        experiment = experiment or "autoinit"
+        experiment = experiment or DEFAULTS.experiment
     found = client.get_experiment_by_name(experiment)
     if found is not None:
         return found.experiment_id

@@ -79,7 +79,8 @@ class SearchTracker:
             return None
 
     @classmethod
-    def _start(cls, model, options, study_name, alarm, tracking_uri, experiment, parent_run_id
+    def _start(cls, model: nn.Module, options: Mapping[str, Any], study_name: str, alarm: _Alarm,
+               tracking_uri: str | None, experiment: str | None, parent_run_id: str | None
                ) -> SearchTracker:
         import mlflow
 
