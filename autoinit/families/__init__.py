@@ -13,19 +13,27 @@ Example:
     True
 """
 
-from autoinit.families import _dcgan, _structured, _variance  # noqa: F401  (registers the built-ins)
-from autoinit.families._bias import BIAS_RULES, bias_values, check_bias_rule
+from autoinit.families import (  # noqa: F401  (registers the built-ins)
+    _dcgan,
+    _idinit,
+    _mimetic,
+    _structured,
+    _variance,
+)
+from autoinit.families._bias import BIAS_RULES, GATES, bias_values, check_bias_rule, fitting_bias_rules
 from autoinit.families._gains import GAINS, gain_of
 from autoinit.families._registry import Family, Fans, get_family, list_families, register_family
 
 __all__ = [
     "BIAS_RULES",
     "GAINS",
+    "GATES",
     "Family",
     "Fans",
     "bias_values",
     "gain_of",
     "check_bias_rule",
+    "fitting_bias_rules",
     "get_family",
     "list_families",
     "register_family",
