@@ -138,6 +138,18 @@ def test_mimetic_heads_must_divide_the_width(heads):
         apply_scheme(model, mimetic_scheme(model, heads=heads))
 
 
+@pytest.mark.parametrize(("family", "options"), [
+    ("mimetic", {"alpha": "big"}), ("mimetic", {"beta": -0.4}), ("mimetic", {"heads": "4"}),
+    ("mimetic_out", {"noise": float("nan")}), ("mimetic_out", {"beta": True}),
+])
+def test_mimetic_options_must_be_non_negative_numbers(family, options):
+    (name, value), = options.items()
+    fans = Fans((8, 8), 8, 8, block=0, blocks=3)
+    with pytest.raises(ConfigError, match=f"option '{name}' must be a finite number >= 0, "
+                                          f"got {value!r}"):
+        get_family(family).sampler(fans, scale=1.0, generator=torch.Generator(), **options)
+
+
 def test_mimetic_out_needs_a_square_matrix():
     with pytest.raises(ConfigError, match=r"'mimetic_out' needs square \(d, d\) blocks, got shape"):
         get_family("mimetic_out").sampler(Fans((4, 6), 6, 4), scale=1.0,

@@ -63,7 +63,14 @@ def _square(fans: Fans, family: str) -> int:
     return rows
 
 
+def _weights(family: str, **values: float) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+            raise ConfigError(f"{family} option {name!r} must be a finite number >= 0, got {value!r}")
+
+
 def _heads(heads: float, d: int) -> int:
+    _weights("mimetic", heads=heads)
     if heads != int(heads) or heads < 1 or d % int(heads):
         raise ConfigError(f"mimetic option 'heads' must be a whole number dividing the width {d}, "
                           f"got {heads!r}")
@@ -92,6 +99,7 @@ def mimetic(fans: Fans, *, scale: float, generator: torch.Generator, alpha: floa
             beta: float = BETA, noise: float = NOISE, heads: float = 1.0) -> torch.Tensor:
     """One block of a packed ``(q, k, v)`` attention projection (see the module docstring)."""
     d = _square(fans, "mimetic")
+    _weights("mimetic", alpha=alpha, beta=beta, noise=noise)
     if fans.blocks != 3:
         raise ConfigError(f"family 'mimetic' needs a packed (q, k, v) in_proj_weight of 3 blocks, "
                           f"got {fans.blocks} block(s)")
@@ -110,6 +118,7 @@ def mimetic_out(fans: Fans, *, scale: float, generator: torch.Generator, beta: f
                 noise: float = NOISE) -> torch.Tensor:
     """An attention output projection ``−√beta Cᵀ + ε N``, the partner of ``mimetic``'s v block."""
     d = _square(fans, "mimetic_out")
+    _weights("mimetic_out", beta=beta, noise=noise)
     out = -math.sqrt(beta) * dct_matrix(d).T + _noise(d, beta, noise, generator)
     return (scale * out).float()
 
