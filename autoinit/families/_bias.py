@@ -1,9 +1,10 @@
 """Bias rules: how a layer's bias (or a norm layer's beta) is set.
 
 Gate rules (``forget_gate``, ``chrono``, ``update_gate``) write their offset on a recurrent
-layer's ``bias_ih*`` and zeros on its ``bias_hh*``: PyTorch adds the two inside every gate, so
-the sum is what the gates see, and a group holding both biases (``"layer"`` or ``"global"``
-grouping) gets the offset once. In ``"role"`` grouping ``bias_ih`` sits in the ``rnn_ih`` group
+layer's ``bias_ih*`` and zeros on its ``bias_hh*``. PyTorch adds the two inside the gates these
+rules touch (LSTM i and f, GRU z; only GRU's candidate n scales ``b_hn`` by r), so the sum is
+what the gates see, and a group holding both biases (``"layer"`` or ``"global"`` grouping) gets
+the offset once. In ``"role"`` grouping ``bias_ih`` sits in the ``rnn_ih`` group
 and ``bias_hh`` in ``rnn_hh``: put the gate rule on ``rnn_ih`` and ``zeros`` on ``rnn_hh`` (with
 ``default`` there, the offset gets the module's own small uniform noise on top).
 
