@@ -121,9 +121,10 @@ def _values(spec: ParamSpec, rule: GroupRule, group: str, seed: int, modules, de
     canonical = _canonical_shape(spec)
     rows = canonical[0] // spec.blocks
     blocks = [
-        family.sampler(Fans((rows, *canonical[1:]), spec.fan_in, spec.fan_out, gain),
+        family.sampler(Fans((rows, *canonical[1:]), spec.fan_in, spec.fan_out, gain,
+                            block=i, blocks=spec.blocks),
                        scale=rule.scale, generator=generator, **rule.options)
-        for _ in range(spec.blocks)
+        for i in range(spec.blocks)
     ]
     return _from_canonical(torch.cat(blocks), spec)
 

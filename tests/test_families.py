@@ -40,11 +40,19 @@ DISTRIBUTION = {
     "gamma_normal": "normal",
 }
 LOC = {"gamma_normal": 1.0}  # a norm gamma's law is centred on one
-STRUCTURED = {"orthogonal", "identity", "zeros", "constant"}
+STRUCTURED = {"orthogonal", "identity", "zeros", "constant", "idinit", "mimetic", "mimetic_out"}
 EXTRA_OPTIONS = {
     "kaiming_uniform": [{"mode": "fan_out"}],
     "kaiming_normal": [{"mode": "fan_out"}],
     "trunc_normal": [{"std": 0.5}],
+    "mimetic": [{"alpha": 0.5, "beta": 0.2, "noise": 0.5, "heads": 2.0}],
+    "mimetic_out": [{"beta": 0.2, "noise": 0.5}],
+}
+# Families for one layer kind draw blocks of that kind; their structure is checked in
+# tests/test_families_mimetic.py.
+OWN_FANS = {
+    "mimetic": [Fans((16, 16), 16, 16, block=b, blocks=3) for b in range(3)],
+    "mimetic_out": [Fans((16, 16), 16, 16)],
 }
 
 SAMPLED = [n for n in list_families() if get_family(n).sampler is not None]
@@ -60,6 +68,16 @@ SMALL_FANS = [
     pytest.param(Fans((6, 10), 10, 6, 1.0), id="matrix"),
     pytest.param(Fans((4, 3, 3, 3), 27, 36, math.sqrt(2.0)), id="conv"),
 ]
+
+
+def with_fans(fans_params):
+    """``(name, options, fans)`` cases: every case with ``fans_params``, or with its own fans."""
+    out = []
+    for (name, options), case_id in zip(CASES, CASE_IDS, strict=True):
+        own = [pytest.param(f, id=f"block{f.block}") for f in OWN_FANS.get(name, [])]
+        for p in own or fans_params:
+            out.append(pytest.param(name, options, p.values[0], id=f"{case_id}-{p.id}"))
+    return out
 
 
 def draw(name, fans, scale=1.0, seed=0, options=None):
@@ -98,7 +116,7 @@ def theoretical(name: str, fans: Fans, scale: float, options: dict, stretch: flo
 
 
 def is_random(name: str, shape: tuple[int, ...]) -> bool:
-    if name in ("zeros", "constant"):
+    if name in ("zeros", "constant", "idinit"):
         return False
     return not (name == "identity" and len(shape) == 2)
 
@@ -126,8 +144,7 @@ def test_every_registered_family_has_a_contract(name):
 # ------------------------------------------------------------------- distribution / theory
 
 
-@pytest.mark.parametrize("fans", BIG_FANS)
-@pytest.mark.parametrize(("name", "options"), CASES, ids=CASE_IDS)
+@pytest.mark.parametrize(("name", "options", "fans"), with_fans(BIG_FANS))
 def test_distribution_matches_theory(name, options, fans):
     scale = 0.7
     w = draw(name, fans, scale=scale, seed=11, options=options)
@@ -152,6 +169,15 @@ def test_distribution_matches_theory(name, options, fans):
             rest = w.clone()
             rest[(slice(None), slice(None), *centre)] = 0
             assert torch.count_nonzero(rest) == 0
+    elif name == "idinit":
+        tap = w if w.dim() == 2 else w[(slice(None), slice(None), *(k // 2 for k in w.shape[2:]))]
+        n = min(tap.shape)
+        ones = torch.tensor([[i % n == j % n for j in range(tap.shape[1])]
+                             for i in range(tap.shape[0])])
+        assert torch.equal(tap, ones * scale)
+        assert torch.count_nonzero(w) == torch.count_nonzero(tap)
+    elif name in OWN_FANS:
+        assert w.std() > 0  # the structure across blocks: tests/test_families_mimetic.py
     elif name == "zeros":
         assert torch.equal(w, torch.zeros(fans.shape))
     elif name == "constant":
@@ -187,8 +213,7 @@ def test_orthogonal_tall_and_wide_and_gain():
 # ---------------------------------------------------------------- seeding and the global RNG
 
 
-@pytest.mark.parametrize("fans", SMALL_FANS)
-@pytest.mark.parametrize(("name", "options"), CASES, ids=CASE_IDS)
+@pytest.mark.parametrize(("name", "options", "fans"), with_fans(SMALL_FANS))
 def test_seeded_generator_reproduces(name, options, fans):
     a = draw(name, fans, seed=3, options=options)
     b = draw(name, fans, seed=3, options=options)
@@ -197,16 +222,14 @@ def test_seeded_generator_reproduces(name, options, fans):
     assert torch.equal(a, c) != is_random(name, fans.shape)
 
 
-@pytest.mark.parametrize("fans", SMALL_FANS)
-@pytest.mark.parametrize(("name", "options"), CASES, ids=CASE_IDS)
+@pytest.mark.parametrize(("name", "options", "fans"), with_fans(SMALL_FANS))
 def test_global_rng_untouched(name, options, fans):
     before = torch.get_rng_state()
     draw(name, fans, seed=5, options=options)
     assert torch.equal(torch.get_rng_state(), before)
 
 
-@pytest.mark.parametrize("fans", SMALL_FANS)
-@pytest.mark.parametrize(("name", "options"), CASES, ids=CASE_IDS)
+@pytest.mark.parametrize(("name", "options", "fans"), with_fans(SMALL_FANS))
 def test_scale_multiplies(name, options, fans):
     loc = LOC.get(name, 0.0)  # a gamma's deviation from one is what scales
     one = draw(name, fans, scale=1.0, seed=7, options=options) - loc
@@ -258,6 +281,14 @@ def test_family_fits():
     assert get_family("zeros").fits("norm_weight", "norm")
     assert not get_family("kaiming_normal").fits("norm_weight", "norm")
     assert get_family("pytorch_default").fits("norm_weight", "norm")
+    mimetic, out = get_family("mimetic"), get_family("mimetic_out")
+    assert mimetic.fits("weight", "mha") and mimetic.fits("weight", "mha", "attn_qkv")
+    assert not mimetic.fits("weight", "linear", "attn_qkv")  # separate q/k/v projections
+    assert not mimetic.fits("weight", "mha", "hidden")
+    assert out.fits("weight", "linear", "attn_out") and not out.fits("weight", "linear", "head")
+    assert not out.fits("weight", "mha", "attn_out")
+    assert not get_family("idinit").fits("weight", "embedding")
+    assert get_family("idinit").fits("weight", "conv", "hidden")
 
 
 # ------------------------------------------------------------------------------------ gains
@@ -314,7 +345,8 @@ def test_bias_forget_gate_needs_an_lstm(kind):
 
 
 def test_bias_rule_checks():
-    assert set(BIAS_RULES) == {"zeros", "constant", "normal", "forget_gate", "default"}
+    assert set(BIAS_RULES) == {"zeros", "constant", "normal", "forget_gate", "chrono",
+                               "update_gate", "default"}
     for rule in BIAS_RULES:
         check_bias_rule(rule)
     with pytest.raises(ConfigError, match="bias rule.*'ones'"):
@@ -329,4 +361,5 @@ def test_no_warnings_from_samplers():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for name, options in CASES:
-            draw(name, Fans((3, 5), 5, 3), options=options)
+            for fans in OWN_FANS.get(name, [Fans((3, 5), 5, 3)]):
+                draw(name, fans, options=options)

@@ -224,7 +224,11 @@ def test_fitting_families():
     # allowed keeps its order and filters
     assert fitting_families(g["norm"], ["zeros", "orthogonal", "constant"]) == ["zeros", "constant"]
     assert fitting_families(g["hidden.linear"]) == [
-        f for f in list_families() if f not in ("constant", "gamma_normal")]
+        f for f in list_families() if f not in ("constant", "gamma_normal", "mimetic", "mimetic_out")]
+    # families for one kind and role are offered only there
+    for group, layers in g.items():
+        assert ("mimetic_out" in fitting_families(layers)) == (group == "attn_out.linear"), group
+        assert ("mimetic" in fitting_families(layers)) == (group == "attn_qkv.mha"), group
 
 
 def test_plan_families_for_and_uniform_fallback():

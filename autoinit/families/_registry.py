@@ -20,12 +20,17 @@ class Fans:
 
     ``shape`` is the block in torch's canonical ``(out, in, *kernel)`` layout; ``fan_in`` and
     ``fan_out`` are already right for the layer kind; ``gain`` is the following activation's gain.
+    A parameter that packs several blocks (a recurrent layer's gates, attention's q, k, v) is
+    drawn block by block, in order, from one generator: ``block`` is this one's index among
+    ``blocks``.
     """
 
     shape: tuple[int, ...]
     fan_in: int
     fan_out: int
     gain: float = 1.0
+    block: int = 0
+    blocks: int = 1
 
 
 Sampler = Callable[..., torch.Tensor]
@@ -41,8 +46,9 @@ class Family:
         sampler: draws one block (see :data:`Sampler`); ``None`` for module-level families
             (``pytorch_default``), which :mod:`autoinit.apply` handles itself.
         targets: the parameter types it may initialize (``"weight"``, ``"norm_weight"``).
-        matrix_only: when true it needs a weight of two or more dimensions (not an embedding
-            unless ``embeddings`` is true).
+        embeddings: whether it may initialize an embedding table.
+        kinds: the layer kinds it fits (``"mha"``, ``"lstm"``, ...); ``None``: any kind.
+        roles: the roles it fits (``"attn_qkv"``, ...; see :mod:`autoinit.roles`); ``None``: any.
         default_bias: the bias rule used when a scheme names none.
         options: allowed option names with their default values.
         summary: one line for ``list_families`` and the docs.
@@ -52,15 +58,20 @@ class Family:
     sampler: Sampler | None
     targets: frozenset[str] = frozenset({"weight"})
     embeddings: bool = True
+    kinds: frozenset[str] | None = None
+    roles: frozenset[str] | None = None
     default_bias: str = "zeros"
     options: dict[str, float | str] = field(default_factory=dict)
     summary: str = ""
 
-    def fits(self, param_type: str, kind: str) -> bool:
-        """Whether this family may initialize a parameter of ``param_type`` in a ``kind`` layer."""
-        if param_type not in self.targets:
+    def fits(self, param_type: str, kind: str, role: str | None = None) -> bool:
+        """Whether this family may initialize a parameter of ``param_type`` in a ``kind`` layer
+        (and, when ``role`` is given, in that role)."""
+        if param_type not in self.targets or (kind == "embedding" and not self.embeddings):
             return False
-        return self.embeddings or kind != "embedding"
+        if self.kinds is not None and kind not in self.kinds:
+            return False
+        return role is None or self.roles is None or role in self.roles
 
 
 _FAMILIES: dict[str, Family] = {}
