@@ -76,8 +76,8 @@ def test_written_file_is_plain_json():
     d = json.loads(VALID_TEXT)
     assert d["format_version"] == FORMAT_VERSION
     assert d["model"]["fingerprint"] == fingerprint(VALID.parameters)
-    assert list(d) == ["format_version", "autoinit_version", "torch_version", "seed", "model",
-                       "groups"]
+    assert list(d) == ["format_version", "autoinit_version", "torch_version", "seed", "depth",
+                       "model", "groups"]
 
 
 def test_with_seed_and_fingerprint_order_independent():
@@ -147,7 +147,7 @@ MALFORMED = [
      r"scheme\.model\.parameters\.0\.bias"),
     ("shape-not-list", setter("model", "parameters", "0.bias", value=8),
      r"scheme\.model\.parameters\.0\.bias"),
-    ("version-2", setter("format_version", value=2), r"scheme\.format_version must be 1, got 2"),
+    ("version-3", setter("format_version", value=3), r"scheme\.format_version must be 1 or 2, got 3"),
     ("version-string", setter("format_version", value="1"), r"scheme\.format_version must be"),
     ("version-missing", deleter("format_version"), r"scheme\.format_version is missing"),
     ("fingerprint-tampered-shape", setter("model", "parameters", "0.weight", value=[8, 5]),
