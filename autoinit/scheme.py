@@ -3,9 +3,9 @@
 A scheme lists groups of parameters, each with one rule (family, scale, bias rule, the
 activation the family's gain is taken for, a branch-output multiplier and a depth exponent), plus
 the seed, the model's residual depth ``L`` and a fingerprint of the model it was made for.
-Format 2 added the multiplier, the depth exponent and the depth; a format-1 file reads as
-multiplier 1, exponent 0 and no depth, which applies exactly as it did. Saved as JSON, loaded without running any code; every malformed value is a
-:class:`SchemeError` naming the key and the value.
+Saved as JSON, loaded without running any code; every malformed value is a :class:`SchemeError`
+naming the key and the value. Format 2 added the multiplier, the depth exponent and the depth;
+a format-1 file reads as multiplier 1, exponent 0 and no depth, which applies as it did.
 
 Example:
     >>> rule = GroupRule("kaiming_normal", scale=1.0, nonlinearity="relu", members=("0.weight",))

@@ -18,8 +18,8 @@ from optuna.trial import TrialState
 from autoinit.errors import ConfigError
 from autoinit.interrupt import deferred_interrupt
 from autoinit.optuna_setup import make_sampler
-from autoinit.sharing import SURPLUS, optimize_patiently
 from autoinit.presets import preset_names, preset_params
+from autoinit.sharing import SURPLUS, optimize_patiently
 from autoinit.space import baseline_names, baseline_params
 from autoinit.storage import open_storage
 

@@ -339,12 +339,13 @@ def test_value_token_swaps_only_raise_scheme_error(data):
 
 # ------------------------------------------------------------------------- format versions
 
-V1_TEXT = """{
-  "format_version": 1, "autoinit_version": "0.1.0", "torch_version": "2.13.0", "seed": 3,
-  "model": {"class": "Net", "fingerprint": "%s", "parameters": {"0.weight": [8, 4]}},
-  "groups": {"all": {"family": "orthogonal", "scale": 1.5, "bias": "zeros", "bias_value": 0.0,
-                     "nonlinearity": "relu", "options": {}, "members": ["0.weight"]}}
-}""" % fingerprint({"0.weight": (8, 4)})
+V1_TEXT = json.dumps({
+    "format_version": 1, "autoinit_version": "0.1.0", "torch_version": "2.13.0", "seed": 3,
+    "model": {"class": "Net", "fingerprint": fingerprint({"0.weight": (8, 4)}),
+              "parameters": {"0.weight": [8, 4]}},
+    "groups": {"all": {"family": "orthogonal", "scale": 1.5, "bias": "zeros", "bias_value": 0.0,
+                       "nonlinearity": "relu", "options": {}, "members": ["0.weight"]}},
+})
 
 
 def test_a_version_1_file_reads_as_multiplier_1_exponent_0_and_no_depth():
