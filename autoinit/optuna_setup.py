@@ -17,21 +17,21 @@ from autoinit.refine import RefineSampler
 __all__ = ["STAGE2_SAMPLERS", "make_sampler", "quiet_optuna"]
 
 
-STAGE2_SAMPLERS = ("local", "tpe", "gp")
-STAGE2_DEFAULT = "gp"  # chosen by measurement: docs/search_strategy.md
+STAGE2_SAMPLERS = ("local", "tpe", "gp")  # "local": no model, every value a step from the best
+STAGE2_DEFAULT = "local"  # chosen by measurement: docs/search_strategy.md
 
 
 def make_sampler(seed: int, parallel: bool, stage2: str = STAGE2_DEFAULT
                  ) -> optuna.samplers.BaseSampler:
     """The sampler every search uses: a :class:`~autoinit.refine.RefineSampler` that, once a
     named candidate has completed, keeps the best one's families and bias rules and refines its
-    continuous parameters with ``stage2``: ``"gp"`` (Optuna's GPSampler), ``"tpe"``
-    (multivariate TPE) or ``"local"`` (perturbations of the best trial only); both fitted ones
-    start after four trials that share the choices. Before that, multivariate TPE over the
-    whole space. ``parallel``: trials running at once (workers, processes) lie constant.
+    continuous parameters with ``stage2``: ``"local"`` (normal steps around the best trial
+    that shares them, the measured best), ``"gp"`` (Optuna's GPSampler) or ``"tpe"``
+    (multivariate TPE), both fitted ones after four local steps. Before that, multivariate TPE
+    over the whole space. ``parallel``: trials running at once (workers, processes) lie constant.
 
     Example:
-        >>> make_sampler(0, parallel=False).inner.__class__.__name__
+        >>> make_sampler(0, parallel=False, stage2="gp").inner.__class__.__name__
         'GPSampler'
     """
     if stage2 not in STAGE2_SAMPLERS:

@@ -5,8 +5,10 @@ sampled trial keeps the best named candidate's categorical choices (families, bi
 samples only the continuous ones (scales, branch multipliers, depth exponents, bias values, the
 learning rate) around it: first by perturbing the best trial that shares those choices, then,
 with enough such trials, with ``inner`` (a sampler for small continuous spaces) fitted on those
-trials alone. Before any named candidate completes (workers starting together) ``first`` samples
-the whole space.
+trials alone. With an ``inner`` that never samples relatively (``RandomSampler``, autoinit's
+default, see docs/search_strategy.md) every value is such a step from the best trial so far: a
+simple evolution strategy. Before any named candidate completes (workers starting together)
+``first`` samples the whole space.
 
 Example:
     >>> import optuna
