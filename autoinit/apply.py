@@ -3,7 +3,8 @@
 Every parameter draws from its own ``torch.Generator``, seeded from the scheme's seed and the
 parameter's name, on CPU; values are then copied to the parameter's device and dtype. So the same
 scheme and seed give bit-identical weights in any process, changing one group leaves the others'
-draws unchanged, and the global RNG is never touched.
+draws unchanged, and the global RNG is never touched. A rule's multiplier and depth factor
+``L**α`` then scale the drawn weights (a factor of exactly 0 writes exact zeros).
 
 Example:
     >>> import torch.nn as nn
@@ -20,6 +21,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import re
 import warnings
 
 import torch
@@ -31,7 +33,10 @@ from autoinit.layers import ParamSpec, describe_params
 from autoinit.model_init import MODEL_DEFAULT, model_default_values
 from autoinit.scheme import GroupRule, InitScheme
 
-__all__ = ["apply_scheme", "check_model", "default_values", "model_parameters"]
+__all__ = ["apply_scheme", "block_factors", "check_model", "default_values", "model_parameters"]
+
+_QUERY = re.compile(r"(^|\.)(q|query|q_proj)$")
+_VALUE = re.compile(r"(^|\.)(v|value|v_proj)$")
 
 
 def model_parameters(model: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -86,11 +91,53 @@ def apply_scheme(model: nn.Module, scheme: InitScheme) -> nn.Module:
                                   stacklevel=2)
                     continue
                 value = _values(spec, rule, group, scheme.seed, modules, defaults, model)
+                if spec.param_type == "weight":
+                    value = _scaled(value, spec, block_factors(spec, rule, scheme.depth))
                 tensor.copy_(value.reshape(tensor.shape))
                 module = modules[spec.module_name]
                 if isinstance(module, nn.modules.batchnorm._NormBase):
                     module.reset_running_stats()
     return model
+
+
+def block_factors(spec: ParamSpec, rule: GroupRule, depth: int) -> list[float]:
+    """The factor on each block of a weight: ``multiplier · depth**α`` on every block, or under
+    ``part="query"`` the multiplier on the query block and ``depth**α`` on the value block of a
+    packed q/k/v (k/v) projection, or on a separate query or value layer found by its name.
+
+    Example:
+        >>> spec = ParamSpec("mha", "weight", 4, 4, blocks=3, name="attn.in_proj_weight")
+        >>> block_factors(spec, GroupRule("xavier_uniform", multiplier=0.0, part="query",
+        ...                               depth_exponent=-0.5), depth=4)
+        [0.0, 1.0, 0.5]
+    """
+    depth_factor = float(depth) ** rule.depth_exponent if rule.depth_exponent else 1.0
+    if rule.part == "all":
+        return [rule.multiplier * depth_factor] * spec.blocks
+    if spec.blocks == 3:  # q, k, v packed along the output dimension
+        return [rule.multiplier, 1.0, depth_factor]
+    if spec.blocks == 2:  # k, v (cross-attention)
+        return [1.0, depth_factor]
+    if _QUERY.search(spec.module_name):
+        return [rule.multiplier]
+    return [depth_factor if _VALUE.search(spec.module_name) else 1.0]
+
+
+def _scaled(value: torch.Tensor, spec: ParamSpec, factors: list[float]) -> torch.Tensor:
+    """``value`` with each block multiplied by its factor (1: untouched, 0: exact zeros)."""
+    if all(f == 1.0 for f in factors):
+        return value
+    canonical = _to_canonical(value.reshape(spec.shape), spec)
+    blocks = canonical.chunk(len(factors))
+    out = torch.cat([b if f == 1.0 else torch.zeros_like(b) if f == 0.0 else b * f
+                     for b, f in zip(blocks, factors, strict=True)])
+    return _from_canonical(out, spec)
+
+
+def _to_canonical(value: torch.Tensor, spec: ParamSpec) -> torch.Tensor:
+    if spec.layout in ("in_out", "conv_transpose"):
+        return value.transpose(0, 1)
+    return value
 
 
 def _generator(seed: int, key: str) -> torch.Generator:

@@ -1,5 +1,6 @@
 """How autoinit sets Optuna up, for a study in this process and for its worker processes alike:
-the sampler, and Optuna's logging kept quiet while a search runs."""
+the sampler (stage 1 the queued named candidates, stage 2 a refinement around the best of them),
+and Optuna's logging kept quiet while a search runs."""
 
 from __future__ import annotations
 
@@ -10,21 +11,43 @@ from collections.abc import Iterator
 
 import optuna
 
-__all__ = ["make_sampler", "quiet_optuna"]
+from autoinit.errors import ConfigError
+from autoinit.refine import RefineSampler
+
+__all__ = ["STAGE2_SAMPLERS", "make_sampler", "quiet_optuna"]
 
 
-def make_sampler(seed: int, parallel: bool) -> optuna.samplers.BaseSampler:
-    """The TPE sampler every search uses: multivariate over grouped parameters, five random
-    trials first; ``parallel``: trials running at once (workers, processes) lie constant.
+STAGE2_SAMPLERS = ("local", "tpe", "gp")  # "local": no model, every value a step from the best
+STAGE2_DEFAULT = "local"  # chosen by measurement: docs/search_strategy.md
+
+
+def make_sampler(seed: int, parallel: bool, stage2: str = STAGE2_DEFAULT
+                 ) -> optuna.samplers.BaseSampler:
+    """The sampler every search uses: a :class:`~autoinit.refine.RefineSampler` that, once a
+    named candidate has completed, keeps the best one's families and bias rules and refines its
+    continuous parameters with ``stage2``: ``"local"`` (normal steps around the best trial
+    that shares them, the measured best), ``"gp"`` (Optuna's GPSampler) or ``"tpe"``
+    (multivariate TPE), both fitted ones after four local steps. Before that, multivariate TPE
+    over the whole space. ``parallel``: trials running at once (workers, processes) lie constant.
 
     Example:
-        >>> make_sampler(0, parallel=False).__class__.__name__
-        'TPESampler'
+        >>> make_sampler(0, parallel=False, stage2="gp").inner.__class__.__name__
+        'GPSampler'
     """
+    if stage2 not in STAGE2_SAMPLERS:
+        raise ConfigError(f"stage2 must be one of {list(STAGE2_SAMPLERS)}, got {stage2!r}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          constant_liar=parallel, n_startup_trials=5)
+        first = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                           constant_liar=parallel, n_startup_trials=5)
+        inner = {
+            "local": lambda: optuna.samplers.RandomSampler(seed=seed),
+            "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                                      constant_liar=parallel, n_startup_trials=4),
+            "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=4,
+                                                    warn_independent_sampling=False),
+        }[stage2]()
+    return RefineSampler(inner, first, seed)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -26,7 +27,9 @@ from autoinit.model_init import model_init_of
 from autoinit.roles import Layer, describe_model
 from autoinit.scheme import GroupRule, InitScheme, current_versions
 
-__all__ = ["ModelPlan", "uniform_scheme"]
+__all__ = ["BRANCH_OUTPUTS", "ModelPlan", "uniform_scheme"]
+
+BRANCH_OUTPUTS = ("residual_out", "attn_out")  # the roles whose layers end a residual branch
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,24 @@ class ModelPlan:
     model_class: str
     select: dict = field(default_factory=dict)  # the only / exclude / include_frozen it was made with
     model_init: bool = False  # the model has its own init (the model_default family fits it)
+
+    @property
+    def depth(self) -> int:
+        """``L``: the residual branches the role pass found (layers ending one), 0 for none."""
+        return len({lay.module_name for lay in self.layers
+                    if lay.role in BRANCH_OUTPUTS and lay.param_type == "weight"})
+
+    @property
+    def branch_layers(self) -> int:
+        """``m``: the most common number of layers with weights per residual branch (0: unknown)."""
+        sizes = Counter(lay.branch_layers for lay in self.layers
+                        if lay.role == "residual_out" and lay.param_type == "weight"
+                        and lay.branch_layers)
+        return sizes.most_common(1)[0][0] if sizes else 0
+
+    def roles(self, group: str) -> set[str]:
+        """The roles of ``group``'s weights."""
+        return {lay.role for lay in self.grouping.groups[group] if lay.param_type == "weight"}
 
     @classmethod
     def of(
@@ -80,7 +101,7 @@ class ModelPlan:
             for name, rule in rules.items()
         }
         return InitScheme(groups, seed=seed, parameters=self.parameters,
-                          model_class=self.model_class, **current_versions())
+                          model_class=self.model_class, depth=self.depth, **current_versions())
 
     def rule(self, group: str, family: str, scale: float = 1.0, **kw) -> GroupRule:
         """A rule for ``group`` with the family's default bias and the group's activation."""

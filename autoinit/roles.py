@@ -4,7 +4,9 @@ Roles are ``embedding``, ``input``, ``hidden``, ``residual_out`` (the last layer
 branch), ``attn_qkv``, ``attn_out``, ``rnn_ih``, ``rnn_hh``, ``norm`` and ``head`` (the layer
 that feeds the output). They come from a ``torch.fx`` trace when the model traces (residual adds,
 the activation after each layer, execution order), and from layer kinds, names and registration
-order when it does not. Libraries whose models neither trace nor follow torch's names (Hugging
+order when it does not. A residual branch's last layer also records ``branch_layers``, the layers
+with weights on its branch (the ``m`` of Fixup's ``L^(-1/(2m-2))``; 0 where the trace cannot
+tell). Libraries whose models neither trace nor follow torch's names (Hugging
 Face transformers) add rules by parameter name with :func:`register_role_rule`; the first rule
 that answers wins.
 
@@ -45,6 +47,7 @@ class Layer(ParamSpec):
 
     role: str = "hidden"
     nonlinearity: str = "linear"
+    branch_layers: int = 0
 
 
 RoleRule = Callable[[nn.Module, ParamSpec], "tuple[str, str] | None"]
@@ -108,7 +111,8 @@ def assign_roles(model: nn.Module, specs: list[ParamSpec]) -> list[Layer]:
     for s in specs:
         role, act = next((r for r in (rule(model, s) for rule in _ROLE_RULES) if r), None) or \
             _role_of(s, modules, graph, layers, first_param_module, fallback_act)
-        out.append(Layer(**vars(s), role=role, nonlinearity=act))
+        branch = graph.branch_layers.get(s.module_name, 0) if graph and role == "residual_out" else 0
+        out.append(Layer(**vars(s), role=role, nonlinearity=act, branch_layers=branch))
     return out
 
 
@@ -148,6 +152,7 @@ class _Graph:
     activation: dict[str, str]
     residual: set[str]
     traced: set[str]  # modules that are nodes of the graph (not hidden inside a leaf)
+    branch_layers: dict[str, int]  # a residual branch's last layer -> layers with weights on it
 
 
 class _LayerTracer(fx.Tracer):
@@ -180,7 +185,7 @@ def _trace(model: nn.Module) -> _Graph | None:
         if node.op == "call_module":
             prefix = f"{node.target}."
             order += [node.target] + [n for n in modules if n.startswith(prefix)]
-    graph = _Graph(order, {}, set(), set())
+    graph = _Graph(order, {}, set(), set(), {})
     for node in gm.graph.nodes:
         if node.op != "call_module":
             continue
@@ -189,8 +194,10 @@ def _trace(model: nn.Module) -> _Graph | None:
             act = _activation_of(user, modules)
             if act and node.target not in graph.activation:
                 graph.activation[node.target] = act
-            if _is_add(user) and _adds_skip(user, node):
+            skip = _skip_operand(user, node) if _is_add(user) else None
+            if skip is not None:
                 graph.residual.add(node.target)
+                graph.branch_layers[node.target] = _weighted_layers(node, skip, modules)
     return graph
 
 
@@ -228,12 +235,20 @@ def _is_add(node: fx.Node) -> bool:
     )
 
 
-def _adds_skip(add: fx.Node, branch_layer: fx.Node) -> bool:
-    """Whether another operand of ``add`` is an ancestor of the branch (a skip connection)."""
+def _skip_operand(add: fx.Node, branch_layer: fx.Node) -> fx.Node | None:
+    """Another operand of ``add`` that is an ancestor of the branch (a skip connection), if any."""
     ancestors = _ancestors(branch_layer)
     others = [a for a in add.args if isinstance(a, fx.Node) and branch_layer not in _ancestors(a)
               and a is not branch_layer]
-    return any(a in ancestors for a in others)
+    return next((a for a in others if a in ancestors), None)
+
+
+def _weighted_layers(branch_layer: fx.Node, skip: fx.Node, modules: dict) -> int:
+    """Modules holding a matrix between the skip's source and ``branch_layer`` (inclusive)."""
+    shared = _ancestors(skip) | {skip}
+    nodes = (_ancestors(branch_layer) | {branch_layer}) - shared
+    return len({n.target for n in nodes if n.op == "call_module"
+                and any(p.dim() >= 2 for p in modules[n.target].parameters())})
 
 
 def _ancestors(node: fx.Node) -> set[fx.Node]:

@@ -1,9 +1,11 @@
 """``InitScheme``: a small, versioned, human-readable description of how to initialize a model.
 
 A scheme lists groups of parameters, each with one rule (family, scale, bias rule, the
-activation the family's gain is taken for), plus the seed and a fingerprint of the model it was
-made for. Saved as JSON, loaded without running any code; every malformed value is a
-:class:`SchemeError` naming the key and the value.
+activation the family's gain is taken for, a branch-output multiplier and a depth exponent), plus
+the seed, the model's residual depth ``L`` and a fingerprint of the model it was made for.
+Saved as JSON, loaded without running any code; every malformed value is a :class:`SchemeError`
+naming the key and the value. Format 2 added the multiplier, the depth exponent and the depth;
+a format-1 file reads as multiplier 1, exponent 0 and no depth, which applies as it did.
 
 Example:
     >>> rule = GroupRule("kaiming_normal", scale=1.0, nonlinearity="relu", members=("0.weight",))
@@ -30,7 +32,8 @@ from autoinit.version import __version__
 
 __all__ = ["FORMAT_VERSION", "GroupRule", "InitScheme", "fingerprint", "rules_from_json", "rules_to_json"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+PARTS = ("all", "query")  # what part of a weight a rule's multiplier scales
 MAX_MAGNITUDE = 1e4  # scales and bias values beyond this are refused as tampered or mistyped
 
 
@@ -52,6 +55,14 @@ class GroupRule:
         nonlinearity: the activation whose gain the family uses.
         options: family options, e.g. ``{"mode": "fan_out"}`` for Kaiming.
         members: full names of the parameters in the group.
+        multiplier: a factor on the weights, ``0`` for exactly zero (a residual branch's last
+            layer, the readout; Fixup, SkipInit, ReZero, μP's zero readout).
+        part: what the multiplier scales: ``"all"`` the whole weight, ``"query"`` only the query
+            block of an attention input projection (its value block takes the depth factor, as
+            in T-Fixup and DeepNet; keys take neither).
+        depth_exponent: ``α`` in a factor ``L**α`` on the weights (value block only under
+            ``part="query"``), ``L`` being the scheme's ``depth`` (GPT-2's ``1/sqrt(2·layers)``
+            is ``α = -1/2`` with one branch per attention and per MLP block).
     """
 
     family: str
@@ -61,6 +72,9 @@ class GroupRule:
     nonlinearity: str = "linear"
     options: Mapping[str, float | str] = field(default_factory=dict)
     members: tuple[str, ...] = ()
+    multiplier: float = 1.0
+    part: str = "all"
+    depth_exponent: float = 0.0
 
     def to_dict(self, members: bool = True) -> dict[str, Any]:
         """The rule as JSON values; ``members=False`` leaves the parameter names out (a trial's
@@ -73,7 +87,8 @@ class GroupRule:
         """
         out = {"family": self.family, "scale": self.scale, "bias": self.bias,
                "bias_value": self.bias_value, "nonlinearity": self.nonlinearity,
-               "options": dict(self.options)}
+               "options": dict(self.options), "multiplier": self.multiplier, "part": self.part,
+               "depth_exponent": self.depth_exponent}
         return {**out, "members": list(self.members)} if members else out
 
     @classmethod
@@ -82,7 +97,7 @@ class GroupRule:
         :class:`SchemeError` naming ``path`` and the key."""
         if isinstance(data, dict) and "members" not in data:
             data = {**data, "members": []}
-        return _read_rule(_Reader(data, path))
+        return _read_rule(_Reader(data, path), version=None)
 
 
 def rules_to_json(groups: Mapping[str, GroupRule]) -> str:
@@ -119,6 +134,8 @@ class InitScheme:
         autoinit_version, torch_version: what wrote it.
         origin: what the scheme is, in words (``"the lsuv baseline: ..."``, ``"search trial 29"``);
             written to JSON only when set.
+        depth: ``L``, the number of residual branches of the model (0: none found), the base of
+            the rules' depth factors.
     """
 
     groups: Mapping[str, GroupRule]
@@ -128,6 +145,7 @@ class InitScheme:
     autoinit_version: str = ""
     torch_version: str = ""
     origin: str = ""
+    depth: int = 0
 
     @property
     def fingerprint(self) -> str:
@@ -144,6 +162,7 @@ class InitScheme:
             "torch_version": self.torch_version,
             **({"origin": self.origin} if self.origin else {}),
             "seed": self.seed,
+            "depth": self.depth,
             "model": {
                 "class": self.model_class,
                 "fingerprint": self.fingerprint,
@@ -180,21 +199,26 @@ class InitScheme:
         """Validate a parsed scheme; every problem is a :class:`SchemeError` naming the key."""
         d = _Reader(data, "scheme")
         version = d.int("format_version")
-        if version != FORMAT_VERSION:
-            raise SchemeError(f"scheme.format_version must be {FORMAT_VERSION}, got {version}")
+        if version not in (1, FORMAT_VERSION):
+            raise SchemeError(f"scheme.format_version must be 1 or {FORMAT_VERSION}, got {version}")
         model = d.sub("model")
         params = model.sub("parameters")
         parameters = {k: params.shape(k) for k in params.names()}
         groups = d.sub("groups")
         scheme = cls(
-            groups={name: _read_rule(groups.sub(name)) for name in groups.names()},
+            groups={name: _read_rule(groups.sub(name), version) for name in groups.names()},
             seed=d.int("seed"),
             parameters=parameters,
             model_class=model.str("class"),
             autoinit_version=d.str("autoinit_version"),
             torch_version=d.str("torch_version"),
             origin=d.str("origin") if "origin" in data else "",
+            depth=d.int("depth") if version >= 2 else 0,
         )
+        for name, rule in scheme.groups.items():
+            if rule.depth_exponent and not scheme.depth:
+                raise SchemeError(f"scheme.groups.{name}.depth_exponent is {rule.depth_exponent:g} "
+                                  "but scheme.depth is 0: a depth factor needs the model's depth")
         stated = model.str("fingerprint")
         if stated != scheme.fingerprint:
             raise SchemeError(
@@ -206,7 +230,9 @@ class InitScheme:
         return scheme
 
 
-def _read_rule(r: _Reader) -> GroupRule:
+def _read_rule(r: _Reader, version: int | None) -> GroupRule:
+    """One rule; ``version`` 1 has no multiplier, part or depth exponent, 2 has all three, and
+    ``None`` (a trial's record) may have them or not."""
     family = r.str("family")
     try:
         fam = get_family(family)
@@ -228,6 +254,10 @@ def _read_rule(r: _Reader) -> GroupRule:
             f"{r.path}.options: family {family!r} takes {sorted(fam.options)}, got {unknown}"
         )
     members = r.list_of_str("members")
+    new = version == 2 or (version is None and "multiplier" in r.data)
+    part = r.str("part") if new else "all"
+    if part not in PARTS:
+        raise SchemeError(f"{r.path}.part must be one of {list(PARTS)}, got {part!r}")
     rule = GroupRule(
         family=family,
         scale=r.number("scale", low=0.0),
@@ -236,7 +266,12 @@ def _read_rule(r: _Reader) -> GroupRule:
         nonlinearity=nonlinearity,
         options=options,
         members=tuple(members),
+        multiplier=r.number("multiplier", low=0.0) if new else 1.0,
+        part=part,
+        depth_exponent=r.number("depth_exponent") if new else 0.0,
     )
+    if not -4 <= rule.depth_exponent <= 4:
+        raise SchemeError(f"{r.path}.depth_exponent must be in [-4, 4], got {rule.depth_exponent!r}")
     r.no_extra()
     return rule
 

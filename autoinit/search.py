@@ -1,7 +1,8 @@
 """``run_search``: search an initialization for a model on its own data (no tracking here).
 
-Flow: validate → plan groups → cache batches → time the bare loop → Optuna study (baselines
-enqueued first, then TPE) → per trial: scheme, screening pass, probe, pruning → selection round
+Flow: validate → plan groups → cache batches → time the bare loop → Optuna study (stage 1: the
+named candidates, baselines and presets, enqueued first; stage 2: the best one refined, see
+:mod:`autoinit.refine`) → per trial: scheme, screening pass, probe, pruning → selection round
 (top candidates and the best baseline re-run with fresh seeds and a longer probe) → the chosen
 scheme is applied to the model in place → :class:`FitResult`.
 """
@@ -29,6 +30,7 @@ from autoinit.loop import MakeState, ScoreFn, TrainStep, make_loop, preflight
 from autoinit.objective import Objective
 from autoinit.optuna_setup import quiet_optuna
 from autoinit.plan import ModelPlan
+from autoinit.presets import get_preset, list_presets
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, make_optimizer
 from autoinit.progress import SearchProgress, progress_wanted
 from autoinit.result import FitResult, SearchContext, SearchCost
@@ -46,6 +48,7 @@ from autoinit.study import (
     check_space,
     enqueue_pending,
     in_memory,
+    named_candidates,
     open_study,
     optimize,
     worker_storage,
@@ -207,7 +210,8 @@ def run_search(
         watch = [clock, show] if show is not None else [clock]  # in this process only
         watch = watch if n_jobs == 1 else []
         with quiet_optuna(), worker_storage(storage, n_jobs) as where:
-            study, created = open_study(where, study_name, seed, n_jobs, every)
+            study, created = open_study(where, study_name, seed, n_jobs, every,
+                                        len(named_candidates(plan, space, lr)))
             check_space(study, distributions(plan, space, lr))
             if show is not None:
                 show.resume(study.get_trials(deepcopy=False))
@@ -282,6 +286,8 @@ def _origin(name: str) -> str:
                 "the search's first training batch")
     if name.startswith("search #"):
         return f"search trial {name.removeprefix('search #')}"
+    if name in list_presets():
+        return f"the {name} preset: {get_preset(name).summary}"
     return f"the {name} baseline"
 
 

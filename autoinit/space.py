@@ -1,9 +1,18 @@
 """The search space: the only module that calls ``trial.suggest_*``.
 
 Per group: the family (categorical, only families that fit the group), a log-scale multiplier
-around the family's own gain, the bias rule and its value (norm groups: gamma and beta), and
-optionally the learning rate. Conditional, define-by-run parameters named ``<group>.family``,
-``<group>.scale``, ``<group>.bias``, ``<group>.bias_value`` and ``lr``.
+around the family's own gain (embeddings: down to 1e-4, SmallInitEmb's scale), the bias rule and
+its value (norm groups: gamma and beta), and optionally the learning rate. Conditional,
+define-by-run parameters named ``<group>.family``, ``<group>.scale``, ``<group>.bias``,
+``<group>.bias_value`` and ``lr``. Where the role exists, two more:
+
+- ``<group>.multiplier`` in ``[0, 2]`` (linear, so exactly 0 is a point of the space) on a
+  branch output (``residual_out``, ``attn_out``), the readout (``head``) and the query part of an
+  attention input projection (``attn_qkv``): Fixup, SkipInit, ReZero, μP's zero readout;
+- ``<group>.depth_exponent`` ``α ∈ {-1/2, -1/4, 0}``, a factor ``L**α`` with ``L`` the model's
+  residual branches (:attr:`ModelPlan.depth`), on the layers inside residual branches (only the
+  value part of ``attn_qkv``): GPT-2's ``1/sqrt(2·layers)``, T-Fixup, Fixup. A model without
+  residual branches has no depth dimension.
 
 Example:
     >>> import optuna, torch.nn as nn
@@ -29,14 +38,17 @@ from autoinit.model_init import MODEL_DEFAULT
 from autoinit.plan import ModelPlan
 from autoinit.scheme import InitScheme
 
-__all__ = ["BASELINES", "SearchSpace", "baseline_names", "baseline_params", "distributions",
-           "suggest_scheme"]
+__all__ = ["BASELINES", "DEPTH_EXPONENTS", "SearchSpace", "baseline_names", "baseline_params",
+           "distributions", "has_depth", "multiplier_part", "suggest_scheme"]
 
 BASELINES = ("pytorch_default", "xavier_normal", "kaiming_normal", "lecun_normal", "orthogonal")
 _NORM_FAMILIES = ("pytorch_default", "constant", "zeros", "gamma_normal")
 # A baseline's family for norm gammas, where it has its own: DCGAN draws them from N(1, 0.02²).
 _NORM_RULE = {"dcgan": "gamma_normal"}
 _CONV_KINDS = {"conv", "conv_transpose"}
+_MULTIPLIED = {"residual_out", "attn_out", "head"}  # roles whose whole weight takes the multiplier
+_IN_BRANCH = {"hidden", "residual_out", "attn_qkv", "attn_out"}  # roles that take L**α
+DEPTH_EXPONENTS = (-0.5, 0.0)  # the exponent's range, searched in steps of 1/4
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,8 @@ class SearchSpace:
         families: candidate family names (``None``: every registered family).
         scale_range: multiplier range, searched on a log scale.
         bias_range: range of a constant bias offset.
+        multiplier_range: range of the branch-output multiplier (linear; must start at 0).
+        embedding_scale_low: the lowest scale of an embedding group.
         lr_factor: with ``search_lr``, the learning rate is searched in ``[lr/f, lr*f]``.
         search_lr: search the learning rate jointly with the initialization.
     """
@@ -54,6 +68,8 @@ class SearchSpace:
     families: tuple[str, ...] | None = None
     scale_range: tuple[float, float] = (0.25, 4.0)
     bias_range: tuple[float, float] = (-0.1, 0.3)
+    multiplier_range: tuple[float, float] = (0.0, 2.0)
+    embedding_scale_low: float = 1e-4
     lr_factor: float = 10.0
     search_lr: bool = False
 
@@ -69,6 +85,12 @@ class SearchSpace:
             raise ConfigError(f"scale_range must satisfy 0 < low <= 1 <= high, got {self.scale_range}")
         if not self.bias_range[0] <= 0 <= self.bias_range[1]:
             raise ConfigError(f"bias_range must contain 0, got {self.bias_range}")
+        if self.multiplier_range[0] != 0 or not 1 <= self.multiplier_range[1] < math.inf:
+            raise ConfigError(f"multiplier_range must be (0, high) with high >= 1, got "
+                              f"{self.multiplier_range}")
+        if not 0 < self.embedding_scale_low <= low:
+            raise ConfigError(f"embedding_scale_low must be in (0, {low}], got "
+                              f"{self.embedding_scale_low!r}")
         if not self.lr_factor > 1:
             raise ConfigError(f"lr_factor must be > 1, got {self.lr_factor!r}")
 
@@ -91,6 +113,26 @@ class SearchSpace:
             rules.append("forget_gate")
         return rules
 
+    def scale_bounds(self, plan: ModelPlan, group: str) -> tuple[float, float]:
+        """The scale's range for ``group``: embeddings reach down to ``embedding_scale_low``."""
+        low, high = self.scale_range
+        return (self.embedding_scale_low, high) if plan.roles(group) == {"embedding"} else (low, high)
+
+
+def multiplier_part(plan: ModelPlan, group: str) -> str | None:
+    """What the multiplier scales in ``group`` (``"all"``, ``"query"``), or ``None``: no multiplier."""
+    roles = plan.roles(group)
+    if roles and roles <= _MULTIPLIED:
+        return "all"
+    return "query" if roles == {"attn_qkv"} else None
+
+
+def has_depth(plan: ModelPlan, group: str) -> bool:
+    """Whether ``group`` has a depth exponent: the model has residual branches and the group's
+    layers sit inside them."""
+    roles = plan.roles(group)
+    return plan.depth > 0 and bool(roles) and roles <= _IN_BRANCH
+
 
 def distributions(plan: ModelPlan, space: SearchSpace, lr: float
                   ) -> dict[str, optuna.distributions.BaseDistribution]:
@@ -99,7 +141,11 @@ def distributions(plan: ModelPlan, space: SearchSpace, lr: float
     out: dict[str, D.BaseDistribution] = {}
     for group, layers in plan.grouping.groups.items():
         out[f"{group}.family"] = D.CategoricalDistribution(space.choices(plan, group))
-        out[f"{group}.scale"] = D.FloatDistribution(*space.scale_range, log=True)
+        out[f"{group}.scale"] = D.FloatDistribution(*space.scale_bounds(plan, group), log=True)
+        if multiplier_part(plan, group):
+            out[f"{group}.multiplier"] = D.FloatDistribution(*space.multiplier_range)
+        if has_depth(plan, group):
+            out[f"{group}.depth_exponent"] = D.FloatDistribution(*DEPTH_EXPONENTS, step=0.25)
         if any(lay.param_type.endswith("bias") for lay in layers):
             rules = space.bias_rules(plan, group)
             out[f"{group}.bias"] = D.CategoricalDistribution(rules)
@@ -120,7 +166,14 @@ def suggest_scheme(
         family = trial.suggest_categorical(f"{group}.family", space.choices(plan, group))
         scale = 1.0
         if family != "zeros":
-            scale = trial.suggest_float(f"{group}.scale", *space.scale_range, log=True)
+            scale = trial.suggest_float(f"{group}.scale", *space.scale_bounds(plan, group), log=True)
+        shape = {}
+        if part := multiplier_part(plan, group):
+            shape["multiplier"] = trial.suggest_float(f"{group}.multiplier", *space.multiplier_range)
+            shape["part"] = part
+        if has_depth(plan, group):
+            shape["depth_exponent"] = trial.suggest_float(f"{group}.depth_exponent",
+                                                          *DEPTH_EXPONENTS, step=0.25)
         has_bias = any(lay.param_type.endswith("bias") for lay in plan.grouping.groups[group])
         bias, bias_value = get_family(family).default_bias, 0.0
         if has_bias:
@@ -130,7 +183,7 @@ def suggest_scheme(
                 bias_value = trial.suggest_float(f"{group}.bias_value", *space.bias_range)
             elif bias == "forget_gate":
                 bias_value = trial.suggest_float(f"{group}.forget_bias", 0.0, 3.0)
-        rules[group] = plan.rule(group, family, scale, bias=bias, bias_value=bias_value)
+        rules[group] = plan.rule(group, family, scale, bias=bias, bias_value=bias_value, **shape)
     if space.search_lr:
         lr = trial.suggest_float("lr", lr / space.lr_factor, lr * space.lr_factor, log=True)
     return plan.scheme(rules, seed), lr
@@ -159,6 +212,10 @@ def baseline_params(plan: ModelPlan, space: SearchSpace, family: str, lr: float 
         params[f"{group}.family"] = name
         if name != "zeros":
             params[f"{group}.scale"] = 1.0
+        if multiplier_part(plan, group):
+            params[f"{group}.multiplier"] = 1.0
+        if has_depth(plan, group):
+            params[f"{group}.depth_exponent"] = 0.0
         if any(lay.param_type.endswith("bias") for lay in plan.grouping.groups[group]):
             params[f"{group}.bias"] = "default" if name in ("pytorch_default", MODEL_DEFAULT) \
                 else "zeros"

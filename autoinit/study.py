@@ -1,4 +1,5 @@
-"""The Optuna study of a search: storage, sampler, pruner, queued baselines, stopping rules."""
+"""The Optuna study of a search: storage, sampler, pruner, queued named candidates (baselines,
+then presets), stopping rules."""
 
 from __future__ import annotations
 
@@ -17,19 +18,32 @@ from optuna.trial import TrialState
 from autoinit.errors import ConfigError
 from autoinit.interrupt import deferred_interrupt
 from autoinit.optuna_setup import make_sampler
+from autoinit.presets import preset_names, preset_params
 from autoinit.sharing import SURPLUS, optimize_patiently
-from autoinit.space import BASELINES, baseline_names, baseline_params
+from autoinit.space import baseline_names, baseline_params
 from autoinit.storage import open_storage
 
-__all__ = ["DONE", "check_space", "enqueue_pending", "in_memory", "open_study", "optimize",
-           "worker_storage"]
+__all__ = ["DONE", "check_space", "enqueue_pending", "in_memory", "named_candidates", "open_study",
+           "optimize", "worker_storage"]
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def open_study(storage, study_name, seed: int, n_jobs: int, eval_every: int
-           ) -> tuple[optuna.Study, bool]:
-    """The study, and whether this call created it (only its creator queues the baselines)."""
+def named_candidates(plan, space, lr: float) -> dict[str, dict[str, object]]:
+    """Every named candidate a search of ``plan`` queues, in order, with its trial parameters:
+    the baselines, ``lsuv`` (orthogonal parameters, calibrated by the objective), then the
+    presets that apply (:mod:`autoinit.presets`)."""
+    out = {name: baseline_params(plan, space, name, lr) for name in baseline_names(plan)}
+    out["lsuv"] = baseline_params(plan, space, "orthogonal", lr)
+    for name in preset_names(plan, space):
+        out[name] = preset_params(plan, space, name, lr)
+    return out
+
+
+def open_study(storage, study_name, seed: int, n_jobs: int, eval_every: int, named: int
+               ) -> tuple[optuna.Study, bool]:
+    """The study, and whether this call created it (only its creator queues the named
+    candidates; ``named`` of them: the pruner waits for them and one more trial)."""
     opened = open_storage(storage)
     # Workers sharing a persistent study must not all propose the same points: their samplers
     # get distinct seeds. Alone (in memory) the search is reproducible from ``seed``.
@@ -39,7 +53,7 @@ def open_study(storage, study_name, seed: int, n_jobs: int, eval_every: int
         "study_name": study_name,
         "sampler": make_sampler(sampler_seed, n_jobs > 1 or opened is not None),
         # Nothing is pruned before half the probe (two evaluations): early losses are noisy.
-        "pruner": optuna.pruners.MedianPruner(n_startup_trials=len(BASELINES) + 1,
+        "pruner": optuna.pruners.MedianPruner(n_startup_trials=named + 1,
                                               n_warmup_steps=2 * eval_every),
     }
     try:
@@ -92,8 +106,9 @@ def check_space(study: optuna.Study, expected: dict) -> None:
 
 
 def enqueue_pending(study: optuna.Study, plan, space, lr: float, created: bool) -> None:
-    """Queue the baselines the study does not hold yet, and one retry of each trial that was
-    interrupted (Ctrl-C, a crash), so a resumed study loses and repeats nothing.
+    """Queue the named candidates (:func:`named_candidates`) the study does not hold yet, and one
+    retry of each trial that was interrupted (Ctrl-C, a crash), so a resumed study loses and
+    repeats nothing.
 
     A baseline or trial that failed is queued again whatever else waits in the study. A worker
     joining a study that another worker created and runs (no trial yet, or trials waiting or
@@ -108,11 +123,9 @@ def enqueue_pending(study: optuna.Study, plan, space, lr: float, created: bool) 
     tried = {t.user_attrs.get("baseline") for t in trials}
     retried = {t.user_attrs.get("retry_of") for t in trials}
     retried |= {t.system_attrs.get("failed_trial") for t in trials}  # heartbeat retries
-    for name in (*baseline_names(plan), "lsuv"):
+    for name, params in named_candidates(plan, space, lr).items():
         if name not in held and (name in tried or created or not busy):
-            family = "orthogonal" if name == "lsuv" else name
-            study.enqueue_trial(baseline_params(plan, space, family, lr),
-                                user_attrs={"baseline": name}, skip_if_exists=False)
+            study.enqueue_trial(params, user_attrs={"baseline": name}, skip_if_exists=False)
     for t in trials:
         if t.state == TrialState.FAIL and not t.user_attrs.get("baseline") and t.params \
                 and t.number not in retried:

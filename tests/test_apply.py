@@ -9,6 +9,7 @@ import subprocess
 import sys
 import warnings
 from collections import OrderedDict
+from dataclasses import replace
 
 import pytest
 import torch
@@ -440,3 +441,63 @@ def test_plan_scheme_and_rule_defaults():
     assert s.seed == 9 and all(r.scale == 0.5 for r in s.groups.values())
     assert s.model_class == "Sequential" and s.parameters["0.weight"] == (8, 4)
     assert InitScheme.from_json(s.to_json()) == s
+
+
+# ------------------------------------------------------------ multiplier and depth factor
+
+def _residual_net() -> nn.Module:
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(6, 6), nn.Linear(6, 6)
+
+        def forward(self, x):
+            return x + self.fc2(torch.relu(self.fc1(x)))
+
+    return nn.Sequential(nn.Linear(3, 6), Block(), Block(), Block(), nn.Linear(6, 2))
+
+
+def test_multiplier_zero_gives_exact_zeros_and_depth_exponent_scales_by_l_to_alpha():
+    net = _residual_net()
+    plan = ModelPlan.of(net)
+    assert plan.depth == 3
+    plain = plan.uniform("kaiming_normal")
+    rules = dict(plain.groups)
+    rules["residual_out.linear"] = replace(rules["residual_out.linear"], multiplier=0.0)
+    rules["hidden.linear"] = replace(rules["hidden.linear"], depth_exponent=-0.5)
+    scheme = plan.scheme(rules)
+    out, ref = apply_scheme(copy.deepcopy(net), scheme), apply_scheme(copy.deepcopy(net), plain)
+    for i in (1, 2, 3):
+        w = out[i].fc2.weight
+        assert torch.equal(w, torch.zeros_like(w)) and not torch.signbit(w).any()
+        assert torch.equal(out[i].fc1.weight, ref[i].fc1.weight * 3 ** -0.5)
+        assert torch.equal(out[i].fc1.bias, ref[i].fc1.bias)  # biases keep their rule
+    assert torch.equal(out[0].weight, ref[0].weight)
+
+
+def test_multiplier_and_depth_replay_bit_for_bit_from_json(tmp_path):
+    net = _residual_net()
+    plan = ModelPlan.of(net)
+    rules = {g: replace(r, multiplier=0.3) if g == "residual_out.linear" else
+             replace(r, depth_exponent=-0.25) if g == "hidden.linear" else r
+             for g, r in plan.uniform("orthogonal").groups.items()}
+    scheme = plan.scheme(rules, seed=5)
+    again = InitScheme.from_json(scheme.to_json(tmp_path / "s.json"))
+    assert again == scheme and again.depth == 3
+    first, second = apply_scheme(copy.deepcopy(net), scheme), apply_scheme(copy.deepcopy(net), again)
+    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_query_part_scales_the_query_block_and_the_depth_factor_the_value_block():
+    mha = nn.MultiheadAttention(4, 2)
+    plan = ModelPlan.of(mha)
+    group = next(g for g in plan.grouping.groups if "attn_qkv" in g)
+    base = plan.scheme({group: plan.rule(group, "xavier_uniform")})
+    scaled = plan.scheme({group: plan.rule(group, "xavier_uniform", multiplier=0.0, part="query",
+                                           depth_exponent=-0.5)})
+    scheme = replace(scaled, depth=4)
+    w0 = apply_scheme(copy.deepcopy(mha), base).in_proj_weight
+    q, k, v = apply_scheme(copy.deepcopy(mha), scheme).in_proj_weight.chunk(3)
+    assert not q.any()
+    assert torch.equal(k, w0.chunk(3)[1]) and torch.equal(v, w0.chunk(3)[2] * 0.5)

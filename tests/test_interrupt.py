@@ -101,7 +101,7 @@ def test_ctrl_c_during_each_baseline_in_turn_loses_nothing(tmp_path, capsys, mon
     trials = optuna.load_study(study_name=name, storage=storage).get_trials()
     done = [t.user_attrs.get("baseline") for t in trials
             if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert sorted(b for b in done if b) == sorted((*BASELINES, "lsuv"))
+    assert sorted(b for b in done if b) == sorted((*BASELINES, "lsuv", "zero_readout"))
     assert [t.state for t in trials].count(TrialState.FAIL) == 6
     assert len(done) == 7
     assert '"format_version"' in scheme.read_text()  # the finished run wrote its scheme

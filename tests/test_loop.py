@@ -47,9 +47,10 @@ def test_fit_runs_a_tiny_gan_with_its_own_loop_and_score(gan_loaders):
                           score=gan_score, make_state=make_state, loss_fn=gan_loss,
                           groups=GAN_GROUPS, mlflow=False, **{**QUICK, "n_trials": 9})
     states = baselines_of(result)
-    # the DCGAN preset is queued beside the classical inits; with loss_fn, LSUV runs too
+    # the DCGAN rule is queued beside the classical inits; with loss_fn, LSUV runs too; the
+    # generator's and discriminator's last layers make a head: zero_readout
     assert set(states) == {"pytorch_default", "xavier_normal", "kaiming_normal", "lecun_normal",
-                           "orthogonal", "dcgan", "lsuv"}
+                           "orthogonal", "dcgan", "lsuv", "zero_readout"}
     assert all(s == TrialState.COMPLETE for s in states.values())
     for t in result.study.trials:
         if t.state == TrialState.COMPLETE:

@@ -223,7 +223,7 @@ def test_user_active_run_becomes_the_parent_and_stays_untouched(store):
     with mlflow_globals_kept():  # the URI is process-wide: left set, later tests would write to it
         mlflow.set_tracking_uri(uri)
         with mlflow.start_run(experiment_id=exp) as user_run:
-            result = autoinit.fit(make_model(), make_loader(), n_trials=6, probe_steps=4)
+            result = autoinit.fit(make_model(), make_loader(), n_trials=7, probe_steps=4)
             assert mlflow.active_run().info.run_id == user_run.info.run_id
         ours = client.get_run(result.extra["mlflow_run_id"])
     assert ours.info.experiment_id == exp
@@ -239,13 +239,13 @@ def test_unreachable_server_is_one_warning_and_the_search_completes(monkeypatch)
     url = f"http://127.0.0.1:{free_port()}"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = autoinit.fit(make_model(), make_loader(), n_trials=6, probe_steps=4,
+        result = autoinit.fit(make_model(), make_loader(), n_trials=7, probe_steps=4,
                               tracking_uri=url)
     ours = [w for w in caught if issubclass(w.category, TrackingWarning)]
     assert len(ours) == 1, [str(w.message) for w in ours]
     assert result.study.study_name in str(ours[0].message)
     assert "mlflow_run_id" not in result.extra
-    assert len(result.study.trials) == 6
+    assert len(result.study.trials) == 7  # the named candidates: 6 baselines, zero_readout
 
 
 def test_require_tracking_fails_fast(monkeypatch):
@@ -267,7 +267,8 @@ def test_wide_scheme_params_go_in_batches_and_long_values_are_cut(store, monkeyp
     exp = client.get_experiment_by_name(new_experiment("wide")).experiment_id
     parent = client.create_run(exp).info.run_id
     rules = {f"block{i}.linear": {"family": "orthogonal", "scale": 1.0 + i / 100, "bias": "zeros",
-                                  "bias_value": 0.0, "nonlinearity": "relu", "options": {}}
+                                  "bias_value": 0.0, "nonlinearity": "relu", "options": {},
+                                  "multiplier": 1.0, "part": "all", "depth_exponent": 0.0}
              for i in range(40)}
     rules["block0.linear"].update(family="kaiming_normal", options={"mode": "x" * 900})
     trial = optuna.trial.create_trial(
@@ -402,7 +403,7 @@ def test_a_custom_loop_logs_its_step_values_and_names_its_functions(store):
         opt.step()
         return {"loss": loss.item(), "grad_norm": float(norm)}
 
-    result = autoinit.fit(make_model(), make_loader(), n_trials=6, probe_steps=8,
+    result = autoinit.fit(make_model(), make_loader(), n_trials=7, probe_steps=8,
                           train_step=clipped_step, tracking_uri=uri,
                           experiment=new_experiment("custom-loop"))
     run = client.get_run(result.extra["mlflow_run_id"])
@@ -416,3 +417,14 @@ def test_a_custom_loop_logs_its_step_values_and_names_its_functions(store):
         assert [h.value for h in sorted(history, key=lambda h: h.step)] == pytest.approx(
             t.user_attrs["train_values"]["grad_norm"])
         assert len(client.get_metric_history(kid.info.run_id, "train_loss")) == 8
+
+
+def test_a_preset_shows_by_name_in_its_child_run_and_the_comparison(searched, tmp_path):
+    _, result, client, run = searched
+    assert run.data.metrics["baseline/zero_readout"] == pytest.approx(result.baselines["zero_readout"])
+    names = {k.data.tags["mlflow.runName"] for k in children(client, run)}
+    trial = next(t for t in result.study.trials if t.user_attrs.get("baseline") == "zero_readout")
+    assert f"trial-{trial.number}-zero_readout" in names
+    client.download_artifacts(run.info.run_id, "autoinit", str(tmp_path))
+    table = json.loads((tmp_path / "autoinit" / "comparison.json").read_text())
+    assert "zero_readout" in {r["name"] for r in table["rows"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from dataclasses import replace
 
 import pytest
 import torch
@@ -76,8 +77,8 @@ def test_written_file_is_plain_json():
     d = json.loads(VALID_TEXT)
     assert d["format_version"] == FORMAT_VERSION
     assert d["model"]["fingerprint"] == fingerprint(VALID.parameters)
-    assert list(d) == ["format_version", "autoinit_version", "torch_version", "seed", "model",
-                       "groups"]
+    assert list(d) == ["format_version", "autoinit_version", "torch_version", "seed", "depth",
+                       "model", "groups"]
 
 
 def test_with_seed_and_fingerprint_order_independent():
@@ -147,7 +148,7 @@ MALFORMED = [
      r"scheme\.model\.parameters\.0\.bias"),
     ("shape-not-list", setter("model", "parameters", "0.bias", value=8),
      r"scheme\.model\.parameters\.0\.bias"),
-    ("version-2", setter("format_version", value=2), r"scheme\.format_version must be 1, got 2"),
+    ("version-3", setter("format_version", value=3), r"scheme\.format_version must be 1 or 2, got 3"),
     ("version-string", setter("format_version", value="1"), r"scheme\.format_version must be"),
     ("version-missing", deleter("format_version"), r"scheme\.format_version is missing"),
     ("fingerprint-tampered-shape", setter("model", "parameters", "0.weight", value=[8, 5]),
@@ -334,3 +335,61 @@ def test_value_token_swaps_only_raise_scheme_error(data):
                                      "null", '""', "[]", "{}", "1" * 400, "0.5", "-3", '"x"']))
     loads_or_scheme_error(VALID_TEXT[: m.start()] + new + VALID_TEXT[m.end():])
 
+
+
+# ------------------------------------------------------------------------- format versions
+
+V1_TEXT = json.dumps({
+    "format_version": 1, "autoinit_version": "0.1.0", "torch_version": "2.13.0", "seed": 3,
+    "model": {"class": "Net", "fingerprint": fingerprint({"0.weight": (8, 4)}),
+              "parameters": {"0.weight": [8, 4]}},
+    "groups": {"all": {"family": "orthogonal", "scale": 1.5, "bias": "zeros", "bias_value": 0.0,
+                       "nonlinearity": "relu", "options": {}, "members": ["0.weight"]}},
+})
+
+
+def test_a_version_1_file_reads_as_multiplier_1_exponent_0_and_no_depth():
+    scheme = InitScheme.from_json(V1_TEXT)
+    rule = scheme.groups["all"]
+    assert (rule.multiplier, rule.part, rule.depth_exponent, scheme.depth) == (1.0, "all", 0.0, 0)
+    assert rule == GroupRule("orthogonal", scale=1.5, nonlinearity="relu", members=("0.weight",))
+    written = json.loads(scheme.to_json())
+    assert written["format_version"] == FORMAT_VERSION == 2 and written["depth"] == 0
+    assert InitScheme.from_json(scheme.to_json()) == scheme
+
+
+def test_a_version_1_file_with_version_2_keys_is_refused():
+    d = json.loads(V1_TEXT)
+    d["groups"]["all"]["multiplier"] = 0.0
+    with pytest.raises(SchemeError, match=r"scheme\.groups\.all has unknown keys \['multiplier'\]"):
+        load_dict(d)
+
+
+def test_multiplier_part_and_depth_exponent_round_trip():
+    rule = GroupRule("xavier_uniform", multiplier=0.0, part="query", depth_exponent=-0.25,
+                     members=("0.weight",))
+    scheme = InitScheme({"qkv": rule}, parameters={"0.weight": (12, 4)}, depth=6)
+    assert InitScheme.from_json(scheme.to_json()) == scheme
+    assert GroupRule.from_dict(rule.to_dict(members=False)) == replace(rule, members=())
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda g: g.update(part="keys"), r"part must be one of \['all', 'query'\], got 'keys'"),
+    (lambda g: g.update(multiplier=-1), r"multiplier must be a finite number in \[0, "),
+    (lambda g: g.update(depth_exponent=9), r"depth_exponent must be in \[-4, 4\], got 9"),
+    (lambda g: g.pop("depth_exponent"), r"depth_exponent is missing"),
+])
+def test_malformed_version_2_rules(edit, message):
+    d = copy.deepcopy(VALID_DICT)
+    edit(d["groups"]["hidden.linear"])
+    with pytest.raises(SchemeError, match=message):
+        load_dict(d)
+
+
+def test_a_depth_exponent_needs_a_depth():
+    d = copy.deepcopy(VALID_DICT)
+    d["groups"]["hidden.linear"]["depth_exponent"] = -0.5
+    with pytest.raises(SchemeError, match=r"depth_exponent is -0\.5 but scheme\.depth is 0"):
+        load_dict(d)
+    d["depth"] = 4
+    assert load_dict(d).groups["hidden.linear"].depth_exponent == -0.5

@@ -40,7 +40,7 @@ def test_deep_relu_mlp_beats_pytorch_default(digits):
     assert chosen_loss < 0.5 * default_loss
     assert result.baselines["pytorch_default"] > result.score
     assert set(result.baselines) == {"pytorch_default", "xavier_normal", "kaiming_normal",
-                                     "lecun_normal", "orthogonal", "lsuv"}
+                                     "lecun_normal", "orthogonal", "lsuv", "zero_readout"}
 
 
 def test_result_reports_cost_and_summary(tiny_loader):
@@ -82,7 +82,7 @@ def test_resume_from_storage_repeats_and_loses_nothing(tiny_loader, tmp_path):
                                              optuna.trial.TrialState.PRUNED)]
     assert len(done) == 12
     names = [t.user_attrs.get("baseline") for t in trials if t.user_attrs.get("baseline")]
-    assert sorted(names) == sorted(set(names)) and len(names) == 6
+    assert sorted(names) == sorted(set(names)) and len(names) == 7  # 6 baselines, zero_readout
     assert [t.params for t in trials[:8]] == first_params
 
 

@@ -15,7 +15,14 @@ from autoinit.errors import ConfigError
 from autoinit.objective import screen
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeData
-from autoinit.space import BASELINES, SearchSpace, baseline_names, baseline_params, suggest_scheme
+from autoinit.space import (
+    BASELINES,
+    SearchSpace,
+    baseline_names,
+    baseline_params,
+    distributions,
+    suggest_scheme,
+)
 
 
 class LSTMNet(nn.Module):
@@ -141,3 +148,81 @@ def test_dcgan_preset_is_queued_for_convolutions_with_norms_and_draws_the_dcgan_
     assert float(gammas.std()) == pytest.approx(0.02, rel=0.2)
     for i in (0, 1, 3, 4, 5):
         assert torch.count_nonzero(net[i].bias) == 0  # biases and betas zero
+
+
+# ------------------------------------------------------------- role- and depth-aware dimensions
+
+class _Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        return x + self.fc2(torch.relu(self.fc1(x)))
+
+
+def _resnet() -> nn.Module:
+    return nn.Sequential(nn.Linear(4, 8), _Block(), _Block(), nn.Linear(8, 2))
+
+
+def _encoder() -> nn.Module:
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(20, 16)
+            layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+            self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            self.head = nn.Linear(16, 20)
+
+        def forward(self, x):
+            return self.head(self.enc(self.emb(x)))
+
+    return Encoder()
+
+
+@pytest.mark.parametrize(("make", "depth", "multiplied", "deep"), [
+    (_resnet, 2, {"residual_out.linear", "head.linear"}, {"hidden.linear", "residual_out.linear"}),
+    (_encoder, 4, {"attn_qkv.mha", "attn_out.linear", "residual_out.linear", "head.linear"},
+     {"attn_qkv.mha", "attn_out.linear", "hidden.linear", "residual_out.linear"}),
+    (tiny_mlp, 0, {"head.linear"}, set()),
+])
+def test_multiplier_and_depth_exponent_only_where_the_roles_exist(make, depth, multiplied, deep):
+    plan = ModelPlan.of(make())
+    assert plan.depth == depth
+    dists = distributions(plan, SearchSpace(), 1e-3)
+    assert {k.rsplit(".", 1)[0] for k in dists if k.endswith(".multiplier")} == multiplied
+    assert {k.rsplit(".", 1)[0] for k in dists if k.endswith(".depth_exponent")} == deep
+    for key in dists:
+        if key.endswith(".multiplier"):
+            assert dists[key].low == 0.0 and not dists[key].log  # exactly 0 is in the space
+        if key.endswith(".depth_exponent"):
+            assert (dists[key].low, dists[key].high, dists[key].step) == (-0.5, 0.0, 0.25)
+
+
+def test_the_query_part_and_the_embedding_scale_down_to_1e_4():
+    plan = ModelPlan.of(_encoder())
+    dists = distributions(plan, SearchSpace(), 1e-3)
+    assert dists["embedding.scale"].low == 1e-4 and dists["head.linear.scale"].low == 0.25
+    params = {**baseline_params(plan, SearchSpace(), "xavier_uniform"),
+              "attn_qkv.mha.multiplier": 0.0, "attn_qkv.mha.depth_exponent": -0.25,
+              "embedding.scale": 1e-4}
+    scheme, _ = suggest_scheme(optuna.trial.FixedTrial(params), plan, SearchSpace(), 1e-3)
+    rule = scheme.groups["attn_qkv.mha"]
+    assert (rule.multiplier, rule.part, rule.depth_exponent) == (0.0, "query", -0.25)
+    assert scheme.groups["embedding"].scale == 1e-4 and scheme.depth == 4
+
+
+def test_baselines_leave_multipliers_at_one_and_exponents_at_zero():
+    plan = ModelPlan.of(_resnet())
+    scheme, _ = suggest_scheme(optuna.trial.FixedTrial(
+        baseline_params(plan, SearchSpace(), "orthogonal")), plan, SearchSpace(), 1e-3)
+    assert {(r.multiplier, r.depth_exponent) for r in scheme.groups.values()} == {(1.0, 0.0)}
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"multiplier_range": (0.1, 2.0)}, r"multiplier_range must be \(0, high\)"),
+    ({"embedding_scale_low": 0.5}, r"embedding_scale_low must be in \(0, 0.25\], got 0.5"),
+])
+def test_bad_new_bounds(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        SearchSpace(**kwargs)

@@ -1,0 +1,135 @@
+"""Presets: which models they apply to, what they stand for, and that they show by name."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+from conftest import tiny_mlp
+from torch import nn
+
+import autoinit
+from autoinit.apply import apply_scheme
+from autoinit.cli import main
+from autoinit.errors import ConfigError
+from autoinit.plan import ModelPlan
+from autoinit.presets import get_preset, list_presets, preset_names, preset_params
+from autoinit.search import run_search
+from autoinit.space import SearchSpace, suggest_scheme
+from autoinit.study import named_candidates, open_study
+
+
+class Block(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(width, width), nn.Linear(width, width)
+
+    def forward(self, x):
+        return x + self.fc2(torch.relu(self.fc1(x)))
+
+
+class ResMLP(nn.Module):
+    """Four residual branches of two layers each, no normalization."""
+
+    def __init__(self, width: int = 8, blocks: int = 4):
+        super().__init__()
+        self.stem = nn.Linear(4, width)
+        self.blocks = nn.Sequential(*[Block(width) for _ in range(blocks)])
+        self.head = nn.Linear(width, 3)
+
+    def forward(self, x):
+        return self.head(self.blocks(torch.relu(self.stem(x))))
+
+
+class Encoder(nn.Module):
+    """A three-layer Transformer encoder: six residual branches (attention and MLP)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 16)
+        layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, 3, enable_nested_tensor=False)
+        self.head = nn.Linear(16, 20)
+
+    def forward(self, x):
+        return self.head(self.enc(self.emb(x)))
+
+
+def _scheme(model: nn.Module, name: str):
+    plan = ModelPlan.of(model)
+    params = preset_params(plan, SearchSpace(), name)
+    return plan, suggest_scheme(optuna.trial.FixedTrial(params), plan, SearchSpace(), 1e-3)[0]
+
+
+@pytest.mark.parametrize(("model", "expected"), [
+    (tiny_mlp, ("zero_readout",)),
+    (ResMLP, ("fixup", "skipinit", "zero_readout")),
+    (Encoder, ("skipinit", "t_fixup", "gpt2", "small_init_emb", "zero_readout")),
+])
+def test_presets_apply_only_where_their_roles_exist(model, expected):
+    assert preset_names(ModelPlan.of(model()), SearchSpace()) == expected
+
+
+def test_a_preset_outside_the_space_does_not_apply():
+    plan = ModelPlan.of(Encoder())
+    assert "small_init_emb" not in preset_names(plan, SearchSpace(embedding_scale_low=0.01))
+
+
+def test_fixup_zeroes_branch_ends_and_readout_and_scales_branch_layers_by_depth():
+    plan, scheme = _scheme(ResMLP(), "fixup")
+    assert (plan.depth, plan.branch_layers) == (4, 2)
+    model = apply_scheme(ResMLP(), scheme)
+    kaiming = apply_scheme(ResMLP(), plan.uniform("kaiming_normal"))
+    for block, plain in zip(model.blocks, kaiming.blocks, strict=True):
+        assert not block.fc2.weight.any() and not block.fc2.bias.any()
+        torch.testing.assert_close(block.fc1.weight, plain.fc1.weight * 4 ** -0.5, rtol=0, atol=0)
+    assert not model.head.weight.any() and not model.head.bias.any()
+    torch.testing.assert_close(model.stem.weight, kaiming.stem.weight, rtol=0, atol=0)
+
+
+def test_gpt2_draws_std_002_and_scales_branch_outputs_by_one_over_sqrt_l():
+    plan, scheme = _scheme(Encoder(), "gpt2")
+    assert plan.depth == 6  # one attention and one MLP branch in each of the three layers
+    model = apply_scheme(Encoder(), scheme)
+    layer = model.enc.layers[0]
+    assert float(model.emb.weight.detach().std()) == pytest.approx(0.02, rel=0.1)
+    out = torch.cat([lay.linear2.weight.flatten() for lay in model.enc.layers])
+    assert float(out.detach().std()) == pytest.approx(0.02 / 6 ** 0.5, rel=0.15)
+    assert not layer.linear1.bias.any() and bool((layer.norm1.weight == 1).all())
+
+
+def test_small_init_emb_and_t_fixup_embeddings():
+    _, scheme = _scheme(Encoder(), "small_init_emb")
+    model = apply_scheme(Encoder(), scheme)
+    assert float(model.emb.weight.detach().std()) == pytest.approx(1e-4, rel=0.1)
+    plan, scheme = _scheme(Encoder(), "t_fixup")
+    model = apply_scheme(Encoder(), scheme)
+    expected = 16 ** -0.5 * (9 * 3) ** -0.25
+    assert float(model.emb.weight.detach().std()) == pytest.approx(expected, rel=0.1)
+
+
+def test_registry_names_and_errors():
+    assert list_presets("*fixup") == ["fixup", "t_fixup"]
+    assert get_preset("gpt2").summary
+    with pytest.raises(ConfigError, match="unknown preset 'nope'; known: "):
+        get_preset("nope")
+
+
+def test_named_candidates_come_after_the_baselines_and_set_the_pruner_warmup(tiny_loader):
+    plan = ModelPlan.of(tiny_mlp())
+    names = list(named_candidates(plan, SearchSpace(), 1e-3))
+    assert names[-2:] == ["lsuv", "zero_readout"] and names[0] == "pytorch_default"
+    study, _ = open_study(None, None, 0, 1, 4, len(names))
+    assert study.pruner._n_startup_trials == len(names) + 1
+
+
+def test_a_preset_shows_by_name_in_the_summary_and_the_status(tmp_path, tiny_loader, capsys):
+    url = f"sqlite:///{tmp_path}/s.db"
+    result = run_search(tiny_mlp(), tiny_loader, n_trials=8, probe_steps=6, storage=url,
+                        study_name="tiny", seed=0, progress=False)
+    assert "zero_readout" in result.baselines
+    assert any(line.split()[:1] == ["zero_readout"] for line in result.summary().splitlines())
+    status = autoinit.study_status(url, "tiny", top=8)
+    assert "zero_readout" in {t.name for t in status.top}
+    assert main(["status", "--storage", url, "--study-name", "tiny", "--top", "8"]) == 0
+    assert "zero_readout" in capsys.readouterr().out
