@@ -7,9 +7,8 @@ and ``autoinit status`` show it by name, and the selection round treats it as a 
 candidate. ``L`` below is :attr:`~autoinit.plan.ModelPlan.depth`, the residual branches (one per
 attention and one per MLP block in a Transformer).
 
-Built in: ``fixup``, ``skipinit``, ``t_fixup``, ``gpt2``, ``small_init_emb``, ``zero_readout``.
-Other modules add theirs with :func:`register_preset` (recurrent and attention families add
-``chrono``, ``irnn``, ``mimetic`` there).
+Built in: ``fixup``, ``skipinit``, ``t_fixup``, ``gpt2``, ``small_init_emb``, ``zero_readout``,
+``chrono``, ``irnn``, ``mimetic``. Add your own with :func:`register_preset`.
 
 Example:
     >>> import torch.nn as nn
@@ -211,6 +210,47 @@ def _zero_readout(plan: ModelPlan, space: SearchSpace) -> Params | None:
     return _zero(baseline_params(plan, space, "pytorch_default"), plan, heads) if heads else None
 
 
+def _kinds(plan: ModelPlan, group: str) -> set[str]:
+    return {lay.kind for lay in plan.grouping.groups[group]}
+
+
+def _chrono(plan: ModelPlan, space: SearchSpace) -> Params | None:
+    """Tallec & Ollivier 2018: LSTM forget-gate biases ``log U(1, T_max − 1)`` and input-gate
+    biases their negative (GRU: the update gate's), ``T_max`` = ``space.t_max``; ``bias_hh``
+    zero, so the offset is not doubled; weights PyTorch's default."""
+    gated = [g for g in _groups(plan, ["rnn_ih"]) if _kinds(plan, g) <= {"lstm", "gru"}]
+    if not gated:
+        return None
+    params = _set(baseline_params(plan, space, "pytorch_default"), gated, bias="chrono",
+                  t_max=space.t_max)
+    return _set(params, _groups(plan, ["rnn_hh"]), bias="zeros")
+
+
+def _irnn(plan: ModelPlan, space: SearchSpace) -> Params | None:
+    """Le, Jaitly & Hinton 2015: a ReLU RNN's recurrent matrix the identity, its biases zero; the
+    input weights PyTorch's default."""
+    recurrent = [g for g in _groups(plan, ["rnn_hh"]) if _kinds(plan, g) == {"rnn"}
+                 and {lay.nonlinearity for lay in plan.grouping.groups[g]} == {"relu"}]
+    if not recurrent:
+        return None
+    params = _set(baseline_params(plan, space, "pytorch_default"), recurrent, family="identity",
+                  scale=1.0, bias="zeros")
+    return _set(params, [g for g in _groups(plan, ["rnn_ih"]) if _kinds(plan, g) == {"rnn"}],
+                bias="zeros")
+
+
+def _mimetic(plan: ModelPlan, space: SearchSpace) -> Params | None:
+    """Trockman & Kolter 2023: ``W_qᵀW_k ≈ 0.7(I + Z)``, ``W_o W_v ≈ −0.4 I`` in every packed
+    attention (``nn.MultiheadAttention``), zero attention biases; the rest PyTorch's default."""
+    qkv = [g for g in _groups(plan, ["attn_qkv"]) if _kinds(plan, g) == {"mha"}]
+    out = _groups(plan, ["attn_out"])
+    if not qkv or not out:
+        return None
+    params = _set(baseline_params(plan, space, "pytorch_default"), qkv, family="mimetic",
+                  scale=1.0, bias="zeros")
+    return _set(params, out, family="mimetic_out", scale=1.0, bias="zeros")
+
+
 for _preset in (
     Preset("fixup", _fixup, "branch ends and readout zero, branch layers L^(-1/(2m-2)) (Fixup)"),
     Preset("skipinit", _skipinit, "every residual branch's output layer zero (SkipInit)"),
@@ -218,5 +258,8 @@ for _preset in (
     Preset("gpt2", _gpt2, "N(0, 0.02²), branch outputs 0.02/sqrt(L) (GPT-2, nanoGPT)"),
     Preset("small_init_emb", _small_init_emb, "embeddings N(0, 1e-4²) (SmallInitEmb)"),
     Preset("zero_readout", _zero_readout, "output layer zero (μP, ViT head)"),
+    Preset("chrono", _chrono, "gate biases log U(1, T_max − 1) (chrono init)"),
+    Preset("irnn", _irnn, "ReLU RNN, recurrent matrix the identity (IRNN)"),
+    Preset("mimetic", _mimetic, "W_qᵀW_k ≈ αI, W_o W_v ≈ −βI (mimetic attention)"),
 ):
     register_preset(_preset)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,12 +158,14 @@ class _SharedChoices:
     def _shares(self, trial: FrozenTrial) -> bool:
         return all(trial.params.get(n, _MISSING) == v for n, v in self._pinned.items())
 
-    def _get_trials(self, deepcopy: bool = False, states=None, use_cache: bool = False
+    def _get_trials(self, deepcopy: bool = False, states: Container[TrialState] | None = None,
+                    use_cache: bool = False
                     ) -> list[FrozenTrial]:
         trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)  # noqa: SLF001
         return [t for t in trials if self._shares(t)]
 
-    def get_trials(self, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
+    def get_trials(self, deepcopy: bool = True, states: Container[TrialState] | None = None
+                   ) -> list[FrozenTrial]:
         return self._get_trials(deepcopy=deepcopy, states=states)
 
     @property

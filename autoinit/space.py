@@ -61,6 +61,10 @@ class SearchSpace:
         bias_range: range of a constant bias offset.
         multiplier_range: range of the branch-output multiplier (linear; must start at 0).
         embedding_scale_low: the lowest scale of an embedding group.
+        t_max_range: the range of chrono's ``T_max`` (recurrent gate biases), searched on a log
+            scale.
+        t_max: the ``T_max`` of the ``chrono`` preset: the longest dependency the data holds,
+            about the sequence length (Tallec & Ollivier 2018).
         lr_factor: with ``search_lr``, the learning rate is searched in ``[lr/f, lr*f]``.
         search_lr: search the learning rate jointly with the initialization.
     """
@@ -70,6 +74,8 @@ class SearchSpace:
     bias_range: tuple[float, float] = (-0.1, 0.3)
     multiplier_range: tuple[float, float] = (0.0, 2.0)
     embedding_scale_low: float = 1e-4
+    t_max_range: tuple[float, float] = (3.0, 1000.0)
+    t_max: float = 100.0
     lr_factor: float = 10.0
     search_lr: bool = False
 
@@ -91,6 +97,9 @@ class SearchSpace:
         if not 0 < self.embedding_scale_low <= low:
             raise ConfigError(f"embedding_scale_low must be in (0, {low}], got "
                               f"{self.embedding_scale_low!r}")
+        if not (2 < self.t_max_range[0] <= self.t_max <= self.t_max_range[1] < math.inf):
+            raise ConfigError(f"t_max must lie in t_max_range, both above 2, got t_max="
+                              f"{self.t_max!r}, t_max_range={self.t_max_range}")
         if not self.lr_factor > 1:
             raise ConfigError(f"lr_factor must be > 1, got {self.lr_factor!r}")
 
@@ -109,14 +118,27 @@ class SearchSpace:
     def bias_rules(self, plan: ModelPlan, group: str) -> list[str]:
         """Bias rules searched for ``group`` (a fixed list: Optuna's choices must not change)."""
         rules = ["default", "zeros", "constant"]
-        if any(lay.kind == "lstm" and "_ih" in lay.local_name for lay in plan.grouping.groups[group]):
+        gated = {lay.kind for lay in plan.grouping.groups[group] if "_ih" in lay.local_name}
+        if "lstm" in gated:
             rules.append("forget_gate")
+        if "gru" in gated:
+            rules.append("update_gate")
+        if gated & {"lstm", "gru"}:
+            rules.append("chrono")
         return rules
 
     def scale_bounds(self, plan: ModelPlan, group: str) -> tuple[float, float]:
         """The scale's range for ``group``: embeddings reach down to ``embedding_scale_low``."""
         low, high = self.scale_range
         return (self.embedding_scale_low, high) if plan.roles(group) == {"embedding"} else (low, high)
+
+
+# A gate rule's value and its trial parameter: the gate's constant offset, or chrono's T_max.
+_GATE_VALUES = {"forget_gate": "forget_bias", "update_gate": "update_bias", "chrono": "t_max"}
+
+
+def _gate_range(space: SearchSpace, rule: str) -> tuple[float, float]:
+    return space.t_max_range if rule == "chrono" else (0.0, 3.0)
 
 
 def multiplier_part(plan: ModelPlan, group: str) -> str | None:
@@ -150,8 +172,10 @@ def distributions(plan: ModelPlan, space: SearchSpace, lr: float
             rules = space.bias_rules(plan, group)
             out[f"{group}.bias"] = D.CategoricalDistribution(rules)
             out[f"{group}.bias_value"] = D.FloatDistribution(*space.bias_range)
-            if "forget_gate" in rules:
-                out[f"{group}.forget_bias"] = D.FloatDistribution(0.0, 3.0)
+            for rule, name in _GATE_VALUES.items():
+                if rule in rules:
+                    out[f"{group}.{name}"] = D.FloatDistribution(*_gate_range(space, rule),
+                                                                 log=rule == "chrono")
     if space.search_lr:
         out["lr"] = D.FloatDistribution(lr / space.lr_factor, lr * space.lr_factor, log=True)
     return out
@@ -181,8 +205,9 @@ def suggest_scheme(
                                              space.bias_rules(plan, group))
             if bias == "constant":
                 bias_value = trial.suggest_float(f"{group}.bias_value", *space.bias_range)
-            elif bias == "forget_gate":
-                bias_value = trial.suggest_float(f"{group}.forget_bias", 0.0, 3.0)
+            elif bias in _GATE_VALUES:
+                bias_value = trial.suggest_float(f"{group}.{_GATE_VALUES[bias]}",
+                                                 *_gate_range(space, bias), log=bias == "chrono")
         rules[group] = plan.rule(group, family, scale, bias=bias, bias_value=bias_value, **shape)
     if space.search_lr:
         lr = trial.suggest_float("lr", lr / space.lr_factor, lr * space.lr_factor, log=True)

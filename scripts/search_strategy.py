@@ -17,6 +17,7 @@ import functools
 import json
 import statistics
 import time
+from collections.abc import Callable
 
 import optuna
 import torch
@@ -31,7 +32,7 @@ from autoinit.tasks import get_task
 STRATEGIES = ("flat", "local", "tpe", "gp")
 
 
-def _sampler_factory(strategy: str):
+def _sampler_factory(strategy: str) -> Callable[[int, bool], optuna.samplers.BaseSampler]:
     if strategy == "flat":
         return lambda seed, parallel: optuna.samplers.TPESampler(
             seed=seed, multivariate=True, group=True, n_startup_trials=5)

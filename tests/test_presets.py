@@ -55,6 +55,15 @@ class Encoder(nn.Module):
         return self.head(self.enc(self.emb(x)))
 
 
+class Recurrent(nn.Module):
+    def __init__(self, cell: type[nn.RNNBase], **kw: object):
+        super().__init__()
+        self.rnn, self.head = cell(3, 8, batch_first=True, **kw), nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0][:, -1])
+
+
 def _scheme(model: nn.Module, name: str):
     plan = ModelPlan.of(model)
     params = preset_params(plan, SearchSpace(), name)
@@ -64,7 +73,10 @@ def _scheme(model: nn.Module, name: str):
 @pytest.mark.parametrize(("model", "expected"), [
     (tiny_mlp, ("zero_readout",)),
     (ResMLP, ("fixup", "skipinit", "zero_readout")),
-    (Encoder, ("skipinit", "t_fixup", "gpt2", "small_init_emb", "zero_readout")),
+    (Encoder, ("skipinit", "t_fixup", "gpt2", "small_init_emb", "zero_readout", "mimetic")),
+    (lambda: Recurrent(nn.LSTM), ("zero_readout", "chrono")),
+    (lambda: Recurrent(nn.RNN, nonlinearity="relu"), ("zero_readout", "irnn")),
+    (lambda: Recurrent(nn.RNN), ("zero_readout",)),  # tanh: IRNN is for ReLU RNNs
 ])
 def test_presets_apply_only_where_their_roles_exist(model, expected):
     assert preset_names(ModelPlan.of(model()), SearchSpace()) == expected
@@ -106,6 +118,46 @@ def test_small_init_emb_and_t_fixup_embeddings():
     model = apply_scheme(Encoder(), scheme)
     expected = 16 ** -0.5 * (9 * 3) ** -0.25
     assert float(model.emb.weight.detach().std()) == pytest.approx(expected, rel=0.1)
+
+
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU])
+def test_chrono_draws_gate_biases_up_to_log_t_max_on_bias_ih_only(cell):
+    plan = ModelPlan.of(Recurrent(cell))
+    space = SearchSpace(t_max=50.0)
+    scheme = suggest_scheme(optuna.trial.FixedTrial(preset_params(plan, space, "chrono")), plan,
+                            space, 1e-3)[0]
+    rnn = apply_scheme(Recurrent(cell), scheme).rnn
+    gate = slice(8, 16)  # LSTM (i, f, g, o): forget; GRU (r, z, n): update
+    forget = rnn.bias_ih_l0[gate].detach()
+    assert bool((forget >= 0).all() and (forget <= torch.log(torch.tensor(49.0))).all())
+    assert forget.std() > 0.1 and not rnn.bias_hh_l0.any()
+    if cell is nn.LSTM:
+        torch.testing.assert_close(rnn.bias_ih_l0[:8], -forget)
+
+
+def test_irnn_and_mimetic_set_their_structure():
+    _, scheme = _scheme(Recurrent(nn.RNN, nonlinearity="relu"), "irnn")
+    rnn = apply_scheme(Recurrent(nn.RNN, nonlinearity="relu"), scheme).rnn
+    torch.testing.assert_close(rnn.weight_hh_l0.detach(), torch.eye(8), rtol=0, atol=0)
+    assert not rnn.bias_hh_l0.any() and not rnn.bias_ih_l0.any()
+    _, scheme = _scheme(Encoder(), "mimetic")
+    attn = apply_scheme(Encoder(), scheme).enc.layers[0].self_attn
+    q, k, v = attn.in_proj_weight.detach().chunk(3)
+    assert torch.trace(q.T @ k) / 16 == pytest.approx(0.7, abs=0.1)
+    assert torch.trace(attn.out_proj.weight.detach() @ v) / 16 < -0.2
+
+
+def test_recurrent_gate_rules_are_searched_where_the_gates_exist():
+    space = SearchSpace()
+    lstm, gru = ModelPlan.of(Recurrent(nn.LSTM)), ModelPlan.of(Recurrent(nn.GRU))
+    assert space.bias_rules(lstm, "rnn_ih.lstm")[-2:] == ["forget_gate", "chrono"]
+    assert space.bias_rules(gru, "rnn_ih.gru")[-2:] == ["update_gate", "chrono"]
+    assert "chrono" not in space.bias_rules(lstm, "rnn_hh.lstm")
+    trial = optuna.trial.FixedTrial({**preset_params(gru, space, "chrono"), "rnn_ih.gru.t_max": 7.0})
+    scheme = suggest_scheme(trial, gru, space, 1e-3)[0]
+    assert (scheme.groups["rnn_ih.gru"].bias, scheme.groups["rnn_ih.gru"].bias_value) == ("chrono", 7.0)
+    with pytest.raises(ConfigError, match="t_max must lie in t_max_range"):
+        SearchSpace(t_max=2000.0)
 
 
 def test_registry_names_and_errors():
