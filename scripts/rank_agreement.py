@@ -13,7 +13,8 @@ benchmark's learning rate, the seed as the probe seed), twice:
   scores it.
 
 Both come from one run: a rung's cooldown branch leaves the run itself untouched, so the run's
-plain evaluations before its own cooldown are exactly today's probe of that length.
+plain evaluations before its own cooldown are exactly today's probe of that length. With
+``--cooldown 0`` the run is today's probe throughout, the longest length included (``old``).
 
 Each ranking is compared with the ranking of the same inits by the full trainings stored in
 ``docs/runs/<task>.json`` (the final test loss, and the task's test metric): Spearman's rho over
@@ -81,7 +82,7 @@ def probe_scores(task, seed: int, method: str, lengths: list[int], cooldown: flo
                     ProbeConfig(steps=steps, eval_every=math.gcd(*lengths), lr=LR, seed=seed,
                                 cooldown=cooldown, rungs=tuple(sorted(lengths))))
     curve, rungs = dict(new.curve), dict(new.rung_scores)
-    return {"old": {str(n): curve.get(n, math.inf) for n in lengths if n < steps},
+    return {"old": {str(n): curve.get(n, math.inf) for n in lengths if n < steps or not cooldown},
             "new": {str(n): rungs.get(n, math.inf) for n in lengths},
             "seconds": new.seconds, "branch_steps": new.branch_steps}
 
@@ -107,7 +108,7 @@ def agreement(records: dict) -> list[dict]:
             lengths = sorted({int(n) for s in seeds.values() for p in s["probes"].values()
                               for n in p[kind]})
             for n in lengths:
-                rho_loss, rho_metric, top1 = [], [], 0
+                rho_loss, rho_metric, top1, gap = [], [], 0, []
                 for s in seeds.values():
                     methods = sorted(set(s["full"]) & set(s["probes"]))
                     probe = [_finite(s["probes"][m][kind][str(n)]) for m in methods]
@@ -115,10 +116,12 @@ def agreement(records: dict) -> list[dict]:
                     metric = [s["full"][m]["metric"] for m in methods]
                     rho_loss.append(spearman(probe, full))
                     rho_metric.append(spearman(probe, metric))
-                    top1 += methods[probe.index(min(probe))] == methods[metric.index(min(metric))]
+                    pick = probe.index(min(probe))
+                    top1 += methods[pick] == methods[metric.index(min(metric))]
+                    gap.append(metric[pick] - min(metric))
                 rows.append({"task": task, "probe": kind, "steps": n, "seeds": len(seeds),
                              "rho_loss": _mean(rho_loss), "rho_metric": _mean(rho_metric),
-                             "top1": top1})
+                             "top1": top1, "gap": statistics.fmean(gap)})
     return rows
 
 
@@ -131,12 +134,28 @@ def _mean(values: list[float]) -> float:
     return statistics.fmean(kept) if kept else math.nan
 
 
+def overall(records: dict) -> str:
+    """Per probe and length: the mean over tasks of the per-task means."""
+    rows = agreement(records)
+    keys = sorted({(r["probe"], r["steps"]) for r in rows}, key=lambda k: (k[0] != "old", k[1]))
+    lines = ["| probe | steps | tasks | mean ρ vs test loss | mean ρ vs test metric | "
+             "best init found |", "|---|---|---|---|---|---|"]
+    for kind, n in keys:
+        rs = [r for r in rows if (r["probe"], r["steps"]) == (kind, n)]
+        lines.append(f"| {kind} | {n} | {len(rs)} | {_mean([r['rho_loss'] for r in rs]):.2f} | "
+                     f"{_mean([r['rho_metric'] for r in rs]):.2f} | "
+                     f"{sum(r['top1'] for r in rs)}/{sum(r['seeds'] for r in rs)} |")
+    return "\n".join(lines)
+
+
 def table(records: dict) -> str:
     lines = ["| task | probe | steps | seeds | mean ρ vs test loss | mean ρ vs test metric | "
-             "best init = full training's best |", "|---|---|---|---|---|---|---|"]
+             "best init = full training's best | its test metric behind the best |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in agreement(records):
         lines.append(f"| {r['task']} | {r['probe']} | {r['steps']} | {r['seeds']} | "
-                     f"{r['rho_loss']:.2f} | {r['rho_metric']:.2f} | {r['top1']}/{r['seeds']} |")
+                     f"{r['rho_loss']:.2f} | {r['rho_metric']:.2f} | {r['top1']}/{r['seeds']} | "
+                     f"{r['gap']:.3g} |")
     return "\n".join(lines)
 
 
@@ -157,7 +176,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.report:
-        print(table(json.loads(args.report.read_text())["records"]))
+        records = json.loads(args.report.read_text())["records"]
+        print(table(records) + "\n\n" + overall(records))
         return 0
     torch.set_num_threads(1)
     lengths = [int(n) for n in args.lengths.split(",")]
@@ -176,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)},
                                             "records": records}, indent=1, default=str))
             print(f"{name} seed {seed}: done", flush=True)
-    print(table(records))
+    print(table(records) + "\n\n" + overall(records))
     return 0
 
 
