@@ -116,8 +116,9 @@ def run_search(
         timeout: seconds after which no new trial starts.
         budget_steps: the training steps the whole search may take: trials stop starting once
             their probe and screening steps reach this budget less the selection round's
-            ``(top + 1) * seeds * steps_factor * probe_steps`` (1,200 with the defaults). The
-            last trial may overshoot by one probe.
+            ``(top + 1) * seeds * steps_factor * probe_steps`` (1,200 with the defaults; with
+            rungs, the longest rung replaces ``steps_factor * probe_steps``). The last trial may
+            overshoot by one probe.
         probe_steps: training steps per probe; with ``rungs``, the first rung's.
         rungs: successive-halving rungs (see :mod:`autoinit.rungs`): probes are scored at
             ``probe_steps * 3^i`` steps for ``i < rungs`` (50 → 150 → 450 for 50 and 3), and a

@@ -27,9 +27,9 @@ ProbeReport = Callable[[int, int, str, "float | None"], None]  # (done, total, n
 @dataclass(frozen=True)
 class Selection:
     """The selection round: ``top`` search candidates and the best baseline are re-run with
-    ``seeds`` fresh seeds for ``steps_factor`` times the probe length (with rungs: the longest
-    rung's length); a candidate replaces the
-    baseline only when its mean paired improvement exceeds ``max(2·s.e., rel_margin·|baseline|)``.
+    ``seeds`` fresh seeds for ``steps_factor`` times the probe length (with rungs: for the
+    longest rung's length); a candidate replaces the baseline only when its mean paired
+    improvement exceeds ``max(2·s.e., rel_margin·|baseline|)``.
 
     With ``seeds=1`` there is no noise estimate: the s.e. is taken as the improvement itself, so
     a search candidate never replaces the best baseline and the round only confirms it (the
