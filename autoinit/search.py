@@ -129,7 +129,8 @@ def run_search(
             ``budget_steps`` still bound the whole search (a trial's steps are those it ran).
             1: one rung of ``probe_steps``, pruned by the median rule.
         cooldown: the fraction of each probe's (and rung's) steps that decays the learning rate
-            linearly towards 0, so that the score is an annealed loss (0: a constant rate).
+            linearly towards 0, so that the score is an annealed loss; default 0, a constant
+            rate (0.15 ranked inits worse on the benchmark tasks: docs/probe_ranking.md).
         eval_every: probe steps between held-out evaluations (reported to the pruner); default:
             a quarter of ``probe_steps``.
         objective: ``"final"`` (the held-out loss at the end) or ``"mean"`` (along the curve).

@@ -49,7 +49,7 @@ def rung_search(tmp_path_factory):
     x = torch.randn(256, 8, generator=g)
     loader = DataLoader(TensorDataset(x, (x[:, 0] + 0.5 * x[:, 1] > 0).long()), batch_size=32)
     storage = f"sqlite:///{tmp_path_factory.mktemp('rungs') / 'study.db'}"
-    result = run_search(tiny_mlp(), loader, n_trials=16, probe_steps=4, rungs=2,
+    result = run_search(tiny_mlp(), loader, n_trials=16, probe_steps=4, rungs=2, cooldown=0.25,
                         storage=storage, study_name="rungs", progress=False,
                         selection=Selection(top=1, seeds=1))
     return result, storage
@@ -61,6 +61,9 @@ def test_rungs_keep_the_top_third_and_baselines_run_every_rung(rung_search):
     seen: list[float] = []
     pruned = 0
     for t in trials:
+        if RUNGS_ATTR not in t.user_attrs:  # rejected by the screening pass before any step
+            assert t.user_attrs["failure"].startswith("screen")
+            continue
         scores = dict(t.user_attrs[RUNGS_ATTR])
         seen.append(scores[4])
         if t.user_attrs.get("baseline"):
@@ -73,9 +76,9 @@ def test_rungs_keep_the_top_third_and_baselines_run_every_rung(rung_search):
         assert sorted(scores) == ([4, 12] if kept else [4])
         pruned += not kept
         if not kept:  # stopped at the rung: 3 steps and a 1-step cooldown branch
-            assert t.user_attrs["probe_steps"] == 4
-    searched = sum(not t.user_attrs.get("baseline") for t in trials)
-    assert pruned >= searched / 2
+            assert t.user_attrs["probe_steps"] == 4 and t.user_attrs["branch_steps"] == 1
+    probed = sum(not t.user_attrs.get("baseline") and RUNGS_ATTR in t.user_attrs for t in trials)
+    assert pruned >= probed / 2
 
 
 def test_the_selection_round_runs_at_the_longest_rung(rung_search):
@@ -99,7 +102,7 @@ def test_the_rank_agreement_is_in_the_result_its_summary_and_the_status(rung_sea
 
 
 def test_a_single_rung_search_scores_and_prunes_as_before(tiny_loader):
-    result = run_search(tiny_mlp(), tiny_loader, n_trials=8, probe_steps=6, cooldown=0.0,
+    result = run_search(tiny_mlp(), tiny_loader, n_trials=8, probe_steps=6,
                         progress=False, selection=Selection(top=1, seeds=1))
     assert result.rank_agreement == () and "rank agreement" not in result.summary()
     for t in result.study.get_trials(states=(TrialState.COMPLETE,)):
