@@ -3,6 +3,8 @@ rungs' cooldown branches."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from conftest import tiny_mlp
@@ -129,3 +131,23 @@ def test_rungs_report_their_annealed_scores_and_a_stop_counts_the_rung(data):
 def test_bad_cooldown_or_rungs_fail_in_one_line(field, value):
     with pytest.raises(ConfigError, match=field):
         ProbeConfig(steps=12, **{field: value})
+
+
+def test_a_state_that_cannot_be_copied_scores_earlier_rungs_without_cooldown(data):
+    def make_state(model):
+        return {"opt": torch.optim.Adam(model.parameters()), "lock": threading.Lock()}
+
+    def train_step(model, batch, state):
+        state["opt"].zero_grad()
+        loss = nn.functional.cross_entropy(model(batch[0]), batch[1])
+        loss.backward()
+        state["opt"].step()
+        return {"loss": loss.detach()}
+
+    loop = TrainLoop(train_step, lambda model, val: float(model[0].weight.sum()), make_state)
+    config = ProbeConfig(steps=24, eval_every=24, cooldown=0.25, rungs=(8, 24))
+    result = run_probe(tiny_mlp(), ProbeData(data.train, data.val, loop=loop), config)
+    plain = run_probe(tiny_mlp(), ProbeData(data.train, data.val, loop=loop),
+                      ProbeConfig(steps=24, eval_every=8))
+    assert "could not be copied" in result.cooldown_note and result.branch_steps == 0
+    assert result.rung_scores[0] == plain.curve[0]  # the run's own evaluation at step 8
