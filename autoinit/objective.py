@@ -14,6 +14,7 @@ from autoinit.calibrate import lsuv_scheme
 from autoinit.diagnose import diagnose
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, ProbeResult, run_probe
+from autoinit.rungs import RUNGS_ATTR
 from autoinit.scheme import InitScheme, rules_from_json, rules_to_json
 from autoinit.space import SearchSpace, suggest_scheme
 
@@ -110,19 +111,26 @@ class Objective:
 
         def report(step: int, value: float) -> bool:
             trial.report(value, step)
-            return baseline is None and trial.should_prune()
+            prune = trial.should_prune()  # a baseline's score is recorded at its rung too
+            return baseline is None and prune
 
         result = self.probe(scheme, lr, report=report)
         trial.set_user_attr("curve", result.curve)
+        trial.set_user_attr(RUNGS_ATTR, [list(r) for r in result.rung_scores])
+        if result.cooldown_note:
+            trial.set_user_attr("cooldown_note", result.cooldown_note)
         trial.set_user_attr("train_loss", _thin(result.train_loss))
         if result.train_values:  # a custom train_step's values
             trial.set_user_attr("train_values", {k: _thin(v) for k, v in result.train_values.items()})
+        steps = result.steps + result.branch_steps
+        if result.branch_steps:  # the rungs' cooldown branches: counted, not on the curve
+            trial.set_user_attr("branch_steps", result.branch_steps)
         if result.diverged:
-            return _prune(trial, result.diverged, result.steps, screened=screened, start=start)
+            return _prune(trial, result.diverged, steps, screened=screened, start=start)
         if result.stopped_at is not None:
-            return _prune(trial, f"pruned at step {result.stopped_at}", result.steps,
+            return _prune(trial, f"pruned at step {result.stopped_at}", steps,
                           screened=screened, start=start)
-        _cost(trial, result.steps, screened=screened, start=start)
+        _cost(trial, steps, screened=screened, start=start)
         return result.score
 
 

@@ -3,7 +3,13 @@
 Batches are fetched once, kept on the device and replayed in the same order for every candidate,
 with the same dropout seed (common random numbers), so candidates differ only by their weights.
 The score is the held-out loss at the end (``objective="final"``) or the mean held-out loss over
-the evaluation points (``objective="mean"``, which rewards fast convergence). With a
+the evaluation points (``objective="mean"``, which rewards fast convergence). With
+``cooldown > 0`` the probe's last steps decay the learning rate linearly towards 0 (see
+:mod:`autoinit.cooldown`), so the score is an annealed loss. With ``rungs`` (successive-halving
+rung ends, the last one ``steps``) each earlier rung ``r`` is scored as a probe of ``r`` steps
+would be: a copy of the model and the loop's state is branched off before step ``r``, cooled
+down on the steps up to ``r`` and evaluated, while the run itself goes on at the full rate; each
+branch costs its cooldown steps and one copy. With a
 :class:`~autoinit.loop.TrainLoop` in :attr:`ProbeData.loop` the user's own step and score
 replace the single optimizer and the held-out loss; everything else is the same.
 
@@ -21,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +38,13 @@ import torch
 from torch import nn
 
 from autoinit.batches import LossFn, make_loss
+from autoinit.cooldown import (
+    cooldown_factor,
+    cooldown_length,
+    find_optimizers,
+    scaled_lr,
+    validate_fraction,
+)
 from autoinit.errors import ConfigError
 from autoinit.interrupt import check_interrupt
 from autoinit.settings import DEFAULTS, check_option
@@ -89,6 +103,10 @@ class ProbeConfig:
         seed: the dropout / RNG seed every candidate shares.
         device: where the probe runs.
         bf16: bf16 autocast (CUDA only).
+        cooldown: the fraction of each rung's steps (0 to 0.5) that ends it with a linear
+            learning-rate decay towards 0; 0: a constant rate throughout.
+        rungs: the steps at which the probe is scored and reported (ascending, the last one
+            ``steps``); empty: one rung, ``steps``, and reports at every evaluation.
     """
 
     steps: int = DEFAULTS.probe_steps
@@ -100,6 +118,13 @@ class ProbeConfig:
     seed: int = DEFAULTS.seed
     device: str = "cpu"
     bf16: bool = False
+    cooldown: float = 0.0
+    rungs: tuple[int, ...] = ()
+
+    @property
+    def rung_ends(self) -> tuple[int, ...]:
+        """The steps at which the probe is scored: ``rungs``, or ``(steps,)``."""
+        return self.rungs or (self.steps,)
 
     def __post_init__(self) -> None:
         for name in ("steps", "eval_every", "lr"):
@@ -108,6 +133,12 @@ class ProbeConfig:
             raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
         if not self.explode_factor > 1:
             raise ConfigError(f"explode_factor must be > 1, got {self.explode_factor!r}")
+        validate_fraction(self.cooldown)
+        rungs = tuple(self.rungs)
+        if rungs and (any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in rungs)
+                      or list(rungs) != sorted(set(rungs)) or rungs[-1] != self.steps):
+            raise ConfigError(f"rungs must be ascending positive step counts ending at steps "
+                              f"({self.steps}), got {self.rungs!r}")
 
 
 @dataclass
@@ -142,6 +173,9 @@ class ProbeResult:
     stopped_at: int | None = None  # a pruner stopped it after this step
     seconds: float = 0.0
     train_values: dict[str, list[float]] = field(default_factory=dict)  # the step's other values
+    rung_scores: tuple[tuple[int, float], ...] = ()  # (rung end, annealed score) reached
+    branch_steps: int = 0  # steps trained in the rungs' cooldown branches
+    cooldown_note: str | None = None  # why the cooldown was not applied
 
 
 def evaluate(model: nn.Module, data: ProbeData, autocast) -> float:
@@ -190,38 +224,69 @@ def run_probe(
 ) -> ProbeResult:
     """Train ``model`` (already initialized, on ``config.device``) and score it.
 
-    ``report(step, held_out_score)`` is called at each evaluation; returning ``True`` stops the
-    probe there (a pruner's decision). The global RNG is restored afterwards.
+    ``report(step, score)`` is called at each evaluation (with ``rungs``: at each rung end but
+    the last, with the rung's annealed score); returning ``True`` stops the probe there (a
+    pruner's decision). The global RNG is restored afterwards.
     """
     start = time.perf_counter()
     loop = probe_loop(data, config)
     curve: list[tuple[int, float]] = []
+    rungs: list[tuple[int, float]] = []
     values: dict[str, torch.Tensor] = {}
     n = len(data.train)
     diverged = stopped = None
-    devices = [torch.device(config.device)] if torch.device(config.device).type == "cuda" else []
+    branch_steps = 0
+    devices = _devices(config)
     with torch.random.fork_rng(devices=devices), flush_denormal():
         torch.manual_seed(config.seed)
         model.train()
         state = loop.start(model, config.optimizer, config.lr)
+        optimizers = find_optimizers(state) if config.cooldown else []
+        note = _cooldown_note(config, optimizers, state)
+        length = cooldown_length(config.steps, config.cooldown) if optimizers else 0
+        branch_at = _branch_points(config) if optimizers else {}
+        plain = set(config.rung_ends[:-1]) - set(branch_at.values())
         for step in range(1, config.steps + 1):
             check_interrupt()  # a pending Ctrl-C stops the probe here, between steps
-            for key, value in loop.step(model, data.train[(step - 1) % n], state).items():
+            with scaled_lr(optimizers, cooldown_factor(step, config.steps, length)):
+                out = loop.step(model, data.train[(step - 1) % n], state)
+            for key, value in out.items():
                 if key not in values:  # allocated once per value, not at every step
                     values[key] = torch.full((config.steps,), math.nan)
                 values[key][step - 1] = value
-            if step % config.eval_every and step != config.steps:
+            evaluated = not step % config.eval_every or step == config.steps
+            if not (evaluated or step in plain or step in branch_at):
                 continue
             diverged = next((d for key, v in values.items()
                              if (d := _divergence(v[:step], config.explode_factor, key))), None)
             if diverged:
                 break
+            if step in branch_at:
+                rung = branch_at[step]
+                try:
+                    rungs.append((rung, _branch(model, state, loop, data, config, step, rung)))
+                    branch_steps += rung - step
+                except _NoCopy as exc:
+                    note, branch_at, plain = str(exc), {}, set(config.rung_ends[:-1])
+                else:
+                    if not math.isfinite(rungs[-1][1]):
+                        diverged = f"non-finite held-out score in the cooldown before step {rung}"
+                        break
+                    if report is not None and report(rung, rungs[-1][1]):
+                        stopped = rung
+                        break
+            if not (evaluated or step in plain):
+                continue
             held_out = loop.evaluate(model, data.val, config.seed)
             if not math.isfinite(held_out):
                 diverged = f"non-finite held-out {'score' if data.loop else 'loss'} at step {step}"
                 break
-            curve.append((step, held_out))
-            if report is not None and step != config.steps and report(step, held_out):
+            if evaluated:
+                curve.append((step, held_out))
+            if step in plain:
+                rungs.append((step, held_out))
+            reports = step in plain if config.rungs[:-1] else evaluated
+            if report is not None and step != config.steps and reports and report(step, held_out):
                 stopped = step
                 break
     recorded = {key: v[:step].tolist() for key, v in values.items()}
@@ -232,8 +297,58 @@ def run_probe(
         score = curve[-1][1]
     else:
         score = sum(v for _, v in curve) / len(curve)
+    if not diverged and stopped is None:
+        rungs.append((config.steps, curve[-1][1]))
     return ProbeResult(score, curve, train_loss, step, diverged, stopped,
-                       time.perf_counter() - start, recorded)
+                       time.perf_counter() - start, recorded, tuple(rungs), branch_steps, note)
+
+
+class _NoCopy(Exception):
+    """The model and the loop's state could not be copied for a rung's cooldown branch."""
+
+
+def _devices(config: ProbeConfig) -> list[torch.device]:
+    return [torch.device(config.device)] if torch.device(config.device).type == "cuda" else []
+
+
+def _branch_points(config: ProbeConfig) -> dict[int, int]:
+    """``{step after which a rung's cooldown branch starts: the rung's end}`` for every rung but
+    the last (that one cools down in the run itself) whose cooldown is at least one step."""
+    out = {}
+    for rung in config.rung_ends[:-1]:
+        length = cooldown_length(rung, config.cooldown)
+        if length:
+            out[rung - length] = rung
+    return out
+
+
+def _branch(model: nn.Module, state: Any, loop, data: ProbeData, config: ProbeConfig,
+            after: int, rung: int) -> float:
+    """The score of a probe of ``rung`` steps: a copy of the model and state after step
+    ``after``, trained to step ``rung`` with the rate cooling down, then evaluated. The run's
+    RNG stream is left as it was."""
+    try:
+        twin, twin_state = copy.deepcopy((model, state))
+    except Exception as exc:  # noqa: BLE001 - any failure to copy means: no branch
+        raise _NoCopy(f"rungs before the last scored without a cooldown: the model and the "
+                      f"training state could not be copied ({type(exc).__name__}: {exc})"
+                      ) from exc
+    optimizers = find_optimizers(twin_state)
+    with torch.random.fork_rng(devices=_devices(config)):
+        for step in range(after + 1, rung + 1):
+            with scaled_lr(optimizers, cooldown_factor(step, rung, rung - after)):
+                out = loop.step(twin, data.train[(step - 1) % len(data.train)], twin_state)
+            if not all(math.isfinite(float(v)) for v in out.values()):
+                return math.inf
+        return loop.evaluate(twin, data.val, config.seed)
+
+
+def _cooldown_note(config: ProbeConfig, optimizers: list, state: Any) -> str | None:
+    if not config.cooldown or optimizers:
+        return None
+    return (f"no cooldown: the training state ({type(state).__name__}) holds no "
+            "torch.optim.Optimizer to scale; return the optimizers from make_state (itself, or "
+            "in a dict, list or attribute) for annealed probe scores")
 
 
 @contextlib.contextmanager

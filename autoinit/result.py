@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from autoinit.batches import LossFn
     from autoinit.plan import ModelPlan
     from autoinit.probe import ProbeConfig
+    from autoinit.rungs import RungAgreement
     from autoinit.threads import ThreadChoice
 
 __all__ = ["Candidate", "FitResult", "SearchContext", "SearchCost", "TrackedRun"]
@@ -113,6 +114,9 @@ class FitResult:
         threads: the torch threads the trainings ran on, and how they were chosen.
         context: what the search ran on (probe settings, plan, a batch, the loss).
         run: the MLflow run it was logged to, when tracking was on.
+        rank_agreement: with rungs, the Spearman rank correlation of the probe scores at each
+            pair of consecutive rungs, over the trials that reached both.
+        probe_note: why the probes ran without their learning-rate cooldown, if they did.
     """
 
     scheme: InitScheme
@@ -128,6 +132,8 @@ class FitResult:
     threads: ThreadChoice | None = None
     context: SearchContext | None = field(default=None, repr=False)
     run: TrackedRun | None = None
+    rank_agreement: tuple[RungAgreement, ...] = ()
+    probe_note: str | None = None
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -166,6 +172,11 @@ class FitResult:
             f"{1000 * c.step_seconds_q1:.2f}-{1000 * c.step_seconds_q3:.2f}; {c.threads} "
             f"thread{'s' if c.threads > 1 else ''})",
         ]
+        if self.rank_agreement:
+            lines.append("probe rank agreement between rungs (Spearman): "
+                         + "; ".join(a.describe() for a in self.rank_agreement))
+        if self.probe_note:
+            lines.append(f"note: {self.probe_note}")
         if self.run is not None:
             lines.append(self.run.line)
         return "\n".join(lines)

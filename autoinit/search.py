@@ -34,6 +34,7 @@ from autoinit.presets import get_preset, list_presets
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, make_optimizer
 from autoinit.progress import SearchProgress, progress_wanted
 from autoinit.result import FitResult, SearchContext, SearchCost
+from autoinit.rungs import make_pruner, rung_steps, study_agreement
 from autoinit.selection import (
     Selection,
     baseline_scores,
@@ -70,6 +71,8 @@ def run_search(
     timeout: float | None = None,
     budget_steps: int | None = None,
     probe_steps: int = DEFAULTS.probe_steps,
+    rungs: int = DEFAULTS.rungs,
+    cooldown: float = DEFAULTS.cooldown,
     eval_every: int | None = None,
     objective: str = DEFAULTS.objective,
     groups: GroupSpec = DEFAULTS.groups,
@@ -116,9 +119,21 @@ def run_search(
         timeout: seconds after which no new trial starts.
         budget_steps: the training steps the whole search may take: trials stop starting once
             their probe and screening steps reach this budget less the selection round's
-            ``(top + 1) * seeds * steps_factor * probe_steps`` (1,200 with the defaults). The
-            last trial may overshoot by one probe.
-        probe_steps: training steps per probe.
+            ``(top + 1) * seeds * steps_factor * probe_steps`` (1,200 with the defaults; with
+            rungs, the longest rung replaces ``steps_factor * probe_steps``). The last trial may
+            overshoot by one probe.
+        probe_steps: training steps per probe; with ``rungs``, the first rung's.
+        rungs: successive-halving rungs (see :mod:`autoinit.rungs`): probes are scored at
+            ``probe_steps * 3^i`` steps for ``i < rungs`` (50 → 150 → 450 for 50 and 3), and a
+            search trial goes on past a rung only while its score there is in the top third;
+            the rank agreement between consecutive rungs is measured
+            (:attr:`FitResult.rank_agreement`) and the selection round re-runs its candidates
+            at the longest rung (``selection.steps_factor`` is then unused). ``n_trials`` and
+            ``budget_steps`` still bound the whole search (a trial's steps are those it ran).
+            1: one rung of ``probe_steps``, pruned by the median rule.
+        cooldown: the fraction of each probe's (and rung's) steps that decays the learning rate
+            linearly towards 0, so that the score is an annealed loss; default 0, a constant
+            rate (0.15 ranked inits worse on the benchmark tasks: docs/probe_ranking.md).
         eval_every: probe steps between held-out evaluations (reported to the pruner); default:
             a quarter of ``probe_steps``.
         objective: ``"final"`` (the held-out loss at the end) or ``"mean"`` (along the curve).
@@ -179,13 +194,15 @@ def run_search(
     own_loop = train_step is not None and score is not None
     loss = None if own_loop and loss_fn is None else make_loss(loss_fn)
     loop = make_loop(train_step, score, make_state, loss, search_lr)
-    train, val = _batches(dataloader, val_dataloader, probe_steps, val_batches, dev)
+    ends = rung_steps(probe_steps, rungs)
+    train, val = _batches(dataloader, val_dataloader, ends[-1], val_batches, dev)
     _check_finite(train, "dataloader")
     _check_finite(val, "the held-out batches")
     data = ProbeData(train, val, loss, loop)
     every = eval_every or max(1, probe_steps // 4)
-    config = ProbeConfig(steps=probe_steps, lr=lr, optimizer=optimizer, eval_every=every,
-                         objective=objective, seed=seed, device=str(dev), bf16=bf16)
+    config = ProbeConfig(steps=ends[-1], lr=lr, optimizer=optimizer, eval_every=every,
+                         objective=objective, seed=seed, device=str(dev), bf16=bf16,
+                         cooldown=cooldown, rungs=ends if rungs > 1 else ())
     context = SearchContext(config, plan, train[0], loss, layer_plan)
     trial_budget = _trial_budget(budget_steps, config, selection)
     work = copy.deepcopy(model).to(dev)
@@ -212,6 +229,8 @@ def run_search(
         with quiet_optuna(), worker_storage(storage, n_jobs) as where:
             study, created = open_study(where, study_name, seed, n_jobs, every,
                                         len(named_candidates(plan, space, lr)))
+            if rungs > 1:  # successive halving replaces the median rule
+                study.pruner = make_pruner(probe_steps)
             check_space(study, distributions(plan, space, lr))
             if show is not None:
                 show.resume(study.get_trials(deepcopy=False))
@@ -248,7 +267,9 @@ def run_search(
     )
     return FitResult(chosen.scheme, chosen.mean, baselines, chosen.name, reason, candidates, cost,
                      study, interrupted=interrupted, selection_reused=reused, threads=choice,
-                     context=context)
+                     context=context, rank_agreement=study_agreement(trials) if rungs > 1 else (),
+                     probe_note=next((a["cooldown_note"] for a in attrs if "cooldown_note" in a),
+                                     None))
 
 
 def _progress(progress: bool | SearchProgress | None, n_trials: int | None,

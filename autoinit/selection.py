@@ -27,8 +27,9 @@ ProbeReport = Callable[[int, int, str, "float | None"], None]  # (done, total, n
 @dataclass(frozen=True)
 class Selection:
     """The selection round: ``top`` search candidates and the best baseline are re-run with
-    ``seeds`` fresh seeds for ``steps_factor`` times the probe length; a candidate replaces the
-    baseline only when its mean paired improvement exceeds ``max(2·s.e., rel_margin·|baseline|)``.
+    ``seeds`` fresh seeds for ``steps_factor`` times the probe length (with rungs: for the
+    longest rung's length); a candidate replaces the baseline only when its mean paired
+    improvement exceeds ``max(2·s.e., rel_margin·|baseline|)``.
 
     With ``seeds=1`` there is no noise estimate: the s.e. is taken as the improvement itself, so
     a search candidate never replaces the best baseline and the round only confirms it (the
@@ -51,6 +52,10 @@ def baseline_scores(study: optuna.Study) -> dict[str, float]:
 
 
 def rerun_steps(config: ProbeConfig, selection: Selection) -> int:
+    """The steps of a selection probe: the longest rung with rungs, else ``steps_factor`` times
+    the probe."""
+    if len(config.rung_ends) > 1:
+        return config.steps
     return max(1, round(config.steps * selection.steps_factor))
 
 
@@ -80,7 +85,7 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
         best = min(cands, key=lambda c: c.mean)
         return cands, best, (f"{best.name} chosen by its probe score alone: the search was "
                              "interrupted before the selection round")
-    longer = replace(config, steps=rerun_steps(config, selection),
+    longer = replace(config, steps=rerun_steps(config, selection), rungs=(),
                      eval_every=max(1, rerun_steps(config, selection) // 4))
     cands = []
     report = on_probe or (lambda *_: None)
@@ -104,9 +109,11 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
 
 def _key(study: optuna.Study, selection: Selection, config: ProbeConfig) -> str:
     finished = sum(1 for _ in study.get_trials(deepcopy=False, states=DONE))
-    return json.dumps({"selection": asdict(selection), "steps": config.steps, "seed": config.seed,
-                       "lr": config.lr, "objective": config.objective, "finished": finished},
-                      sort_keys=True)
+    key = {"selection": asdict(selection), "steps": config.rung_ends[0], "seed": config.seed,
+           "lr": config.lr, "objective": config.objective, "finished": finished}
+    if len(config.rung_ends) > 1:  # a single-rung key stays as earlier versions stored it
+        key["rungs"] = len(config.rung_ends)
+    return json.dumps(key, sort_keys=True)
 
 
 def _store(study, selection, config, cands: list[Candidate], chosen: Candidate, reason: str):

@@ -40,6 +40,10 @@ class Defaults:
     val_batches: int = 4  # held-out batches a probe is scored on
     lr: float = 1e-3
     optimizer: str = "adam"
+    # the fraction of a probe's steps ending in a linear lr decay to 0: off, since on 5 tasks it
+    # ranked inits worse than a constant rate at equal length (docs/probe_ranking.md)
+    cooldown: float = 0.0
+    rungs: int = 1  # successive-halving rungs of probe_steps * 3^i steps (1: no halving)
     objective: str = "final"  # score: the held-out loss at the end ("mean": along the curve)
     groups: str = "role"  # layers sharing one choice
     n_jobs: int = 1

@@ -24,6 +24,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autoinit.errors import ConfigError, SchemeError
+from autoinit.rungs import RungAgreement, study_agreement
 from autoinit.scheme import rules_from_json
 from autoinit.sharing import SURPLUS
 from autoinit.storage import open_storage, redact
@@ -48,11 +49,13 @@ class TrialSummary:
 
 @dataclass(frozen=True)
 class StudyStatus:
-    """Trial counts by state and the best complete trials, best first."""
+    """Trial counts by state, the best complete trials (best first) and, for a search with
+    rungs, the rank agreement between consecutive rungs so far."""
 
     study_name: str
     counts: dict[str, int]
     top: tuple[TrialSummary, ...]
+    rank_agreement: tuple[RungAgreement, ...] = ()
 
     @property
     def best(self) -> TrialSummary | None:
@@ -66,7 +69,8 @@ class StudyStatus:
     def to_dict(self) -> dict[str, Any]:
         return {"study_name": self.study_name, "counts": dict(self.counts),
                 "finished": self.finished,
-                "top": [vars(t) for t in self.top]}
+                "top": [vars(t) for t in self.top],
+                "rank_agreement": [vars(a) for a in self.rank_agreement]}
 
     def summary(self) -> str:
         """A few plain lines: the counts, then the best trials with their families."""
@@ -79,6 +83,9 @@ class StudyStatus:
                          f"({', '.join(families) or 'no rules recorded'}{lr})")
         if not self.top:
             lines.append("  no complete trial yet")
+        if self.rank_agreement:
+            lines.append("  probe rank agreement between rungs (Spearman): "
+                         + "; ".join(a.describe() for a in self.rank_agreement))
         return "\n".join(lines)
 
 
@@ -106,7 +113,8 @@ def study_status(storage: str | optuna.storages.BaseStorage, study_name: str,
     counts = {name: sum(t.state == state for t in trials) for state, name in _STATES.items()}
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
                       key=lambda t: (t.value, t.number))
-    return StudyStatus(study_name, counts, tuple(_summary(t) for t in complete[:top]))
+    return StudyStatus(study_name, counts, tuple(_summary(t) for t in complete[:top]),
+                       study_agreement(trials))
 
 
 def _summary(trial: FrozenTrial) -> TrialSummary:

@@ -428,3 +428,19 @@ def test_a_preset_shows_by_name_in_its_child_run_and_the_comparison(searched, tm
     client.download_artifacts(run.info.run_id, "autoinit", str(tmp_path))
     table = json.loads((tmp_path / "autoinit" / "comparison.json").read_text())
     assert "zero_readout" in {r["name"] for r in table["rows"]}
+
+
+def test_rungs_log_the_rank_agreement_on_the_parent_and_rung_scores_on_children(store):
+    uri, client, new_experiment = store
+    result = autoinit.fit(make_model(), make_loader(), n_trials=8, probe_steps=4, rungs=2,
+                          tracking_uri=uri, experiment=new_experiment("rungs"),
+                          selection=autoinit.Selection(top=1, seeds=1), progress=False)
+    run = client.get_run(result.run.run_id)
+    (agreement,) = result.rank_agreement
+    assert run.data.metrics["rank_agreement/4_12"] == pytest.approx(agreement.spearman)
+    assert run.data.metrics["rank_agreement/4_12/trials"] == agreement.trials
+    assert run.data.tags["autoinit.rank_agreement"] == agreement.describe()
+    assert run.data.params["rungs"] == "2"
+    baseline = next(c for c in children(client, run) if c.data.tags.get("autoinit.baseline"))
+    history = client.get_metric_history(baseline.info.run_id, "rung_score")
+    assert [h.step for h in history] == [4, 12]

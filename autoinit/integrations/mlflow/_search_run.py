@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import getpass
 import json
+import math
 import tempfile
 import time
 import uuid
@@ -17,7 +18,7 @@ from typing import Any
 import optuna
 import torch
 from mlflow import MlflowClient
-from mlflow.entities import RunStatus
+from mlflow.entities import Metric, RunStatus
 from torch import nn
 
 from autoinit.device import default_device
@@ -150,12 +151,14 @@ class SearchTracker:
         from autoinit.integrations import _report
 
         table = _report.comparison(result)
-        metrics = _report.metrics(result, table)
+        metrics = _report.metrics(result, table) + _agreement_metrics(result)
         note = _report.markdown(result, table)
         tags = {"autoinit.chosen": result.chosen, "autoinit.reason": result.reason,
                 "autoinit.interrupted": str(result.interrupted).lower(),
                 "autoinit.device": result.context.config.device if result.context else None,
-                "model.fingerprint": result.scheme.fingerprint, "mlflow.note.content": note}
+                "model.fingerprint": result.scheme.fingerprint, "mlflow.note.content": note,
+                "autoinit.rank_agreement": "; ".join(a.describe() for a in result.rank_agreement)
+                or None, "autoinit.probe_note": result.probe_note}
         _send(self.client, self.run_id, metrics=metrics, tags=_tags(tags))
         files = tmp / "files"
         result.scheme.to_json(_mkparent(files / SCHEME_ARTIFACT))
@@ -169,6 +172,18 @@ class SearchTracker:
         if skipped:
             _send(self.client, self.run_id, tags=_tags({"autoinit.plots_skipped": "; ".join(skipped)}))
         self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+
+def _agreement_metrics(result: FitResult) -> list[Metric]:
+    """``rank_agreement/<lower>_<upper>``: the Spearman rho between consecutive rungs, and the
+    trials it was computed over (``.../trials``)."""
+    now, out = int(time.time() * 1000), []
+    for a in result.rank_agreement:
+        key = f"rank_agreement/{a.lower}_{a.upper}"
+        out.append(Metric(f"{key}/trials", float(a.trials), now, 0))
+        if math.isfinite(a.spearman):
+            out.append(Metric(key, a.spearman, now, 0))
+    return out
 
 
 def _mkparent(path: Path) -> Path:
@@ -226,8 +241,8 @@ def _name_of(value: Any) -> str:
 
 
 def _summary_params(options: Mapping[str, Any], study_name: str) -> dict[str, str]:
-    keys = ("n_trials", "timeout", "budget_steps", "probe_steps", "eval_every", "objective",
-            "groups", "families", "optimizer", "lr", "search_lr", "loss_fn", "seed", "n_jobs",
+    keys = ("n_trials", "timeout", "budget_steps", "probe_steps", "rungs", "cooldown", "eval_every",
+            "objective", "groups", "families", "optimizer", "lr", "search_lr", "loss_fn", "seed", "n_jobs",
             "screening", "selection", "val_batches", "bf16", "only", "exclude", "train_step",
             "score", "make_state")
     out = {k: _name_of(options.get(k)) for k in keys if k in options}

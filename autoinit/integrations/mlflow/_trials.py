@@ -32,6 +32,7 @@ from autoinit.integrations.mlflow._client import (
 )
 from autoinit.objective import thin_stride
 from autoinit.result import SearchContext
+from autoinit.rungs import RUNGS_ATTR
 from autoinit.scheme import GroupRule, rules_from_json
 from autoinit.sharing import SURPLUS
 
@@ -189,13 +190,15 @@ class TrialLogger:
         out = [Metric("probe_loss", float(v), ts, int(s)) for s, v in attrs.get("curve", ())
                if _finite(v)]
         train = attrs.get("train_loss", [])  # the core keeps every stride-th step's loss
-        stride = thin_stride(attrs.get("probe_steps", len(train)))
+        stride = thin_stride(attrs.get("probe_steps", len(train)) - attrs.get("branch_steps", 0))
         every = max(1, math.ceil(len(train) / TRAIN_POINTS))
         out += [Metric("train_loss", float(v), ts, i * stride + 1) for i, v in enumerate(train)
                 if i % every == 0 and _finite(v)]
         for key, values in attrs.get("train_values", {}).items():  # a custom train_step's values
             out += [Metric(f"train/{key}", float(v), ts, i * stride + 1)
                     for i, v in enumerate(values) if i % every == 0 and _finite(v)]
+        out += [Metric("rung_score", float(v), ts, int(s)) for s, v in attrs.get(RUNGS_ATTR, ())
+                if _finite(v)]  # each rung's annealed score, at the rung's step
         if trial.state == TrialState.COMPLETE and _finite(trial.value):
             out.append(Metric("score", float(trial.value), ts, 0))
         for key in ("probe_steps", "screening_passes", "seconds"):
