@@ -119,9 +119,9 @@ def run_search(
         timeout: seconds after which no new trial starts.
         budget_steps: the training steps the whole search may take: trials stop starting once
             their probe and screening steps reach this budget less the selection round's
-            ``(top + 1) * seeds * steps_factor * probe_steps`` (1,200 with the defaults; with
-            rungs, the longest rung replaces ``steps_factor * probe_steps``). The last trial may
-            overshoot by one probe.
+            ``(top + 2) * seeds * steps_factor * probe_steps`` (1,600 with the defaults; one
+            candidate more for a model with its own init; with rungs, the longest rung replaces
+            ``steps_factor * probe_steps``). The last trial may overshoot by one probe.
         probe_steps: training steps per probe; with ``rungs``, the first rung's.
         rungs: successive-halving rungs (see :mod:`autoinit.rungs`): probes are scored at
             ``probe_steps * 3^i`` steps for ``i < rungs`` (50 → 150 → 450 for 50 and 3), and a
@@ -204,7 +204,7 @@ def run_search(
                          objective=objective, seed=seed, device=str(dev), bf16=bf16,
                          cooldown=cooldown, rungs=ends if rungs > 1 else ())
     context = SearchContext(config, plan, train[0], loss, layer_plan)
-    trial_budget = _trial_budget(budget_steps, config, selection)
+    trial_budget = _trial_budget(budget_steps, config, selection, plan.model_init)
     work = copy.deepcopy(model).to(dev)
     initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
     make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr)  # bad names fail before work
@@ -327,11 +327,12 @@ def _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed,
         raise ConfigError("give at least one of n_trials, timeout or budget_steps")
 
 
-def _trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Selection) -> int | None:
+def _trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Selection,
+                  own_init: bool) -> int | None:
     """What ``budget_steps`` leaves the trials once the selection round is reserved."""
     if budget_steps is None:
         return None
-    reserved = selection_steps(config, selection)
+    reserved = selection_steps(config, selection, own_init)
     if budget_steps < reserved + config.steps:
         raise ConfigError(
             f"budget_steps must cover one probe ({config.steps} steps) and the selection round "

@@ -12,7 +12,9 @@ import optuna
 from optuna.trial import TrialState
 
 from autoinit.errors import AutoinitError
+from autoinit.model_init import MODEL_DEFAULT
 from autoinit.objective import Objective
+from autoinit.presets import list_presets
 from autoinit.probe import ProbeConfig
 from autoinit.result import Candidate
 from autoinit.study import DONE
@@ -26,10 +28,15 @@ ProbeReport = Callable[[int, int, str, "float | None"], None]  # (done, total, n
 
 @dataclass(frozen=True)
 class Selection:
-    """The selection round: ``top`` search candidates and the best baseline are re-run with
-    ``seeds`` fresh seeds for ``steps_factor`` times the probe length (with rungs: for the
-    longest rung's length); a candidate replaces the baseline only when its mean paired
-    improvement exceeds ``max(2·s.e., rel_margin·|baseline|)``.
+    """The selection round: the incumbent, the best preset and the ``top`` search candidates
+    are re-run with ``seeds`` fresh seeds for ``steps_factor`` times the probe length (with
+    rungs: for the longest rung's length); a challenger replaces the incumbent only when its
+    mean paired improvement exceeds ``max(2·s.e., rel_margin·|incumbent|)``.
+
+    The incumbent is the model's own init where it has one (what its authors chose, and what
+    the user has without autoinit; the best other baseline then joins the challengers), else the
+    best baseline by probe (the five families, LSUV). A preset is a hypothesis from the
+    literature, so it must earn its place like a search trial.
 
     With ``seeds=1`` there is no noise estimate: the s.e. is taken as the improvement itself, so
     a search candidate never replaces the best baseline and the round only confirms it (the
@@ -59,9 +66,11 @@ def rerun_steps(config: ProbeConfig, selection: Selection) -> int:
     return max(1, round(config.steps * selection.steps_factor))
 
 
-def selection_steps(config: ProbeConfig, selection: Selection) -> int:
-    """The most training steps the selection round can take (all its candidates re-run)."""
-    return (selection.top + 1) * selection.seeds * rerun_steps(config, selection)
+def selection_steps(config: ProbeConfig, selection: Selection, own_init: bool = False) -> int:
+    """The most training steps the selection round can take (all its candidates re-run: the
+    incumbent, the best preset, ``top`` search trials, and for a model with its own init the
+    best other baseline)."""
+    return (selection.top + 2 + own_init) * selection.seeds * rerun_steps(config, selection)
 
 
 def select(study: optuna.Study, obj: Objective, selection: Selection, config: ProbeConfig,
@@ -72,8 +81,14 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
     :func:`reuse_selection` hands it back while the study holds no new trial."""
     complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                       key=lambda t: t.value)
-    base_trials = [t for t in complete if t.user_attrs.get("baseline")]
-    search_trials = [t for t in complete if not t.user_attrs.get("baseline")][: selection.top]
+    presets = set(list_presets())
+    base_trials = [t for t in complete if t.user_attrs.get("baseline")
+                   and t.user_attrs["baseline"] not in presets]
+    # the model's own init, where it has one, is the incumbent: what the user has without us
+    base_trials.sort(key=lambda t: t.user_attrs["baseline"] != MODEL_DEFAULT)
+    search_trials = (base_trials[1:2] if base_trials[:1] and _own(base_trials[0]) else []) + (
+        [t for t in complete if t.user_attrs.get("baseline") in presets][:1]
+        + [t for t in complete if not t.user_attrs.get("baseline")][: selection.top])
     if not base_trials and not search_trials:
         failures = [t.user_attrs.get("failure")
                     for t in study.get_trials(deepcopy=False)]
@@ -105,6 +120,10 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
     chosen, reason = choose(cands, bool(base_trials), selection)
     _store(study, selection, config, cands, chosen, reason)
     return cands, chosen, reason
+
+
+def _own(trial: optuna.trial.FrozenTrial) -> bool:
+    return trial.user_attrs.get("baseline") == MODEL_DEFAULT
 
 
 def _key(study: optuna.Study, selection: Selection, config: ProbeConfig) -> str:
@@ -149,7 +168,7 @@ def choose(cands: list[Candidate], has_baseline: bool, selection: Selection):
         return best, f"{best.name} chosen: no baseline completed its probe"
     base, searched = cands[0], cands[1:]
     if not searched:
-        return base, f"{base.name} chosen: no search trial completed"
+        return base, f"{base.name} chosen: no preset or search trial completed"
     best = min(searched, key=lambda c: c.mean)
     if not math.isfinite(base.mean) and math.isfinite(best.mean):
         return best, f"{best.name} chosen: the best baseline diverged in the selection round"
@@ -163,8 +182,8 @@ def choose(cands: list[Candidate], has_baseline: bool, selection: Selection):
         return best, (f"{best.name} chosen: {best.mean:.4f} vs best baseline {base.name} "
                       f"{base.mean:.4f} (paired improvement {-mean:.4f} > margin {margin:.4f})")
     if mean >= 0:
-        return base, (f"{base.name} (baseline) kept: the best search candidate {best.name} "
+        return base, (f"{base.name} (baseline) kept: the best challenger {best.name} "
                       f"scored worse ({best.mean:.4f} vs {base.mean:.4f})")
-    return base, (f"{base.name} (baseline) kept: the best search candidate {best.name} "
+    return base, (f"{base.name} (baseline) kept: the best challenger {best.name} "
                   f"({best.mean:.4f}) improved on it ({base.mean:.4f}) by {-mean:.4f}, within the "
                   f"noise (margin {margin:.4f})")
