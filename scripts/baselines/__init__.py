@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from .anyinit_pkg import init_anyinit_analytic, init_anyinit_empirical
 from .fixup import init_fixup, init_skipinit, init_tfixup
+from .fixup_resnet import init_fixup_resnet
+from .gpt2 import init_gpt2
 from .gradinit import init_gradinit
 from .lsuv_pkg import init_lsuv
 from .metainit import init_metainit
@@ -36,6 +38,8 @@ BASELINES = {
     "fixup": init_fixup,
     "skipinit": init_skipinit,
     "tfixup": init_tfixup,
+    "fixup_resnet": init_fixup_resnet,
+    "gpt2": init_gpt2,
 }
 
 __all__ = [
@@ -43,6 +47,8 @@ __all__ = [
     "init_anyinit_analytic",
     "init_anyinit_empirical",
     "init_fixup",
+    "init_fixup_resnet",
+    "init_gpt2",
     "init_gradinit",
     "init_lsuv",
     "init_metainit",
