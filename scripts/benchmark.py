@@ -65,7 +65,7 @@ PRESETS = ("dcgan",)  # autoinit's preset baselines, run where they apply (space
 # external initializers and the controls assume one loss and one optimizer
 LOOP_METHODS = FIXED + PRESETS + ("autoinit",)
 EXTERNAL = ("lsuv", "gradinit", "metainit", "anyinit_analytic", "anyinit_empirical", "fixup",
-            "skipinit", "tfixup", "fixup_resnet", "gpt2")
+            "skipinit", "tfixup", "fixup_resnet", "gpt2", "forget_bias", "chrono")
 SEARCHED = ("autoinit", "autoinit_lr", "autoinit_lean")
 # autoinit_lean: a budget meant for R <= 1 against a 1000-step training (the baselines, 4 TPE
 # trials, 50-step probes, one re-run of the top search trial and the best baseline at 100 steps)
@@ -75,7 +75,8 @@ REFERENCE = "preln_reference"  # post-LN tasks only: the same model with norm_fi
 METHODS = FIXED + PRESETS + EXTERNAL + SEARCHED + CONTROLS + (REFERENCE,)
 # methods written for one architecture run on the tasks they fit only
 ONLY_ON = {REFERENCE: ("post_ln_transformer", "post_ln_transformer_24", "tiny_vit"),
-           "fixup_resnet": ("resnet_nonorm",), "gpt2": ("tiny_gpt",)}
+           "fixup_resnet": ("resnet_nonorm",), "gpt2": ("tiny_gpt",),
+           "forget_bias": ("lstm_memory",), "chrono": ("lstm_memory",)}
 # full training budgets (the default of --steps): the [compare] steps of studies/<task>.toml for
 # the Transformer and the recurrent tasks; 500 for the digits tasks (about 30 epochs; their study
 # files compare over 300 steps, after which the held-out loss rises)

@@ -102,6 +102,7 @@ MODELS = {
     "tfixup": lambda seed=0: _seeded(seed, TinyTransformer),
     "fixup_resnet": lambda seed=0: _seeded(seed, lambda: resnet_nonorm(blocks=3, channels=4)),
     "gpt2": lambda seed=0: _seeded(seed, lambda: tiny_gpt(n_layers=2, d_model=16, n_heads=2, max_len=8)),
+    "forget_bias": lambda seed=0: _seeded(seed, TinyLSTM), "chrono": lambda seed=0: _seeded(seed, TinyLSTM),
 }
 BUDGETS = {"gradinit": 3, "metainit": 3}
 
@@ -314,3 +315,21 @@ def test_gpt2_init_matches_gpt2_statistics_and_keeps_the_tie():
     assert float(others.std()) == pytest.approx(0.02, rel=0.05)
     assert all(not b.attn.c_attn.bias.any() for b in model.blocks)
     assert BASELINES["gpt2"](relu_mlp(), [], None, seed=0)["applies"] is False
+
+
+def test_lstm_gate_rules_set_the_papers_biases():
+    model = _seeded(0, TinyLSTM)
+    weights = model.rnn.weight_hh_l0.detach().clone()
+    BASELINES["forget_bias"](model, [], None, seed=0)
+    b_ih, b_hh = model.rnn.bias_ih_l0.detach(), model.rnn.bias_hh_l0.detach()
+    assert torch.equal(b_ih[16:32] + b_hh[16:32], torch.ones(16))
+    assert torch.equal(model.rnn.weight_hh_l0, weights)
+    seqs = [(torch.zeros(8, 50, 16), torch.zeros(8, dtype=torch.long))]
+    facts = BASELINES["chrono"](model, seqs, None, seed=0)
+    assert facts["t_max"] == 50
+    forget = model.rnn.bias_ih_l0[16:32].detach()
+    assert bool((forget >= 0).all()) and bool((forget <= math.log(49)).all())
+    torch.testing.assert_close(model.rnn.bias_ih_l0[:16].detach(), -forget)
+    assert not model.rnn.bias_hh_l0.any() and not model.rnn.bias_ih_l0[32:].any()
+    for name in ("forget_bias", "chrono"):
+        assert BASELINES[name](relu_mlp(), seqs, None, seed=0)["applies"] is False
