@@ -85,8 +85,8 @@ FULL_STEPS = {"deep_relu_mlp": 500, "deep_tanh_mlp": 500, "residual_mlp": 500, "
               "dcgan_digits": 1500}
 # issue 11: tasks where the initialization is known to matter, reported in their own section with
 # steps-to-target and learning-rate robustness (their budgets fit a few minutes on one thread)
-NEW_STEPS = {"resnet_nonorm": 300, "post_ln_transformer_24": 300, "lstm_memory": 1000,
-             "tiny_gpt": 1000, "tiny_vit": 500}
+NEW_STEPS = {"resnet_nonorm": 200, "post_ln_transformer_24": 200, "lstm_memory": 600,
+             "tiny_gpt": 500, "tiny_vit": 300}
 FULL_STEPS.update(NEW_STEPS)
 LOSS_METRIC = {"post_ln_transformer", "rnn_adding", "lstm_adding", "dcgan_digits",
                "post_ln_transformer_24", "tiny_gpt"}  # lower is better
@@ -727,7 +727,8 @@ def write_report(out: Path) -> None:
                   f"torch {env['versions']['torch']}, optuna {env['versions']['optuna']}, lsuv "
                   f"{env['versions']['lsuv']}, anyinit {env['versions']['anyinit']}, started "
                   f"{env['started']}")
-    md += ["", "## Summary", ""] + summary_table(results, summaries) + ["", "## Per task", ""]
+    md += ["", "## Summary", ""] + summary_table(results, {t: summaries[t] for t in order}) + [
+        "", "## Per task", ""]
     for t in order:
         plot(results[t], out / f"bench_{t}.png")
         md += task_table(results[t], summaries[t]) + ["", f"![{t}](bench_{t}.png)", ""]

@@ -55,7 +55,7 @@ for _task in (
          "residual CNN of 20 blocks without normalization (Fixup's setting) on the digits as images"),
     Task("post_ln_transformer_24", "autoinit.tasks.text:post_ln_transformer",
          "autoinit.tasks.text:char_data",
-         {"n_layers": 24, "d_model": 64, "n_heads": 4, "ff": 128, "max_len": 32},
+         {"n_layers": 24, "d_model": 32, "n_heads": 4, "ff": 64, "max_len": 32},
          {"seq_len": 32, "batch_size": 16},
          "24-layer post-LN Transformer, no warmup, next character of a generated grammar"),
     Task("lstm_memory", "autoinit.tasks.memory:memory_lstm", "autoinit.tasks.memory:memory_data",
