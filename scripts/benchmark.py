@@ -754,8 +754,15 @@ def trains(run: dict, prior: float | None) -> bool | None:
 
 def robustness_summary(result: dict, summ: dict) -> None:
     """Adds to each method of ``summ`` (an issue-11 task): steps to target (training only, censored
-    at the budget), how many seeds reached it, and how many seeds train at each learning rate."""
+    at the budget), how many seeds reached it, and how many seeds train at each learning rate.
+
+    The target is the best fixed init's median final validation loss, or the "trains" threshold
+    ``(1 - TRAINS_MARGIN) * prior`` where that loss is above it (no fixed init trains: reaching
+    the prior loss says nothing); time to target (TSE) is recomputed with it."""
     prior, target = result.get("prior_val_loss"), summ["target_val_loss"]
+    if prior is not None and target is not None and target > (1 - TRAINS_MARGIN) * prior:
+        target = (1 - TRAINS_MARGIN) * prior
+        summ["target_val_loss"], summ["target_rule"] = target, "the trains threshold"
     for m, row in summ["methods"].items():
         ok = [s["methods"][m] for s in result["seeds"].values()
               if s["methods"].get(m, {}).get("applies")]
@@ -763,8 +770,9 @@ def robustness_summary(result: dict, summ: dict) -> None:
             continue
         hits = [next((st for st, v, _ in r["curve"] if v is not None and target is not None
                       and v <= target), None) for r in ok]
-        row["steps_to_target"] = median_ci([r["steps"] if h is None else h
-                                            for h, r in zip(hits, ok, strict=True)])
+        steps = [r["steps"] if h is None else h for h, r in zip(hits, ok, strict=True)]
+        row["steps_to_target"] = median_ci(steps)
+        row["time_to_target_tse"] = median_ci([r["init_tse"] + st for st, r in zip(steps, ok, strict=True)])
         row["reached_target"] = sum(h is not None for h in hits)
         runs = [r["lr_robustness"] for r in ok if "lr_robustness" in r]
         if not runs or prior is None:
@@ -788,8 +796,9 @@ def new_tasks_section(out: Path, results: dict, summaries: dict, tasks: list[str
            f"training targets' frequencies). Learning-rate robustness: the same initialized weights "
            f"also trained at lr/√10 and lr·√10 (3 rates spanning 10×) on the same batches. Steps to "
            f"target: training steps until the validation loss first reaches the best fixed init's "
-           f"median final validation loss (censored at the budget); the TSE column adds the "
-           f"initializer's cost (for a search: the whole search).", "", "### Runs", ""]
+           f"median final validation loss, or the trains threshold where no fixed init trains "
+           f"(censored at the budget); the TSE column adds the initializer's cost (for a search: the "
+           f"whole search).", "", "### Runs", ""]
     for t in tasks:
         for env in results[t].get("earlier_runs", []) + [results[t]["environment"]]:
             md.append(f"- `{t}`: `{env['command']}` — {env['threads']} torch thread(s), "
@@ -838,7 +847,9 @@ def _new_task_table(result: dict, summ: dict) -> list[str]:
              f"{result['model_kwargs']}, data {result['data_kwargs']}). Full training: "
              f"{result['steps']} {_training(result)}, {len(result['seeds'])} seeds; metric: "
              f"{result['metric']}. Prior loss {_num(result.get('prior_val_loss'))}; target: "
-             f"{summ['best_fixed']}'s median final validation loss {_num(summ['target_val_loss'])}.",
+             + (f"{summ['best_fixed']}'s median final validation loss" if "target_rule" not in summ
+                else f"no fixed init trains, so {summ['target_rule']}")
+             + f" {_num(summ['target_val_loss'])}.",
              "", f"| method | {result['metric']} median [95% CI] | final val loss | trains at "
              "lr/√10 · lr · lr·√10 (seeds) | rates that train (median of 3) | steps to target, "
              "training only | steps to target incl. init/search (TSE) | reached target | init cost "
