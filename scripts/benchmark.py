@@ -65,32 +65,58 @@ PRESETS = ("dcgan",)  # autoinit's preset baselines, run where they apply (space
 # external initializers and the controls assume one loss and one optimizer
 LOOP_METHODS = FIXED + PRESETS + ("autoinit",)
 EXTERNAL = ("lsuv", "gradinit", "metainit", "anyinit_analytic", "anyinit_empirical", "fixup",
-            "skipinit", "tfixup")
+            "skipinit", "tfixup", "fixup_resnet", "gpt2", "forget_bias", "chrono")
 SEARCHED = ("autoinit", "autoinit_lr", "autoinit_lean")
 # autoinit_lean: a budget meant for R <= 1 against a 1000-step training (the baselines, 4 TPE
 # trials, 50-step probes, one re-run of the top search trial and the best baseline at 100 steps)
 LEAN = {"n_trials": 10, "probe_steps": 50, "selection": Selection(top=1, seeds=1, steps_factor=2.0)}
 CONTROLS = ("default_best_of_n", "default_lr_grid", "default_longer")
-REFERENCE = "preln_reference"  # post-LN task only: the same model with norm_first=True
+REFERENCE = "preln_reference"  # post-LN tasks only: the same model with norm_first=True
 METHODS = FIXED + PRESETS + EXTERNAL + SEARCHED + CONTROLS + (REFERENCE,)
+# methods written for one architecture run on the tasks they fit only
+ONLY_ON = {REFERENCE: ("post_ln_transformer", "post_ln_transformer_24", "tiny_vit"),
+           "fixup_resnet": ("resnet_nonorm",), "gpt2": ("tiny_gpt",),
+           "forget_bias": ("lstm_memory",), "chrono": ("lstm_memory",)}
 # full training budgets (the default of --steps): the [compare] steps of studies/<task>.toml for
 # the Transformer and the recurrent tasks; 500 for the digits tasks (about 30 epochs; their study
 # files compare over 300 steps, after which the held-out loss rises)
 FULL_STEPS = {"deep_relu_mlp": 500, "deep_tanh_mlp": 500, "residual_mlp": 500, "vgg_cnn": 500,
               "post_ln_transformer": 1000, "rnn_adding": 2000, "lstm_adding": 2000,
               "dcgan_digits": 1500}
-LOSS_METRIC = {"post_ln_transformer", "rnn_adding", "lstm_adding", "dcgan_digits"}  # lower is better
+# issue 11: tasks where the initialization is known to matter, reported in their own section with
+# steps-to-target and learning-rate robustness (their budgets fit a few minutes on one thread)
+NEW_STEPS = {"resnet_nonorm": 200, "post_ln_transformer_24": 200, "lstm_memory": 600,
+             "tiny_gpt": 500, "tiny_vit": 300}
+FULL_STEPS.update(NEW_STEPS)
+LOSS_METRIC = {"post_ln_transformer", "rnn_adding", "lstm_adding", "dcgan_digits",
+               "post_ln_transformer_24", "tiny_gpt"}  # lower is better
 METRIC_NAME = {"dcgan_digits": "test Fréchet distance"}  # default: test loss / test accuracy (%)
 LR = 1e-3
+# a task trained at another rate: resnet_nonorm at the rate where Kaiming on every layer blows up
+TASK_LR = {"resnet_nonorm": 1e-2}
+# learning-rate robustness: each init also trained at lr/sqrt(10) and lr*sqrt(10) (3 rates spanning
+# 10x); a run "trains" when its final validation loss is finite and at least TRAINS_MARGIN below
+# the prior loss (the loss of predicting the training targets' frequencies, or their mean)
+LR_FACTORS = (10 ** -0.5, 10 ** 0.5)
+TRAINS_MARGIN = 0.10
 # --smoke shrinks every model and data set (CI checks that everything runs, not what it scores)
 SMOKE_MODEL = {"deep_relu_mlp": {"depth": 4, "width": 16}, "deep_tanh_mlp": {"depth": 4, "width": 16},
                "residual_mlp": {"blocks": 2, "width": 16}, "vgg_cnn": {"convs_per_stage": 1, "channels": 4},
                "post_ln_transformer": {"n_layers": 2, "d_model": 16, "n_heads": 2, "ff": 16, "max_len": 16},
                "rnn_adding": {"hidden": 8}, "lstm_adding": {"hidden": 8},
-               "dcgan_digits": {"z_dim": 4, "channels": 4}}
+               "dcgan_digits": {"z_dim": 4, "channels": 4},
+               "resnet_nonorm": {"blocks": 2, "channels": 4},
+               "post_ln_transformer_24": {"n_layers": 2, "d_model": 16, "n_heads": 2, "ff": 16,
+                                          "max_len": 16},
+               "lstm_memory": {"hidden": 8}, "tiny_gpt": {"n_layers": 2, "d_model": 16, "n_heads": 2,
+                                                          "max_len": 16},
+               "tiny_vit": {"n_layers": 1, "d_model": 16, "n_heads": 2, "ff": 16}}
 SMOKE_DATA = {"post_ln_transformer": {"seq_len": 16, "batch_size": 8, "n_train": 64, "n_eval": 16},
               "rnn_adding": {"seq_len": 10, "batch_size": 16, "n_train": 128, "n_eval": 32},
-              "lstm_adding": {"seq_len": 10, "batch_size": 16, "n_train": 128, "n_eval": 32}}
+              "lstm_adding": {"seq_len": 10, "batch_size": 16, "n_train": 128, "n_eval": 32},
+              "post_ln_transformer_24": {"seq_len": 16, "batch_size": 8, "n_train": 64, "n_eval": 16},
+              "tiny_gpt": {"seq_len": 16, "batch_size": 8, "n_train": 64, "n_eval": 16},
+              "lstm_memory": {"seq_len": 10, "batch_size": 16, "n_train": 128, "n_eval": 32}}
 
 
 # ----------------------------------------------------------------------------- data and training
@@ -115,6 +141,7 @@ class TaskData:
 
     def __init__(self, task, seed: int, overrides: dict | None = None) -> None:
         self.task, self.seed, self.overrides = task, seed, overrides or {}
+        self.lr = TASK_LR.get(task.name, LR)
         train, val = self.loaders()
         self.train_tensors = train.dataset.tensors
         self.batch_size = train.batch_size
@@ -138,6 +165,17 @@ class TaskData:
 
     def test(self):
         return next(iter(self._test_loader()))
+
+    def prior_loss(self) -> float | None:
+        """The validation loss of a constant prediction fit on the training targets: their
+        frequencies (cross-entropy) or their mean (MSE); None for a task with its own loop."""
+        if self.loop is not None:
+            return None
+        train_y, val_y = self.train_tensors[-1], self.val[1]
+        if val_y.is_floating_point():
+            return float(((val_y - train_y.mean(0)) ** 2).mean())
+        counts = torch.bincount(train_y.flatten(), minlength=int(val_y.max()) + 1).double() + 1.0
+        return float(-(counts / counts.sum()).log()[val_y.flatten()].mean())
 
 
 def evaluate(model: nn.Module, batch) -> dict:
@@ -268,7 +306,7 @@ def init_method(method: str, model: nn.Module, data: TaskData, cfg, ctx: dict) -
         if method not in baseline_names(plan):
             return {"applies": False, "reason": f"autoinit does not queue {method} for this model"}
         trial = optuna.trial.FixedTrial(baseline_params(plan, space, method))
-        apply_scheme(model, suggest_scheme(trial, plan, space, LR, seed)[0])
+        apply_scheme(model, suggest_scheme(trial, plan, space, data.lr, seed)[0])
         return {"applies": True}
     if method in EXTERNAL:
         budget = {"gradinit": cfg.gradinit_budget, "metainit": cfg.metainit_budget}.get(method)
@@ -281,8 +319,8 @@ def init_method(method: str, model: nn.Module, data: TaskData, cfg, ctx: dict) -
     if method in SEARCHED:
         return search(method, model, data, cfg)
     if method == REFERENCE:
-        if data.task.name != "post_ln_transformer":
-            return {"applies": False, "reason": "reference for the post-LN Transformer task only"}
+        if data.task.name not in ONLY_ON[REFERENCE]:
+            return {"applies": False, "reason": "reference for the post-LN Transformer tasks only"}
         for layer in model.layers:
             layer.norm_first = True
         return {"applies": True, "note": "same model and init with norm_first=True (pre-LN)"}
@@ -297,14 +335,14 @@ def search(method: str, model: nn.Module, data: TaskData, cfg) -> dict:
     if cfg.smoke:
         kw.update(selection=Selection(top=1, seeds=1, steps_factor=1.0), val_batches=1)
     kw.update(data.task.fit_options())  # the task's own loop and groups, if any
-    result = run_search(model, train_loader, val_dataloader=val_loader, lr=LR, seed=data.seed,
+    result = run_search(model, train_loader, val_dataloader=val_loader, lr=data.lr, seed=data.seed,
                         search_lr=method == "autoinit_lr", device="cpu", threads=cfg.threads,
                         progress=False, **kw)
-    lr = LR
+    lr = data.lr
     if method == "autoinit_lr":
         chosen = [c for c in result.candidates if c.name == result.chosen]
         if chosen:
-            lr = float(result.study.trials[chosen[0].trial_number].params.get("lr", LR))
+            lr = float(result.study.trials[chosen[0].trial_number].params.get("lr", data.lr))
     return {"applies": True, "lr": lr, "chosen": result.chosen, "reason": result.reason,
             "search_cost": result.cost.to_dict(), "search_R": result.cost.ratio(cfg.steps)}
 
@@ -323,12 +361,12 @@ def control(method: str, model: nn.Module, data: TaskData, cfg, ctx: dict) -> di
         scores = []
         for i in range(n):
             cand = build(data.task, 1000 * (data.seed + 1) + i, cfg.model_overrides)
-            scores.append(probe_loss(cand, data, LR, cfg.probe_steps, data.seed))
+            scores.append(probe_loss(cand, data, data.lr, cfg.probe_steps, data.seed))
         best = int(np.argmin(scores))
         chosen = build(data.task, 1000 * (data.seed + 1) + best, cfg.model_overrides)
         model.load_state_dict(chosen.state_dict())
         return {"applies": True, "n": n, "chosen_seed_index": best}
-    lrs = np.geomspace(LR / 10, LR * 10, n).tolist()
+    lrs = np.geomspace(data.lr / 10, data.lr * 10, n).tolist()
     scores = [probe_loss(copy.deepcopy(model), data, lr, cfg.probe_steps, data.seed) for lr in lrs]
     return {"applies": True, "n": n, "lr": lrs[int(np.argmin(scores))], "grid": lrs}
 
@@ -346,8 +384,11 @@ def run_method(method: str, base: nn.Module, data: TaskData, cfg, ctx: dict, ste
         return rec
     rec.update(applies=True, init_seconds=init_s, init_tse_bare=init_s / step_s)
     steps = cfg.steps + rec.get("extra_steps", 0)
-    res = train(model, data.batches(steps), data.val, rec.get("lr", LR), cfg.eval_every, data.seed,
-                data.loop)
+    start = copy.deepcopy(model) if cfg.lr_robustness and method not in CONTROLS else None
+    res = train(model, data.batches(steps), data.val, rec.get("lr", data.lr), cfg.eval_every,
+                data.seed, data.loop)
+    if start is not None:
+        rec["lr_robustness"] = lr_robustness(start, data, cfg, rec.get("lr", data.lr), res)
     test = final_report(model, data)  # the test split, once
     # The TSE unit: this run's own training time per step, measured right after the initializer
     # (the machine is shared, so a per-seed bare timing can be minutes and a different load away).
@@ -362,10 +403,25 @@ def run_method(method: str, base: nn.Module, data: TaskData, cfg, ctx: dict, ste
     return rec
 
 
+def lr_robustness(start: nn.Module, data: TaskData, cfg, lr: float, main: dict) -> list[dict]:
+    """Final validation losses of the same initialized weights trained at ``lr`` (the main run)
+    and at ``lr`` times each of :data:`LR_FACTORS`, on the same batches."""
+    def final(res: dict) -> dict:
+        value = res["curve"][-1][1] if res["curve"] else None
+        return {"final_val_loss": None if res["diverged"] else value, "diverged": res["diverged"]}
+
+    out = [{"factor": 1.0, "lr": lr, **final(main)}]
+    for factor in LR_FACTORS:
+        res = train(copy.deepcopy(start), data.batches(cfg.steps), data.val, lr * factor, cfg.steps,
+                    data.seed, data.loop)
+        out.append({"factor": factor, "lr": lr * factor, **final(res)})
+    return sorted(out, key=lambda r: r["factor"])
+
+
 # ----------------------------------------------------------------------------- the run
 
 def methods_for(task: str, methods: list[str]) -> list[str]:
-    out = [m for m in methods if m != REFERENCE or task == "post_ln_transformer"]
+    out = [m for m in methods if m not in ONLY_ON or task in ONLY_ON[m]]
     if "train_step" in get_task(task).fit_kwargs:
         out = [m for m in out if m in LOOP_METHODS]
     queued = baseline_names(ModelPlan.of(build(get_task(task), 0)))  # presets where queued
@@ -393,6 +449,8 @@ def run_task(name: str, cfg, save=None, previous: dict | None = None) -> dict:
         if not todo:
             continue
         data = TaskData(task, seed, cfg.data_overrides)
+        if name in NEW_STEPS:
+            out.update(lr=data.lr, prior_val_loss=data.prior_loss())
         base = build(task, seed, cfg.model_overrides)
         runs.setdefault("bare_step_seconds", bare_step_seconds(base, data.batches(16),
                                                                loop=data.loop))
@@ -560,7 +618,7 @@ def task_table(result: dict, summ: dict) -> list[str]:
 def _training(result: dict) -> str:
     if "train_step" in get_task(result["task"]).fit_kwargs:
         return "steps of the task's own training loop"
-    return f"Adam steps at lr {LR:g}"
+    return f"Adam steps at lr {result.get('lr', LR):g}"
 
 
 def summary_table(results: dict, summaries: dict) -> list[str]:
@@ -653,8 +711,9 @@ def write_report(out: Path) -> None:
     for f in files:
         r = json.loads(f.read_text())
         results[r["task"]] = r
-    order = [t for t in FULL_STEPS if t in results]
-    summaries = {t: summarize(results[t]) for t in order}
+    order = [t for t in FULL_STEPS if t in results and t not in NEW_STEPS]
+    new = [t for t in NEW_STEPS if t in results]
+    summaries = {t: summarize(results[t]) for t in order + new}
     md = ["# Benchmarks (issue 6)", "", "Generated by `scripts/benchmark.py` from `runs/*.json`; "
           "every number below was measured in the run recorded with it.", ""]
     notes = out / "benchmarks_notes.md"  # hand-written analysis, kept when the tables are rebuilt
@@ -668,15 +727,146 @@ def write_report(out: Path) -> None:
                   f"torch {env['versions']['torch']}, optuna {env['versions']['optuna']}, lsuv "
                   f"{env['versions']['lsuv']}, anyinit {env['versions']['anyinit']}, started "
                   f"{env['started']}")
-    md += ["", "## Summary", ""] + summary_table(results, summaries) + ["", "## Per task", ""]
+    md += ["", "## Summary", ""] + summary_table(results, {t: summaries[t] for t in order}) + [
+        "", "## Per task", ""]
     for t in order:
         plot(results[t], out / f"bench_{t}.png")
         md += task_table(results[t], summaries[t]) + ["", f"![{t}](bench_{t}.png)", ""]
+    if new:
+        md += new_tasks_section(out, results, summaries, new)
     (out / "benchmarks.md").write_text("\n".join(md) + "\n")
     payload = {"format": "autoinit-benchmarks/1", "tasks": {
         t: {"summary": _finite(summaries[t]), "environment": results[t]["environment"],
-            "config": results[t]["config"], "run_file": f"runs/{t}.json"} for t in order}}
+            "config": results[t]["config"], "run_file": f"runs/{t}.json"} for t in order + new}}
     (out / "benchmarks.json").write_text(json.dumps(payload, indent=1))
+
+
+# ----------------------------------------------------------------------------- issue 11's section
+
+def trains(run: dict, prior: float | None) -> bool | None:
+    """Whether one training "trains": a finite final validation loss at least TRAINS_MARGIN below
+    the prior loss (None when the task has no prior loss)."""
+    if prior is None:
+        return None
+    value = run["final_val_loss"]
+    return value is not None and math.isfinite(value) and value <= (1 - TRAINS_MARGIN) * prior
+
+
+def robustness_summary(result: dict, summ: dict) -> None:
+    """Adds to each method of ``summ`` (an issue-11 task): steps to target (training only, censored
+    at the budget), how many seeds reached it, and how many seeds train at each learning rate.
+
+    The target is the best fixed init's median final validation loss, or the "trains" threshold
+    ``(1 - TRAINS_MARGIN) * prior`` where that loss is above it (no fixed init trains: reaching
+    the prior loss says nothing); time to target (TSE) is recomputed with it."""
+    prior, target = result.get("prior_val_loss"), summ["target_val_loss"]
+    if prior is not None and target is not None and target > (1 - TRAINS_MARGIN) * prior:
+        target = (1 - TRAINS_MARGIN) * prior
+        summ["target_val_loss"], summ["target_rule"] = target, "the trains threshold"
+    for m, row in summ["methods"].items():
+        ok = [s["methods"][m] for s in result["seeds"].values()
+              if s["methods"].get(m, {}).get("applies")]
+        if not row["applies"] or not ok:
+            continue
+        hits = [next((st for st, v, _ in r["curve"] if v is not None and target is not None
+                      and v <= target), None) for r in ok]
+        steps = [r["steps"] if h is None else h for h, r in zip(hits, ok, strict=True)]
+        row["steps_to_target"] = median_ci(steps)
+        row["time_to_target_tse"] = median_ci([r["init_tse"] + st for st, r in zip(steps, ok, strict=True)])
+        row["reached_target"] = sum(h is not None for h in hits)
+        runs = [r["lr_robustness"] for r in ok if "lr_robustness" in r]
+        if not runs or prior is None:
+            continue
+        row["trains_by_factor"] = {f"{run['factor']:.3g}": sum(bool(trains(rs[i], prior)) for rs in runs)
+                                   for i, run in enumerate(runs[0])}
+        row["rates_that_train"] = statistics.median(sum(bool(trains(r, prior)) for r in rs)
+                                                    for rs in runs)
+        row["lr_seeds"] = len(runs)
+
+
+def new_tasks_section(out: Path, results: dict, summaries: dict, tasks: list[str]) -> list[str]:
+    for t in tasks:
+        robustness_summary(results[t], summaries[t])
+    md = ["", "## New tasks (issue 11)", ""]
+    notes = out / "benchmarks_issue11_notes.md"  # hand-written, kept when the tables are rebuilt
+    if notes.exists():
+        md += [notes.read_text().strip(), ""]
+    md += [f"A training **trains** when its final validation loss is finite and at least "
+           f"{TRAINS_MARGIN:.0%} below the prior loss (the validation loss of predicting the "
+           f"training targets' frequencies). Learning-rate robustness: the same initialized weights "
+           f"also trained at lr/√10 and lr·√10 (3 rates spanning 10×) on the same batches. Steps to "
+           f"target: training steps until the validation loss first reaches the best fixed init's "
+           f"median final validation loss, or the trains threshold where no fixed init trains "
+           f"(censored at the budget); the TSE column adds the initializer's cost (for a search: the "
+           f"whole search).", "", "### Runs", ""]
+    for t in tasks:
+        for env in results[t].get("earlier_runs", []) + [results[t]["environment"]]:
+            md.append(f"- `{t}`: `{env['command']}` — {env['threads']} torch thread(s), "
+                      f"{env['cpu_count']} cores, load {env['load_average_at_start'][0]:.1f} at "
+                      f"start, torch {env['versions']['torch']}, started {env['started']}")
+    md += ["", "### Summary of the new tasks", "",
+           "| task | seeds | lr | metric | prior loss | best fixed init | competitor | autoinit "
+           "| fixed inits that do not train at lr (seeds) | fixed inits training at all 3 rates |",
+           "|" + " --- |" * 10]
+    for t in tasks:
+        md.append(_new_summary_row(results[t], summaries[t]))
+    for t in tasks:
+        plot(results[t], out / f"bench_{t}.png")
+        md += [""] + _new_task_table(results[t], summaries[t]) + ["", f"![{t}](bench_{t}.png)"]
+    return md
+
+
+def _new_summary_row(result: dict, summ: dict) -> str:
+    rows, lower = summ["methods"], summ["lower_is_better"]
+    digits = 4 if lower else 1
+
+    def cell(m):
+        row = rows.get(m)
+        return f"{m}: {_fmt(row['metric'], digits)}" if row and row["applies"] else "—"
+
+    fixed = [m for m in FIXED + PRESETS if rows.get(m, {}).get("applies")]
+    best = min(fixed, key=lambda m: rows[m]["metric"][0] * (1 if lower else -1)) if fixed else None
+    others = [m for m in EXTERNAL + (REFERENCE,) if rows.get(m, {}).get("applies")]
+    fail = [f"{m} ({row['lr_seeds'] - row['trains_by_factor']['1']}/{row['lr_seeds']})"
+            for m in fixed if (row := rows[m]).get("lr_seeds")
+            and row["trains_by_factor"]["1"] < row["lr_seeds"]]
+    robust = [m for m in fixed if (row := rows[m]).get("lr_seeds")
+              and all(v == row["lr_seeds"] for v in row["trains_by_factor"].values())]
+    prior = result.get("prior_val_loss")
+    return (f"| {result['task']} | {len(result['seeds'])} | {result.get('lr', LR):g} | "
+            f"{result['metric']} | {_num(prior)} | {cell(best) if best else '—'} | "
+            f"{'; '.join(cell(m) for m in others) or '—'} | {cell('autoinit')} | "
+            f"{', '.join(fail) or 'none'} | {', '.join(robust) or 'none'} |")
+
+
+def _new_task_table(result: dict, summ: dict) -> list[str]:
+    digits = 4 if summ["lower_is_better"] else 1
+    partial = "" if result.get("complete", True) else (
+        f"**Partial: {len(result['seeds'])} of {result['config']['seeds']} seeds.** ")
+    lines = [f"### {result['task']}", "", partial + f"{result['summary']} (model "
+             f"{result['model_kwargs']}, data {result['data_kwargs']}). Full training: "
+             f"{result['steps']} {_training(result)}, {len(result['seeds'])} seeds; metric: "
+             f"{result['metric']}. Prior loss {_num(result.get('prior_val_loss'))}; target: "
+             + (f"{summ['best_fixed']}'s median final validation loss" if "target_rule" not in summ
+                else f"no fixed init trains, so {summ['target_rule']}")
+             + f" {_num(summ['target_val_loss'])}.",
+             "", f"| method | {result['metric']} median [95% CI] | final val loss | trains at "
+             "lr/√10 · lr · lr·√10 (seeds) | rates that train (median of 3) | steps to target, "
+             "training only | steps to target incl. init/search (TSE) | reached target | init cost "
+             "(TSE) | notes |", "|" + " --- |" * 10]
+    for m, row in summ["methods"].items():
+        if not row["applies"]:
+            lines.append(f"| {m} | n/a | | | | | | | | {row['reason'][:120].replace('|', '/')} |")
+            continue
+        by = row.get("trains_by_factor")
+        lr_cell = " · ".join(f"{v}/{row['lr_seeds']}" for v in by.values()) if by else "—"
+        rates = f"{row['rates_that_train']:g}" if by else "—"
+        notes = [f"{row['diverged']} diverged"] if row["diverged"] else []
+        lines.append(f"| {m} | {_fmt(row['metric'], digits)} | {_fmt(row['val_loss'], 3)} | "
+                     f"{lr_cell} | {rates} | {_fmt(row['steps_to_target'], 0)} | "
+                     f"{_fmt(row['time_to_target_tse'], 0)} | {row['reached_target']}/{row['n']} | "
+                     f"{_fmt(row['init_tse'], 0)} | {'; '.join(notes)} |")
+    return lines
 
 
 def _finite(obj):
@@ -713,6 +903,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("docs"))
     p.add_argument("--smoke", action="store_true", help="tiny budgets, 1 seed: every method runs")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from runs/*.json")
+    p.add_argument("--no-lr-robustness", action="store_true",
+                   help="skip the runs at lr/sqrt(10) and lr*sqrt(10) (default: on for the issue-11 "
+                        f"tasks {', '.join(NEW_STEPS)})")
     p.add_argument("--resume", action="store_true",
                    help="keep the seeds and methods in <out>/runs/<task>.json; run only the missing")
     args = p.parse_args(argv)
@@ -771,6 +964,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> None:
             cfg = argparse.Namespace(**vars(args))
             cfg.steps = args.steps or FULL_STEPS[name]
             cfg.eval_every = args.eval_every or max(1, cfg.steps // 30)
+            cfg.lr_robustness = name in NEW_STEPS and not args.no_lr_robustness
             cfg.model_overrides = SMOKE_MODEL.get(name, {}) if args.smoke else {}
             cfg.data_overrides = SMOKE_DATA.get(name, {}) if args.smoke else {}
             config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}

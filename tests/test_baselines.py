@@ -18,6 +18,9 @@ from baselines import BASELINES  # noqa: E402
 from baselines.gradinit import ScaledModel, gradient_norm, lookahead_loss  # noqa: E402
 from baselines.metainit import gradient_quotient  # noqa: E402
 
+from autoinit.tasks.gpt import tiny_gpt  # noqa: E402
+from autoinit.tasks.resnet import resnet_nonorm  # noqa: E402
+
 
 def _seeded(seed: int, build):
     with torch.random.fork_rng(devices=[]):
@@ -97,6 +100,9 @@ MODELS = {
     "anyinit_empirical": relu_mlp,
     "fixup": lambda seed=0: _seeded(seed, ResidualMLP), "skipinit": lambda seed=0: _seeded(seed, ResidualMLP),
     "tfixup": lambda seed=0: _seeded(seed, TinyTransformer),
+    "fixup_resnet": lambda seed=0: _seeded(seed, lambda: resnet_nonorm(blocks=3, channels=4)),
+    "gpt2": lambda seed=0: _seeded(seed, lambda: tiny_gpt(n_layers=2, d_model=16, n_heads=2, max_len=8)),
+    "forget_bias": lambda seed=0: _seeded(seed, TinyLSTM), "chrono": lambda seed=0: _seeded(seed, TinyLSTM),
 }
 BUDGETS = {"gradinit": 3, "metainit": 3}
 
@@ -279,3 +285,51 @@ def test_tfixup_scales_value_output_and_ffn(batches):
     pre_ln = _seeded(0, lambda: TinyTransformer(norm_first=True))
     assert baselines.init_tfixup(pre_ln, batches, loss_fn, seed=0)["applies"] is False
     assert baselines.init_tfixup(relu_mlp(), batches, loss_fn, seed=0)["applies"] is False
+
+
+def test_fixup_resnet_follows_the_paper_on_the_residual_cnn():
+    model = _seeded(0, lambda: resnet_nonorm(blocks=16, channels=32))
+    stem = model.stem.weight.detach().clone()
+    facts = BASELINES["fixup_resnet"](model, [], None, seed=0)
+    assert facts["branches"] == 16 and facts["branch_scale"] == pytest.approx(16 ** -0.5)
+    conv1 = torch.cat([b.conv1.weight.flatten() for b in model.blocks]).detach()
+    # He-normal with the fan-out (32 channels x 3 x 3), times L^(-1/2)
+    assert float(conv1.std()) == pytest.approx(math.sqrt(2 / (32 * 9)) / 4, rel=0.05)
+    for block in model.blocks:
+        assert not block.conv2.weight.any() and not block.conv2.bias.any() and not block.conv1.bias.any()
+    assert not model.head.weight.any() and not model.head.bias.any()
+    assert torch.equal(model.stem.weight, stem)  # the stem keeps its own init
+    assert BASELINES["fixup_resnet"](relu_mlp(), [], None, seed=0)["applies"] is False
+
+
+def test_gpt2_init_matches_gpt2_statistics_and_keeps_the_tie():
+    model = _seeded(0, lambda: tiny_gpt(n_layers=4, d_model=64, n_heads=4, max_len=32))
+    facts = BASELINES["gpt2"](model, [], None, seed=3)
+    assert facts["residual_projections"] == 8
+    assert model.head.weight is model.wte.weight
+    projections = torch.cat([b.attn.c_proj.weight.flatten() for b in model.blocks]
+                            + [b.mlp.c_proj.weight.flatten() for b in model.blocks]).detach()
+    assert float(projections.std()) == pytest.approx(0.02 / math.sqrt(8), rel=0.05)
+    others = torch.cat([model.wte.weight.flatten()]
+                       + [b.mlp.c_fc.weight.flatten() for b in model.blocks]).detach()
+    assert float(others.std()) == pytest.approx(0.02, rel=0.05)
+    assert all(not b.attn.c_attn.bias.any() for b in model.blocks)
+    assert BASELINES["gpt2"](relu_mlp(), [], None, seed=0)["applies"] is False
+
+
+def test_lstm_gate_rules_set_the_papers_biases():
+    model = _seeded(0, TinyLSTM)
+    weights = model.rnn.weight_hh_l0.detach().clone()
+    BASELINES["forget_bias"](model, [], None, seed=0)
+    b_ih, b_hh = model.rnn.bias_ih_l0.detach(), model.rnn.bias_hh_l0.detach()
+    assert torch.equal(b_ih[16:32] + b_hh[16:32], torch.ones(16))
+    assert torch.equal(model.rnn.weight_hh_l0, weights)
+    seqs = [(torch.zeros(8, 50, 16), torch.zeros(8, dtype=torch.long))]
+    facts = BASELINES["chrono"](model, seqs, None, seed=0)
+    assert facts["t_max"] == 50
+    forget = model.rnn.bias_ih_l0[16:32].detach()
+    assert bool((forget >= 0).all()) and bool((forget <= math.log(49)).all())
+    torch.testing.assert_close(model.rnn.bias_ih_l0[:16].detach(), -forget)
+    assert not model.rnn.bias_hh_l0.any() and not model.rnn.bias_ih_l0[32:].any()
+    for name in ("forget_bias", "chrono"):
+        assert BASELINES[name](relu_mlp(), seqs, None, seed=0)["applies"] is False

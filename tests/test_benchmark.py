@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +58,13 @@ def test_smoke_run_covers_every_task_and_method(tmp_path):
         for name in expected:
             assert f"| {name} |" in markdown.split(f"### {task}")[1], (task, name)
         assert (tmp_path / f"bench_{task}.png").stat().st_size > 0
-        assert f"| {task} |" in markdown.split("## Per task")[0]
+        old, new = markdown.split("## New tasks (issue 11)")
+        if task in benchmark.NEW_STEPS:  # issue 11's tasks: their own section, lr robustness
+            assert f"| {task} |" in new.split(f"### {task}")[0]
+            assert all(len(rec["lr_robustness"]) == 3 for m, rec in methods.items()
+                       if rec["applies"] and m not in benchmark.CONTROLS)
+        else:
+            assert f"| {task} |" in old.split("## Per task")[0]
 
 
 def test_median_ci_brackets_the_median():
@@ -90,3 +98,36 @@ def test_seed_lists_merge_into_one_file_and_resume_adds_only_missing_methods(tmp
     assert sorted(methods) == ["orthogonal", "pytorch_default", "xavier_normal"]
     assert methods["pytorch_default"] == first  # kept, not trained again
     assert sorted(resumed["seeds"]) == ["0", "1"] and resumed["earlier_runs"]
+
+
+def test_a_training_trains_when_its_loss_is_clearly_below_the_prior():
+    assert benchmark.trains({"final_val_loss": 0.8}, prior=1.0)
+    assert not benchmark.trains({"final_val_loss": 0.95}, prior=1.0)
+    assert not benchmark.trains({"final_val_loss": None}, prior=1.0)
+    assert benchmark.trains({"final_val_loss": 0.1}, prior=None) is None
+
+
+def test_new_tasks_get_lr_robustness_in_their_own_section_and_the_old_section_is_kept(tmp_path):
+    old_only, both = tmp_path / "old", tmp_path / "both"
+    assert benchmark.main(["--smoke", "--tasks", "residual_mlp", "--methods", "pytorch_default",
+                           "--out", str(old_only)]) == 0
+    (both / "runs").mkdir(parents=True)
+    shutil.copy(old_only / "runs" / "residual_mlp.json", both / "runs")
+    assert benchmark.main(["--smoke", "--tasks", "lstm_memory", "--methods", "pytorch_default,chrono",
+                           "--out", str(both)]) == 0
+    run = json.loads((both / "runs" / "lstm_memory.json").read_text())
+    assert run["prior_val_loss"] == pytest.approx(math.log(4), abs=0.1)  # 4 classes
+    rec = run["seeds"]["0"]["methods"]["chrono"]
+    factors = [r["factor"] for r in rec["lr_robustness"]]
+    assert factors == pytest.approx([10 ** -0.5, 1.0, 10 ** 0.5])
+    assert [r["lr"] for r in rec["lr_robustness"]] == pytest.approx([f * 1e-3 for f in factors])
+    assert rec["lr_robustness"][1]["final_val_loss"] == rec["curve"][-1][1]  # the main run
+    assert "lr_robustness" not in json.loads((both / "runs" / "residual_mlp.json").read_text())[
+        "seeds"]["0"]["methods"]["pytorch_default"]
+    old_md = (old_only / "benchmarks.md").read_text()
+    new_md = (both / "benchmarks.md").read_text()
+    head, section = new_md.split("\n## New tasks (issue 11)\n")
+    assert head.rstrip() == old_md.rstrip()  # byte for byte, up to the trailing blank lines
+    table = section.split("### lstm_memory")[1]
+    assert "| chrono |" in table and "| pytorch_default |" in table
+    assert "| lstm_memory | 1 | 0.001 |" in section

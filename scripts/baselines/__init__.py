@@ -23,7 +23,10 @@ from __future__ import annotations
 
 from .anyinit_pkg import init_anyinit_analytic, init_anyinit_empirical
 from .fixup import init_fixup, init_skipinit, init_tfixup
+from .fixup_resnet import init_fixup_resnet
+from .gpt2 import init_gpt2
 from .gradinit import init_gradinit
+from .lstm_gates import init_chrono, init_forget_bias
 from .lsuv_pkg import init_lsuv
 from .metainit import init_metainit
 
@@ -36,13 +39,21 @@ BASELINES = {
     "fixup": init_fixup,
     "skipinit": init_skipinit,
     "tfixup": init_tfixup,
+    "fixup_resnet": init_fixup_resnet,
+    "gpt2": init_gpt2,
+    "forget_bias": init_forget_bias,
+    "chrono": init_chrono,
 }
 
 __all__ = [
     "BASELINES",
     "init_anyinit_analytic",
     "init_anyinit_empirical",
+    "init_chrono",
     "init_fixup",
+    "init_fixup_resnet",
+    "init_forget_bias",
+    "init_gpt2",
     "init_gradinit",
     "init_lsuv",
     "init_metainit",
