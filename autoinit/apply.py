@@ -23,6 +23,7 @@ import hashlib
 import math
 import re
 import warnings
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -145,7 +146,8 @@ def _generator(seed: int, key: str) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
-def _values(spec: ParamSpec, rule: GroupRule, group: str, seed: int, modules, defaults, model):
+def _values(spec: ParamSpec, rule: GroupRule, group: str, seed: int, modules: Mapping[str, nn.Module],
+            defaults: dict[str, dict[str, torch.Tensor]], model: nn.Module) -> torch.Tensor:
     generator = _generator(seed, spec.name)
     own = rule.family == MODEL_DEFAULT
     if spec.param_type in ("bias", "norm_bias"):
@@ -190,14 +192,16 @@ def _from_canonical(value: torch.Tensor, spec: ParamSpec) -> torch.Tensor:
     return value
 
 
-def _default(spec: ParamSpec, seed: int, modules, cache) -> torch.Tensor:
+def _default(spec: ParamSpec, seed: int, modules: Mapping[str, nn.Module],
+             cache: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
     if spec.module_name not in cache:
         generator = _generator(seed, f"{spec.module_name}#reset_parameters")
         cache[spec.module_name] = default_values(modules[spec.module_name], generator)
     return cache[spec.module_name][spec.local_name]
 
 
-def _own(spec: ParamSpec, seed: int, model: nn.Module, cache) -> torch.Tensor:
+def _own(spec: ParamSpec, seed: int, model: nn.Module,
+         cache: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
     key = f"#{MODEL_DEFAULT}"  # no module name starts with '#'
     if key not in cache:
         cache[key] = model_default_values(model, _generator(seed, key))

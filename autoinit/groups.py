@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from autoinit.errors import ConfigError
@@ -67,7 +67,7 @@ def _global_key(lay: Layer) -> str:
     return "norm" if lay.kind == "norm" else "global"
 
 
-def _layer_key(layers: list[Layer]):
+def _layer_key(layers: list[Layer]) -> Callable[[Layer], str]:
     roles: dict[str, set[str]] = {}
     for lay in layers:
         roles.setdefault(lay.module_name, set()).add(lay.role)

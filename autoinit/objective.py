@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import optuna
@@ -72,7 +73,7 @@ class Objective:
         self.work.load_state_dict(self.initial)
 
     def probe(self, scheme: InitScheme, lr: float, config: ProbeConfig | None = None,
-              report=None) -> ProbeResult:
+              report: Callable[[int, float], bool] | None = None) -> ProbeResult:
         self.reset()
         apply_scheme(self.work, scheme)
         return run_probe(self.work, self.data, replace(config or self.config, lr=lr), report)
@@ -144,13 +145,13 @@ def _thin(values: list[float]) -> list[float]:
     return [round(v, 6) for v in values[::thin_stride(len(values))]]
 
 
-def _cost(trial, steps: int, *, screened: bool, start: float) -> None:
+def _cost(trial: optuna.Trial, steps: int, *, screened: bool, start: float) -> None:
     trial.set_user_attr("probe_steps", steps)
     trial.set_user_attr("screening_passes", int(screened))
     trial.set_user_attr("seconds", time.perf_counter() - start)
 
 
-def _prune(trial, reason: str, steps: int, *, screened: bool = False, start: float) -> float:
+def _prune(trial: optuna.Trial, reason: str, steps: int, *, screened: bool = False, start: float) -> float:
     trial.set_user_attr("failure", reason)
     _cost(trial, steps, screened=screened, start=start)
     raise optuna.TrialPruned(reason)

@@ -16,6 +16,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from torch import nn
 
@@ -103,7 +104,7 @@ class ModelPlan:
         return InitScheme(groups, seed=seed, parameters=self.parameters,
                           model_class=self.model_class, depth=self.depth, **current_versions())
 
-    def rule(self, group: str, family: str, scale: float = 1.0, **kw) -> GroupRule:
+    def rule(self, group: str, family: str, scale: float = 1.0, **kw: Any) -> GroupRule:
         """A rule for ``group`` with the family's default bias and the group's activation."""
         fam = get_family(family)
         return GroupRule(family, scale=scale, bias=kw.pop("bias", fam.default_bias),

@@ -30,7 +30,7 @@ import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,9 +60,12 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "rmsprop": torch.optim.RMSprop,
 }
 OBJECTIVES = ("final", "mean")
+# a factory of the context that runs the forward passes (bf16 autocast on CUDA, else nothing)
+Autocast = Callable[[], contextlib.AbstractContextManager[Any]]
 
 
-def make_optimizer(optimizer: str | Callable, params, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(optimizer: str | Callable, params: Iterable[torch.Tensor],
+                   lr: float) -> torch.optim.Optimizer:
     """An optimizer from a name in :data:`OPTIMIZERS` or a callable ``(params, lr) -> Optimizer``.
 
     A callable that takes only ``params`` is called without the learning rate.
@@ -178,7 +181,7 @@ class ProbeResult:
     cooldown_note: str | None = None  # why the cooldown was not applied
 
 
-def evaluate(model: nn.Module, data: ProbeData, autocast) -> float:
+def evaluate(model: nn.Module, data: ProbeData, autocast: Autocast) -> float:
     """Mean loss over the held-out batches, in eval mode."""
     model.eval()
     with torch.no_grad(), autocast():
@@ -193,7 +196,7 @@ class LossLoop:
     held-out loss (the interface of :class:`~autoinit.loop.TrainLoop`)."""
 
     data: ProbeData
-    autocast: Callable = contextlib.nullcontext
+    autocast: Autocast = contextlib.nullcontext
 
     def start(self, model: nn.Module, optimizer: str | Callable, lr: float) -> torch.optim.Optimizer:
         return make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], lr)
@@ -322,7 +325,7 @@ def _branch_points(config: ProbeConfig) -> dict[int, int]:
     return out
 
 
-def _branch(model: nn.Module, state: Any, loop, data: ProbeData, config: ProbeConfig,
+def _branch(model: nn.Module, state: Any, loop: ProbeLoop, data: ProbeData, config: ProbeConfig,
             after: int, rung: int) -> float:
     """The score of a probe of ``rung`` steps: a copy of the model and state after step
     ``after``, trained to step ``rung`` with the rate cooling down, then evaluated. The run's
@@ -352,7 +355,7 @@ def _cooldown_note(config: ProbeConfig, optimizers: list, state: Any) -> str | N
 
 
 @contextlib.contextmanager
-def flush_denormal():
+def flush_denormal() -> Iterator[None]:
     """Treat subnormal floats as zero on CPU while training (torch's default is off), on the
     calling thread; left on afterwards where it was on before (see :mod:`autoinit.threads` for
     torch's worker threads).
@@ -381,7 +384,7 @@ def _divergence(values: torch.Tensor, factor: float, key: str = "loss") -> str |
     return None
 
 
-def _autocast(config: ProbeConfig):
+def _autocast(config: ProbeConfig) -> Autocast:
     if config.bf16 and torch.device(config.device).type == "cuda":
         return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext

@@ -24,7 +24,7 @@ import operator
 import re
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -88,9 +88,12 @@ _PASS_THROUGH = {nn.Dropout, nn.Identity, nn.Flatten}
 _NOT_LAYERS = (nn.Embedding, nn.EmbeddingBag, nn.RNNBase, nn.MultiheadAttention)
 
 
-def describe_model(model: nn.Module, **select) -> list[Layer]:
+def describe_model(model: nn.Module, *, include_frozen: bool = False,
+                   only: Iterable[str] | str | None = None,
+                   exclude: Iterable[str] | str | None = None) -> list[Layer]:
     """:func:`describe_params` followed by :func:`assign_roles` (keywords go to the former)."""
-    return assign_roles(model, describe_params(model, **select))
+    return assign_roles(model, describe_params(model, include_frozen=include_frozen, only=only,
+                                               exclude=exclude))
 
 
 def assign_roles(model: nn.Module, specs: list[ParamSpec]) -> list[Layer]:
@@ -116,7 +119,8 @@ def assign_roles(model: nn.Module, specs: list[ParamSpec]) -> list[Layer]:
     return out
 
 
-def _role_of(s, modules, graph, layers, first_module, fallback_act) -> tuple[str, str]:
+def _role_of(s: ParamSpec, modules: dict[str, nn.Module], graph: _Graph | None, layers: list[str],
+             first_module: str | None, fallback_act: str) -> tuple[str, str]:
     if s.kind == "norm":
         return "norm", "linear"
     if s.kind == "embedding":
@@ -201,7 +205,7 @@ def _trace(model: nn.Module) -> _Graph | None:
     return graph
 
 
-def _downstream(node: fx.Node, modules: dict, depth: int = 3):
+def _downstream(node: fx.Node, modules: dict, depth: int = 3) -> Iterator[fx.Node]:
     """Nodes reached from ``node`` through at most ``depth`` parameter-free, shape-only steps."""
     frontier = list(node.users)
     for _ in range(depth):

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
+from typing import Any
 
 import optuna
 import torch
@@ -33,7 +34,7 @@ from autoinit.plan import ModelPlan
 from autoinit.presets import get_preset, list_presets
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, make_optimizer
 from autoinit.progress import SearchProgress, progress_wanted
-from autoinit.result import FitResult, SearchContext, SearchCost
+from autoinit.result import Candidate, FitResult, SearchContext, SearchCost
 from autoinit.rungs import make_pruner, rung_steps, study_agreement
 from autoinit.selection import (
     Selection,
@@ -279,8 +280,9 @@ def _progress(progress: bool | SearchProgress | None, n_trials: int | None,
     return SearchProgress(n_trials, timeout) if progress_wanted(progress) else None
 
 
-def _choose(study, obj: Objective, selection: Selection, config: ProbeConfig, interrupted: bool,
-            clock: StepClock, show: SearchProgress | None):
+def _choose(study: optuna.Study, obj: Objective, selection: Selection, config: ProbeConfig,
+            interrupted: bool, clock: StepClock, show: SearchProgress | None
+            ) -> tuple[list[Candidate], Candidate, str, bool]:
     """The selection round (or the study's stored one, or, interrupted, the probe scores):
     ``(candidates, chosen, reason, reused)``."""
     if interrupted and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -312,8 +314,8 @@ def _origin(name: str) -> str:
     return f"the {name} baseline"
 
 
-def _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches,
-              threads):
+def _validate(model: nn.Module, n_trials: int | None, timeout: float | None, budget_steps: int | None,
+              probe_steps: int, n_jobs: int, seed: int, val_batches: int, threads: int | None) -> None:
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not any(p.requires_grad for p in model.parameters()):
@@ -341,7 +343,8 @@ def _trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Sele
     return budget_steps - reserved
 
 
-def _batches(loader, val_loader, probe_steps: int, val_batches: int, dev):
+def _batches(loader: Iterable, val_loader: Iterable | None, probe_steps: int, val_batches: int,
+             dev: torch.device) -> tuple[list[Any], list[Any]]:
     if val_loader is not None:
         return (fetch_batches(loader, probe_steps, dev, "dataloader"),
                 fetch_batches(val_loader, val_batches, dev, "val_dataloader"))
@@ -360,7 +363,7 @@ def _check_finite(batches: list, what: str) -> None:
                 raise ConfigError(f"batch {i} of {what} holds NaN or infinite values")
 
 
-def _tensors(batch):
+def _tensors(batch: Any) -> Iterator[torch.Tensor]:
     if isinstance(batch, torch.Tensor):
         yield batch
     elif isinstance(batch, dict):

@@ -74,7 +74,8 @@ def selection_steps(config: ProbeConfig, selection: Selection, own_init: bool = 
 
 
 def select(study: optuna.Study, obj: Objective, selection: Selection, config: ProbeConfig,
-           rerun: bool = True, on_probe: ProbeReport | None = None):
+           rerun: bool = True, on_probe: ProbeReport | None = None
+           ) -> tuple[list[Candidate], Candidate, str]:
     """Re-run the best candidates and choose; with ``rerun=False`` (an interrupted search)
     choose by the probe scores alone. ``on_probe(done, total, name, score)`` hears of every
     re-run probe (``done=0`` before the first). A completed round is stored in the study, and
@@ -135,7 +136,8 @@ def _key(study: optuna.Study, selection: Selection, config: ProbeConfig) -> str:
     return json.dumps(key, sort_keys=True)
 
 
-def _store(study, selection, config, cands: list[Candidate], chosen: Candidate, reason: str):
+def _store(study: optuna.Study, selection: Selection, config: ProbeConfig, cands: list[Candidate],
+           chosen: Candidate, reason: str) -> None:
     study.set_user_attr(SELECTION_ATTR, {
         "key": _key(study, selection, config), "chosen": chosen.name, "reason": reason,
         "candidates": [[c.name, c.trial_number, c.search_score, c.scores] for c in cands]})
@@ -148,7 +150,7 @@ def is_stored(study: optuna.Study, selection: Selection, config: ProbeConfig) ->
 
 
 def reuse_selection(study: optuna.Study, obj: Objective, selection: Selection,
-                    config: ProbeConfig):
+                    config: ProbeConfig) -> tuple[list[Candidate], Candidate, str] | None:
     """The selection round stored in ``study`` by an earlier run with the same settings, while
     the study holds no new finished trial: ``(candidates, chosen, reason)``, or ``None``."""
     if not is_stored(study, selection, config):
@@ -162,7 +164,8 @@ def reuse_selection(study: optuna.Study, obj: Objective, selection: Selection,
                            "study, reused: nothing was re-run]")
 
 
-def choose(cands: list[Candidate], has_baseline: bool, selection: Selection):
+def choose(cands: list[Candidate], has_baseline: bool, selection: Selection
+           ) -> tuple[Candidate, str]:
     if not has_baseline:
         best = min(cands, key=lambda c: c.mean)
         return best, f"{best.name} chosen: no baseline completed its probe"

@@ -9,27 +9,33 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
 
 from autoinit.errors import ConfigError
 from autoinit.interrupt import deferred_interrupt
+from autoinit.objective import Objective
 from autoinit.optuna_setup import make_sampler
+from autoinit.plan import ModelPlan
 from autoinit.presets import preset_names, preset_params
 from autoinit.sharing import SURPLUS, optimize_patiently
-from autoinit.space import baseline_names, baseline_params
+from autoinit.space import SearchSpace, baseline_names, baseline_params
 from autoinit.storage import open_storage
 
 __all__ = ["DONE", "check_space", "enqueue_pending", "in_memory", "named_candidates", "open_study",
            "optimize", "worker_storage"]
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+# what study.optimize calls after every trial
+TrialCallback = Callable[[optuna.Study, FrozenTrial], object]
 
 
-def named_candidates(plan, space, lr: float) -> dict[str, dict[str, object]]:
+def named_candidates(plan: ModelPlan, space: SearchSpace, lr: float) -> dict[str, dict[str, object]]:
     """Every named candidate a search of ``plan`` queues, in order, with its trial parameters:
     the baselines, ``lsuv`` (orthogonal parameters, calibrated by the objective), then the
     presets that apply (:mod:`autoinit.presets`)."""
@@ -40,8 +46,8 @@ def named_candidates(plan, space, lr: float) -> dict[str, dict[str, object]]:
     return out
 
 
-def open_study(storage, study_name, seed: int, n_jobs: int, eval_every: int, named: int
-               ) -> tuple[optuna.Study, bool]:
+def open_study(storage: str | BaseStorage | None, study_name: str | None, seed: int, n_jobs: int,
+               eval_every: int, named: int) -> tuple[optuna.Study, bool]:
     """The study, and whether this call created it (only its creator queues the named
     candidates; ``named`` of them: the pruner waits for them and one more trial)."""
     opened = open_storage(storage)
@@ -63,7 +69,8 @@ def open_study(storage, study_name, seed: int, n_jobs: int, eval_every: int, nam
 
 
 @contextlib.contextmanager
-def worker_storage(storage, n_jobs: int):
+def worker_storage(storage: str | BaseStorage | None, n_jobs: int
+                   ) -> Iterator[str | BaseStorage | None]:
     """``storage``, or for worker processes without one a journal file in a temporary folder,
     removed on exit (copy the study into memory with :func:`in_memory` before leaving)."""
     if storage is not None or n_jobs == 1:
@@ -105,7 +112,8 @@ def check_space(study: optuna.Study, expected: dict) -> None:
                 )
 
 
-def enqueue_pending(study: optuna.Study, plan, space, lr: float, created: bool) -> None:
+def enqueue_pending(study: optuna.Study, plan: ModelPlan, space: SearchSpace, lr: float,
+                    created: bool) -> None:
     """Queue the named candidates (:func:`named_candidates`) the study does not hold yet, and one
     retry of each trial that was interrupted (Ctrl-C, a crash), so a resumed study loses and
     repeats nothing.
@@ -132,7 +140,8 @@ def enqueue_pending(study: optuna.Study, plan, space, lr: float, created: bool) 
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
 
 
-def optimize(study, obj, n_trials, timeout, budget_steps, callbacks, n_jobs) -> bool:
+def optimize(study: optuna.Study, obj: Objective, n_trials: int | None, timeout: float | None,
+             budget_steps: int | None, callbacks: list[TrialCallback], n_jobs: int) -> bool:
     """Run trials until the budget is met; ``True`` when interrupted by Ctrl-C."""
     done = sum(t.state in DONE for t in study.get_trials(deepcopy=False))
     if n_trials is not None and done >= n_trials:
