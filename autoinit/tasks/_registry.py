@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
+from torch.utils.data import DataLoader
 
 from autoinit.errors import ConfigError
 
@@ -46,7 +47,7 @@ class Task:
         """The model, built with the task's keyword arguments updated by ``overrides``."""
         return _resolve(self.model)(**{**self.model_kwargs, **overrides})
 
-    def loaders(self, split: str = "val", **overrides: Any):
+    def loaders(self, split: str = "val", **overrides: Any) -> tuple[DataLoader, DataLoader]:
         """``(train_loader, val_loader)``, or ``(train_loader, test_loader)`` for ``split="test"``."""
         return _resolve(self.data)(**{**self.data_kwargs, **overrides, "split": split})
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from autoinit.tasks._common import check_positive, check_split, loaders
 
@@ -46,7 +47,7 @@ def make_adding(n: int, seq_len: int, seed: int) -> tuple[torch.Tensor, torch.Te
 
 
 def adding_data(seq_len: int = 30, batch_size: int = 64, n_train: int = 8192, n_eval: int = 1024,
-                seed: int = 0, split: str = "val"):
+                seed: int = 0, split: str = "val") -> tuple[DataLoader, DataLoader]:
     """``(train, val)`` loaders of the adding problem, or ``(train, test)``."""
     check_split(split)
     return loaders(make_adding(n_train, seq_len, _SPLIT_SEEDS["train"]),

@@ -17,6 +17,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
+from torch.utils.data import DataLoader
 
 from autoinit.tasks._common import check_split, loaders
 
@@ -48,7 +49,8 @@ def _splits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     return {k: ((x - mean) / std, y) for k, (x, y) in raw.items()}
 
 
-def digits_data(batch_size: int = 64, seed: int = 0, image: bool = False, split: str = "val"):
+def digits_data(batch_size: int = 64, seed: int = 0, image: bool = False, split: str = "val"
+                ) -> tuple[DataLoader, DataLoader]:
     """Loaders over the digits: ``(train, val)``, or ``(train, test)`` with ``split="test"``.
 
     Args:

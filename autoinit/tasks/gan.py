@@ -35,6 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader
 
 from autoinit.tasks._common import check_positive, check_split, loaders
 from autoinit.tasks.digits import raw_digits
@@ -93,7 +94,7 @@ def dcgan(z_dim: int = 16, channels: int = 32) -> DCGAN:
     return DCGAN(z_dim, channels)
 
 
-def gan_data(batch_size: int = 64, seed: int = 0, split: str = "val"):
+def gan_data(batch_size: int = 64, seed: int = 0, split: str = "val") -> tuple[DataLoader, DataLoader]:
     """``(train, val)`` loaders of digits as 1×8×8 images in [-1, 1] with their labels, or
     ``(train, test)``; the split is :mod:`autoinit.tasks.digits`'s."""
     check_split(split)

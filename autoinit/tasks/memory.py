@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from autoinit.tasks._common import check_positive, check_split, loaders
 
@@ -42,7 +43,8 @@ def make_memory(n: int, seq_len: int, classes: int, distractors: int, seed: int
 
 
 def memory_data(seq_len: int = 100, classes: int = 4, distractors: int = 8, batch_size: int = 64,
-                n_train: int = 32768, n_eval: int = 512, seed: int = 0, split: str = "val"):
+                n_train: int = 32768, n_eval: int = 512, seed: int = 0, split: str = "val"
+                ) -> tuple[DataLoader, DataLoader]:
     """``(train, val)`` loaders of the recall task, or ``(train, test)`` with ``split="test"``."""
     check_split(split)
     return loaders(make_memory(n_train, seq_len, classes, distractors, _SPLIT_SEEDS["train"]),

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from autoinit.tasks._common import check_positive
@@ -21,7 +22,8 @@ from autoinit.tasks._common import check_positive
 __all__ = ["ResidualMLP", "deep_relu_mlp", "deep_tanh_mlp", "residual_mlp"]
 
 
-def _plain(depth: int, width: int, in_features: int, classes: int, act: type[nn.Module]):
+def _plain(depth: int, width: int, in_features: int, classes: int, act: type[nn.Module]
+           ) -> nn.Sequential:
     check_positive(depth=depth, width=width, in_features=in_features, classes=classes)
     if depth < 2:
         raise ValueError(f"depth must be at least 2 (input and output layers), got {depth}")
@@ -57,7 +59,7 @@ class ResidualMLP(nn.Module):
         )
         self.head = nn.Linear(width, classes)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.input(x).relu()
         for block in self.blocks:
             h = h + block["fc2"](block["fc1"](h).relu())

@@ -17,8 +17,12 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from autoinit.tasks._common import check_positive, check_split, loaders
 
@@ -27,6 +31,7 @@ __all__ = ["ALPHABET", "PostLNTransformer", "char_data", "generate_text", "post_
 ALPHABET = "abcdefghijklmnopqrstuvwxyz ."
 _LEXICON_SEED = 1234  # the language is fixed; splits differ only in the sentences drawn
 _SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
+T = TypeVar("T")
 
 
 class _Draws:
@@ -41,7 +46,7 @@ class _Draws:
             self.pool = torch.rand(4096, generator=self.generator).tolist()
         return min(int(self.pool.pop() * n), n - 1)
 
-    def pick(self, items):
+    def pick(self, items: Sequence[T]) -> T:
         return items[self.index(len(items))]
 
 
@@ -85,7 +90,7 @@ def _windows(n: int, seq_len: int, seed: int) -> tuple[torch.Tensor, torch.Tenso
 
 
 def char_data(seq_len: int = 32, batch_size: int = 16, n_train: int = 2048, n_eval: int = 256,
-              seed: int = 0, split: str = "val"):
+              seed: int = 0, split: str = "val") -> tuple[DataLoader, DataLoader]:
     """Next-character prediction: ``(train, val)`` loaders, or ``(train, test)``.
 
     Inputs and targets are ``(batch, seq_len)`` character ids (targets shifted by one).
