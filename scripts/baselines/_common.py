@@ -90,7 +90,7 @@ class Timer:
         return time.perf_counter() - self.start
 
 
-def model_input(batch) -> torch.Tensor:
+def model_input(batch: object) -> torch.Tensor:
     """The ``x`` of an ``(x, y)`` batch (or the batch itself when it is a tensor)."""
     if isinstance(batch, torch.Tensor):
         return batch

@@ -17,6 +17,7 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,7 @@ class ResidualMLP(nn.Module):
             for _ in range(blocks))
         self.head = nn.Linear(width, classes)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.input(x).relu()
         for block in self.blocks:
             h = h + block["fc2"](block["fc1"](h).relu())
@@ -57,12 +58,12 @@ class PostLNEncoder(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.head = nn.Linear(d, classes)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(x).view(x.shape[0], self.tokens, self.d)
         return self.head(self.encoder(h).mean(1))
 
 
-def loss_fn(model, batch):
+def loss_fn(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     x, y = batch
     return F.cross_entropy(model(x), y)
 
@@ -77,7 +78,7 @@ def make_batches(n: int, batch: int, d_in: int = 64, classes: int = 10) -> list:
     return out
 
 
-def step_seconds(build, batches: list, steps: int) -> float:
+def step_seconds(build: Callable[[], nn.Module], batches: list, steps: int) -> float:
     model = build()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     for i in range(3):  # warm-up
@@ -92,7 +93,7 @@ def step_seconds(build, batches: list, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def seconds(name: str, build, batches: list) -> tuple[float, dict]:
+def seconds(name: str, build: Callable[[], nn.Module], batches: list) -> tuple[float, dict]:
     model = build()
     start = time.perf_counter()
     facts = BASELINES[name](model, batches, loss_fn, seed=0)

@@ -41,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -73,7 +74,7 @@ class _LossModule(nn.Module):
         self.model = model
         self.loss_fn = loss_fn
 
-    def forward(self, batch):
+    def forward(self, batch: object) -> torch.Tensor:
         return self.loss_fn(self.model, batch)
 
 
@@ -102,7 +103,7 @@ class ScaledModel:
             out[n] = alpha[k] * self.theta0[n]
         return out
 
-    def loss(self, params: dict[str, torch.Tensor], batch) -> torch.Tensor:
+    def loss(self, params: dict[str, torch.Tensor], batch: object) -> torch.Tensor:
         # Cloned buffers: BatchNorm may update running statistics; the model's stay untouched.
         tensors = {f"model.{n}": t for n, t in params.items()}
         tensors.update({f"model.{n}": b.clone() for n, b in self.buffers.items()})
@@ -116,15 +117,15 @@ class ScaledModel:
                 own[n].copy_(alpha[k] * self.theta0[n])
 
 
-def gradient_norm(grads, p: int) -> torch.Tensor:
+def gradient_norm(grads: Sequence[torch.Tensor], p: int) -> torch.Tensor:
     """``‖g‖_p`` over all blocks together (p = 1 or 2)."""
     if p == 1:
         return sum(g.abs().sum() for g in grads)
     return torch.sqrt(sum(g.square().sum() for g in grads))
 
 
-def lookahead_loss(scaled: ScaledModel, alpha: torch.Tensor, s1, s2, *, optimizer: str, lr: float,
-                   p: int) -> tuple[torch.Tensor, torch.Tensor]:
+def lookahead_loss(scaled: ScaledModel, alpha: torch.Tensor, s1: object, s2: object, *,
+                   optimizer: str, lr: float, p: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(L(S2; θ − η·A[g(S1; θ)]), ‖g(S1; θ)‖_p)`` at ``θ = α ⊙ θ0``, both differentiable in ``α``."""
     if not alpha.requires_grad:  # g(S1; θ) needs θ in a graph
         alpha = alpha.detach().requires_grad_(True)
@@ -242,6 +243,6 @@ class _train_mode_without_dropout:  # noqa: N801 - used as a context manager
             if isinstance(m, (nn.modules.dropout._DropoutNd, nn.MultiheadAttention)):
                 m.eval()  # nn.MultiheadAttention applies its attention dropout only in training
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for m, mode in self.modes.items():
             m.training = mode
