@@ -38,6 +38,7 @@ import statistics
 import sys
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -45,6 +46,7 @@ import numpy as np
 import optuna
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -56,7 +58,7 @@ from autoinit.loop import TrainLoop  # noqa: E402
 from autoinit.plan import ModelPlan  # noqa: E402
 from autoinit.search import Selection, run_search  # noqa: E402
 from autoinit.space import SearchSpace, baseline_names, baseline_params, suggest_scheme  # noqa: E402
-from autoinit.tasks import get_task, list_tasks  # noqa: E402
+from autoinit.tasks import Task, get_task, list_tasks  # noqa: E402
 from autoinit.threads import compute_threads  # noqa: E402
 
 FIXED = ("pytorch_default", "xavier_normal", "kaiming_normal", "lecun_normal", "orthogonal")
@@ -139,7 +141,7 @@ def batch_stream(tensors: tuple[torch.Tensor, ...], batch_size: int, seed: int, 
 class TaskData:
     """One task's splits for one seed: the training stream, validation and test sets."""
 
-    def __init__(self, task, seed: int, overrides: dict | None = None) -> None:
+    def __init__(self, task: Task, seed: int, overrides: dict | None = None) -> None:
         self.task, self.seed, self.overrides = task, seed, overrides or {}
         self.lr = TASK_LR.get(task.name, LR)
         train, val = self.loaders()
@@ -159,11 +161,11 @@ class TaskData:
             self._cache = batch_stream(self.train_tensors, self.batch_size, self.seed, n)
         return self._cache[:n]
 
-    def loaders(self):
+    def loaders(self) -> tuple[DataLoader, DataLoader]:
         """Fresh (train, val) loaders for a search (never the test split)."""
         return self.task.loaders(split="val", seed=self.seed, **self.overrides)
 
-    def test(self):
+    def test(self) -> list[torch.Tensor]:
         return next(iter(self._test_loader()))
 
     def prior_loss(self) -> float | None:
@@ -178,7 +180,7 @@ class TaskData:
         return float(-(counts / counts.sum()).log()[val_y.flatten()].mean())
 
 
-def evaluate(model: nn.Module, batch) -> dict:
+def evaluate(model: nn.Module, batch: Sequence[torch.Tensor]) -> dict:
     model.eval()
     with torch.no_grad():
         out = model(batch[0])
@@ -201,7 +203,7 @@ def final_report(model: nn.Module, data: TaskData) -> dict:
     return {"loss": rep["fd"], "acc": None, "report": rep}
 
 
-def train(model: nn.Module, batches: list, val, lr: float, eval_every: int, seed: int,
+def train(model: nn.Module, batches: list, val: Sequence[torch.Tensor], lr: float, eval_every: int, seed: int,
           loop: TrainLoop | None = None) -> dict:
     """Adam for ``len(batches)`` steps; the validation loss every ``eval_every`` steps (or the
     task's own ``loop``: its step, and its score on the validation batch)."""
@@ -230,8 +232,8 @@ def train(model: nn.Module, batches: list, val, lr: float, eval_every: int, seed
             "steps": len(batches) if diverged is None else curve[-1][0]}
 
 
-def train_loop(model: nn.Module, batches: list, val, lr: float, eval_every: int, seed: int,
-               loop: TrainLoop) -> dict:
+def train_loop(model: nn.Module, batches: list, val: Sequence[torch.Tensor], lr: float,
+               eval_every: int, seed: int, loop: TrainLoop) -> dict:
     curve, train_s, diverged = [], 0.0, None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -279,7 +281,7 @@ def bare_step_seconds(model: nn.Module, batches: list, repeats: int = 3, steps: 
     return out[1:]
 
 
-def build(task, seed: int, overrides: dict | None = None) -> nn.Module:
+def build(task: Task, seed: int, overrides: dict | None = None) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return task.build_model(**(overrides or {}))
@@ -293,7 +295,7 @@ def probe_loss(model: nn.Module, data: TaskData, lr: float, steps: int, seed: in
     return math.inf if res["diverged"] or last is None else last
 
 
-def init_method(method: str, model: nn.Module, data: TaskData, cfg, ctx: dict) -> dict:
+def init_method(method: str, model: nn.Module, data: TaskData, cfg: argparse.Namespace, ctx: dict) -> dict:
     """Initialize ``model`` in place with ``method``; returns facts (``applies``, ``lr``, ...)."""
     seed = data.seed
     if method == "pytorch_default":
@@ -327,7 +329,7 @@ def init_method(method: str, model: nn.Module, data: TaskData, cfg, ctx: dict) -
     return control(method, model, data, cfg, ctx)
 
 
-def search(method: str, model: nn.Module, data: TaskData, cfg) -> dict:
+def search(method: str, model: nn.Module, data: TaskData, cfg: argparse.Namespace) -> dict:
     train_loader, val_loader = data.loaders()
     kw = {"n_trials": cfg.n_trials, "probe_steps": cfg.probe_steps}
     if method == "autoinit_lean" and not cfg.smoke:
@@ -347,7 +349,8 @@ def search(method: str, model: nn.Module, data: TaskData, cfg) -> dict:
             "search_cost": result.cost.to_dict(), "search_R": result.cost.ratio(cfg.steps)}
 
 
-def control(method: str, model: nn.Module, data: TaskData, cfg, ctx: dict) -> dict:
+def control(method: str, model: nn.Module, data: TaskData, cfg: argparse.Namespace, ctx: dict
+            ) -> dict:
     """Equal-compute controls: PyTorch's default given the compute of the autoinit search."""
     budget = ctx.get("autoinit_tse")
     if budget is None:
@@ -371,7 +374,8 @@ def control(method: str, model: nn.Module, data: TaskData, cfg, ctx: dict) -> di
     return {"applies": True, "n": n, "lr": lrs[int(np.argmin(scores))], "grid": lrs}
 
 
-def run_method(method: str, base: nn.Module, data: TaskData, cfg, ctx: dict, step_s: float) -> dict:
+def run_method(method: str, base: nn.Module, data: TaskData, cfg: argparse.Namespace, ctx: dict,
+               step_s: float) -> dict:
     model = copy.deepcopy(base)
     t0 = time.perf_counter()
     try:
@@ -403,7 +407,8 @@ def run_method(method: str, base: nn.Module, data: TaskData, cfg, ctx: dict, ste
     return rec
 
 
-def lr_robustness(start: nn.Module, data: TaskData, cfg, lr: float, main: dict) -> list[dict]:
+def lr_robustness(start: nn.Module, data: TaskData, cfg: argparse.Namespace, lr: float, main: dict
+                  ) -> list[dict]:
     """Final validation losses of the same initialized weights trained at ``lr`` (the main run)
     and at ``lr`` times each of :data:`LR_FACTORS`, on the same batches."""
     def final(res: dict) -> dict:
@@ -430,7 +435,8 @@ def methods_for(task: str, methods: list[str]) -> list[str]:
                   key=lambda m: (m in CONTROLS, METHODS.index(m)))
 
 
-def run_task(name: str, cfg, save=None, previous: dict | None = None) -> dict:
+def run_task(name: str, cfg: argparse.Namespace, save: Callable[[dict], None] | None = None,
+             previous: dict | None = None) -> dict:
     """Every seed of one task; ``save(result)`` is called after each seed (partial results).
 
     With ``previous`` (the task's earlier result, same training length) the seeds and methods it
@@ -492,7 +498,7 @@ def _brief(rec: dict) -> str:
     return f"test loss {rec['test_loss']}{acc}, init {rec['init_tse']:.0f} TSE"
 
 
-def environment(args) -> dict:
+def environment(args: list[str]) -> dict:
     def version(pkg: str) -> str | None:
         try:
             return metadata.version(pkg)
@@ -529,7 +535,7 @@ def summarize(result: dict) -> dict:
     lower = result["task"] in LOSS_METRIC
     recs = {m: [s["methods"][m] for s in seeds if m in s["methods"]] for m in methods}
 
-    def final_val(r):
+    def final_val(r: dict) -> float | None:
         return r["curve"][-1][1] if r.get("applies") and r["curve"] else None
 
     fixed = {m: median_ci([final_val(r) if final_val(r) is not None else math.inf for r in recs[m]])
@@ -569,11 +575,11 @@ def summarize(result: dict) -> dict:
             "lower_is_better": lower}
 
 
-def _num(v) -> str:
+def _num(v: float | None) -> str:
     return "—" if v is None else f"{v:.4f}"
 
 
-def _fmt(ci, digits: int = 1) -> str:
+def _fmt(ci: tuple[float, float, float] | None, digits: int = 1) -> str:
     if ci is None:
         return "—"
     m, lo, hi = ci
@@ -630,15 +636,16 @@ def summary_table(results: dict, summaries: dict) -> list[str]:
         rows, lower = summ["methods"], summ["lower_is_better"]
         digits = 4 if lower else 1
 
-        def cell(m, rows=rows, digits=digits):
+        def cell(m: str | None, rows: dict = rows, digits: int = digits) -> str:
             row = rows.get(m)
             return f"{_fmt(row['metric'], digits)}" if row and row["applies"] else "not run"
 
-        def key(m, rows=rows, lower=lower):
+        def key(m: str, rows: dict = rows, lower: bool = lower) -> float:
             v = rows[m]["metric"][0]
             return v if lower else -v
 
-        def best(group, rows=rows, key=key):
+        def best(group: Sequence[str], rows: dict = rows, key: Callable[[str], float] = key
+                 ) -> str | None:
             ms = [m for m in group if m in rows and rows[m]["applies"]]
             return min(ms, key=key) if ms else None
 
@@ -820,7 +827,7 @@ def _new_summary_row(result: dict, summ: dict) -> str:
     rows, lower = summ["methods"], summ["lower_is_better"]
     digits = 4 if lower else 1
 
-    def cell(m):
+    def cell(m: str) -> str:
         row = rows.get(m)
         return f"{m}: {_fmt(row['metric'], digits)}" if row and row["applies"] else "—"
 
@@ -869,7 +876,7 @@ def _new_task_table(result: dict, summ: dict) -> list[str]:
     return lines
 
 
-def _finite(obj):
+def _finite(obj: object) -> object:
     """JSON without Infinity/NaN: non-finite numbers become null."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
