@@ -15,6 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from autoinit.presets import list_presets
 from autoinit.space import BASELINES
 from autoinit.status import study_status
 
@@ -87,11 +88,15 @@ def test_two_workers_one_killed_mid_trial(postgres_url, tmp_path):
     assert sorted(baselines) == sorted(set(baselines))  # no baseline ran twice
     report = json.loads(out.strip().splitlines()[-1])
     # the survivor chose among the best of all completed trials, its peer's included: the best
-    # baseline and the two best search trials of the whole study went to its selection round
+    # baseline, the best preset and the two best search trials of the whole study went to its
+    # selection round
+    presets = set(list_presets())
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
-    best_baseline = next(t.number for t in complete if "baseline" in t.user_attrs)
+    named = [t for t in complete if "baseline" in t.user_attrs]
+    best_baseline = next(t.number for t in named if t.user_attrs["baseline"] not in presets)
+    best_preset = [t.number for t in named if t.user_attrs["baseline"] in presets][:1]
     best_search = [t.number for t in complete if "baseline" not in t.user_attrs][:2]
-    assert report["candidates"] == [best_baseline, *best_search]
+    assert report["candidates"] == [best_baseline, *best_preset, *best_search]
     assert report["chosen"] in {t.user_attrs.get("baseline", f"search #{t.number}")
                                 for t in complete if t.number in report["candidates"]}
     assert "s3cret-pw" not in out + err
