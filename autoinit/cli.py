@@ -151,6 +151,8 @@ def cli() -> None:
               f"([search] n_trials, default {DEFAULTS.n_trials}).")
 @click.option("--timeout", type=float, metavar="S", help="Stop starting trials after S seconds.")
 @click.option("--probe-steps", type=int, help=f"Training steps per probe (default {DEFAULTS.probe_steps}).")
+@click.option("--rungs", type=int, help="Successive-halving rungs: probes scored at probe-steps "
+              "x 3^i, the top third kept at each (default 1: none).")
 @click.option("--storage", metavar="URL", help="Optuna storage URL (default "
               f"{DEFAULTS.storage}); the same command on it resumes the study.")
 @click.option("--study-name", metavar="NAME", help="Optuna study name (default: the file's "
@@ -163,8 +165,9 @@ def cli() -> None:
 @debug_option
 def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
            data_ref: str | None, data_kwargs: str | None, n_trials: int | None,
-           timeout: float | None, probe_steps: int | None, storage: str | None,
-           study_name: str | None, n_jobs: int | None, seed: int | None, out: str,
+           timeout: float | None, probe_steps: int | None, rungs: int | None,
+           storage: str | None, study_name: str | None, n_jobs: int | None, seed: int | None,
+           out: str,
            tracking_uri: str | None, experiment: str | None, no_mlflow: bool) -> int:
     """Search an initialization for a model on its data; write the chosen scheme.
 
@@ -181,7 +184,8 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
           --model-kwargs '{"depth": 20}' --storage sqlite:///runs.db
     """
     config = study_config(study, {"search.n_trials": n_trials, "search.timeout": timeout,
-                             "search.probe_steps": probe_steps, "search.storage": storage,
+                             "search.probe_steps": probe_steps, "search.rungs": rungs,
+                             "search.storage": storage,
                              "search.study_name": study_name, "search.n_jobs": n_jobs,
                              "search.seed": seed}, model_ref, data_ref, model_kwargs, data_kwargs)
     tracking = tracking_settings(config, tracking_uri, experiment, no_mlflow)

@@ -20,6 +20,8 @@ A study file names the user's model and data factories and the search's settings
     [search]
     n_trials = 30
     probe_steps = 100
+    rungs = 1                   # 3: successive halving, probes scored at 100, 300, 900 steps
+    cooldown = 0.0              # fraction of each probe ending in a linear lr decay to 0
 
     [mlflow]
     experiment = "autoinit"
@@ -122,6 +124,8 @@ class StudyConfig:
         train = {k: v for k, v in asdict(self.train).items() if v is not None or k == "loss"}
         key = {"model": asdict(self.model), "data": asdict(self.data), "train": train,
                "search": [s.probe_steps, s.objective, s.groups, s.families, s.search_lr, s.seed]}
+        if (s.rungs, s.cooldown) != (DEFAULTS.rungs, DEFAULTS.cooldown):  # older names unchanged
+            key["probe"] = [s.rungs, s.cooldown]
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
         return f"{stem}-{digest[:8]}"
 
@@ -141,7 +145,8 @@ class StudyConfig:
         return {
             **self.train_options(),
             "n_trials": s.n_trials, "timeout": s.timeout, "budget_steps": s.budget_steps,
-            "probe_steps": s.probe_steps, "objective": s.objective, "groups": s.groups,
+            "probe_steps": s.probe_steps, "rungs": s.rungs, "cooldown": s.cooldown,
+            "objective": s.objective, "groups": s.groups,
             "families": s.families, "search_lr": s.search_lr, "storage": s.storage,
             "study_name": self.study_name, "n_jobs": s.n_jobs, "seed": s.seed, "device": s.device,
         }

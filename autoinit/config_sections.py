@@ -58,6 +58,8 @@ class SearchConfig:
     timeout: float | None = None
     budget_steps: int | None = None
     probe_steps: int = DEFAULTS.probe_steps
+    rungs: int = DEFAULTS.rungs
+    cooldown: float = DEFAULTS.cooldown
     objective: str = DEFAULTS.objective
     groups: str | dict[str, str] = DEFAULTS.groups
     families: list[str] | None = None
@@ -197,6 +199,7 @@ def _search(t: Table) -> SearchConfig:
         n_trials=t.option("n_trials", DEFAULTS.n_trials), timeout=t.number("timeout", None),
         budget_steps=t.option("budget_steps", None),
         probe_steps=t.option("probe_steps", DEFAULTS.probe_steps),
+        rungs=t.option("rungs", DEFAULTS.rungs), cooldown=t.number("cooldown", DEFAULTS.cooldown),
         objective=t.str("objective", DEFAULTS.objective, choices=OBJECTIVES),
         groups=_groups(t, GROUP_MODES), families=_families(t),
         search_lr=t.bool("search_lr", False), storage=t.str("storage", DEFAULTS.storage),

@@ -27,24 +27,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
 
-from autoinit.errors import ConfigError
-
-__all__ = ["cooldown_factor", "cooldown_length", "find_optimizers", "scaled_lr",
-           "validate_fraction"]
-
-
-def validate_fraction(fraction: float) -> None:
-    """``fraction`` must lie in ``[0, 0.5]``: a cooldown longer than half the probe is a schedule."""
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float) \
-            or not (math.isfinite(fraction) and 0 <= fraction <= 0.5):
-        raise ConfigError(f"cooldown must be a fraction in [0, 0.5] of the probe's steps, got "
-                          f"{fraction!r}")
+__all__ = ["cooldown_factor", "cooldown_length", "find_optimizers", "scaled_lr"]
 
 
 def cooldown_length(steps: int, fraction: float) -> int:

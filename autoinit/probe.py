@@ -43,7 +43,6 @@ from autoinit.cooldown import (
     cooldown_length,
     find_optimizers,
     scaled_lr,
-    validate_fraction,
 )
 from autoinit.errors import ConfigError
 from autoinit.interrupt import check_interrupt
@@ -136,7 +135,7 @@ class ProbeConfig:
             raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
         if not self.explode_factor > 1:
             raise ConfigError(f"explode_factor must be > 1, got {self.explode_factor!r}")
-        validate_fraction(self.cooldown)
+        check_option("cooldown", self.cooldown)
         rungs = tuple(self.rungs)
         if rungs and (any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in rungs)
                       or list(rungs) != sorted(set(rungs)) or rungs[-1] != self.steps):

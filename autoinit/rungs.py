@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import optuna
 from scipy.stats import spearmanr
 
-from autoinit.errors import ConfigError
+from autoinit.settings import check_option
 
 __all__ = ["REDUCTION", "RUNGS_ATTR", "RungAgreement", "make_pruner", "rank_agreement", "spearman",
            "rung_steps", "study_agreement"]
@@ -42,8 +42,7 @@ RUNGS_ATTR = "rung_scores"  # a trial's [[rung end, annealed score], ...]
 
 def rung_steps(probe_steps: int, rungs: int) -> tuple[int, ...]:
     """The rung ends: ``probe_steps · 3^i`` for ``i < rungs``."""
-    if isinstance(rungs, bool) or not isinstance(rungs, int) or rungs < 1:
-        raise ConfigError(f"rungs must be a positive integer, got {rungs!r}")
+    check_option("rungs", rungs)
     return tuple(probe_steps * REDUCTION**i for i in range(rungs))
 
 

@@ -70,11 +70,18 @@ def _positive_number(value: object) -> bool:
             and math.isfinite(value) and value > 0)
 
 
+def _fraction(value: object) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and 0 <= value <= 0.5)
+
+
 _POSITIVE_INT = ("a positive integer", _positive_int)
 # option name -> (the rule in words, the test); the study file's keys use the same names
 _RULES: dict[str, tuple[str, Callable[[object], bool]]] = {
     **dict.fromkeys(("n_trials", "probe_steps", "steps", "eval_every", "budget_steps", "n_jobs",
-                     "val_batches", "seeds", "threads"), _POSITIVE_INT),
+                     "val_batches", "seeds", "threads", "rungs"), _POSITIVE_INT),
+    # a cooldown longer than half the probe is a schedule, not a cooldown
+    "cooldown": ("a fraction in [0, 0.5] of the probe's steps", _fraction),
     "seed": ("a non-negative integer", _non_negative_int),
     "timeout": ("a positive number", _positive_number),
     "lr": ("a positive finite number", _positive_number),

@@ -70,13 +70,20 @@ def test_overrides_replace_the_file_and_are_validated(tmp_path):
     assert str(err.value) == "search.n_trials must be a positive integer, got -3"
 
 
+def test_rungs_and_cooldown_reach_fit():
+    options = study_from_dict(with_("search", rungs=3, cooldown=0.15)).fit_options()
+    assert (options["rungs"], options["cooldown"]) == (3, 0.15)
+    assert study_from_dict(MIN).fit_options()["rungs"] == 1
+
+
 def test_study_name_resumes_the_same_settings_and_separates_others():
     base = study_from_dict(MIN)
     assert base.study_name == study_from_dict(MIN).study_name
     # budget and where the study lives do not change what a trial means
     same = study_from_dict(with_("search", n_trials=99, storage="sqlite:///x.db", n_jobs=2))
     assert same.study_name == base.study_name
-    for section, values in (("search", {"probe_steps": 50}), ("train", {"lr": 0.01}),
+    for section, values in (("search", {"probe_steps": 50}), ("search", {"rungs": 3}),
+                            ("search", {"cooldown": 0.1}), ("train", {"lr": 0.01}),
                             ("model", {"kwargs": {"depth": 8}})):
         assert study_from_dict(with_(section, **values)).study_name != base.study_name
     assert study_from_dict(with_("search", study_name="mine")).study_name == "mine"
@@ -88,6 +95,9 @@ def test_study_name_resumes_the_same_settings_and_separates_others():
     (with_("search", n_trials=True), "search.n_trials must be a positive integer, got True"),
     (with_("search", seed=-1), "search.seed must be a non-negative integer, got -1"),
     (with_("search", timeout=0), "search.timeout must be a positive number, got 0"),
+    (with_("search", rungs=0), "search.rungs must be a positive integer, got 0"),
+    (with_("search", cooldown=0.8),
+     "search.cooldown must be a fraction in [0, 0.5] of the probe's steps, got 0.8"),
     (with_("search", search_lr="yes"), "search.search_lr must be true or false, got 'yes'"),
     (with_("search", families="orthogonal"),
      "search.families must be a non-empty list of strings, got 'orthogonal'"),
