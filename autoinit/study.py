@@ -128,7 +128,8 @@ def enqueue_pending(study: optuna.Study, plan: ModelPlan, space: SearchSpace, lr
     if not created and not trials:  # another worker created it and is queueing
         return
     held = {t.user_attrs.get("baseline") for t in trials if t.state != TrialState.FAIL}
-    tried = {t.user_attrs.get("baseline") for t in trials}
+    # a surplus trial was never run and is never retried (autoinit.sharing): not a try
+    tried = {t.user_attrs.get("baseline") for t in trials if not t.user_attrs.get(SURPLUS)}
     retried = {t.user_attrs.get("retry_of") for t in trials}
     retried |= {t.system_attrs.get("failed_trial") for t in trials}  # heartbeat retries
     for name, params in named_candidates(plan, space, lr).items():
