@@ -83,13 +83,15 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
     complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                       key=lambda t: t.value)
     presets = set(list_presets())
-    base_trials = [t for t in complete if t.user_attrs.get("baseline")
-                   and t.user_attrs["baseline"] not in presets]
-    # the model's own init, where it has one, is the incumbent: what the user has without us
-    base_trials.sort(key=lambda t: t.user_attrs["baseline"] != MODEL_DEFAULT)
-    search_trials = (base_trials[1:2] if base_trials[:1] and _own(base_trials[0]) else []) + (
-        [t for t in complete if t.user_attrs.get("baseline") in presets][:1]
-        + [t for t in complete if not t.user_attrs.get("baseline")][: selection.top])
+    named = {t.number: t.user_attrs.get("baseline") for t in complete}
+    base_trials = [t for t in complete if named[t.number] and named[t.number] not in presets]
+    # the model's own init, where it has one, is the incumbent: what the user has without us;
+    # the best other baseline then joins the challengers
+    base_trials.sort(key=lambda t: named[t.number] != MODEL_DEFAULT)
+    own = bool(base_trials) and named[base_trials[0].number] == MODEL_DEFAULT
+    search_trials = (base_trials[1:2] if own else []) \
+        + [t for t in complete if named[t.number] in presets][:1] \
+        + [t for t in complete if not named[t.number]][: selection.top]
     if not base_trials and not search_trials:
         failures = [t.user_attrs.get("failure")
                     for t in study.get_trials(deepcopy=False)]
@@ -121,10 +123,6 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
     chosen, reason = choose(cands, bool(base_trials), selection)
     _store(study, selection, config, cands, chosen, reason)
     return cands, chosen, reason
-
-
-def _own(trial: optuna.trial.FrozenTrial) -> bool:
-    return trial.user_attrs.get("baseline") == MODEL_DEFAULT
 
 
 def _key(study: optuna.Study, selection: Selection, config: ProbeConfig) -> str:
