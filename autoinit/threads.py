@@ -26,7 +26,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -35,6 +35,7 @@ __all__ = ["ThreadChoice", "choose_threads", "compute_threads", "cpu_cores", "fl
            "flush_supported", "flushing"]
 
 GAIN = 1.15  # more threads are kept only when at least this much faster than fewer
+BUSY = 3.0  # a parallel operation this many times slower than on one thread: the cores are taken
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class ThreadChoice:
         timings: median seconds per training step by thread count, where measured.
         reason: ``"measured"``, ``"OMP_NUM_THREADS"``, ``"given"``, ``"cuda"`` or a sentence.
         flushed: subnormals are flushed on every computing thread.
+        busy: thread counts not timed on the step because one parallel operation already ran
+            many times slower on them than on one thread (the cores are taken), by that factor.
     """
 
     threads: int
@@ -54,13 +57,17 @@ class ThreadChoice:
     timings: dict[int, float]
     reason: str
     flushed: bool
+    busy: dict[int, float] = field(default_factory=dict)
 
     def describe(self) -> str:
         """One line for a search's header."""
         s = "s" if self.threads > 1 else ""
         if self.reason == "measured":
-            why = "measured: " + ", ".join(f"{n} thread{'s' if n > 1 else ''} "
-                                           f"{1000 * t:.1f} ms/step" for n, t in self.timings.items())
+            why = "measured: " + ", ".join(
+                [f"{n} thread{'s' if n > 1 else ''} {1000 * t:.1f} ms/step"
+                 for n, t in self.timings.items()]
+                + [f"{n} threads skipped, cores busy ({f:.0f}x slower on a parallel operation)"
+                   for n, f in self.busy.items()])
         elif self.reason == "OMP_NUM_THREADS":
             why = f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
         else:
@@ -125,7 +132,10 @@ def choose_threads(step: Callable[[], object], device: str = "cpu", threads: int
     ``threads`` given, or ``OMP_NUM_THREADS`` set, is kept; on CUDA the current count is kept.
     Otherwise ``step`` is timed on 1, 2, 4, ... threads up to the cores (``rounds`` rounds of
     ``steps`` steps, alternating) and more threads are kept only where their median step is at
-    least ``GAIN`` times faster. Without a flush that holds on every thread, one thread.
+    least ``GAIN`` times faster. A thread count on which one parallel elementwise operation runs
+    ``BUSY`` times slower than on one thread is not timed on the step at all: on busy cores a
+    single oversubscribed step can take seconds. Without a flush that holds on every thread, one
+    thread.
     """
     cores = cpu_cores()
     if threads is not None:
@@ -144,6 +154,10 @@ def choose_threads(step: Callable[[], object], device: str = "cpu", threads: int
     if len(counts) > 1 and not _holds(counts[-1]):
         return ThreadChoice(1, cores, {}, "the subnormal flush does not reach torch's worker "
                             "threads here", _holds(1))
+    slow = {n: f for n in counts[1:] if (f := _slowdown(n)) >= BUSY}
+    counts = [n for n in counts if n not in slow]
+    if counts == [1]:  # nothing left to time one thread against
+        return ThreadChoice(1, cores, {}, "measured", _holds(1), slow)
     samples: dict[int, list[float]] = {n: [] for n in counts}
     for _ in range(rounds):
         for n in counts:
@@ -160,7 +174,24 @@ def choose_threads(step: Callable[[], object], device: str = "cpu", threads: int
     for n in counts[1:]:
         if timings[n] * GAIN <= timings[best]:
             best = n
-    return ThreadChoice(best, cores, timings, "measured", _holds(best))
+    return ThreadChoice(best, cores, timings, "measured", _holds(best), slow)
+
+
+def _slowdown(threads: int, repeats: int = 15) -> float:
+    """How many times slower one elementwise operation split over ``threads`` runs than on one
+    thread (means of ``repeats``: a thread that waits for a taken core shows in a few of them;
+    well above 1 when other work holds the cores)."""
+    x = torch.ones(1 << 20)  # about 0.5 ms on one thread: a worker's wake-up is small beside it
+    means = []
+    for n in (1, threads):
+        with compute_threads(n):
+            x.mul(1.0)  # warms the thread team
+            times = []
+            for _ in range(repeats):
+                time.sleep(0.002)  # long enough for idle workers to stop spinning, as between
+                times.append(_timed(lambda: x.mul(1.0)))  # the small operations of a step
+            means.append(statistics.fmean(times))
+    return means[1] / max(means[0], 1e-9)
 
 
 def _timed(step: Callable[[], object]) -> float:
