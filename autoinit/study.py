@@ -51,21 +51,23 @@ def open_study(storage: str | BaseStorage | None, study_name: str | None, seed: 
     """The study, and whether this call created it (only its creator queues the named
     candidates; ``named`` of them: the pruner waits for them and one more trial)."""
     opened = open_storage(storage)
-    # Workers sharing a persistent study must not all propose the same points: their samplers
-    # get distinct seeds. Alone (in memory) the search is reproducible from ``seed``.
-    sampler_seed = seed if opened is None else seed + os.getpid()
+    parallel = n_jobs > 1 or opened is not None
     kwargs = {
         "storage": opened,
         "study_name": study_name,
-        "sampler": make_sampler(sampler_seed, n_jobs > 1 or opened is not None),
         # Nothing is pruned before half the probe (two evaluations): early losses are noisy.
         "pruner": optuna.pruners.MedianPruner(n_startup_trials=named + 1,
                                               n_warmup_steps=2 * eval_every),
     }
+    # The study's creator samples from ``seed``, so a fresh search is reproducible with or
+    # without a storage. Workers joining a study (and a resumed run) must not all propose the
+    # same points: their samplers get distinct seeds.
     try:
-        return optuna.create_study(direction="minimize", **kwargs), True
+        return optuna.create_study(direction="minimize", sampler=make_sampler(seed, parallel),
+                                   **kwargs), True
     except optuna.exceptions.DuplicatedStudyError:
-        return optuna.load_study(**kwargs), False
+        return optuna.load_study(sampler=make_sampler(seed + os.getpid(), parallel),
+                                 **kwargs), False
 
 
 @contextlib.contextmanager

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 import tempfile
 
 import optuna
@@ -66,6 +68,16 @@ def test_model_is_initialized_in_place_with_the_chosen_scheme(tiny_loader):
 def test_same_seed_gives_the_same_search(tiny_loader):
     a = run_search(tiny_mlp(), tiny_loader, **SMALL)
     b = run_search(tiny_mlp(), tiny_loader, **SMALL)
+    assert [t.params for t in a.study.trials] == [t.params for t in b.study.trials]
+    assert a.scheme == b.scheme
+
+
+def test_same_seed_gives_the_same_search_on_fresh_storages(tiny_loader, tmp_path, monkeypatch):
+    # as in two processes: a seed taken from the process id would differ between the runs
+    monkeypatch.setattr(os, "getpid", itertools.count(1000).__next__)
+    a, b = (run_search(tiny_mlp(), tiny_loader, storage=f"sqlite:///{tmp_path / name}",
+                       study_name="s", **SMALL) for name in ("a.db", "b.db"))
+    assert len(a.study.trials) == 8  # the named candidates and refined search trials
     assert [t.params for t in a.study.trials] == [t.params for t in b.study.trials]
     assert a.scheme == b.scheme
 
