@@ -16,16 +16,22 @@ useful length, each probe as long as the budget allows (at most ``probe_steps``,
    architecture, then the others), with a one-line note.
 
 Every shape holds one extra probe, the noise probe (the best named candidate re-run with the
-next seed), and, when the probes stay at least that long with it, a reserve of two more probes
-per named candidate, so that the named candidates can be probed again at twice the length
-(:class:`BudgetWatch`). Options given explicitly (``probe_steps``, ``n_trials``, ``selection``)
-are used as given.
+next seed), and, when the probes stay at least that long with it, a reserve for probing the
+whole shape again at twice the length after the named candidates and the noise probe
+(:class:`BudgetWatch`): ``(2·units + named + 1)`` probes in all, where ``units`` counts the
+shape's trials, the noise probe and the selection round's re-runs in probe lengths.
+``probe_steps`` and ``selection`` given explicitly are used as given; ``n_trials`` caps the
+trials of every shape.
+
+The search that runs the plan (:func:`autoinit.search.run_search`) watches it with
+:class:`BudgetWatch`: longer probes when the named candidates do not separate beyond the noise,
+an early end when the best candidate leads clearly.
 
 Example:
     >>> plan = plan_budget(700, ["pytorch_default", "xavier_normal", "kaiming_normal",
     ...                          "lecun_normal", "orthogonal", "lsuv", "zero_readout"])
     >>> plan.shape, plan.probe_steps, plan.n_trials, plan.selection.seeds, plan.can_lengthen
-    ('named', 31, 7, 0, True)
+    ('named', 29, 7, 0, True)
     >>> plan_budget(60, ["pytorch_default", "xavier_normal", "fixup", "lsuv"]).named
     ('pytorch_default', 'fixup')
 """
@@ -75,6 +81,11 @@ class BudgetPlan:
     can_lengthen: bool
     note: str | None = None
 
+    @property
+    def prunes(self) -> bool:
+        """Whether the plan holds search trials (which the pruner may stop)."""
+        return self.n_trials > len(self.named)
+
     def describe(self, train_steps: int | None = None) -> str:
         of = f" ({self.budget_steps / train_steps:.2g} of the {train_steps}-step training)" \
             if train_steps else ""
@@ -122,9 +133,10 @@ def plan_budget(budget_steps: int, named: Sequence[str], own_init: bool = False,
         if probe_steps is not None:  # the user's length: the shape must fit it
             if units * probe_steps <= budget_steps or shape == "named":
                 return _plan(budget_steps, probe_steps, trials, sel, named, shape,
-                             units * probe_steps + 2 * n * probe_steps <= budget_steps)
+                             (2 * units + n + 1) * probe_steps <= budget_steps)
             continue
-        reserved = math.floor(budget_steps / (units + 2 * n))
+        # the reserve: this round's named candidates and noise probe, then the shape at 2x
+        reserved = math.floor(budget_steps / (2 * units + n + 1))
         longest = math.floor(budget_steps / units)
         if min(reserved, DEFAULTS.probe_steps) >= shortest:
             return _plan(budget_steps, min(reserved, DEFAULTS.probe_steps), trials, sel, named,

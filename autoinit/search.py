@@ -229,7 +229,7 @@ def run_search(
     _check_finite(train, "dataloader")
     _check_finite(val, "the held-out batches")
     data = ProbeData(train, val, loss, loop)
-    every = eval_every or max(1, probe_steps // 4)
+    every = eval_every or _eval_every(probe_steps, budget)
     config = ProbeConfig(steps=ends[-1], lr=lr, optimizer=optimizer, eval_every=every,
                          objective=objective, seed=seed, device=str(dev), bf16=bf16,
                          cooldown=cooldown, rungs=ends if rungs > 1 else ())
@@ -253,10 +253,12 @@ def run_search(
         if show is not None:
             show.note(choice.describe())
         clock = StepClock(step)
-        clock.sample(8)
+        # a budgeted search times fewer bare steps: they are part of its cost
+        clock.sample(8 if budget is None else 3)
         work.load_state_dict(initial)
         obj = Objective(work, initial, plan, layer_plan, data, config, space, lr, seed, screening)
-        watch = [clock, show] if show is not None else [clock]  # in this process only
+        timing = clock if budget is None else lambda study, trial: clock.sample(1)
+        watch = [timing, show] if show is not None else [timing]  # in this process only
         watch = watch if n_jobs == 1 else []
         named = budget.named if budget is not None else tuple(named_candidates(plan, space, lr))
         guard = None if budget is None or n_jobs > 1 else BudgetWatch(_noise_probe(obj), named,
@@ -293,7 +295,7 @@ def run_search(
                     spent += _spent(study) + guard.noise_steps
                     steps = 2 * obj.config.steps
                     config = obj.config = replace(obj.config, steps=steps,
-                                                  eval_every=eval_every or max(1, steps // 4))
+                                                  eval_every=eval_every or _eval_every(steps, budget))
                     line = (f"probes lengthened to {steps} steps: the named candidates' scores "
                             f"are all within the noise margin ({guard.margin_text()})")
                     notes.extend([*guard.lines, line])
@@ -416,6 +418,14 @@ def _trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Sele
             f"({reserved} steps), so at least {reserved + config.steps}, got {budget_steps}; or "
             "pass a smaller selection=Selection(top=..., seeds=...)")
     return budget_steps - reserved
+
+
+def _eval_every(probe_steps: int, budget: BudgetPlan | None) -> int:
+    """Four held-out evaluations per probe; one, at its end, in a budgeted search that has no
+    search trial to prune (its score is the final held-out loss)."""
+    if budget is not None and not budget.prunes:
+        return probe_steps
+    return max(1, probe_steps // 4)
 
 
 def _noise_probe(obj: Objective) -> Callable[[optuna.trial.FrozenTrial], tuple[float, int]]:

@@ -54,7 +54,7 @@ class Defaults:
     compare_seeds: int = 3  # full trainings per method in `autoinit compare`
     # with train_steps, the search's budget in steps as a fraction of that training; chosen so
     # that the measured cost, overhead included, stays at R <= 0.5 (docs/search_cost.md)
-    budget_fraction: float = 0.35
+    budget_fraction: float = 0.3
 
 
 DEFAULTS = Defaults()
