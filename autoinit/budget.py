@@ -90,8 +90,8 @@ class BudgetPlan:
         of = f" ({self.budget_steps / train_steps:.2g} of the {train_steps}-step training)" \
             if train_steps else ""
         s = self.selection
-        rerun = f"selection {s.top} + incumbent, {s.seeds} seeds" if s.seeds else \
-            "chosen by probe score"
+        rerun = f"a selection round of {s.seeds} seeds at {s.steps_factor:g}x the probe" \
+            if s.seeds else "chosen by probe score"
         return (f"budget {self.budget_steps} steps{of}: {len(self.named)} named candidates, up to "
                 f"{self.n_trials} trials of {self.probe_steps} probe steps, {rerun}")
 
@@ -206,7 +206,6 @@ class BudgetWatch:
         if self.ended is None:
             self.ended = self.early_end(finished)
             if self.ended is not None:
-                self.lines.append(f"search ended early: {self.ended}")
                 study.stop()
 
     def margin(self, best: float) -> float:
