@@ -115,7 +115,6 @@ def _earlier_run(bound: dict[str, Any], tracking_uri: str | None) -> dict[str, A
 
     from autoinit.probe import ProbeConfig
     from autoinit.selection import Selection, is_stored
-    from autoinit.settings import DEFAULTS
     from autoinit.storage import open_storage
     from autoinit.study import DONE
 
@@ -125,8 +124,8 @@ def _earlier_run(bound: dict[str, Any], tracking_uri: str | None) -> dict[str, A
         study = optuna.load_study(study_name=bound["study_name"],
                                   storage=open_storage(bound["storage"]))
         run = study.user_attrs.get(_RUN_ATTR)
-        config = ProbeConfig(steps=bound["probe_steps"] or DEFAULTS.probe_steps, lr=bound["lr"],
-                             seed=bound["seed"], objective=bound["objective"])
+        config = ProbeConfig(steps=bound["probe_steps"], lr=bound["lr"], seed=bound["seed"],
+                             objective=bound["objective"])
         finished = len(study.get_trials(deepcopy=False, states=DONE))
         here = redact(tracking_uri or mlflow.get_tracking_uri())
     except Exception:  # noqa: BLE001 - no such study, or bad options: the search says so

@@ -148,8 +148,11 @@ def plan_budget(budget_steps: int, named: Sequence[str], own_init: bool = False,
     step = probe_steps or MIN_PROBE_STEPS
     keep = max(1, min(n, cap, math.floor(budget_steps / step) - 1))  # one probe for the noise
     kept = tuple(priority(named)[:keep])
+    if (keep + 1) * step > budget_steps:  # not even one: the longest probe that fits
+        step = max(1, budget_steps // (keep + 1))
     note = (f"the budget of {budget_steps} steps cannot probe all {n} named candidates for "
-            f"{step} steps: probing {keep} ({', '.join(kept)})")
+            f"{probe_steps or MIN_PROBE_STEPS} steps: probing {keep} ({', '.join(kept)}) for "
+            f"{step} steps")
     return BudgetPlan(budget_steps, step, keep, selection or _SHAPES[-1][2], kept, "fewest",
                       False, note)
 

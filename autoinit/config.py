@@ -147,9 +147,7 @@ class StudyConfig:
         length comes from the plan unless ``[search] probe_steps`` is set."""
         s = self.search
         planned = {} if self.train.steps is None else {"train_steps": self.train.steps}
-        if planned and "probe_steps" not in s.given:
-            planned["probe_steps"] = None
-        return {
+        options = {
             **self.train_options(),
             "n_trials": s.n_trials, "timeout": s.timeout, "budget_steps": s.budget_steps,
             "probe_steps": s.probe_steps, "rungs": s.rungs, "cooldown": s.cooldown,
@@ -158,6 +156,9 @@ class StudyConfig:
             "study_name": self.study_name, "n_jobs": s.n_jobs, "seed": s.seed, "device": s.device,
             **planned,
         }
+        if planned and "probe_steps" not in s.given:  # the plan chooses it
+            del options["probe_steps"]
+        return options
 
     @property
     def base_dir(self) -> Path:

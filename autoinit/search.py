@@ -58,7 +58,15 @@ from autoinit.study import (
 )
 from autoinit.threads import choose_threads, compute_threads
 
-__all__ = ["Selection", "run_search"]
+__all__ = ["DEFAULT_PROBE_STEPS", "Selection", "run_search"]
+
+
+class _DefaultSteps(int):
+    """An int that is ``probe_steps``'s default, told apart from the same number given by the
+    caller: with ``train_steps`` the default is planned, a given length is kept."""
+
+
+DEFAULT_PROBE_STEPS = _DefaultSteps(DEFAULTS.probe_steps)
 
 
 def run_search(
@@ -73,7 +81,7 @@ def run_search(
     timeout: float | None = None,
     budget_steps: int | None = None,
     train_steps: int | None = None,
-    probe_steps: int | None = None,
+    probe_steps: int = DEFAULT_PROBE_STEPS,
     rungs: int = DEFAULTS.rungs,
     cooldown: float = DEFAULTS.cooldown,
     eval_every: int | None = None,
@@ -198,8 +206,9 @@ def run_search(
     start = time.perf_counter()
     if train_steps is not None:
         check_option("train_steps", train_steps)
-    _validate(model, n_trials, timeout, budget_steps, probe_steps or DEFAULTS.probe_steps, n_jobs,
-              seed, val_batches, threads)
+    probe_given = None if probe_steps is DEFAULT_PROBE_STEPS else probe_steps
+    _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches,
+              threads)
     dev = resolve_device(device)
     space = SearchSpace(families=tuple(families) if families is not None else None,
                         search_lr=search_lr)
@@ -208,11 +217,10 @@ def run_search(
     if train_steps is not None:
         budget = plan_budget(budget_steps or budget_of(train_steps),
                              list(named_candidates(plan, space, lr)), plan.model_init,
-                             probe_steps=probe_steps, n_trials=n_trials, selection=selection)
+                             probe_steps=probe_given, n_trials=n_trials, selection=selection)
         budget_steps, probe_steps, n_trials = budget.budget_steps, budget.probe_steps, \
             budget.n_trials
         selection = budget.selection
-    probe_steps = probe_steps or DEFAULTS.probe_steps
     selection = selection or Selection()
     layer_plan = ModelPlan.of(model, "layer", only=only, exclude=exclude,
                               include_frozen=include_frozen)

@@ -338,7 +338,9 @@ def search(method: str, model: nn.Module, data: TaskData, cfg: argparse.Namespac
     if method == "autoinit_budget":  # the user's training stated, every other option default
         kw = {"train_steps": cfg.steps}
     if cfg.smoke:
-        kw.update(selection=Selection(top=1, seeds=1, steps_factor=1.0), val_batches=1)
+        kw.update(val_batches=1)
+        if method != "autoinit_budget":  # its plan sizes the round to the (smoke) training
+            kw.update(selection=Selection(top=1, seeds=1, steps_factor=1.0))
     kw.update(data.task.fit_options())  # the task's own loop and groups, if any
     result = run_search(model, train_loader, val_dataloader=val_loader, lr=data.lr, seed=data.seed,
                         search_lr=method == "autoinit_lr", device="cpu", threads=cfg.threads,

@@ -74,7 +74,7 @@ def test_fewest_keeps_the_candidates_that_fit_the_model_first():
                                "xavier_normal", "kaiming_normal", "lsuv"]
     plan = plan_budget(3 * MIN_PROBE_STEPS, names)
     assert plan.named == ("model_default", "pytorch_default")
-    assert "probing 2 (model_default, pytorch_default)" in plan.note
+    assert "probing 2 (model_default, pytorch_default) for 20 steps" in plan.note
 
 
 def test_explicit_options_win():
@@ -206,3 +206,9 @@ def test_the_search_ends_early_when_one_candidate_leads_clearly():
     assert any(line.startswith("search ended early:") for line in lines)
     assert "search ended early:" in result.summary()
     assert len(result.study.trials) < DEFAULTS.n_trials  # the plan allowed 30
+
+
+def test_a_budget_below_one_minimal_probe_still_plans_one_candidate():
+    plan = plan_budget(9, NAMED)
+    assert plan.named == ("pytorch_default",) and plan.probe_steps == 4
+    assert _planned_steps(plan) <= 9
