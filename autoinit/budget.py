@@ -15,8 +15,9 @@ useful length, each probe as long as the budget allows (at most ``probe_steps``,
    of :func:`priority` (the model's own init, PyTorch's default, the presets written for this
    architecture, then the others), with a one-line note.
 
-Every shape holds one extra probe, the noise probe (the best named candidate re-run with the
-next seed), and, when the probes stay at least that long with it, a reserve for probing the
+A shape with search trials holds one extra probe, the noise probe (the best named candidate
+re-run with the next seed: the margin of the early end), and, when the probes stay at least
+the shape's shortest with it, a noise probe and a reserve for probing the
 whole shape again at twice the length after the named candidates and the noise probe
 (:class:`BudgetWatch`): ``(2·units + named + 1)`` probes in all, where ``units`` counts the
 shape's trials, the noise probe and the selection round's re-runs in probe lengths.
@@ -32,7 +33,7 @@ Example:
     ...                          "lecun_normal", "orthogonal", "lsuv", "zero_readout"])
     >>> plan.shape, plan.probe_steps, plan.n_trials, plan.selection.seeds, plan.can_lengthen
     ('named', 29, 7, 0, True)
-    >>> plan_budget(60, ["pytorch_default", "xavier_normal", "fixup", "lsuv"]).named
+    >>> plan_budget(40, ["pytorch_default", "xavier_normal", "fixup", "lsuv"]).named
     ('pytorch_default', 'fixup')
 """
 
@@ -69,8 +70,9 @@ _SHAPES: tuple[tuple[str, int | None, Selection, int], ...] = (
 class BudgetPlan:
     """How a search spends ``budget_steps``: ``probe_steps`` per probe, at most ``n_trials``
     trials (the budget usually stops it first), the selection round, the named candidates it
-    queues (all of them unless the budget is too small: ``note`` then says so) and whether the
-    named candidates' probes may be lengthened."""
+    queues (all of them unless the budget is too small: ``note`` then says so), whether the
+    named candidates' probes may be lengthened and whether the plan holds a noise probe (only
+    where it can change the answer: a lengthening, or an early end among search trials)."""
 
     budget_steps: int
     probe_steps: int
@@ -79,6 +81,7 @@ class BudgetPlan:
     named: tuple[str, ...]
     shape: str
     can_lengthen: bool
+    noise: bool = True
     note: str | None = None
 
     @property
@@ -130,36 +133,38 @@ def plan_budget(budget_steps: int, named: Sequence[str], own_init: bool = False,
         trials = cap if extra is None else min(cap, n + extra)
         sel = selection or sel
         units = trials + 1 + (sel.top + 2 + own) * sel.seeds * sel.steps_factor
+        # the reserve: this round's named candidates and noise probe, then the shape at 2x
+        reserve = 2 * units + n + 1
+        # without search trials to end early on or a reserve to lengthen, no noise probe
+        searched = trials > n
         if probe_steps is not None:  # the user's length: the shape must fit it
             if units * probe_steps <= budget_steps or shape == "named":
-                return _plan(budget_steps, probe_steps, trials, sel, named, shape,
-                             (2 * units + n + 1) * probe_steps <= budget_steps)
+                lengthen = reserve * probe_steps <= budget_steps
+                return _plan(budget_steps, probe_steps, trials, sel, named, shape, lengthen,
+                             searched or lengthen)
             continue
-        # the reserve: this round's named candidates and noise probe, then the shape at 2x
-        reserved = math.floor(budget_steps / (2 * units + n + 1))
-        longest = math.floor(budget_steps / units)
-        if min(reserved, DEFAULTS.probe_steps) >= shortest:
-            return _plan(budget_steps, min(reserved, DEFAULTS.probe_steps), trials, sel, named,
-                         shape, True)
+        reserved = min(math.floor(budget_steps / reserve), DEFAULTS.probe_steps)
+        longest = min(math.floor(budget_steps / (units - (not searched))), DEFAULTS.probe_steps)
+        if reserved >= shortest:
+            return _plan(budget_steps, reserved, trials, sel, named, shape, True, True)
         if longest >= shortest:
-            return _plan(budget_steps, min(longest, DEFAULTS.probe_steps), trials, sel, named,
-                         shape, False)
+            return _plan(budget_steps, longest, trials, sel, named, shape, False, searched)
     # not even the named candidates at the shortest probe: the fewest that matter
     step = probe_steps or MIN_PROBE_STEPS
-    keep = max(1, min(n, cap, math.floor(budget_steps / step) - 1))  # one probe for the noise
+    keep = max(1, min(n, cap, math.floor(budget_steps / step)))
     kept = tuple(priority(named)[:keep])
-    if (keep + 1) * step > budget_steps:  # not even one: the longest probe that fits
-        step = max(1, budget_steps // (keep + 1))
+    if keep * step > budget_steps:  # not even one: the longest probe that fits
+        step = max(1, budget_steps // keep)
     note = (f"the budget of {budget_steps} steps cannot probe all {n} named candidates for "
             f"{probe_steps or MIN_PROBE_STEPS} steps: probing {keep} ({', '.join(kept)}) for "
             f"{step} steps")
     return BudgetPlan(budget_steps, step, keep, selection or _SHAPES[-1][2], kept, "fewest",
-                      False, note)
+                      False, False, note)
 
 
 def _plan(budget: int, probe: int, trials: int, sel: Selection, named: Sequence[str], shape: str,
-          reserve: bool) -> BudgetPlan:
-    return BudgetPlan(budget, probe, trials, sel, tuple(named), shape, reserve)
+          reserve: bool, noise: bool) -> BudgetPlan:
+    return BudgetPlan(budget, probe, trials, sel, tuple(named), shape, reserve, noise)
 
 
 @dataclass

@@ -244,7 +244,7 @@ def run_search(
     context = SearchContext(config, plan, train[0], loss, layer_plan)
     # a budgeted search keeps one probe for its noise probe (autoinit.budget.BudgetWatch)
     trial_budget = _trial_budget(budget_steps, config, selection, plan.model_init,
-                                 config.steps if budget is not None else 0)
+                                 config.steps if budget is not None and budget.noise else 0)
     work = copy.deepcopy(model).to(dev)
     initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
     make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr)  # bad names fail before work
@@ -269,8 +269,8 @@ def run_search(
         watch = [timing, show] if show is not None else [timing]  # in this process only
         watch = watch if n_jobs == 1 else []
         named = budget.named if budget is not None else tuple(named_candidates(plan, space, lr))
-        guard = None if budget is None or n_jobs > 1 else BudgetWatch(_noise_probe(obj), named,
-                                                                       lengthen)
+        watched = budget is not None and budget.noise and n_jobs == 1
+        guard = BudgetWatch(_noise_probe(obj), named, lengthen) if watched else None
         if budget is not None and show is not None:
             show.note(budget.describe(train_steps))
             if budget.note:

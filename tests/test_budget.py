@@ -31,11 +31,11 @@ NAMED = ["pytorch_default", "xavier_normal", "kaiming_normal", "lecun_normal", "
 # ------------------------------------------------------------------------------------ the plan
 
 def _planned_steps(plan) -> int:
-    """The most steps a plan's trials, noise probe and selection round take."""
+    """The most steps a plan's trials, noise probe (where it has one) and selection round take."""
     from autoinit.probe import ProbeConfig
 
     config = ProbeConfig(steps=plan.probe_steps)
-    return (plan.n_trials + 1) * plan.probe_steps + selection_steps(config, plan.selection)
+    return (plan.n_trials + plan.noise) * plan.probe_steps + selection_steps(config, plan.selection)
 
 
 def test_a_large_budget_keeps_the_defaults():
@@ -72,7 +72,7 @@ def test_fewest_keeps_the_candidates_that_fit_the_model_first():
              "model_default"]
     assert priority(names) == ["model_default", "pytorch_default", "fixup", "skipinit",
                                "xavier_normal", "kaiming_normal", "lsuv"]
-    plan = plan_budget(3 * MIN_PROBE_STEPS, names)
+    plan = plan_budget(2 * MIN_PROBE_STEPS, names)
     assert plan.named == ("model_default", "pytorch_default")
     assert "probing 2 (model_default, pytorch_default) for 20 steps" in plan.note
 
@@ -210,5 +210,5 @@ def test_the_search_ends_early_when_one_candidate_leads_clearly():
 
 def test_a_budget_below_one_minimal_probe_still_plans_one_candidate():
     plan = plan_budget(9, NAMED)
-    assert plan.named == ("pytorch_default",) and plan.probe_steps == 4
+    assert plan.named == ("pytorch_default",) and plan.probe_steps == 9
     assert _planned_steps(plan) <= 9
