@@ -15,12 +15,15 @@ useful length, each probe as long as the budget allows (at most ``probe_steps``,
    of :func:`priority` (the model's own init, PyTorch's default, the presets written for this
    architecture, then the others), with a one-line note.
 
-A shape with search trials holds one extra probe, the noise probe (the best named candidate
-re-run with the next seed: the margin of the early end), and, when the probes stay at least
-the shape's shortest with it, a noise probe and a reserve for probing the
-whole shape again at twice the length after the named candidates and the noise probe
-(:class:`BudgetWatch`): ``(2·units + named + 1)`` probes in all, where ``units`` counts the
-shape's trials, the noise probe and the selection round's re-runs in probe lengths.
+The probes are as long as the shape allows: on the benchmark tasks, probes shortened to keep
+a reserve for lengthening them separated beyond the noise anyway and ranked the recurrent
+tasks' inits worse (docs/search_cost.md). A shape with search trials holds one extra probe,
+the noise probe (the best named candidate re-run with the next seed: the margin of the early
+end and of the lengthening); the named shape holds it only when the budget could also probe the
+named candidates again at twice the length (``can_lengthen``: probes capped at 100 steps with
+budget to spare). Whether a lengthening fits is decided again when it is due: it uses the
+budget the search trials would have had.
+
 ``probe_steps`` and ``selection`` given explicitly are used as given; ``n_trials`` caps the
 trials of every shape.
 
@@ -31,8 +34,8 @@ an early end when the best candidate leads clearly.
 Example:
     >>> plan = plan_budget(700, ["pytorch_default", "xavier_normal", "kaiming_normal",
     ...                          "lecun_normal", "orthogonal", "lsuv", "zero_readout"])
-    >>> plan.shape, plan.probe_steps, plan.n_trials, plan.selection.seeds, plan.can_lengthen
-    ('named', 29, 7, 0, True)
+    >>> plan.shape, plan.probe_steps, plan.n_trials, plan.selection.seeds, plan.noise
+    ('named', 100, 7, 0, False)
     >>> plan_budget(40, ["pytorch_default", "xavier_normal", "fixup", "lsuv"]).named
     ('pytorch_default', 'fixup')
 """
@@ -52,8 +55,8 @@ from autoinit.presets import list_presets
 from autoinit.selection import Selection
 from autoinit.settings import DEFAULTS, check_option
 
-__all__ = ["EARLY_END_AFTER", "MAX_LENGTHENING", "MIN_PROBE_STEPS", "BudgetPlan", "BudgetWatch", "budget_of",
-           "plan_budget", "priority"]
+__all__ = ["EARLY_END_AFTER", "MAX_LENGTHENING", "MIN_PROBE_STEPS", "BudgetPlan", "BudgetWatch",
+           "budget_of", "lengthen_fits", "plan_budget", "priority"]
 
 MIN_PROBE_STEPS = 20  # below this a probe says little more than the screening pass
 EARLY_END_AFTER = 5  # m: search trials in a row that must not come close before an early end
@@ -133,22 +136,16 @@ def plan_budget(budget_steps: int, named: Sequence[str], own_init: bool = False,
         trials = cap if extra is None else min(cap, n + extra)
         sel = selection or sel
         units = trials + 1 + (sel.top + 2 + own) * sel.seeds * sel.steps_factor
-        # the reserve: this round's named candidates and noise probe, then the shape at 2x
-        reserve = 2 * units + n + 1
-        # without search trials to end early on or a reserve to lengthen, no noise probe
-        searched = trials > n
-        if probe_steps is not None:  # the user's length: the shape must fit it
-            if units * probe_steps <= budget_steps or shape == "named":
-                lengthen = reserve * probe_steps <= budget_steps
-                return _plan(budget_steps, probe_steps, trials, sel, named, shape, lengthen,
-                             searched or lengthen)
-            continue
-        reserved = min(math.floor(budget_steps / reserve), DEFAULTS.probe_steps)
-        longest = min(math.floor(budget_steps / (units - (not searched))), DEFAULTS.probe_steps)
-        if reserved >= shortest:
-            return _plan(budget_steps, reserved, trials, sel, named, shape, True, True)
-        if longest >= shortest:
-            return _plan(budget_steps, longest, trials, sel, named, shape, False, searched)
+        searched = trials > n  # without search trials to end early on, a noise probe only
+        # where a lengthening fits
+        step = probe_steps or min(math.floor(budget_steps / (units - (not searched))),
+                                  DEFAULTS.probe_steps)
+        if probe_steps is not None and units * step > budget_steps and shape != "named":
+            continue  # the user's length: the shape must fit it
+        if step >= shortest or probe_steps is not None:
+            lengthen = lengthen_fits(budget_steps, n, step, sel, own_init)
+            return BudgetPlan(budget_steps, step, trials, sel, tuple(named), shape, lengthen,
+                              searched or lengthen)
     # not even the named candidates at the shortest probe: the fewest that matter
     step = probe_steps or MIN_PROBE_STEPS
     keep = max(1, min(n, cap, math.floor(budget_steps / step)))
@@ -162,9 +159,14 @@ def plan_budget(budget_steps: int, named: Sequence[str], own_init: bool = False,
                       False, False, note)
 
 
-def _plan(budget: int, probe: int, trials: int, sel: Selection, named: Sequence[str], shape: str,
-          reserve: bool, noise: bool) -> BudgetPlan:
-    return BudgetPlan(budget, probe, trials, sel, tuple(named), shape, reserve, noise)
+def lengthen_fits(budget_steps: int, named: int, probe_steps: int, selection: Selection,
+                  own_init: bool = False) -> bool:
+    """Whether ``budget_steps`` covers the named candidates and the noise probe at
+    ``probe_steps``, then again at twice the length with the selection round there."""
+    longer = 2 * probe_steps
+    rerun = (selection.top + 2 + own_init) * selection.seeds * max(1, round(
+        longer * selection.steps_factor))
+    return (named + 1) * (probe_steps + longer) + rerun <= budget_steps
 
 
 @dataclass

@@ -230,7 +230,7 @@ def run_search(
     loop = make_loop(train_step, score, make_state, loss, search_lr)
     ends = rung_steps(probe_steps, rungs)
     # a budgeted search may lengthen its probes (one process, in memory, one rung): two doublings
-    lengthen = budget is not None and budget.can_lengthen and storage is None and n_jobs == 1 \
+    lengthen = budget is not None and budget.noise and storage is None and n_jobs == 1 \
         and rungs == 1
     longest = ends[-1] * (MAX_LENGTHENING if lengthen else 1)
     train, val = _batches(dataloader, val_dataloader, longest, val_batches, dev)

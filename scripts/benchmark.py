@@ -354,7 +354,7 @@ def search(method: str, model: nn.Module, data: TaskData, cfg: argparse.Namespac
            "search_cost": result.cost.to_dict(), "search_R": result.cost.ratio(cfg.steps)}
     if result.budget is not None:
         rec["budget"] = {k: v for k, v in vars(result.budget).items()}
-        rec["budget_code"] = _code_version()
+        rec["budget_code"] = CODE_VERSION
     return rec
 
 
@@ -369,6 +369,9 @@ def _code_version() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+changes" if dirty else "")
+
+
+CODE_VERSION = _code_version()  # read once: the code this process imported
 
 
 def control(method: str, model: nn.Module, data: TaskData, cfg: argparse.Namespace, ctx: dict
