@@ -129,7 +129,7 @@ def run_search(
         n_trials: trials (complete or pruned, baselines included) the study should hold.
         timeout: seconds after which no new trial starts.
         train_steps: the training you will run after the search, in steps. The search's
-            budget is then ``budget_fraction`` of it (:data:`~autoinit.settings.DEFAULTS`, 0.35:
+            budget is then ``budget_fraction`` of it (:data:`~autoinit.settings.DEFAULTS`, 0.3:
             a measured cost of R <= 0.5 with the overhead, docs/search_cost.md) unless
             ``budget_steps`` is given, and the search is planned to fit it
             (:func:`~autoinit.budget.plan_budget`: probe length, trials and selection round
