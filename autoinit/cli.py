@@ -151,6 +151,9 @@ def cli() -> None:
               f"([search] n_trials, default {DEFAULTS.n_trials}).")
 @click.option("--timeout", type=float, metavar="S", help="Stop starting trials after S seconds.")
 @click.option("--probe-steps", type=int, help=f"Training steps per probe (default {DEFAULTS.probe_steps}).")
+@click.option("--train-steps", type=int, metavar="N", help="The training you run afterwards "
+              f"([train] steps): the search then costs at most {DEFAULTS.budget_fraction} of it, "
+              "planned to fit, and reports its cost R against it.")
 @click.option("--rungs", type=int, help="Successive-halving rungs: probes scored at probe-steps "
               "x 3^i, the top third kept at each (default 1: none).")
 @click.option("--storage", metavar="URL", help="Optuna storage URL (default "
@@ -165,9 +168,9 @@ def cli() -> None:
 @debug_option
 def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
            data_ref: str | None, data_kwargs: str | None, n_trials: int | None,
-           timeout: float | None, probe_steps: int | None, rungs: int | None,
-           storage: str | None, study_name: str | None, n_jobs: int | None, seed: int | None,
-           out: str,
+           timeout: float | None, probe_steps: int | None, train_steps: int | None,
+           rungs: int | None, storage: str | None, study_name: str | None, n_jobs: int | None,
+           seed: int | None, out: str,
            tracking_uri: str | None, experiment: str | None, no_mlflow: bool) -> int:
     """Search an initialization for a model on its data; write the chosen scheme.
 
@@ -180,12 +183,13 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
     Examples:
       autoinit search studies/deep_relu_mlp.toml
       autoinit search studies/deep_relu_mlp.toml --n-trials 60 --out relu.json
+      autoinit search studies/deep_relu_mlp.toml --train-steps 5000
       autoinit search --model mymodels:make_net --data mymodels:make_loaders \\
           --model-kwargs '{"depth": 20}' --storage sqlite:///runs.db
     """
     config = study_config(study, {"search.n_trials": n_trials, "search.timeout": timeout,
                              "search.probe_steps": probe_steps, "search.rungs": rungs,
-                             "search.storage": storage,
+                             "train.steps": train_steps, "search.storage": storage,
                              "search.study_name": study_name, "search.n_jobs": n_jobs,
                              "search.seed": seed}, model_ref, data_ref, model_kwargs, data_kwargs)
     tracking = tracking_settings(config, tracking_uri, experiment, no_mlflow)
@@ -197,9 +201,12 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
     options.update(val_dataloader=val, **fit_tracking(tracking))
     name, s = config.study_name, config.search
     before = finished_trials(storage_handle, name)
+    steps = config.train.steps
+    shape = f"{s.n_trials} trials of {s.probe_steps} probe steps" if steps is None else (
+        f"planned to fit {DEFAULTS.budget_fraction} of your {steps}-step training")
     click.echo(f"autoinit search {name!r}: {type(model).__name__} "
-               f"({sum(p.numel() for p in model.parameters()):,} parameters), {s.n_trials} trials "
-               f"of {s.probe_steps} probe steps; study in {redact(s.storage)}")
+               f"({sum(p.numel() for p in model.parameters()):,} parameters), {shape}; study in "
+               f"{redact(s.storage)}")
     if before:
         full = "; nothing left to search (a larger --n-trials extends it)" \
             if before >= s.n_trials else ""
@@ -207,8 +214,9 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
     result = fit(model, train, progress=True, **options)
     click.echo()
     click.echo(result.summary())
-    click.echo(f"search cost ratio R = {result.cost.ratio(config.compare.steps):.2f} against one "
-               f"{config.compare.steps}-step training ([compare] steps)")
+    if steps is None:  # with [train] steps the summary states R against that training
+        click.echo(f"search cost ratio R = {result.cost.ratio(config.compare.steps):.2f} against "
+                   f"one {config.compare.steps}-step training ([compare] steps)")
     interrupted = result.interrupted
     written = interrupted_path(out) if interrupted else out
     write_scheme(result.scheme, written)

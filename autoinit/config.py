@@ -16,6 +16,8 @@ A study file names the user's model and data factories and the search's settings
     loss = "cross_entropy"      # or "mse", or "package.module:function" for loss(model, batch)
     # your own loop instead (see autoinit.loop), each "package.module:function" or "file.py:function":
     # train_step = "my_loop:train_step"   score = "my_loop:score"   make_state = "my_loop:make_state"
+    # steps = 5000              # the training you run afterwards: the search then costs at most
+                                # budget_fraction (0.3) of it, planned to fit (autoinit.budget)
 
     [search]
     n_trials = 30
@@ -140,16 +142,23 @@ class StudyConfig:
                 "lr": t.lr}
 
     def fit_options(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`autoinit.fit` (tracking options are the caller's)."""
+        """Keyword arguments for :func:`autoinit.fit` (tracking options are the caller's). With
+        ``[train] steps`` the search is planned to a budget (:mod:`autoinit.budget`): the probe
+        length comes from the plan unless ``[search] probe_steps`` is set."""
         s = self.search
-        return {
+        planned = {} if self.train.steps is None else {"train_steps": self.train.steps}
+        options = {
             **self.train_options(),
             "n_trials": s.n_trials, "timeout": s.timeout, "budget_steps": s.budget_steps,
             "probe_steps": s.probe_steps, "rungs": s.rungs, "cooldown": s.cooldown,
             "objective": s.objective, "groups": s.groups,
             "families": s.families, "search_lr": s.search_lr, "storage": s.storage,
             "study_name": self.study_name, "n_jobs": s.n_jobs, "seed": s.seed, "device": s.device,
+            **planned,
         }
+        if planned and "probe_steps" not in s.given:  # the plan chooses it
+            del options["probe_steps"]
+        return options
 
     @property
     def base_dir(self) -> Path:

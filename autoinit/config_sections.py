@@ -40,7 +40,8 @@ class FactoryConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """``[train]``: how every candidate is trained."""
+    """``[train]``: how every candidate is trained, and ``steps``: the training the user runs
+    after the search, which bounds the search (:mod:`autoinit.budget`)."""
 
     optimizer: str = DEFAULTS.optimizer
     lr: float = DEFAULTS.lr
@@ -48,6 +49,7 @@ class TrainConfig:
     train_step: str | None = None  # references to the user's own loop (autoinit.loop)
     score: str | None = None
     make_state: str | None = None
+    steps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class SearchConfig:
     n_jobs: int = DEFAULTS.n_jobs
     seed: int = DEFAULTS.seed
     device: str | None = None
+    # the keys the file (or a flag) set: with [train] steps, the others are planned
+    given: frozenset[str] = field(default=frozenset(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,8 @@ def show(value: object) -> str:
 
 
 def _keys(section: str) -> str:
-    return f"[{section}] takes " + ", ".join(f.name for f in fields(_DATACLASS[section]))
+    return f"[{section}] takes " + ", ".join(f.name for f in fields(_DATACLASS[section])
+                                             if f.name != "given")
 
 
 def _factory(t: Table) -> FactoryConfig:
@@ -186,7 +191,7 @@ def _train(t: Table) -> TrainConfig:
         if ref is not None and ":" not in ref:
             raise t.bad(name, "'package.module:function' or 'path/file.py:function'")
     out = TrainConfig(t.str("optimizer", DEFAULTS.optimizer, choices=sorted(OPTIMIZERS)),
-                      t.number("lr", DEFAULTS.lr), loss, **loop)
+                      t.number("lr", DEFAULTS.lr), loss, **loop, steps=t.option("steps", None))
     t.no_extra(_keys("train"))
     return out
 
@@ -204,7 +209,7 @@ def _search(t: Table) -> SearchConfig:
         groups=_groups(t, GROUP_MODES), families=_families(t),
         search_lr=t.bool("search_lr", False), storage=t.str("storage", DEFAULTS.storage),
         study_name=t.str("study_name"), n_jobs=t.option("n_jobs", DEFAULTS.n_jobs),
-        seed=t.option("seed", DEFAULTS.seed), device=t.str("device"),
+        seed=t.option("seed", DEFAULTS.seed), device=t.str("device"), given=frozenset(t.data),
     )
     t.no_extra(_keys("search"))
     return out

@@ -119,6 +119,12 @@ class SearchProgress:
             if self._bar is not None:
                 self._bar.update(self._trials, completed=self.already)
 
+    def restart(self) -> None:
+        """A new study follows (the probes were lengthened): its trials are counted afresh."""
+        with self._lock:
+            self._seen.clear()
+            self.already = 0
+
     def note(self, text: str) -> None:
         """A line of its own (above the bar when there is one)."""
         with self._lock:

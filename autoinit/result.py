@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from autoinit.rungs import RungAgreement
     from autoinit.threads import ThreadChoice
 
-__all__ = ["Candidate", "FitResult", "SearchContext", "SearchCost", "TrackedRun"]
+__all__ = ["BudgetReport", "Candidate", "FitResult", "SearchContext", "SearchCost", "TrackedRun"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,25 @@ class SearchCost:
 
 
 @dataclass(frozen=True)
+class BudgetReport:
+    """A search run with ``train_steps`` (:mod:`autoinit.budget`): the training it prepares,
+    its budget in steps and the plan, the probe length at the end (``probe_steps``) and as
+    planned (``planned_probe_steps``: longer when the probes were lengthened), why it ended
+    early (``None``: it did not), the budget it left unused, what it measured and decided on
+    the way (``lines``) and why it probed fewer named candidates (``note``)."""
+
+    train_steps: int
+    budget_steps: int
+    plan: str
+    probe_steps: int
+    planned_probe_steps: int
+    ended_early: str | None
+    unused_steps: int
+    lines: tuple[str, ...] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class Candidate:
     """One scheme re-run in the selection round with several seeds."""
 
@@ -117,6 +136,7 @@ class FitResult:
         rank_agreement: with rungs, the Spearman rank correlation of the probe scores at each
             pair of consecutive rungs, over the trials that reached both.
         probe_note: why the probes ran without their learning-rate cooldown, if they did.
+        budget: with ``train_steps``, the budget, its plan and what became of it.
     """
 
     scheme: InitScheme
@@ -134,6 +154,12 @@ class FitResult:
     run: TrackedRun | None = None
     rank_agreement: tuple[RungAgreement, ...] = ()
     probe_note: str | None = None
+    budget: BudgetReport | None = None
+
+    @property
+    def ended_early(self) -> str | None:
+        """Why the search ended before its budget was spent, or ``None``."""
+        return self.budget.ended_early if self.budget is not None else None
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -172,6 +198,22 @@ class FitResult:
             f"{1000 * c.step_seconds_q1:.2f}-{1000 * c.step_seconds_q3:.2f}; {c.threads} "
             f"thread{'s' if c.threads > 1 else ''})",
         ]
+        b = self.budget
+        if b is not None:
+            lines.append(f"search cost: {c.tse:.0f} training steps, R = "
+                         f"{c.ratio(b.train_steps):.2g} of your {b.train_steps}-step training "
+                         f"({b.plan})")
+            if b.note:
+                lines.append(f"note: {b.note}")
+            lines.extend(b.lines)
+            if b.probe_steps != b.planned_probe_steps:
+                lines.append(f"probes lengthened from {b.planned_probe_steps} to "
+                             f"{b.probe_steps} steps")
+            if b.ended_early:
+                lines.append(f"search ended early: {b.ended_early}; {b.unused_steps} steps of "
+                             "the budget unused")
+            else:
+                lines.append(f"budget unused: {b.unused_steps} of {b.budget_steps} steps")
         if self.rank_agreement:
             lines.append("probe rank agreement between rungs (Spearman): "
                          + "; ".join(a.describe() for a in self.rank_agreement))

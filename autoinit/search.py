@@ -23,6 +23,7 @@ from torch import nn
 
 from autoinit.apply import apply_scheme
 from autoinit.batches import fetch_batches, make_loss
+from autoinit.budget import MAX_LENGTHENING, BudgetPlan, BudgetWatch, budget_of, plan_budget
 from autoinit.clock import StepClock
 from autoinit.device import resolve_device
 from autoinit.errors import AutoinitError, ConfigError
@@ -34,7 +35,7 @@ from autoinit.plan import ModelPlan
 from autoinit.presets import get_preset, list_presets
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, make_optimizer
 from autoinit.progress import SearchProgress, progress_wanted
-from autoinit.result import Candidate, FitResult, SearchContext, SearchCost
+from autoinit.result import BudgetReport, Candidate, FitResult, SearchContext, SearchCost
 from autoinit.rungs import make_pruner, rung_steps, study_agreement
 from autoinit.selection import (
     Selection,
@@ -57,7 +58,15 @@ from autoinit.study import (
 )
 from autoinit.threads import choose_threads, compute_threads
 
-__all__ = ["Selection", "run_search"]
+__all__ = ["DEFAULT_PROBE_STEPS", "Selection", "run_search"]
+
+
+class _DefaultSteps(int):
+    """An int that is ``probe_steps``'s default, told apart from the same number given by the
+    caller: with ``train_steps`` the default is planned, a given length is kept."""
+
+
+DEFAULT_PROBE_STEPS = _DefaultSteps(DEFAULTS.probe_steps)
 
 
 def run_search(
@@ -71,7 +80,8 @@ def run_search(
     n_trials: int | None = DEFAULTS.n_trials,
     timeout: float | None = None,
     budget_steps: int | None = None,
-    probe_steps: int = DEFAULTS.probe_steps,
+    train_steps: int | None = None,
+    probe_steps: int = DEFAULT_PROBE_STEPS,
     rungs: int = DEFAULTS.rungs,
     cooldown: float = DEFAULTS.cooldown,
     eval_every: int | None = None,
@@ -118,12 +128,24 @@ def run_search(
             ``(params, lr) -> Optimizer``) and learning rate.
         n_trials: trials (complete or pruned, baselines included) the study should hold.
         timeout: seconds after which no new trial starts.
+        train_steps: the training you will run after the search, in steps. The search's
+            budget is then ``budget_fraction`` of it (:data:`~autoinit.settings.DEFAULTS`, 0.3:
+            a measured cost of R <= 0.5 with the overhead, docs/search_cost.md) unless
+            ``budget_steps`` is given, and the search is planned to fit it
+            (:func:`~autoinit.budget.plan_budget`: probe length, trials and selection round
+            scale down with the budget; ``probe_steps``, ``selection`` given here are kept and
+            ``n_trials`` caps the trials); the named candidates' probes are lengthened when they
+            do not separate beyond the noise, and the search ends early when the best candidate
+            leads clearly (:class:`~autoinit.budget.BudgetWatch`; one process, in memory or on
+            ``storage`` without the lengthening). The summary states the cost as R against it.
+            Without it, none of this happens.
         budget_steps: the training steps the whole search may take: trials stop starting once
             their probe and screening steps reach this budget less the selection round's
             ``(top + 2) * seeds * steps_factor * probe_steps`` (1,600 with the defaults; one
             candidate more for a model with its own init; with rungs, the longest rung replaces
             ``steps_factor * probe_steps``). The last trial may overshoot by one probe.
-        probe_steps: training steps per probe; with ``rungs``, the first rung's.
+        probe_steps: training steps per probe (default 100, or planned with ``train_steps``);
+            with ``rungs``, the first rung's.
         rungs: successive-halving rungs (see :mod:`autoinit.rungs`): probes are scored at
             ``probe_steps * 3^i`` steps for ``i < rungs`` (50 → 150 → 450 for 50 and 3), and a
             search trial goes on past a rung only while its score there is in the top third;
@@ -182,13 +204,24 @@ def run_search(
         ['kaiming_normal', 'lecun_normal']
     """
     start = time.perf_counter()
-    selection = selection or Selection()
+    if train_steps is not None:
+        check_option("train_steps", train_steps)
+    probe_given = None if probe_steps is DEFAULT_PROBE_STEPS else probe_steps
     _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches,
               threads)
     dev = resolve_device(device)
     space = SearchSpace(families=tuple(families) if families is not None else None,
                         search_lr=search_lr)
     plan = ModelPlan.of(model, groups, only=only, exclude=exclude, include_frozen=include_frozen)
+    budget = None
+    if train_steps is not None:
+        budget = plan_budget(budget_steps or budget_of(train_steps),
+                             list(named_candidates(plan, space, lr)), plan.model_init,
+                             probe_steps=probe_given, n_trials=n_trials, selection=selection)
+        budget_steps, probe_steps, n_trials = budget.budget_steps, budget.probe_steps, \
+            budget.n_trials
+        selection = budget.selection
+    selection = selection or Selection()
     layer_plan = ModelPlan.of(model, "layer", only=only, exclude=exclude,
                               include_frozen=include_frozen)
     # with your own train_step and score, the loss is only used when you pass one
@@ -196,16 +229,22 @@ def run_search(
     loss = None if own_loop and loss_fn is None else make_loss(loss_fn)
     loop = make_loop(train_step, score, make_state, loss, search_lr)
     ends = rung_steps(probe_steps, rungs)
-    train, val = _batches(dataloader, val_dataloader, ends[-1], val_batches, dev)
+    # a budgeted search may lengthen its probes (one process, in memory, one rung): two doublings
+    lengthen = budget is not None and budget.noise and storage is None and n_jobs == 1 \
+        and rungs == 1
+    longest = ends[-1] * (MAX_LENGTHENING if lengthen else 1)
+    train, val = _batches(dataloader, val_dataloader, longest, val_batches, dev)
     _check_finite(train, "dataloader")
     _check_finite(val, "the held-out batches")
     data = ProbeData(train, val, loss, loop)
-    every = eval_every or max(1, probe_steps // 4)
+    every = eval_every or _eval_every(probe_steps, budget)
     config = ProbeConfig(steps=ends[-1], lr=lr, optimizer=optimizer, eval_every=every,
                          objective=objective, seed=seed, device=str(dev), bf16=bf16,
                          cooldown=cooldown, rungs=ends if rungs > 1 else ())
     context = SearchContext(config, plan, train[0], loss, layer_plan)
-    trial_budget = _trial_budget(budget_steps, config, selection, plan.model_init)
+    # a budgeted search keeps one probe for its noise probe (autoinit.budget.BudgetWatch)
+    trial_budget = _trial_budget(budget_steps, config, selection, plan.model_init,
+                                 config.steps if budget is not None and budget.noise else 0)
     work = copy.deepcopy(model).to(dev)
     initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
     make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr)  # bad names fail before work
@@ -222,39 +261,75 @@ def run_search(
         if show is not None:
             show.note(choice.describe())
         clock = StepClock(step)
-        clock.sample(8)
+        # a budgeted search times fewer bare steps: they are part of its cost
+        clock.sample(8 if budget is None else 3)
         work.load_state_dict(initial)
         obj = Objective(work, initial, plan, layer_plan, data, config, space, lr, seed, screening)
-        watch = [clock, show] if show is not None else [clock]  # in this process only
+        timing = clock if budget is None else lambda study, trial: clock.sample(1)
+        watch = [timing, show] if show is not None else [timing]  # in this process only
         watch = watch if n_jobs == 1 else []
-        with quiet_optuna(), worker_storage(storage, n_jobs) as where:
-            study, created = open_study(where, study_name, seed, n_jobs, every,
-                                        len(named_candidates(plan, space, lr)))
-            if rungs > 1:  # successive halving replaces the median rule
-                study.pruner = make_pruner(probe_steps)
-            check_space(study, distributions(plan, space, lr))
-            if show is not None:
-                show.resume(study.get_trials(deepcopy=False))
-            enqueue_pending(study, plan, space, lr, created)
-            for callback in callbacks:  # e.g. tracking: the plans that rebuild a trial's scheme
-                getattr(callback, "bind_search", lambda context: None)(context)
-            with show.polling(study, n_jobs > 1) if show else contextlib.nullcontext():
-                interrupted = optimize(study, obj, n_trials, timeout, trial_budget,
-                                       [*callbacks, *watch], n_jobs)
-            if where is not storage:  # a temporary journal: keep the study, remove the file
-                study = in_memory(study)
-            candidates, chosen, reason, reused = _choose(study, obj, selection, config,
-                                                         interrupted, clock, show)
+        named = budget.named if budget is not None else tuple(named_candidates(plan, space, lr))
+        watched = budget is not None and budget.noise and n_jobs == 1
+        guard = BudgetWatch(_noise_probe(obj), named, lengthen) if watched else None
+        if budget is not None and show is not None:
+            show.note(budget.describe(train_steps))
+            if budget.note:
+                show.note(f"note: {budget.note}")
+        spent = 0  # the steps of shorter rounds, when the probes were lengthened
+        notes: list[str] = []
+        while True:
+            with quiet_optuna(), worker_storage(storage, n_jobs) as where:
+                study, created = open_study(where, study_name, seed, n_jobs, obj.config.eval_every,
+                                            len(named))
+                if rungs > 1:  # successive halving replaces the median rule
+                    study.pruner = make_pruner(probe_steps)
+                check_space(study, distributions(plan, space, lr))
+                if show is not None:
+                    show.resume(study.get_trials(deepcopy=False))
+                enqueue_pending(study, plan, space, lr, created, keep=named)
+                for callback in callbacks:  # e.g. tracking: the plans that rebuild a scheme
+                    getattr(callback, "bind_search", lambda context: None)(context)
+                if guard is not None:
+                    guard.affordable = _affordable(guard, study, obj.config, budget, selection,
+                                                   plan.model_init, spent, longest)
+                with show.polling(study, n_jobs > 1) if show else contextlib.nullcontext():
+                    interrupted = optimize(study, obj, n_trials, timeout, trial_budget and
+                                           trial_budget - spent,
+                                           [*callbacks, *watch, *([guard] if guard else [])],
+                                           n_jobs)
+                if where is not storage:  # a temporary journal: keep the study, remove the file
+                    study = in_memory(study)
+                if guard is not None and guard.longer and not interrupted:
+                    spent += _spent(study) + guard.noise_steps
+                    steps = 2 * obj.config.steps
+                    config = obj.config = replace(obj.config, steps=steps,
+                                                  eval_every=eval_every or _eval_every(steps, budget))
+                    line = (f"probes lengthened to {steps} steps: the named candidates' scores "
+                            f"are all within the noise margin ({guard.margin_text()})")
+                    notes.extend([*guard.lines, line])
+                    if show is not None:
+                        show.note(line)
+                        show.restart()
+                    guard = BudgetWatch(_noise_probe(obj), named, lengthen)
+                    trial_budget = _trial_budget(budget_steps, config, selection,
+                                                 plan.model_init, config.steps)
+                    continue
+                if guard is not None and guard.ended is not None and show is not None:
+                    show.note(f"search ended early: {guard.ended}")
+                candidates, chosen, reason, reused = _choose(study, obj, selection, config,
+                                                             interrupted, clock, show)
+            break
     baselines = baseline_scores(study)
     chosen = replace(chosen, scheme=replace(chosen.scheme, origin=_origin(chosen.name)))
     apply_scheme(model, chosen.scheme)
     trials = study.get_trials(deepcopy=False)
     attrs = [t.user_attrs for t in trials]
     q1, q3 = clock.quartiles
+    extra = spent + (guard.noise_steps if guard is not None else 0)  # shorter rounds, noise probes
     cost = SearchCost(
-        probe_steps=sum(a.get("probe_steps", 0) for a in attrs),
+        probe_steps=sum(a.get("probe_steps", 0) for a in attrs) + extra,
         screening_passes=sum(a.get("screening_passes", 0) for a in attrs),
-        selection_steps=0 if interrupted or reused else sum(
+        selection_steps=0 if interrupted or reused or not selection.seeds else sum(
             len(c.scores) for c in candidates) * rerun_steps(config, selection),
         wall_seconds=time.perf_counter() - start,
         step_seconds=clock.median,
@@ -266,9 +341,18 @@ def run_search(
         step_timings=len(clock.times),
         threads=choice.threads,
     )
+    report = None
+    if budget is not None:
+        if guard is not None:
+            notes.extend(guard.lines)
+        used = cost.probe_steps + cost.screening_passes + cost.selection_steps
+        report = BudgetReport(train_steps, budget.budget_steps, budget.describe(train_steps),
+                              config.steps, budget.probe_steps, guard.ended if guard else None,
+                              max(0, budget.budget_steps - used), tuple(notes), budget.note)
     return FitResult(chosen.scheme, chosen.mean, baselines, chosen.name, reason, candidates, cost,
                      study, interrupted=interrupted, selection_reused=reused, threads=choice,
-                     context=context, rank_agreement=study_agreement(trials) if rungs > 1 else (),
+                     context=replace(context, config=config), budget=report,
+                     rank_agreement=study_agreement(trials) if rungs > 1 else (),
                      probe_note=next((a["cooldown_note"] for a in attrs if "cooldown_note" in a),
                                      None))
 
@@ -330,17 +414,57 @@ def _validate(model: nn.Module, n_trials: int | None, timeout: float | None, bud
 
 
 def _trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Selection,
-                  own_init: bool) -> int | None:
-    """What ``budget_steps`` leaves the trials once the selection round is reserved."""
+                  own_init: bool, noise_steps: int = 0) -> int | None:
+    """What ``budget_steps`` leaves the trials once the selection round (and a budgeted search's
+    noise probe, ``noise_steps``) is reserved."""
     if budget_steps is None:
         return None
-    reserved = selection_steps(config, selection, own_init)
+    reserved = selection_steps(config, selection, own_init) + noise_steps
     if budget_steps < reserved + config.steps:
         raise ConfigError(
             f"budget_steps must cover one probe ({config.steps} steps) and the selection round "
             f"({reserved} steps), so at least {reserved + config.steps}, got {budget_steps}; or "
             "pass a smaller selection=Selection(top=..., seeds=...)")
     return budget_steps - reserved
+
+
+def _eval_every(probe_steps: int, budget: BudgetPlan | None) -> int:
+    """Four held-out evaluations per probe; one, at its end, in a budgeted search that has no
+    search trial to prune (its score is the final held-out loss)."""
+    if budget is not None and not budget.prunes:
+        return probe_steps
+    return max(1, probe_steps // 4)
+
+
+def _noise_probe(obj: Objective) -> Callable[[optuna.trial.FrozenTrial], tuple[float, int]]:
+    """A finished trial's scheme probed again with the next seed: ``(score, steps)``."""
+    def probe(trial: optuna.trial.FrozenTrial) -> tuple[float, int]:
+        scheme, lr = obj.scheme_of(trial)
+        result = obj.probe(scheme.with_seed(scheme.seed + 1), lr,
+                           replace(obj.config, seed=obj.config.seed + 1))
+        return result.score, result.steps
+
+    return probe
+
+
+def _affordable(guard: BudgetWatch, study: optuna.Study, config: ProbeConfig, budget: BudgetPlan,
+                selection: Selection, own_init: bool, spent: int, longest: int
+                ) -> Callable[[], bool]:
+    """Whether the budget left covers the named candidates, the noise probe and the selection
+    round at twice ``config.steps`` (at most ``longest``)."""
+    def check() -> bool:
+        longer = replace(config, steps=2 * config.steps)
+        if longer.steps > longest:
+            return False
+        need = (len(budget.named) + 1) * longer.steps + selection_steps(longer, selection, own_init)
+        return budget.budget_steps - spent - _spent(study) - guard.noise_steps >= need
+
+    return check
+
+
+def _spent(study: optuna.Study) -> int:
+    return sum(t.user_attrs.get("probe_steps", 0) + t.user_attrs.get("screening_passes", 0)
+               for t in study.get_trials(deepcopy=False))
 
 
 def _batches(loader: Iterable, val_loader: Iterable | None, probe_steps: int, val_batches: int,

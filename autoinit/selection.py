@@ -39,8 +39,10 @@ class Selection:
     literature, so it must earn its place like a search trial.
 
     With ``seeds=1`` there is no noise estimate: the s.e. is taken as the improvement itself, so
-    a search candidate never replaces the best baseline and the round only confirms it (the
-    cheapest setting: the result is the best baseline by probe).
+    a search candidate never replaces the best baseline and the round only confirms it. With
+    ``seeds=0`` nothing is re-run: the candidate with the best probe score among the incumbent,
+    the best preset and the ``top`` search trials is chosen (what a budgeted search does when
+    its budget holds no round, :mod:`autoinit.budget`).
     """
 
     top: int = 2
@@ -97,12 +99,13 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
                     for t in study.get_trials(deepcopy=False)]
         raise AutoinitError("no trial completed; first reason: "
                             f"{next((f for f in failures if f), 'unknown')}")
-    if not rerun:
+    if not rerun or not selection.seeds:
         cands = [Candidate(t.user_attrs.get("baseline") or f"search #{t.number}", t.number, t.value,
                            [t.value], obj.scheme_of(t)[0]) for t in base_trials[:1] + search_trials]
         best = min(cands, key=lambda c: c.mean)
-        return cands, best, (f"{best.name} chosen by its probe score alone: the search was "
-                             "interrupted before the selection round")
+        why = "the search was interrupted before the selection round" if not rerun else \
+            "the budget holds no selection round (seeds=0)"
+        return cands, best, f"{best.name} chosen by its probe score alone: {why}"
     longer = replace(config, steps=rerun_steps(config, selection), rungs=(),
                      eval_every=max(1, rerun_steps(config, selection) // 4))
     cands = []

@@ -52,6 +52,9 @@ class Defaults:
     experiment: str = "autoinit"  # the MLflow experiment when nothing names one
     compare_steps: int = 1000  # one full training: `autoinit compare` and the cost ratio R
     compare_seeds: int = 3  # full trainings per method in `autoinit compare`
+    # with train_steps, the search's budget in steps as a fraction of that training; chosen so
+    # that the measured cost, overhead included, stays at R <= 0.5 (docs/search_cost.md)
+    budget_fraction: float = 0.3
 
 
 DEFAULTS = Defaults()
@@ -79,7 +82,7 @@ _POSITIVE_INT = ("a positive integer", _positive_int)
 # option name -> (the rule in words, the test); the study file's keys use the same names
 _RULES: dict[str, tuple[str, Callable[[object], bool]]] = {
     **dict.fromkeys(("n_trials", "probe_steps", "steps", "eval_every", "budget_steps", "n_jobs",
-                     "val_batches", "seeds", "threads", "rungs"), _POSITIVE_INT),
+                     "val_batches", "seeds", "threads", "rungs", "train_steps"), _POSITIVE_INT),
     # a cooldown longer than half the probe is a schedule, not a cooldown
     "cooldown": ("a fraction in [0, 0.5] of the probe's steps", _fraction),
     "seed": ("a non-negative integer", _non_negative_int),

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +115,7 @@ def check_space(study: optuna.Study, expected: dict) -> None:
 
 
 def enqueue_pending(study: optuna.Study, plan: ModelPlan, space: SearchSpace, lr: float,
-                    created: bool) -> None:
+                    created: bool, keep: Collection[str] | None = None) -> None:
     """Queue the named candidates (:func:`named_candidates`) the study does not hold yet, and one
     retry of each trial that was interrupted (Ctrl-C, a crash), so a resumed study loses and
     repeats nothing.
@@ -123,7 +123,8 @@ def enqueue_pending(study: optuna.Study, plan: ModelPlan, space: SearchSpace, lr
     A baseline or trial that failed is queued again whatever else waits in the study. A worker
     joining a study that another worker created and runs (no trial yet, or trials waiting or
     running) queues no baseline the study never had: the creator queues those. Two workers
-    resuming one quiet study at the same instant may still both queue a retry.
+    resuming one quiet study at the same instant may still both queue a retry. ``keep``: the
+    named candidates to queue (default: all; a small budget keeps fewer, :mod:`autoinit.budget`).
     """
     trials = study.get_trials(deepcopy=False)
     busy = any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials)
@@ -135,6 +136,8 @@ def enqueue_pending(study: optuna.Study, plan: ModelPlan, space: SearchSpace, lr
     retried = {t.user_attrs.get("retry_of") for t in trials}
     retried |= {t.system_attrs.get("failed_trial") for t in trials}  # heartbeat retries
     for name, params in named_candidates(plan, space, lr).items():
+        if keep is not None and name not in keep:
+            continue
         if name not in held and (name in tried or created or not busy):
             study.enqueue_trial(params, user_attrs={"baseline": name}, skip_if_exists=False)
     for t in trials:

@@ -35,6 +35,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import traceback
@@ -68,7 +69,7 @@ PRESETS = ("dcgan",)  # autoinit's preset baselines, run where they apply (space
 LOOP_METHODS = FIXED + PRESETS + ("autoinit",)
 EXTERNAL = ("lsuv", "gradinit", "metainit", "anyinit_analytic", "anyinit_empirical", "fixup",
             "skipinit", "tfixup", "fixup_resnet", "gpt2", "forget_bias", "chrono")
-SEARCHED = ("autoinit", "autoinit_lr", "autoinit_lean")
+SEARCHED = ("autoinit", "autoinit_lr", "autoinit_lean", "autoinit_budget")
 # autoinit_lean: a budget meant for R <= 1 against a 1000-step training (the baselines, 4 TPE
 # trials, 50-step probes, one re-run of the top search trial and the best baseline at 100 steps)
 LEAN = {"n_trials": 10, "probe_steps": 50, "selection": Selection(top=1, seeds=1, steps_factor=2.0)}
@@ -334,8 +335,12 @@ def search(method: str, model: nn.Module, data: TaskData, cfg: argparse.Namespac
     kw = {"n_trials": cfg.n_trials, "probe_steps": cfg.probe_steps}
     if method == "autoinit_lean" and not cfg.smoke:
         kw.update(LEAN)
+    if method == "autoinit_budget":  # the user's training stated, every other option default
+        kw = {"train_steps": cfg.steps}
     if cfg.smoke:
-        kw.update(selection=Selection(top=1, seeds=1, steps_factor=1.0), val_batches=1)
+        kw.update(val_batches=1)
+        if method != "autoinit_budget":  # its plan sizes the round to the (smoke) training
+            kw.update(selection=Selection(top=1, seeds=1, steps_factor=1.0))
     kw.update(data.task.fit_options())  # the task's own loop and groups, if any
     result = run_search(model, train_loader, val_dataloader=val_loader, lr=data.lr, seed=data.seed,
                         search_lr=method == "autoinit_lr", device="cpu", threads=cfg.threads,
@@ -345,8 +350,28 @@ def search(method: str, model: nn.Module, data: TaskData, cfg: argparse.Namespac
         chosen = [c for c in result.candidates if c.name == result.chosen]
         if chosen:
             lr = float(result.study.trials[chosen[0].trial_number].params.get("lr", data.lr))
-    return {"applies": True, "lr": lr, "chosen": result.chosen, "reason": result.reason,
-            "search_cost": result.cost.to_dict(), "search_R": result.cost.ratio(cfg.steps)}
+    rec = {"applies": True, "lr": lr, "chosen": result.chosen, "reason": result.reason,
+           "search_cost": result.cost.to_dict(), "search_R": result.cost.ratio(cfg.steps)}
+    if result.budget is not None:
+        rec["budget"] = {k: v for k, v in vars(result.budget).items()}
+        rec["budget_code"] = CODE_VERSION
+    return rec
+
+
+def _code_version() -> str:
+    """The commit the search ran on (and whether the tree had changes)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "autoinit"], cwd=root, text=True,
+                               capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
+CODE_VERSION = _code_version()  # read once: the code this process imported
 
 
 def control(method: str, model: nn.Module, data: TaskData, cfg: argparse.Namespace, ctx: dict
@@ -965,6 +990,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> None:
+    # the first optimizer a process builds imports torch._dynamo (about 2 s here): paid once,
+    # before any method, so that no method's cost holds it
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     if not args.report_only:
         env = environment(argv)
         for name in args.tasks:

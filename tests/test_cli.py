@@ -118,6 +118,18 @@ def test_search_prints_progress_table_and_writes_scheme_then_extends(tmp_path, c
     assert study_name(out) == name and finished(storage, name) == 9
 
 
+def test_train_steps_states_the_cost_against_that_training(tmp_path, capsys):
+    study = (tmp_path / "planned.toml")
+    study.write_text(write_study(tmp_path).read_text().replace("probe_steps = 6\n", ""))
+    code, out, err = run(capsys, "search", study, "--train-steps", 400, "--out",
+                         tmp_path / "s.json")
+    assert code == 0, err
+    assert "planned to fit 0.3 of your 400-step training" in out
+    assert re.search(r"search cost: \d+ training steps, R = [\d.e-]+ of your 400-step training \("
+                     r"budget 120 steps", out)
+    assert "search cost ratio R =" not in out  # stated once, against the user's training
+
+
 def test_flags_override_the_study_file(tmp_path, capsys):
     study = write_study(tmp_path)
     db = f"sqlite:///{tmp_path}/other.db"
@@ -256,6 +268,8 @@ BAD = [
      "search.n_trials must be a positive integer, got -3"),
     (["search", "{tmp}/tiny.toml", "--n-trials", "abc"], "'abc' is not a valid integer"),
     (["search", "{tmp}/tiny.toml", "--rungs", "0"], "search.rungs must be a positive integer, got 0"),
+    (["search", "{tmp}/tiny.toml", "--train-steps", "0"],
+     "train.steps must be a positive integer, got 0"),
     (["search", "{tmp}/tiny.toml", "--model", "no_such_pkg_xyz.models:net"],
      "model.factory: cannot import 'no_such_pkg_xyz.models'"),
     (["search", "{tmp}/tiny.toml", "--model", "{tmp}/broken.py:model", "--model-kwargs", "{{}}"],

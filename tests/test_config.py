@@ -76,6 +76,16 @@ def test_rungs_and_cooldown_reach_fit():
     assert study_from_dict(MIN).fit_options()["rungs"] == 1
 
 
+def test_train_steps_plans_the_probes_unless_the_file_sets_them():
+    planned = study_from_dict(with_("train", steps=5000))
+    options = planned.fit_options()
+    assert options["train_steps"] == 5000 and "probe_steps" not in options
+    assert planned.study_name != study_from_dict(MIN).study_name
+    kept = study_from_dict({**with_("train", steps=5000), "search": {"probe_steps": 40}})
+    assert kept.fit_options()["probe_steps"] == 40
+    assert "train_steps" not in study_from_dict(MIN).fit_options()
+
+
 def test_study_name_resumes_the_same_settings_and_separates_others():
     base = study_from_dict(MIN)
     assert base.study_name == study_from_dict(MIN).study_name
@@ -108,6 +118,8 @@ def test_study_name_resumes_the_same_settings_and_separates_others():
     (with_("search", storage=""), "search.storage must be a non-empty string, got ''"),
     (with_("train", optimizer="lbfgs"), "train.optimizer must be one of ['adam', 'adamw',"),
     (with_("train", lr="fast"), "train.lr must be a positive finite number, got 'fast'"),
+    (with_("train", steps=-3), "train.steps must be a positive integer, got -3"),
+    (with_("train", steps=2.5), "train.steps must be a positive integer, got 2.5"),
     (with_("train", loss="hinge"), "train.loss must be 'cross_entropy', 'mse' or"),
     (with_("mlflow", enabled=1), "mlflow.enabled must be true or false, got 1"),
     (with_("compare", steps=0), "compare.steps must be a positive integer, got 0"),
