@@ -69,6 +69,7 @@ class SearchConfig:
     n_jobs: int = DEFAULTS.n_jobs
     seed: int = DEFAULTS.seed
     device: str | None = None
+    population: int | None = None  # candidates trained at once (None: measured, 1: off)
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ def _search(t: Table) -> SearchConfig:
         search_lr=t.bool("search_lr", False), storage=t.str("storage", DEFAULTS.storage),
         study_name=t.str("study_name"), n_jobs=t.option("n_jobs", DEFAULTS.n_jobs),
         seed=t.option("seed", DEFAULTS.seed), device=t.str("device"),
+        population=t.option("population", None),
     )
     t.no_extra(_keys("search"))
     return out
