@@ -41,6 +41,7 @@ import math
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -207,7 +208,9 @@ class _Stack:
 
     def _loss(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
               batch: Any) -> torch.Tensor:
-        return functional_call(self.wrap, (params, buffers), (batch,))
+        with warnings.catch_warnings():  # an op without a batching rule runs member by member:
+            warnings.filterwarnings("ignore", "There is a performance drop")  # slow, not wrong
+            return functional_call(self.wrap, (params, buffers), (batch,))
 
     def _trainable(self) -> list[torch.Tensor]:
         return [p for p in self.params.values() if p.requires_grad]
@@ -256,25 +259,30 @@ class _Stack:
 
 
 def _uses_randomness(model: nn.Module, data: ProbeData, config: ProbeConfig) -> bool:
-    """Whether the loss draws random numbers; :class:`_NoVmap` when it cannot be vmapped. One
-    forward pass of a copy, without gradients (two for a loss that draws)."""
+    """Whether the loss draws random numbers; :class:`_NoVmap` when it cannot be vmapped. Forward
+    passes of a copy, without gradients."""
     try:
         _forward_once(model, data, config, "error")
-        return False
+        random = False
     except Exception as exc:  # noqa: BLE001 - any refusal of vmap means: one at a time
         if "random" not in _first_line(exc):
             raise _NoVmap(_refusal(exc)) from exc
+        random = True
     try:
         _forward_once(model, data, config, "same")
     except Exception as exc:  # noqa: BLE001
         raise _NoVmap(_refusal(exc)) from exc
-    return True
+    return random
 
 
 def _forward_once(model: nn.Module, data: ProbeData, config: ProbeConfig, randomness: str) -> None:
+    """A training forward pass of a copy under ``vmap``; with ``randomness="same"`` an
+    evaluation pass too (eval mode may take other kernels)."""
     stack = _Stack([copy.deepcopy(model)], data, config, randomness)
     with torch.no_grad(), torch.random.fork_rng(devices=_devices(config)):
         stack.forward(stack.params, stack.buffers, data.train[0])
+        if randomness == "same":
+            stack.evaluate(data.val[:1])
 
 
 def _first_line(exc: BaseException) -> str:
@@ -433,14 +441,15 @@ def probe_schemes(obj: Objective, jobs: Sequence[tuple[InitScheme, float, ProbeC
 
 def choose_population(model: nn.Module, data: ProbeData, config: ProbeConfig,
                       requested: int | None, members: int, per_seed: int,
-                      bare: Callable[[], None], rounds: int = 3) -> PopulationChoice:
+                      bare: Callable[[], None], rounds: int = 6) -> PopulationChoice:
     """How many candidates to train at once (see :class:`PopulationChoice`).
 
     ``requested`` 1 is off, ``None`` automatic, ``K`` at most K at a time. The size is the
     ``members`` a population will hold (``per_seed`` for a model that draws random numbers,
     whose populations share one seed), at most what the free memory holds. A population of that
     size is timed against ``bare()``, one step of a sequential probe, for ``rounds`` rounds
-    after one warm-up step each; automatically, populations are used only where they train at
+    after one warm-up step each (3 where the ratio is already far from the threshold; the
+    medians decide); automatically, populations are used only where they train at
     least ``GAIN`` times the candidate-steps per second. ``model`` is left as it was.
     """
     if requested == 1:
@@ -464,10 +473,12 @@ def choose_population(model: nn.Module, data: ProbeData, config: ProbeConfig,
         torch.manual_seed(config.seed)
         stack.step(batch)
         bare()
-        for _ in range(rounds):
+        for done in range(1, rounds + 1):
             population.append(_timed(lambda: stack.step(batch), config))
             single.append(_timed(bare, config))
-    ratio = size * statistics.median(single) / statistics.median(population)
+            ratio = size * statistics.median(single) / statistics.median(population)
+            if done >= 3 and not 0.8 * GAIN <= ratio <= 1.25 * GAIN:
+                break  # clear enough: the rounds left would not change the decision
     if requested is not None:
         return PopulationChoice(size, ratio, "given")
     return PopulationChoice(size if ratio >= GAIN else 1, ratio)
