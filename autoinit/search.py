@@ -31,7 +31,8 @@ from autoinit.loop import MakeState, ScoreFn, TrainStep, make_loop, preflight
 from autoinit.objective import Objective
 from autoinit.optuna_setup import quiet_optuna
 from autoinit.plan import ModelPlan
-from autoinit.population import choose_population
+from autoinit.population import choose_population, population_unsupported
+from autoinit.population_stage import NamedPopulation
 from autoinit.presets import get_preset, list_presets
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, make_optimizer
 from autoinit.progress import SearchProgress, progress_wanted
@@ -164,10 +165,12 @@ def run_search(
         threads: torch threads for the trainings; default: ``OMP_NUM_THREADS`` when set, else
             measured on the model (one thread unless more are clearly faster). Subnormals are
             flushed on every thread that computes.
-        population: candidates the selection round trains at once as one stacked population
-            (:mod:`autoinit.population`): ``None`` measures a few steps of a population against
-            sequential probes on this model and device and stacks only where it is at least
-            1.15x faster; 1: one at a time; ``K``: up to K at once. Memory caps K.
+        population: candidates trained at once as one stacked population
+            (:mod:`autoinit.population`): the selection round's re-runs and, in one process,
+            the named candidates (:mod:`autoinit.population_stage`); ``None`` measures a few
+            steps of a population against sequential probes on this model and device and
+            stacks only where it is at least 1.15x faster; 1: one at a time; ``K``: up to K at
+            once. Memory caps K.
         progress: a live bar (terminal, notebook) or plain lines; default: on in a terminal
             or a notebook. A :class:`~autoinit.progress.SearchProgress` is used as it is.
         train_step, score, make_state: your own training loop instead of one optimizer on
@@ -253,8 +256,9 @@ def run_search(
             for callback in callbacks:  # e.g. tracking: the plans that rebuild a trial's scheme
                 getattr(callback, "bind_search", lambda context: None)(context)
             with show.polling(study, n_jobs > 1) if show else contextlib.nullcontext():
-                interrupted = optimize(study, obj, n_trials, timeout, trial_budget,
-                                       [*callbacks, *watch], n_jobs)
+                interrupted = optimize(study, _stage_one(obj, stacked.size, n_trials, n_jobs),
+                                       n_trials, timeout, trial_budget, [*callbacks, *watch],
+                                       n_jobs)
             if where is not storage:  # a temporary journal: keep the study, remove the file
                 study = in_memory(study)
             candidates, chosen, reason, reused = _choose(study, obj, selection, config,
@@ -288,6 +292,15 @@ def run_search(
                      context=context, rank_agreement=study_agreement(trials) if rungs > 1 else (),
                      probe_note=next((a["cooldown_note"] for a in attrs if "cooldown_note" in a),
                                      None))
+
+
+def _stage_one(obj: Objective, population: int, n_trials: int | None, n_jobs: int
+               ) -> Objective | NamedPopulation:
+    """The trials' objective: with populations in one process, the named candidates are probed
+    together (:mod:`autoinit.population_stage`)."""
+    if population < 2 or n_jobs > 1 or population_unsupported(obj.work, obj.data, obj.config):
+        return obj
+    return NamedPopulation(obj, population, n_trials)
 
 
 def _progress(progress: bool | SearchProgress | None, n_trials: int | None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 
+import optuna
 import pytest
 import torch
 from conftest import tiny_mlp
@@ -200,7 +201,7 @@ def test_forced_size_is_kept_and_measured(data):
 
 
 def test_the_search_chooses_the_same_with_and_without_populations(tiny_loader):
-    kwargs = {"n_trials": 8, "probe_steps": 8, "seed": 0}
+    kwargs = {"n_trials": 10, "probe_steps": 8, "seed": 0}
     one = run_search(tiny_mlp(), tiny_loader, population=1, **kwargs)
     many = run_search(tiny_mlp(), tiny_loader, population=4, **kwargs)
     assert (one.cost.population, many.cost.population) == (1, 4)
@@ -209,14 +210,68 @@ def test_the_search_chooses_the_same_with_and_without_populations(tiny_loader):
     assert [c.name for c in many.candidates] == [c.name for c in one.candidates]
     for a, b in zip(many.candidates, one.candidates, strict=True):
         assert a.scores == pytest.approx(b.scores, rel=1e-5)
-    assert many.cost.selection_steps == one.cost.selection_steps
-    def attrs(result):  # what each trial recorded, less its wall time
-        return [{k: v for k, v in t.user_attrs.items() if k != "seconds"}
-                for t in result.study.trials]
-
-    assert attrs(many) == attrs(one)
+    for name in ("probe_steps", "screening_passes", "selection_steps", "trials_complete",
+                 "trials_pruned", "trials_failed"):
+        assert getattr(many.cost, name) == getattr(one.cost, name), name
+    # stage 1 (the named candidates, probed together) records what the sequential trials record
+    for a, b in zip(many.study.trials, one.study.trials, strict=True):
+        assert (a.number, a.state, a.params) == (b.number, b.state, b.params)
+        assert a.value == pytest.approx(b.value, rel=1e-5)
+        assert a.intermediate_values == pytest.approx(b.intermediate_values, rel=1e-5)
+        assert set(a.user_attrs) == set(b.user_attrs)
+        for key, value in b.user_attrs.items():
+            if key in ("curve", "rung_scores"):
+                assert [tuple(p) for p in a.user_attrs[key]] == [
+                    (s, pytest.approx(v, rel=1e-5)) for s, v in value]
+            elif key == "train_loss":
+                assert a.user_attrs[key] == pytest.approx(value, rel=1e-4)
+            elif key != "seconds":
+                assert a.user_attrs[key] == value, key
     assert "population probes: up to 4 candidates at once" in many.summary()
     assert "population probes" not in one.summary()
+
+
+def test_a_callback_that_stops_the_search_leaves_the_other_named_candidates_waiting(
+        tiny_loader, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+
+    def interrupt(study, trial):
+        if trial.number == 2:
+            raise KeyboardInterrupt
+
+    kwargs = {"n_trials": 9, "probe_steps": 8, "storage": storage, "study_name": "s",
+              "population": 4}
+    result = run_search(tiny_mlp(), tiny_loader, callbacks=[interrupt], **kwargs)
+    states = [t.state for t in result.study.trials]
+    assert states[:3] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert set(states[3:]) == {optuna.trial.TrialState.WAITING}  # probed ahead, then dropped
+    resumed = run_search(tiny_mlp(), tiny_loader, **kwargs)
+    assert len(resumed.study.trials) == 9
+    assert all(t.state != optuna.trial.TrialState.FAIL for t in resumed.study.trials)
+
+
+def test_named_candidates_probed_together_are_logged_as_child_runs(tiny_loader, tmp_path):
+    from mlflow import MlflowClient
+
+    import autoinit
+    from autoinit.integrations.testing import mlflow_globals_kept, sqlite_store
+
+    uri = sqlite_store(tmp_path / "mlflow.db")
+    client = MlflowClient(uri)
+    client.create_experiment("pop", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow_globals_kept():
+        result = autoinit.fit(tiny_mlp(), tiny_loader, n_trials=9, probe_steps=8,
+                              population=4, tracking_uri=uri, experiment="pop")
+    parent = client.get_run(result.run.run_id)
+    kids = client.search_runs([parent.info.experiment_id],
+                              f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    by_trial = {int(k.data.tags["autoinit.trial"]): k for k in kids}
+    assert sorted(by_trial) == [t.number for t in result.study.trials]
+    for t in result.study.trials:
+        history = client.get_metric_history(by_trial[t.number].info.run_id, "probe_loss")
+        assert sorted((h.step, h.value) for h in history) == pytest.approx(
+            [tuple(p) for p in t.user_attrs["curve"]])
+        assert by_trial[t.number].data.tags.get("autoinit.baseline") == t.user_attrs.get("baseline")
 
 
 def test_the_population_option_is_checked():
