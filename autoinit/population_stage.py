@@ -97,8 +97,9 @@ class NamedPopulation:
         suggest_scheme(trial, obj.plan, obj.space, obj.lr, obj.seed)  # its parameters, recorded
         for key, value in found.attrs.items():
             trial.set_user_attr(key, value)
-        for step, value in found.reports:
-            trial.report(value, step)
+        report = obj.reporter(trial)  # the pruner's should_prune too: successive halving
+        for step, value in found.reports:  # records each rung a trial completes
+            report(step, value)
         return obj.record(trial, found.result, found.screened, start)
 
     def _probe_waiting(self, trial: optuna.Trial) -> None:

@@ -200,8 +200,9 @@ def test_forced_size_is_kept_and_measured(data):
     assert off.size == 1 and "one candidate at a time (population=1)" in off.describe()
 
 
-def test_the_search_chooses_the_same_with_and_without_populations(tiny_loader):
-    kwargs = {"n_trials": 10, "probe_steps": 8, "seed": 0}
+@pytest.mark.parametrize("rungs", [1, 2])
+def test_the_search_chooses_the_same_with_and_without_populations(tiny_loader, rungs):
+    kwargs = {"n_trials": 10, "probe_steps": 8, "seed": 0, "rungs": rungs}
     one = run_search(tiny_mlp(), tiny_loader, population=1, **kwargs)
     many = run_search(tiny_mlp(), tiny_loader, population=4, **kwargs)
     assert (one.cost.population, many.cost.population) == (1, 4)
