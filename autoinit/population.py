@@ -22,6 +22,8 @@ modules (``nn.LSTM``/``GRU``/``RNN``: no vmap batching rule), rungs with a coold
 branch copies), and any model ``vmap`` refuses (data-dependent control flow, in-place writes
 into a fresh tensor).
 
+How many members a search stacks, if any, is :mod:`autoinit.population_choice`'s to say.
+
 Example:
     >>> import torch, torch.nn as nn
     >>> from autoinit.probe import ProbeConfig, ProbeData
@@ -39,7 +41,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import statistics
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -65,49 +66,19 @@ from autoinit.probe import (
     make_optimizer,
     run_probe,
 )
-from autoinit.threads import GAIN
 
 if TYPE_CHECKING:
     from autoinit.objective import Objective
     from autoinit.scheme import InitScheme
 
-__all__ = ["PopulationChoice", "PopulationRun", "choose_population", "max_members",
-           "population_unsupported", "probe_schemes", "run_population"]
+__all__ = ["PopulationRun", "max_members", "population_unsupported", "probe_schemes",
+           "run_population"]
 
 Report = Callable[[int, float], bool]
 # bytes a member needs besides its activations: parameters, gradients and two optimizer moments
 _STATE_COPIES = 4
 _ACTIVATION_COPIES = 3  # outputs kept for the backward, their gradients, slack
 _MEMORY_SHARE = 0.5  # of the free memory a population may take
-
-
-@dataclass(frozen=True)
-class PopulationChoice:
-    """How many candidates a search trains at once, and why.
-
-    Attributes:
-        size: members per population (1: sequential probes).
-        ratio: measured candidate-steps/s of a population of ``size`` (or of the size measured)
-            over sequential probes on this model and device; ``nan`` where not measured.
-        reason: ``"measured"``, ``"given"`` or a sentence saying why probes run one at a time.
-    """
-
-    size: int
-    ratio: float = math.nan
-    reason: str = "measured"
-
-    def describe(self) -> str:
-        """One line for a search's header."""
-        measured = (f"{self.ratio:.2f}x the candidate-steps/s of one at a time"
-                    if math.isfinite(self.ratio) else "")
-        if self.size > 1:
-            why = measured if self.reason == "measured" else \
-                f"{self.reason}{'; ' + measured if measured else ''}"
-            return f"population probes: up to {self.size} candidates at once ({why})"
-        if self.reason == "measured":
-            return (f"population probes: off, one candidate at a time (measured: {measured}, "
-                    f"below the {GAIN}x it must gain)")
-        return f"population probes: off, one candidate at a time ({self.reason})"
 
 
 @dataclass(frozen=True)
@@ -437,56 +408,3 @@ def probe_schemes(obj: Objective, jobs: Sequence[tuple[InitScheme, float, ProbeC
         apply_scheme(obj.work, scheme)
         models.append(copy.deepcopy(obj.work))
     return run_population(models, obj.data, [replace(c, lr=lr) for _, lr, c in jobs], size=size)
-
-
-def choose_population(model: nn.Module, data: ProbeData, config: ProbeConfig,
-                      requested: int | None, members: int, per_seed: int,
-                      bare: Callable[[], None], rounds: int = 6) -> PopulationChoice:
-    """How many candidates to train at once (see :class:`PopulationChoice`).
-
-    ``requested`` 1 is off, ``None`` automatic, ``K`` at most K at a time. The size is the
-    ``members`` a population will hold (``per_seed`` for a model that draws random numbers,
-    whose populations share one seed), at most what the free memory holds. A population of that
-    size is timed against ``bare()``, one step of a sequential probe, for ``rounds`` rounds
-    after one warm-up step each (3 where the ratio is already far from the threshold; the
-    medians decide); automatically, populations are used only where they train at
-    least ``GAIN`` times the candidate-steps per second. ``model`` is left as it was.
-    """
-    if requested == 1:
-        return PopulationChoice(1, reason="population=1")
-    reason = population_unsupported(model, data, config)
-    if reason is not None:
-        return PopulationChoice(1, reason=reason)
-    try:
-        random = _uses_randomness(model, data, config)
-    except _NoVmap as exc:
-        return PopulationChoice(1, reason=str(exc))
-    wanted = requested or (per_seed if random else members)
-    size = min(wanted, max_members(model, data, config.device))
-    if size < 2:
-        why = "one member is all" if wanted < 2 else "the free memory holds one member"
-        return PopulationChoice(1, reason=f"{why}: probes run one at a time")
-    stack = _Stack([copy.deepcopy(model) for _ in range(size)], data, config)
-    batch = data.train[0]
-    population, single = [], []
-    with torch.random.fork_rng(devices=_devices(config)), flush_denormal():
-        torch.manual_seed(config.seed)
-        stack.step(batch)
-        bare()
-        for done in range(1, rounds + 1):
-            population.append(_timed(lambda: stack.step(batch), config))
-            single.append(_timed(bare, config))
-            ratio = size * statistics.median(single) / statistics.median(population)
-            if done >= 3 and not 0.8 * GAIN <= ratio <= 1.25 * GAIN:
-                break  # clear enough: the rounds left would not change the decision
-    if requested is not None:
-        return PopulationChoice(size, ratio, "given")
-    return PopulationChoice(size if ratio >= GAIN else 1, ratio)
-
-
-def _timed(fn: Callable[[], object], config: ProbeConfig) -> float:
-    t0 = time.perf_counter()
-    fn()
-    if torch.device(config.device).type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0

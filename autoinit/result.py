@@ -13,7 +13,7 @@ from autoinit.scheme import InitScheme
 if TYPE_CHECKING:
     from autoinit.batches import LossFn
     from autoinit.plan import ModelPlan
-    from autoinit.population import PopulationChoice
+    from autoinit.population_choice import PopulationChoice
     from autoinit.probe import ProbeConfig
     from autoinit.rungs import RungAgreement
     from autoinit.threads import ThreadChoice

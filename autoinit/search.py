@@ -31,7 +31,8 @@ from autoinit.loop import MakeState, ScoreFn, TrainStep, make_loop, preflight
 from autoinit.objective import Objective
 from autoinit.optuna_setup import quiet_optuna
 from autoinit.plan import ModelPlan
-from autoinit.population import choose_population, population_unsupported
+from autoinit.population import population_unsupported
+from autoinit.population_choice import choose_population
 from autoinit.population_stage import NamedPopulation
 from autoinit.presets import get_preset, list_presets
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, make_optimizer

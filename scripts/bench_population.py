@@ -41,7 +41,8 @@ from benchmark import TaskData, build  # noqa: E402
 
 from autoinit.batches import make_loss  # noqa: E402
 from autoinit.plan import ModelPlan  # noqa: E402
-from autoinit.population import choose_population, run_population  # noqa: E402
+from autoinit.population import run_population  # noqa: E402
+from autoinit.population_choice import choose_population  # noqa: E402
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, run_probe  # noqa: E402
 from autoinit.selection import Selection  # noqa: E402
 from autoinit.tasks import get_task, list_tasks  # noqa: E402

@@ -15,7 +15,8 @@ from torch import nn
 from autoinit.config import study_from_dict
 from autoinit.errors import ConfigError, StudyFileError
 from autoinit.loop import TrainLoop
-from autoinit.population import choose_population, max_members, run_population
+from autoinit.population import max_members, run_population
+from autoinit.population_choice import choose_population
 from autoinit.probe import ProbeConfig, ProbeData, run_probe
 from autoinit.search import run_search
 
