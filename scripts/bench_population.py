@@ -11,8 +11,9 @@ Part 2 (``tasks``): on every benchmark task (:mod:`autoinit.tasks`, built as
 (:func:`autoinit.population.choose_population`, for the default selection round), then the
 selection round's probes (its candidates x 2 seeds) timed with the chosen size against one at a
 time, alternating (target: the choice is never slower than sequential: ratio >= 1 within the
-noise; where the choice is "off" both are the same code path and the ratio is 1 by
-construction, so the population's own ratio at that size is measured and shown beside it).
+noise). Where the choice is "off" both are the same code path and the ratio is 1 by
+construction: after a measurement, a population of one seed's candidates is timed anyway and
+shown beside it (was "off" right?); where the model cannot be stacked, nothing more is run.
 
     python scripts/bench_population.py --json docs/bench_population.json
     python scripts/bench_population.py --parts mlp --widths 32 --sizes 8 --repeats 3
@@ -121,7 +122,7 @@ def part_tasks(args: argparse.Namespace) -> list[dict]:
         batches = data_.batches(args.task_steps)
         loss = None if data_.loop is not None else make_loss(None)
         data = ProbeData(batches, [data_.val], loss, data_.loop)
-        config = ProbeConfig(steps=args.task_steps, eval_every=args.task_steps, lr=data_.lr)
+        config = ProbeConfig(steps=args.task_steps, eval_every=args.task_steps // 2, lr=data_.lr)
         per_seed = selection.top + 2 + ModelPlan.of(model).model_init
         start = time.perf_counter()
         choice = choose_population(copy.deepcopy(model), data, config, None,
@@ -130,16 +131,21 @@ def part_tasks(args: argparse.Namespace) -> list[dict]:
         choose_s = time.perf_counter() - start
         configs = [replace(config, seed=1 + i % selection.seeds)
                    for i in range(per_seed * selection.seeds)]
-        size = choice.size if choice.size > 1 else len(configs)  # off: what it would have given
         row = {"task": name, "choice": choice.describe(), "size": choice.size,
                "choice_ratio": choice.ratio, "choice_seconds": choose_s,
                "members": len(configs), "steps": args.task_steps}
-        measured = side_by_side(model, data, configs, size, args.repeats)
-        row["population_ratio_at_size"] = measured["ratio"]
-        row["fallback"] = measured["fallback"]
-        row["chosen_vs_sequential"] = measured["ratio"] if choice.size > 1 else 1.0
+        if choice.size == 1 and choice.reason != "measured":  # cannot stack: sequential itself
+            row.update(chosen_vs_sequential=1.0, population_ratio_at_size=None)
+            print(f"{name}: {row['choice']}", flush=True)
+            out.append(row)
+            continue
+        size = choice.size if choice.size > 1 else len(configs)  # off: what it would have given
+        measured = side_by_side(model, data, configs, size, args.task_repeats)
+        row.update(population_ratio_at_size=measured["ratio"], measured_size=size,
+                   sequential_s=measured["sequential_s"], population_s=measured["population_s"],
+                   chosen_vs_sequential=measured["ratio"] if choice.size > 1 else 1.0)
         print(f"{name}: {row['choice']}; chosen/sequential {row['chosen_vs_sequential']:.2f}x "
-              f"(population of {size}: {measured['ratio']:.2f}x)", flush=True)
+              f"(a population of {size}: {measured['ratio']:.2f}x)", flush=True)
         out.append(row)
     return out
 
@@ -150,9 +156,11 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--steps", type=int, default=20, help="probe steps in part 1")
-    parser.add_argument("--task-steps", type=int, default=8, help="probe steps in part 2")
+    parser.add_argument("--task-steps", type=int, default=16,
+                        help="probe steps in part 2 (evaluated at half and at the end)")
     parser.add_argument("--tasks", nargs="+", default=list_tasks())
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds (after a warm-up)")
+    parser.add_argument("--task-repeats", type=int, default=2, help="timed rounds in part 2")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
