@@ -75,17 +75,18 @@ class PopulationChoice:
 
 def choose_population(model: nn.Module, data: ProbeData, config: ProbeConfig,
                       requested: int | None, members: int, per_seed: int,
-                      bare: Callable[[], None], rounds: int = 6) -> PopulationChoice:
+                      bare: Callable[[], None], rounds: int = 5) -> PopulationChoice:
     """How many candidates to train at once (see :class:`PopulationChoice`).
 
     ``requested`` 1 is off, ``None`` automatic, ``K`` at most K at a time. The size is the
     ``members`` a population will hold (``per_seed`` for a model that draws random numbers,
     whose populations share one seed), at most what the free memory holds. A population of that
-    size is timed against ``bare()``, one step of a sequential probe, for ``rounds`` rounds
-    after one warm-up step each (3 where the ratio is already far from the threshold; the
-    medians decide), and one held-out evaluation against one of a single model, counted once
-    per ``config.eval_every`` steps; automatically, populations are used only where they train
-    at least ``GAIN`` times the candidate-steps per second. ``model`` is left as it was.
+    size is timed against ``bare()``, one step of a sequential probe, for ``rounds`` rounds,
+    each timed step after an untimed one of its kind (3 rounds where the ratio is already far
+    from the threshold; the medians decide), and one held-out evaluation against one of a
+    single model, counted once per ``config.eval_every`` steps; automatically, populations are
+    used only where they train at least ``GAIN`` times the candidate-steps per second.
+    ``model`` is left as it was.
     """
     if requested == 1:
         return PopulationChoice(1, reason="population=1")
@@ -110,8 +111,8 @@ def choose_population(model: nn.Module, data: ProbeData, config: ProbeConfig,
 def _measure(model: nn.Module, data: ProbeData, config: ProbeConfig, size: int,
              bare: Callable[[], None], rounds: int) -> float:
     """Candidate-steps/s of a population of ``size`` over sequential probes: training steps
-    timed alternately (medians), and one held-out evaluation of each, weighed by the probe's
-    evaluations per step."""
+    timed in alternating pairs (medians), and one held-out evaluation of each, weighed by the
+    probe's evaluations per step."""
     stack = _Stack([copy.deepcopy(model) for _ in range(size)], data, config)
     single = copy.deepcopy(model)
     loop = LossLoop(data, _autocast(config))
@@ -119,25 +120,32 @@ def _measure(model: nn.Module, data: ProbeData, config: ProbeConfig, size: int,
     together, alone = [], []
     with torch.random.fork_rng(devices=_devices(config)), flush_denormal():
         torch.manual_seed(config.seed)
-        stack.step(batch)
-        bare()
         for done in range(1, rounds + 1):
-            together.append(_timed(lambda: stack.step(batch), config))
-            alone.append(_timed(bare, config))
+            # each timed step follows an untimed one of its kind: a population step evicts the
+            # cache that a single model's next step finds warm in a sequential probe (single
+            # steps timed right after population steps took 1.6x as long, here)
+            together.append(_timed(lambda: stack.step(batch), config, warm=True))
+            alone.append(_timed(bare, config, warm=True))
             ratio = size * statistics.median(alone) / statistics.median(together)
             if done >= 3 and not 0.8 * GAIN <= ratio <= 1.25 * GAIN:
                 break  # clear enough: the rounds left would not change the decision
-        stack.evaluate(data.val)  # warm-up
-        eval_together = _timed(lambda: stack.evaluate(data.val), config)
-        eval_alone = _timed(lambda: loop.evaluate(single, data.val, config.seed), config)
+        eval_together = _timed(lambda: stack.evaluate(data.val), config, warm=True)
+        eval_alone = _timed(lambda: loop.evaluate(single, data.val, config.seed), config,
+                            warm=True)
     every = config.eval_every
     return (size * (statistics.median(alone) + eval_alone / every)
             / (statistics.median(together) + eval_together / every))
 
 
-def _timed(fn: Callable[[], object], config: ProbeConfig) -> float:
+def _timed(fn: Callable[[], object], config: ProbeConfig, warm: bool = False) -> float:
+    """Seconds of one call of ``fn`` (after an untimed one with ``warm``)."""
+    cuda = torch.device(config.device).type == "cuda"
+    if warm:
+        fn()
+    if cuda:
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     fn()
-    if torch.device(config.device).type == "cuda":
+    if cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - t0

@@ -12,8 +12,8 @@ Part 2 (``tasks``): on every benchmark task (:mod:`autoinit.tasks`, built as
 selection round's probes (its candidates x 2 seeds) timed with the chosen size against one at a
 time, alternating (target: the choice is never slower than sequential: ratio >= 1 within the
 noise). Where the choice is "off" both are the same code path and the ratio is 1 by
-construction: after a measurement, a population of one seed's candidates is timed anyway and
-shown beside it (was "off" right?); where the model cannot be stacked, nothing more is run.
+construction: after a measurement, one round of populations is timed anyway and shown beside
+it (was "off" right?); where the model cannot be stacked, nothing more is run.
 
     python scripts/bench_population.py --json docs/bench_population.json
     python scripts/bench_population.py --parts mlp --widths 32 --sizes 8 --repeats 3
@@ -70,11 +70,12 @@ def members(model: nn.Module, k: int) -> list[nn.Module]:
 
 
 def side_by_side(model: nn.Module, data: ProbeData, configs: list[ProbeConfig], size: int,
-                 repeats: int) -> dict:
-    """Median candidate-steps/s of sequential probes and of populations of ``size``."""
+                 repeats: int, warm_up: bool = True) -> dict:
+    """Median candidate-steps/s of sequential probes and of populations of ``size`` (with
+    ``warm_up``, a first round is run and dropped)."""
     k, steps = len(configs), configs[0].steps
     seq, pop, runs = [], [], []
-    for _ in range(repeats + 1):  # the first round warms up and is dropped
+    for _ in range(repeats + warm_up):
         group = members(model, k)
         start = time.perf_counter()
         for member, config in zip(group, configs, strict=True):
@@ -84,11 +85,12 @@ def side_by_side(model: nn.Module, data: ProbeData, configs: list[ProbeConfig], 
         start = time.perf_counter()
         runs.append(run_population(group, data, configs, size=size))
         pop.append(time.perf_counter() - start)
-    seq_rate = k * steps / statistics.median(seq[1:])
-    pop_rate = k * steps / statistics.median(pop[1:])
+    seq, pop = seq[warm_up:], pop[warm_up:]
+    seq_rate = k * steps / statistics.median(seq)
+    pop_rate = k * steps / statistics.median(pop)
     return {"sequential_cand_steps_s": seq_rate, "population_cand_steps_s": pop_rate,
             "ratio": pop_rate / seq_rate, "fallback": runs[0].fallback,
-            "sequential_s": seq[1:], "population_s": pop[1:]}
+            "sequential_s": seq, "population_s": pop}
 
 
 def part_mlp(args: argparse.Namespace) -> list[dict]:
@@ -139,8 +141,9 @@ def part_tasks(args: argparse.Namespace) -> list[dict]:
             print(f"{name}: {row['choice']}", flush=True)
             out.append(row)
             continue
-        size = choice.size if choice.size > 1 else len(configs)  # off: what it would have given
-        measured = side_by_side(model, data, configs, size, args.task_repeats)
+        on = choice.size > 1  # off: one round of what a population would have given
+        size = choice.size if on else len(configs)
+        measured = side_by_side(model, data, configs, size, args.task_repeats if on else 1, on)
         row.update(population_ratio_at_size=measured["ratio"], measured_size=size,
                    sequential_s=measured["sequential_s"], population_s=measured["population_s"],
                    chosen_vs_sequential=measured["ratio"] if choice.size > 1 else 1.0)
@@ -156,7 +159,7 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--steps", type=int, default=20, help="probe steps in part 1")
-    parser.add_argument("--task-steps", type=int, default=16,
+    parser.add_argument("--task-steps", type=int, default=24,
                         help="probe steps in part 2 (evaluated at half and at the end)")
     parser.add_argument("--tasks", nargs="+", default=list_tasks())
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds (after a warm-up)")
