@@ -170,7 +170,7 @@ def run_search(
             (:mod:`autoinit.population`): the selection round's re-runs and, in one process,
             the named candidates (:mod:`autoinit.population_stage`); ``None`` measures a few
             steps of a population against sequential probes on this model and device and
-            stacks only where it is at least 1.15x faster; 1: one at a time; ``K``: up to K at
+            stacks only where it is at least 1.3x faster; 1: one at a time; ``K``: up to K at
             once. Memory caps K.
         progress: a live bar (terminal, notebook) or plain lines; default: on in a terminal
             or a notebook. A :class:`~autoinit.progress.SearchProgress` is used as it is.
