@@ -85,8 +85,8 @@ def choose_population(model: nn.Module, data: ProbeData, config: ProbeConfig,
     ``members`` a population will hold (``per_seed`` for a model that draws random numbers,
     whose populations share one seed), at most what the free memory holds. A population of that
     size is timed against ``bare()``, one step of a sequential probe, for ``rounds`` rounds,
-    each timed step after an untimed one of its kind (3 rounds where the ratio is already far
-    from the threshold; the medians decide), and one held-out evaluation against one of a
+    each timed single step after an untimed one (2 rounds where the ratio is already far from
+    the threshold; the medians decide), and one held-out evaluation against one of a
     single model, counted once per ``config.eval_every`` steps; automatically, populations are
     used only where they train at least ``GAIN`` times the candidate-steps per second.
     ``model`` is left as it was.
@@ -114,8 +114,8 @@ def choose_population(model: nn.Module, data: ProbeData, config: ProbeConfig,
 def _measure(model: nn.Module, data: ProbeData, config: ProbeConfig, size: int,
              bare: Callable[[], None], rounds: int) -> float:
     """Candidate-steps/s of a population of ``size`` over sequential probes: training steps
-    timed in alternating pairs (medians), and one held-out evaluation of each, weighed by the
-    probe's evaluations per step."""
+    timed alternately (medians), and one held-out evaluation of each, weighed by the probe's
+    evaluations per step."""
     stack = _Stack([copy.deepcopy(model) for _ in range(size)], data, config)
     single = copy.deepcopy(model)
     loop = LossLoop(data, _autocast(config))
@@ -123,14 +123,15 @@ def _measure(model: nn.Module, data: ProbeData, config: ProbeConfig, size: int,
     together, alone = [], []
     with torch.random.fork_rng(devices=_devices(config)), flush_denormal():
         torch.manual_seed(config.seed)
+        stack.step(batch)  # warms the population's kernels and allocations once
         for done in range(1, rounds + 1):
-            # each timed step follows an untimed one of its kind: a population step evicts the
-            # cache that a single model's next step finds warm in a sequential probe (single
-            # steps timed right after population steps took 1.6x as long, here)
-            together.append(_timed(lambda: stack.step(batch), config, warm=True))
+            # each timed single step follows an untimed one: a population step evicts the cache
+            # that a single model's next step finds warm in a sequential probe (single steps
+            # timed right after population steps took 1.6x as long, here)
+            together.append(_timed(lambda: stack.step(batch), config))
             alone.append(_timed(bare, config, warm=True))
             ratio = size * statistics.median(alone) / statistics.median(together)
-            if done >= 3 and not 0.8 * GAIN <= ratio <= 1.25 * GAIN:
+            if done >= 2 and not 0.8 * GAIN <= ratio <= 1.25 * GAIN:
                 break  # clear enough: the rounds left would not change the decision
         eval_together = _timed(lambda: stack.evaluate(data.val), config, warm=True)
         eval_alone = _timed(lambda: loop.evaluate(single, data.val, config.seed), config,
