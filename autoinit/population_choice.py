@@ -115,7 +115,7 @@ def _measure(model: nn.Module, data: ProbeData, config: ProbeConfig, size: int,
              bare: Callable[[], None], rounds: int) -> float:
     """Candidate-steps/s of a population of ``size`` over sequential probes: training steps
     timed alternately (medians), and one held-out evaluation of each, weighed by the probe's
-    evaluations per step."""
+    evaluations per step (not timed where the steps alone are well below ``GAIN``)."""
     stack = _Stack([copy.deepcopy(model) for _ in range(size)], data, config)
     single = copy.deepcopy(model)
     loop = LossLoop(data, _autocast(config))
@@ -133,7 +133,9 @@ def _measure(model: nn.Module, data: ProbeData, config: ProbeConfig, size: int,
             ratio = size * statistics.median(alone) / statistics.median(together)
             if done >= 2 and not 0.8 * GAIN <= ratio <= 1.25 * GAIN:
                 break  # clear enough: the rounds left would not change the decision
-        eval_together = _timed(lambda: stack.evaluate(data.val), config, warm=True)
+        if ratio < 0.8 * GAIN:  # off already: a population evaluates no faster than it steps
+            return ratio
+        eval_together = _timed(lambda: stack.evaluate(data.val), config)
         eval_alone = _timed(lambda: loop.evaluate(single, data.val, config.seed), config,
                             warm=True)
     every = config.eval_every

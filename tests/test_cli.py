@@ -256,6 +256,8 @@ BAD = [
      "search.n_trials must be a positive integer, got -3"),
     (["search", "{tmp}/tiny.toml", "--n-trials", "abc"], "'abc' is not a valid integer"),
     (["search", "{tmp}/tiny.toml", "--rungs", "0"], "search.rungs must be a positive integer, got 0"),
+    (["search", "{tmp}/tiny.toml", "--population", "0"],
+     "search.population must be a positive integer, got 0"),
     (["search", "{tmp}/tiny.toml", "--model", "no_such_pkg_xyz.models:net"],
      "model.factory: cannot import 'no_such_pkg_xyz.models'"),
     (["search", "{tmp}/tiny.toml", "--model", "{tmp}/broken.py:model", "--model-kwargs", "{{}}"],
