@@ -78,18 +78,21 @@ class NamedPopulation:
         name = trial.user_attrs.get("baseline")
         if not name:
             return self.obj(trial)
-        if name not in self.ahead:
-            self._probe_waiting(trial)
-        found = self.ahead.pop(name, None)
-        if found is None:  # it could not be prepared apart from its trial: as before
-            return self.obj(trial)
         try:
-            return self._record(trial, found)
+            if name not in self.ahead:
+                self._probe_waiting(trial)
+            found = self.ahead.pop(name, None)
+            if found is not None:
+                return self._record(trial, found)
         except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:  # Ctrl-C during the population: this trial is queued again
+            trial.set_user_attr("failure", "interrupted (Ctrl-C)")
             raise
         except Exception as exc:  # recorded, then Optuna marks the trial failed
             trial.set_user_attr("failure", f"{type(exc).__name__}: {exc}"[:500])
             raise
+        return self.obj(trial)  # it could not be prepared apart from its trial: as before
 
     def _record(self, trial: optuna.Trial, found: _Ahead) -> float:
         start = time.perf_counter() - found.seconds
