@@ -73,26 +73,28 @@ class NamedPopulation:
     size: int
     n_trials: int | None
     ahead: dict[str, _Ahead] = field(default_factory=dict)
+    failed: str | None = None  # why the population failed: the named candidates run one by one
 
     def __call__(self, trial: optuna.Trial) -> float:
         name = trial.user_attrs.get("baseline")
-        if not name:
+        if name and name not in self.ahead and self.failed is None:
+            try:
+                self._probe_waiting(trial)
+            except KeyboardInterrupt:  # Ctrl-C during the population: this trial runs again
+                trial.set_user_attr("failure", "interrupted (Ctrl-C)")
+                raise
+            except Exception as exc:  # noqa: BLE001 - then one at a time, as before
+                self.failed = f"{type(exc).__name__}: {exc}"
+        found = self.ahead.pop(name, None) if name else None
+        if found is None:  # not named, or not probed ahead: as before
             return self.obj(trial)
         try:
-            if name not in self.ahead:
-                self._probe_waiting(trial)
-            found = self.ahead.pop(name, None)
-            if found is not None:
-                return self._record(trial, found)
+            return self._record(trial, found)
         except optuna.TrialPruned:
-            raise
-        except KeyboardInterrupt:  # Ctrl-C during the population: this trial is queued again
-            trial.set_user_attr("failure", "interrupted (Ctrl-C)")
             raise
         except Exception as exc:  # recorded, then Optuna marks the trial failed
             trial.set_user_attr("failure", f"{type(exc).__name__}: {exc}"[:500])
             raise
-        return self.obj(trial)  # it could not be prepared apart from its trial: as before
 
     def _record(self, trial: optuna.Trial, found: _Ahead) -> float:
         start = time.perf_counter() - found.seconds

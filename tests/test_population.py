@@ -285,3 +285,17 @@ def test_the_population_option_is_checked():
     assert study_from_dict(base).fit_options()["population"] is None
     with pytest.raises(StudyFileError, match="search.population must be a positive integer"):
         study_from_dict({**base, "search": {"population": -1}})
+
+
+def test_a_population_that_breaks_leaves_stage_one_to_sequential_trials(tiny_loader, monkeypatch):
+    import autoinit.population_stage as stage
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("stacking broke")
+
+    monkeypatch.setattr(stage, "run_population", broken)
+    kwargs = {"n_trials": 8, "probe_steps": 8, "seed": 0, "population": 1}
+    one = run_search(tiny_mlp(), tiny_loader, **kwargs)
+    many = run_search(tiny_mlp(), tiny_loader, **{**kwargs, "population": 4})
+    assert [t.state for t in many.study.trials] == [t.state for t in one.study.trials]
+    assert [t.value for t in many.study.trials] == [t.value for t in one.study.trials]
