@@ -44,6 +44,7 @@ from autoinit.probe import LossLoop, ProbeConfig, ProbeData, _autocast, _devices
 __all__ = ["GAIN", "PopulationChoice", "choose_population"]
 
 GAIN = 1.3  # a population is stacked automatically only when measured at least this much faster
+SAMPLE_SECONDS = 0.02  # the least a timed sample lasts (steps in a row)
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,10 @@ def choose_population(model: nn.Module, data: ProbeData, config: ProbeConfig,
     ``requested`` 1 is off, ``None`` automatic, ``K`` at most K at a time. The size is the
     ``members`` a population will hold (``per_seed`` for a model that draws random numbers,
     whose populations share one seed), at most what the free memory holds. A population of that
-    size is timed against ``bare()``, one step of a sequential probe, for ``rounds`` rounds,
-    each timed single step after an untimed one (2 rounds where the ratio is already far from
-    the threshold; the medians decide), and one held-out evaluation against one of a
+    size is timed against ``bare()``, one step of a sequential probe, for ``rounds`` rounds of
+    samples lasting ``SAMPLE_SECONDS`` or one step, each timed single-model sample after an
+    untimed step (2 rounds where the ratio is already far from the threshold; the medians
+    decide), and one held-out evaluation against one of a
     single model, counted once per ``config.eval_every`` steps; automatically, populations are
     used only where they train at least ``GAIN`` times the candidate-steps per second.
     ``model`` is left as it was.
@@ -123,13 +125,16 @@ def _measure(model: nn.Module, data: ProbeData, config: ProbeConfig, size: int,
     together, alone = [], []
     with torch.random.fork_rng(devices=_devices(config)), flush_denormal():
         torch.manual_seed(config.seed)
-        stack.step(batch)  # warms the population's kernels and allocations once
+        # one sample runs enough steps to last SAMPLE_SECONDS: a single step of a small model
+        # (a millisecond) is timer and scheduler noise on a busy machine
+        n_together = _repeats(_timed(lambda: stack.step(batch), config))
+        n_alone = _repeats(_timed(bare, config))
         for done in range(1, rounds + 1):
-            # each timed single step follows an untimed one: a population step evicts the cache
+            # the timed single steps follow an untimed one: a population step evicts the cache
             # that a single model's next step finds warm in a sequential probe (single steps
             # timed right after population steps took 1.6x as long, here)
-            together.append(_timed(lambda: stack.step(batch), config))
-            alone.append(_timed(bare, config, warm=True))
+            together.append(_timed(lambda: stack.step(batch), config, n=n_together))
+            alone.append(_timed(bare, config, warm=True, n=n_alone))
             ratio = size * statistics.median(alone) / statistics.median(together)
             if done >= 2 and not 0.8 * GAIN <= ratio <= 1.25 * GAIN:
                 break  # clear enough: the rounds left would not change the decision
@@ -143,15 +148,22 @@ def _measure(model: nn.Module, data: ProbeData, config: ProbeConfig, size: int,
             / (statistics.median(together) + eval_together / every))
 
 
-def _timed(fn: Callable[[], object], config: ProbeConfig, warm: bool = False) -> float:
-    """Seconds of one call of ``fn`` (after an untimed one with ``warm``)."""
+def _repeats(seconds: float) -> int:
+    """Steps per timed sample, for a step of ``seconds``."""
+    return max(1, min(64, math.ceil(SAMPLE_SECONDS / max(seconds, 1e-6))))
+
+
+def _timed(fn: Callable[[], object], config: ProbeConfig, warm: bool = False, n: int = 1) -> float:
+    """Seconds per call of ``fn``, over ``n`` calls in a row (after an untimed one with
+    ``warm``)."""
     cuda = torch.device(config.device).type == "cuda"
     if warm:
         fn()
     if cuda:
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    fn()
+    for _ in range(n):
+        fn()
     if cuda:
         torch.cuda.synchronize()
-    return time.perf_counter() - t0
+    return (time.perf_counter() - t0) / n
