@@ -162,6 +162,8 @@ def cli() -> None:
               "stem and a hash of its settings).")
 @click.option("--n-jobs", type=int, help="Worker processes, one torch thread each.")
 @click.option("--seed", type=int, help="Seed of the sampler, the probes and the scheme.")
+@click.option("--population", type=int, metavar="K", help="Candidates trained at once as one "
+              "stacked population ([search] population; default: measured, 1: one at a time).")
 @click.option("--out", type=click.Path(dir_okay=False), default="scheme.json", show_default=True,
               help="Where the chosen scheme's JSON is written.")
 @tracking_options
@@ -170,7 +172,7 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
            data_ref: str | None, data_kwargs: str | None, n_trials: int | None,
            timeout: float | None, probe_steps: int | None, train_steps: int | None,
            rungs: int | None, storage: str | None, study_name: str | None, n_jobs: int | None,
-           seed: int | None, out: str,
+           seed: int | None, population: int | None, out: str,
            tracking_uri: str | None, experiment: str | None, no_mlflow: bool) -> int:
     """Search an initialization for a model on its data; write the chosen scheme.
 
@@ -191,7 +193,8 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
                              "search.probe_steps": probe_steps, "search.rungs": rungs,
                              "train.steps": train_steps, "search.storage": storage,
                              "search.study_name": study_name, "search.n_jobs": n_jobs,
-                             "search.seed": seed}, model_ref, data_ref, model_kwargs, data_kwargs)
+                             "search.seed": seed, "search.population": population},
+                          model_ref, data_ref, model_kwargs, data_kwargs)
     tracking = tracking_settings(config, tracking_uri, experiment, no_mlflow)
     check_tracking(tracking, tracking_uri)
     storage_handle = open_study_storage(config.search.storage)

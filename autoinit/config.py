@@ -24,6 +24,7 @@ A study file names the user's model and data factories and the search's settings
     probe_steps = 100
     rungs = 1                   # 3: successive halving, probes scored at 100, 300, 900 steps
     cooldown = 0.0              # fraction of each probe ending in a linear lr decay to 0
+    # population = 8            # candidates trained at once (default: measured; 1: one at a time)
 
     [mlflow]
     experiment = "autoinit"
@@ -155,6 +156,7 @@ class StudyConfig:
             "families": s.families, "search_lr": s.search_lr, "storage": s.storage,
             "study_name": self.study_name, "n_jobs": s.n_jobs, "seed": s.seed, "device": s.device,
             **planned,
+            "population": s.population,
         }
         if planned and "probe_steps" not in s.given:  # the plan chooses it
             del options["probe_steps"]

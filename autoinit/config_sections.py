@@ -73,6 +73,7 @@ class SearchConfig:
     device: str | None = None
     # the keys the file (or a flag) set: with [train] steps, the others are planned
     given: frozenset[str] = field(default=frozenset(), repr=False)
+    population: int | None = None  # candidates trained at once (None: measured, 1: off)
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ def _search(t: Table) -> SearchConfig:
         search_lr=t.bool("search_lr", False), storage=t.str("storage", DEFAULTS.storage),
         study_name=t.str("study_name"), n_jobs=t.option("n_jobs", DEFAULTS.n_jobs),
         seed=t.option("seed", DEFAULTS.seed), device=t.str("device"), given=frozenset(t.data),
+        population=t.option("population", None),
     )
     t.no_extra(_keys("search"))
     return out

@@ -92,11 +92,19 @@ class Objective:
 
     def _run(self, trial: optuna.Trial) -> float:
         start = time.perf_counter()
+        scheme, lr, screened = self.prepare(trial, start)
+        result = self.probe(scheme, lr, report=self.reporter(trial))
+        return self.record(trial, result, screened, start)
+
+    def prepare(self, trial: optuna.Trial | optuna.trial.FixedTrial, start: float
+                ) -> tuple[InitScheme, float, bool]:
+        """A trial's scheme (LSUV calibrated), learning rate, and whether it was screened;
+        ``TrialPruned`` (its reason recorded) when it cannot run or is screened out."""
         baseline = trial.user_attrs.get("baseline")
         scheme, lr = suggest_scheme(trial, self.plan, self.space, self.lr, self.seed)
         if baseline == "lsuv" and self.data.loss is None:
-            return _prune(trial, "lsuv needs loss_fn(model, batch) to run the model forward; a "
-                          "custom train_step alone gives none", steps=0, start=start)
+            _prune(trial, "lsuv needs loss_fn(model, batch) to run the model forward; a "
+                   "custom train_step alone gives none", steps=0, start=start)
         if baseline == "lsuv":
             self.reset()
             scheme = lsuv_scheme(self.work, self.data.train[0], self.data.loss, seed=self.seed,
@@ -108,14 +116,26 @@ class Objective:
             apply_scheme(self.work, scheme)
             reason = screen(self.work, self.data, self.config.seed)
             if reason:
-                return _prune(trial, reason, steps=0, screened=True, start=start)
+                _prune(trial, reason, steps=0, screened=True, start=start)
+        return scheme, lr, screened
+
+    @staticmethod
+    def reporter(trial: optuna.Trial) -> Callable[[int, float], bool]:
+        """The probe's ``report``: the score to Optuna, and the pruner's decision (a named
+        candidate's score is recorded at its rung too, and it is never stopped)."""
+        baseline = trial.user_attrs.get("baseline")
 
         def report(step: int, value: float) -> bool:
             trial.report(value, step)
-            prune = trial.should_prune()  # a baseline's score is recorded at its rung too
+            prune = trial.should_prune()
             return baseline is None and prune
 
-        result = self.probe(scheme, lr, report=report)
+        return report
+
+    @staticmethod
+    def record(trial: optuna.Trial, result: ProbeResult, screened: bool, start: float) -> float:
+        """The probe's evidence in the trial's user attributes; its score, or ``TrialPruned``
+        when it diverged or was stopped."""
         trial.set_user_attr("curve", result.curve)
         trial.set_user_attr(RUNGS_ATTR, [list(r) for r in result.rung_scores])
         if result.cooldown_note:

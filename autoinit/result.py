@@ -13,6 +13,7 @@ from autoinit.scheme import InitScheme
 if TYPE_CHECKING:
     from autoinit.batches import LossFn
     from autoinit.plan import ModelPlan
+    from autoinit.population_choice import PopulationChoice
     from autoinit.probe import ProbeConfig
     from autoinit.rungs import RungAgreement
     from autoinit.threads import ThreadChoice
@@ -53,7 +54,10 @@ class SearchCost:
     training loop on the same model and batches, measured in the same run: ``step_seconds`` is
     the median of ``step_timings`` bare steps timed through the search (at its start, after
     every trial and between the selection round's probes), ``step_seconds_q1``/``_q3`` their
-    quartiles; ``threads`` the torch threads the trainings ran on.
+    quartiles; ``threads`` the torch threads the trainings ran on; ``population`` the most
+    candidates the selection round trained at once (1: one at a time) and ``population_ratio``
+    the measured candidate-steps/s of such a population over sequential probes (``nan``: not
+    measured).
     """
 
     probe_steps: int
@@ -68,6 +72,8 @@ class SearchCost:
     step_seconds_q3: float = math.nan
     step_timings: int = 1
     threads: int = 1
+    population: int = 1
+    population_ratio: float = math.nan
 
     @property
     def tse(self) -> float:
@@ -137,6 +143,7 @@ class FitResult:
             pair of consecutive rungs, over the trials that reached both.
         probe_note: why the probes ran without their learning-rate cooldown, if they did.
         budget: with ``train_steps``, the budget, its plan and what became of it.
+        population: how many candidates the selection round trained at once, and why.
     """
 
     scheme: InitScheme
@@ -155,6 +162,7 @@ class FitResult:
     rank_agreement: tuple[RungAgreement, ...] = ()
     probe_note: str | None = None
     budget: BudgetReport | None = None
+    population: PopulationChoice | None = None
 
     @property
     def ended_early(self) -> str | None:
@@ -219,6 +227,8 @@ class FitResult:
                          + "; ".join(a.describe() for a in self.rank_agreement))
         if self.probe_note:
             lines.append(f"note: {self.probe_note}")
+        if self.population is not None and self.population.size > 1:
+            lines.append(self.population.describe())
         if self.run is not None:
             lines.append(self.run.line)
         return "\n".join(lines)

@@ -32,6 +32,9 @@ from autoinit.loop import MakeState, ScoreFn, TrainStep, make_loop, preflight
 from autoinit.objective import Objective
 from autoinit.optuna_setup import quiet_optuna
 from autoinit.plan import ModelPlan
+from autoinit.population import population_unsupported
+from autoinit.population_choice import choose_population
+from autoinit.population_stage import NamedPopulation
 from autoinit.presets import get_preset, list_presets
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, make_optimizer
 from autoinit.progress import SearchProgress, progress_wanted
@@ -103,6 +106,7 @@ def run_search(
     screening: bool = True,
     selection: Selection | None = None,
     threads: int | None = None,
+    population: int | None = None,
     progress: bool | SearchProgress | None = None,
     train_step: TrainStep | None = None,
     score: ScoreFn | None = None,
@@ -184,6 +188,12 @@ def run_search(
         threads: torch threads for the trainings; default: ``OMP_NUM_THREADS`` when set, else
             measured on the model (one thread unless more are clearly faster). Subnormals are
             flushed on every thread that computes.
+        population: candidates trained at once as one stacked population
+            (:mod:`autoinit.population`): the selection round's re-runs and, in one process,
+            the named candidates (:mod:`autoinit.population_stage`); ``None`` measures a few
+            steps of a population against sequential probes on this model and device and
+            stacks only where it is at least 1.3x faster; 1: one at a time; ``K``: up to K at
+            once. Memory caps K.
         progress: a live bar (terminal, notebook) or plain lines; default: on in a terminal
             or a notebook. A :class:`~autoinit.progress.SearchProgress` is used as it is.
         train_step, score, make_state: your own training loop instead of one optimizer on
@@ -209,6 +219,8 @@ def run_search(
     probe_given = None if probe_steps is DEFAULT_PROBE_STEPS else probe_steps
     _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches,
               threads)
+    if population is not None:
+        check_option("population", population)
     dev = resolve_device(device)
     space = SearchSpace(families=tuple(families) if families is not None else None,
                         search_lr=search_lr)
@@ -264,6 +276,12 @@ def run_search(
         # a budgeted search times fewer bare steps: they are part of its cost
         clock.sample(8 if budget is None else 3)
         work.load_state_dict(initial)
+        members = selection.top + 2 + plan.model_init  # the selection round's, per seed
+        stacked = choose_population(work, data, replace(config, rungs=()), population,
+                                    members * selection.seeds, members, step)
+        if show is not None:
+            show.note(stacked.describe())
+        work.load_state_dict(initial)
         obj = Objective(work, initial, plan, layer_plan, data, config, space, lr, seed, screening)
         timing = clock if budget is None else lambda study, trial: clock.sample(1)
         watch = [timing, show] if show is not None else [timing]  # in this process only
@@ -293,7 +311,8 @@ def run_search(
                     guard.affordable = _affordable(guard, study, obj.config, budget, selection,
                                                    plan.model_init, spent, longest)
                 with show.polling(study, n_jobs > 1) if show else contextlib.nullcontext():
-                    interrupted = optimize(study, obj, n_trials, timeout, trial_budget and
+                    interrupted = optimize(study, _stage_one(obj, stacked.size, n_trials, n_jobs),
+                                           n_trials, timeout, trial_budget and
                                            trial_budget - spent,
                                            [*callbacks, *watch, *([guard] if guard else [])],
                                            n_jobs)
@@ -317,7 +336,8 @@ def run_search(
                 if guard is not None and guard.ended is not None and show is not None:
                     show.note(f"search ended early: {guard.ended}")
                 candidates, chosen, reason, reused = _choose(study, obj, selection, config,
-                                                             interrupted, clock, show)
+                                                             interrupted, clock, show,
+                                                             stacked.size)
             break
     baselines = baseline_scores(study)
     chosen = replace(chosen, scheme=replace(chosen.scheme, origin=_origin(chosen.name)))
@@ -340,6 +360,8 @@ def run_search(
         step_seconds_q3=q3,
         step_timings=len(clock.times),
         threads=choice.threads,
+        population=stacked.size,
+        population_ratio=stacked.ratio,
     )
     report = None
     if budget is not None:
@@ -351,10 +373,20 @@ def run_search(
                               max(0, budget.budget_steps - used), tuple(notes), budget.note)
     return FitResult(chosen.scheme, chosen.mean, baselines, chosen.name, reason, candidates, cost,
                      study, interrupted=interrupted, selection_reused=reused, threads=choice,
+                     population=stacked,
                      context=replace(context, config=config), budget=report,
                      rank_agreement=study_agreement(trials) if rungs > 1 else (),
                      probe_note=next((a["cooldown_note"] for a in attrs if "cooldown_note" in a),
                                      None))
+
+
+def _stage_one(obj: Objective, population: int, n_trials: int | None, n_jobs: int
+               ) -> Objective | NamedPopulation:
+    """The trials' objective: with populations in one process, the named candidates are probed
+    together (:mod:`autoinit.population_stage`)."""
+    if population < 2 or n_jobs > 1 or population_unsupported(obj.work, obj.data, obj.config):
+        return obj
+    return NamedPopulation(obj, population, n_trials)
 
 
 def _progress(progress: bool | SearchProgress | None, n_trials: int | None,
@@ -365,7 +397,7 @@ def _progress(progress: bool | SearchProgress | None, n_trials: int | None,
 
 
 def _choose(study: optuna.Study, obj: Objective, selection: Selection, config: ProbeConfig,
-            interrupted: bool, clock: StepClock, show: SearchProgress | None
+            interrupted: bool, clock: StepClock, show: SearchProgress | None, population: int
             ) -> tuple[list[Candidate], Candidate, str, bool]:
     """The selection round (or the study's stored one, or, interrupted, the probe scores):
     ``(candidates, chosen, reason, reused)``."""
@@ -382,8 +414,8 @@ def _choose(study: optuna.Study, obj: Objective, selection: Selection, config: P
         if show is not None:
             show.selection(done, total, name, score)
 
-    return (*select(study, obj, selection, config, rerun=not interrupted, on_probe=on_probe),
-            False)
+    return (*select(study, obj, selection, config, rerun=not interrupted, on_probe=on_probe,
+                    population=population), False)
 
 
 def _origin(name: str) -> str:

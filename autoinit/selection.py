@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from autoinit.errors import AutoinitError
 from autoinit.model_init import MODEL_DEFAULT
 from autoinit.objective import Objective
+from autoinit.population import probe_schemes
 from autoinit.presets import list_presets
 from autoinit.probe import ProbeConfig
 from autoinit.result import Candidate
@@ -76,12 +77,14 @@ def selection_steps(config: ProbeConfig, selection: Selection, own_init: bool = 
 
 
 def select(study: optuna.Study, obj: Objective, selection: Selection, config: ProbeConfig,
-           rerun: bool = True, on_probe: ProbeReport | None = None
+           rerun: bool = True, on_probe: ProbeReport | None = None, population: int = 1
            ) -> tuple[list[Candidate], Candidate, str]:
     """Re-run the best candidates and choose; with ``rerun=False`` (an interrupted search)
     choose by the probe scores alone. ``on_probe(done, total, name, score)`` hears of every
-    re-run probe (``done=0`` before the first). A completed round is stored in the study, and
-    :func:`reuse_selection` hands it back while the study holds no new trial."""
+    re-run probe (``done=0`` before the first). With ``population`` > 1 the re-runs train up to
+    that many at once (:mod:`autoinit.population`; each is heard of once all are done). A
+    completed round is stored in the study, and :func:`reuse_selection` hands it back while the
+    study holds no new trial."""
     complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                       key=lambda t: t.value)
     presets = set(list_presets())
@@ -108,21 +111,24 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
         return cands, best, f"{best.name} chosen by its probe score alone: {why}"
     longer = replace(config, steps=rerun_steps(config, selection), rungs=(),
                      eval_every=max(1, rerun_steps(config, selection) // 4))
-    cands = []
     report = on_probe or (lambda *_: None)
     rerun_trials = base_trials[:1] + search_trials
-    total, done = len(rerun_trials) * selection.seeds, 0
-    report(0, total, "", None)
-    for t in rerun_trials:
-        scheme, lr = obj.scheme_of(t)
-        name = t.user_attrs.get("baseline") or f"search #{t.number}"
-        scores = []
-        for k in range(1, selection.seeds + 1):
-            cfg = replace(longer, seed=config.seed + k)
-            scores.append(obj.probe(scheme.with_seed(scheme.seed + k), lr, cfg).score)
-            done += 1
-            report(done, total, name, scores[-1])
-        cands.append(Candidate(name, t.number, t.value, scores, scheme))
+    seeds = range(1, selection.seeds + 1)
+    schemes = [obj.scheme_of(t) for t in rerun_trials]
+    jobs = [(scheme.with_seed(scheme.seed + k), lr, replace(longer, seed=config.seed + k))
+            for scheme, lr in schemes for k in seeds]
+    report(0, len(jobs), "", None)
+    results = (probe_schemes(obj, jobs, population).results if population > 1
+               else (obj.probe(*job) for job in jobs))  # one at a time, each heard of at once
+    names = [t.user_attrs.get("baseline") or f"search #{t.number}" for t in rerun_trials]
+    scores: list[float] = []
+    for done, result in enumerate(results, 1):
+        scores.append(result.score)
+        report(done, len(jobs), names[(done - 1) // selection.seeds], scores[-1])
+    n = selection.seeds
+    cands = [Candidate(name, t.number, t.value, scores[i * n:(i + 1) * n], scheme)
+             for i, (name, t, (scheme, _)) in enumerate(zip(names, rerun_trials, schemes,
+                                                            strict=True))]
     chosen, reason = choose(cands, bool(base_trials), selection)
     _store(study, selection, config, cands, chosen, reason)
     return cands, chosen, reason

@@ -88,6 +88,7 @@ _RULES: dict[str, tuple[str, Callable[[object], bool]]] = {
     "seed": ("a non-negative integer", _non_negative_int),
     "timeout": ("a positive number", _positive_number),
     "lr": ("a positive finite number", _positive_number),
+    "population": _POSITIVE_INT,  # candidates trained at once (1: one at a time)
 }
 
 

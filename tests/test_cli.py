@@ -270,6 +270,8 @@ BAD = [
     (["search", "{tmp}/tiny.toml", "--rungs", "0"], "search.rungs must be a positive integer, got 0"),
     (["search", "{tmp}/tiny.toml", "--train-steps", "0"],
      "train.steps must be a positive integer, got 0"),
+    (["search", "{tmp}/tiny.toml", "--population", "0"],
+     "search.population must be a positive integer, got 0"),
     (["search", "{tmp}/tiny.toml", "--model", "no_such_pkg_xyz.models:net"],
      "model.factory: cannot import 'no_such_pkg_xyz.models'"),
     (["search", "{tmp}/tiny.toml", "--model", "{tmp}/broken.py:model", "--model-kwargs", "{{}}"],

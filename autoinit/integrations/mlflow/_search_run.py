@@ -158,7 +158,8 @@ class SearchTracker:
                 "autoinit.device": result.context.config.device if result.context else None,
                 "model.fingerprint": result.scheme.fingerprint, "mlflow.note.content": note,
                 "autoinit.rank_agreement": "; ".join(a.describe() for a in result.rank_agreement)
-                or None, "autoinit.probe_note": result.probe_note}
+                or None, "autoinit.probe_note": result.probe_note,
+                "autoinit.population": result.population and result.population.describe()}
         _send(self.client, self.run_id, metrics=metrics, tags=_tags(tags))
         files = tmp / "files"
         result.scheme.to_json(_mkparent(files / SCHEME_ARTIFACT))
