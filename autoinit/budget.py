@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import TrialState
@@ -52,11 +53,16 @@ from optuna.trial import TrialState
 from autoinit.errors import ConfigError
 from autoinit.model_init import MODEL_DEFAULT
 from autoinit.presets import list_presets
-from autoinit.selection import Selection
+from autoinit.selection import Selection, selection_steps
 from autoinit.settings import DEFAULTS, check_option
 
+if TYPE_CHECKING:
+    from autoinit.objective import Objective
+    from autoinit.probe import ProbeConfig
+
 __all__ = ["EARLY_END_AFTER", "MAX_LENGTHENING", "MIN_PROBE_STEPS", "BudgetPlan", "BudgetWatch",
-           "budget_of", "lengthen_fits", "plan_budget", "priority"]
+           "affordable", "budget_of", "eval_every_of", "lengthen_fits", "noise_probe", "plan_budget",
+           "priority", "steps_spent"]
 
 MIN_PROBE_STEPS = 20  # below this a probe says little more than the screening pass
 EARLY_END_AFTER = 5  # m: search trials in a row that must not come close before an early end
@@ -265,3 +271,41 @@ class BudgetWatch:
         self.lines.append(f"noise: {name} scored {best.value:.4f} and {score:.4f} with the next "
                           f"seed (noise {self.noise:.4f})")
 
+
+def eval_every_of(probe_steps: int, budget: BudgetPlan | None) -> int:
+    """Four held-out evaluations per probe; one, at its end, in a budgeted search that has no
+    search trial to prune (its score is the final held-out loss)."""
+    if budget is not None and not budget.prunes:
+        return probe_steps
+    return max(1, probe_steps // 4)
+
+
+def noise_probe(obj: Objective) -> Callable[[optuna.trial.FrozenTrial], tuple[float, int]]:
+    """A finished trial's scheme probed again with the next seed: ``(score, steps)``."""
+    def probe(trial: optuna.trial.FrozenTrial) -> tuple[float, int]:
+        scheme, lr = obj.scheme_of(trial)
+        result = obj.probe(scheme.with_seed(scheme.seed + 1), lr,
+                           replace(obj.config, seed=obj.config.seed + 1))
+        return result.score, result.steps
+
+    return probe
+
+
+def affordable(guard: BudgetWatch, study: optuna.Study, config: ProbeConfig, budget: BudgetPlan,
+                selection: Selection, own_init: bool, spent: int, longest: int
+                ) -> Callable[[], bool]:
+    """Whether the budget left covers the named candidates, the noise probe and the selection
+    round at twice ``config.steps`` (at most ``longest``)."""
+    def check() -> bool:
+        longer = replace(config, steps=2 * config.steps)
+        if longer.steps > longest:
+            return False
+        need = (len(budget.named) + 1) * longer.steps + selection_steps(longer, selection, own_init)
+        return budget.budget_steps - spent - steps_spent(study) - guard.noise_steps >= need
+
+    return check
+
+
+def steps_spent(study: optuna.Study) -> int:
+    return sum(t.user_attrs.get("probe_steps", 0) + t.user_attrs.get("screening_passes", 0)
+               for t in study.get_trials(deepcopy=False))

@@ -12,9 +12,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any
 
 import optuna
 import torch
@@ -22,11 +21,20 @@ from optuna.trial import TrialState
 from torch import nn
 
 from autoinit.apply import apply_scheme
-from autoinit.batches import fetch_batches, make_loss
-from autoinit.budget import MAX_LENGTHENING, BudgetPlan, BudgetWatch, budget_of, plan_budget
+from autoinit.batches import make_loss
+from autoinit.budget import (
+    MAX_LENGTHENING,
+    BudgetWatch,
+    affordable,
+    budget_of,
+    eval_every_of,
+    noise_probe,
+    plan_budget,
+    steps_spent,
+)
 from autoinit.clock import StepClock
 from autoinit.device import resolve_device
-from autoinit.errors import AutoinitError, ConfigError
+from autoinit.errors import ConfigError
 from autoinit.groups import GroupSpec
 from autoinit.loop import MakeState, ScoreFn, TrainStep, make_loop, preflight
 from autoinit.objective import Objective
@@ -40,6 +48,7 @@ from autoinit.probe import ProbeConfig, ProbeData, bare_step, make_optimizer
 from autoinit.progress import SearchProgress, progress_wanted
 from autoinit.result import BudgetReport, Candidate, FitResult, SearchContext, SearchCost
 from autoinit.rungs import make_pruner, rung_steps, study_agreement
+from autoinit.search_input import check_finite, check_loss, probe_batches
 from autoinit.selection import (
     Selection,
     baseline_scores,
@@ -245,11 +254,11 @@ def run_search(
     lengthen = budget is not None and budget.noise and storage is None and n_jobs == 1 \
         and rungs == 1
     longest = ends[-1] * (MAX_LENGTHENING if lengthen else 1)
-    train, val = _batches(dataloader, val_dataloader, longest, val_batches, dev)
-    _check_finite(train, "dataloader")
-    _check_finite(val, "the held-out batches")
+    train, val = probe_batches(dataloader, val_dataloader, longest, val_batches, dev)
+    check_finite(train, "dataloader")
+    check_finite(val, "the held-out batches")
     data = ProbeData(train, val, loss, loop)
-    every = eval_every or _eval_every(probe_steps, budget)
+    every = eval_every or eval_every_of(probe_steps, budget)
     config = ProbeConfig(steps=ends[-1], lr=lr, optimizer=optimizer, eval_every=every,
                          objective=objective, seed=seed, device=str(dev), bf16=bf16,
                          cooldown=cooldown, rungs=ends if rungs > 1 else ())
@@ -262,7 +271,7 @@ def run_search(
     make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr)  # bad names fail before work
     with compute_threads(1):  # no thread count is chosen yet: none that can oversubscribe
         if loss is not None:
-            _check_loss(work, data)
+            check_loss(work, data)
         if loop is not None:
             preflight(loop, work, data, config)
     step = bare_step(work, data, config)
@@ -288,7 +297,7 @@ def run_search(
         watch = watch if n_jobs == 1 else []
         named = budget.named if budget is not None else tuple(named_candidates(plan, space, lr))
         watched = budget is not None and budget.noise and n_jobs == 1
-        guard = BudgetWatch(_noise_probe(obj), named, lengthen) if watched else None
+        guard = BudgetWatch(noise_probe(obj), named, lengthen) if watched else None
         if budget is not None and show is not None:
             show.note(budget.describe(train_steps))
             if budget.note:
@@ -308,7 +317,7 @@ def run_search(
                 for callback in callbacks:  # e.g. tracking: the plans that rebuild a scheme
                     getattr(callback, "bind_search", lambda context: None)(context)
                 if guard is not None:
-                    guard.affordable = _affordable(guard, study, obj.config, budget, selection,
+                    guard.affordable = affordable(guard, study, obj.config, budget, selection,
                                                    plan.model_init, spent, longest)
                 with show.polling(study, n_jobs > 1) if show else contextlib.nullcontext():
                     interrupted = optimize(study, _stage_one(obj, stacked.size, n_trials, n_jobs),
@@ -319,17 +328,17 @@ def run_search(
                 if where is not storage:  # a temporary journal: keep the study, remove the file
                     study = in_memory(study)
                 if guard is not None and guard.longer and not interrupted:
-                    spent += _spent(study) + guard.noise_steps
+                    spent += steps_spent(study) + guard.noise_steps
                     steps = 2 * obj.config.steps
                     config = obj.config = replace(obj.config, steps=steps,
-                                                  eval_every=eval_every or _eval_every(steps, budget))
+                                                  eval_every=eval_every or eval_every_of(steps, budget))
                     line = (f"probes lengthened to {steps} steps: the named candidates' scores "
                             f"are all within the noise margin ({guard.margin_text()})")
                     notes.extend([*guard.lines, line])
                     if show is not None:
                         show.note(line)
                         show.restart()
-                    guard = BudgetWatch(_noise_probe(obj), named, lengthen)
+                    guard = BudgetWatch(noise_probe(obj), named, lengthen)
                     trial_budget = _trial_budget(budget_steps, config, selection,
                                                  plan.model_init, config.steps)
                     continue
@@ -458,86 +467,3 @@ def _trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Sele
             f"({reserved} steps), so at least {reserved + config.steps}, got {budget_steps}; or "
             "pass a smaller selection=Selection(top=..., seeds=...)")
     return budget_steps - reserved
-
-
-def _eval_every(probe_steps: int, budget: BudgetPlan | None) -> int:
-    """Four held-out evaluations per probe; one, at its end, in a budgeted search that has no
-    search trial to prune (its score is the final held-out loss)."""
-    if budget is not None and not budget.prunes:
-        return probe_steps
-    return max(1, probe_steps // 4)
-
-
-def _noise_probe(obj: Objective) -> Callable[[optuna.trial.FrozenTrial], tuple[float, int]]:
-    """A finished trial's scheme probed again with the next seed: ``(score, steps)``."""
-    def probe(trial: optuna.trial.FrozenTrial) -> tuple[float, int]:
-        scheme, lr = obj.scheme_of(trial)
-        result = obj.probe(scheme.with_seed(scheme.seed + 1), lr,
-                           replace(obj.config, seed=obj.config.seed + 1))
-        return result.score, result.steps
-
-    return probe
-
-
-def _affordable(guard: BudgetWatch, study: optuna.Study, config: ProbeConfig, budget: BudgetPlan,
-                selection: Selection, own_init: bool, spent: int, longest: int
-                ) -> Callable[[], bool]:
-    """Whether the budget left covers the named candidates, the noise probe and the selection
-    round at twice ``config.steps`` (at most ``longest``)."""
-    def check() -> bool:
-        longer = replace(config, steps=2 * config.steps)
-        if longer.steps > longest:
-            return False
-        need = (len(budget.named) + 1) * longer.steps + selection_steps(longer, selection, own_init)
-        return budget.budget_steps - spent - _spent(study) - guard.noise_steps >= need
-
-    return check
-
-
-def _spent(study: optuna.Study) -> int:
-    return sum(t.user_attrs.get("probe_steps", 0) + t.user_attrs.get("screening_passes", 0)
-               for t in study.get_trials(deepcopy=False))
-
-
-def _batches(loader: Iterable, val_loader: Iterable | None, probe_steps: int, val_batches: int,
-             dev: torch.device) -> tuple[list[Any], list[Any]]:
-    if val_loader is not None:
-        return (fetch_batches(loader, probe_steps, dev, "dataloader"),
-                fetch_batches(val_loader, val_batches, dev, "val_dataloader"))
-    batches = fetch_batches(loader, probe_steps + val_batches, dev, "dataloader")
-    if len(batches) < 2:
-        raise ConfigError("dataloader yielded only 1 batch: held-out batches cannot be split off; "
-                          "pass val_dataloader or use a smaller batch size")
-    n_val = min(val_batches, max(1, len(batches) // 5))
-    return batches[n_val:], batches[:n_val]
-
-
-def _check_finite(batches: list, what: str) -> None:
-    for i, batch in enumerate(batches):
-        for t in _tensors(batch):
-            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise ConfigError(f"batch {i} of {what} holds NaN or infinite values")
-
-
-def _tensors(batch: Any) -> Iterator[torch.Tensor]:
-    if isinstance(batch, torch.Tensor):
-        yield batch
-    elif isinstance(batch, dict):
-        for v in batch.values():
-            yield from _tensors(v)
-    elif isinstance(batch, tuple | list):
-        for v in batch:
-            yield from _tensors(v)
-
-
-def _check_loss(model: nn.Module, data: ProbeData) -> None:
-    """One forward pass with the user's loss on the first batch, so bad input fails early."""
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        try:
-            data.loss(model, data.train[0])
-        except AutoinitError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
-            raise ConfigError(f"the loss could not be computed on the first batch: "
-                              f"{type(exc).__name__}: {exc}") from exc
-

@@ -1,0 +1,77 @@
+"""The search's input, fetched once and checked before any candidate trains: the probes'
+training and held-out batches, free of NaN and infinities, and a loss that computes on them.
+
+Example:
+    >>> import torch
+    >>> batches = [(torch.ones(4, 2), torch.zeros(4)) for _ in range(6)]
+    >>> train, val = probe_batches(batches, None, probe_steps=5, val_batches=1,
+    ...                            dev=torch.device("cpu"))
+    >>> len(train), len(val)
+    (5, 1)
+    >>> check_finite([(torch.tensor([float("nan")]),)], "dataloader")
+    Traceback (most recent call last):
+    ...
+    autoinit.errors.ConfigError: batch 0 of dataloader holds NaN or infinite values
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from autoinit.batches import fetch_batches
+from autoinit.errors import AutoinitError, ConfigError
+
+if TYPE_CHECKING:
+    from autoinit.probe import ProbeData
+
+__all__ = ["check_finite", "check_loss", "probe_batches"]
+
+
+def probe_batches(loader: Iterable, val_loader: Iterable | None, probe_steps: int,
+                  val_batches: int, dev: torch.device) -> tuple[list[Any], list[Any]]:
+    """The probes' training batches and held-out batches, on ``dev``: ``val_batches`` from
+    ``val_loader``, or split off the front of ``loader``'s."""
+    if val_loader is not None:
+        return (fetch_batches(loader, probe_steps, dev, "dataloader"),
+                fetch_batches(val_loader, val_batches, dev, "val_dataloader"))
+    batches = fetch_batches(loader, probe_steps + val_batches, dev, "dataloader")
+    if len(batches) < 2:
+        raise ConfigError("dataloader yielded only 1 batch: held-out batches cannot be split off; "
+                          "pass val_dataloader or use a smaller batch size")
+    n_val = min(val_batches, max(1, len(batches) // 5))
+    return batches[n_val:], batches[:n_val]
+
+
+def check_finite(batches: list, what: str) -> None:
+    """Refuse batches holding NaN or infinite floats, naming the first one."""
+    for i, batch in enumerate(batches):
+        for t in _tensors(batch):
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise ConfigError(f"batch {i} of {what} holds NaN or infinite values")
+
+
+def _tensors(batch: Any) -> Iterator[torch.Tensor]:
+    if isinstance(batch, torch.Tensor):
+        yield batch
+    elif isinstance(batch, dict):
+        for v in batch.values():
+            yield from _tensors(v)
+    elif isinstance(batch, tuple | list):
+        for v in batch:
+            yield from _tensors(v)
+
+
+def check_loss(model: nn.Module, data: ProbeData) -> None:
+    """One forward pass with the user's loss on the first batch, so bad input fails early."""
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        try:
+            data.loss(model, data.train[0])
+        except AutoinitError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
+            raise ConfigError(f"the loss could not be computed on the first batch: "
+                              f"{type(exc).__name__}: {exc}") from exc
