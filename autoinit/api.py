@@ -7,6 +7,7 @@ callback at the edge, importing :mod:`autoinit.integrations.mlflow` only when tr
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import logging
 import re
@@ -18,6 +19,7 @@ from torch import nn
 
 from autoinit.errors import ConfigError
 from autoinit.integrations import RUN_ID
+from autoinit.proxy import search_on_proxy
 from autoinit.redact import redact
 from autoinit.result import FitResult, TrackedRun
 from autoinit.scheme import InitScheme
@@ -32,7 +34,8 @@ _URI = re.compile(r"[A-Za-z][\w+.-]+:/")
 
 def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri: str | None = None,
         experiment: str | None = None, require_tracking: bool = False,
-        parent_run_id: str | None = None, **options: Any) -> FitResult:
+        parent_run_id: str | None = None, proxy: nn.Module | None = None,
+        **options: Any) -> FitResult:
     """Search an initialization for ``model`` on ``dataloader``; the model is initialized in place.
 
     Takes every option of :func:`autoinit.search.run_search`, and these for MLflow tracking (on by
@@ -49,6 +52,10 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
             instead of warning once and going on without tracking.
         parent_run_id: nest the search's run in this run (a trainer's) and its experiment,
             rather than in the active run.
+        proxy: a smaller copy of the model (the same architecture, narrower and shallower):
+            the search runs on it, tracked as above, and its chosen scheme is transferred to
+            ``model`` by group (:mod:`autoinit.proxy`); ``result.proxy`` says what mapped and
+            ``result.cost`` is in the model's step time.
 
     The parent run's id, the tracking URI (without any password) and the experiment are in
     ``result.run`` (:class:`~autoinit.result.TrackedRun`); one line
@@ -68,6 +75,11 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
         ['kaiming_normal', 'lecun_normal', 'lsuv']
     """
     _check_tracking_options(mlflow, tracking_uri, experiment, require_tracking, parent_run_id)
+    if proxy is not None:
+        search = functools.partial(fit, mlflow=mlflow, tracking_uri=tracking_uri,
+                                   experiment=experiment, require_tracking=require_tracking,
+                                   parent_run_id=parent_run_id)
+        return search_on_proxy(model, proxy, dataloader, search=search, **options)
     if not mlflow or not _tracking_possible(require_tracking):
         return run_search(model, dataloader, **options)
     from autoinit.integrations.mlflow import SearchTracker, default_study_name
