@@ -9,9 +9,12 @@ of the model's bare step to the proxy's, both timed alternately on the first bat
 the search; so ``result.cost.ratio(train_steps)`` compares with a search on the model itself.
 
 Before the search, the proxy's groups are checked against the model's (nothing is searched for a
-proxy whose scheme could not transfer); layer-level groups are refused. When the proxy's search
-chooses the LSUV baseline, a per-layer calibration, LSUV is calibrated afresh on the model on the
-same first batch instead.
+proxy whose scheme could not transfer); layer-level groups are refused. The LSUV baseline is a
+per-layer calibration, which has no group to transfer: when the proxy's search chooses it, the
+best other candidate of the selection round is transferred instead (the reason says so), since
+a calibration that trains the proxy need not train the deeper model (on the 12-layer post-LN
+Transformer, LSUV chosen on a 6-layer proxy and calibrated afresh stalled at the unigram loss);
+only when LSUV is the round's sole candidate is it calibrated afresh on the model.
 
 Example:
     >>> import torch, torch.nn as nn
@@ -79,7 +82,7 @@ def search_on_proxy(model: nn.Module, proxy: nn.Module, dataloader: Iterable, *,
     select["include_frozen"] = bool(options.get("include_frozen", False))
     check_transferable(ModelPlan.of(proxy, groups, **select).grouping.groups,
                        ModelPlan.of(model, groups, **select), "proxy")
-    result = search(proxy, dataloader, **options)
+    result = _transferable(search(proxy, dataloader, **options))
     context = result.context
     if context is None:  # run_search always sets it
         raise ConfigError("the proxy's search returned no context to transfer from")
@@ -103,6 +106,20 @@ def search_on_proxy(model: nn.Module, proxy: nn.Module, dataloader: Iterable, *,
                    step_seconds=c.step_seconds * ratio, step_seconds_q1=c.step_seconds_q1 * ratio,
                    step_seconds_q3=c.step_seconds_q3 * ratio)
     return replace(result, scheme=scheme, cost=cost, proxy=report)
+
+
+def _transferable(result: FitResult) -> FitResult:
+    """``result`` with the best candidate other than LSUV chosen, when LSUV was and another one
+    was re-run in the selection round."""
+    others = [c for c in result.candidates if c.name != "lsuv"]
+    if result.chosen != "lsuv" or not others:
+        return result
+    best = min(others, key=lambda c: c.mean)
+    reason = (f"{result.reason}; the lsuv baseline, a per-layer calibration, cannot transfer by "
+              f"group, so {best.name}, the best other candidate of the selection round "
+              f"({best.mean:.4f}), was transferred")
+    scheme = replace(best.scheme, origin=best.scheme.origin or f"{best.name} of a search")
+    return replace(result, scheme=scheme, score=best.mean, chosen=best.name, reason=reason)
 
 
 def step_times(model: nn.Module, proxy: nn.Module, data: ProbeData, config: ProbeConfig

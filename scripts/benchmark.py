@@ -81,7 +81,7 @@ CONTROLS = ("default_best_of_n", "default_lr_grid", "default_longer")
 PROXY = {"residual_mlp": {"blocks": 8, "width": 32},
          "post_ln_transformer": {"n_layers": 6, "d_model": 16, "n_heads": 2, "ff": 32},
          "vgg_cnn": {"convs_per_stage": 2, "channels": 8}}
-PROXY_SEARCH: dict = {}
+PROXY_SEARCH: dict = LEAN
 REFERENCE = "preln_reference"  # post-LN tasks only: the same model with norm_first=True
 METHODS = FIXED + PRESETS + EXTERNAL + SEARCHED + CONTROLS + (REFERENCE,)
 METHODS += ("autoinit_proxy",)
@@ -367,7 +367,8 @@ def proxy_search(model: nn.Module, data: TaskData, cfg: argparse.Namespace) -> d
     kwargs = cfg.model_overrides if cfg.smoke else PROXY[data.task.name]
     proxy = build(data.task, data.seed, {**cfg.model_overrides, **kwargs})
     train_loader, val_loader = data.loaders()
-    kw = {"n_trials": cfg.n_trials, "probe_steps": cfg.probe_steps, **PROXY_SEARCH}
+    kw = {"n_trials": cfg.n_trials, "probe_steps": cfg.probe_steps,
+          **({} if cfg.smoke else PROXY_SEARCH)}
     if cfg.smoke:
         kw.update(selection=Selection(top=1, seeds=1, steps_factor=1.0), val_batches=1)
     kw.update(data.task.fit_options())
@@ -1001,6 +1002,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, argv: list[str]) -> None:
     if not args.report_only:
         env = environment(argv)
+        # torch's first optimizer imports torch._dynamo (seconds): here, not in a timed initializer
+        torch.optim.Adam([nn.Parameter(torch.zeros(1))])
         for name in args.tasks:
             cfg = argparse.Namespace(**vars(args))
             cfg.steps = args.steps or FULL_STEPS[name]

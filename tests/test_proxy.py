@@ -4,6 +4,7 @@ the study file's [proxy] section and the CLI line that says so."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -14,6 +15,8 @@ from autoinit import SchemeError, apply_scheme
 from autoinit.cli import main
 from autoinit.config import proxy_model, study_from_dict
 from autoinit.errors import StudyFileError
+from autoinit.proxy import search_on_proxy
+from autoinit.search import run_search
 from autoinit.tasks.mlp import residual_mlp
 
 
@@ -129,3 +132,38 @@ width = 8
     assert "searched on a proxy (" in out and "transferred 4 groups by role (depth 2 -> 4)" in out
     scheme = autoinit.load_scheme(tmp_path / "scheme.json")
     apply_scheme(residual_mlp(blocks=4, width=32), scheme)  # the model's scheme, not the proxy's
+
+
+def choosing_lsuv(keep_others: bool):
+    """The real search, its choice overridden by LSUV (with or without the round's others)."""
+    def search(proxy, data, **options):
+        result = run_search(proxy, data, **options)
+        lsuv = [c for c in result.candidates if c.name == "lsuv"]
+        return dataclasses.replace(result, chosen="lsuv",
+                                   candidates=result.candidates if keep_others else lsuv)
+    return search
+
+
+def test_lsuv_chosen_on_the_proxy_gives_way_to_the_best_transferable_candidate():
+    model = residual_mlp(blocks=3, width=16, in_features=8, classes=2)
+    result = search_on_proxy(model, residual_mlp(1, 8, 8, 2), loader(), search=choosing_lsuv(True),
+                             n_trials=8, probe_steps=8, progress=False)
+    others = [c for c in result.candidates if c.name != "lsuv"]
+    best = min(others, key=lambda c: c.mean)
+    assert result.chosen == best.name and result.score == best.mean
+    assert "cannot transfer by group, so " + best.name in result.reason
+    assert result.proxy.transfer is not None and result.scheme.depth == 3
+
+
+def test_lsuv_alone_in_the_round_is_calibrated_afresh_on_the_model():
+    model = residual_mlp(blocks=3, width=16, in_features=8, classes=2)
+    result = search_on_proxy(model, residual_mlp(1, 8, 8, 2), loader(), search=choosing_lsuv(False),
+                             n_trials=8, probe_steps=8, progress=False)
+    assert result.proxy.transfer is None
+    assert "the lsuv baseline calibrated afresh on the model" in result.proxy.describe()
+    # one group per layer of the model (3 blocks of 2, input, head), scales calibrated on it
+    assert len(result.scheme.groups) == 8 and result.scheme.model_class == "ResidualMLP"
+    assert len({rule.scale for rule in result.scheme.groups.values()}) > 1
+    again = apply_scheme(copy.deepcopy(model), result.scheme)
+    for a, b in zip(model.parameters(), again.parameters(), strict=True):
+        assert torch.equal(a, b)
