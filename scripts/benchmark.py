@@ -221,25 +221,26 @@ def train(model: nn.Module, batches: list, val: Sequence[torch.Tensor], lr: floa
         return train_loop(model, batches, val, lr, eval_every, seed, loop)
     loss_fn = make_loss(None)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    curve, train_s, diverged = [], 0.0, None
+    curve, train_s, cpu_s, diverged = [], 0.0, 0.0, None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.train()
         for step, batch in enumerate(batches, 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model, batch)
             loss.backward()
             opt.step()
             train_s += time.perf_counter() - t0
+            cpu_s += time.process_time() - c0
             if not math.isfinite(loss.item()):
                 diverged = f"non-finite training loss at step {step}"
                 curve.append([step, None, train_s])
                 break
             if step % eval_every == 0 or step == len(batches):
                 curve.append([step, evaluate(model, val)["loss"], train_s])
-    return {"curve": curve, "train_seconds": train_s, "diverged": diverged,
-            "steps": len(batches) if diverged is None else curve[-1][0]}
+    return {"curve": curve, "train_seconds": train_s, "train_cpu_seconds": cpu_s,
+            "diverged": diverged, "steps": len(batches) if diverged is None else curve[-1][0]}
 
 
 def train_loop(model: nn.Module, batches: list, val: Sequence[torch.Tensor], lr: float,
@@ -412,13 +413,13 @@ def control(method: str, model: nn.Module, data: TaskData, cfg: argparse.Namespa
 def run_method(method: str, base: nn.Module, data: TaskData, cfg: argparse.Namespace, ctx: dict,
                step_s: float) -> dict:
     model = copy.deepcopy(base)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         rec = init_method(method, model, data, cfg, ctx)
     except Exception as exc:  # noqa: BLE001 - a method that breaks on a task is reported, not fatal
         return {"applies": False, "reason": f"error: {type(exc).__name__}: {str(exc)[:300]}",
                 "traceback": traceback.format_exc()[-2000:]}
-    init_s = time.perf_counter() - t0
+    init_s, init_cpu = time.perf_counter() - t0, time.process_time() - c0
     if not rec.get("applies", True):
         return rec
     rec.update(applies=True, init_seconds=init_s, init_tse_bare=init_s / step_s)
@@ -437,6 +438,9 @@ def run_method(method: str, base: nn.Module, data: TaskData, cfg: argparse.Names
         rec["collapsed"] = bool(test["report"]["collapsed"])
     rec.update(res, test_loss=test["loss"], test_acc=test["acc"], step_seconds=unit,
                init_tse=init_s / unit, total_tse=init_s / unit + res["steps"])
+    if res.get("train_cpu_seconds"):  # the same in CPU seconds, steadier than wall on a busy machine
+        rec.update(init_cpu_seconds=init_cpu,
+                   init_cpu_tse=init_cpu * res["steps"] / res["train_cpu_seconds"])
     if method == "autoinit":
         ctx["autoinit_tse"] = rec["init_tse"]
     return rec
