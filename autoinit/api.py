@@ -11,17 +11,18 @@ import functools
 import inspect
 import logging
 import re
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from autoinit.errors import ConfigError
+from autoinit.errors import ConfigError, TrackingError, TrackingWarning
 from autoinit.integrations import RUN_ID
 from autoinit.proxy import search_on_proxy
 from autoinit.redact import redact
-from autoinit.result import FitResult, TrackedRun
+from autoinit.result import FitResult, ProxyReport, TrackedRun
 from autoinit.scheme import InitScheme
 from autoinit.search import run_search
 from autoinit.threads import compute_threads
@@ -79,7 +80,11 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
         search = functools.partial(fit, mlflow=mlflow, tracking_uri=tracking_uri,
                                    experiment=experiment, require_tracking=require_tracking,
                                    parent_run_id=parent_run_id)
-        return search_on_proxy(model, proxy, dataloader, search=search, **options)
+        result = search_on_proxy(model, proxy, dataloader, search=search, **options)
+        if result.run is not None and result.proxy is not None:
+            _log_transferred(result.run.run_id, result.scheme, result.proxy, tracking_uri,
+                             require_tracking)
+        return result
     if not mlflow or not _tracking_possible(require_tracking):
         return run_search(model, dataloader, **options)
     from autoinit.integrations.mlflow import SearchTracker, default_study_name
@@ -117,6 +122,27 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
                                                    "experiment_id": tracker.experiment_id,
                                                    "where": where, "tracking_uri": _uri(tracker)})
     return result
+
+
+def _log_transferred(run: str, scheme: InitScheme, report: ProxyReport, tracking_uri: str | None,
+                     require: bool) -> None:
+    """The run of a proxy's search gets the model's scheme as its ``autoinit/scheme.json`` (what
+    ``load_scheme(run_id)`` reads), the proxy's as ``autoinit/proxy_scheme.json``, and a tag
+    ``autoinit.proxy`` saying what mapped; a tracking error warns (raises with ``require``)."""
+    from mlflow import MlflowClient
+
+    from autoinit.integrations.mlflow import SCHEME_ARTIFACT
+
+    try:
+        client = MlflowClient(tracking_uri)
+        client.log_text(run, report.proxy_scheme.to_json(), "autoinit/proxy_scheme.json")
+        client.log_text(run, scheme.to_json(), SCHEME_ARTIFACT)
+        client.set_tag(run, "autoinit.proxy", report.describe()[:5000])
+    except Exception as exc:  # noqa: BLE001 - tracking never breaks a finished search
+        message = f"the transferred scheme was not logged to MLflow run {run}: {exc}"
+        if require:
+            raise TrackingError(message) from exc
+        warnings.warn(message, TrackingWarning, stacklevel=3)
 
 
 def _earlier_run(bound: dict[str, Any], tracking_uri: str | None) -> dict[str, Any] | None:

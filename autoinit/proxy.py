@@ -100,7 +100,7 @@ def search_on_proxy(model: nn.Module, proxy: nn.Module, dataloader: Iterable, *,
                                    options.get("make_state"), context.loss,
                                    bool(options.get("search_lr", False))))
         full, small = step_times(model, proxy, data, context.config)
-    report = ProxyReport(moved, _count(proxy), _count(model), small, full)
+    report = ProxyReport(moved, _count(proxy), _count(model), small, full, result.scheme)
     c, ratio = result.cost, report.step_ratio
     cost = replace(c, wall_seconds=time.perf_counter() - start,
                    step_seconds=c.step_seconds * ratio, step_seconds_q1=c.step_seconds_q1 * ratio,

@@ -89,6 +89,7 @@ class ProxyReport:
 
     Attributes:
         transfer: the groups that mapped (``None`` when LSUV was calibrated afresh on the model).
+        proxy_scheme: the scheme chosen on the proxy, before the transfer.
         proxy_parameters, model_parameters: the two models' parameter counts.
         proxy_step_seconds, model_step_seconds: median bare steps, timed alternately after the
             search; their ratio converts the search's cost into the model's step time.
@@ -99,6 +100,7 @@ class ProxyReport:
     model_parameters: int
     proxy_step_seconds: float
     model_step_seconds: float
+    proxy_scheme: InitScheme = field(repr=False)
 
     @property
     def step_ratio(self) -> float:

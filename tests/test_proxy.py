@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import mlflow
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -167,3 +168,16 @@ def test_lsuv_alone_in_the_round_is_calibrated_afresh_on_the_model():
     again = apply_scheme(copy.deepcopy(model), result.scheme)
     for a, b in zip(model.parameters(), again.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_the_mlflow_run_of_a_proxy_search_holds_the_models_scheme(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    model = residual_mlp(blocks=3, width=16, in_features=8, classes=2)
+    result = autoinit.fit(model, loader(), proxy=residual_mlp(1, 8, 8, 2), n_trials=8,
+                          probe_steps=8, tracking_uri=uri, progress=False)
+    run = result.run.run_id
+    assert autoinit.load_scheme(run, tracking_uri=uri) == result.scheme
+    assert autoinit.load_scheme(f"runs:/{run}/autoinit/proxy_scheme.json",
+                                tracking_uri=uri) == result.proxy.proxy_scheme
+    tag = mlflow.MlflowClient(uri).get_run(run).data.tags["autoinit.proxy"]
+    assert tag == result.proxy.describe()
