@@ -25,10 +25,13 @@ Example:
     >>> g = torch.Generator().manual_seed(0)
     >>> x = torch.randn(256, 8, generator=g); y = (x[:, 0] > 0).long()
     >>> loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
-    >>> result = fit(mlp(64), loader, proxy=mlp(16), n_trials=8, probe_steps=8,
-    ...              mlflow=False)  # doctest: +SKIP
-    >>> result.proxy.describe()  # doctest: +SKIP
-    'searched on a proxy (1,426 parameters; the model 5,954): transferred 3 groups by role ...'
+    >>> model = mlp(64)
+    >>> result = fit(model, loader, proxy=mlp(16), n_trials=8, probe_steps=8, mlflow=False,
+    ...              progress=False)
+    >>> result.proxy.proxy_parameters, result.proxy.model_parameters
+    (450, 4866)
+    >>> dict(result.scheme.parameters) == {n: tuple(p.shape) for n, p in model.named_parameters()}
+    True
 """
 
 from __future__ import annotations
