@@ -32,9 +32,9 @@ def task_rows(result: dict) -> list[str]:
              if r["methods"].get("autoinit_proxy", {}).get("applies")}
     summ = summarize(result)["methods"]
     best_fixed = summarize({**result, "seeds": {s: result["seeds"][s] for s in seeds}})["best_fixed"]
-    ratios = {key: {s: m["autoinit_proxy"][key] / m["autoinit"][key] for s, m in seeds.items()
-                    if key in m.get("autoinit", {}) and key in m["autoinit_proxy"]}
-              for key in ("init_tse", "init_cpu_tse")}
+    ratios = {(ref, key): {s: m["autoinit_proxy"][key] / m[ref][key] for s, m in seeds.items()
+                           if key in m.get(ref, {}) and key in m["autoinit_proxy"]}
+              for ref in ("autoinit", "autoinit_lean") for key in ("init_tse", "init_cpu_tse")}
     own = {s: m["autoinit_proxy"]["search_cost"]["tse"] / m["autoinit"]["search_cost"]["tse"]
            for s, m in seeds.items() if m.get("autoinit", {}).get("applies")}
     metric = "test_loss" if lower else "test_acc"
@@ -43,10 +43,11 @@ def task_rows(result: dict) -> list[str]:
              f"proxy kwargs {PROXY[name]} ({proxy.get('parameters', 0):,} parameters; the model "
              f"{proxy.get('model_parameters', 0):,}, kwargs {result['model_kwargs']}); seeds "
              f"{sorted(seeds, key=int)}", ""]
-    for key, unit in (("init_tse", "wall seconds"), ("init_cpu_tse", "CPU seconds")):
-        if ratios[key]:
-            lines.append(f"cost ratio proxy search / full search in {unit} per training step "
-                         f"of the full model: {_spread(ratios[key])}")
+    for (ref, key), values in ratios.items():
+        if values:
+            unit = "CPU" if key == "init_cpu_tse" else "wall"
+            lines.append(f"cost ratio proxy search / {ref} (full model) in {unit} seconds per "
+                         f"training step of the full model: {_spread(values)}")
     if own:
         lines.append(f"cost ratio by the searches' own TSE (their step clocks): {_spread(own)}")
     lines += ["", f"| method | seeds | {'test loss' if lower else 'test accuracy (%)'}, median "
