@@ -7,19 +7,22 @@ callback at the edge, importing :mod:`autoinit.integrations.mlflow` only when tr
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import logging
 import re
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from autoinit.errors import ConfigError
+from autoinit.errors import ConfigError, TrackingError, TrackingWarning
 from autoinit.integrations import RUN_ID
+from autoinit.proxy import search_on_proxy
 from autoinit.redact import redact
-from autoinit.result import FitResult, TrackedRun
+from autoinit.result import FitResult, ProxyReport, TrackedRun
 from autoinit.scheme import InitScheme
 from autoinit.search import run_search
 from autoinit.threads import compute_threads
@@ -32,7 +35,8 @@ _URI = re.compile(r"[A-Za-z][\w+.-]+:/")
 
 def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri: str | None = None,
         experiment: str | None = None, require_tracking: bool = False,
-        parent_run_id: str | None = None, **options: Any) -> FitResult:
+        parent_run_id: str | None = None, proxy: nn.Module | None = None,
+        **options: Any) -> FitResult:
     """Search an initialization for ``model`` on ``dataloader``; the model is initialized in place.
 
     Takes every option of :func:`autoinit.search.run_search`, and these for MLflow tracking (on by
@@ -49,6 +53,10 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
             instead of warning once and going on without tracking.
         parent_run_id: nest the search's run in this run (a trainer's) and its experiment,
             rather than in the active run.
+        proxy: a smaller copy of the model (the same architecture, narrower and shallower):
+            the search runs on it, tracked as above, and its chosen scheme is transferred to
+            ``model`` by group (:mod:`autoinit.proxy`); ``result.proxy`` says what mapped and
+            ``result.cost`` is in the model's step time.
 
     The parent run's id, the tracking URI (without any password) and the experiment are in
     ``result.run`` (:class:`~autoinit.result.TrackedRun`); one line
@@ -68,6 +76,15 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
         ['kaiming_normal', 'lecun_normal', 'lsuv']
     """
     _check_tracking_options(mlflow, tracking_uri, experiment, require_tracking, parent_run_id)
+    if proxy is not None:
+        search = functools.partial(fit, mlflow=mlflow, tracking_uri=tracking_uri,
+                                   experiment=experiment, require_tracking=require_tracking,
+                                   parent_run_id=parent_run_id)
+        result = search_on_proxy(model, proxy, dataloader, search=search, **options)
+        if result.run is not None and result.proxy is not None:
+            _log_transferred(result.run.run_id, result.scheme, result.proxy, tracking_uri,
+                             require_tracking)
+        return result
     if not mlflow or not _tracking_possible(require_tracking):
         return run_search(model, dataloader, **options)
     from autoinit.integrations.mlflow import SearchTracker, default_study_name
@@ -105,6 +122,27 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
                                                    "experiment_id": tracker.experiment_id,
                                                    "where": where, "tracking_uri": _uri(tracker)})
     return result
+
+
+def _log_transferred(run: str, scheme: InitScheme, report: ProxyReport, tracking_uri: str | None,
+                     require: bool) -> None:
+    """The run of a proxy's search gets the model's scheme as its ``autoinit/scheme.json`` (what
+    ``load_scheme(run_id)`` reads), the proxy's as ``autoinit/proxy_scheme.json``, and a tag
+    ``autoinit.proxy`` saying what mapped; a tracking error warns (raises with ``require``)."""
+    from mlflow import MlflowClient
+
+    from autoinit.integrations.mlflow import SCHEME_ARTIFACT
+
+    try:
+        client = MlflowClient(tracking_uri)
+        client.log_text(run, report.proxy_scheme.to_json(), "autoinit/proxy_scheme.json")
+        client.log_text(run, scheme.to_json(), SCHEME_ARTIFACT)
+        client.set_tag(run, "autoinit.proxy", report.describe()[:5000])
+    except Exception as exc:  # noqa: BLE001 - tracking never breaks a finished search
+        message = f"the transferred scheme was not logged to MLflow run {run}: {exc}"
+        if require:
+            raise TrackingError(message) from exc
+        warnings.warn(message, TrackingWarning, stacklevel=3)
 
 
 def _earlier_run(bound: dict[str, Any], tracking_uri: str | None) -> dict[str, Any] | None:

@@ -56,7 +56,7 @@ from autoinit.cli_options import (
     tracking_settings,
 )
 from autoinit.compare import compare_table
-from autoinit.config import build_data, seeded_model
+from autoinit.config import build_data, proxy_model, seeded_model
 from autoinit.diagnose import diagnose as diagnose_model
 from autoinit.errors import AutoinitError, ConfigError, StorageError
 from autoinit.redact import redact
@@ -210,6 +210,12 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
     click.echo(f"autoinit search {name!r}: {type(model).__name__} "
                f"({sum(p.numel() for p in model.parameters()):,} parameters), {shape}; study in "
                f"{redact(s.storage)}")
+    proxy = proxy_model(config)
+    if proxy is not None:
+        options["proxy"] = proxy
+        click.echo(f"searching on the proxy ([proxy] {_kwargs(config.proxy)}: "
+                   f"{sum(p.numel() for p in proxy.parameters()):,} parameters); the chosen scheme "
+                   "is transferred to the model by role group")
     if before:
         full = "; nothing left to search (a larger --n-trials extends it)" \
             if before >= s.n_trials else ""
@@ -233,6 +239,10 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
                    "to resume", err=True)
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _kwargs(values: dict) -> str:
+    return ", ".join(f"{k} = {v!r}" for k, v in values.items())
 
 
 @cli.command(context_settings=CONTEXT)

@@ -33,6 +33,10 @@ A study file names the user's model and data factories and the search's settings
     steps = 1000                # one full training, for `autoinit compare` and the cost ratio R
     seeds = 3
 
+    [proxy]                     # optional: search on a smaller copy, transfer by role group
+    width = 32                  # overrides [model] kwargs (autoinit.proxy)
+    depth = 8
+
 Every key is optional except the two factories; the defaults (:data:`autoinit.settings.DEFAULTS`)
 keep everything local (the Optuna study in ``sqlite:///autoinit.db``, MLflow in its default local
 store). Unknown keys and values of the wrong type are :class:`StudyFileError` naming the key path
@@ -59,7 +63,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +78,7 @@ from autoinit.config_sections import (
     SearchConfig,
     Table,
     TrainConfig,
+    check_proxy,
 )
 from autoinit.errors import StudyFileError
 from autoinit.settings import DEFAULTS
@@ -95,6 +100,7 @@ __all__ = [
     "build_data",
     "build_model",
     "load_study",
+    "proxy_model",
     "resolve_callable",
     "seeded_model",
     "study_from_dict",
@@ -113,6 +119,7 @@ class StudyConfig:
     search: SearchConfig = SearchConfig()
     mlflow: MlflowConfig = MlflowConfig()
     compare: CompareConfig = CompareConfig()
+    proxy: dict[str, Any] = field(default_factory=dict)  # [model] kwargs of the search's proxy
     source: Path | None = None
 
     @property
@@ -129,6 +136,8 @@ class StudyConfig:
                "search": [s.probe_steps, s.objective, s.groups, s.families, s.search_lr, s.seed]}
         if (s.rungs, s.cooldown) != (DEFAULTS.rungs, DEFAULTS.cooldown):  # older names unchanged
             key["probe"] = [s.rungs, s.cooldown]
+        if self.proxy:
+            key["proxy"] = self.proxy
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
         return f"{stem}-{digest[:8]}"
 
@@ -180,6 +189,15 @@ def seeded_model(config: StudyConfig, seed: int | None = None) -> nn.Module:
     so that its default init is reproducible; the caller's RNG state is left as it was."""
     return make_model(config.model.factory, config.model.kwargs, config.base_dir,
                       seed=config.search.seed if seed is None else seed)
+
+
+def proxy_model(config: StudyConfig) -> nn.Module | None:
+    """The search's proxy: the model's factory with ``[proxy]`` overriding its kwargs, seeded
+    like :func:`seeded_model`; ``None`` without a ``[proxy]`` section."""
+    if not config.proxy:
+        return None
+    return make_model(config.model.factory, {**config.model.kwargs, **config.proxy},
+                      config.base_dir, seed=config.search.seed)
 
 
 def build_data(config: StudyConfig, split: str | None = None
@@ -235,6 +253,7 @@ def study_from_dict(data: Mapping[str, Any], overrides: Mapping[str, Any] | None
         if not getattr(config, name).factory:
             raise StudyFileError(f"{name}.factory is missing: give 'package.module:function' "
                                  f"that returns the {_WHAT[name]}")
+    check_proxy(config.model, config.proxy)
     return config
 
 

@@ -1,5 +1,6 @@
 """The sections of a study file (``[model]``, ``[data]``, ``[train]``, ``[search]``, ``[mlflow]``,
-``[compare]``), each a frozen dataclass with its reader. A reader takes one TOML table and
+``[compare]``, ``[proxy]``), each a frozen dataclass (``[proxy]``: a table of ``[model]`` kwargs)
+with its reader. A reader takes one TOML table and
 checks every key: an unknown key or a value of the wrong type is a
 :class:`~autoinit.errors.StudyFileError` naming the key path and the value. Numeric options are
 checked by :func:`autoinit.settings.check_option`, as :func:`autoinit.fit` checks them.
@@ -25,7 +26,7 @@ from autoinit.errors import StudyFileError
 from autoinit.settings import DEFAULTS, check_option
 
 __all__ = ["LOOP_KEYS", "SECTIONS", "CompareConfig", "FactoryConfig", "MlflowConfig",
-           "SearchConfig", "Table", "TrainConfig"]
+           "SearchConfig", "Table", "TrainConfig", "check_proxy"]
 
 LOOP_KEYS = ("train_step", "score", "make_state")  # [train]: references to the user's own loop
 
@@ -260,9 +261,39 @@ def _compare(t: Table) -> CompareConfig:
     return out
 
 
+def _proxy(t: Table) -> dict[str, Any]:
+    """``[proxy]``: ``[model]`` kwargs for the smaller copy of the model the search runs on
+    (e.g. ``width = 32, depth = 8``); checked against ``[model]`` by :func:`check_proxy`."""
+    for name, value in t.data.items():
+        t.get(name)
+        if not isinstance(value, bool | int | float | str):
+            raise t.bad(name, "a number, a string or true/false (a [model] kwargs value)")
+    return dict(t.data)
+
+
+def check_proxy(model: FactoryConfig, proxy: Mapping[str, Any]) -> None:
+    """Every ``[proxy]`` key overrides a ``[model]`` kwarg with a value of its type; an integer
+    is positive and no larger than the model's (a proxy is never the larger model)."""
+    for name, value in proxy.items():
+        if name not in model.kwargs:
+            close = difflib.get_close_matches(name, sorted(model.kwargs), n=1)
+            maybe = f"did you mean 'proxy.{close[0]}'? " if close else ""
+            raise StudyFileError(f"proxy.{name} is not a key of model.kwargs ({maybe}[proxy] "
+                                 f"overrides [model] kwargs: {sorted(model.kwargs)}); got "
+                                 f"{name} = {show(value)}")
+        base = model.kwargs[name]
+        if type(value) is not type(base):
+            raise StudyFileError(f"proxy.{name} must be of type {type(base).__name__} like "
+                                 f"model.kwargs.{name} ({show(base)}), got {show(value)}")
+        if isinstance(base, int) and not isinstance(base, bool) and base > 0 \
+                and not 0 < value <= base:
+            raise StudyFileError(f"proxy.{name} must be a positive integer no larger than "
+                                 f"model.kwargs.{name} ({base}), got {show(value)}")
+
+
 SECTIONS: Mapping[str, Callable[[Table], Any]] = {
     "model": _factory, "data": _factory, "train": _train, "search": _search, "mlflow": _mlflow,
-    "compare": _compare,
+    "compare": _compare, "proxy": _proxy,
 }
 _DATACLASS = {"model": FactoryConfig, "data": FactoryConfig, "train": TrainConfig,
               "search": SearchConfig, "mlflow": MlflowConfig, "compare": CompareConfig}

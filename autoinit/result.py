@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     from autoinit.probe import ProbeConfig
     from autoinit.rungs import RungAgreement
     from autoinit.threads import ThreadChoice
+    from autoinit.transfer import Transfer
 
-__all__ = ["BudgetReport", "Candidate", "FitResult", "SearchContext", "SearchCost", "TrackedRun"]
+__all__ = ["BudgetReport", "Candidate", "FitResult", "ProxyReport", "SearchContext", "SearchCost",
+           "TrackedRun"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,41 @@ class BudgetReport:
 
 
 @dataclass(frozen=True)
+class ProxyReport:
+    """How a search on a smaller proxy of the model was carried over to it
+    (:mod:`autoinit.proxy`).
+
+    Attributes:
+        transfer: the groups that mapped (``None`` when LSUV was calibrated afresh on the model).
+        proxy_scheme: the scheme chosen on the proxy, before the transfer.
+        proxy_parameters, model_parameters: the two models' parameter counts.
+        proxy_step_seconds, model_step_seconds: median bare steps, timed alternately after the
+            search; their ratio converts the search's cost into the model's step time.
+    """
+
+    transfer: Transfer | None
+    proxy_parameters: int
+    model_parameters: int
+    proxy_step_seconds: float
+    model_step_seconds: float
+    proxy_scheme: InitScheme = field(repr=False)
+
+    @property
+    def step_ratio(self) -> float:
+        """The model's bare step over the proxy's."""
+        return self.model_step_seconds / self.proxy_step_seconds
+
+    def describe(self) -> str:
+        """One line: the search ran on the proxy, what mapped, and the cost unit."""
+        how = (self.transfer.describe() if self.transfer is not None
+               else "the lsuv baseline calibrated afresh on the model")
+        return (f"searched on a proxy ({self.proxy_parameters:,} parameters; the model "
+                f"{self.model_parameters:,}): {how}; cost in the model's step time "
+                f"({1000 * self.model_step_seconds:.2f} ms/step = {self.step_ratio:.1f}x the "
+                "proxy's)")
+
+
+@dataclass(frozen=True)
 class Candidate:
     """One scheme re-run in the selection round with several seeds."""
 
@@ -144,6 +181,8 @@ class FitResult:
         probe_note: why the probes ran without their learning-rate cooldown, if they did.
         budget: with ``train_steps``, the budget, its plan and what became of it.
         population: how many candidates the selection round trained at once, and why.
+        proxy: the search ran on a smaller proxy of the model and its scheme was transferred
+            (:mod:`autoinit.proxy`); ``cost`` is then in the model's step time.
     """
 
     scheme: InitScheme
@@ -163,6 +202,7 @@ class FitResult:
     probe_note: str | None = None
     budget: BudgetReport | None = None
     population: PopulationChoice | None = None
+    proxy: ProxyReport | None = None
 
     @property
     def ended_early(self) -> str | None:
@@ -229,6 +269,8 @@ class FitResult:
             lines.append(f"note: {self.probe_note}")
         if self.population is not None and self.population.size > 1:
             lines.append(self.population.describe())
+        if self.proxy is not None:
+            lines.append(self.proxy.describe())
         if self.run is not None:
             lines.append(self.run.line)
         return "\n".join(lines)
