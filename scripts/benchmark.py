@@ -345,8 +345,10 @@ def search(method: str, model: nn.Module, data: TaskData, cfg: argparse.Namespac
         chosen = [c for c in result.candidates if c.name == result.chosen]
         if chosen:
             lr = float(result.study.trials[chosen[0].trial_number].params.get("lr", data.lr))
+    # the chosen scheme as its file holds it (InitScheme.from_dict replays it), for the reader
     return {"applies": True, "lr": lr, "chosen": result.chosen, "reason": result.reason,
-            "search_cost": result.cost.to_dict(), "search_R": result.cost.ratio(cfg.steps)}
+            "scheme": result.scheme.to_dict(), "search_cost": result.cost.to_dict(),
+            "search_R": result.cost.ratio(cfg.steps)}
 
 
 def control(method: str, model: nn.Module, data: TaskData, cfg: argparse.Namespace, ctx: dict
