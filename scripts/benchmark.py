@@ -363,8 +363,10 @@ def search(method: str, model: nn.Module, data: TaskData, cfg: argparse.Namespac
         chosen = [c for c in result.candidates if c.name == result.chosen]
         if chosen:
             lr = float(result.study.trials[chosen[0].trial_number].params.get("lr", data.lr))
+    # the chosen scheme as its file holds it (InitScheme.from_dict replays it), for the reader
     rec = {"applies": True, "lr": lr, "chosen": result.chosen, "reason": result.reason,
-           "search_cost": result.cost.to_dict(), "search_R": result.cost.ratio(cfg.steps)}
+           "scheme": result.scheme.to_dict(), "search_cost": result.cost.to_dict(),
+           "search_R": result.cost.ratio(cfg.steps)}
     if result.budget is not None:
         rec["budget"] = {k: v for k, v in vars(result.budget).items()}
         rec["budget_code"] = CODE_VERSION
@@ -403,7 +405,8 @@ def proxy_search(model: nn.Module, data: TaskData, cfg: argparse.Namespace) -> d
                  **kw)
     rep = result.proxy
     return {"applies": True, "chosen": result.chosen, "reason": result.reason,
-            "search_cost": result.cost.to_dict(), "search_R": result.cost.ratio(cfg.steps),
+            "scheme": result.scheme.to_dict(), "search_cost": result.cost.to_dict(),
+            "search_R": result.cost.ratio(cfg.steps),
             "proxy": {"kwargs": kwargs, "search": {k: str(v) for k, v in PROXY_SEARCH.items()},
                       "parameters": rep.proxy_parameters, "model_parameters": rep.model_parameters,
                       "proxy_step_seconds": rep.proxy_step_seconds,

@@ -21,6 +21,8 @@ pytest.importorskip("anyinit")
 
 import benchmark  # noqa: E402
 
+from autoinit.scheme import InitScheme  # noqa: E402
+
 
 @pytest.mark.timeout(300)
 def test_smoke_run_covers_every_task_and_method(tmp_path):
@@ -49,6 +51,9 @@ def test_smoke_run_covers_every_task_and_method(tmp_path):
             benchmark.FIXED + benchmark.SEARCHED + benchmark.CONTROLS + ("gradinit", "metainit"))
         for core in cores:
             assert methods[core]["applies"], (task, core, methods[core].get("reason"))
+        for searched in set(benchmark.SEARCHED) & set(methods):  # what it chose, replayable
+            scheme = InitScheme.from_dict(methods[searched]["scheme"])
+            assert scheme.origin and scheme.groups, (task, searched)
         if own_loop:  # the GAN: its own report says whether each run collapsed
             assert all("collapsed" in rec for rec in methods.values())
             assert "collapsed on" in markdown.split(f"### {task}")[1].split("###")[0]
