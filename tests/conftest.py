@@ -64,6 +64,25 @@ def repo_tree() -> dict[str, int] | None:
     return tree
 
 
+@pytest.fixture(autouse=True)
+def probes_one_at_a_time(request, monkeypatch):
+    """Whether a search stacks its candidates into a population is measured on the machine (a
+    timing), so outside tests/test_population.py a search in this process probes one candidate
+    at a time unless the test asks for a population: results do not depend on the load, and no
+    search pays the measurement."""
+    if request.module.__name__.endswith("test_population"):
+        return
+    import autoinit.search
+
+    measured = autoinit.search.choose_population
+
+    def choose(model, data, config, requested, *args, **kwargs):
+        return measured(model, data, config, 1 if requested is None else requested, *args,
+                        **kwargs)
+
+    monkeypatch.setattr(autoinit.search, "choose_population", choose)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def repo_tree_unchanged():
     """No test writes into the repository: its git status (ignored files included) and the
