@@ -1010,7 +1010,11 @@ def _save(out: Path, name: str, result: dict, env: dict, config: dict) -> None:
         if path.exists():
             on_disk = json.loads(path.read_text())
             if on_disk.get("steps") == result["steps"]:
-                result = {**result, "seeds": {**on_disk["seeds"], **result["seeds"]}}
+                # only the seeds this process runs: its copies of the others (read at --resume)
+                # may be older than what a parallel process wrote meanwhile
+                ran = {str(s) for s in config.get("seed_list") or range(config["seeds"])}
+                mine = {s: v for s, v in result["seeds"].items() if s in ran}
+                result = {**result, "seeds": {**on_disk["seeds"], **mine}}
                 runs = on_disk.get("earlier_runs", []) + [on_disk.get("environment")]
                 result["earlier_runs"] = [e for e in runs if e and e != env] + [
                     e for e in result.get("earlier_runs", []) if e not in runs]
@@ -1032,9 +1036,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> None:
-    # the first optimizer a process builds imports torch._dynamo (about 2 s here): paid once,
-    # before any method, so that no method's cost holds it
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     if not args.report_only:
         env = environment(argv)
         # torch's first optimizer imports torch._dynamo (seconds): here, not in a timed initializer

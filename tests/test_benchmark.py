@@ -136,3 +136,24 @@ def test_new_tasks_get_lr_robustness_in_their_own_section_and_the_old_section_is
     table = section.split("### lstm_memory")[1]
     assert "| chrono |" in table and "| pytorch_default |" in table
     assert "| lstm_memory | 1 | 0.001 |" in section
+
+
+def test_parallel_processes_keep_each_others_seeds(tmp_path):
+    """Two processes resumed from the same file, each running one seed (``--seed-list``): the
+    second to save must not put back its stale copy of the first one's seed."""
+    (tmp_path / "runs").mkdir()
+    start = {"steps": 10, "seeds": {"3": {"methods": {"xavier_normal": {}}},
+                                    "4": {"methods": {"xavier_normal": {}}}}}
+    env = {"started": "now"}
+
+    def after(seed: str) -> dict:  # what a process holds once its seed ran: both seeds, one new
+        seeds = json.loads(json.dumps(start["seeds"]))
+        seeds[seed]["methods"]["autoinit"] = {"test_loss": float(seed)}
+        return {"steps": 10, "seeds": seeds}
+
+    (tmp_path / "runs" / "t.json").write_text(json.dumps(start))
+    for seed in ("4", "3"):
+        benchmark._save(tmp_path, "t", after(seed), env, {"seeds": 5, "seed_list": [int(seed)]})
+    saved = json.loads((tmp_path / "runs" / "t.json").read_text())["seeds"]
+    assert {s: saved[s]["methods"]["autoinit"]["test_loss"] for s in ("3", "4")} == {"3": 3.0,
+                                                                                   "4": 4.0}
