@@ -31,6 +31,8 @@ __all__ = ["DONE", "check_space", "enqueue_pending", "in_memory", "named_candida
            "optimize", "worker_storage"]
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+QUEUED_ATTR = "named_queued"  # study user attribute: the creator has queued the named candidates
+QUEUE_WAIT = 60.0  # seconds a joining worker waits for that at most
 # what study.optimize calls after every trial
 TrialCallback = Callable[[optuna.Study, FrozenTrial], object]
 
@@ -122,10 +124,16 @@ def enqueue_pending(study: optuna.Study, plan: ModelPlan, space: SearchSpace, lr
 
     A baseline or trial that failed is queued again whatever else waits in the study. A worker
     joining a study that another worker created and runs (no trial yet, or trials waiting or
-    running) queues no baseline the study never had: the creator queues those. Two workers
-    resuming one quiet study at the same instant may still both queue a retry. ``keep``: the
-    named candidates to queue (default: all; a small budget keeps fewer, :mod:`autoinit.budget`).
+    running) queues no baseline the study never had: the creator queues those, and marks the
+    study when done. A joining worker waits for that mark (at most :data:`QUEUE_WAIT` seconds)
+    before it runs anything, so the named candidates are the study's first trials: otherwise
+    workers started with the creator sample trials of their own meanwhile, and a candidate
+    queued last can be left waiting when the study is full. Two workers resuming one quiet study
+    at the same instant may still both queue a retry. ``keep``: the named candidates to queue
+    (default: all; a small budget keeps fewer, :mod:`autoinit.budget`).
     """
+    if not created:
+        _wait_for_queue(study)
     trials = study.get_trials(deepcopy=False)
     busy = any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials)
     if not created and not trials:  # another worker created it and is queueing
@@ -144,6 +152,18 @@ def enqueue_pending(study: optuna.Study, plan: ModelPlan, space: SearchSpace, lr
         if t.state == TrialState.FAIL and not t.user_attrs.get("baseline") and t.params \
                 and t.number not in retried:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+    if created:
+        study.set_user_attr(QUEUED_ATTR, True)
+
+
+def _wait_for_queue(study: optuna.Study) -> None:
+    """Wait until the study's creator has queued its named candidates; a study with finished
+    trials (one from an older version, or a creator that died while queueing) is not waited on."""
+    end = time.monotonic() + QUEUE_WAIT
+    while not study.user_attrs.get(QUEUED_ATTR) and time.monotonic() < end:
+        if any(t.state in DONE for t in study.get_trials(deepcopy=False)):
+            return
+        time.sleep(0.1)
 
 
 def optimize(study: optuna.Study, obj: Objective, n_trials: int | None, timeout: float | None,

@@ -241,6 +241,9 @@ def test_eight_workers_started_at_once_on_an_empty_storage_share_one_study(kind,
     baselines = [t.user_attrs["baseline"] for t in trials if "baseline" in t.user_attrs]
     # queued once, each ran once: the baselines and the one preset a plain MLP has
     assert sorted(baselines) == sorted({*BASELINES, "lsuv", "zero_readout"})
+    # the joiners waited for the creator's queue: the named candidates are the first trials
+    assert sorted(t.number for t in trials if "baseline" in t.user_attrs) == \
+        list(range(len(baselines)))
     status = study_status(url, "array")  # a trial a worker began beyond N is no failure
     assert status.finished == 10 and status.counts["failed"] == 0
 
