@@ -2,16 +2,21 @@
 
 With ``train_steps=N`` (and no ``budget_steps``) a search may spend
 ``budget_fraction · N`` training steps (:data:`~autoinit.settings.DEFAULTS`), and
-:func:`plan_budget` shapes the search to fit: the richest of three shapes whose probes keep a
-useful length, each probe as long as the budget allows (at most ``probe_steps``, default 100):
+:func:`plan_budget` shapes the search to fit: the richest shape whose probes keep a useful
+length, each probe as long as the budget allows (at most ``probe_steps``, default 100):
 
 1. ``full``: the defaults (30 trials, ``Selection()``): probes of 100 steps must fit;
 2. ``lean``: the named candidates, 4 search trials, a selection round of the incumbent, the best
    preset and the best search trial re-run with 2 fresh seeds at the probe's length
    (``Selection(top=1, seeds=2, steps_factor=1)``): probes of at least 50 steps;
-3. ``named``: the named candidates alone, chosen by probe score (``Selection(seeds=0)``):
+3. ``halving``: the named candidates alone, each probed briefly (at least
+   :data:`MIN_SCREEN_STEPS`), then the two best re-run 4 times longer, and the longer probe
+   decides (``Selection(top=2, seeds=1, steps_factor=4, among_best=True)``): a short probe
+   ranks inits by their first descent, which is not where a training ends
+   (docs/search_cost.md), so it only screens;
+4. ``named``: the named candidates alone, chosen by probe score (``Selection(seeds=0)``):
    probes of at least :data:`MIN_PROBE_STEPS`;
-4. below that, the fewest named candidates that fit at :data:`MIN_PROBE_STEPS`, in the order
+5. below that, the fewest named candidates that fit at :data:`MIN_PROBE_STEPS`, in the order
    of :func:`priority` (the model's own init, PyTorch's default, the presets written for this
    architecture, then the others), with a one-line note.
 
@@ -19,7 +24,7 @@ The probes are as long as the shape allows: on the benchmark tasks, probes short
 a reserve for lengthening them separated beyond the noise anyway and ranked the recurrent
 tasks' inits worse (docs/search_cost.md). A shape with search trials holds one extra probe,
 the noise probe (the best named candidate re-run with the next seed: the margin of the early
-end and of the lengthening); the named shape holds it only when the budget could also probe the
+end and of the lengthening); the halving and named shapes hold it only when the budget could also probe the
 named candidates again at twice the length (``can_lengthen``: probes capped at 100 steps with
 budget to spare). Whether a lengthening fits is decided again when it is due: it uses the
 budget the search trials would have had.
@@ -34,8 +39,8 @@ an early end when the best candidate leads clearly.
 Example:
     >>> plan = plan_budget(700, ["pytorch_default", "xavier_normal", "kaiming_normal",
     ...                          "lecun_normal", "orthogonal", "lsuv", "zero_readout"])
-    >>> plan.shape, plan.probe_steps, plan.n_trials, plan.selection.seeds, plan.noise
-    ('named', 100, 7, 0, False)
+    >>> plan.shape, plan.probe_steps, plan.n_trials, plan.selection.top, plan.noise
+    ('halving', 46, 7, 2, False)
     >>> plan_budget(40, ["pytorch_default", "xavier_normal", "fixup", "lsuv"]).named
     ('pytorch_default', 'fixup')
 """
@@ -65,12 +70,14 @@ __all__ = ["EARLY_END_AFTER", "MAX_LENGTHENING", "MIN_PROBE_STEPS", "BudgetPlan"
            "priority", "steps_spent"]
 
 MIN_PROBE_STEPS = 20  # below this a probe says little more than the screening pass
+MIN_SCREEN_STEPS = 10  # the halving shape's first probes: they screen, the longer re-runs decide
 EARLY_END_AFTER = 5  # m: search trials in a row that must not come close before an early end
 MAX_LENGTHENING = 4  # the probes may be doubled twice at most
 # (shape, search trials beyond the named ones or None for n_trials, selection, shortest probe)
 _SHAPES: tuple[tuple[str, int | None, Selection, int], ...] = (
     ("full", None, Selection(), DEFAULTS.probe_steps),
     ("lean", 4, Selection(top=1, seeds=2, steps_factor=1.0), 50),
+    ("halving", 0, Selection(top=2, seeds=1, steps_factor=4.0, among_best=True), MIN_SCREEN_STEPS),
     ("named", 0, Selection(top=0, seeds=0, steps_factor=1.0), MIN_PROBE_STEPS),
 )
 
@@ -102,8 +109,11 @@ class BudgetPlan:
         of = f" ({self.budget_steps / train_steps:.2g} of the {train_steps}-step training)" \
             if train_steps else ""
         s = self.selection
-        rerun = f"a selection round of {s.seeds} seeds at {s.steps_factor:g}x the probe" \
-            if s.seeds else "chosen by probe score"
+        rerun = "chosen by probe score"
+        if s.among_best:
+            rerun = f"the best {s.top} re-run at {s.steps_factor:g}x the probe, the longer probe decides"
+        elif s.seeds:
+            rerun = f"a selection round of {s.seeds} seeds at {s.steps_factor:g}x the probe"
         return (f"budget {self.budget_steps} steps{of}: {len(self.named)} named candidates, up to "
                 f"{self.n_trials} trials of {self.probe_steps} probe steps, {rerun}")
 
@@ -141,7 +151,7 @@ def plan_budget(budget_steps: int, named: Sequence[str], own_init: bool = False,
     for shape, extra, sel, shortest in _SHAPES:
         trials = cap if extra is None else min(cap, n + extra)
         sel = selection or sel
-        units = trials + 1 + (sel.top + 2 + own) * sel.seeds * sel.steps_factor
+        units = trials + 1 + sel.members(own) * sel.seeds * sel.steps_factor
         searched = trials > n  # without search trials to end early on, a noise probe only
         # where a lengthening fits
         step = probe_steps or min(math.floor(budget_steps / (units - (not searched))),
@@ -170,7 +180,7 @@ def lengthen_fits(budget_steps: int, named: int, probe_steps: int, selection: Se
     """Whether ``budget_steps`` covers the named candidates and the noise probe at
     ``probe_steps``, then again at twice the length with the selection round there."""
     longer = 2 * probe_steps
-    rerun = (selection.top + 2 + own_init) * selection.seeds * max(1, round(
+    rerun = selection.members(own_init) * selection.seeds * max(1, round(
         longer * selection.steps_factor))
     return (named + 1) * (probe_steps + longer) + rerun <= budget_steps
 

@@ -285,7 +285,7 @@ def run_search(
         # a budgeted search times fewer bare steps: they are part of its cost
         clock.sample(8 if budget is None else 3)
         work.load_state_dict(initial)
-        members = selection.top + 2 + plan.model_init  # the selection round's, per seed
+        members = selection.members(plan.model_init)  # the selection round's, per seed
         stacked = choose_population(work, data, replace(config, rungs=()), population,
                                     members * selection.seeds, members, step)
         if show is not None:

@@ -44,12 +44,27 @@ class Selection:
     ``seeds=0`` nothing is re-run: the candidate with the best probe score among the incumbent,
     the best preset and the ``top`` search trials is chosen (what a budgeted search does when
     its budget holds no round, :mod:`autoinit.budget`).
+
+    With ``among_best=True`` the round is a halving step instead: the ``top`` candidates with
+    the best probe scores, whatever they are (baselines, presets, search trials), are re-run
+    ``steps_factor`` times longer, and the best re-run score is chosen. A short probe can only
+    screen (it ranks inits by their first descent, docs/search_cost.md); the longer one decides
+    among the few it kept. What a small budget does (:mod:`autoinit.budget`).
+
+    Example:
+        >>> Selection().members(own_init=True), Selection(top=2, among_best=True).members(True)
+        (5, 2)
     """
 
     top: int = 2
     seeds: int = 2
     steps_factor: float = 2.0
     rel_margin: float = 0.005
+    among_best: bool = False
+
+    def members(self, own_init: bool = False) -> int:
+        """How many candidates the round re-runs at most (each with ``seeds`` seeds)."""
+        return self.top if self.among_best else self.top + 2 + own_init
 
 
 def baseline_scores(study: optuna.Study) -> dict[str, float]:
@@ -73,7 +88,7 @@ def selection_steps(config: ProbeConfig, selection: Selection, own_init: bool = 
     """The most training steps the selection round can take (all its candidates re-run: the
     incumbent, the best preset, ``top`` search trials, and for a model with its own init the
     best other baseline)."""
-    return (selection.top + 2 + own_init) * selection.seeds * rerun_steps(config, selection)
+    return selection.members(own_init) * selection.seeds * rerun_steps(config, selection)
 
 
 def select(study: optuna.Study, obj: Objective, selection: Selection, config: ProbeConfig,
@@ -97,6 +112,8 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
     search_trials = (base_trials[1:2] if own else []) \
         + [t for t in complete if named[t.number] in presets][:1] \
         + [t for t in complete if not named[t.number]][: selection.top]
+    if selection.among_best:  # a halving step: the best few by probe score, whatever they are
+        base_trials, search_trials = [], complete[: selection.top]
     if not base_trials and not search_trials:
         failures = [t.user_attrs.get("failure")
                     for t in study.get_trials(deepcopy=False)]
@@ -129,14 +146,18 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
     cands = [Candidate(name, t.number, t.value, scores[i * n:(i + 1) * n], scheme)
              for i, (name, t, (scheme, _)) in enumerate(zip(names, rerun_trials, schemes,
                                                             strict=True))]
-    chosen, reason = choose(cands, bool(base_trials), selection)
+    chosen, reason = _halving(cands, longer.steps) if selection.among_best else \
+        choose(cands, bool(base_trials), selection)
     _store(study, selection, config, cands, chosen, reason)
     return cands, chosen, reason
 
 
 def _key(study: optuna.Study, selection: Selection, config: ProbeConfig) -> str:
     finished = sum(1 for _ in study.get_trials(deepcopy=False, states=DONE))
-    key = {"selection": asdict(selection), "steps": config.rung_ends[0], "seed": config.seed,
+    fields = asdict(selection)
+    if not selection.among_best:  # the key of a round as earlier versions stored it
+        del fields["among_best"]
+    key = {"selection": fields, "steps": config.rung_ends[0], "seed": config.seed,
            "lr": config.lr, "objective": config.objective, "finished": finished}
     if len(config.rung_ends) > 1:  # a single-rung key stays as earlier versions stored it
         key["rungs"] = len(config.rung_ends)
@@ -169,6 +190,13 @@ def reuse_selection(study: optuna.Study, obj: Objective, selection: Selection,
     chosen = next(c for c in cands if c.name == stored["chosen"])
     return cands, chosen, (f"{stored['reason']} [the selection round of an earlier run of this "
                            "study, reused: nothing was re-run]")
+
+
+def _halving(cands: list[Candidate], steps: int) -> tuple[Candidate, str]:
+    best = min(cands, key=lambda c: c.mean if math.isfinite(c.mean) else math.inf)
+    others = ", ".join(f"{c.name} {c.mean:.4f}" for c in cands if c is not best)
+    return best, (f"{best.name} chosen: the best of the {len(cands)} best probe scores re-run "
+                  f"for {steps} steps ({best.mean:.4f}; {others or 'no other'})")
 
 
 def choose(cands: list[Candidate], has_baseline: bool, selection: Selection

@@ -125,7 +125,7 @@ def part_tasks(args: argparse.Namespace) -> list[dict]:
         loss = None if data_.loop is not None else make_loss(None)
         data = ProbeData(batches, [data_.val], loss, data_.loop)
         config = ProbeConfig(steps=args.task_steps, eval_every=args.task_steps // 2, lr=data_.lr)
-        per_seed = selection.top + 2 + ModelPlan.of(model).model_init
+        per_seed = selection.members(ModelPlan.of(model).model_init)
         start = time.perf_counter()
         choice = choose_population(copy.deepcopy(model), data, config, None,
                                    per_seed * selection.seeds, per_seed,

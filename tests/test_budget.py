@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import optuna
 import pytest
@@ -14,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from autoinit.budget import (
     MIN_PROBE_STEPS,
+    MIN_SCREEN_STEPS,
     BudgetWatch,
     budget_of,
     lengthen_fits,
@@ -47,12 +49,15 @@ def test_a_large_budget_keeps_the_defaults():
 
 
 def test_the_shapes_get_leaner_as_the_budget_shrinks():
-    shapes = [plan_budget(b, NAMED) for b in (50_000, 2_000, 600, 100)]
-    assert [p.shape for p in shapes] == ["full", "lean", "named", "fewest"]
+    shapes = [plan_budget(b, NAMED) for b in (50_000, 2_000, 600, 140, 100)]
+    assert [p.shape for p in shapes] == ["full", "lean", "halving", "named", "fewest"]
     assert [p.probe_steps for p in shapes] == sorted((p.probe_steps for p in shapes), reverse=True)
-    lean, named, fewest = shapes[1:]
+    lean, halving, named, fewest = shapes[1:]
     assert lean.selection == Selection(top=1, seeds=2, steps_factor=1.0)
     assert lean.n_trials == len(NAMED) + 4
+    # every named candidate screened for 40 steps, the best two re-run for 160: 600 in all
+    assert (halving.probe_steps, halving.n_trials) == (40, len(NAMED))
+    assert halving.selection == Selection(top=2, seeds=1, steps_factor=4.0, among_best=True)
     assert named.selection.seeds == 0 and named.n_trials == len(NAMED)
     assert fewest.probe_steps == MIN_PROBE_STEPS and len(fewest.named) < len(NAMED)
     assert fewest.note.startswith("the budget of 100 steps cannot probe all 7 named candidates")
@@ -62,7 +67,8 @@ def test_the_shapes_get_leaner_as_the_budget_shrinks():
 def test_every_plan_fits_its_budget_with_probes_of_a_useful_length(budget):
     plan = plan_budget(budget, NAMED)
     assert _planned_steps(plan) <= budget
-    assert MIN_PROBE_STEPS <= plan.probe_steps <= DEFAULTS.probe_steps
+    shortest = MIN_SCREEN_STEPS if plan.shape == "halving" else MIN_PROBE_STEPS
+    assert shortest <= plan.probe_steps <= DEFAULTS.probe_steps
     # a noise probe only where it can change the answer: an early end or a lengthening
     assert plan.noise == (plan.n_trials > len(plan.named) or plan.can_lengthen)
 
@@ -78,7 +84,7 @@ def test_fewest_keeps_the_candidates_that_fit_the_model_first():
 
 
 def test_a_lengthening_fits_only_with_budget_to_spare():
-    assert not plan_budget(600, NAMED).can_lengthen  # all of it goes into 85-step probes
+    assert not plan_budget(600, NAMED).can_lengthen  # all of it goes into the halving
     assert lengthen_fits(3600, 7, 100, Selection(top=1, seeds=2, steps_factor=1.0))
     assert not lengthen_fits(3599, 7, 100, Selection(top=1, seeds=2, steps_factor=1.0))
 
@@ -221,3 +227,62 @@ def test_a_budget_below_one_minimal_probe_still_plans_one_candidate():
     plan = plan_budget(9, NAMED)
     assert plan.named == ("pytorch_default",) and plan.probe_steps == 9
     assert _planned_steps(plan) <= 9
+
+
+# ------------------------------------------------------------------------ the halving round
+
+class _Horizon:
+    """An objective whose candidates rank one way after a short probe and the other way after a
+    long one (as deep tanh MLPs do: docs/search_cost.md); it records what it re-ran."""
+
+    late = {"early_leader": 0.9, "runner_up": 0.3, "slow_starter": 0.1}
+
+    def __init__(self) -> None:
+        self.reran: list[tuple[str, int]] = []
+
+    def scheme_of(self, trial):
+        return _Named(trial.user_attrs["baseline"]), 1e-3
+
+    def probe(self, scheme, lr, config):
+        self.reran.append((scheme.name, config.steps))
+        return type("Result", (), {"score": self.late[scheme.name]})()
+
+
+@dataclass(frozen=True)
+class _Named:
+    name: str
+    seed: int = 0
+
+    def with_seed(self, seed: int) -> _Named:
+        return replace(self, seed=seed)
+
+
+def test_the_halving_round_reruns_the_best_few_longer_and_the_longer_probe_decides():
+    from autoinit.probe import ProbeConfig
+    from autoinit.selection import select
+
+    study = optuna.create_study()
+    for name, short in [("early_leader", 0.5), ("runner_up", 0.6), ("slow_starter", 0.7)]:
+        study.add_trial(create_trial(value=short, user_attrs={"baseline": name}))
+    obj, config = _Horizon(), ProbeConfig(steps=10)
+    halving = Selection(top=2, seeds=1, steps_factor=4.0, among_best=True)
+    cands, chosen, reason = select(study, obj, halving, config)
+    # only the two best short probes go on, 4x longer; the slow starter was screened out
+    assert obj.reran == [("early_leader", 40), ("runner_up", 40)]
+    assert [c.name for c in cands] == ["early_leader", "runner_up"]
+    assert chosen.name == "runner_up" and chosen.scores == [0.3]
+    assert reason.startswith("runner_up chosen: the best of the 2 best probe scores re-run for 40")
+    assert selection_steps(config, halving) == 2 * 40
+
+
+def test_a_small_budget_screens_every_named_candidate_then_reruns_the_best_two(tiny_loader):
+    result = run_search(tiny_mlp(), tiny_loader, train_steps=800, seed=0)
+    assert "the best 2 re-run at 4x the probe" in result.budget.plan
+    screen = result.budget.probe_steps
+    named = [t for t in result.study.trials if t.user_attrs.get("baseline")]
+    assert len(named) == len(result.study.trials)  # no search trial at this budget
+    assert [len(c.scores) for c in result.candidates] == [1, 1]
+    assert result.reason.startswith(f"{result.chosen} chosen: the best of the 2 best probe "
+                                    f"scores re-run for {4 * screen} steps")
+    best_two = sorted((t.value, t.user_attrs["baseline"]) for t in named)[:2]
+    assert {c.name for c in result.candidates} == {name for _, name in best_two}
