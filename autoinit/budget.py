@@ -101,8 +101,8 @@ class BudgetPlan:
     note: str | None = None
 
     @property
-    def prunes(self) -> bool:
-        """Whether the plan holds search trials (which the pruner may stop)."""
+    def searched(self) -> bool:
+        """Whether the plan holds search trials beyond the named candidates."""
         return self.n_trials > len(self.named)
 
     def describe(self, train_steps: int | None = None) -> str:
@@ -285,7 +285,7 @@ class BudgetWatch:
 def eval_every_of(probe_steps: int, budget: BudgetPlan | None) -> int:
     """Four held-out evaluations per probe; one, at its end, in a budgeted search that has no
     search trial to prune (its score is the final held-out loss)."""
-    if budget is not None and not budget.prunes:
+    if budget is not None and not budget.searched:
         return probe_steps
     return max(1, probe_steps // 4)
 

@@ -41,7 +41,7 @@ from autoinit.objective import Objective
 from autoinit.optuna_setup import quiet_optuna
 from autoinit.plan import ModelPlan
 from autoinit.population import population_unsupported
-from autoinit.population_choice import choose_population
+from autoinit.population_choice import PopulationChoice, choose_population
 from autoinit.population_stage import NamedPopulation
 from autoinit.presets import get_preset, list_presets
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, make_optimizer
@@ -286,8 +286,12 @@ def run_search(
         clock.sample(8 if budget is None else 3)
         work.load_state_dict(initial)
         members = selection.members(plan.model_init)  # the selection round's, per seed
-        stacked = choose_population(work, data, replace(config, rungs=()), population,
-                                    members * selection.seeds, members, step)
+        if population is None and budget is not None and not budget.searched:
+            # a few short probes: timing a population would cost more than it could save
+            stacked = PopulationChoice(1, reason=f"the {budget.shape} budget has no search trial")
+        else:
+            stacked = choose_population(work, data, replace(config, rungs=()), population,
+                                        members * selection.seeds, members, step)
         if show is not None:
             show.note(stacked.describe())
         work.load_state_dict(initial)

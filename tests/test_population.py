@@ -299,3 +299,17 @@ def test_a_population_that_breaks_leaves_stage_one_to_sequential_trials(tiny_loa
     many = run_search(tiny_mlp(), tiny_loader, **{**kwargs, "population": 4})
     assert [t.state for t in many.study.trials] == [t.state for t in one.study.trials]
     assert [t.value for t in many.study.trials] == [t.value for t in one.study.trials]
+
+
+def test_a_budget_with_no_search_trial_never_times_a_population(tiny_loader, monkeypatch):
+    """A few short probes: the measurement would cost more than stacking could save."""
+    import autoinit.search
+
+    timed = []
+    monkeypatch.setattr(autoinit.search, "choose_population",
+                        lambda *args, **kwargs: timed.append(args) or choose_population(
+                            *args, **kwargs))
+    result = run_search(tiny_mlp(), tiny_loader, train_steps=800, seed=0)
+    assert "re-run at 4x the probe" in result.budget.plan and not timed
+    assert result.population.size == 1
+    assert result.population.reason == "the halving budget has no search trial"
