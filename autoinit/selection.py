@@ -146,7 +146,8 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
     cands = [Candidate(name, t.number, t.value, scores[i * n:(i + 1) * n], scheme)
              for i, (name, t, (scheme, _)) in enumerate(zip(names, rerun_trials, schemes,
                                                             strict=True))]
-    chosen, reason = _halving(cands, longer.steps) if selection.among_best else \
+    chosen, reason = _halving(cands, longer.steps, selection.rel_margin) \
+        if selection.among_best else \
         choose(cands, bool(base_trials), selection)
     _store(study, selection, config, cands, chosen, reason)
     return cands, chosen, reason
@@ -192,11 +193,17 @@ def reuse_selection(study: optuna.Study, obj: Objective, selection: Selection,
                            "study, reused: nothing was re-run]")
 
 
-def _halving(cands: list[Candidate], steps: int) -> tuple[Candidate, str]:
+def _halving(cands: list[Candidate], steps: int, rel_margin: float) -> tuple[Candidate, str]:
     best = min(cands, key=lambda c: c.mean if math.isfinite(c.mean) else math.inf)
-    others = ", ".join(f"{c.name} {c.mean:.4f}" for c in cands if c is not best)
-    return best, (f"{best.name} chosen: the best of the {len(cands)} best probe scores re-run "
-                  f"for {steps} steps ({best.mean:.4f}; {others or 'no other'})")
+    others = [c for c in cands if c is not best]
+    reason = (f"{best.name} chosen: the best of the {len(cands)} best probe scores re-run for "
+              f"{steps} steps ({best.mean:.4f}; "
+              f"{', '.join(f'{c.name} {c.mean:.4f}' for c in others) or 'no other'})")
+    margin = rel_margin * abs(best.mean)
+    if any(abs(c.mean - best.mean) <= margin for c in others):
+        reason += (f"; within {margin:.4f} ({rel_margin:g} of the score) of each other, so the "
+                   "choice is close to a guess: a larger budget would decide")
+    return best, reason
 
 
 def choose(cands: list[Candidate], has_baseline: bool, selection: Selection

@@ -235,9 +235,8 @@ class _Horizon:
     """An objective whose candidates rank one way after a short probe and the other way after a
     long one (as deep tanh MLPs do: docs/search_cost.md); it records what it re-ran."""
 
-    late = {"early_leader": 0.9, "runner_up": 0.3, "slow_starter": 0.1}
-
-    def __init__(self) -> None:
+    def __init__(self, early_leader: float = 0.9) -> None:
+        self.late = {"early_leader": early_leader, "runner_up": 0.3, "slow_starter": 0.1}
         self.reran: list[tuple[str, int]] = []
 
     def scheme_of(self, trial):
@@ -272,7 +271,10 @@ def test_the_halving_round_reruns_the_best_few_longer_and_the_longer_probe_decid
     assert [c.name for c in cands] == ["early_leader", "runner_up"]
     assert chosen.name == "runner_up" and chosen.scores == [0.3]
     assert reason.startswith("runner_up chosen: the best of the 2 best probe scores re-run for 40")
-    assert selection_steps(config, halving) == 2 * 40
+    assert selection_steps(config, halving) == 2 * 40 and "a guess" not in reason
+    study.set_user_attr("autoinit.selection", None)  # not the stored round
+    reason = select(study, _Horizon(early_leader=0.3001), halving, config)[2]  # a close call
+    assert reason.endswith("so the choice is close to a guess: a larger budget would decide")
 
 
 def test_a_small_budget_screens_every_named_candidate_then_reruns_the_best_two(tiny_loader):
