@@ -272,7 +272,6 @@ def test_the_halving_round_reruns_the_best_few_longer_and_the_longer_probe_decid
     assert chosen.name == "runner_up" and chosen.scores == [0.3]
     assert reason.startswith("runner_up chosen: the best of the 2 best probe scores re-run for 40")
     assert selection_steps(config, halving) == 2 * 40 and "a guess" not in reason
-    study.set_user_attr("autoinit.selection", None)  # not the stored round
     reason = select(study, _Horizon(early_leader=0.3001), halving, config)[2]  # a close call
     assert reason.endswith("so the choice is close to a guess: a larger budget would decide")
 
