@@ -67,7 +67,7 @@ FIXED = ("pytorch_default", "xavier_normal", "kaiming_normal", "lecun_normal", "
 PRESETS = ("dcgan",)  # autoinit's preset baselines, run where they apply (space.baseline_names)
 # tasks trained by their own loop (Task.fit_kwargs["train_step"]) run these methods only: the
 # external initializers and the controls assume one loss and one optimizer
-LOOP_METHODS = FIXED + PRESETS + ("autoinit",)
+LOOP_METHODS = FIXED + PRESETS + ("autoinit", "autoinit_budget")
 EXTERNAL = ("lsuv", "gradinit", "metainit", "anyinit_analytic", "anyinit_empirical", "fixup",
             "skipinit", "tfixup", "fixup_resnet", "gpt2", "forget_bias", "chrono")
 SEARCHED = ("autoinit", "autoinit_lr", "autoinit_lean", "autoinit_budget")
