@@ -287,3 +287,20 @@ def test_a_small_budget_screens_every_named_candidate_then_reruns_the_best_two(t
                                     f"scores re-run for {4 * screen} steps")
     best_two = sorted((t.value, t.user_attrs["baseline"]) for t in named)[:2]
     assert {c.name for c in result.candidates} == {name for _, name in best_two}
+
+
+def test_the_halving_replay_picks_as_the_rule_says():
+    """scripts/halving_replay.py: named takes the best 2L-step probe; halving keeps the best two
+    L-step probes and takes the better of them at 3L."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+    from halving_replay import choices
+
+    probes = {"fast": {"50": 1.0, "100": 0.5, "150": 0.45}, "slow": {"50": 1.2, "100": 0.6,
+                                                                     "150": 0.30},
+              "bad": {"50": 2.0, "100": 0.4, "150": 0.1}}
+    record = {"full": {"fast": {"metric": -80.0}, "slow": {"metric": -90.0}, "bad": {"metric": -95.0}},
+              "probes": {k: {"old": v} for k, v in probes.items()}}
+    assert choices(record, 50) == ("bad", "bad", "slow")
