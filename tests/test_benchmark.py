@@ -157,3 +157,17 @@ def test_parallel_processes_keep_each_others_seeds(tmp_path):
     saved = json.loads((tmp_path / "runs" / "t.json").read_text())["seeds"]
     assert {s: saved[s]["methods"]["autoinit"]["test_loss"] for s in ("3", "4")} == {"3": 3.0,
                                                                                    "4": 4.0}
+
+
+def test_merge_runs_copies_the_named_methods_and_records_where_they_came_from():
+    from merge_runs import merge
+
+    target = {"seeds": {"0": {"methods": {"a": {"v": 1}, "b": {"v": 2}}}}}
+    source = {"seeds": {"0": {"methods": {"a": {"v": 9}, "b": {"v": 8}}},
+                        "1": {"bare_step_seconds": [0.1], "methods": {"a": {"v": 7}}}},
+              "environment": {"commit": "x"}}
+    assert merge(source, target, ["a"]) == [("0", "a"), ("1", "a")]
+    assert target["seeds"]["0"]["methods"] == {"a": {"v": 9}, "b": {"v": 2}}
+    assert target["seeds"]["1"] == {"bare_step_seconds": [0.1], "methods": {"a": {"v": 7}}}
+    assert target["earlier_runs"] == [{"commit": "x", "merged_methods": ["a"]}]
+    assert merge(source, target, []) == []  # by default only what the target lacks
