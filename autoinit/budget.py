@@ -24,9 +24,9 @@ The probes are as long as the shape allows: on the benchmark tasks, probes short
 a reserve for lengthening them separated beyond the noise anyway and ranked the recurrent
 tasks' inits worse (docs/search_cost.md). A shape with search trials holds one extra probe,
 the noise probe (the best named candidate re-run with the next seed: the margin of the early
-end and of the lengthening); the halving and named shapes hold it only when the budget could also probe the
-named candidates again at twice the length (``can_lengthen``: probes capped at 100 steps with
-budget to spare). Whether a lengthening fits is decided again when it is due: it uses the
+end and of the lengthening); the halving and named shapes hold it only when the budget could
+also probe the named candidates again at twice the length (``can_lengthen``: probes capped at
+100 steps with budget to spare). Whether a lengthening fits is decided again when it is due: it uses the
 budget the search trials would have had.
 
 ``probe_steps`` and ``selection`` given explicitly are used as given; ``n_trials`` caps the
