@@ -58,12 +58,12 @@ from optuna.trial import TrialState
 from autoinit.errors import ConfigError
 from autoinit.model_init import MODEL_DEFAULT
 from autoinit.presets import list_presets
+from autoinit.probe import ProbeConfig
 from autoinit.selection import Selection, selection_steps
 from autoinit.settings import DEFAULTS, check_option
 
 if TYPE_CHECKING:
     from autoinit.objective import Objective
-    from autoinit.probe import ProbeConfig
 
 __all__ = ["EARLY_END_AFTER", "MAX_LENGTHENING", "MIN_PROBE_STEPS", "BudgetPlan", "BudgetWatch",
            "affordable", "budget_of", "eval_every_of", "lengthen_fits", "noise_probe", "plan_budget",
@@ -180,8 +180,7 @@ def lengthen_fits(budget_steps: int, named: int, probe_steps: int, selection: Se
     """Whether ``budget_steps`` covers the named candidates and the noise probe at
     ``probe_steps``, then again at twice the length with the selection round there."""
     longer = 2 * probe_steps
-    rerun = selection.members(own_init) * selection.seeds * max(1, round(
-        longer * selection.steps_factor))
+    rerun = selection_steps(ProbeConfig(steps=longer), selection, own_init)
     return (named + 1) * (probe_steps + longer) + rerun <= budget_steps
 
 

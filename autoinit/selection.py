@@ -102,18 +102,7 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
     study holds no new trial."""
     complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                       key=lambda t: t.value)
-    presets = set(list_presets())
-    named = {t.number: t.user_attrs.get("baseline") for t in complete}
-    base_trials = [t for t in complete if named[t.number] and named[t.number] not in presets]
-    # the model's own init, where it has one, is the incumbent: what the user has without us;
-    # the best other baseline then joins the challengers
-    base_trials.sort(key=lambda t: named[t.number] != MODEL_DEFAULT)
-    own = bool(base_trials) and named[base_trials[0].number] == MODEL_DEFAULT
-    search_trials = (base_trials[1:2] if own else []) \
-        + [t for t in complete if named[t.number] in presets][:1] \
-        + [t for t in complete if not named[t.number]][: selection.top]
-    if selection.among_best:  # a halving step: the best few by probe score, whatever they are
-        base_trials, search_trials = [], complete[: selection.top]
+    base_trials, search_trials = _contenders(complete, selection)
     if not base_trials and not search_trials:
         failures = [t.user_attrs.get("failure")
                     for t in study.get_trials(deepcopy=False)]
@@ -151,6 +140,25 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
         choose(cands, bool(base_trials), selection)
     _store(study, selection, config, cands, chosen, reason)
     return cands, chosen, reason
+
+
+def _contenders(complete: list[optuna.trial.FrozenTrial], selection: Selection
+                ) -> tuple[list[optuna.trial.FrozenTrial], list[optuna.trial.FrozenTrial]]:
+    """The round's baselines (the incumbent first) and its challengers, from the complete trials
+    best first; a halving step has no incumbent: the best few by probe score, whatever they are."""
+    if selection.among_best:
+        return [], complete[: selection.top]
+    presets = set(list_presets())
+    named = {t.number: t.user_attrs.get("baseline") for t in complete}
+    base_trials = [t for t in complete if named[t.number] and named[t.number] not in presets]
+    # the model's own init, where it has one, is the incumbent: what the user has without us;
+    # the best other baseline then joins the challengers
+    base_trials.sort(key=lambda t: named[t.number] != MODEL_DEFAULT)
+    own = bool(base_trials) and named[base_trials[0].number] == MODEL_DEFAULT
+    search_trials = (base_trials[1:2] if own else []) \
+        + [t for t in complete if named[t.number] in presets][:1] \
+        + [t for t in complete if not named[t.number]][: selection.top]
+    return base_trials, search_trials
 
 
 def _key(study: optuna.Study, selection: Selection, config: ProbeConfig) -> str:

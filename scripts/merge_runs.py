@@ -26,7 +26,8 @@ def merge(source: dict, target: dict, methods: list[str]) -> list[tuple[str, str
         into = target["seeds"].setdefault(
             seed, {"methods": {}, **{k: v for k, v in record.items() if k != "methods"}})
         for method, run in record["methods"].items():
-            if method in methods if methods else method not in into["methods"]:
+            wanted = method in methods if methods else method not in into["methods"]
+            if wanted:
                 into["methods"][method] = run
                 added.append((seed, method))
     if added and source.get("environment"):
