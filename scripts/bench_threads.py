@@ -76,6 +76,35 @@ def one_run(one_thread: bool, extra: list[str], job: str = "search") -> dict:
             "cost_line": cost.group(0) if cost else None}
 
 
+def paired_ratios(runs: list[dict]) -> list[float]:
+    """Defaults over one thread, per pair of runs made back to back (the load drifts less
+    within a pair than across the whole benchmark).
+
+    >>> paired_ratios([{"setting": "defaults", "wall_s": 2.0},
+    ...                {"setting": "OMP_NUM_THREADS=1", "wall_s": 4.0}])
+    [0.5]
+    """
+    ratios = []
+    for a, b in zip(runs[::2], runs[1::2], strict=True):
+        walls = {a["setting"]: a["wall_s"], b["setting"]: b["wall_s"]}
+        ratios.append(walls["defaults"] / walls["OMP_NUM_THREADS=1"])
+    return ratios
+
+
+def median_interval(values: list[float], resamples: int = 2000) -> tuple[float, float]:
+    """95 % bootstrap interval of the median (numpy's generator, seed 0).
+
+    >>> median_interval([1.0, 1.0, 1.0])
+    (1.0, 1.0)
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    draws = rng.choice(np.asarray(values), size=(resamples, len(values)))
+    low, high = np.quantile(np.median(draws, axis=1), [0.025, 0.975])
+    return float(low), float(high)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--job", choices=("search", "compare"), default="search")
@@ -101,13 +130,20 @@ def main(argv: list[str] | None = None) -> int:
     median = {s: statistics.median(r["wall_s"] for r in runs if r["setting"] == s)
               for s in ("defaults", "OMP_NUM_THREADS=1")}
     ratio = median["defaults"] / median["OMP_NUM_THREADS=1"]
+    paired = paired_ratios(runs)
+    low, high = median_interval(paired)
     print(f"median wall: defaults {median['defaults']:.1f} s, OMP_NUM_THREADS=1 "
           f"{median['OMP_NUM_THREADS=1']:.1f} s; ratio {ratio:.2f} (target <= 1.0)")
+    print(f"paired ratios (each pair run back to back): median {statistics.median(paired):.3f} "
+          f"[{low:.3f}, {high:.3f}] (95 % bootstrap), defaults slower in "
+          f"{sum(r > 1 for r in paired)} of {len(paired)} pairs")
     if args.out:
         args.out.write_text(json.dumps({
             "command": f"python scripts/bench_threads.py {' '.join(argv or sys.argv[1:])}".strip(),
             "job": args.job, "study": "studies/deep_relu_mlp.toml", "extra_flags": extra, "runs": runs,
-            "median_wall_s": median, "ratio": ratio, "cpu_count": os.cpu_count(),
+            "median_wall_s": median, "ratio": ratio, "paired_ratios": paired,
+            "paired_ratio_median": statistics.median(paired), "paired_ratio_interval": [low, high],
+            "cpu_count": os.cpu_count(),
             "cpu": platform.processor() or platform.machine(),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}, indent=2) + "\n")
     return 0
