@@ -204,10 +204,12 @@ def _embedding_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam
 
 
 _RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+_CELL_MODES = {nn.LSTMCell: "LSTM", nn.GRUCell: "GRU"}  # cells pack their gates as RNNs do
 
 
 def _rnn_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
-    mode = getattr(module, "mode", "RNN_TANH")
+    mode = getattr(module, "mode", None) or next(
+        (m for cls, m in _CELL_MODES.items() if isinstance(module, cls)), "RNN_TANH")
     kind = {"LSTM": "lstm", "GRU": "gru"}.get(mode, "rnn")
     gates = _RNN_GATES.get(mode, 1)
     if name.startswith("weight_hr"):  # LSTM projection (proj, hidden)
@@ -243,6 +245,7 @@ register_layer_kind(nn.modules.conv._ConvNd, _conv_rule)
 register_layer_kind(nn.Embedding, _embedding_rule)
 register_layer_kind(nn.EmbeddingBag, _embedding_rule)
 register_layer_kind(nn.RNNBase, _rnn_rule)
+register_layer_kind(nn.RNNCellBase, _rnn_rule)
 register_layer_kind(nn.MultiheadAttention, _mha_rule)
 for _cls in (
     nn.modules.batchnorm._NormBase,

@@ -85,7 +85,7 @@ _ACT_FUNCS = {
 _ACT_METHODS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "relu_": "relu"}
 _ADDS = {operator.add, operator.iadd, torch.add}
 _PASS_THROUGH = {nn.Dropout, nn.Identity, nn.Flatten}
-_NOT_LAYERS = (nn.Embedding, nn.EmbeddingBag, nn.RNNBase, nn.MultiheadAttention)
+_NOT_LAYERS = (nn.Embedding, nn.EmbeddingBag, nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)
 
 
 def describe_model(model: nn.Module, *, include_frozen: bool = False,

@@ -194,6 +194,22 @@ def test_rnn_kaiming_per_block_std(cls, gates):
     assert not torch.equal(b[0], b[1])
 
 
+
+@pytest.mark.parametrize(("cell", "gates", "kind"),
+                         [(nn.LSTMCell(5, 12), 4, "lstm"), (nn.GRUCell(5, 12), 3, "gru"),
+                          (nn.RNNCell(5, 12), 1, "rnn")])
+def test_rnn_cells_pack_their_gates_like_rnns(cell, gates, kind):
+    s = spec_map(cell)
+    assert (s["weight_ih"].kind, s["weight_ih"].blocks, s["weight_ih"].fan_in,
+            s["weight_ih"].fan_out) == (kind, gates, 5, 12)
+    assert (s["weight_hh"].blocks, s["weight_hh"].fan_in) == (gates, 12)
+    assert (s["bias_ih"].param_type, s["bias_ih"].blocks) == ("bias", gates)
+    assert all(x.known for x in s.values())
+    apply_scheme(cell, one_group(cell, "orthogonal", seed=2))
+    for block in blocks_of(cell.weight_hh, gates):  # each gate's (12, 12) block on its own
+        assert_orthonormal_rows(block)
+
+
 def test_mha_in_proj_three_blocks():
     mha = nn.MultiheadAttention(16, 2)
     s = spec_map(mha)
