@@ -284,7 +284,8 @@ def describe_params(
     (``requires_grad=False``) are left out unless ``include_frozen``. ``only`` and ``exclude``
     are regular expressions matched (``re.search``) against full parameter names.
     Parameters of modules no rule knows are described by torch's convention, with one warning
-    per module class; their specs have ``known=False``.
+    per module class; their specs have ``known=False``. Complex parameters are left alone, with
+    one warning each.
     """
     only_re = _compile_patterns(only, "only")
     exclude_re = _compile_patterns(exclude, "exclude")
@@ -308,11 +309,16 @@ def describe_params(
                 continue
             if exclude_re and any(p.search(name) for p in exclude_re):
                 continue
+            if tensor.is_complex():
+                _warn_once(f"complex {name}", f"parameter {name!r} is complex; autoinit's "
+                           "families draw real values, so it is left as it is")
+                continue
             fact = rule(module, local, tensor) if rule else None
             known = fact is not None
             if fact is None and rule is None:
                 fact = _fallback(local, tensor)
-                _warn_unknown(module, name)
+                if fact is not None:  # a parameter left alone assumes nothing
+                    _warn_once(type(module).__name__, _unknown(module, name))
             if fact is None:
                 continue
             specs.append(
@@ -338,15 +344,16 @@ def _packed(fact: LayerParam, name: str) -> LayerParam:
     return replace(fact, blocks=blocks, fan_out=fact.fan_out // blocks)
 
 
-def _warn_unknown(module: nn.Module, name: str) -> None:
-    type_name = type(module).__name__
-    if type_name not in _warned_types:
-        _warned_types.add(type_name)
-        warnings.warn(
-            f"no layer rule for {type_name} (parameter {name!r}); assuming torch's (out, in, "
-            "*kernel) convention. Describe it with autoinit.register_layer_kind.",
-            stacklevel=3,
-        )
+def _unknown(module: nn.Module, name: str) -> str:
+    return (f"no layer rule for {type(module).__name__} (parameter {name!r}); assuming torch's "
+            "(out, in, *kernel) convention. Describe it with autoinit.register_layer_kind.")
+
+
+def _warn_once(key: str, message: str) -> None:
+    """Warn (at ``describe_params``' caller) the first time ``key`` comes up in this process."""
+    if key not in _warned_types:
+        _warned_types.add(key)
+        warnings.warn(message, stacklevel=3)
 
 
 def _compile_patterns(patterns: Iterable[str] | str | None, field: str) -> list[re.Pattern]:

@@ -10,7 +10,14 @@ import torch
 from scipy import stats
 from torch import nn
 
-from autoinit import ConfigError, GroupRule, InitScheme, apply_scheme, register_layer_kind
+from autoinit import (
+    ConfigError,
+    GroupRule,
+    InitScheme,
+    apply_scheme,
+    register_layer_kind,
+    uniform_scheme,
+)
 from autoinit import layers as layers_mod
 from autoinit.apply import model_parameters
 from autoinit.layers import LayerParam, describe_params, in_out_rule
@@ -339,6 +346,40 @@ def test_unknown_module_warns_once_per_class(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         describe_params(model)
+
+
+
+def test_a_one_dim_parameter_left_alone_warns_of_no_convention(monkeypatch):
+    monkeypatch.setattr(layers_mod, "_warned_types", set())
+    net = nn.Sequential(nn.Linear(4, 6), nn.PReLU(6), nn.Linear(6, 2))
+    before = net[1].weight.detach().clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PReLU's slopes are left alone: nothing to warn of
+        s = spec_map(net)
+        apply_scheme(net, uniform_scheme(net, "kaiming_normal"))
+    assert "1.weight" not in s
+    assert torch.equal(net[1].weight, before)
+
+
+def test_complex_parameters_are_left_alone_with_one_warning(monkeypatch):
+    monkeypatch.setattr(layers_mod, "_warned_types", set())
+
+    class Spectral(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(6, 6, dtype=torch.cfloat))
+            self.out = nn.Linear(6, 2)
+
+    net = Spectral()
+    before = net.w.detach().clone()
+    with pytest.warns(UserWarning, match="'w' is complex") as record:
+        s = spec_map(net)
+    assert list(s) == ["out.weight", "out.bias"]
+    assert len(record) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per parameter
+        apply_scheme(net, uniform_scheme(net, "orthogonal"))
+    assert torch.equal(net.w, before)  # its imaginary part is kept, not zeroed
 
 
 # ----------------------------------------------------------------------- describe_params
