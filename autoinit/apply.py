@@ -4,7 +4,8 @@ Every parameter draws from its own ``torch.Generator``, seeded from the scheme's
 parameter's name, on CPU; values are then copied to the parameter's device and dtype. So the same
 scheme and seed give bit-identical weights in any process, changing one group leaves the others'
 draws unchanged, and the global RNG is never touched. A rule's multiplier and depth factor
-``L**α`` then scale the drawn weights (a factor of exactly 0 writes exact zeros).
+``L**α`` then scale the drawn weights (a factor of exactly 0 writes exact zeros). An
+embedding's ``padding_idx`` row is zero under every family, as ``reset_parameters`` leaves it.
 
 Example:
     >>> import torch.nn as nn
@@ -98,7 +99,16 @@ def apply_scheme(model: nn.Module, scheme: InitScheme) -> nn.Module:
                 module = modules[spec.module_name]
                 if isinstance(module, nn.modules.batchnorm._NormBase):
                     module.reset_running_stats()
+                if spec.param_type == "weight" and _padding_row(module) is not None:
+                    tensor[_padding_row(module)] = 0  # as torch's reset: padding reads zeros
     return model
+
+
+def _padding_row(module: nn.Module) -> int | None:
+    """The row of an embedding table that padding tokens read (and never train), if any."""
+    if isinstance(module, nn.Embedding | nn.EmbeddingBag):
+        return module.padding_idx
+    return None
 
 
 def block_factors(spec: ParamSpec, rule: GroupRule, depth: int) -> list[float]:

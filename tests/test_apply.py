@@ -501,3 +501,14 @@ def test_query_part_scales_the_query_block_and_the_depth_factor_the_value_block(
     q, k, v = apply_scheme(copy.deepcopy(mha), scheme).in_proj_weight.chunk(3)
     assert not q.any()
     assert torch.equal(k, w0.chunk(3)[1]) and torch.equal(v, w0.chunk(3)[2] * 0.5)
+
+
+@pytest.mark.parametrize("family", ["kaiming_normal", "orthogonal", "xavier_uniform", "pytorch_default"])
+def test_embedding_padding_row_stays_zero_under_every_family(family):
+    net = nn.ModuleDict({"emb": nn.Embedding(10, 4, padding_idx=2),
+                         "bag": nn.EmbeddingBag(10, 4, padding_idx=0), "plain": nn.Embedding(10, 4)})
+    apply_scheme(net, uniform_scheme(net, family, seed=5))
+    assert torch.count_nonzero(net["emb"].weight[2]) == 0
+    assert torch.count_nonzero(net["bag"].weight[0]) == 0
+    assert torch.count_nonzero(net["emb"].weight[3]) == 4  # the other rows are drawn
+    assert torch.count_nonzero(net["plain"].weight[0]) == 4  # no padding_idx: nothing zeroed
