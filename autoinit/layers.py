@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrizations, parametrize
 
 from autoinit.errors import ConfigError
 
@@ -285,14 +286,15 @@ def describe_params(
     are regular expressions matched (``re.search``) against full parameter names.
     Parameters of modules no rule knows are described by torch's convention, with one warning
     per module class; their specs have ``known=False``. Complex parameters are left alone, with
-    one warning each.
+    one warning each. A tensor under ``torch.nn.utils.parametrize`` is described by its
+    module's rule through its original (``spectral_norm``'s, ``weight_norm``'s direction); an
+    ``orthogonal`` one is left alone.
     """
     only_re = _compile_patterns(only, "only")
     exclude_re = _compile_patterns(exclude, "exclude")
     seen: set[int] = set()
     specs: list[ParamSpec] = []
     for module_name, module in model.named_modules():
-        rule = _rule_for(module)
         for local, tensor in module.named_parameters(recurse=False):
             if id(tensor) in seen:
                 continue
@@ -313,12 +315,18 @@ def describe_params(
                 _warn_once(f"complex {name}", f"parameter {name!r} is complex; autoinit's "
                            "families draw real values, so it is left as it is")
                 continue
-            fact = rule(module, local, tensor) if rule else None
+            owner, as_name = module, local
+            if isinstance(module, parametrize.ParametrizationList):
+                if not _drawn_original(module, local):
+                    continue
+                owner, as_name = _parametrized(model, module_name)
+            rule = _rule_for(owner)
+            fact = rule(owner, as_name, tensor) if rule else None
             known = fact is not None
             if fact is None and rule is None:
-                fact = _fallback(local, tensor)
+                fact = _fallback(as_name, tensor)
                 if fact is not None:  # a parameter left alone assumes nothing
-                    _warn_once(type(module).__name__, _unknown(module, name))
+                    _warn_once(type(owner).__name__, _unknown(owner, name))
             if fact is None:
                 continue
             specs.append(
@@ -332,6 +340,22 @@ def describe_params(
                 )
             )
     return specs
+
+
+def _drawn_original(plist: parametrize.ParametrizationList, local: str) -> bool:
+    """Whether an original of a parametrized tensor takes a family's draw: not under
+    ``orthogonal`` (orthogonal whatever its original holds) and not weight norm's magnitude
+    ``original0`` (:func:`autoinit.apply.apply_scheme` sets it to the drawn direction's norm)."""
+    if any(isinstance(p, parametrizations._Orthogonal) for p in plist):
+        return False
+    return not (local == "original0" and isinstance(plist[0], parametrizations._WeightNorm))
+
+
+def _parametrized(model: nn.Module, list_name: str) -> tuple[nn.Module, str]:
+    """The module holding a parametrized tensor and the tensor's name, from the name of its
+    ``ParametrizationList`` (``<module>.parametrizations.<tensor>``)."""
+    holder, _, tensor = list_name.rpartition(".")
+    return model.get_submodule(holder.rpartition(".")[0]), tensor
 
 
 def _packed(fact: LayerParam, name: str) -> LayerParam:

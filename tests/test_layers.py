@@ -382,6 +382,24 @@ def test_complex_parameters_are_left_alone_with_one_warning(monkeypatch):
     assert torch.equal(net.w, before)  # its imaginary part is kept, not zeroed
 
 
+
+def test_parametrized_tensors_are_described_by_their_layers_rule(monkeypatch):
+    monkeypatch.setattr(layers_mod, "_warned_types", set())
+    P = nn.utils.parametrizations
+    net = nn.Sequential(P.weight_norm(nn.Linear(8, 16)), P.spectral_norm(nn.Conv2d(3, 6, 3)),
+                        P.orthogonal(nn.Linear(16, 16)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "no layer rule for ParametrizationList"
+        s = spec_map(net)
+    v, sn = s["0.parametrizations.weight.original1"], s["1.parametrizations.weight.original"]
+    assert (v.kind, v.param_type, v.fan_in, v.fan_out, v.known) == ("linear", "weight", 8, 16, True)
+    assert (sn.kind, sn.fan_in, sn.fan_out) == ("conv", 27, 54)
+    # weight norm's magnitude follows the direction; an orthogonal weight is orthogonal anyway
+    assert "0.parametrizations.weight.original0" not in s
+    assert "2.parametrizations.weight.original" not in s
+    assert {"0.bias", "1.bias", "2.bias"} <= set(s)
+
+
 # ----------------------------------------------------------------------- describe_params
 
 

@@ -148,6 +148,17 @@ def test_rnn_cell_stepped_in_a_loop_gets_rnn_roles_and_leaves_the_head_its_role(
     assert roles(nn.RNNCell(4, 8, nonlinearity="relu"))["weight_hh"] == ("rnn_hh", "relu")
 
 
+
+def test_a_parametrized_layers_weight_has_its_layers_role():
+    P = nn.utils.parametrizations
+    net = nn.Sequential(P.weight_norm(nn.Linear(4, 8)), nn.ReLU(), P.spectral_norm(nn.Linear(8, 8)),
+                        nn.ReLU(), P.weight_norm(nn.Linear(8, 2)))
+    r = roles(net)
+    assert r["0.parametrizations.weight.original1"] == r["0.bias"] == ("input", "relu")
+    assert r["2.parametrizations.weight.original"] == r["2.bias"] == ("hidden", "relu")
+    assert r["4.parametrizations.weight.original1"] == r["4.bias"] == ("head", "linear")
+
+
 def test_untraceable_model_uses_heuristics():
     class Branchy(nn.Module):
         def __init__(self):
