@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from autoinit.batches import LossFn, make_loss
+from autoinit.batches import LossFn, eager, make_loss
 from autoinit.roles import Layer, describe_model
 
 __all__ = ["Diagnosis", "LayerRecord", "diagnose"]
@@ -102,7 +102,7 @@ def diagnose(model: nn.Module, batch: Any, loss_fn: str | nn.Module | LossFn | N
     hooks = [modules[name].register_forward_hook(_recorder(name, outputs)) for name in layers]
     try:
         model.zero_grad(set_to_none=True)
-        value = loss(model, batch)
+        value = loss(eager(model), batch)  # a compiled graph would skip the hooks
         value.backward()
     finally:
         for h in hooks:

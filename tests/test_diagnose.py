@@ -107,3 +107,14 @@ def test_unknown_layers_are_listed():
         d = diagnose(net, (X, Y))
     assert d.unknown == ["0.mat"]
     assert "0.mat" in d.table() and d.to_dict()["unknown"] == ["0.mat"]
+
+
+
+def test_a_compiled_model_already_run_is_measured_like_the_plain_one():
+    torch._dynamo.reset()  # what is traced and cached depends on what ran before
+    net = _fill(_net(nn.Tanh, depth=3), 0.2)
+    compiled = torch.compile(net, backend="eager")
+    nn.functional.cross_entropy(compiled(X), Y).backward()  # traced before diagnose's hooks
+    records = diagnose(compiled, (X, Y)).records
+    assert [r.name for r in records] == [f"_orig_mod.{i}" for i in (0, 2, 4, 6)]
+    assert [r.act_std for r in records] == [r.act_std for r in diagnose(net, (X, Y)).records]
