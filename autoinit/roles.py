@@ -33,7 +33,8 @@ from torch import fx, nn
 
 from autoinit.layers import ParamSpec, _rule_for, describe_params
 
-__all__ = ["ROLES", "Layer", "RoleRule", "assign_roles", "describe_model", "register_role_rule"]
+__all__ = ["ROLES", "Layer", "RoleRule", "assign_roles", "describe_model", "layer_of",
+           "register_role_rule"]
 
 ROLES = (
     "embedding", "input", "hidden", "residual_out", "attn_qkv", "attn_out",
@@ -104,16 +105,16 @@ def assign_roles(model: nn.Module, specs: list[ParamSpec]) -> list[Layer]:
     rank = {name: i for i, name in enumerate(order)}
     # Every module holding a matrix counts for "which layer is last", also when its weight is
     # tied to an embedding or frozen (and so not among the specs).
-    owners = [_layer_of(n) for n, m in model.named_modules()
+    owners = [layer_of(n) for n, m in model.named_modules()
               if not isinstance(m, _NOT_LAYERS) and any(p.dim() >= 2 for p in m.parameters(False))]
     layers = sorted(owners, key=lambda n: rank.get(n, len(rank)))
-    first_param_module = min((_layer_of(s.module_name) for s in specs),
+    first_param_module = min((layer_of(s.module_name) for s in specs),
                              key=lambda n: rank.get(n, len(rank)), default=None)
     modules = dict(model.named_modules())
     fallback_act = _dominant_activation(model)
     out = []
     for s in specs:
-        at = replace(s, module_name=_layer_of(s.module_name))
+        at = replace(s, module_name=layer_of(s.module_name))
         role, act = next((r for r in (rule(model, s) for rule in _ROLE_RULES) if r), None) or \
             _role_of(at, modules, graph, layers, first_param_module, fallback_act)
         branch = graph.branch_layers.get(at.module_name, 0) if graph and role == "residual_out" else 0
@@ -121,9 +122,14 @@ def assign_roles(model: nn.Module, specs: list[ParamSpec]) -> list[Layer]:
     return out
 
 
-def _layer_of(module_name: str) -> str:
+def layer_of(module_name: str) -> str:
     """The layer a module belongs to: a parametrized tensor's ``ParametrizationList``
-    (``<layer>.parametrizations.<tensor>``, ``torch.nn.utils.parametrize``) belongs to its layer."""
+    (``<layer>.parametrizations.<tensor>``, ``torch.nn.utils.parametrize``) belongs to its layer.
+
+    Example:
+        >>> layer_of("enc.0.parametrizations.weight"), layer_of("enc.0")
+        ('enc.0', 'enc.0')
+    """
     return _PARAMETRIZED.sub("", module_name)
 
 
