@@ -315,6 +315,12 @@ def describe_params(
                 _warn_once(f"complex {name}", f"parameter {name!r} is complex; autoinit's "
                            "families draw real values, so it is left as it is")
                 continue
+            if hooked := _hooked_norm(module):
+                raise ConfigError(
+                    f"module {module_name!r} uses torch.nn.utils.{hooked}, whose forward hook "
+                    f"keeps its weight outside the parameters; use "
+                    f"torch.nn.utils.parametrizations.{hooked} instead"
+                )
             owner, as_name = module, local
             if isinstance(module, parametrize.ParametrizationList):
                 if not _drawn_original(module, local):
@@ -340,6 +346,18 @@ def describe_params(
                 )
             )
     return specs
+
+
+_HOOKED_NORMS = {"torch.nn.utils.spectral_norm": "spectral_norm",
+                 "torch.nn.utils.weight_norm": "weight_norm"}  # module of the hook -> its function
+
+
+def _hooked_norm(module: nn.Module) -> str | None:
+    """``"spectral_norm"`` or ``"weight_norm"`` when ``module`` carries the old, hook-based
+    version: it recomputes ``weight`` from ``weight_orig`` (``weight_g``, ``weight_v``) before
+    every forward and holds it as a plain tensor that cannot be copied once a forward ran."""
+    return next((_HOOKED_NORMS[type(h).__module__] for h in module._forward_pre_hooks.values()
+                 if type(h).__module__ in _HOOKED_NORMS), None)
 
 
 def _drawn_original(plist: parametrize.ParametrizationList, local: str) -> bool:

@@ -400,6 +400,20 @@ def test_parametrized_tensors_are_described_by_their_layers_rule(monkeypatch):
     assert {"0.bias", "1.bias", "2.bias"} <= set(s)
 
 
+
+@pytest.mark.parametrize("wrap", ["spectral_norm", "weight_norm"])
+def test_hook_based_norms_are_refused_in_one_line_naming_the_replacement(wrap):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch deprecates the hook-based weight_norm
+        net = nn.Sequential(nn.Linear(4, 8), getattr(nn.utils, wrap)(nn.Linear(8, 8)))
+    net(torch.zeros(2, 4))  # after a forward its weight is a computed tensor
+    with pytest.raises(ConfigError, match=rf"^module '1' uses torch.nn.utils.{wrap}, .* use "
+                                          rf"torch.nn.utils.parametrizations.{wrap} instead$"):
+        describe_params(net)
+    net[1].requires_grad_(False)  # left alone: nothing to refuse
+    assert list(spec_map(net)) == ["0.weight", "0.bias"]
+
+
 # ----------------------------------------------------------------------- describe_params
 
 
