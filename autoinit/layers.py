@@ -315,7 +315,7 @@ def describe_params(
                 _warn_once(f"complex {name}", f"parameter {name!r} is complex; autoinit's "
                            "families draw real values, so it is left as it is")
                 continue
-            if hooked := _hooked_norm(module):
+            if tensor.requires_grad and (hooked := _hooked_norm(module)):  # frozen: left alone
                 raise ConfigError(
                     f"module {module_name!r} uses torch.nn.utils.{hooked}, whose forward hook "
                     f"keeps its weight outside the parameters; use "

@@ -410,8 +410,13 @@ def test_hook_based_norms_are_refused_in_one_line_naming_the_replacement(wrap):
     with pytest.raises(ConfigError, match=rf"^module '1' uses torch.nn.utils.{wrap}, .* use "
                                           rf"torch.nn.utils.parametrizations.{wrap} instead$"):
         describe_params(net)
-    net[1].requires_grad_(False)  # left alone: nothing to refuse
+    net[1].requires_grad_(False)  # frozen: nothing to refuse (apply_scheme sees frozen ones too)
     assert list(spec_map(net)) == ["0.weight", "0.bias"]
+    assert list(spec_map(net, include_frozen=True)) == ["0.weight", "0.bias", "1.bias"]
+    frozen = net[1].weight_orig if wrap == "spectral_norm" else net[1].weight_v
+    before = frozen.detach().clone()
+    apply_scheme(net, uniform_scheme(net, "orthogonal"))
+    assert torch.equal(frozen, before)
 
 
 # ----------------------------------------------------------------------- describe_params
