@@ -4,7 +4,9 @@ Every parameter draws from its own ``torch.Generator``, seeded from the scheme's
 parameter's name, on CPU; values are then copied to the parameter's device and dtype. So the same
 scheme and seed give bit-identical weights in any process, changing one group leaves the others'
 draws unchanged, and the global RNG is never touched. A rule's multiplier and depth factor
-``L**α`` then scale the drawn weights (a factor of exactly 0 writes exact zeros).
+``L**α`` then scale the drawn weights (a factor of exactly 0 writes exact zeros). An
+embedding's ``padding_idx`` row is zero under every family, as ``reset_parameters`` leaves it;
+a ``weight_norm`` direction drawn by a family gets the norm that makes the weight the draw.
 
 Example:
     >>> import torch.nn as nn
@@ -27,6 +29,7 @@ from collections.abc import Mapping
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrizations, parametrize
 
 from autoinit.errors import ConfigError, SchemeError
 from autoinit.families import Fans, bias_values, gain_of, get_family
@@ -98,7 +101,27 @@ def apply_scheme(model: nn.Module, scheme: InitScheme) -> nn.Module:
                 module = modules[spec.module_name]
                 if isinstance(module, nn.modules.batchnorm._NormBase):
                     module.reset_running_stats()
+                if spec.param_type == "weight" and _padding_row(module) is not None:
+                    tensor[_padding_row(module)] = 0  # as torch's reset: padding reads zeros
+                if _weight_norm_of(module) is not None:  # the weight is then the drawn one
+                    module.original0.copy_(torch.norm_except_dim(tensor, 2, _weight_norm_of(module)))
     return model
+
+
+def _padding_row(module: nn.Module) -> int | None:
+    """The row of an embedding table that padding tokens read (and never train), if any."""
+    if isinstance(module, nn.Embedding | nn.EmbeddingBag):
+        return module.padding_idx
+    return None
+
+
+def _weight_norm_of(module: nn.Module) -> int | None:
+    """The ``dim`` of ``weight_norm`` (``torch.nn.utils.parametrizations``) when ``module`` is
+    the ``ParametrizationList`` of a weight-normalized tensor, else ``None``."""
+    if isinstance(module, parametrize.ParametrizationList) and isinstance(
+            module[0], parametrizations._WeightNorm):
+        return module[0].dim
+    return None
 
 
 def block_factors(spec: ParamSpec, rule: GroupRule, depth: int) -> list[float]:

@@ -25,7 +25,7 @@ from torch import nn
 
 from autoinit.errors import ConfigError
 
-__all__ = ["LossFn", "fetch_batches", "make_loss", "move_batch", "split_batch"]
+__all__ = ["LossFn", "eager", "fetch_batches", "make_loss", "move_batch", "split_batch"]
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 _TARGET_KEYS = ("target", "targets", "y", "label", "labels")
@@ -68,7 +68,7 @@ def default_criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     if not isinstance(target, torch.Tensor):
         raise ConfigError(f"target must be a tensor, got {type(target).__name__}")
     if target.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
-        return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1).long())
+        return _cross_entropy(output, target.long())
     if target.is_floating_point():
         return F.mse_loss(output, target.reshape(output.shape) if target.numel() == output.numel()
                           else target)
@@ -76,7 +76,17 @@ def default_criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tenso
                       "pass loss_fn='cross_entropy', 'mse', a criterion or loss_fn(model, batch)")
 
 
-_NAMED = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
+def _cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over classes on the last dimension (``(B, C)``, sequence logits
+    ``(B, T, C)``), or on dimension 1 as torch has them (``(B, C, d1, ...)`` against a
+    ``(B, d1, ...)`` target: a segmentation's or a 1-D convolution's per-position logits)."""
+    if output.dim() > 2 and target.shape != output.shape[:-1] \
+            and target.shape == output.shape[:1] + output.shape[2:]:
+        return F.cross_entropy(output, target)
+    return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))
+
+
+_NAMED = {"cross_entropy": _cross_entropy, "mse": F.mse_loss}
 
 
 def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
@@ -90,8 +100,6 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
         named = _NAMED[loss_fn]
 
         def criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            if named is F.cross_entropy:
-                return named(output.reshape(-1, output.shape[-1]), target.reshape(-1))
             return named(output, target)
     elif isinstance(loss_fn, nn.Module):
         criterion = loss_fn
@@ -116,6 +124,19 @@ def _checked(loss: LossFn) -> LossFn:
         return value.reshape(())
 
     return checked
+
+
+def eager(model: nn.Module) -> nn.Module:
+    """The module ``torch.compile(model)`` wraps, else ``model``: forward hooks registered after
+    a compiled graph was traced do not fire in it, and the wrapped module shares its parameters.
+
+    Example:
+        >>> net = nn.Linear(2, 2)
+        >>> eager(torch.compile(net)) is net and eager(net) is net
+        True
+    """
+    inner = getattr(model, "_orig_mod", None)
+    return inner if isinstance(inner, nn.Module) else model
 
 
 def move_batch(batch: Any, device: torch.device | str) -> Any:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from autoinit.apply import apply_scheme
-from autoinit.batches import LossFn
+from autoinit.batches import LossFn, eager
 from autoinit.plan import ModelPlan
 from autoinit.scheme import InitScheme
 
@@ -68,7 +68,7 @@ def _execution_order(model: nn.Module, modules: list[nn.Module], batch: Any, los
              for m in modules]
     try:
         with torch.no_grad():
-            loss(model, batch)
+            loss(eager(model), batch)  # a compiled graph would skip the hooks
     finally:
         for h in hooks:
             h.remove()
@@ -85,7 +85,7 @@ def _output_std(model: nn.Module, module: nn.Module, batch: Any, loss: LossFn) -
     handle = module.register_forward_hook(hook)
     try:
         with torch.no_grad():
-            loss(model, batch)
+            loss(eager(model), batch)
     finally:
         handle.remove()
     return captured[0] if captured else 1.0

@@ -24,9 +24,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
-from autoinit.batches import LossFn, make_loss
-from autoinit.roles import Layer, describe_model
+from autoinit.batches import LossFn, eager, make_loss
+from autoinit.roles import Layer, describe_model, layer_of
 
 __all__ = ["Diagnosis", "LayerRecord", "diagnose"]
 
@@ -96,13 +97,13 @@ def diagnose(model: nn.Module, batch: Any, loss_fn: str | nn.Module | LossFn | N
     described = describe_model(model, include_frozen=True)
     for lay in described:
         if lay.param_type in ("weight", "norm_weight"):
-            layers.setdefault(lay.module_name, lay)
+            layers.setdefault(layer_of(lay.module_name), lay)  # a parametrized one's layer
     modules = dict(model.named_modules())
     outputs: dict[str, torch.Tensor] = {}
     hooks = [modules[name].register_forward_hook(_recorder(name, outputs)) for name in layers]
     try:
         model.zero_grad(set_to_none=True)
-        value = loss(model, batch)
+        value = loss(eager(model), batch)  # a compiled graph would skip the hooks
         value.backward()
     finally:
         for h in hooks:
@@ -125,9 +126,18 @@ def _recorder(name: str, outputs: dict[str, torch.Tensor]
     return hook
 
 
+def _own_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """A layer's own parameters, the originals of its parametrized tensors included."""
+    own = list(module.parameters(recurse=False))
+    if parametrize.is_parametrized(module):
+        own += list(module.parametrizations.parameters())
+    return own
+
+
 def _record(name: str, lay: Layer, module: nn.Module, out: torch.Tensor) -> LayerRecord:
     mean, std = float(out.mean()), float(out.std()) if out.numel() > 1 else 0.0
-    grads = [p.grad for p in module.parameters(recurse=False) if p.grad is not None]
+    params = _own_parameters(module)
+    grads = [p.grad for p in params if p.grad is not None]
     grad_rms = math.sqrt(sum(float(g.float().pow(2).sum()) for g in grads) /
                          max(sum(g.numel() for g in grads), 1)) if grads else 0.0
     units = out.reshape(-1, out.shape[-1]) if lay.kind not in ("conv", "conv_transpose") else \
@@ -139,7 +149,7 @@ def _record(name: str, lay: Layer, module: nn.Module, out: torch.Tensor) -> Laye
     elif lay.nonlinearity == "sigmoid":
         s = out.sigmoid()
         saturated = float(((s < 0.01) | (s > 0.99)).float().mean())
-    weight = next((p for p in module.parameters(recurse=False) if p.dim() >= 2), None)
+    weight = next((p for p in params if p.dim() >= 2), None)
     symmetric = bool(weight is not None and weight.shape[0] > 1 and
                      torch.equal(weight.detach().reshape(weight.shape[0], -1).amax(0),
                                  weight.detach().reshape(weight.shape[0], -1).amin(0)))

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrizations, parametrize
 
 from autoinit.errors import ConfigError
 
@@ -204,10 +205,12 @@ def _embedding_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam
 
 
 _RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+_CELL_MODES = {nn.LSTMCell: "LSTM", nn.GRUCell: "GRU"}  # cells pack their gates as RNNs do
 
 
 def _rnn_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
-    mode = getattr(module, "mode", "RNN_TANH")
+    mode = getattr(module, "mode", None) or next(
+        (m for cls, m in _CELL_MODES.items() if isinstance(module, cls)), "RNN_TANH")
     kind = {"LSTM": "lstm", "GRU": "gru"}.get(mode, "rnn")
     gates = _RNN_GATES.get(mode, 1)
     if name.startswith("weight_hr"):  # LSTM projection (proj, hidden)
@@ -243,6 +246,7 @@ register_layer_kind(nn.modules.conv._ConvNd, _conv_rule)
 register_layer_kind(nn.Embedding, _embedding_rule)
 register_layer_kind(nn.EmbeddingBag, _embedding_rule)
 register_layer_kind(nn.RNNBase, _rnn_rule)
+register_layer_kind(nn.RNNCellBase, _rnn_rule)
 register_layer_kind(nn.MultiheadAttention, _mha_rule)
 for _cls in (
     nn.modules.batchnorm._NormBase,
@@ -281,14 +285,16 @@ def describe_params(
     (``requires_grad=False``) are left out unless ``include_frozen``. ``only`` and ``exclude``
     are regular expressions matched (``re.search``) against full parameter names.
     Parameters of modules no rule knows are described by torch's convention, with one warning
-    per module class; their specs have ``known=False``.
+    per module class; their specs have ``known=False``. Complex parameters are left alone, with
+    one warning each. A tensor under ``torch.nn.utils.parametrize`` is described by its
+    module's rule through its original (``spectral_norm``'s, ``weight_norm``'s direction); an
+    ``orthogonal`` one is left alone.
     """
     only_re = _compile_patterns(only, "only")
     exclude_re = _compile_patterns(exclude, "exclude")
     seen: set[int] = set()
     specs: list[ParamSpec] = []
     for module_name, module in model.named_modules():
-        rule = _rule_for(module)
         for local, tensor in module.named_parameters(recurse=False):
             if id(tensor) in seen:
                 continue
@@ -305,11 +311,28 @@ def describe_params(
                 continue
             if exclude_re and any(p.search(name) for p in exclude_re):
                 continue
-            fact = rule(module, local, tensor) if rule else None
+            if tensor.is_complex():
+                _warn_once(f"complex {name}", f"parameter {name!r} is complex; autoinit's "
+                           "families draw real values, so it is left as it is")
+                continue
+            if tensor.requires_grad and (hooked := _hooked_norm(module)):  # frozen: left alone
+                raise ConfigError(
+                    f"module {module_name!r} uses torch.nn.utils.{hooked}, whose forward hook "
+                    f"keeps its weight outside the parameters; use "
+                    f"torch.nn.utils.parametrizations.{hooked} instead"
+                )
+            owner, as_name = module, local
+            if isinstance(module, parametrize.ParametrizationList):
+                if not _drawn_original(module, local):
+                    continue
+                owner, as_name = _parametrized(model, module_name)
+            rule = _rule_for(owner)
+            fact = rule(owner, as_name, tensor) if rule else None
             known = fact is not None
             if fact is None and rule is None:
-                fact = _fallback(local, tensor)
-                _warn_unknown(module, name)
+                fact = _fallback(as_name, tensor)
+                if fact is not None:  # a parameter left alone assumes nothing
+                    _warn_once(type(owner).__name__, _unknown(owner, name))
             if fact is None:
                 continue
             specs.append(
@@ -325,6 +348,34 @@ def describe_params(
     return specs
 
 
+_HOOKED_NORMS = {"torch.nn.utils.spectral_norm": "spectral_norm",
+                 "torch.nn.utils.weight_norm": "weight_norm"}  # module of the hook -> its function
+
+
+def _hooked_norm(module: nn.Module) -> str | None:
+    """``"spectral_norm"`` or ``"weight_norm"`` when ``module`` carries the old, hook-based
+    version: it recomputes ``weight`` from ``weight_orig`` (``weight_g``, ``weight_v``) before
+    every forward and holds it as a plain tensor that cannot be copied once a forward ran."""
+    return next((_HOOKED_NORMS[type(h).__module__] for h in module._forward_pre_hooks.values()
+                 if type(h).__module__ in _HOOKED_NORMS), None)
+
+
+def _drawn_original(plist: parametrize.ParametrizationList, local: str) -> bool:
+    """Whether an original of a parametrized tensor takes a family's draw: not under
+    ``orthogonal`` (orthogonal whatever its original holds) and not weight norm's magnitude
+    ``original0`` (:func:`autoinit.apply.apply_scheme` sets it to the drawn direction's norm)."""
+    if any(isinstance(p, parametrizations._Orthogonal) for p in plist):
+        return False
+    return not (local == "original0" and isinstance(plist[0], parametrizations._WeightNorm))
+
+
+def _parametrized(model: nn.Module, list_name: str) -> tuple[nn.Module, str]:
+    """The module holding a parametrized tensor and the tensor's name, from the name of its
+    ``ParametrizationList`` (``<module>.parametrizations.<tensor>``)."""
+    holder, _, tensor = list_name.rpartition(".")
+    return model.get_submodule(holder.rpartition(".")[0]), tensor
+
+
 def _packed(fact: LayerParam, name: str) -> LayerParam:
     blocks = next((b for p, b in _PACKED.items() if p.search(name)), None)
     if blocks is None or fact.blocks != 1:
@@ -335,15 +386,16 @@ def _packed(fact: LayerParam, name: str) -> LayerParam:
     return replace(fact, blocks=blocks, fan_out=fact.fan_out // blocks)
 
 
-def _warn_unknown(module: nn.Module, name: str) -> None:
-    type_name = type(module).__name__
-    if type_name not in _warned_types:
-        _warned_types.add(type_name)
-        warnings.warn(
-            f"no layer rule for {type_name} (parameter {name!r}); assuming torch's (out, in, "
-            "*kernel) convention. Describe it with autoinit.register_layer_kind.",
-            stacklevel=3,
-        )
+def _unknown(module: nn.Module, name: str) -> str:
+    return (f"no layer rule for {type(module).__name__} (parameter {name!r}); assuming torch's "
+            "(out, in, *kernel) convention. Describe it with autoinit.register_layer_kind.")
+
+
+def _warn_once(key: str, message: str) -> None:
+    """Warn (at ``describe_params``' caller) the first time ``key`` comes up in this process."""
+    if key not in _warned_types:
+        _warned_types.add(key)
+        warnings.warn(message, stacklevel=3)
 
 
 def _compile_patterns(patterns: Iterable[str] | str | None, field: str) -> list[re.Pattern]:

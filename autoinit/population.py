@@ -120,6 +120,9 @@ def population_unsupported(model: nn.Module, data: ProbeData, config: ProbeConfi
         if isinstance(module, nn.RNNBase):
             return (f"{type(module).__name__} {name!r} has no vmap batching rule: probes run "
                     "one at a time")
+        if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.sparse:
+            return (f"{type(module).__name__} {name!r} has sparse gradients, which cannot be "
+                    "stacked: probes run one at a time")
     return None
 
 

@@ -25,7 +25,7 @@ import re
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,8 @@ from torch import fx, nn
 
 from autoinit.layers import ParamSpec, _rule_for, describe_params
 
-__all__ = ["ROLES", "Layer", "RoleRule", "assign_roles", "describe_model", "register_role_rule"]
+__all__ = ["ROLES", "Layer", "RoleRule", "assign_roles", "describe_model", "layer_of",
+           "register_role_rule"]
 
 ROLES = (
     "embedding", "input", "hidden", "residual_out", "attn_qkv", "attn_out",
@@ -85,7 +86,8 @@ _ACT_FUNCS = {
 _ACT_METHODS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "relu_": "relu"}
 _ADDS = {operator.add, operator.iadd, torch.add}
 _PASS_THROUGH = {nn.Dropout, nn.Identity, nn.Flatten}
-_NOT_LAYERS = (nn.Embedding, nn.EmbeddingBag, nn.RNNBase, nn.MultiheadAttention)
+_PARAMETRIZED = re.compile(r"(^|\.)parametrizations\.[^.]+$")
+_NOT_LAYERS = (nn.Embedding, nn.EmbeddingBag, nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)
 
 
 def describe_model(model: nn.Module, *, include_frozen: bool = False,
@@ -103,20 +105,32 @@ def assign_roles(model: nn.Module, specs: list[ParamSpec]) -> list[Layer]:
     rank = {name: i for i, name in enumerate(order)}
     # Every module holding a matrix counts for "which layer is last", also when its weight is
     # tied to an embedding or frozen (and so not among the specs).
-    owners = [n for n, m in model.named_modules()
+    owners = [layer_of(n) for n, m in model.named_modules()
               if not isinstance(m, _NOT_LAYERS) and any(p.dim() >= 2 for p in m.parameters(False))]
     layers = sorted(owners, key=lambda n: rank.get(n, len(rank)))
-    first_param_module = min((s.module_name for s in specs),
+    first_param_module = min((layer_of(s.module_name) for s in specs),
                              key=lambda n: rank.get(n, len(rank)), default=None)
     modules = dict(model.named_modules())
     fallback_act = _dominant_activation(model)
     out = []
     for s in specs:
+        at = replace(s, module_name=layer_of(s.module_name))
         role, act = next((r for r in (rule(model, s) for rule in _ROLE_RULES) if r), None) or \
-            _role_of(s, modules, graph, layers, first_param_module, fallback_act)
-        branch = graph.branch_layers.get(s.module_name, 0) if graph and role == "residual_out" else 0
+            _role_of(at, modules, graph, layers, first_param_module, fallback_act)
+        branch = graph.branch_layers.get(at.module_name, 0) if graph and role == "residual_out" else 0
         out.append(Layer(**vars(s), role=role, nonlinearity=act, branch_layers=branch))
     return out
+
+
+def layer_of(module_name: str) -> str:
+    """The layer a module belongs to: a parametrized tensor's ``ParametrizationList``
+    (``<layer>.parametrizations.<tensor>``, ``torch.nn.utils.parametrize``) belongs to its layer.
+
+    Example:
+        >>> layer_of("enc.0.parametrizations.weight"), layer_of("enc.0")
+        ('enc.0', 'enc.0')
+    """
+    return _PARAMETRIZED.sub("", module_name)
 
 
 def _role_of(s: ParamSpec, modules: dict[str, nn.Module], graph: _Graph | None, layers: list[str],

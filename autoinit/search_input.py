@@ -66,12 +66,28 @@ def _tensors(batch: Any) -> Iterator[torch.Tensor]:
 
 
 def check_loss(model: nn.Module, data: ProbeData) -> None:
-    """One forward pass with the user's loss on the first batch, so bad input fails early."""
+    """One forward pass with the user's loss on the first training batch and on the first batch
+    of every other size (a ragged last batch: one example breaks batch norm), so bad input fails
+    early."""
+    first = _examples(data.train[0])
+    sizes: dict[int | None, Any] = {}
+    for batch in data.train:
+        sizes.setdefault(_examples(batch), batch)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
-        try:
-            data.loss(model, data.train[0])
-        except AutoinitError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
-            raise ConfigError(f"the loss could not be computed on the first batch: "
-                              f"{type(exc).__name__}: {exc}") from exc
+        for size, batch in sizes.items():
+            try:
+                data.loss(model, batch)
+            except AutoinitError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
+                where, hint = "the first batch", ""
+                if size != first:
+                    where = f"a batch of {size} examples (the first has {first})"
+                    hint = "; DataLoader(..., drop_last=True) leaves out a short last batch"
+                raise ConfigError(f"the loss could not be computed on {where}: "
+                                  f"{type(exc).__name__}: {exc}{hint}") from exc
+
+
+def _examples(batch: Any) -> int | None:
+    """The batch's size: the leading dimension of its first tensor (``None``: no tensor)."""
+    return next((t.shape[0] for t in _tensors(batch) if t.dim() > 0), None)

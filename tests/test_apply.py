@@ -501,3 +501,38 @@ def test_query_part_scales_the_query_block_and_the_depth_factor_the_value_block(
     q, k, v = apply_scheme(copy.deepcopy(mha), scheme).in_proj_weight.chunk(3)
     assert not q.any()
     assert torch.equal(k, w0.chunk(3)[1]) and torch.equal(v, w0.chunk(3)[2] * 0.5)
+
+
+@pytest.mark.parametrize("family", ["kaiming_normal", "orthogonal", "xavier_uniform", "pytorch_default"])
+def test_embedding_padding_row_stays_zero_under_every_family(family):
+    net = nn.ModuleDict({"emb": nn.Embedding(10, 4, padding_idx=2),
+                         "bag": nn.EmbeddingBag(10, 4, padding_idx=0), "plain": nn.Embedding(10, 4)})
+    apply_scheme(net, uniform_scheme(net, family, seed=5))
+    assert torch.count_nonzero(net["emb"].weight[2]) == 0
+    assert torch.count_nonzero(net["bag"].weight[0]) == 0
+    assert torch.count_nonzero(net["emb"].weight[3]) == 4  # the other rows are drawn
+    assert torch.count_nonzero(net["plain"].weight[0]) == 4  # no padding_idx: nothing zeroed
+
+
+
+def test_weight_norm_weights_are_the_family_draw_and_replay_exactly():
+    P = nn.utils.parametrizations
+
+    def build():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return nn.Sequential(P.weight_norm(nn.Linear(256, 256)), nn.ReLU(),
+                                 P.weight_norm(nn.Conv2d(3, 8, 3), dim=0),
+                                 P.orthogonal(nn.Linear(16, 16)))
+
+    net = build()
+    orthogonal_before = net[3].weight.detach().clone()
+    scheme = uniform_scheme(net, "kaiming_normal", seed=3)
+    apply_scheme(net, scheme)
+    for layer in (net[0], net[2]):
+        torch.testing.assert_close(layer.weight, layer.parametrizations.weight.original1)
+    assert net[0].weight.std().item() == pytest.approx(math.sqrt(2 / 256), rel=0.05)
+    torch.testing.assert_close(net[3].weight, orthogonal_before)
+    replayed = apply_scheme(build(), InitScheme.from_json(scheme.to_json()))
+    for (name, a), b in zip(net.named_parameters(), replayed.parameters(), strict=True):
+        assert torch.equal(a, b), name

@@ -49,6 +49,16 @@ def test_sequence_logits_are_flattened():
     assert torch.allclose(make_loss(None)(logits_net, (x, y)), expected)
 
 
+
+@pytest.mark.parametrize("conv", [nn.Conv1d(3, 5, 1), nn.Conv2d(3, 5, 1)])
+def test_per_position_logits_with_classes_on_dim_1_are_torchs_cross_entropy(conv):
+    x = torch.randn(2, 3, *[4] * (conv.weight.dim() - 2), generator=G)  # (B, C_in, d1, ...)
+    y = torch.randint(0, 5, (2, *x.shape[2:]), generator=G)  # (B, d1, ...)
+    expected = nn.functional.cross_entropy(conv(x), y)
+    assert torch.allclose(make_loss(None)(conv, (x, y)), expected)
+    assert torch.allclose(make_loss("cross_entropy")(conv, (x, y)), expected)
+
+
 def test_criterion_module_and_custom_callable():
     assert torch.allclose(make_loss(nn.CrossEntropyLoss())(NET, (X, Y_INT)),
                           make_loss(None)(NET, (X, Y_INT)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import pytest
 import torch
 from torch import nn
 
@@ -107,3 +108,28 @@ def test_unknown_layers_are_listed():
         d = diagnose(net, (X, Y))
     assert d.unknown == ["0.mat"]
     assert "0.mat" in d.table() and d.to_dict()["unknown"] == ["0.mat"]
+
+
+
+def test_a_compiled_model_already_run_is_measured_like_the_plain_one():
+    torch._dynamo.reset()  # what is traced and cached depends on what ran before
+    net = _fill(_net(nn.Tanh, depth=3), 0.2)
+    compiled = torch.compile(net, backend="eager")
+    nn.functional.cross_entropy(compiled(X), Y).backward()  # traced before diagnose's hooks
+    records = diagnose(compiled, (X, Y)).records
+    assert [r.name for r in records] == [f"_orig_mod.{i}" for i in (0, 2, 4, 6)]
+    assert [r.act_std for r in records] == [r.act_std for r in diagnose(net, (X, Y)).records]
+
+
+def test_a_weight_normed_layer_is_measured_at_its_output_not_its_weight():
+    P = nn.utils.parametrizations
+    plain = _fill(_net(nn.Tanh, depth=3), 0.3)
+    normed = _net(nn.Tanh, depth=3)
+    normed.load_state_dict(plain.state_dict())
+    for i in (0, 2, 4):
+        P.weight_norm(normed[i])  # the same weights, as direction and norm
+    got, want = diagnose(normed, (X, Y)).records, diagnose(plain, (X, Y)).records
+    assert [r.name for r in got] == [r.name for r in want] == ["0", "2", "4", "6"]
+    for a, b in zip(got, want, strict=True):
+        assert a.act_std == pytest.approx(b.act_std, rel=1e-4)
+        assert a.grad_rms > 0

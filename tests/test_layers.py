@@ -10,7 +10,14 @@ import torch
 from scipy import stats
 from torch import nn
 
-from autoinit import ConfigError, GroupRule, InitScheme, apply_scheme, register_layer_kind
+from autoinit import (
+    ConfigError,
+    GroupRule,
+    InitScheme,
+    apply_scheme,
+    register_layer_kind,
+    uniform_scheme,
+)
 from autoinit import layers as layers_mod
 from autoinit.apply import model_parameters
 from autoinit.layers import LayerParam, describe_params, in_out_rule
@@ -194,6 +201,22 @@ def test_rnn_kaiming_per_block_std(cls, gates):
     assert not torch.equal(b[0], b[1])
 
 
+
+@pytest.mark.parametrize(("cell", "gates", "kind"),
+                         [(nn.LSTMCell(5, 12), 4, "lstm"), (nn.GRUCell(5, 12), 3, "gru"),
+                          (nn.RNNCell(5, 12), 1, "rnn")])
+def test_rnn_cells_pack_their_gates_like_rnns(cell, gates, kind):
+    s = spec_map(cell)
+    assert (s["weight_ih"].kind, s["weight_ih"].blocks, s["weight_ih"].fan_in,
+            s["weight_ih"].fan_out) == (kind, gates, 5, 12)
+    assert (s["weight_hh"].blocks, s["weight_hh"].fan_in) == (gates, 12)
+    assert (s["bias_ih"].param_type, s["bias_ih"].blocks) == ("bias", gates)
+    assert all(x.known for x in s.values())
+    apply_scheme(cell, one_group(cell, "orthogonal", seed=2))
+    for block in blocks_of(cell.weight_hh, gates):  # each gate's (12, 12) block on its own
+        assert_orthonormal_rows(block)
+
+
 def test_mha_in_proj_three_blocks():
     mha = nn.MultiheadAttention(16, 2)
     s = spec_map(mha)
@@ -323,6 +346,77 @@ def test_unknown_module_warns_once_per_class(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         describe_params(model)
+
+
+
+def test_a_one_dim_parameter_left_alone_warns_of_no_convention(monkeypatch):
+    monkeypatch.setattr(layers_mod, "_warned_types", set())
+    net = nn.Sequential(nn.Linear(4, 6), nn.PReLU(6), nn.Linear(6, 2))
+    before = net[1].weight.detach().clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PReLU's slopes are left alone: nothing to warn of
+        s = spec_map(net)
+        apply_scheme(net, uniform_scheme(net, "kaiming_normal"))
+    assert "1.weight" not in s
+    assert torch.equal(net[1].weight, before)
+
+
+def test_complex_parameters_are_left_alone_with_one_warning(monkeypatch):
+    monkeypatch.setattr(layers_mod, "_warned_types", set())
+
+    class Spectral(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(6, 6, dtype=torch.cfloat))
+            self.out = nn.Linear(6, 2)
+
+    net = Spectral()
+    before = net.w.detach().clone()
+    with pytest.warns(UserWarning, match="'w' is complex") as record:
+        s = spec_map(net)
+    assert list(s) == ["out.weight", "out.bias"]
+    assert len(record) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per parameter
+        apply_scheme(net, uniform_scheme(net, "orthogonal"))
+    assert torch.equal(net.w, before)  # its imaginary part is kept, not zeroed
+
+
+
+def test_parametrized_tensors_are_described_by_their_layers_rule(monkeypatch):
+    monkeypatch.setattr(layers_mod, "_warned_types", set())
+    P = nn.utils.parametrizations
+    net = nn.Sequential(P.weight_norm(nn.Linear(8, 16)), P.spectral_norm(nn.Conv2d(3, 6, 3)),
+                        P.orthogonal(nn.Linear(16, 16)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "no layer rule for ParametrizationList"
+        s = spec_map(net)
+    v, sn = s["0.parametrizations.weight.original1"], s["1.parametrizations.weight.original"]
+    assert (v.kind, v.param_type, v.fan_in, v.fan_out, v.known) == ("linear", "weight", 8, 16, True)
+    assert (sn.kind, sn.fan_in, sn.fan_out) == ("conv", 27, 54)
+    # weight norm's magnitude follows the direction; an orthogonal weight is orthogonal anyway
+    assert "0.parametrizations.weight.original0" not in s
+    assert "2.parametrizations.weight.original" not in s
+    assert {"0.bias", "1.bias", "2.bias"} <= set(s)
+
+
+
+@pytest.mark.parametrize("wrap", ["spectral_norm", "weight_norm"])
+def test_hook_based_norms_are_refused_in_one_line_naming_the_replacement(wrap):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch deprecates the hook-based weight_norm
+        net = nn.Sequential(nn.Linear(4, 8), getattr(nn.utils, wrap)(nn.Linear(8, 8)))
+    net(torch.zeros(2, 4))  # after a forward its weight is a computed tensor
+    with pytest.raises(ConfigError, match=rf"^module '1' uses torch.nn.utils.{wrap}, .* use "
+                                          rf"torch.nn.utils.parametrizations.{wrap} instead$"):
+        describe_params(net)
+    net[1].requires_grad_(False)  # frozen: nothing to refuse (apply_scheme sees frozen ones too)
+    assert list(spec_map(net)) == ["0.weight", "0.bias"]
+    assert list(spec_map(net, include_frozen=True)) == ["0.weight", "0.bias", "1.bias"]
+    frozen = net[1].weight_orig if wrap == "spectral_norm" else net[1].weight_v
+    before = frozen.detach().clone()
+    apply_scheme(net, uniform_scheme(net, "orthogonal"))
+    assert torch.equal(frozen, before)
 
 
 # ----------------------------------------------------------------------- describe_params

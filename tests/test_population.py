@@ -145,6 +145,16 @@ class _Branching(nn.Module):
         return y if y.sum() > 0 else -y  # data-dependent control flow
 
 
+class _SparseLookup(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(8, 4, sparse=True)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.emb(x.argmax(1)))
+
+
 def _user_loop() -> TrainLoop:
     def step(model, batch, opt):
         opt.zero_grad()
@@ -158,13 +168,15 @@ def _user_loop() -> TrainLoop:
 
 @pytest.mark.parametrize("make, loop, reason", [
     (_Recurrent, False, "LSTM 'rnn' has no vmap batching rule"),
+    (_SparseLookup, False, "Embedding 'emb' has sparse gradients, which cannot be stacked"),
     (_Branching, False, "vmap refused the model (RuntimeError: vmap: It looks like"),
     (tiny_mlp, True, "your own train_step steps one model"),
 ])
 def test_what_cannot_be_stacked_runs_one_at_a_time_saying_why(data, make, loop, reason):
     if loop:
         data = ProbeData(data.train, data.val, loop=_user_loop())
-    config = ProbeConfig(steps=4, eval_every=2)
+    # Adam refuses sparse gradients
+    config = ProbeConfig(steps=4, eval_every=2, optimizer="sgd" if make is _SparseLookup else "adam")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         members = [make(), make()]

@@ -127,6 +127,38 @@ def test_plain_rnn_nonlinearity():
     assert roles(nn.RNN(4, 8))["weight_ih_l0"] == ("rnn_ih", "tanh")
 
 
+
+def test_rnn_cell_stepped_in_a_loop_gets_rnn_roles_and_leaves_the_head_its_role():
+    class CellNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(8, 3)  # registered before the cell it reads
+            self.cell = nn.GRUCell(5, 8)
+
+        def forward(self, x):
+            h = x.new_zeros(x.shape[0], 8)
+            for t in range(x.shape[1]):  # a loop over a traced shape: fx cannot trace this
+                h = self.cell(x[:, t], h)
+            return self.head(h)
+
+    r = roles(CellNet())
+    assert r["cell.weight_ih"][0] == r["cell.bias_ih"][0] == "rnn_ih"
+    assert r["cell.weight_hh"] == ("rnn_hh", "linear")
+    assert r["head.weight"][0] == "head"
+    assert roles(nn.RNNCell(4, 8, nonlinearity="relu"))["weight_hh"] == ("rnn_hh", "relu")
+
+
+
+def test_a_parametrized_layers_weight_has_its_layers_role():
+    P = nn.utils.parametrizations
+    net = nn.Sequential(P.weight_norm(nn.Linear(4, 8)), nn.ReLU(), P.spectral_norm(nn.Linear(8, 8)),
+                        nn.ReLU(), P.weight_norm(nn.Linear(8, 2)))
+    r = roles(net)
+    assert r["0.parametrizations.weight.original1"] == r["0.bias"] == ("input", "relu")
+    assert r["2.parametrizations.weight.original"] == r["2.bias"] == ("hidden", "relu")
+    assert r["4.parametrizations.weight.original1"] == r["4.bias"] == ("head", "linear")
+
+
 def test_untraceable_model_uses_heuristics():
     class Branchy(nn.Module):
         def __init__(self):
