@@ -117,7 +117,8 @@ class Rounds:
                 self.show.resume(study.get_trials(deepcopy=False))
             enqueue_pending(study, self.plan, self.space, self.lr, created, keep=self.named)
             for callback in self.callbacks:  # e.g. tracking: the plans that rebuild a scheme
-                getattr(callback, "bind_search", lambda context: None)(self.context)
+                getattr(callback, "bind_search", lambda context: None)(
+                    replace(self.context, config=self.config))
             guard = [] if self.guard is None else [self.guard]
             if self.guard is not None:
                 self.guard.affordable = affordable(self.guard, study, self.config, self.budget,
