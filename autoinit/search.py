@@ -45,7 +45,7 @@ from autoinit.space import SearchSpace
 from autoinit.study import named_candidates
 from autoinit.threads import ThreadChoice, choose_threads, compute_threads
 
-__all__ = ["DEFAULT_PROBE_STEPS", "Selection", "run_search"]
+__all__ = ["DEFAULT_PROBE_STEPS", "Selection", "run_search", "search_budget"]
 
 
 class _DefaultSteps(int):
@@ -206,12 +206,9 @@ def run_search(
     plan = ModelPlan.of(model, groups, only=only, exclude=exclude, include_frozen=include_frozen)
     layer_plan = ModelPlan.of(model, "layer", only=only, exclude=exclude,
                               include_frozen=include_frozen)
-    budget = None
-    if train_steps is not None:
-        given = None if probe_steps is DEFAULT_PROBE_STEPS else probe_steps
-        budget = plan_budget(budget_steps or budget_of(train_steps),
-                             list(named_candidates(plan, space, lr)), plan.model_init,
-                             probe_steps=given, n_trials=n_trials, selection=selection)
+    budget = _budget(plan, space, lr, train_steps, budget_steps, probe_steps, n_trials,
+                     selection)
+    if budget is not None:
         budget_steps, probe_steps, n_trials = budget.budget_steps, budget.probe_steps, \
             budget.n_trials
         selection = budget.selection
@@ -277,6 +274,41 @@ def run_search(
                      rank_agreement=study_agreement(trials) if rungs > 1 else (),
                      probe_note=next((t.user_attrs["cooldown_note"] for t in trials
                                       if "cooldown_note" in t.user_attrs), None))
+
+
+def search_budget(model: nn.Module, *, train_steps: int | None = None,
+                  budget_steps: int | None = None, probe_steps: int = DEFAULT_PROBE_STEPS,
+                  n_trials: int | None = DEFAULTS.n_trials, selection: Selection | None = None,
+                  lr: float = DEFAULTS.lr, groups: GroupSpec = DEFAULTS.groups,
+                  families: Sequence[str] | None = None, search_lr: bool = False,
+                  only: Iterable[str] | str | None = None,
+                  exclude: Iterable[str] | str | None = None, include_frozen: bool = False,
+                  **_: object) -> BudgetPlan | None:
+    """The plan :func:`run_search` follows with these options (``None`` without
+    ``train_steps``): its probe length, trials and selection round. Other options of
+    ``run_search`` are accepted and ignored.
+
+    Example:
+        >>> import torch.nn as nn
+        >>> net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+        >>> search_budget(net, train_steps=1000).shape, search_budget(net) is None
+        ('halving', True)
+    """
+    plan = ModelPlan.of(model, groups, only=only, exclude=exclude, include_frozen=include_frozen)
+    space = SearchSpace(families=tuple(families) if families is not None else None,
+                        search_lr=search_lr)
+    return _budget(plan, space, lr, train_steps, budget_steps, probe_steps, n_trials, selection)
+
+
+def _budget(plan: ModelPlan, space: SearchSpace, lr: float, train_steps: int | None,
+            budget_steps: int | None, probe_steps: int, n_trials: int | None,
+            selection: Selection | None) -> BudgetPlan | None:
+    if train_steps is None:
+        return None
+    given = None if probe_steps is DEFAULT_PROBE_STEPS else probe_steps
+    return plan_budget(budget_steps or budget_of(train_steps),
+                       list(named_candidates(plan, space, lr)), plan.model_init,
+                       probe_steps=given, n_trials=n_trials, selection=selection)
 
 
 def _calibrate(model: nn.Module, dev: torch.device, data: ProbeData, config: ProbeConfig,

@@ -392,6 +392,24 @@ def test_fit_says_where_it_logs_and_a_finished_study_is_not_logged_twice(store, 
     assert f"MLflow run {run_id} in experiment 'rerun'" in again.summary()
 
 
+@pytest.mark.parametrize("planned", [{"train_steps": 400}, {"train_steps": 900},
+                                     {"n_trials": 7, "probe_steps": 4, "rungs": 2}],
+                         ids=["fewest", "halving", "rungs"])
+def test_a_finished_budgeted_or_rung_study_is_not_logged_twice(store, tmp_path, planned):
+    """A budget's plan (or rungs) changes the probe length, trials and selection round: a
+    rerun must find the stored round under the planned settings, not the options as given."""
+    uri, client, new_experiment = store
+    name = f"rerun-{next(iter(planned))}-{next(iter(planned.values()))}"
+    options = {**planned, "tracking_uri": uri, "experiment": new_experiment(name),
+               "storage": f"sqlite:///{tmp_path}/s.db", "study_name": name, "progress": False}
+    first = autoinit.fit(make_model(), make_loader(), **options)
+    exp = client.get_experiment_by_name(name).experiment_id
+    runs_before = len(client.search_runs([exp]))
+    again = autoinit.fit(make_model(), make_loader(), **options)
+    assert again.scheme == first.scheme and again.extra["mlflow_run_id"] == first.run.run_id
+    assert len(client.search_runs([exp])) == runs_before
+
+
 def test_a_custom_loop_logs_its_step_values_and_names_its_functions(store):
     uri, client, new_experiment = store
 
