@@ -74,7 +74,7 @@ def run_search(
     eval_every: int | None = None,
     objective: str = DEFAULTS.objective,
     groups: GroupSpec = DEFAULTS.groups,
-    families: Sequence[str] | None = None,
+    families: Sequence[str] | str | None = None,
     search_lr: bool = False,
     storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str | None = None,
@@ -148,7 +148,8 @@ def run_search(
         eval_every: probe steps between held-out evaluations (reported to the pruner); default:
             a quarter of ``probe_steps``.
         objective: ``"final"`` (the held-out loss at the end) or ``"mean"`` (along the curve).
-        families: candidate family names (default: every registered family that fits a group).
+        families: candidate family names, or one name (default: every registered family that
+            fits a group).
         search_lr: search the learning rate jointly with the initialization.
         storage: an Optuna storage URL; with it, calling ``fit`` again resumes the study.
         study_name: the Optuna study's name (default: Optuna's; :func:`autoinit.fit` with
@@ -200,9 +201,9 @@ def run_search(
     start = time.perf_counter()
     _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches,
               threads, train_steps, population)
+    _validate_parts(eval_every, selection, callbacks)
     dev = resolve_device(device)
-    space = SearchSpace(families=tuple(families) if families is not None else None,
-                        search_lr=search_lr)
+    space = _space(families, search_lr)
     plan = ModelPlan.of(model, groups, only=only, exclude=exclude, include_frozen=include_frozen)
     layer_plan = ModelPlan.of(model, "layer", only=only, exclude=exclude,
                               include_frozen=include_frozen)
@@ -280,7 +281,7 @@ def search_budget(model: nn.Module, *, train_steps: int | None = None,
                   budget_steps: int | None = None, probe_steps: int = DEFAULT_PROBE_STEPS,
                   n_trials: int | None = DEFAULTS.n_trials, selection: Selection | None = None,
                   lr: float = DEFAULTS.lr, groups: GroupSpec = DEFAULTS.groups,
-                  families: Sequence[str] | None = None, search_lr: bool = False,
+                  families: Sequence[str] | str | None = None, search_lr: bool = False,
                   only: Iterable[str] | str | None = None,
                   exclude: Iterable[str] | str | None = None, include_frozen: bool = False,
                   **_: object) -> BudgetPlan | None:
@@ -295,9 +296,14 @@ def search_budget(model: nn.Module, *, train_steps: int | None = None,
         ('halving', True)
     """
     plan = ModelPlan.of(model, groups, only=only, exclude=exclude, include_frozen=include_frozen)
-    space = SearchSpace(families=tuple(families) if families is not None else None,
-                        search_lr=search_lr)
-    return _budget(plan, space, lr, train_steps, budget_steps, probe_steps, n_trials, selection)
+    return _budget(plan, _space(families, search_lr), lr, train_steps, budget_steps,
+                   probe_steps, n_trials, selection)
+
+
+def _space(families: Sequence[str] | str | None, search_lr: bool) -> SearchSpace:
+    """The search space; ``families`` may name one family as a plain string."""
+    names = (families,) if isinstance(families, str) else families
+    return SearchSpace(families=tuple(names) if names is not None else None, search_lr=search_lr)
 
 
 def _budget(plan: ModelPlan, space: SearchSpace, lr: float, train_steps: int | None,
@@ -422,3 +428,16 @@ def _validate(model: nn.Module, n_trials: int | None, timeout: float | None, bud
         raise ConfigError("give at least one of n_trials, timeout or budget_steps")
     if population is not None:
         check_option("population", population)
+
+
+def _validate_parts(eval_every: int | None, selection: Selection | None,
+                    callbacks: Sequence[Callable]) -> None:
+    if eval_every is not None:
+        check_option("eval_every", eval_every)
+    if selection is not None and not isinstance(selection, Selection):
+        raise ConfigError(f"selection must be an autoinit.Selection(top=..., seeds=...), got "
+                          f"{selection!r}")
+    for i, callback in enumerate(callbacks):
+        if not callable(callback):
+            raise ConfigError(f"callbacks[{i}] must be callable as callback(study, trial), got "
+                              f"{callback!r}")
