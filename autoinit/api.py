@@ -24,7 +24,7 @@ from autoinit.proxy import search_on_proxy
 from autoinit.redact import redact
 from autoinit.result import FitResult, ProxyReport, TrackedRun
 from autoinit.scheme import InitScheme
-from autoinit.search import run_search
+from autoinit.search import run_search, search_budget
 from autoinit.threads import compute_threads
 
 __all__ = ["fit", "load_scheme"]
@@ -152,26 +152,37 @@ def _earlier_run(bound: dict[str, Any], tracking_uri: str | None) -> dict[str, A
     import optuna
 
     from autoinit.probe import ProbeConfig
+    from autoinit.rungs import rung_steps
     from autoinit.selection import Selection, is_stored
     from autoinit.storage import open_storage
     from autoinit.study import DONE
 
-    if bound["storage"] is None or bound["n_trials"] is None:
+    if bound["storage"] is None or bound["n_trials"] is None and bound["train_steps"] is None:
         return None
     try:
+        # with train_steps the search follows its budget's plan (and stops with its budget)
+        budget = search_budget(**bound)
+        steps, n_trials, selection = (bound["probe_steps"], bound["n_trials"], bound["selection"]) \
+            if budget is None else (budget.probe_steps, budget.n_trials, budget.selection)
+        selection = selection or Selection()
+        ends = rung_steps(steps, bound["rungs"])
+        config = ProbeConfig(steps=ends[-1], lr=bound["lr"], seed=bound["seed"],
+                             objective=bound["objective"],
+                             rungs=ends if bound["rungs"] > 1 else ())
         study = optuna.load_study(study_name=bound["study_name"],
                                   storage=open_storage(bound["storage"]))
         run = study.user_attrs.get(_RUN_ATTR)
-        config = ProbeConfig(steps=bound["probe_steps"], lr=bound["lr"], seed=bound["seed"],
-                             objective=bound["objective"])
         finished = len(study.get_trials(deepcopy=False, states=DONE))
         here = redact(tracking_uri or mlflow.get_tracking_uri())
     except Exception:  # noqa: BLE001 - no such study, or bad options: the search says so
         return None
-    if (not run or run.get("tracking_uri") != here or finished < bound["n_trials"]
-            or not is_stored(study, bound["selection"] or Selection(), config)):
+    if not run or run.get("tracking_uri") != here:
         return None
-    return run
+    if not selection.seeds:  # no selection round to store: the named candidates are the search
+        return run if n_trials is not None and finished >= n_trials else None
+    # a budget may stop the trials before n_trials; its stored round says it finished
+    full = budget is not None or n_trials is not None and finished >= n_trials
+    return run if full and is_stored(study, selection, config) else None
 
 
 def _where(tracker: Any) -> str:

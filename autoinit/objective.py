@@ -19,8 +19,9 @@ from autoinit.rungs import RUNGS_ATTR
 from autoinit.scheme import InitScheme, rules_from_json, rules_to_json
 from autoinit.space import SearchSpace, suggest_scheme
 
-__all__ = ["TRAIN_POINTS", "Objective", "screen", "thin_stride"]
+__all__ = ["PROBE_LENGTH_ATTR", "TRAIN_POINTS", "Objective", "screen", "thin_stride"]
 
+PROBE_LENGTH_ATTR = "probe_length"  # the probe's planned steps (``probe_steps``: those it ran)
 TRAIN_POINTS = 200  # training-loss points a trial keeps (every thin_stride-th step)
 
 _REJECT_FLAGS = ("non_finite", "exploding_activation", "exploding_gradient")
@@ -110,6 +111,7 @@ class Objective:
             scheme = lsuv_scheme(self.work, self.data.train[0], self.data.loss, seed=self.seed,
                                  **self.layer_plan.select)
         trial.set_user_attr("rules", rules_to_json(scheme.groups))
+        trial.set_user_attr(PROBE_LENGTH_ATTR, self.config.steps)  # longer after a lengthening
         screened = self.screening and baseline is None and self.data.loss is not None
         if screened:
             self.reset()

@@ -1,10 +1,11 @@
 """``run_search``: search an initialization for a model on its own data (no tracking here).
 
-Flow: validate → plan groups → cache batches → time the bare loop → Optuna study (stage 1: the
-named candidates, baselines and presets, enqueued first; stage 2: the best one refined, see
-:mod:`autoinit.refine`) → per trial: scheme, screening pass, probe, pruning → selection round
-(top candidates and the best baseline re-run with fresh seeds and a longer probe) → the chosen
-scheme is applied to the model in place → :class:`FitResult`.
+Flow: validate → plan groups (and, with ``train_steps``, the budget) → cache batches → time the
+bare loop (threads, populations) → the study's rounds (:mod:`autoinit.search_rounds`; stage 1:
+the named candidates, baselines and presets, enqueued first; stage 2: the best one refined, see
+:mod:`autoinit.refine`; per trial: scheme, screening pass, probe, pruning) → selection round (top
+candidates and the best baseline re-run with fresh seeds and a longer probe) → the chosen scheme
+is applied to the model in place → :class:`FitResult`.
 """
 
 from __future__ import annotations
@@ -22,55 +23,29 @@ from torch import nn
 
 from autoinit.apply import apply_scheme
 from autoinit.batches import make_loss
-from autoinit.budget import (
-    MAX_LENGTHENING,
-    BudgetWatch,
-    affordable,
-    budget_of,
-    eval_every_of,
-    noise_probe,
-    plan_budget,
-    steps_spent,
-)
+from autoinit.budget import MAX_LENGTHENING, BudgetPlan, budget_of, eval_every_of, plan_budget
 from autoinit.clock import StepClock
 from autoinit.device import resolve_device
 from autoinit.errors import ConfigError
 from autoinit.groups import GroupSpec
 from autoinit.loop import MakeState, ScoreFn, TrainStep, make_loop, preflight
 from autoinit.objective import Objective
-from autoinit.optuna_setup import quiet_optuna
 from autoinit.plan import ModelPlan
-from autoinit.population import population_unsupported
 from autoinit.population_choice import PopulationChoice, choose_population
-from autoinit.population_stage import NamedPopulation
 from autoinit.presets import get_preset, list_presets
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, make_optimizer
 from autoinit.progress import SearchProgress, progress_wanted
-from autoinit.result import BudgetReport, Candidate, FitResult, SearchContext, SearchCost
-from autoinit.rungs import make_pruner, rung_steps, study_agreement
+from autoinit.result import BudgetReport, FitResult, SearchContext, SearchCost
+from autoinit.rungs import rung_steps, study_agreement
 from autoinit.search_input import check_finite, check_loss, probe_batches
-from autoinit.selection import (
-    Selection,
-    baseline_scores,
-    rerun_steps,
-    reuse_selection,
-    select,
-    selection_steps,
-)
+from autoinit.search_rounds import Rounds
+from autoinit.selection import Selection, baseline_scores, rerun_steps
 from autoinit.settings import DEFAULTS, check_option
-from autoinit.space import SearchSpace, distributions
-from autoinit.study import (
-    check_space,
-    enqueue_pending,
-    in_memory,
-    named_candidates,
-    open_study,
-    optimize,
-    worker_storage,
-)
-from autoinit.threads import choose_threads, compute_threads
+from autoinit.space import SearchSpace
+from autoinit.study import named_candidates
+from autoinit.threads import ThreadChoice, choose_threads, compute_threads
 
-__all__ = ["DEFAULT_PROBE_STEPS", "Selection", "run_search"]
+__all__ = ["DEFAULT_PROBE_STEPS", "Selection", "run_search", "search_budget"]
 
 
 class _DefaultSteps(int):
@@ -99,7 +74,7 @@ def run_search(
     eval_every: int | None = None,
     objective: str = DEFAULTS.objective,
     groups: GroupSpec = DEFAULTS.groups,
-    families: Sequence[str] | None = None,
+    families: Sequence[str] | str | None = None,
     search_lr: bool = False,
     storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str | None = None,
@@ -173,7 +148,8 @@ def run_search(
         eval_every: probe steps between held-out evaluations (reported to the pruner); default:
             a quarter of ``probe_steps``.
         objective: ``"final"`` (the held-out loss at the end) or ``"mean"`` (along the curve).
-        families: candidate family names (default: every registered family that fits a group).
+        families: candidate family names, or one name (default: every registered family that
+            fits a group).
         search_lr: search the learning rate jointly with the initialization.
         storage: an Optuna storage URL; with it, calling ``fit`` again resumes the study.
         study_name: the Optuna study's name (default: Optuna's; :func:`autoinit.fit` with
@@ -223,28 +199,21 @@ def run_search(
         ['kaiming_normal', 'lecun_normal']
     """
     start = time.perf_counter()
-    if train_steps is not None:
-        check_option("train_steps", train_steps)
-    probe_given = None if probe_steps is DEFAULT_PROBE_STEPS else probe_steps
     _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches,
-              threads)
-    if population is not None:
-        check_option("population", population)
+              threads, train_steps, population)
+    _validate_parts(eval_every, selection, callbacks)
     dev = resolve_device(device)
-    space = SearchSpace(families=tuple(families) if families is not None else None,
-                        search_lr=search_lr)
+    space = _space(families, search_lr)
     plan = ModelPlan.of(model, groups, only=only, exclude=exclude, include_frozen=include_frozen)
-    budget = None
-    if train_steps is not None:
-        budget = plan_budget(budget_steps or budget_of(train_steps),
-                             list(named_candidates(plan, space, lr)), plan.model_init,
-                             probe_steps=probe_given, n_trials=n_trials, selection=selection)
+    layer_plan = ModelPlan.of(model, "layer", only=only, exclude=exclude,
+                              include_frozen=include_frozen)
+    budget = _budget(plan, space, lr, train_steps, budget_steps, probe_steps, n_trials,
+                     selection)
+    if budget is not None:
         budget_steps, probe_steps, n_trials = budget.budget_steps, budget.probe_steps, \
             budget.n_trials
         selection = budget.selection
     selection = selection or Selection()
-    layer_plan = ModelPlan.of(model, "layer", only=only, exclude=exclude,
-                              include_frozen=include_frozen)
     # with your own train_step and score, the loss is only used when you pass one
     own_loop = train_step is not None and score is not None
     loss = None if own_loop and loss_fn is None else make_loss(loss_fn)
@@ -258,25 +227,12 @@ def run_search(
     check_finite(train, "dataloader")
     check_finite(val, "the held-out batches")
     data = ProbeData(train, val, loss, loop)
-    every = eval_every or eval_every_of(probe_steps, budget)
-    config = ProbeConfig(steps=ends[-1], lr=lr, optimizer=optimizer, eval_every=every,
+    config = ProbeConfig(steps=ends[-1], lr=lr, optimizer=optimizer,
+                         eval_every=eval_every or eval_every_of(probe_steps, budget),
                          objective=objective, seed=seed, device=str(dev), bf16=bf16,
                          cooldown=cooldown, rungs=ends if rungs > 1 else ())
     context = SearchContext(config, plan, train[0], loss, layer_plan)
-    # a budgeted search keeps one probe for its noise probe (autoinit.budget.BudgetWatch)
-    trial_budget = _trial_budget(budget_steps, config, selection, plan.model_init,
-                                 config.steps if budget is not None and budget.noise else 0)
-    work = copy.deepcopy(model).to(dev)
-    initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
-    make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr)  # bad names fail before work
-    with compute_threads(1):  # no thread count is chosen yet: none that can oversubscribe
-        if loss is not None:
-            check_loss(work, data)
-        if loop is not None:
-            preflight(loop, work, data, config)
-    step = bare_step(work, data, config)
-    choice = choose_threads(step, config.device, threads)
-    work.load_state_dict(initial)
+    work, initial, step, choice = _calibrate(model, dev, data, config, optimizer, lr, threads)
     show = _progress(progress, n_trials, timeout)
     with compute_threads(choice.threads), show or contextlib.nullcontext():
         if show is not None:
@@ -285,86 +241,129 @@ def run_search(
         # a budgeted search times fewer bare steps: they are part of its cost
         clock.sample(8 if budget is None else 3)
         work.load_state_dict(initial)
-        members = selection.members(plan.model_init)  # the selection round's, per seed
-        if population is None and budget is not None and not budget.searched:
-            # a few short probes: timing a population would cost more than it could save
-            stacked = PopulationChoice(1, reason=f"the {budget.shape} budget has no search trial")
-        else:
-            stacked = choose_population(work, data, replace(config, rungs=()), population,
-                                        members * selection.seeds, members, step)
+        stacked = _population(work, data, config, population, selection, plan, budget, step)
         if show is not None:
             show.note(stacked.describe())
         work.load_state_dict(initial)
         obj = Objective(work, initial, plan, layer_plan, data, config, space, lr, seed, screening)
         timing = clock if budget is None else lambda study, trial: clock.sample(1)
         watch = [timing, show] if show is not None else [timing]  # in this process only
-        watch = watch if n_jobs == 1 else []
-        named = budget.named if budget is not None else tuple(named_candidates(plan, space, lr))
-        watched = budget is not None and budget.noise and n_jobs == 1
-        guard = BudgetWatch(noise_probe(obj), named, lengthen) if watched else None
         if budget is not None and show is not None:
             show.note(budget.describe(train_steps))
             if budget.note:
                 show.note(f"note: {budget.note}")
-        spent = 0  # the steps of shorter rounds, when the probes were lengthened
-        notes: list[str] = []
-        while True:
-            with quiet_optuna(), worker_storage(storage, n_jobs) as where:
-                study, created = open_study(where, study_name, seed, n_jobs, obj.config.eval_every,
-                                            len(named))
-                if rungs > 1:  # successive halving replaces the median rule
-                    study.pruner = make_pruner(probe_steps)
-                check_space(study, distributions(plan, space, lr))
-                if show is not None:
-                    show.resume(study.get_trials(deepcopy=False))
-                enqueue_pending(study, plan, space, lr, created, keep=named)
-                for callback in callbacks:  # e.g. tracking: the plans that rebuild a scheme
-                    getattr(callback, "bind_search", lambda context: None)(context)
-                if guard is not None:
-                    guard.affordable = affordable(guard, study, obj.config, budget, selection,
-                                                   plan.model_init, spent, longest)
-                with show.polling(study, n_jobs > 1) if show else contextlib.nullcontext():
-                    interrupted = optimize(study, _stage_one(obj, stacked.size, n_trials, n_jobs),
-                                           n_trials, timeout, trial_budget and
-                                           trial_budget - spent,
-                                           [*callbacks, *watch, *([guard] if guard else [])],
-                                           n_jobs)
-                if where is not storage:  # a temporary journal: keep the study, remove the file
-                    study = in_memory(study)
-                if guard is not None and guard.longer and not interrupted:
-                    spent += steps_spent(study) + guard.noise_steps
-                    steps = 2 * obj.config.steps
-                    config = obj.config = replace(obj.config, steps=steps,
-                                                  eval_every=eval_every or eval_every_of(steps, budget))
-                    line = (f"probes lengthened to {steps} steps: the named candidates' scores "
-                            f"are all within the noise margin ({guard.margin_text()})")
-                    notes.extend([*guard.lines, line])
-                    if show is not None:
-                        show.note(line)
-                        show.restart()
-                    guard = BudgetWatch(noise_probe(obj), named, lengthen)
-                    trial_budget = _trial_budget(budget_steps, config, selection,
-                                                 plan.model_init, config.steps)
-                    continue
-                if guard is not None and guard.ended is not None and show is not None:
-                    show.note(f"search ended early: {guard.ended}")
-                candidates, chosen, reason, reused = _choose(study, obj, selection, config,
-                                                             interrupted, clock, show,
-                                                             stacked.size)
-            break
-    baselines = baseline_scores(study)
-    chosen = replace(chosen, scheme=replace(chosen.scheme, origin=_origin(chosen.name)))
+        named = budget.named if budget is not None else tuple(named_candidates(plan, space, lr))
+        rounds = Rounds(obj, plan, space, lr, named, selection, context, storage=storage,
+                        study_name=study_name, seed=seed, n_jobs=n_jobs, n_trials=n_trials,
+                        timeout=timeout, rungs=rungs, first_rung=probe_steps,
+                        callbacks=callbacks, watch=watch if n_jobs == 1 else [], clock=clock,
+                        show=show, population=stacked.size, budget=budget,
+                        budget_steps=budget_steps, eval_every=eval_every, lengthen=lengthen,
+                        longest=longest).run()
+    chosen = replace(rounds.chosen, scheme=replace(rounds.chosen.scheme,
+                                                   origin=_origin(rounds.chosen.name)))
     apply_scheme(model, chosen.scheme)
+    study = rounds.study
     trials = study.get_trials(deepcopy=False)
+    cost = _cost(rounds, time.perf_counter() - start, choice, stacked)
+    return FitResult(chosen.scheme, chosen.mean, baseline_scores(study), chosen.name,
+                     rounds.reason, rounds.candidates, cost, study,
+                     interrupted=rounds.interrupted, selection_reused=rounds.reused,
+                     threads=choice, population=stacked,
+                     context=replace(context, config=rounds.config),
+                     budget=_budget_report(rounds, cost, train_steps),
+                     rank_agreement=study_agreement(trials) if rungs > 1 else (),
+                     probe_note=next((t.user_attrs["cooldown_note"] for t in trials
+                                      if "cooldown_note" in t.user_attrs), None))
+
+
+def search_budget(model: nn.Module, *, train_steps: int | None = None,
+                  budget_steps: int | None = None, probe_steps: int = DEFAULT_PROBE_STEPS,
+                  n_trials: int | None = DEFAULTS.n_trials, selection: Selection | None = None,
+                  lr: float = DEFAULTS.lr, groups: GroupSpec = DEFAULTS.groups,
+                  families: Sequence[str] | str | None = None, search_lr: bool = False,
+                  only: Iterable[str] | str | None = None,
+                  exclude: Iterable[str] | str | None = None, include_frozen: bool = False,
+                  **_: object) -> BudgetPlan | None:
+    """The plan :func:`run_search` follows with these options (``None`` without
+    ``train_steps``): its probe length, trials and selection round. Other options of
+    ``run_search`` are accepted and ignored.
+
+    Example:
+        >>> import torch.nn as nn
+        >>> net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+        >>> search_budget(net, train_steps=1000).shape, search_budget(net) is None
+        ('halving', True)
+    """
+    plan = ModelPlan.of(model, groups, only=only, exclude=exclude, include_frozen=include_frozen)
+    return _budget(plan, _space(families, search_lr), lr, train_steps, budget_steps,
+                   probe_steps, n_trials, selection)
+
+
+def _space(families: Sequence[str] | str | None, search_lr: bool) -> SearchSpace:
+    """The search space; ``families`` may name one family as a plain string."""
+    names = (families,) if isinstance(families, str) else families
+    return SearchSpace(families=tuple(names) if names is not None else None, search_lr=search_lr)
+
+
+def _budget(plan: ModelPlan, space: SearchSpace, lr: float, train_steps: int | None,
+            budget_steps: int | None, probe_steps: int, n_trials: int | None,
+            selection: Selection | None) -> BudgetPlan | None:
+    if train_steps is None:
+        return None
+    given = None if probe_steps is DEFAULT_PROBE_STEPS else probe_steps
+    return plan_budget(budget_steps or budget_of(train_steps),
+                       list(named_candidates(plan, space, lr)), plan.model_init,
+                       probe_steps=given, n_trials=n_trials, selection=selection)
+
+
+def _calibrate(model: nn.Module, dev: torch.device, data: ProbeData, config: ProbeConfig,
+               optimizer: str | Callable, lr: float, threads: int | None
+               ) -> tuple[nn.Module, dict[str, torch.Tensor], Callable[[], object], ThreadChoice]:
+    """The working copy of the model and its initial state, after the checks that fail before
+    any work (optimizer name, loss, your own loop), and one bare training step, timed to choose
+    the thread count: ``(work, initial, step, threads)``."""
+    work = copy.deepcopy(model).to(dev)
+    initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
+    make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr)  # bad names fail before work
+    with compute_threads(1):  # no thread count is chosen yet: none that can oversubscribe
+        if data.loss is not None:
+            check_loss(work, data)
+        if data.loop is not None:
+            preflight(data.loop, work, data, config)
+    step = bare_step(work, data, config)
+    choice = choose_threads(step, config.device, threads)
+    work.load_state_dict(initial)
+    return work, initial, step, choice
+
+
+def _population(work: nn.Module, data: ProbeData, config: ProbeConfig, population: int | None,
+                selection: Selection, plan: ModelPlan, budget: BudgetPlan | None,
+                step: Callable[[], object]) -> PopulationChoice:
+    """How many candidates train at once (:mod:`autoinit.population_choice`)."""
+    if population is None and budget is not None and not budget.searched:
+        # a few short probes: timing a population would cost more than it could save
+        return PopulationChoice(1, reason=f"the {budget.shape} budget has no search trial")
+    members = selection.members(plan.model_init)  # the selection round's, per seed
+    return choose_population(work, data, replace(config, rungs=()), population,
+                             members * selection.seeds, members, step)
+
+
+def _cost(rounds: Rounds, wall_seconds: float, threads: ThreadChoice,
+          stacked: PopulationChoice) -> SearchCost:
+    trials = rounds.study.get_trials(deepcopy=False)
     attrs = [t.user_attrs for t in trials]
+    clock, selection = rounds.clock, rounds.selection
     q1, q3 = clock.quartiles
-    extra = spent + (guard.noise_steps if guard is not None else 0)  # shorter rounds, noise probes
-    cost = SearchCost(
+    # the shorter rounds, when the probes were lengthened, and the noise probes
+    extra = rounds.spent + (rounds.guard.noise_steps if rounds.guard is not None else 0)
+    rerun = not (rounds.interrupted or rounds.reused or not selection.seeds)
+    return SearchCost(
         probe_steps=sum(a.get("probe_steps", 0) for a in attrs) + extra,
         screening_passes=sum(a.get("screening_passes", 0) for a in attrs),
-        selection_steps=0 if interrupted or reused or not selection.seeds else sum(
-            len(c.scores) for c in candidates) * rerun_steps(config, selection),
-        wall_seconds=time.perf_counter() - start,
+        selection_steps=sum(len(c.scores) for c in rounds.candidates)
+        * rerun_steps(rounds.config, selection) if rerun else 0,
+        wall_seconds=wall_seconds,
         step_seconds=clock.median,
         trials_complete=sum(t.state == TrialState.COMPLETE for t in trials),
         trials_pruned=sum(t.state == TrialState.PRUNED for t in trials),
@@ -372,34 +371,24 @@ def run_search(
         step_seconds_q1=q1,
         step_seconds_q3=q3,
         step_timings=len(clock.times),
-        threads=choice.threads,
+        threads=threads.threads,
         population=stacked.size,
         population_ratio=stacked.ratio,
     )
-    report = None
-    if budget is not None:
-        if guard is not None:
-            notes.extend(guard.lines)
-        used = cost.probe_steps + cost.screening_passes + cost.selection_steps
-        report = BudgetReport(train_steps, budget.budget_steps, budget.describe(train_steps),
-                              config.steps, budget.probe_steps, guard.ended if guard else None,
-                              max(0, budget.budget_steps - used), tuple(notes), budget.note)
-    return FitResult(chosen.scheme, chosen.mean, baselines, chosen.name, reason, candidates, cost,
-                     study, interrupted=interrupted, selection_reused=reused, threads=choice,
-                     population=stacked,
-                     context=replace(context, config=config), budget=report,
-                     rank_agreement=study_agreement(trials) if rungs > 1 else (),
-                     probe_note=next((a["cooldown_note"] for a in attrs if "cooldown_note" in a),
-                                     None))
 
 
-def _stage_one(obj: Objective, population: int, n_trials: int | None, n_jobs: int
-               ) -> Objective | NamedPopulation:
-    """The trials' objective: with populations in one process, the named candidates are probed
-    together (:mod:`autoinit.population_stage`)."""
-    if population < 2 or n_jobs > 1 or population_unsupported(obj.work, obj.data, obj.config):
-        return obj
-    return NamedPopulation(obj, population, n_trials)
+def _budget_report(rounds: Rounds, cost: SearchCost, train_steps: int | None
+                   ) -> BudgetReport | None:
+    budget = rounds.budget
+    if budget is None:
+        return None
+    guard = rounds.guard
+    notes = [*rounds.notes, *(guard.lines if guard is not None else ())]
+    used = cost.probe_steps + cost.screening_passes + cost.selection_steps
+    return BudgetReport(train_steps, budget.budget_steps, budget.describe(train_steps),
+                        rounds.config.steps, budget.probe_steps,
+                        guard.ended if guard else None, max(0, budget.budget_steps - used),
+                        tuple(notes), budget.note)
 
 
 def _progress(progress: bool | SearchProgress | None, n_trials: int | None,
@@ -407,28 +396,6 @@ def _progress(progress: bool | SearchProgress | None, n_trials: int | None,
     if isinstance(progress, SearchProgress):
         return progress
     return SearchProgress(n_trials, timeout) if progress_wanted(progress) else None
-
-
-def _choose(study: optuna.Study, obj: Objective, selection: Selection, config: ProbeConfig,
-            interrupted: bool, clock: StepClock, show: SearchProgress | None, population: int
-            ) -> tuple[list[Candidate], Candidate, str, bool]:
-    """The selection round (or the study's stored one, or, interrupted, the probe scores):
-    ``(candidates, chosen, reason, reused)``."""
-    if interrupted and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        raise KeyboardInterrupt("before any trial completed; the study keeps its trials and the "
-                                "next run resumes it")
-    reused = None if interrupted else reuse_selection(study, obj, selection, config)
-    if reused is not None:
-        return (*reused, True)
-
-    def on_probe(done: int, total: int, name: str, score: float | None) -> None:
-        if done:
-            clock.sample()  # the cost unit, re-timed between the round's probes
-        if show is not None:
-            show.selection(done, total, name, score)
-
-    return (*select(study, obj, selection, config, rerun=not interrupted, on_probe=on_probe,
-                    population=population), False)
 
 
 def _origin(name: str) -> str:
@@ -444,7 +411,10 @@ def _origin(name: str) -> str:
 
 
 def _validate(model: nn.Module, n_trials: int | None, timeout: float | None, budget_steps: int | None,
-              probe_steps: int, n_jobs: int, seed: int, val_batches: int, threads: int | None) -> None:
+              probe_steps: int, n_jobs: int, seed: int, val_batches: int, threads: int | None,
+              train_steps: int | None, population: int | None) -> None:
+    if train_steps is not None:
+        check_option("train_steps", train_steps)
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not any(p.requires_grad for p in model.parameters()):
@@ -456,18 +426,18 @@ def _validate(model: nn.Module, n_trials: int | None, timeout: float | None, bud
             check_option(name, value)
     if n_trials is None and timeout is None and budget_steps is None:
         raise ConfigError("give at least one of n_trials, timeout or budget_steps")
+    if population is not None:
+        check_option("population", population)
 
 
-def _trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Selection,
-                  own_init: bool, noise_steps: int = 0) -> int | None:
-    """What ``budget_steps`` leaves the trials once the selection round (and a budgeted search's
-    noise probe, ``noise_steps``) is reserved."""
-    if budget_steps is None:
-        return None
-    reserved = selection_steps(config, selection, own_init) + noise_steps
-    if budget_steps < reserved + config.steps:
-        raise ConfigError(
-            f"budget_steps must cover one probe ({config.steps} steps) and the selection round "
-            f"({reserved} steps), so at least {reserved + config.steps}, got {budget_steps}; or "
-            "pass a smaller selection=Selection(top=..., seeds=...)")
-    return budget_steps - reserved
+def _validate_parts(eval_every: int | None, selection: Selection | None,
+                    callbacks: Sequence[Callable]) -> None:
+    if eval_every is not None:
+        check_option("eval_every", eval_every)
+    if selection is not None and not isinstance(selection, Selection):
+        raise ConfigError(f"selection must be an autoinit.Selection(top=..., seeds=...), got "
+                          f"{selection!r}")
+    for i, callback in enumerate(callbacks):
+        if not callable(callback):
+            raise ConfigError(f"callbacks[{i}] must be callable as callback(study, trial), got "
+                              f"{callback!r}")

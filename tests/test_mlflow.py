@@ -392,6 +392,24 @@ def test_fit_says_where_it_logs_and_a_finished_study_is_not_logged_twice(store, 
     assert f"MLflow run {run_id} in experiment 'rerun'" in again.summary()
 
 
+@pytest.mark.parametrize("planned", [{"train_steps": 400}, {"train_steps": 900},
+                                     {"n_trials": 7, "probe_steps": 4, "rungs": 2}],
+                         ids=["fewest", "halving", "rungs"])
+def test_a_finished_budgeted_or_rung_study_is_not_logged_twice(store, tmp_path, planned):
+    """A budget's plan (or rungs) changes the probe length, trials and selection round: a
+    rerun must find the stored round under the planned settings, not the options as given."""
+    uri, client, new_experiment = store
+    name = f"rerun-{next(iter(planned))}-{next(iter(planned.values()))}"
+    options = {**planned, "tracking_uri": uri, "experiment": new_experiment(name),
+               "storage": f"sqlite:///{tmp_path}/s.db", "study_name": name, "progress": False}
+    first = autoinit.fit(make_model(), make_loader(), **options)
+    exp = client.get_experiment_by_name(name).experiment_id
+    runs_before = len(client.search_runs([exp]))
+    again = autoinit.fit(make_model(), make_loader(), **options)
+    assert again.scheme == first.scheme and again.extra["mlflow_run_id"] == first.run.run_id
+    assert len(client.search_runs([exp])) == runs_before
+
+
 def test_a_custom_loop_logs_its_step_values_and_names_its_functions(store):
     uri, client, new_experiment = store
 
@@ -444,3 +462,32 @@ def test_rungs_log_the_rank_agreement_on_the_parent_and_rung_scores_on_children(
     baseline = next(c for c in children(client, run) if c.data.tags.get("autoinit.baseline"))
     history = client.get_metric_history(baseline.info.run_id, "rung_score")
     assert [h.step for h in history] == [4, 12]
+
+
+class _NoSignal(torch.nn.Module):
+    """Only ``unused`` is searched and it never touches the output: the probes cannot separate,
+    so a budgeted search lengthens them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.head = torch.nn.Linear(8, 2)
+            self.unused = torch.nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x)
+
+
+def test_a_lengthened_round_logs_children_under_their_own_names(store):
+    uri, client, new_experiment = store
+    result = autoinit.fit(_NoSignal(), make_loader(), train_steps=2000, probe_steps=10,
+                          only="unused", tracking_uri=uri, experiment=new_experiment("longer"),
+                          progress=False)
+    assert result.budget.probe_steps == 20  # the named candidates were probed again, longer
+    runs = children(client, client.get_run(result.run.run_id))
+    names = [r.info.run_name for r in runs]
+    assert len(names) == len(set(names))
+    lengths = {r.info.run_name: r.data.tags["autoinit.probe_length"] for r in runs}
+    assert lengths["trial-0-pytorch_default"] == "10"
+    assert lengths["trial-0-pytorch_default-20-steps"] == "20"

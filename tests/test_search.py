@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import tempfile
 
 import optuna
@@ -205,6 +206,13 @@ def test_a_worse_candidate_is_called_worse_not_within_the_noise(tiny_loader):
     assert "within the noise" in choose([base, slightly], True, Selection())[1]
 
 
+def test_one_family_may_be_named_as_a_plain_string(tiny_loader):
+    one = run_search(tiny_mlp(), tiny_loader, families="orthogonal", n_trials=8, probe_steps=4)
+    listed = run_search(tiny_mlp(), tiny_loader, families=["orthogonal"], n_trials=8,
+                        probe_steps=4)
+    assert [t.params for t in one.study.trials] == [t.params for t in listed.study.trials]
+
+
 def test_the_chosen_scheme_says_what_it_is(tiny_loader):
     result = run_search(tiny_mlp(), tiny_loader, n_trials=7, probe_steps=6)
     origin = result.scheme.origin
@@ -228,12 +236,16 @@ def test_the_chosen_scheme_says_what_it_is(tiny_loader):
         ({"loss_fn": "hinge"}, "loss_fn must be one of"),
         ({"loss_fn": lambda m, b: m(b[0])}, "loss must be a scalar tensor"),
         ({"n_trials": None}, "give at least one of n_trials, timeout or budget_steps"),
+        ({"eval_every": 0}, "eval_every must be a positive integer, got 0"),
+        ({"selection": "x"}, "selection must be an autoinit.Selection(top=..., seeds=...), got 'x'"),
+        ({"callbacks": [print, 1]}, "callbacks[1] must be callable as callback(study, trial), got 1"),
+        ({"families": "no_such"}, "unknown family 'no_such'"),
     ],
 )
 def test_bad_input_fails_before_any_work(tiny_loader, kwargs, message):
     model = tiny_mlp()
     before = [p.clone() for p in model.parameters()]
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         run_search(model, tiny_loader, **{**SMALL, **kwargs})
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 

@@ -30,7 +30,7 @@ from autoinit.integrations.mlflow._client import (
     flatten_rules,
     param_entities,
 )
-from autoinit.objective import thin_stride
+from autoinit.objective import PROBE_LENGTH_ATTR, thin_stride
 from autoinit.result import SearchContext
 from autoinit.rungs import RUNGS_ATTR
 from autoinit.scheme import GroupRule, rules_from_json
@@ -71,6 +71,7 @@ class TrialLogger:
     lr: float
     seed: int = 0
     plans: Mapping[str, Any] | None = None  # "group" / "layer" ModelPlan, to rebuild full schemes
+    first_length: int | None = None  # the first round's probe length (a lengthening adds rounds)
     background: bool = True
     failures: int = 0
     backlog: list[FrozenTrial] = field(default_factory=list)
@@ -103,8 +104,11 @@ class TrialLogger:
             self.log_safely(trial)
 
     def bind_search(self, context: SearchContext) -> None:
-        """Keep the search's plans, to rebuild a trial's full scheme (called before its trials)."""
+        """Keep the search's plans, to rebuild a trial's full scheme, and its first probe length
+        (called before each round of trials)."""
         self.plans = {"group": context.plan, "layer": context.layer_plan}
+        if self.first_length is None:
+            self.first_length = context.config.steps
 
     def drain(self, timeout: float | None = None) -> None:
         """Wait until the trials handed to the background thread are logged; stop it; try the
@@ -155,10 +159,14 @@ class TrialLogger:
         reason = attrs.get("failure") or trial.system_attrs.get("fail_reason")
         if trial.state == TrialState.FAIL and not reason:
             reason = "the objective raised an exception (see the Optuna log)"
+        length = attrs.get(PROBE_LENGTH_ATTR)
         tags = {PARENT_TAG: self.parent_run_id, "autoinit.trial": str(trial.number),
                 "autoinit.state": state, "autoinit.reason": reason, "autoinit.baseline": baseline,
-                "autoinit.study": self.alarm.study_name}
+                "autoinit.study": self.alarm.study_name,
+                "autoinit.probe_length": None if length is None else str(length)}
         name = f"trial-{trial.number}" + (f"-{baseline}" if baseline else "")
+        if length is not None and self.first_length is not None and length != self.first_length:
+            name += f"-{length}-steps"  # a lengthened round: its trial numbers start again
         run = self.client.create_run(self.experiment_id, start_time=_ms(trial.datetime_start),
                                      tags={t.key: t.value for t in _tags(tags)}, run_name=name)
         run_id = run.info.run_id
