@@ -33,7 +33,7 @@ from torch.nn.utils import parametrizations, parametrize
 
 from autoinit.errors import ConfigError, SchemeError
 from autoinit.families import Fans, bias_values, gain_of, get_family
-from autoinit.layers import ParamSpec, describe_params
+from autoinit.layers import ParamSpec, describe_params, eager
 from autoinit.model_init import MODEL_DEFAULT, model_default_values
 from autoinit.scheme import GroupRule, InitScheme
 
@@ -45,6 +45,7 @@ _VALUE = re.compile(r"(^|\.)(v|value|v_proj)$")
 
 def model_parameters(model: nn.Module) -> dict[str, tuple[int, ...]]:
     """Every parameter of ``model`` (tied ones once) with its shape."""
+    model = eager(model)
     for name, p in model.named_parameters():
         if isinstance(p, nn.parameter.UninitializedParameter):  # its shape is unknown yet
             raise ConfigError(f"parameter {name!r} of a lazy module is not materialized; "
@@ -78,6 +79,7 @@ def apply_scheme(model: nn.Module, scheme: InitScheme) -> nn.Module:
             not fit one of its parameters.
     """
     check_model(model, scheme)
+    compiled, model = model, eager(model)  # the same parameters, named without the wrapper
     params = dict(model.named_parameters())
     specs = {s.name: s for s in describe_params(model, include_frozen=True)}
     modules = dict(model.named_modules())
@@ -105,7 +107,7 @@ def apply_scheme(model: nn.Module, scheme: InitScheme) -> nn.Module:
                     tensor[_padding_row(module)] = 0  # as torch's reset: padding reads zeros
                 if _weight_norm_of(module) is not None:  # the weight is then the drawn one
                     module.original0.copy_(torch.norm_except_dim(tensor, 2, _weight_norm_of(module)))
-    return model
+    return compiled
 
 
 def _padding_row(module: nn.Module) -> int | None:

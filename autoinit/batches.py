@@ -25,7 +25,7 @@ from torch import nn
 
 from autoinit.errors import ConfigError
 
-__all__ = ["LossFn", "eager", "fetch_batches", "make_loss", "move_batch", "split_batch"]
+__all__ = ["LossFn", "fetch_batches", "make_loss", "move_batch", "split_batch"]
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 _TARGET_KEYS = ("target", "targets", "y", "label", "labels")
@@ -124,19 +124,6 @@ def _checked(loss: LossFn) -> LossFn:
         return value.reshape(())
 
     return checked
-
-
-def eager(model: nn.Module) -> nn.Module:
-    """The module ``torch.compile(model)`` wraps, else ``model``: forward hooks registered after
-    a compiled graph was traced do not fire in it, and the wrapped module shares its parameters.
-
-    Example:
-        >>> net = nn.Linear(2, 2)
-        >>> eager(torch.compile(net)) is net and eager(net) is net
-        True
-    """
-    inner = getattr(model, "_orig_mod", None)
-    return inner if isinstance(inner, nn.Module) else model
 
 
 def move_batch(batch: Any, device: torch.device | str) -> Any:

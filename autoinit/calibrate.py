@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from autoinit.apply import apply_scheme
-from autoinit.batches import LossFn, eager
+from autoinit.batches import LossFn
+from autoinit.layers import eager
 from autoinit.plan import ModelPlan
 from autoinit.scheme import InitScheme
 
@@ -37,6 +38,7 @@ _CALIBRATED_KINDS = {"linear", "conv", "conv_transpose", "in_out", "unknown"}
 def lsuv_scheme(model: nn.Module, batch: Any, loss: LossFn, *, seed: int = 0, tol: float = 0.1,
                 max_iter: int = 5, **select: str | Iterable[str] | bool | None) -> InitScheme:
     """Calibrate on ``batch`` (``model`` is initialized with the result as a side effect)."""
+    model = eager(model)  # a compiled graph would skip the hooks
     plan = ModelPlan.of(model, "layer", **select)
     scheme = plan.uniform("orthogonal", seed=seed)
     apply_scheme(model, scheme)
@@ -68,7 +70,7 @@ def _execution_order(model: nn.Module, modules: list[nn.Module], batch: Any, los
              for m in modules]
     try:
         with torch.no_grad():
-            loss(eager(model), batch)  # a compiled graph would skip the hooks
+            loss(model, batch)
     finally:
         for h in hooks:
             h.remove()
@@ -85,7 +87,7 @@ def _output_std(model: nn.Module, module: nn.Module, batch: Any, loss: LossFn) -
     handle = module.register_forward_hook(hook)
     try:
         with torch.no_grad():
-            loss(eager(model), batch)
+            loss(model, batch)
     finally:
         handle.remove()
     return captured[0] if captured else 1.0

@@ -26,7 +26,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from autoinit.batches import LossFn, eager, make_loss
+from autoinit.batches import LossFn, make_loss
+from autoinit.layers import eager
 from autoinit.roles import Layer, describe_model, layer_of
 
 __all__ = ["Diagnosis", "LayerRecord", "diagnose"]
@@ -94,6 +95,7 @@ def diagnose(model: nn.Module, batch: Any, loss_fn: str | nn.Module | LossFn | N
     """
     loss = make_loss(loss_fn)
     layers = {}
+    model = eager(model)  # a compiled graph would skip the hooks
     described = describe_model(model, include_frozen=True)
     for lay in described:
         if lay.param_type in ("weight", "norm_weight"):
@@ -103,7 +105,7 @@ def diagnose(model: nn.Module, batch: Any, loss_fn: str | nn.Module | LossFn | N
     hooks = [modules[name].register_forward_hook(_recorder(name, outputs)) for name in layers]
     try:
         model.zero_grad(set_to_none=True)
-        value = loss(eager(model), batch)  # a compiled graph would skip the hooks
+        value = loss(model, batch)
         value.backward()
     finally:
         for h in hooks:

@@ -36,6 +36,7 @@ __all__ = [
     "LayerParam",
     "ParamSpec",
     "describe_params",
+    "eager",
     "in_out_rule",
     "register_layer_kind",
     "register_layer_resolver",
@@ -272,6 +273,21 @@ def _fallback(name: str, t: torch.Tensor) -> LayerParam | None:
 _warned_types: set[str] = set()
 
 
+def eager(model: nn.Module) -> nn.Module:
+    """The module ``torch.compile(model)`` wraps, else ``model``. autoinit describes, names and
+    initializes a compiled model through it (it shares the parameters), so a scheme carries the
+    same parameter names, and draws the same weights, with and without ``torch.compile``; and
+    forward hooks registered after a compiled graph was traced do not fire in the graph.
+
+    Example:
+        >>> net = nn.Linear(2, 2)
+        >>> eager(torch.compile(net)) is net and eager(net) is net
+        True
+    """
+    inner = getattr(model, "_orig_mod", None)
+    return inner if isinstance(inner, nn.Module) else model
+
+
 def describe_params(
     model: nn.Module,
     *,
@@ -290,6 +306,7 @@ def describe_params(
     module's rule through its original (``spectral_norm``'s, ``weight_norm``'s direction); an
     ``orthogonal`` one is left alone.
     """
+    model = eager(model)
     only_re = _compile_patterns(only, "only")
     exclude_re = _compile_patterns(exclude, "exclude")
     seen: set[int] = set()

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from autoinit.errors import ConfigError
-from autoinit.layers import _load_provider
+from autoinit.layers import _load_provider, eager
 
 __all__ = ["MODEL_DEFAULT", "ModelInit", "model_default_values", "model_init_of",
            "register_model_init"]
@@ -60,6 +60,7 @@ def register_model_init(model_type: type, init: ModelInit) -> None:
 
 def model_init_of(model: nn.Module) -> ModelInit | None:
     """The model's own init, or ``None`` when it has none beyond its layers' ``reset_parameters``."""
+    model = eager(model)
     _load_provider(model)
     for cls in type(model).__mro__:
         if cls in _INITS:
@@ -103,6 +104,7 @@ def model_default_values(model: nn.Module, generator: torch.Generator) -> dict[s
     Raises:
         ConfigError: the model has no own init.
     """
+    model = eager(model)
     init = model_init_of(model)
     if init is None:
         raise ConfigError(f"{MODEL_DEFAULT!r} needs a model with its own init (a Hugging Face or "

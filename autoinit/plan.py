@@ -24,6 +24,7 @@ from autoinit.apply import model_parameters
 from autoinit.errors import ConfigError
 from autoinit.families import get_family
 from autoinit.groups import Grouping, GroupSpec, fitting_families, group_layers
+from autoinit.layers import eager
 from autoinit.model_init import model_init_of
 from autoinit.roles import Layer, describe_model
 from autoinit.scheme import GroupRule, InitScheme, current_versions
@@ -72,6 +73,7 @@ class ModelPlan:
         exclude: Iterable[str] | str | None = None,
         include_frozen: bool = False,
     ) -> ModelPlan:
+        model = eager(model)  # a compiled model is planned as the module it wraps
         layers = describe_model(model, only=only, exclude=exclude, include_frozen=include_frozen)
         if not layers:
             raise ConfigError(

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from autoinit.layers import ParamSpec, _rule_for, describe_params
+from autoinit.layers import ParamSpec, _rule_for, describe_params, eager
 
 __all__ = ["ROLES", "Layer", "RoleRule", "assign_roles", "describe_model", "layer_of",
            "register_role_rule"]
@@ -100,6 +100,7 @@ def describe_model(model: nn.Module, *, include_frozen: bool = False,
 
 def assign_roles(model: nn.Module, specs: list[ParamSpec]) -> list[Layer]:
     """Give every spec a role and a following activation."""
+    model = eager(model)
     graph = _trace(model)
     order = graph.order if graph else [n for n, _ in model.named_modules()]
     rank = {name: i for i, name in enumerate(order)}

@@ -28,6 +28,7 @@ from autoinit.clock import StepClock
 from autoinit.device import resolve_device
 from autoinit.errors import ConfigError
 from autoinit.groups import GroupSpec
+from autoinit.layers import eager
 from autoinit.loop import MakeState, ScoreFn, TrainStep, make_loop, preflight
 from autoinit.objective import Objective
 from autoinit.plan import ModelPlan
@@ -199,6 +200,7 @@ def run_search(
         ['kaiming_normal', 'lecun_normal']
     """
     start = time.perf_counter()
+    model = eager(model)  # a compiled model: searched, named and initialized through its module
     _validate(model, n_trials, timeout, budget_steps, probe_steps, n_jobs, seed, val_batches,
               threads, train_steps, population)
     _validate_parts(eval_every, selection, callbacks)

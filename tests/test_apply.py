@@ -536,3 +536,17 @@ def test_weight_norm_weights_are_the_family_draw_and_replay_exactly():
     replayed = apply_scheme(build(), InitScheme.from_json(scheme.to_json()))
     for (name, a), b in zip(net.named_parameters(), replayed.parameters(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_a_compiled_model_takes_the_same_scheme_and_weights_as_the_plain_one():
+    torch._dynamo.reset()
+    plain = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    compiled = torch.compile(copy.deepcopy(plain), backend="eager")
+    compiled(torch.zeros(1, 4))  # traced: a scheme must still reach its parameters
+    scheme = uniform_scheme(compiled, "orthogonal", seed=3)
+    assert scheme == uniform_scheme(plain, "orthogonal", seed=3)
+    assert set(scheme.parameters) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    assert apply_scheme(compiled, scheme) is compiled
+    apply_scheme(plain, scheme)
+    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), compiled.parameters(),
+                                                 strict=True))

@@ -117,7 +117,7 @@ def test_a_compiled_model_already_run_is_measured_like_the_plain_one():
     compiled = torch.compile(net, backend="eager")
     nn.functional.cross_entropy(compiled(X), Y).backward()  # traced before diagnose's hooks
     records = diagnose(compiled, (X, Y)).records
-    assert [r.name for r in records] == [f"_orig_mod.{i}" for i in (0, 2, 4, 6)]
+    assert [r.name for r in records] == [str(i) for i in (0, 2, 4, 6)]  # named without the wrapper
     assert [r.act_std for r in records] == [r.act_std for r in diagnose(net, (X, Y)).records]
 
 

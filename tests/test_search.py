@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import autoinit
+from autoinit.apply import apply_scheme
 from autoinit.errors import AutoinitError, ConfigError
 from autoinit.probe import ProbeConfig, ProbeData, run_probe
 from autoinit.result import Candidate
@@ -279,3 +280,13 @@ def test_loss_that_raises_is_reported_as_bad_input(tiny_loader):
 def test_no_completed_trial_is_a_clear_error(tiny_loader):
     with pytest.raises(AutoinitError, match="no trial completed"):
         run_search(tiny_mlp(), tiny_loader, optimizer="sgd", lr=1e6, n_trials=6, probe_steps=6)
+
+
+def test_a_compiled_model_is_searched_as_the_module_it_wraps(tiny_loader):
+    torch._dynamo.reset()
+    compiled = torch.compile(tiny_mlp(), backend="eager")
+    result = run_search(compiled, tiny_loader, n_trials=7, probe_steps=4)
+    assert not any(name.startswith("_orig_mod.") for name in result.scheme.parameters)
+    again = apply_scheme(tiny_mlp(seed=1), result.scheme)  # the scheme replays on the plain model
+    assert all(torch.equal(a, b) for a, b in zip(again.parameters(), compiled.parameters(),
+                                                 strict=True))
