@@ -58,6 +58,10 @@ def _call(model: nn.Module, inputs: Any) -> torch.Tensor:
     out = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
     if isinstance(out, tuple | list):  # e.g. nn.LSTM returns (output, state)
         out = out[0]
+    if isinstance(out, Mapping) and "logits" not in out and len(out) != 1:
+        raise ConfigError(f"the model returned a dict with keys {sorted(map(str, out))} and no "
+                          "'logits': autoinit cannot tell which is the prediction; pass "
+                          "loss_fn(model, batch)")
     if isinstance(out, Mapping):
         out = out.get("logits", next(iter(out.values())))
     return out

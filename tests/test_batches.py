@@ -91,3 +91,22 @@ def test_fetch_batches_counts_and_errors():
         fetch_batches([], 4, "cpu", "dataloader")
     with pytest.raises(ConfigError, match="must be iterable"):
         fetch_batches(5, 4, "cpu", "dataloader")
+
+
+class _DictOut(nn.Module):
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        super().__init__()
+        self.keys, self.fc = keys, nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: self.fc(x) * (i + 1) for i, k in enumerate(self.keys)}
+
+
+def test_a_dict_output_is_read_by_its_logits_or_its_one_value_else_refused():
+    x, y = torch.randn(4, 3, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 1, 0])
+    for keys in (("out",), ("features", "logits")):
+        net = _DictOut(keys)
+        want = nn.functional.cross_entropy(net(x)["logits" if "logits" in keys else "out"], y)
+        assert torch.allclose(make_loss(None)(net, (x, y)), want)
+    with pytest.raises(ConfigError, match=r"dict with keys \['features', 'out'\] and no 'logits'"):
+        make_loss(None)(_DictOut(("features", "out")), (x, y))
