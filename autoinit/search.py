@@ -26,7 +26,7 @@ from autoinit.batches import make_loss
 from autoinit.budget import MAX_LENGTHENING, BudgetPlan, budget_of, eval_every_of, plan_budget
 from autoinit.clock import StepClock
 from autoinit.device import resolve_device
-from autoinit.errors import ConfigError
+from autoinit.errors import AutoinitError, ConfigError
 from autoinit.groups import GroupSpec
 from autoinit.layers import eager
 from autoinit.loop import MakeState, ScoreFn, TrainStep, make_loop, preflight
@@ -328,15 +328,30 @@ def _calibrate(model: nn.Module, dev: torch.device, data: ProbeData, config: Pro
     work = copy.deepcopy(model).to(dev)
     initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
     make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr)  # bad names fail before work
+    step = bare_step(work, data, config)
     with compute_threads(1):  # no thread count is chosen yet: none that can oversubscribe
         if data.loss is not None:
             check_loss(work, data)
         if data.loop is not None:
             preflight(data.loop, work, data, config)
-    step = bare_step(work, data, config)
+        else:
+            _first_step(step, optimizer, lr)
     choice = choose_threads(step, config.device, threads)
     work.load_state_dict(initial)
     return work, initial, step, choice
+
+
+def _first_step(step: Callable[[], object], optimizer: str | Callable, lr: float) -> None:
+    """One training step, so that an optimizer that cannot train this model (Adam on a sparse
+    embedding's gradients) fails in one line before any work."""
+    try:
+        step()
+    except AutoinitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
+        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ConfigError(f"the first training step failed with optimizer={optimizer!r}, "
+                          f"lr={lr}: {type(exc).__name__}: {cause}") from exc
 
 
 def _population(work: nn.Module, data: ProbeData, config: ProbeConfig, population: int | None,

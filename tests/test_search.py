@@ -290,3 +290,25 @@ def test_a_compiled_model_is_searched_as_the_module_it_wraps(tiny_loader):
     again = apply_scheme(tiny_mlp(seed=1), result.scheme)  # the scheme replays on the plain model
     assert all(torch.equal(a, b) for a, b in zip(again.parameters(), compiled.parameters(),
                                                  strict=True))
+
+
+class _SparseBag(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.emb = torch.nn.Embedding(10, 4, sparse=True)
+            self.head = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.emb(x).mean(1))
+
+
+def test_an_optimizer_that_cannot_train_the_model_fails_in_one_line_before_any_trial():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randint(0, 10, (64, 3), generator=g), torch.randint(0, 2, (64,), generator=g)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+    with pytest.raises(ConfigError, match=r"^the first training step failed with optimizer='adam', "
+                                          r"lr=0.001: RuntimeError: .*sparse"):
+        run_search(_SparseBag(), loader, n_trials=4, probe_steps=2)
+    assert run_search(_SparseBag(), loader, optimizer="sgd", n_trials=7, probe_steps=2).scheme
