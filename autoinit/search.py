@@ -106,7 +106,9 @@ def run_search(
     best of them beyond the measured noise.
 
     Args:
-        model: the model to initialize; it is initialized in place with the chosen scheme.
+        model: the model to initialize; it is initialized in place with the chosen scheme. A
+            ``torch.compile``'d model is searched through the module it wraps (eager probes;
+            the scheme's names are the plain model's).
         dataloader: the training batches; the probes train on the first ``probe_steps``.
         val_dataloader: held-out batches (``val_batches`` of them); default: split off the front
             of ``dataloader``'s batches.
