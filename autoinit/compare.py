@@ -35,7 +35,7 @@ from autoinit.device import resolve_device
 from autoinit.errors import AutoinitError, ConfigError
 from autoinit.loop import MakeState, ScoreFn, TrainLoop, TrainStep, make_loop
 from autoinit.plan import ModelPlan
-from autoinit.probe import ProbeConfig, ProbeData, bare_step, run_probe
+from autoinit.probe import ProbeConfig, ProbeData, bare_step, check_first_step, run_probe
 from autoinit.scheme import InitScheme
 from autoinit.settings import DEFAULTS, check_option
 from autoinit.table import text_table
@@ -92,6 +92,9 @@ def compare_runs(model: nn.Module, train_loader: Iterable[Any], held_loader: Ite
     timing = ProbeConfig(steps=steps, lr=lr, optimizer=optimizer, device=str(device))
     step = bare_step(copy.deepcopy(model).to(device),
                      ProbeData(held_batches[:1], held_batches, loss, loop), timing)
+    if loop is None:  # your own loop's first step is your loop's to check
+        with compute_threads(1):
+            check_first_step(step, optimizer, lr)
     choice = choose_threads(step, str(device))
     if echo is not None:
         echo(choice.describe())

@@ -44,13 +44,13 @@ from autoinit.cooldown import (
     find_optimizers,
     scaled_lr,
 )
-from autoinit.errors import ConfigError
+from autoinit.errors import AutoinitError, ConfigError
 from autoinit.interrupt import check_interrupt
 from autoinit.settings import DEFAULTS, check_option
 from autoinit.threads import flushing
 
 __all__ = ["OPTIMIZERS", "LossLoop", "ProbeLoop", "ProbeConfig", "ProbeData", "ProbeResult", "flush_denormal",
-           "bare_step", "make_optimizer", "probe_loop", "run_probe"]
+           "bare_step", "check_first_step", "make_optimizer", "probe_loop", "run_probe"]
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -405,3 +405,16 @@ def bare_step(model: nn.Module, data: ProbeData, config: ProbeConfig) -> Callabl
         count[0] += 1
 
     return step
+
+
+def check_first_step(step: Callable[[], object], optimizer: str | Callable, lr: float) -> None:
+    """Run ``step`` (a :func:`bare_step`) once, so that an optimizer that cannot train the model
+    (Adam on a sparse embedding's gradients) fails in one line before any work."""
+    try:
+        step()
+    except AutoinitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
+        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ConfigError(f"the first training step failed with optimizer={optimizer!r}, "
+                          f"lr={lr}: {type(exc).__name__}: {cause}") from exc

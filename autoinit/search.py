@@ -26,7 +26,7 @@ from autoinit.batches import make_loss
 from autoinit.budget import MAX_LENGTHENING, BudgetPlan, budget_of, eval_every_of, plan_budget
 from autoinit.clock import StepClock
 from autoinit.device import resolve_device
-from autoinit.errors import AutoinitError, ConfigError
+from autoinit.errors import ConfigError
 from autoinit.groups import GroupSpec
 from autoinit.layers import eager
 from autoinit.loop import MakeState, ScoreFn, TrainStep, make_loop, preflight
@@ -34,7 +34,7 @@ from autoinit.objective import Objective
 from autoinit.plan import ModelPlan
 from autoinit.population_choice import PopulationChoice, choose_population
 from autoinit.presets import get_preset, list_presets
-from autoinit.probe import ProbeConfig, ProbeData, bare_step, make_optimizer
+from autoinit.probe import ProbeConfig, ProbeData, bare_step, check_first_step, make_optimizer
 from autoinit.progress import SearchProgress, progress_wanted
 from autoinit.result import BudgetReport, FitResult, SearchContext, SearchCost
 from autoinit.rungs import rung_steps, study_agreement
@@ -337,23 +337,10 @@ def _calibrate(model: nn.Module, dev: torch.device, data: ProbeData, config: Pro
         if data.loop is not None:
             preflight(data.loop, work, data, config)
         else:
-            _first_step(step, optimizer, lr)
+            check_first_step(step, optimizer, lr)
     choice = choose_threads(step, config.device, threads)
     work.load_state_dict(initial)
     return work, initial, step, choice
-
-
-def _first_step(step: Callable[[], object], optimizer: str | Callable, lr: float) -> None:
-    """One training step, so that an optimizer that cannot train this model (Adam on a sparse
-    embedding's gradients) fails in one line before any work."""
-    try:
-        step()
-    except AutoinitError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
-        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ConfigError(f"the first training step failed with optimizer={optimizer!r}, "
-                          f"lr={lr}: {type(exc).__name__}: {cause}") from exc
 
 
 def _population(work: nn.Module, data: ProbeData, config: ProbeConfig, population: int | None,
