@@ -277,7 +277,7 @@ def open_storage(storage: str | BaseStorage | None) -> BaseStorage | None:
     if not storage.startswith(("sqlite:", "postgresql", "mysql")):
         raise ConfigError(
             "storage must be sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB, mysql://... or "
-            f"journal:///FILE.log, got {redact(storage)!r}"
+            f"journal://FILE.log, got {redact(storage)!r}"
         )
     _check_sqlite_file(storage)
     engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {
@@ -299,8 +299,8 @@ def local_file(url: str) -> str | None:
     """The file a ``sqlite:///FILE`` or journal URL names; ``None`` for a server or ``:memory:``.
 
     Example:
-        >>> local_file("sqlite:///runs/s.db"), local_file("journal:///j.log"), local_file("mysql://h/db")
-        ('runs/s.db', '/j.log', None)
+        >>> local_file("sqlite:///runs/s.db"), local_file("journal://j.log"), local_file("mysql://h/db")
+        ('runs/s.db', 'j.log', None)
     """
     if url.startswith("journal://") or url.endswith(".log"):
         return url.removeprefix("journal://")
