@@ -205,3 +205,27 @@ def test_roles_are_known_where_no_transformers_class_holds_a_parameter():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True)
     assert run.stdout.split() == ["attn_out", "residual_out"]
+
+
+def distilbert():
+    return T.DistilBertForSequenceClassification(T.DistilBertConfig(
+        vocab_size=V, dim=W, n_layers=1, n_heads=2, hidden_dim=FF, max_position_embeddings=32))
+
+
+def gpt_neox():
+    return T.GPTNeoXForCausalLM(T.GPTNeoXConfig(
+        vocab_size=V, hidden_size=W, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=FF, max_position_embeddings=32))
+
+
+@pytest.mark.parametrize("build, expected", [
+    (distilbert, {"q_lin": ("attn_qkv", "linear"), "k_lin": ("attn_qkv", "linear"),
+                  "v_lin": ("attn_qkv", "linear"), "out_lin": ("attn_out", "linear"),
+                  "lin1": ("hidden", "gelu"), "lin2": ("residual_out", "linear")}),
+    (gpt_neox, {"query_key_value": ("attn_qkv", "linear"), "attention.dense": ("attn_out", "linear"),
+                "dense_h_to_4h": ("hidden", "gelu"), "dense_4h_to_h": ("residual_out", "linear")}),
+])
+def test_distilbert_and_neox_blocks_have_their_roles(build, expected):
+    roles = {lay.module_name: (lay.role, lay.nonlinearity) for lay in describe_model(build())}
+    for suffix, role in expected.items():
+        assert [r for m, r in roles.items() if m.endswith(suffix)] == [role], suffix
