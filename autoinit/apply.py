@@ -1,9 +1,10 @@
 """``apply_scheme``: write an :class:`InitScheme` into a model, deterministically.
 
 Every parameter draws from its own ``torch.Generator``, seeded from the scheme's seed and the
-parameter's name, on CPU; values are then copied to the parameter's device and dtype. So the same
-scheme and seed give bit-identical weights in any process, changing one group leaves the others'
-draws unchanged, and the global RNG is never touched. A rule's multiplier and depth factor
+parameter's name, on CPU and on one torch thread; values are then copied to the parameter's device
+and dtype. So the same scheme and seed give bit-identical weights in any process, whatever its
+thread count, changing one group leaves the others' draws unchanged, and the global RNG is never
+touched. A rule's multiplier and depth factor
 ``L**α`` then scale the drawn weights (a factor of exactly 0 writes exact zeros). An
 embedding's ``padding_idx`` row is zero under every family, as ``reset_parameters`` leaves it;
 a ``weight_norm`` direction drawn by a family gets the norm that makes the weight the draw.
@@ -20,12 +21,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import math
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import torch
 from torch import nn
@@ -84,7 +86,7 @@ def apply_scheme(model: nn.Module, scheme: InitScheme) -> nn.Module:
     specs = {s.name: s for s in describe_params(model, include_frozen=True)}
     modules = dict(model.named_modules())
     defaults: dict[str, dict[str, torch.Tensor]] = {}
-    with torch.no_grad():
+    with torch.no_grad(), _one_thread():
         for group, rule in scheme.groups.items():
             for name in rule.members:
                 spec = specs.get(name)
@@ -108,6 +110,18 @@ def apply_scheme(model: nn.Module, scheme: InitScheme) -> nn.Module:
                 if _weight_norm_of(module) is not None:  # the weight is then the drawn one
                     module.original0.copy_(torch.norm_except_dim(tensor, 2, _weight_norm_of(module)))
     return compiled
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Draw on one torch thread: a QR of 64 or more rows (orthogonal, delta-orthogonal) rounds
+    differently on more threads, so the same scheme would give other bits in another process."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _padding_row(module: nn.Module) -> int | None:

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,11 @@ def explain_missing(config: StudyConfig) -> None:
     say that the name's hash covers the search's settings, and how to name them."""
     if config.search.study_name or config.source is None:
         return
-    from autoinit.storage import open_storage
+    from autoinit.storage import local_file, open_storage
+
+    path = local_file(config.search.storage)
+    if path is not None and not os.path.exists(path):
+        return  # study_status says there is no such file; opening it would create one
 
     try:
         names = sorted(st.study_name for st in open_storage(config.search.storage)

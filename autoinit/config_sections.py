@@ -211,7 +211,7 @@ def _search(t: Table) -> SearchConfig:
         groups=_groups(t, GROUP_MODES), families=_families(t),
         search_lr=t.bool("search_lr", False), storage=t.str("storage", DEFAULTS.storage),
         study_name=t.str("study_name"), n_jobs=t.option("n_jobs", DEFAULTS.n_jobs),
-        seed=t.option("seed", DEFAULTS.seed), device=t.str("device"), given=frozenset(t.data),
+        seed=t.option("seed", DEFAULTS.seed), device=_device(t), given=frozenset(t.data),
         population=t.option("population", None),
     )
     t.no_extra(_keys("search"))
@@ -232,6 +232,21 @@ def _groups(t: Table, modes: Collection[str]) -> str | dict[str, str]:
         return value
     if value not in modes:
         raise t.bad("groups", f"one of {list(modes)} or a table {{name = 'regex'}}")
+    return value
+
+
+def _device(t: Table) -> str | None:
+    """A torch device name of the CPU or CUDA kind; whether CUDA is here is checked by the
+    commands that train, so ``status`` and ``show`` still read a GPU study on a laptop."""
+    import torch
+
+    value = t.str("device")
+    try:
+        kind = torch.device(value).type if value is not None else "cpu"
+    except (RuntimeError, TypeError):
+        kind = None
+    if kind not in ("cpu", "cuda"):
+        raise t.bad("device", "'cpu', 'cuda' or 'cuda:N'")
     return value
 
 

@@ -54,19 +54,22 @@ ACT = "act"  # stands for the model config's activation in ROLE_PATTERNS
 ROLE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     (r"(^|\.)patch_embeddings\.projection$", "input", "linear"),
     (r"(^|\.)(c_attn|q_attn|qkv|qkv_proj|query_key_value|Wqkv|q|k|v|query|key|value|"
-     r"q_proj|k_proj|v_proj)$", "attn_qkv", "linear"),
+     r"q_proj|k_proj|v_proj|q_lin|k_lin|v_lin)$", "attn_qkv", "linear"),
     (r"(attn\.c_proj|attention\.output\.dense|(Self|EncDec)Attention\.o|(^|\.)o_proj|"
-     r"attention\.out_proj|attn\.out_proj)$", "attn_out", "linear"),
+     r"attention\.out_proj|attn\.out_proj|(^|\.)out_lin|(^|\.)(self_)?attention\.dense)$",
+     "attn_out", "linear"),
     (r"(^|\.)(gate_proj|wi_0|w1)$", "hidden", ACT),
     (r"(^|\.)(up_proj|wi_1|w3)$", "hidden", "linear"),  # multiplied by act(gate)
-    (r"(mlp\.c_fc|intermediate\.dense|(^|\.)fc1|(^|\.)wi|transform\.dense)$", "hidden", ACT),
-    (r"(mlp\.c_proj|(^|\.)output\.dense|(^|\.)down_proj|(^|\.)fc2|(^|\.)wo|(^|\.)w2)$",
-     "residual_out", "linear"),
+    (r"(mlp\.c_fc|intermediate\.dense|(^|\.)fc1|(^|\.)wi|transform\.dense|ffn\.lin1|"
+     r"(^|\.)dense_h_to_4h)$", "hidden", ACT),
+    (r"(mlp\.c_proj|(^|\.)output\.dense|(^|\.)down_proj|(^|\.)fc2|(^|\.)wo|(^|\.)w2|"
+     r"ffn\.lin2|(^|\.)dense_4h_to_h)$", "residual_out", "linear"),
     (r"(^|\.)pooler\.dense$", "hidden", "tanh"),
     (r"(^|\.)(lm_head|classifier|score|qa_outputs|predictions)$", "head", "linear"),
 )
 _COMPILED = tuple((re.compile(p), role, act) for p, role, act in ROLE_PATTERNS)
-_CONFIG_ACTS = ("hidden_act", "activation_function", "dense_act_fn", "hidden_activation")
+_CONFIG_ACTS = ("hidden_act", "activation_function", "dense_act_fn", "hidden_activation",
+                "activation")
 _EMBEDDING_PARAM = re.compile(r"(token|embedding|embed)")
 
 

@@ -27,7 +27,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -56,11 +56,18 @@ class PopulationChoice:
         ratio: measured candidate-steps/s of a population of ``size`` (or of the size measured)
             over sequential probes on this model and device; ``nan`` where not measured.
         reason: ``"measured"``, ``"given"`` or a sentence saying why probes run one at a time.
+        requested: the ``population`` the caller gave (``None``: automatic).
     """
 
     size: int
     ratio: float = math.nan
     reason: str = "measured"
+    requested: int | None = None
+
+    @property
+    def refused(self) -> bool:
+        """A population of more than one was asked for and probes run one at a time."""
+        return self.size == 1 and (self.requested or 1) > 1
 
     def describe(self) -> str:
         """One line for a search's header."""
@@ -93,6 +100,12 @@ def choose_population(model: nn.Module, data: ProbeData, config: ProbeConfig,
     used only where they train at least ``GAIN`` times the candidate-steps per second.
     ``model`` is left as it was.
     """
+    choice = _choose(model, data, config, requested, members, per_seed, bare, rounds)
+    return replace(choice, requested=requested)
+
+
+def _choose(model: nn.Module, data: ProbeData, config: ProbeConfig, requested: int | None,
+            members: int, per_seed: int, bare: Callable[[], None], rounds: int) -> PopulationChoice:
     if requested == 1:
         return PopulationChoice(1, reason="population=1")
     reason = population_unsupported(model, data, config)

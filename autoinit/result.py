@@ -180,7 +180,8 @@ class FitResult:
             pair of consecutive rungs, over the trials that reached both.
         probe_note: why the probes ran without their learning-rate cooldown, if they did.
         budget: with ``train_steps``, the budget, its plan and what became of it.
-        population: how many candidates the selection round trained at once, and why.
+        population: how many candidates the selection round trained at once, and why (the
+            summary names it where populations ran or where a population asked for could not).
         proxy: the search ran on a smaller proxy of the model and its scheme was transferred
             (:mod:`autoinit.proxy`); ``cost`` is then in the model's step time.
     """
@@ -267,7 +268,7 @@ class FitResult:
                          + "; ".join(a.describe() for a in self.rank_agreement))
         if self.probe_note:
             lines.append(f"note: {self.probe_note}")
-        if self.population is not None and self.population.size > 1:
+        if self.population is not None and (self.population.size > 1 or self.population.refused):
             lines.append(self.population.describe())
         if self.proxy is not None:
             lines.append(self.proxy.describe())

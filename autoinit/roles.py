@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from autoinit.layers import ParamSpec, _rule_for, describe_params, eager
+from autoinit.layers import ParamSpec, _load_provider, _rule_for, describe_params, eager
 
 __all__ = ["ROLES", "Layer", "RoleRule", "assign_roles", "describe_model", "layer_of",
            "register_role_rule"]
@@ -101,6 +101,8 @@ def describe_model(model: nn.Module, *, include_frozen: bool = False,
 def assign_roles(model: nn.Module, specs: list[ParamSpec]) -> list[Layer]:
     """Give every spec a role and a following activation."""
     model = eager(model)
+    for module in model.modules():  # a library's role rules, also where its classes hold no
+        _load_provider(module)      # parameter of their own (BERT's classifier: all torch layers)
     graph = _trace(model)
     order = graph.order if graph else [n for n, _ in model.named_modules()]
     rank = {name: i for i, name in enumerate(order)}

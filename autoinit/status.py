@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from autoinit.errors import ConfigError, SchemeError
 from autoinit.rungs import RungAgreement, study_agreement
 from autoinit.scheme import rules_from_json
 from autoinit.sharing import SURPLUS
-from autoinit.storage import open_storage, redact
+from autoinit.storage import local_file, open_storage, redact
 
 __all__ = ["StudyStatus", "TrialSummary", "study_status"]
 
@@ -94,11 +95,15 @@ def study_status(storage: str | optuna.storages.BaseStorage, study_name: str,
     """Read a study's progress from ``storage`` (a URL or an Optuna storage); writes nothing.
 
     Raises:
-        ConfigError: the storage cannot be opened, or holds no study of that name (the message
-            lists the names it does hold).
+        ConfigError: the storage cannot be opened, its SQLite or journal file does not exist
+            (it is not created), or it holds no study of that name (the message lists the names
+            it does hold).
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ConfigError(f"top must be a positive integer, got {top!r}")
+    path = local_file(storage) if isinstance(storage, str) else None
+    if path is not None and not os.path.exists(path):
+        raise ConfigError(f"storage {redact(storage)!r} holds no study: there is no file {path!r}")
     opened = open_storage(storage)
     if opened is None:
         raise ConfigError("storage must be given: an in-memory study cannot be read from outside")

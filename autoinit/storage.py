@@ -277,7 +277,7 @@ def open_storage(storage: str | BaseStorage | None) -> BaseStorage | None:
     if not storage.startswith(("sqlite:", "postgresql", "mysql")):
         raise ConfigError(
             "storage must be sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB, mysql://... or "
-            f"journal:///FILE.log, got {redact(storage)!r}"
+            f"journal://FILE.log, got {redact(storage)!r}"
         )
     _check_sqlite_file(storage)
     engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {
@@ -295,11 +295,23 @@ def open_storage(storage: str | BaseStorage | None) -> BaseStorage | None:
         raise ConfigError(f"storage {redact(storage)!r} cannot be opened: {first}") from None
 
 
+def local_file(url: str) -> str | None:
+    """The file a ``sqlite:///FILE`` or journal URL names; ``None`` for a server or ``:memory:``.
+
+    Example:
+        >>> local_file("sqlite:///runs/s.db"), local_file("journal://j.log"), local_file("mysql://h/db")
+        ('runs/s.db', 'j.log', None)
+    """
+    if url.startswith("journal://") or url.endswith(".log"):
+        return url.removeprefix("journal://")
+    match = re.fullmatch(r"sqlite:///([^?]+)(\?.*)?", url)
+    return match.group(1) if match and not match.group(1).startswith(":memory:") else None
+
+
 def _check_sqlite_file(url: str) -> None:
     """A read-only SQLite file would open, then fail at the first write: say so now."""
-    match = re.fullmatch(r"sqlite:///([^?]+)(\?.*)?", url)
-    if match and not match.group(1).startswith(":memory:") and os.path.exists(match.group(1)):
-        path = match.group(1)
-        if not os.access(path, os.W_OK) or not os.access(os.path.dirname(os.path.abspath(path)),
-                                                         os.W_OK):
-            raise ConfigError(f"storage {redact(url)!r} cannot be opened: {path!r} is read-only")
+    path = local_file(url)
+    if path is not None and os.path.exists(path) and (
+            not os.access(path, os.W_OK)
+            or not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)):
+        raise ConfigError(f"storage {redact(url)!r} cannot be opened: {path!r} is read-only")

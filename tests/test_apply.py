@@ -550,3 +550,20 @@ def test_a_compiled_model_takes_the_same_scheme_and_weights_as_the_plain_one():
     apply_scheme(plain, scheme)
     assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), compiled.parameters(),
                                                  strict=True))
+
+
+@pytest.mark.parametrize("family", ["orthogonal", "identity"])
+def test_identical_on_any_thread_count(family):
+    """A QR of 64+ rows rounds differently on more threads; the draw must not."""
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Conv1d(128, 64, 3), nn.ReLU(),
+                          nn.Linear(62, 64))
+    scheme = uniform_scheme(model, family, seed=5)
+    one = snapshot(apply_scheme(model, scheme))
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        four = snapshot(apply_scheme(model, scheme))
+        assert torch.get_num_threads() == 4  # the caller's count is restored
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(one[k], four[k]) for k in one)

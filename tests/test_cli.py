@@ -482,3 +482,12 @@ def test_docs_count_the_commands_there_are(capsys):
     assert text.splitlines()[2].startswith(f"{words[len(cli.commands)]} commands")
     for command in cli.commands:
         assert f"`{command}`" in text.splitlines()[2]
+
+
+def test_status_of_a_study_file_whose_storage_file_is_missing_creates_nothing(tmp_path, capsys):
+    study = write_study(tmp_path, storage=f"sqlite:///{tmp_path}/typo.db")
+    code, out, err = run(capsys, "status", study)
+    assert (code, out) == (2, "")
+    assert err.strip() == (f"autoinit: error: storage 'sqlite:///{tmp_path}/typo.db' holds no "
+                           f"study: there is no file '{tmp_path}/typo.db'")
+    assert not (tmp_path / "typo.db").exists()

@@ -116,6 +116,7 @@ def test_study_name_resumes_the_same_settings_and_separates_others():
     (with_("search", groups={"a": "("}), "search.groups.a must be a regular expression, got '('"),
     (with_("search", objective="best"), "search.objective must be one of ['final', 'mean']"),
     (with_("search", storage=""), "search.storage must be a non-empty string, got ''"),
+    (with_("search", device="tpu"), "search.device must be 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
     (with_("train", optimizer="lbfgs"), "train.optimizer must be one of ['adam', 'adamw',"),
     (with_("train", lr="fast"), "train.lr must be a positive finite number, got 'fast'"),
     (with_("train", steps=-3), "train.steps must be a positive integer, got -3"),

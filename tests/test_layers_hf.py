@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -186,3 +189,43 @@ def test_model_default_is_a_baseline_only_for_models_with_their_own_init():
                                              torch.nn.Linear(4, 2)))
     assert not plain.model_init
     assert "model_default" not in space.choices(plain, "input.linear")
+
+
+def test_roles_are_known_where_no_transformers_class_holds_a_parameter():
+    """BertForSequenceClassification's parameters all sit in torch layers: the Hugging Face rules
+    must load anyway, in a process that has met no other transformers model."""
+    code = (
+        "import transformers as T, autoinit\n"
+        "c = T.BertConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2,\n"
+        "                 intermediate_size=64, vocab_size=64, max_position_embeddings=32)\n"
+        "roles = {l.name: l.role for l in autoinit.describe_model(T.BertForSequenceClassification(c))}\n"
+        "print(roles['bert.encoder.layer.0.attention.output.dense.weight'],\n"
+        "      roles['bert.encoder.layer.0.output.dense.weight'])\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True)
+    assert run.stdout.split() == ["attn_out", "residual_out"]
+
+
+def distilbert():
+    return T.DistilBertForSequenceClassification(T.DistilBertConfig(
+        vocab_size=V, dim=W, n_layers=1, n_heads=2, hidden_dim=FF, max_position_embeddings=32))
+
+
+def gpt_neox():
+    return T.GPTNeoXForCausalLM(T.GPTNeoXConfig(
+        vocab_size=V, hidden_size=W, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=FF, max_position_embeddings=32))
+
+
+@pytest.mark.parametrize("build, expected", [
+    (distilbert, {"q_lin": ("attn_qkv", "linear"), "k_lin": ("attn_qkv", "linear"),
+                  "v_lin": ("attn_qkv", "linear"), "out_lin": ("attn_out", "linear"),
+                  "lin1": ("hidden", "gelu"), "lin2": ("residual_out", "linear")}),
+    (gpt_neox, {"query_key_value": ("attn_qkv", "linear"), "attention.dense": ("attn_out", "linear"),
+                "dense_h_to_4h": ("hidden", "gelu"), "dense_4h_to_h": ("residual_out", "linear")}),
+])
+def test_distilbert_and_neox_blocks_have_their_roles(build, expected):
+    roles = {lay.module_name: (lay.role, lay.nonlinearity) for lay in describe_model(build())}
+    for suffix, role in expected.items():
+        assert [r for m, r in roles.items() if m.endswith(suffix)] == [role], suffix

@@ -325,3 +325,12 @@ def test_a_budget_with_no_search_trial_never_times_a_population(tiny_loader, mon
     assert "re-run at 4x the probe" in result.budget.plan and not timed
     assert result.population.size == 1
     assert result.population.reason == "the halving budget has no search trial"
+
+
+def test_a_population_asked_for_that_cannot_run_is_named_in_the_summary(tiny_loader):
+    asked = run_search(_Recurrent(), tiny_loader, n_trials=2, probe_steps=4, population=4, seed=0)
+    line = ("population probes: off, one candidate at a time (LSTM 'rnn' has no vmap batching "
+            "rule: probes run one at a time)")
+    assert asked.population.refused and line in asked.summary().splitlines()
+    automatic = run_search(_Recurrent(), tiny_loader, n_trials=2, probe_steps=4, seed=0)
+    assert not automatic.population.refused and "population probes" not in automatic.summary()

@@ -71,3 +71,13 @@ def test_status_command_without_a_study_is_bad_input(capsys):
     err = capsys.readouterr().err.strip()
     assert err == ("autoinit: error: give a study file (STUDY.toml) or both --storage URL and "
                    "--study-name NAME")
+
+
+@pytest.mark.parametrize("scheme, file", [("sqlite:///", "typo.db"), ("journal://", "typo.log")])
+def test_status_of_a_missing_file_is_bad_input_and_creates_nothing(scheme, file, tmp_path, capsys):
+    path = str(tmp_path / file)
+    url = scheme + path
+    assert main(["status", "--storage", url, "--study-name", "x"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"autoinit: error: storage {url!r} holds no study: there is no file {path!r}")
+    assert list(tmp_path.iterdir()) == []
