@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["Pending", "check_interrupt", "deferred_interrupt"]
+__all__ = ["Pending", "check_interrupt", "deferred_interrupt", "request_interrupt"]
 
 _requested = threading.Event()
 
@@ -32,6 +32,12 @@ class Pending:
     @property
     def requested(self) -> bool:
         return _requested.is_set()
+
+
+def request_interrupt() -> None:
+    """Act as a first Ctrl-C: the next :func:`check_interrupt` raises (a worker process told by
+    its parent, which alone received the SIGINT)."""
+    _requested.set()
 
 
 def check_interrupt() -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from typing import TYPE_CHECKING
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 import optuna
 import torch
 
 from autoinit.errors import ConfigError
-from autoinit.interrupt import deferred_interrupt
+from autoinit.interrupt import Pending, deferred_interrupt, request_interrupt
 from autoinit.optuna_setup import make_sampler, quiet_optuna
 from autoinit.sharing import optimize_patiently
 from autoinit.storage import open_storage
@@ -67,7 +69,28 @@ def optimize_in_processes(study: optuna.Study, objective: Objective, n_jobs: int
     payload = cloudpickle.dumps((objective, study.study_name, _storage_spec(study._storage),
                                  sampler_factory, study.pruner, callbacks, timeout, n_trials))
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context) as pool:
+    stop = context.Event()  # set when this process alone got the Ctrl-C (a signal to its PID)
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context, initializer=_watch,
+                             initargs=(stop,)) as pool:
         futures = [pool.submit(_worker, payload, i) for i in range(n_jobs)]
+        pending = Pending()
+        while True:
+            done, running = wait(futures, timeout=0.2, return_when=FIRST_EXCEPTION)
+            if not running or any(f.exception() for f in done):
+                break
+            if pending.requested:
+                stop.set()
         for f in futures:
             f.result()
+
+
+def _watch(stop: Any) -> None:
+    """In each worker: the parent's Ctrl-C becomes this worker's own pending one, so it stops
+    at its next safe point, as when Ctrl-C reaches the whole process group."""
+    def relay() -> None:
+        stop.wait()
+        while True:  # set again: a worker clears the flag when it starts its trials
+            request_interrupt()
+            time.sleep(0.2)
+
+    threading.Thread(target=relay, name="autoinit-interrupt", daemon=True).start()

@@ -4,6 +4,7 @@ errors without tracebacks, resume after Ctrl-C). MLflow and Optuna always point 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 import torch
 from optuna.trial import TrialState
 
@@ -396,6 +398,29 @@ def test_interrupted_search_resumes_to_the_full_trial_count(tmp_path, backend, r
     assert f"resuming: the study already holds {first} finished trials" in again.stdout
     assert finished(storage, name) == 12
     assert "s3cret-pw" not in out + err + again.stdout + again.stderr + status.stdout
+
+
+def test_a_ctrl_c_sent_to_the_parent_alone_stops_its_workers(tmp_path):
+    """A SIGINT to the parent's PID only (a scheduler, ``kill -INT``) reaches the workers too:
+    they stop at their next safe point, as after a Ctrl-C of the whole process group."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    study = write_study(tmp_path, depth=6, width=32, n_trials=40, probe_steps=40, storage=storage)
+    cmd = [sys.executable, "-m", "autoinit", "search", str(study), "--n-jobs", "2",
+           "--study-name", "parent-only"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=subprocess_env(), cwd=tmp_path)
+    def count() -> int:
+        with contextlib.suppress(KeyError, sqlalchemy.exc.OperationalError):  # not created yet
+            return finished(storage, "parent-only")
+        return 0
+
+    deadline = time.monotonic() + 180
+    while count() < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 130, err
+    assert 2 <= finished(storage, "parent-only") < 40
 
 
 # ------------------------------------------------------------- messages that tell the truth
