@@ -105,10 +105,10 @@ def apply_scheme(model: nn.Module, scheme: InitScheme) -> nn.Module:
                 module = modules[spec.module_name]
                 if isinstance(module, nn.modules.batchnorm._NormBase):
                     module.reset_running_stats()
-                if spec.param_type == "weight" and _padding_row(module) is not None:
-                    tensor[_padding_row(module)] = 0  # as torch's reset: padding reads zeros
-                if _weight_norm_of(module) is not None:  # the weight is then the drawn one
-                    module.original0.copy_(torch.norm_except_dim(tensor, 2, _weight_norm_of(module)))
+                if spec.param_type == "weight" and (row := _padding_row(module)) is not None:
+                    tensor[row] = 0  # as torch's reset: padding reads zeros
+                if (dim := _weight_norm_of(module)) is not None:  # the weight is the drawn one
+                    module.original0.copy_(torch.norm_except_dim(tensor, 2, dim))
     return compiled
 
 

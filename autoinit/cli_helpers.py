@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,10 +35,9 @@ def explain_missing(config: StudyConfig) -> None:
     say that the name's hash covers the search's settings, and how to name them."""
     if config.search.study_name or config.source is None:
         return
-    from autoinit.storage import local_file, open_storage
+    from autoinit.storage import missing_file, open_storage
 
-    path = local_file(config.search.storage)
-    if path is not None and not os.path.exists(path):
+    if missing_file(config.search.storage) is not None:
         return  # study_status says there is no such file; opening it would create one
 
     try:

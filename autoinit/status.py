@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +27,7 @@ from autoinit.errors import ConfigError, SchemeError
 from autoinit.rungs import RungAgreement, study_agreement
 from autoinit.scheme import rules_from_json
 from autoinit.sharing import SURPLUS
-from autoinit.storage import local_file, open_storage, redact
+from autoinit.storage import missing_file, open_storage, redact
 
 __all__ = ["StudyStatus", "TrialSummary", "study_status"]
 
@@ -101,8 +100,8 @@ def study_status(storage: str | optuna.storages.BaseStorage, study_name: str,
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ConfigError(f"top must be a positive integer, got {top!r}")
-    path = local_file(storage) if isinstance(storage, str) else None
-    if path is not None and not os.path.exists(path):
+    path = missing_file(storage) if isinstance(storage, str) else None
+    if path is not None:
         raise ConfigError(f"storage {redact(storage)!r} holds no study: there is no file {path!r}")
     opened = open_storage(storage)
     if opened is None:

@@ -69,7 +69,8 @@ from autoinit.storage_faults import (
 )
 
 __all__ = ["GRACE_PERIOD", "HEARTBEAT_INTERVAL", "PATIENCE", "HeartbeatJournalStorage",
-           "PatientRDBStorage", "fault_kind", "open_storage", "patiently", "rdb_storage", "redact"]
+           "PatientRDBStorage", "fault_kind", "local_file", "missing_file", "open_storage", "patiently",
+           "rdb_storage", "redact"]
 
 T = TypeVar("T")
 
@@ -306,6 +307,18 @@ def local_file(url: str) -> str | None:
         return url.removeprefix("journal://")
     match = re.fullmatch(r"sqlite:///([^?]+)(\?.*)?", url)
     return match.group(1) if match and not match.group(1).startswith(":memory:") else None
+
+
+def missing_file(url: str) -> str | None:
+    """The SQLite or journal file ``url`` names when it does not exist (opening it would create
+    it), else ``None``.
+
+    Example:
+        >>> missing_file("sqlite:///no/such/dir/s.db"), missing_file("postgresql://h/db")
+        ('no/such/dir/s.db', None)
+    """
+    path = local_file(url)
+    return path if path is not None and not os.path.exists(path) else None
 
 
 def _check_sqlite_file(url: str) -> None:

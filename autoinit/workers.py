@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +53,7 @@ def _worker(payload: bytes, index: int) -> int:
                               pruner=pruner)
     # Ctrl-C reaches every process of the group: stop between steps, without Optuna's traceback
     with deferred_interrupt(), quiet_optuna():
+        _relay(_parent_stop)
         optimize_patiently(study, objective, timeout, callbacks, n_trials)
     for callback in callbacks:  # e.g. tracking: what it could not send yet, tried once more
         getattr(callback, "drain", lambda: None)()
@@ -70,7 +70,7 @@ def optimize_in_processes(study: optuna.Study, objective: Objective, n_jobs: int
                                  sampler_factory, study.pruner, callbacks, timeout, n_trials))
     context = multiprocessing.get_context("spawn")
     stop = context.Event()  # set when this process alone got the Ctrl-C (a signal to its PID)
-    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context, initializer=_watch,
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context, initializer=_keep,
                              initargs=(stop,)) as pool:
         futures = [pool.submit(_worker, payload, i) for i in range(n_jobs)]
         pending = Pending()
@@ -84,13 +84,19 @@ def optimize_in_processes(study: optuna.Study, objective: Objective, n_jobs: int
             f.result()
 
 
-def _watch(stop: Any) -> None:
-    """In each worker: the parent's Ctrl-C becomes this worker's own pending one, so it stops
-    at its next safe point, as when Ctrl-C reaches the whole process group."""
-    def relay() -> None:
-        stop.wait()
-        while True:  # set again: a worker clears the flag when it starts its trials
-            request_interrupt()
-            time.sleep(0.2)
+_parent_stop: Any = None  # in a worker: the event its parent sets on a Ctrl-C of its own
 
-    threading.Thread(target=relay, name="autoinit-interrupt", daemon=True).start()
+
+def _keep(stop: Any) -> None:
+    """The worker process's initializer: keep the parent's stop event."""
+    global _parent_stop  # noqa: PLW0603 - one per worker process, set once at its start
+    _parent_stop = stop
+
+
+def _relay(stop: Any) -> None:
+    """Once the parent's Ctrl-C arrives, it becomes this worker's own pending one (called inside
+    :func:`deferred_interrupt`), so the worker stops at its next safe point, as when Ctrl-C
+    reaches the whole process group."""
+    if stop is not None:
+        threading.Thread(target=lambda: stop.wait() and request_interrupt(),
+                         name="autoinit-interrupt", daemon=True).start()

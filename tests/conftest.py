@@ -143,6 +143,28 @@ def tiny_mlp(seed: int = 0) -> nn.Sequential:
                              nn.Linear(16, 2))
 
 
+class SparseBag(nn.Module):
+    """Token ids through a sparse embedding (``sparse=True``: Adam cannot step its gradients)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.emb = nn.Embedding(10, 4, sparse=True)
+            self.head = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.emb(x).mean(1))
+
+
+@pytest.fixture
+def token_loader():
+    """64 sequences of 3 token ids in 0..9 with two classes, batches of 16."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randint(0, 10, (64, 3), generator=g), torch.randint(0, 2, (64,), generator=g)
+    return DataLoader(TensorDataset(x, y), batch_size=16)
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     """A throwaway PostgreSQL 15 server on 127.0.0.1 (password auth) and a fresh database."""

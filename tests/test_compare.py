@@ -7,7 +7,7 @@ import re
 
 import pytest
 import torch
-from conftest import tiny_mlp
+from conftest import SparseBag, tiny_mlp
 from torch import nn
 
 from autoinit.compare import CompareRun, compare_runs, compare_table
@@ -81,23 +81,11 @@ def test_compare_runs_checks_its_counts_before_any_training(tiny_loader, kwargs,
         compare_runs(tiny_mlp(), tiny_loader, tiny_loader, {"xavier_normal": None}, **kwargs)
 
 
-def test_an_optimizer_that_cannot_train_the_model_fails_in_one_line_before_any_training():
-    class SparseBag(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.emb, self.head = nn.Embedding(10, 4, sparse=True), nn.Linear(4, 2)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.head(self.emb(x).mean(1))
-
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randint(0, 10, (64, 3), generator=g), torch.randint(0, 2, (64,), generator=g)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = SparseBag()
+def test_an_optimizer_that_cannot_train_the_model_fails_in_one_line_before_any_training(
+        token_loader):
     with pytest.raises(ConfigError, match=r"^the first training step failed with optimizer='adam'"):
-        compare_runs(model, loader, loader, {"pytorch_default": None}, steps=5, seeds=1)
-    runs = compare_runs(model, loader, loader, {"pytorch_default": None}, steps=5, seeds=1,
-                        optimizer="sgd")
+        compare_runs(SparseBag(), token_loader, token_loader, {"pytorch_default": None}, steps=5,
+                     seeds=1)
+    runs = compare_runs(SparseBag(), token_loader, token_loader, {"pytorch_default": None},
+                        steps=5, seeds=1, optimizer="sgd")
     assert [r.method for r in runs] == ["pytorch_default"]

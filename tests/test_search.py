@@ -11,7 +11,7 @@ import tempfile
 import optuna
 import pytest
 import torch
-from conftest import deep_relu_mlp, tiny_mlp
+from conftest import SparseBag, deep_relu_mlp, tiny_mlp
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -292,23 +292,9 @@ def test_a_compiled_model_is_searched_as_the_module_it_wraps(tiny_loader):
                                                  strict=True))
 
 
-class _SparseBag(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            self.emb = torch.nn.Embedding(10, 4, sparse=True)
-            self.head = torch.nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.emb(x).mean(1))
-
-
-def test_an_optimizer_that_cannot_train_the_model_fails_in_one_line_before_any_trial():
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randint(0, 10, (64, 3), generator=g), torch.randint(0, 2, (64,), generator=g)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+def test_an_optimizer_that_cannot_train_the_model_fails_in_one_line_before_any_trial(
+        token_loader):
     with pytest.raises(ConfigError, match=r"^the first training step failed with optimizer='adam', "
                                           r"lr=0.001: RuntimeError: .*sparse"):
-        run_search(_SparseBag(), loader, n_trials=4, probe_steps=2)
-    assert run_search(_SparseBag(), loader, optimizer="sgd", n_trials=7, probe_steps=2).scheme
+        run_search(SparseBag(), token_loader, n_trials=4, probe_steps=2)
+    assert run_search(SparseBag(), token_loader, optimizer="sgd", n_trials=7, probe_steps=2).scheme
