@@ -27,6 +27,7 @@ from autoinit.budget import MAX_LENGTHENING, BudgetPlan, budget_of, eval_every_o
 from autoinit.clock import StepClock
 from autoinit.device import resolve_device
 from autoinit.errors import ConfigError
+from autoinit.evidence import prior_loss
 from autoinit.groups import GroupSpec
 from autoinit.layers import eager
 from autoinit.loop import MakeState, ScoreFn, TrainStep, make_loop, preflight
@@ -129,7 +130,9 @@ def run_search(
             do not separate beyond the noise, and the search ends early when the best candidate
             leads clearly (:class:`~autoinit.budget.BudgetWatch`; one process, in memory or on
             ``storage`` without the lengthening). The summary states the cost as R against it.
-            Without it, none of this happens.
+            Without it, the probes are lengthened only where no probe learned anything
+            (:mod:`autoinit.evidence`; the default ``probe_steps``, no ``budget_steps`` or
+            ``timeout``, one process, in memory, one rung).
         budget_steps: the training steps the whole search may take: trials stop starting once
             their probe and screening steps reach this budget less the selection round's
             ``(top + 2) * seeds * steps_factor * probe_steps`` (1,600 with the defaults; one
@@ -223,13 +226,19 @@ def run_search(
     loss = None if own_loop and loss_fn is None else make_loss(loss_fn)
     loop = make_loop(train_step, score, make_state, loss, search_lr)
     ends = rung_steps(probe_steps, rungs)
-    # a budgeted search may lengthen its probes (one process, in memory, one rung): two doublings
-    lengthen = budget is not None and budget.noise and storage is None and n_jobs == 1 \
-        and rungs == 1
+    # a search may lengthen its probes (one process, in memory, one rung): two doublings; a
+    # budgeted one caches the batches for them; one without a budget (nor a probe length, a
+    # step budget or a timeout of yours) cycles through its own
+    lengthen = storage is None and n_jobs == 1 and rungs == 1 and (
+        budget.noise if budget is not None else probe_steps is DEFAULT_PROBE_STEPS
+        and budget_steps is None and timeout is None)
     longest = ends[-1] * (MAX_LENGTHENING if lengthen else 1)
-    train, val = probe_batches(dataloader, val_dataloader, longest, val_batches, dev)
+    train, val = probe_batches(dataloader, val_dataloader,
+                               ends[-1] if budget is None else longest, val_batches, dev)
     check_finite(train, "dataloader")
     check_finite(val, "the held-out batches")
+    prior = None if train_step is not None or score is not None \
+        else prior_loss(train, val, loss_fn)
     data = ProbeData(train, val, loss, loop)
     config = ProbeConfig(steps=ends[-1], lr=lr, optimizer=optimizer,
                          eval_every=eval_every or eval_every_of(probe_steps, budget),
@@ -263,7 +272,7 @@ def run_search(
                         callbacks=callbacks, watch=watch if n_jobs == 1 else [], clock=clock,
                         show=show, population=stacked.size, budget=budget,
                         budget_steps=budget_steps, eval_every=eval_every, lengthen=lengthen,
-                        longest=longest).run()
+                        longest=longest, prior=prior).run()
     chosen = replace(rounds.chosen, scheme=replace(rounds.chosen.scheme,
                                                    origin=_origin(rounds.chosen.name)))
     apply_scheme(model, chosen.scheme)

@@ -1,10 +1,12 @@
 """The study's rounds inside :func:`autoinit.search.run_search`, then its selection round.
 
 A round opens (or resumes) the Optuna study, queues the named candidates, and runs trials until
-``n_trials``, the timeout or the budget is met. There is one round, except in a budgeted search
-whose named candidates do not separate beyond the noise: its :class:`~autoinit.budget.BudgetWatch`
-stops the study and the search starts again with probes twice as long (counting the steps the
-shorter round spent). The selection round (:mod:`autoinit.selection`) then decides.
+``n_trials``, the timeout or the budget is met. There is one round, except where the named
+candidates' probes cannot rank them: in a budgeted search whose named candidates do not separate
+beyond the noise (:class:`~autoinit.budget.BudgetWatch` stops the study), and in a search
+without a budget whose round ended without any probe having learned anything
+(:mod:`autoinit.evidence`). The search then starts again with probes twice as long (counting the
+steps the shorter round spent). The selection round (:mod:`autoinit.selection`) then decides.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from optuna.trial import TrialState
 from autoinit.budget import BudgetPlan, BudgetWatch, affordable, eval_every_of, noise_probe, steps_spent
 from autoinit.clock import StepClock
 from autoinit.errors import ConfigError
+from autoinit.evidence import lengthening, nothing_learned
 from autoinit.objective import Objective
 from autoinit.optuna_setup import quiet_optuna
 from autoinit.plan import ModelPlan
@@ -73,6 +76,7 @@ class Rounds:
     eval_every: int | None = None  # given by the user: kept when the probes are lengthened
     lengthen: bool = False
     longest: int = 0
+    prior: float | None = None  # the prior loss (autoinit.evidence), where the loss has one
     guard: BudgetWatch | None = None
     spent: int = 0  # the steps of shorter rounds, when the probes were lengthened
     notes: list[str] = field(default_factory=list)
@@ -98,7 +102,7 @@ class Rounds:
         with quiet_optuna():
             while True:
                 self._round(budget and budget - self.spent)
-                if self.guard is None or not self.guard.longer or self.interrupted:
+                if self.interrupted or not self._longer():
                     break
                 budget = self._lengthen()
             if self.guard is not None and self.guard.ended is not None and self.show is not None:
@@ -134,20 +138,35 @@ class Rounds:
             self.study = study if where is self.storage else in_memory(study)
 
     def _lengthen(self) -> int | None:
-        """Probes twice as long, a fresh watch; the budget left to the next round's trials."""
-        self.spent += steps_spent(self.study) + self.guard.noise_steps
+        """Probes twice as long, fresh watches; the budget left to the next round's trials."""
+        self.spent += steps_spent(self.study) + (self.guard.noise_steps if self.guard else 0)
         steps = 2 * self.config.steps
         self.obj.config = replace(self.config, steps=steps,
                                   eval_every=self.eval_every or eval_every_of(steps, self.budget))
-        line = (f"probes lengthened to {steps} steps: the named candidates' scores are all "
-                f"within the noise margin ({self.guard.margin_text()})")
-        self.notes.extend([*self.guard.lines, line])
+        if self.guard is not None:
+            line = (f"probes lengthened to {steps} steps: the named candidates' scores are all "
+                    f"within the noise margin ({self.guard.margin_text()})")
+            self.notes.extend([*self.guard.lines, line])
+            self.guard = BudgetWatch(noise_probe(self.obj), self.named, self.lengthen)
+        else:
+            line = lengthening(self.study.get_trials(deepcopy=False), self.prior, steps)
+            self.notes.append(line)
         if self.show is not None:
             self.show.note(line)
             self.show.restart()
-        self.guard = BudgetWatch(noise_probe(self.obj), self.named, self.lengthen)
         return trial_budget(self.budget_steps, self.config, self.selection,
                             self.plan.model_init, self.config.steps)
+
+    def _longer(self) -> bool:
+        """Whether the next round probes twice as long: a budgeted search's watch says so; a
+        search without a budget whose probes may be lengthened (``lengthen``: see
+        :func:`~autoinit.search.run_search`) does when no probe of its round learned
+        (:mod:`autoinit.evidence`)."""
+        if self.guard is not None:
+            return self.guard.longer
+        return (self.budget is None and self.lengthen and 2 * self.config.steps <= self.longest
+                and nothing_learned(self.study.get_trials(deepcopy=False), [], self.prior)
+                is not None)
 
     def _objective(self) -> Objective | NamedPopulation:
         """The trials' objective: with populations in one process, the named candidates are
@@ -169,6 +188,7 @@ class Rounds:
         if stored is not None:
             self.candidates, self.chosen, self.reason = stored
             self.reused = True
+            self._explain()
             return
 
         def on_probe(done: int, total: int, name: str, score: float | None) -> None:
@@ -180,6 +200,15 @@ class Rounds:
         self.candidates, self.chosen, self.reason = select(
             study, self.obj, self.selection, self.config, rerun=not self.interrupted,
             on_probe=on_probe, population=self.population)
+        self._explain()
+
+    def _explain(self) -> None:
+        """The reason, with what a search without a budget lengthened and whether any probe
+        learned (:mod:`autoinit.evidence`)."""
+        extra = [] if self.budget is not None else self.notes[-1:]  # the last lengthening
+        reruns = [s for c in self.candidates for s in c.scores]
+        note = nothing_learned(self.study.get_trials(deepcopy=False), reruns, self.prior)
+        self.reason = "; ".join([self.reason, *extra, *([note] if note else [])])
 
 
 def trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Selection,

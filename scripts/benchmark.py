@@ -56,9 +56,11 @@ from baselines import BASELINES  # noqa: E402
 from autoinit.api import fit  # noqa: E402
 from autoinit.apply import apply_scheme  # noqa: E402
 from autoinit.batches import default_criterion, make_loss  # noqa: E402
+from autoinit.evidence import LEARNED_MARGIN  # noqa: E402
 from autoinit.loop import TrainLoop  # noqa: E402
 from autoinit.plan import ModelPlan  # noqa: E402
 from autoinit.search import Selection, run_search  # noqa: E402
+from autoinit.settings import DEFAULTS  # noqa: E402
 from autoinit.space import SearchSpace, baseline_names, baseline_params, suggest_scheme  # noqa: E402
 from autoinit.tasks import Task, get_task, list_tasks  # noqa: E402
 from autoinit.threads import compute_threads  # noqa: E402
@@ -111,7 +113,7 @@ TASK_LR = {"resnet_nonorm": 1e-2}
 # 10x); a run "trains" when its final validation loss is finite and at least TRAINS_MARGIN below
 # the prior loss (the loss of predicting the training targets' frequencies, or their mean)
 LR_FACTORS = (10 ** -0.5, 10 ** 0.5)
-TRAINS_MARGIN = 0.10
+TRAINS_MARGIN = LEARNED_MARGIN  # 0.10, the margin by which a search's probes learned
 # --smoke shrinks every model and data set (CI checks that everything runs, not what it scores)
 SMOKE_MODEL = {"deep_relu_mlp": {"depth": 4, "width": 16}, "deep_tanh_mlp": {"depth": 4, "width": 16},
                "residual_mlp": {"blocks": 2, "width": 16}, "vgg_cnn": {"convs_per_stage": 1, "channels": 4},
@@ -345,7 +347,9 @@ def init_method(method: str, model: nn.Module, data: TaskData, cfg: argparse.Nam
 
 def search(method: str, model: nn.Module, data: TaskData, cfg: argparse.Namespace) -> dict:
     train_loader, val_loader = data.loaders()
-    kw = {"n_trials": cfg.n_trials, "probe_steps": cfg.probe_steps}
+    kw = {"n_trials": cfg.n_trials}
+    if cfg.probe_steps != DEFAULTS.probe_steps:  # the default's length is autoinit's to lengthen
+        kw["probe_steps"] = cfg.probe_steps
     if method == "autoinit_lean" and not cfg.smoke:
         kw.update(LEAN)
     if method == "autoinit_budget":  # the user's training stated, every other option default
