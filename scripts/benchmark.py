@@ -91,7 +91,8 @@ METHODS += ("autoinit_proxy",)
 # methods written for one architecture run on the tasks they fit only
 ONLY_ON = {REFERENCE: ("post_ln_transformer", "post_ln_transformer_24", "tiny_vit"),
            "fixup_resnet": ("resnet_nonorm",), "gpt2": ("tiny_gpt",),
-           "forget_bias": ("lstm_memory",), "chrono": ("lstm_memory",), "autoinit_proxy": tuple(PROXY)}
+           "forget_bias": ("lstm_memory", "lstm_adding"), "chrono": ("lstm_memory", "lstm_adding"),
+           "autoinit_proxy": tuple(PROXY)}
 # full training budgets (the default of --steps): the [compare] steps of studies/<task>.toml for
 # the Transformer and the recurrent tasks; 500 for the digits tasks (about 30 epochs; their study
 # files compare over 300 steps, after which the held-out loss rises)
