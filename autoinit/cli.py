@@ -285,15 +285,17 @@ def status(study: str | None, storage: str | None, study_name: str | None,
       autoinit status studies/deep_relu_mlp.toml
       autoinit status --storage postgresql://USER@HOST/DB --study-name relu-team --json
     """
+    n_trials = None  # the study file's: with it, a study holding them has ended
     if study is not None:
         config = study_config(study, {"search.storage": storage, "search.study_name": study_name,
                                  "search.probe_steps": probe_steps, "search.seed": seed})
         storage, study_name = config.search.storage, config.study_name
+        n_trials = config.search.n_trials
         explain_missing(config)
     elif storage is None or study_name is None:
         raise ConfigError("give a study file (STUDY.toml) or both --storage URL and "
                           "--study-name NAME")
-    result = study_status(storage, study_name, top=top)
+    result = study_status(storage, study_name, top=top, n_trials=n_trials)
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
     return EXIT_OK
 
