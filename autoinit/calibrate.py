@@ -87,7 +87,8 @@ def lsuv_scheme(model: nn.Module, batch: Any, loss: LossFn, *, seed: int = 0, to
 def _is_weight(name: str, module_name: str) -> bool:
     """Whether the parameter ``name`` is its layer's ``weight``, or the tensor a parametrized
     ``weight`` is drawn into."""
-    return name == f"{module_name}.weight" or module_name.endswith("parametrizations.weight")
+    own = f"{module_name}.weight" if module_name else "weight"  # the model itself a layer
+    return name == own or module_name.endswith("parametrizations.weight")
 
 
 def _rescaled(module: nn.Module, drawn: nn.Parameter, factor: float) -> bool:

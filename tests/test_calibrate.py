@@ -68,3 +68,15 @@ def test_a_weight_norm_layer_is_calibrated_and_a_spectral_norm_one_named_in_one_
     again = apply_scheme(_normed(), found)
     assert torch.allclose(again[0].weight, model[0].weight, atol=1e-6)
     assert torch.allclose(again[4].weight, model[4].weight, atol=1e-6)
+
+
+def test_a_model_that_is_one_layer_is_calibrated():
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.randn(64, 8, generator=g) * 5, torch.randint(0, 4, (64,), generator=g))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = nn.Linear(8, 4)
+    found = lsuv_scheme(model, batch, make_loss(None))
+    assert found.groups["<model>"].scale < 0.5
+    with torch.no_grad():
+        assert abs(float(model(batch[0]).std()) - 1) < 0.1
