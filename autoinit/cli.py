@@ -42,8 +42,8 @@ from autoinit.cli_helpers import (
     log_compare_run,
     one_line,
     open_study_storage,
+    prepare_compare,
     report_tracking,
-    run_compare,
     scheme_table,
     write_scheme,
 )
@@ -55,7 +55,7 @@ from autoinit.cli_options import (
     tracking_options,
     tracking_settings,
 )
-from autoinit.compare import compare_table
+from autoinit.compare import compare_table, train_comparison
 from autoinit.config import build_data, proxy_model, seeded_model
 from autoinit.diagnose import diagnose as diagnose_model
 from autoinit.errors import AutoinitError, ConfigError, StorageError
@@ -285,15 +285,17 @@ def status(study: str | None, storage: str | None, study_name: str | None,
       autoinit status studies/deep_relu_mlp.toml
       autoinit status --storage postgresql://USER@HOST/DB --study-name relu-team --json
     """
+    n_trials = None  # the study file's: with it, a study holding them has ended
     if study is not None:
         config = study_config(study, {"search.storage": storage, "search.study_name": study_name,
                                  "search.probe_steps": probe_steps, "search.seed": seed})
         storage, study_name = config.search.storage, config.study_name
+        n_trials = config.search.n_trials
         explain_missing(config)
     elif storage is None or study_name is None:
         raise ConfigError("give a study file (STUDY.toml) or both --storage URL and "
                           "--study-name NAME")
-    result = study_status(storage, study_name, top=top)
+    result = study_status(storage, study_name, top=top, n_trials=n_trials)
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
     return EXIT_OK
 
@@ -372,6 +374,7 @@ def compare(study: str, scheme_ref: str, steps: int | None, seeds: int | None, b
         if " baseline" in scheme.origin else ""
     chosen = f"chosen {baseline} ({Path(scheme_ref).name})".replace("  ", " ")
     methods = {chosen: scheme, **dict.fromkeys(names)}
+    prepared = prepare_compare(config, methods, split)  # bad input fails before any line
     c = config.compare
     click.echo(f"autoinit compare {config.study_name!r}: {len(methods)} methods x {c.seeds} seeds "
                f"x {c.steps} steps, scored on the {split} split")
@@ -379,7 +382,7 @@ def compare(study: str, scheme_ref: str, steps: int | None, seeds: int | None, b
         click.echo("the chosen scheme is the search's LSUV baseline, calibrated once on the "
                    "search's first batch; the 'lsuv' row calibrates anew on each seed's first "
                    "batch, so the two rows differ by their calibration only")
-    runs = run_compare(config, methods, split, echo=click.echo)
+    runs = train_comparison(prepared, echo=click.echo)
     table = compare_table(runs, c.steps, split)
     click.echo()
     click.echo(table)

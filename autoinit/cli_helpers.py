@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import click
 import optuna
 from optuna.trial import TrialState
 
-from autoinit.compare import CompareRun, compare_runs
+from autoinit.compare import CompareRun, Comparison, prepare_comparison
 from autoinit.config import StudyConfig, build_data, seeded_model
 from autoinit.errors import ConfigError, StudyFileError
 from autoinit.integrations.ui import ui_lines
@@ -163,18 +163,18 @@ def first_batch(loader: Any) -> Any:
         raise StudyFileError("data.factory: the training loader yielded no batch") from None
 
 
-def run_compare(config: StudyConfig, methods: Mapping[str, InitScheme | None], split: str,
-                echo: Callable[[str], None] | None = None) -> list[CompareRun]:
-    """``autoinit compare``'s trainings: the study file unpacked into
-    :func:`~autoinit.compare.compare_runs`' plain values."""
+def prepare_compare(config: StudyConfig, methods: Mapping[str, InitScheme | None], split: str
+                    ) -> Comparison:
+    """``autoinit compare``'s trainings, checked and ready: the study file unpacked into
+    :func:`~autoinit.compare.prepare_comparison`'s plain values."""
     model = seeded_model(config)
     train_loader, held = build_data(config, "test" if split == "test" else None)
     if held is None:
         raise StudyFileError(f"data.factory must return (train_loader, {split}_loader) for "
                              "autoinit compare: it returned only a training loader")
-    return compare_runs(model, train_loader, held, methods, **config.train_options(),
-                        steps=config.compare.steps, seeds=config.compare.seeds,
-                        device=config.search.device, split=split, echo=echo)
+    return prepare_comparison(model, train_loader, held, methods, **config.train_options(),
+                              steps=config.compare.steps, seeds=config.compare.seeds,
+                              device=config.search.device, split=split)
 
 
 def log_compare_run(config: StudyConfig, tracking: Mapping[str, Any], runs: Sequence[CompareRun],

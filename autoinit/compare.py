@@ -39,9 +39,10 @@ from autoinit.probe import ProbeConfig, ProbeData, bare_step, check_first_step, 
 from autoinit.scheme import InitScheme
 from autoinit.settings import DEFAULTS, check_option
 from autoinit.table import text_table
-from autoinit.threads import choose_threads, compute_threads
+from autoinit.threads import ThreadChoice, choose_threads, compute_threads
 
-__all__ = ["CompareRun", "compare_runs", "compare_table"]
+__all__ = ["CompareRun", "Comparison", "compare_runs", "compare_table", "prepare_comparison",
+           "train_comparison"]
 
 
 @dataclass(frozen=True)
@@ -76,17 +77,39 @@ def compare_runs(model: nn.Module, train_loader: Iterable[Any], held_loader: Ite
 
     ``loss_fn``, ``optimizer``, ``lr`` and the user's own loop (``train_step``, ``score``,
     ``make_state``) are those of :func:`autoinit.search.run_search`; ``model`` is left as it is.
+    :func:`prepare_comparison` then :func:`train_comparison`.
     """
+    return train_comparison(prepare_comparison(
+        model, train_loader, held_loader, methods, loss_fn=loss_fn, optimizer=optimizer, lr=lr,
+        steps=steps, seeds=seeds, device=device, train_step=train_step, score=score,
+        make_state=make_state, split=split), echo)
+
+
+def prepare_comparison(model: nn.Module, train_loader: Iterable[Any], held_loader: Iterable[Any],
+                       methods: Mapping[str, InitScheme | None], *,
+                       loss_fn: str | Callable[..., Any] | None = None,
+                       optimizer: str | Callable[..., Any] = DEFAULTS.optimizer,
+                       lr: float = DEFAULTS.lr, steps: int = DEFAULTS.compare_steps,
+                       seeds: int = DEFAULTS.compare_seeds,
+                       device: str | torch.device | None = None,
+                       train_step: TrainStep | None = None, score: ScoreFn | None = None,
+                       make_state: MakeState | None = None, split: str = "val") -> Comparison:
+    """Everything :func:`compare_runs` checks before it trains (the counts, the schemes against
+    the model, the device, the loaders, a first step of the optimizer) and the thread count it
+    trains on: bad input fails here, before any line is printed or any run trained."""
     check_option("steps", steps)
     check_option("seeds", seeds)
-    for scheme in methods.values():
+    plan = ModelPlan.of(model)
+    for method, scheme in methods.items():
         if scheme is not None:
             check_model(model, scheme)
+        elif method != "lsuv":
+            plan.uniform(method)  # a baseline of that name fits the model
     device = resolve_device(device)
     loss = make_loss(loss_fn)
     loop = make_loop(train_step, score, make_state, loss)
     held_batches = fetch_batches(held_loader, 64, device, f"{split} loader")
-    plan = ModelPlan.of(model)
+    first = _stream(train_loader, steps, device)  # the first seed's batches
     # the thread count is measured on one step of the study's loop, on a held-out batch (the
     # training loader's order is left alone) and a copy of the model
     timing = ProbeConfig(steps=steps, lr=lr, optimizer=optimizer, device=str(device))
@@ -95,18 +118,23 @@ def compare_runs(model: nn.Module, train_loader: Iterable[Any], held_loader: Ite
     if loop is None:  # your own loop's first step is your loop's to check
         with compute_threads(1):
             check_first_step(step, optimizer, lr)
-    choice = choose_threads(step, str(device))
+    return Comparison(model, train_loader, held_batches, loss, loop, plan, device, optimizer, lr,
+                      steps, seeds, split, dict(methods), choose_threads(step, str(device)), first)
+
+
+def train_comparison(comparison: Comparison, echo: Callable[[str], None] | None = None
+                     ) -> list[CompareRun]:
+    """The trainings of a prepared comparison; ``echo`` gets the thread line, then one line per
+    finished run."""
     if echo is not None:
-        echo(choice.describe())
-    setup = _Setup(model, train_loader, held_batches, loss, loop, plan, device, optimizer, lr,
-                   steps, seeds, split)
-    with compute_threads(choice.threads):
-        return _train_all(setup, methods, echo)
+        echo(comparison.threads.describe())
+    with compute_threads(comparison.threads.threads):
+        return _train_all(comparison, echo)
 
 
 @dataclass(frozen=True)
-class _Setup:
-    """What every full training of one comparison shares."""
+class Comparison:
+    """A comparison checked and ready to train (:func:`prepare_comparison`)."""
 
     model: nn.Module
     train_loader: Iterable[Any]
@@ -120,17 +148,19 @@ class _Setup:
     steps: int
     seeds: int
     split: str
+    methods: dict[str, InitScheme | None]
+    threads: ThreadChoice
+    first_batches: list[Any]  # the first seed's training batches, fetched while checking
 
 
-def _train_all(setup: _Setup, methods: Mapping[str, InitScheme | None],
-               echo: Callable[[str], None] | None) -> list[CompareRun]:
+def _train_all(setup: Comparison, echo: Callable[[str], None] | None) -> list[CompareRun]:
     s, runs = setup, []
     for seed in range(1, s.seeds + 1):
-        data = ProbeData(_stream(s.train_loader, s.steps, s.device), s.held_batches, s.loss,
-                         s.loop)
+        batches = s.first_batches if seed == 1 else _stream(s.train_loader, s.steps, s.device)
+        data = ProbeData(batches, s.held_batches, s.loss, s.loop)
         probe = ProbeConfig(steps=s.steps, lr=s.lr, optimizer=s.optimizer,
                             eval_every=max(1, s.steps // 20), seed=seed, device=str(s.device))
-        for method, scheme in methods.items():
+        for method, scheme in s.methods.items():
             model = copy.deepcopy(s.model).to(s.device)
             if scheme is not None:
                 scheme = scheme.with_seed(seed)

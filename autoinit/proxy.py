@@ -39,7 +39,9 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -83,32 +85,42 @@ def search_on_proxy(model: nn.Module, proxy: nn.Module, dataloader: Iterable, *,
     refuse_layer_groups(groups)
     select = {k: options.get(k) for k in ("only", "exclude")}
     select["include_frozen"] = bool(options.get("include_frozen", False))
-    check_transferable(ModelPlan.of(proxy, groups, **select).grouping.groups,
-                       ModelPlan.of(model, groups, **select), "proxy")
-    result = _transferable(search(proxy, dataloader, **options))
-    context = result.context
-    if context is None:  # run_search always sets it
-        raise ConfigError("the proxy's search returned no context to transfer from")
-    with compute_threads(result.cost.threads):
-        if result.chosen == "lsuv" and context.loss is not None:
-            work = copy.deepcopy(model).to(context.config.device)
-            scheme, moved = lsuv_scheme(work, context.batch, context.loss,
-                                        seed=result.scheme.seed, **select), None
-        else:
-            moved = transfer_scheme(result.scheme, model, groups=groups, **select)
-            scheme = moved.scheme
-        apply_scheme(model, scheme)
-        data = ProbeData([context.batch], [context.batch], context.loss,
-                         make_loop(options.get("train_step"), options.get("score"),
-                                   options.get("make_state"), context.loss,
-                                   bool(options.get("search_lr", False))))
-        full, small = step_times(model, proxy, data, context.config)
+    target = ModelPlan.of(model, groups, **select)  # warns once of parameters no group matches
+    with _unmatched_said():  # the proxy's plans and the transfer's would say it three times more
+        check_transferable(ModelPlan.of(proxy, groups, **select).grouping.groups, target, "proxy")
+        result = _transferable(search(proxy, dataloader, **options))
+        context = result.context
+        if context is None:  # run_search always sets it
+            raise ConfigError("the proxy's search returned no context to transfer from")
+        with compute_threads(result.cost.threads):
+            if result.chosen == "lsuv" and context.loss is not None:
+                work = copy.deepcopy(model).to(context.config.device)
+                scheme, moved = lsuv_scheme(work, context.batch, context.loss,
+                                            seed=result.scheme.seed, **select), None
+            else:
+                moved = transfer_scheme(result.scheme, model, groups=groups, **select)
+                scheme = moved.scheme
+            apply_scheme(model, scheme)
+            data = ProbeData([context.batch], [context.batch], context.loss,
+                             make_loop(options.get("train_step"), options.get("score"),
+                                       options.get("make_state"), context.loss,
+                                       bool(options.get("search_lr", False))))
+            full, small = step_times(model, proxy, data, context.config)
     report = ProxyReport(moved, _count(proxy), _count(model), small, full, result.scheme)
     c, ratio = result.cost, report.step_ratio
     cost = replace(c, wall_seconds=time.perf_counter() - start,
                    step_seconds=c.step_seconds * ratio, step_seconds_q1=c.step_seconds_q1 * ratio,
                    step_seconds_q3=c.step_seconds_q3 * ratio)
     return replace(result, scheme=scheme, cost=cost, proxy=report)
+
+
+@contextmanager
+def _unmatched_said() -> Iterator[None]:
+    """Ignore the warning of parameters that match no group (:meth:`ModelPlan.of`'s), said
+    already for the model."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\d+ parameters match no group ")
+        yield
 
 
 def _transferable(result: FitResult) -> FitResult:

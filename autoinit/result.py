@@ -164,7 +164,8 @@ class FitResult:
 
     Attributes:
         scheme: the chosen scheme; the model has been initialized with it.
-        score: its mean score in the selection round (lower is better).
+        score: its mean score in the selection round (lower is better); its probe score when
+            no round ran (:attr:`selection_ran`).
         baselines: the baselines' probe scores from the search.
         chosen: the name of the chosen candidate (``"search #12"`` or a baseline's name).
         reason: why it was chosen, in a sentence.
@@ -206,6 +207,14 @@ class FitResult:
     proxy: ProxyReport | None = None
 
     @property
+    def selection_ran(self) -> bool:
+        """Whether the candidates' ``scores`` come from a selection round (this run's or the
+        study's stored one). ``False`` when the choice was made by probe scores alone (an
+        interrupted search, ``Selection(seeds=0)``): each candidate's ``scores`` is then its probe
+        score, and the summary shows no selection column."""
+        return self.selection_reused or self.cost.selection_steps > 0
+
+    @property
     def ended_early(self) -> str | None:
         """Why the search ended before its budget was spent, or ``None``."""
         return self.budget.ended_early if self.budget is not None else None
@@ -226,15 +235,16 @@ class FitResult:
 
     def summary(self) -> str:
         """A readable table: baselines vs chosen, and the search cost."""
+        ran = self.selection_ran  # else the candidates' means are their probe scores
         lines = [f"autoinit search '{self.study.study_name}'", "",
-                 f"{'candidate':<24} {'probe score':>12} {'selection mean':>15}"]
+                 f"{'candidate':<24} {'probe score':>12}" + (f" {'selection mean':>15}" * ran)]
         reruns = {c.name: c for c in self.candidates}
         rows = [(name, score) for name, score in self.baselines.items()]
         rows += [(c.name, c.search_score) for c in self.candidates if c.name not in self.baselines]
         for name, score in rows:
-            mean = f"{reruns[name].mean:>15.4f}" if name in reruns else f"{'':>15}"
+            mean = "" if not ran else f" {reruns[name].mean:>15.4f}" if name in reruns else " " * 16
             mark = "  <- chosen" if name == self.chosen else ""
-            lines.append(f"{name:<24} {score:>12.4f} {mean}{mark}")
+            lines.append(f"{name:<24} {score:>12.4f}{mean}{mark}")
         c = self.cost
         lines += [
             "",

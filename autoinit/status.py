@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +27,10 @@ from optuna.trial import FrozenTrial, TrialState
 from autoinit.errors import ConfigError, SchemeError
 from autoinit.rungs import RungAgreement, study_agreement
 from autoinit.scheme import rules_from_json
+from autoinit.selection import SELECTION_ATTR
 from autoinit.sharing import SURPLUS
 from autoinit.storage import missing_file, open_storage, redact
+from autoinit.study import DONE
 
 __all__ = ["StudyStatus", "TrialSummary", "study_status"]
 
@@ -50,12 +53,16 @@ class TrialSummary:
 @dataclass(frozen=True)
 class StudyStatus:
     """Trial counts by state, the best complete trials (best first) and, for a search with
-    rungs, the rank agreement between consecutive rungs so far."""
+    rungs, the rank agreement between consecutive rungs so far. ``ended``: the search ended
+    (nothing runs, and a fit's selection round is stored for the trials the study holds, or it
+    holds ``n_trials`` finished trials); its ``waiting`` trials are then named candidates queued
+    beyond its trials, never run (a later fit with more trials would run them)."""
 
     study_name: str
     counts: dict[str, int]
     top: tuple[TrialSummary, ...]
     rank_agreement: tuple[RungAgreement, ...] = ()
+    ended: bool = False
 
     @property
     def best(self) -> TrialSummary | None:
@@ -68,14 +75,18 @@ class StudyStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return {"study_name": self.study_name, "counts": dict(self.counts),
-                "finished": self.finished,
+                "finished": self.finished, "ended": self.ended,
                 "top": [vars(t) for t in self.top],
                 "rank_agreement": [vars(a) for a in self.rank_agreement]}
 
     def summary(self) -> str:
         """A few plain lines: the counts, then the best trials with their families."""
-        counts = ", ".join(f"{n} {state}" for state, n in self.counts.items() if n)
-        lines = [f"study {self.study_name!r}: {self.finished} finished trials ({counts or 'none yet'})"]
+        queued = self.counts["waiting"] if self.ended else 0  # never run: not waiting work
+        counts = ", ".join(f"{n} {state}" for state, n in self.counts.items()
+                           if n and not (queued and state == "waiting"))
+        lines = [f"study {self.study_name!r}: {self.finished} finished trials ({counts or 'none yet'})"
+                 + (f"; the search ended, {queued} queued candidate{'s' * (queued > 1)} not run"
+                    if queued else "")]
         for rank, t in enumerate(self.top, 1):
             families = sorted({r.get("family", "?") for r in t.rules.values()})
             lr = f", lr {t.lr:.3g}" if t.lr is not None else ""
@@ -90,8 +101,9 @@ class StudyStatus:
 
 
 def study_status(storage: str | optuna.storages.BaseStorage, study_name: str,
-                 top: int = 5) -> StudyStatus:
+                 top: int = 5, n_trials: int | None = None) -> StudyStatus:
     """Read a study's progress from ``storage`` (a URL or an Optuna storage); writes nothing.
+    ``n_trials``: the trials the search asks for (a study file's), to tell that it ended.
 
     Raises:
         ConfigError: the storage cannot be opened, its SQLite or journal file does not exist
@@ -100,6 +112,9 @@ def study_status(storage: str | optuna.storages.BaseStorage, study_name: str,
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ConfigError(f"top must be a positive integer, got {top!r}")
+    if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int)
+                                 or n_trials < 1):
+        raise ConfigError(f"n_trials must be a positive integer or None, got {n_trials!r}")
     path = missing_file(storage) if isinstance(storage, str) else None
     if path is not None:
         raise ConfigError(f"storage {redact(storage)!r} holds no study: there is no file {path!r}")
@@ -117,8 +132,23 @@ def study_status(storage: str | optuna.storages.BaseStorage, study_name: str,
     counts = {name: sum(t.state == state for t in trials) for state, name in _STATES.items()}
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
                       key=lambda t: (t.value, t.number))
+    stored = opened.get_study_user_attrs(study_id).get(SELECTION_ATTR)
     return StudyStatus(study_name, counts, tuple(_summary(t) for t in complete[:top]),
-                       study_agreement(trials))
+                       study_agreement(trials), _ended(trials, stored, n_trials))
+
+
+def _ended(trials: list[FrozenTrial], stored: Any, n_trials: int | None) -> bool:
+    """Nothing runs, and the study holds ``n_trials`` finished trials or the selection round a
+    fit stored after the trials it holds (its key counts them)."""
+    if any(t.state == TrialState.RUNNING for t in trials):
+        return False
+    finished = sum(t.state in DONE for t in trials)
+    if n_trials is not None and finished >= n_trials:
+        return True
+    try:
+        return json.loads(stored["key"])["finished"] == finished
+    except (TypeError, KeyError, ValueError):  # no round stored, or one of another form
+        return False
 
 
 def _summary(trial: FrozenTrial) -> TrialSummary:

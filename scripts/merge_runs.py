@@ -6,9 +6,12 @@ re-run on copies of docs/runs with its old records removed) is merged back with:
     python scripts/merge_runs.py /tmp/x/runs docs/runs autoinit_budget
 
 For every task file in the source, each seed's records of the named methods (default: the
-methods the target lacks for that seed) replace the target's; the source's environment is
-appended to the target's ``earlier_runs`` with the methods it brought. Tasks the target does not
-hold are skipped. Then ``scripts/benchmark.py --report-only --out docs`` rewrites the report.
+methods the target lacks for that seed) replace the target's; every environment the source file
+records (its ``earlier_runs`` and ``environment``) that the target does not hold yet is appended
+to the target's ``earlier_runs`` with the methods merged. A target file into which no record was
+merged (none wanted, or each the same as the target's, as in an unchanged copy) is left as it
+is. Tasks the target does not hold are skipped. Then
+``scripts/benchmark.py --report-only --out docs`` rewrites the report.
 """
 
 from __future__ import annotations
@@ -20,20 +23,30 @@ from pathlib import Path
 
 def merge(source: dict, target: dict, methods: list[str]) -> list[tuple[str, str]]:
     """Copy ``source``'s method records into ``target`` (in place); the ``(seed, method)``
-    pairs copied."""
+    pairs copied (a record the same as the target's is not copied)."""
     added = []
     for seed, record in source["seeds"].items():
-        into = target["seeds"].setdefault(
-            seed, {"methods": {}, **{k: v for k, v in record.items() if k != "methods"}})
+        held = target["seeds"].get(seed, {}).get("methods", {})
         for method, run in record["methods"].items():
-            wanted = method in methods if methods else method not in into["methods"]
-            if wanted:
+            wanted = method in methods if methods else method not in held
+            if wanted and held.get(method) != run:
+                into = target["seeds"].setdefault(
+                    seed, {"methods": {}, **{k: v for k, v in record.items() if k != "methods"}})
                 into["methods"][method] = run
                 added.append((seed, method))
-    if added and source.get("environment"):
-        target.setdefault("earlier_runs", []).append(
-            {**source["environment"], "merged_methods": sorted({m for _, m in added})})
+    if added:
+        merged = sorted({m for _, m in added})
+        known = [_bare(e) for e in [*target.get("earlier_runs", []), target.get("environment")] if e]
+        for env in [*source.get("earlier_runs", []), source.get("environment")]:
+            if env and _bare(env) not in known:
+                target.setdefault("earlier_runs", []).append({**env, "merged_methods": merged})
+                known.append(_bare(env))
     return added
+
+
+def _bare(environment: dict) -> dict:
+    """An environment without what an earlier merge added to it."""
+    return {k: v for k, v in environment.items() if k != "merged_methods"}
 
 
 def main() -> None:

@@ -171,3 +171,34 @@ def test_merge_runs_copies_the_named_methods_and_records_where_they_came_from():
     assert target["seeds"]["1"] == {"bare_step_seconds": [0.1], "methods": {"a": {"v": 7}}}
     assert target["earlier_runs"] == [{"commit": "x", "merged_methods": ["a"]}]
     assert merge(source, target, []) == []  # by default only what the target lacks
+
+
+def test_merge_runs_carries_every_new_environment_and_touches_only_files_it_merged_into(
+        tmp_path, monkeypatch, capsys):
+    """It kept only the scratch file's last environment, and it appended one to a file whose
+    records it 'copied' unchanged (a copy of the target's file in the scratch folder)."""
+    import merge_runs
+
+    def env(name: str) -> dict:
+        return {"command": name, "started": name}
+
+    held = {"seeds": {"0": {"methods": {"g": {"v": 5}}}}, "earlier_runs": [env("A")],
+            "environment": env("B")}
+    scratch = {"seeds": {"0": {"methods": {"g": {"v": 6}}}}, "earlier_runs": [
+        env("A"), {**env("B"), "merged_methods": ["x"]}, env("C")], "environment": env("D")}
+    for folder, files in (("src", {"new.json": scratch, "same.json": held}),
+                          ("dst", {"new.json": held, "same.json": held})):
+        (tmp_path / folder).mkdir()
+        for name, data in files.items():
+            (tmp_path / folder / name).write_text(json.dumps(data))
+    same = (tmp_path / "dst" / "same.json").stat().st_mtime_ns
+    monkeypatch.setattr(sys, "argv", ["merge_runs.py", str(tmp_path / "src"),
+                                      str(tmp_path / "dst"), "g"])
+    merge_runs.main()
+    merged = json.loads((tmp_path / "dst" / "new.json").read_text())
+    assert merged["seeds"]["0"]["methods"]["g"] == {"v": 6}
+    assert merged["earlier_runs"] == [env("A"), {**env("C"), "merged_methods": ["g"]},
+                                      {**env("D"), "merged_methods": ["g"]}]
+    assert json.loads((tmp_path / "dst" / "same.json").read_text()) == held
+    assert (tmp_path / "dst" / "same.json").stat().st_mtime_ns == same
+    assert "same.json: 0 records copied" in capsys.readouterr().out

@@ -313,6 +313,56 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
     assert "Traceback" not in err + out and "secret" not in err
 
 
+@pytest.mark.parametrize("edit, scheme, message", [
+    ({}, "other.json", "scheme was made for a different model"),
+    ({'"autoinit.tasks.mlp:deep_relu_mlp"': '"{tmp}/broken.py:model"',
+      "{{ depth = 3, width = 16 }}": "{{}}"}, "chosen.json", "raised RuntimeError: no weights here"),
+    ({'"autoinit.tasks.digits:digits_data"': '"{tmp}/broken.py:train_only"'}, "chosen.json",
+     "data.factory must return (train_loader, val_loader) for autoinit compare"),
+])
+def test_compare_checks_its_input_before_it_prints_anything(tmp_path, capsys, edit, scheme,
+                                                            message):
+    """The header line came first, then the error: the model, data and scheme were only built
+    and checked once the trainings began."""
+    _factories(tmp_path)
+    with (tmp_path / "broken.py").open("a") as f:
+        f.write("\n\ndef train_only(batch_size):\n    from autoinit.tasks.digits import "
+                "digits_data\n    return digits_data(batch_size=batch_size)[0]\n")
+    text = write_study(tmp_path).read_text()
+    for old, new in edit.items():
+        text = text.replace(old.format(), new.format(tmp=tmp_path))
+    (tmp_path / "edited.toml").write_text(text)
+    uniform_scheme(torch.nn.Sequential(torch.nn.Linear(2, 2)), "orthogonal").to_json(
+        tmp_path / "other.json")
+    model = get_task("deep_relu_mlp").build_model(depth=3, width=16)
+    uniform_scheme(model, "orthogonal").to_json(tmp_path / "chosen.json")
+    code, out, err = run(capsys, "compare", tmp_path / "edited.toml", "--scheme",
+                         tmp_path / scheme, "--steps", 2, "--seeds", 1, "--baselines", "orthogonal")
+    assert (code, out) == (2, "")
+    assert err.startswith("autoinit: error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_show_of_a_run_not_found_names_the_tracking_uri_it_looked_in(tmp_path, capsys,
+                                                                     monkeypatch):
+    """Without --tracking-uri the error did not say where the run was looked for."""
+    from mlflow.tracking._tracking_service import utils
+
+    from autoinit.integrations.testing import mlflow_globals_kept
+
+    monkeypatch.chdir(tmp_path)
+    with mlflow_globals_kept():
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        monkeypatch.setattr(utils, "_tracking_uri", None)  # MLflow's default: in the folder
+        code, _, err = run(capsys, "show", "0123456789abcdef0123456789abcdef")
+        uri = f"sqlite:///{tmp_path}/m.db"
+        given = run(capsys, "show", "0123456789abcdef0123456789abcdef", "--tracking-uri", uri)
+    err = err.splitlines()[-1]  # after MLflow's own lines on creating its default database
+    assert code == 2 and err.startswith("autoinit: error: cannot read a scheme")
+    assert f"in tracking URI 'sqlite:///{tmp_path}/mlflow.db' (MLflow's default; give the run's " \
+           "with --tracking-uri URI" in err and "not found" in err
+    assert f"in tracking URI '{uri}': " in given[2]
+
+
 def test_a_storage_still_unreachable_after_retries_exits_1_with_the_cause(tmp_path, capsys,
                                                                           monkeypatch):
     """Not the user's input (exit 2) but a fault of the storage: exit 1, one line, the cause."""

@@ -81,6 +81,16 @@ def test_compare_runs_checks_its_counts_before_any_training(tiny_loader, kwargs,
         compare_runs(tiny_mlp(), tiny_loader, tiny_loader, {"xavier_normal": None}, **kwargs)
 
 
+def test_an_unknown_baseline_fails_before_any_line_or_training(tiny_loader):
+    """It failed once the methods before it had trained and been echoed."""
+    lines: list[str] = []
+    with pytest.raises(ConfigError, match="unknown family 'magic'"):
+        compare_runs(tiny_mlp(), tiny_loader, tiny_loader,
+                     {"chosen": uniform_scheme(tiny_mlp(), "orthogonal"), "magic": None}, steps=2,
+                     seeds=1, echo=lines.append)
+    assert lines == []
+
+
 def test_an_optimizer_that_cannot_train_the_model_fails_in_one_line_before_any_training(
         token_loader):
     with pytest.raises(ConfigError, match=r"^the first training step failed with optimizer='adam'"):

@@ -448,6 +448,29 @@ def test_a_preset_shows_by_name_in_its_child_run_and_the_comparison(searched, tm
     assert "zero_readout" in {r["name"] for r in table["rows"]}
 
 
+def test_without_a_selection_round_no_selection_scores_are_shown_or_logged(searched, store,
+                                                                            tmp_path):
+    """Selection(seeds=0) chooses by probe scores: the summary, the comparison and the metrics
+    showed those probe scores as 'selection mean' and ``selection/<name>``."""
+    uri, client, new_experiment = store
+    assert any(k.startswith("selection/") for k in searched[3].data.metrics)  # a round ran there
+    result = autoinit.fit(make_model(), make_loader(), n_trials=8, probe_steps=8, tracking_uri=uri,
+                          experiment=new_experiment("no-round"), progress=False,
+                          selection=autoinit.Selection(seeds=0))
+    assert "probe score alone" in result.reason
+    run = client.get_run(result.run.run_id)
+    assert not [k for k in run.data.metrics if k.startswith("selection/")]
+    base = next(c for c in result.candidates if c.name in result.baselines)
+    assert run.data.metrics["improvement"] == pytest.approx(base.search_score - result.score)
+    client.download_artifacts(run.info.run_id, "autoinit", str(tmp_path))
+    for text in (result.summary(), (tmp_path / "autoinit" / "comparison.md").read_text(),
+                 (tmp_path / "autoinit" / "summary.txt").read_text()):
+        assert "selection mean" not in text and "probe score" in text
+    table = json.loads((tmp_path / "autoinit" / "comparison.json").read_text())
+    assert table["selection_round"] is False
+    assert all(r["selection_mean"] is None for r in table["rows"]) and not result.selection_ran
+
+
 def test_rungs_log_the_rank_agreement_on_the_parent_and_rung_scores_on_children(store):
     uri, client, new_experiment = store
     result = autoinit.fit(make_model(), make_loader(), n_trials=8, probe_steps=4, rungs=2,

@@ -58,6 +58,17 @@ def test_fit_searches_the_proxy_and_initializes_the_model_with_the_transferred_s
     assert "searched on a proxy (" in result.summary() and report.describe() in result.summary()
 
 
+def test_parameters_no_group_matches_are_warned_of_once():
+    """The model's plan, the proxy's two plans and the transfer's each said it: four warnings."""
+    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+    proxy = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    with pytest.warns(UserWarning) as said:
+        autoinit.fit(model, loader(), proxy=proxy, groups={"first": r"^0\."}, n_trials=8,
+                     probe_steps=8, seed=5, mlflow=False, progress=False)
+    unmatched = [str(w.message) for w in said if "match no group" in str(w.message)]
+    assert unmatched == ["2 parameters match no group and keep their values: 2.weight, 2.bias"]
+
+
 def test_a_proxy_whose_groups_differ_is_refused_before_any_search():
     model = residual_mlp(blocks=2, width=16, in_features=8, classes=2)
     plain = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))

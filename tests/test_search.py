@@ -111,6 +111,7 @@ def test_ctrl_c_returns_best_so_far_and_resume_finishes(tiny_loader, tmp_path):
                         callbacks=[interrupt], **SMALL)
     assert result.extra["interrupted"] and "interrupted before the selection round" in result.reason
     assert result.cost.selection_steps == 0
+    assert "selection mean" not in result.summary() and not result.selection_ran
     assert result.cost.trials_complete + result.cost.trials_pruned == 4
     resumed = run_search(tiny_mlp(), tiny_loader, storage=storage, study_name="s", **SMALL)
     states = [t.state for t in resumed.study.trials]

@@ -38,6 +38,30 @@ def test_status_counts_every_trial_and_ranks_the_complete_ones(searched):
     assert f"trial {status.best.number} {status.best.name}" in status.summary()
 
 
+def test_a_finished_study_shows_its_unrun_candidates_as_queued_not_waiting(tmp_path, tiny_loader,
+                                                                            capsys):
+    """Named candidates queued beyond ``n_trials`` never run: an ended study showed them as
+    '2 waiting'; an interrupted one still waits on its queued trials (a resume runs them)."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    run_search(tiny_mlp(), tiny_loader, n_trials=5, probe_steps=6, storage=url, study_name="done",
+               seed=0, progress=False)
+    assert main(["status", "--storage", url, "--study-name", "done"]) == 0
+    out = capsys.readouterr().out.splitlines()[0]
+    assert "waiting" not in out and out.endswith("the search ended, 2 queued candidates not run")
+    status = autoinit.study_status(url, "done")
+    assert status.ended and status.counts["waiting"] == 2 and status.to_dict()["ended"]
+
+    def interrupt(study, trial):
+        if trial.number == 3:
+            raise KeyboardInterrupt
+
+    run_search(tiny_mlp(), tiny_loader, n_trials=8, probe_steps=6, storage=url,
+               study_name="cut", seed=0, progress=False, callbacks=[interrupt])
+    cut = autoinit.study_status(url, "cut")
+    assert not cut.ended and "4 complete, 3 waiting)" in cut.summary()
+    assert autoinit.study_status(url, "cut", n_trials=4).ended  # a study file's n_trials
+
+
 def test_status_of_an_unknown_study_names_the_ones_there(searched):
     url, _ = searched
     with pytest.raises(autoinit.ConfigError, match=r"study_name 'nope' is not in .* holds \['tiny'\]"):
@@ -47,6 +71,7 @@ def test_status_of_an_unknown_study_names_the_ones_there(searched):
 @pytest.mark.parametrize("kwargs, message", [
     ({"storage": None}, "storage must be given"),
     ({"top": 0}, "top must be a positive integer, got 0"),
+    ({"n_trials": "5"}, "n_trials must be a positive integer or None, got '5'"),
 ])
 def test_status_bad_arguments(kwargs, message, tmp_path):
     args = {"storage": f"sqlite:///{tmp_path}/x.db", "study_name": "x", **kwargs}

@@ -46,9 +46,13 @@ def _baseline_trials(study: optuna.Study) -> dict[str, int]:
 
 
 def comparison(result: FitResult) -> dict[str, Any]:
-    """The baselines-vs-chosen table as JSON-ready data (non-finite numbers are ``None``)."""
+    """The baselines-vs-chosen table as JSON-ready data (non-finite numbers are ``None``).
+
+    Without a selection round (:attr:`~autoinit.result.FitResult.selection_ran`) the rows hold no
+    selection scores: the choice was made by the probe scores, which ``score`` then holds."""
     trials = _baseline_trials(result.study)
-    reruns = {c.name: c for c in result.candidates}
+    ran = result.selection_ran
+    reruns = {c.name: c for c in result.candidates} if ran else {}
     rows = []
     for name, score in result.baselines.items():
         c = reruns.get(name)
@@ -60,15 +64,18 @@ def comparison(result: FitResult) -> dict[str, Any]:
         if c.name not in result.baselines:
             rows.append({"name": c.name, "kind": "search", "trial": c.trial_number,
                          "probe_score": _num(c.search_score),
-                         "selection_scores": [_num(s) for s in c.scores],
-                         "selection_mean": _num(c.mean), "chosen": c.name == result.chosen})
+                         "selection_scores": [_num(s) for s in c.scores] if ran else None,
+                         "selection_mean": _num(c.mean) if ran else None,
+                         "chosen": c.name == result.chosen})
     base = next((c for c in result.candidates if c.name in result.baselines), None)
     return {
         "study": result.study.study_name,
         "chosen": result.chosen,
         "score": _num(result.score),
         "reason": result.reason,
-        "best_baseline": {"name": base.name, "selection_mean": _num(base.mean)} if base else None,
+        "selection_round": ran,
+        "best_baseline": {"name": base.name, "selection_mean": _num(base.mean) if ran else None,
+                          "score": _num(base.mean)} if base else None,
         "rows": rows,
         "cost": {k: _num(v) for k, v in result.cost.to_dict().items()},
     }
@@ -80,15 +87,17 @@ def _fmt(value: float | None) -> str:
 
 def markdown(result: FitResult, table: dict[str, Any]) -> str:
     """The table in Markdown, with the reason and the cost (also the run's description)."""
+    ran = table["selection_round"]  # without a round, no selection column
     lines = [f"## autoinit search `{table['study']}`", "",
              f"**Chosen:** {table['chosen']} — score {_fmt(table['score'])}", "",
-             "| candidate | kind | trial | probe score | selection mean | |",
-             "| --- | --- | ---: | ---: | ---: | --- |"]
+             "| candidate | kind | trial | probe score |" + " selection mean |" * ran + " |",
+             "| --- | --- | ---: | ---: |" + " ---: |" * ran + " --- |"]
     for r in table["rows"]:
         mark = "**chosen**" if r["chosen"] else ""
         trial = "" if r["trial"] is None else str(r["trial"])
-        lines.append(f"| {r['name']} | {r['kind']} | {trial} | {_fmt(r['probe_score'])} | "
-                     f"{_fmt(r['selection_mean'])} | {mark} |")
+        mean = f" {_fmt(r['selection_mean'])} |" * ran
+        lines.append(f"| {r['name']} | {r['kind']} | {trial} | {_fmt(r['probe_score'])} |"
+                     f"{mean} {mark} |")
     c = result.cost
     lines += ["", table["reason"], "",
               f"Cost: {c.trials_complete} trials complete, {c.trials_pruned} pruned, {c.trials_failed} "
@@ -99,17 +108,20 @@ def markdown(result: FitResult, table: dict[str, Any]) -> str:
 
 
 def metrics(result: FitResult, table: dict[str, Any]) -> list[Metric]:
-    """``baseline/<name>``, ``best_score``, ``improvement``, ``cost/*`` and the score history."""
+    """``baseline/<name>``, ``selection/<name>`` (only where a selection round ran),
+    ``best_score``, ``improvement`` (the chosen against the best baseline, by the scores that
+    chose: the probe scores when no round ran), ``cost/*`` and the score history."""
     now = int(time.time() * 1000)
     values: dict[str, float | None] = {}
     for r in table["rows"]:
         if r["kind"] == "baseline":
             values[f"baseline/{_key(r['name'])}"] = r["probe_score"]
-        values[f"selection/{_key(r['name'])}"] = r["selection_mean"]
+        if r["selection_mean"] is not None:
+            values[f"selection/{_key(r['name'])}"] = r["selection_mean"]
     best = _num(result.score)
     values["best_score"] = best
     values["chosen_probe_score"] = next((r["probe_score"] for r in table["rows"] if r["chosen"]), None)
-    base = (table["best_baseline"] or {}).get("selection_mean")
+    base = (table["best_baseline"] or {}).get("score")
     if base is not None and best is not None:
         values["best_baseline_score"] = base
         values["improvement"] = base - best

@@ -11,8 +11,9 @@ Layout of a search in MLflow:
 
 * parent run, named after the study: params (budget, probe steps, grouping, optimizer, lr, ...);
   tags (versions, device, model class, fingerprint, parameter count); metrics ``baseline/<name>``,
-  ``best_score``, ``improvement``, ``cost/*``; artifacts ``autoinit/scheme.json``,
-  ``autoinit/comparison.{md,json}``, ``autoinit/summary.txt`` and ``plots/*.png``.
+  ``selection/<name>`` (where a selection round ran), ``best_score``, ``improvement``, ``cost/*``;
+  artifacts ``autoinit/scheme.json``, ``autoinit/comparison.{md,json}``, ``autoinit/summary.txt``
+  and ``plots/*.png``.
 * child runs (tag ``mlflow.parentRunId``), one per trial: params ``<group>.family``,
   ``<group>.scale``, ``<group>.bias``, ...; metrics ``probe_loss`` (the held-out loss or the
   user's score) and ``train_loss`` by step (``train/<name>`` for a custom ``train_step``'s other

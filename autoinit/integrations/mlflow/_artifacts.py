@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -33,9 +34,25 @@ def load_scheme_ref(ref: str, tracking_uri: str | None = None) -> InitScheme:
                 local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=tmp,
                                                                  tracking_uri=tracking_uri))
         except Exception as exc:  # noqa: BLE001 - reported as a scheme that cannot be read
-            raise SchemeError(f"cannot read a scheme from MLflow artifact {redact(text)!r}: "
-                              f"{type(exc).__name__}: {redact(str(exc)).splitlines()[0]}") from None
+            raise SchemeError(f"cannot read a scheme from MLflow artifact {redact(text)!r}"
+                              f"{_where(text, tracking_uri)}: {type(exc).__name__}: "
+                              f"{redact(str(exc)).splitlines()[0]}") from None
         if local.is_dir():
             local = next((p for p in (local / SCHEME_ARTIFACT, local / "scheme.json") if p.is_file()),
                          local)
         return InitScheme.from_json(local)
+
+
+def _where(uri: str, tracking_uri: str | None) -> str:
+    """Where a ``runs:/`` or ``models:/`` URI was looked up: the tracking URI, and how to give
+    another when it was not given."""
+    if not uri.startswith(("runs:/", "models:/")):
+        return ""  # another artifact URI names its own store
+    if tracking_uri:
+        return f" in tracking URI {redact(tracking_uri)!r}"
+    import mlflow
+
+    source = ("MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI")
+              else "MLflow's default")
+    return (f" in tracking URI {redact(mlflow.get_tracking_uri())!r} ({source}; give the run's "
+            "with --tracking-uri URI, tracking_uri= in Python, or MLFLOW_TRACKING_URI)")
