@@ -108,8 +108,7 @@ def nothing_learned(trials: Iterable[optuna.trial.FrozenTrial], reruns: Iterable
         return None
     return (f"no probe learned beyond predicting the training targets' frequencies or mean "
             f"(best held-out loss {min(finite):.4f} against {prior:.4f}; learning is "
-            f"{LEARNED_MARGIN:.0%} below it): the probes could not rank the candidates, so the "
-            "choice is close to a guess; longer probes (probe_steps) would decide")
+            f"{LEARNED_MARGIN:.0%} below it): the probes could not rank the candidates")
 
 
 def lengthening(trials: Iterable[optuna.trial.FrozenTrial], prior: float, steps: int) -> str:

@@ -208,6 +208,10 @@ class Rounds:
         extra = [] if self.budget is not None else self.notes[-1:]  # the last lengthening
         reruns = [s for c in self.candidates for s in c.scores]
         note = nothing_learned(self.study.get_trials(deepcopy=False), reruns, self.prior)
+        if note and "close to a guess" not in self.reason:
+            note += (", so the choice is close to a guess: "
+                     + ("a larger budget" if self.budget else "longer probes (probe_steps)")
+                     + " would decide")
         self.reason = "; ".join([self.reason, *extra, *([note] if note else [])])
 
 
