@@ -22,9 +22,9 @@ Example:
     >>> import torch
     >>> y = torch.tensor([0, 0, 0, 1])
     >>> batches = [(torch.zeros(4, 2), y)]
-    >>> round(prior_loss(batches, batches, None), 3)  # the frequencies 2/3, 1/3 (smoothed)
-    0.6
-    >>> learned(0.55, 0.6), learned(0.5, 0.6)
+    >>> round(prior_loss(batches, batches, None), 3)  # counts 3, 1 smoothed: 2/3, 1/3
+    0.579
+    >>> learned(0.53, 0.579), learned(0.52, 0.579)
     (False, True)
 """
 
