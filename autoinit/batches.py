@@ -2,7 +2,10 @@
 
 A batch may be ``(inputs, target)`` (tuple or list), a dict with a ``target``/``y``/``label(s)``
 key (the other keys are the inputs), or anything a user ``loss_fn(model, batch)`` understands.
-The default loss is cross-entropy for integer targets and mean squared error for float targets.
+The default loss is cross-entropy for integer targets and mean squared error for float targets;
+a model whose ``forward`` takes ``labels`` and returns a ``loss`` (a Hugging Face model, given a
+dict batch with ``labels``) is trained on its own loss, as its Trainer does (a causal LM's is the
+shifted next-token loss; plain cross-entropy on its logits would train it to copy its input).
 A ``loss_fn`` may also be ``"cross_entropy"``, ``"mse"``, or a criterion module such as
 ``nn.CrossEntropyLoss()`` (called as ``criterion(output, target)``).
 
@@ -16,6 +19,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -55,7 +60,10 @@ def _describe(batch: Any) -> str:
 
 
 def _call(model: nn.Module, inputs: Any) -> torch.Tensor:
-    out = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
+    return _prediction(model(**inputs) if isinstance(inputs, Mapping) else model(inputs))
+
+
+def _prediction(out: Any) -> torch.Tensor:
     if isinstance(out, tuple | list):  # e.g. nn.LSTM returns (output, state)
         out = out[0]
     if isinstance(out, Mapping) and "logits" not in out and len(out) != 1:
@@ -114,9 +122,25 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
 
     def loss(model: nn.Module, batch: Any) -> torch.Tensor:
         inputs, target = split_batch(batch)
+        if loss_fn is None and isinstance(batch, Mapping) and "labels" in batch \
+                and _takes_labels(type(model)):
+            out = model(**batch)
+            own = out.get("loss") if isinstance(out, Mapping) else getattr(out, "loss", None)
+            if isinstance(own, torch.Tensor):
+                return own
+            return criterion(_prediction(out), batch["labels"])
         return criterion(_call(model, inputs), target)
 
     return _checked(loss)
+
+
+@functools.cache
+def _takes_labels(cls: type) -> bool:
+    """Whether a module class's ``forward`` takes ``labels`` (and so may compute its own loss)."""
+    try:
+        return "labels" in inspect.signature(cls.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _checked(loss: LossFn) -> LossFn:

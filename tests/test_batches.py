@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from autoinit.batches import fetch_batches, make_loss, move_batch, split_batch
@@ -110,3 +111,45 @@ def test_a_dict_output_is_read_by_its_logits_or_its_one_value_else_refused():
         assert torch.allclose(make_loss(None)(net, (x, y)), want)
     with pytest.raises(ConfigError, match=r"dict with keys \['features', 'out'\] and no 'logits'"):
         make_loss(None)(_DictOut(("features", "out")), (x, y))
+
+
+class _TinyCausalLM(nn.Module):
+    """A Hugging Face-shaped causal LM: ``forward(input_ids, labels=None)`` returns a dict with
+    ``logits`` and, given labels, its own shifted next-token ``loss``."""
+
+    def __init__(self, returns_loss: bool = True) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.emb, self.out = nn.Embedding(5, 8), nn.Linear(8, 5)
+        self.returns_loss = returns_loss
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+        logits = self.out(self.emb(input_ids))
+        result = {"logits": logits}
+        if labels is not None and self.returns_loss:
+            result["loss"] = F.cross_entropy(logits[:, :-1].reshape(-1, 5), labels[:, 1:].reshape(-1))
+        return result
+
+
+def _lm_batch() -> dict[str, torch.Tensor]:
+    ids = torch.randint(0, 5, (2, 6), generator=torch.Generator().manual_seed(0))
+    return {"input_ids": ids, "labels": ids.clone()}
+
+
+def test_a_model_that_computes_its_own_loss_from_labels_is_trained_on_it():
+    model, batch = _TinyCausalLM(), _lm_batch()
+    shifted = model(**batch)["loss"]
+    copy_task = F.cross_entropy(model(batch["input_ids"])["logits"].reshape(-1, 5),
+                                batch["labels"].reshape(-1))
+    assert not torch.allclose(shifted, copy_task)
+    assert torch.equal(make_loss(None)(model, batch), shifted)
+    # a named loss is the user's choice: plain cross-entropy on the logits
+    assert torch.allclose(make_loss("cross_entropy")(model, batch), copy_task)
+
+
+def test_a_model_that_takes_labels_but_returns_no_loss_gets_the_default_loss():
+    model, batch = _TinyCausalLM(returns_loss=False), _lm_batch()
+    expected = F.cross_entropy(model(batch["input_ids"])["logits"].reshape(-1, 5),
+                               batch["labels"].reshape(-1))
+    assert torch.allclose(make_loss(None)(model, batch), expected)
