@@ -30,7 +30,7 @@ from torch import nn
 
 from autoinit.errors import ConfigError
 
-__all__ = ["LossFn", "fetch_batches", "make_loss", "move_batch", "split_batch"]
+__all__ = ["LossFn", "fetch_batches", "make_loss", "move_batch", "own_loss", "split_batch"]
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 _TARGET_KEYS = ("target", "targets", "y", "label", "labels")
@@ -122,8 +122,7 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
 
     def loss(model: nn.Module, batch: Any) -> torch.Tensor:
         inputs, target = split_batch(batch)
-        if loss_fn is None and isinstance(batch, Mapping) and "labels" in batch \
-                and _takes_labels(type(model)):
+        if loss_fn is None and own_loss(model, batch):
             out = model(**batch)
             own = out.get("loss") if isinstance(out, Mapping) else getattr(out, "loss", None)
             if isinstance(own, torch.Tensor):
@@ -132,6 +131,12 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
         return criterion(_call(model, inputs), target)
 
     return _checked(loss)
+
+
+def own_loss(model: nn.Module, batch: Any) -> bool:
+    """Whether the default loss asks ``model`` for its own (a dict batch with ``labels`` and a
+    ``forward`` that takes them); the model returning no ``loss`` falls back to the default."""
+    return isinstance(batch, Mapping) and "labels" in batch and _takes_labels(type(model))
 
 
 @functools.cache

@@ -15,8 +15,9 @@ So when no probe of a search learned:
   longer probes cycle through the cached batches; :mod:`autoinit.search_rounds`);
 - every search says so in its reason (:func:`nothing_learned`).
 
-Only the default losses have a prior loss: a ``loss_fn`` of your own or your own ``train_step``
-and ``score`` turn this off.
+Only the default losses have a prior loss: a ``loss_fn`` of your own, your own ``train_step``
+and ``score``, or a model trained on its own loss (:func:`autoinit.batches.own_loss`) turn this
+off.
 
 Example:
     >>> import torch

@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from torch import nn
 
 from autoinit.apply import apply_scheme
-from autoinit.batches import make_loss
+from autoinit.batches import make_loss, own_loss
 from autoinit.budget import MAX_LENGTHENING, BudgetPlan, budget_of, eval_every_of, plan_budget
 from autoinit.clock import StepClock
 from autoinit.device import resolve_device
@@ -237,7 +237,8 @@ def run_search(
                                ends[-1] if budget is None else longest, val_batches, dev)
     check_finite(train, "dataloader")
     check_finite(val, "the held-out batches")
-    prior = None if train_step is not None or score is not None \
+    # the prior loss of the default losses only (not your loop's, nor a model's own)
+    prior = None if train_step is not None or score is not None or own_loss(model, train[0]) \
         else prior_loss(train, val, loss_fn)
     data = ProbeData(train, val, loss, loop)
     config = ProbeConfig(steps=ends[-1], lr=lr, optimizer=optimizer,

@@ -124,3 +124,22 @@ def test_where_a_round_may_not_be_lengthened_the_probes_keep_their_length(option
     assert "lengthened" not in result.reason
     # the note needs a prior loss: a criterion of your own has none
     assert ("no probe learned" in result.reason) == ("loss_fn" not in option)
+
+
+def test_a_model_trained_on_its_own_loss_has_no_prior():
+    """Its loss may be any (BCE, a shifted next-token loss): the targets' frequencies or mean do
+    not say what a constant prediction scores under it."""
+
+    class OwnLoss(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = tiny_mlp()
+
+        def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+            logits = self.net(x)
+            return {"logits": logits, "loss": nn.functional.cross_entropy(logits, labels)}
+
+    x = torch.randn(512, 8, generator=torch.Generator().manual_seed(0))
+    batches = [{"x": x[i:i + 32], "labels": _noise_labels()[i:i + 32]} for i in range(0, 512, 32)]
+    result = run_search(OwnLoss(), batches, n_trials=7, selection=Selection(seeds=0), seed=0)
+    assert result.context.config.steps == 100 and "no probe learned" not in result.reason
