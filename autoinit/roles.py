@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import re
 import warnings
@@ -190,14 +191,15 @@ def _trace(model: nn.Module) -> _Graph | None:
     leaves). Submodules of a leaf take the leaf's place in the order, in registration order.
     """
     gm = None
-    for tracer in (_LayerTracer(), fx.Tracer()):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                gm = fx.GraphModule(model, tracer.trace(model))
-            break
-        except Exception:  # noqa: BLE001 - a model that does not trace falls back to heuristics
-            continue
+    with _buffers_kept(model):
+        for tracer in (_LayerTracer(), fx.Tracer()):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    gm = fx.GraphModule(model, tracer.trace(model))
+                break
+            except Exception:  # noqa: BLE001 - a model that does not trace falls back to heuristics
+                continue
     if gm is None:
         return None
     modules = dict(model.named_modules())
@@ -206,6 +208,10 @@ def _trace(model: nn.Module) -> _Graph | None:
         if node.op == "call_module":
             prefix = f"{node.target}."
             order += [node.target] + [n for n in modules if n.startswith(prefix)]
+        elif node.op == "get_attr":  # a parameter used in a forward (``x @ self.w``) where it is used
+            owner = layer_of(node.target.rpartition(".")[0])
+            if owner not in order:
+                order.append(owner)
     graph = _Graph(order, {}, set(), set(), {})
     for node in gm.graph.nodes:
         if node.op != "call_module":
@@ -220,6 +226,22 @@ def _trace(model: nn.Module) -> _Graph | None:
                 graph.residual.add(node.target)
                 graph.branch_layers[node.target] = _weighted_layers(node, skip, modules)
     return graph
+
+
+@contextlib.contextmanager
+def _buffers_kept(model: nn.Module) -> Iterator[None]:
+    """Buffers as they were: a trace runs ``forward`` on the real buffers, and a forward that
+    updates one in place (a step counter, a running mean) would change the user's model."""
+    saved = [(module, name, buf, buf.detach().clone())
+             for module in model.modules() for name, buf in module._buffers.items()
+             if buf is not None]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for module, name, buf, value in saved:
+                module._buffers[name] = buf
+                buf.copy_(value)
 
 
 def _downstream(node: fx.Node, modules: dict, depth: int = 3) -> Iterator[fx.Node]:

@@ -179,6 +179,42 @@ def test_untraceable_model_uses_heuristics():
     assert r["head.weight"] == ("head", "linear")
 
 
+def test_the_trace_leaves_buffers_a_forward_updates_as_they_were():
+    class Counting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.head = nn.Linear(4, 2)
+            self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+            self.register_buffer("ema", torch.ones(4))
+
+        def forward(self, x):
+            self.steps += 1  # updated while fx traces: the trace runs forward on the real buffers
+            self.ema.mul_(0.5)
+            return self.head(torch.relu(self.fc(x)) - self.ema)
+
+    model = Counting()
+    r = roles(model)
+    assert r["fc.weight"] == ("input", "relu") and r["head.weight"][0] == "head"
+    assert model.steps.item() == 0 and torch.equal(model.ema, torch.ones(4))
+
+
+def test_a_raw_parameter_used_mid_forward_is_ranked_where_it_is_used():
+    class RawMiddle(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 8)
+            self.mix = nn.Parameter(torch.randn(8, 8))  # used as x @ mix, not through a module
+            self.head = nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.head(torch.relu(torch.relu(self.fc(x)) @ self.mix))
+
+    with pytest.warns(UserWarning, match="no layer rule"):
+        r = roles(RawMiddle())
+    assert r["head.weight"][0] == "head" and r["mix"][0] == "hidden"
+
+
 # ----------------------------------------------------------------------------------- groups
 
 
