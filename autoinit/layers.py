@@ -259,6 +259,18 @@ for _cls in (
     register_layer_kind(_cls, _norm_rule)
 
 
+# learned tokens and position tables a model holds itself (timm's ViT, DeiT, Swin, BEiT)
+_RAW_EMBEDDING = re.compile(r"(^|_)(cls|dist|reg|mask)_token$|pos_embed|position_embedding|"
+                            r"position_bias_table$")
+
+
+def _raw_embedding(name: str, t: torch.Tensor) -> LayerParam | None:
+    """A learned token or position table held by a module without a rule: an embedding."""
+    if t.dim() >= 2 and _RAW_EMBEDDING.search(name):
+        return LayerParam("embedding", "weight", 1, t.shape[-1])
+    return None
+
+
 def _fallback(name: str, t: torch.Tensor) -> LayerParam | None:
     """torch's convention: ``(out, in, *k)`` for 2+ dims; 1-D tensors named ``bias*`` are biases.
 
@@ -344,7 +356,7 @@ def describe_params(
                     continue
                 owner, as_name = _parametrized(model, module_name)
             rule = _rule_for(owner)
-            fact = rule(owner, as_name, tensor) if rule else None
+            fact = rule(owner, as_name, tensor) if rule else _raw_embedding(as_name, tensor)
             known = fact is not None
             if fact is None and rule is None:
                 fact = _fallback(as_name, tensor)
