@@ -10,7 +10,8 @@ only where transformers is installed and used). It registers:
   embeddings, a head's own output bias (BERT's ``cls.predictions.bias``) as a bias;
 - roles by HF's module names (data, in :data:`ROLE_PATTERNS`): q/k/v (fused or separate)
   ``attn_qkv``, the attention output ``attn_out``, MLP up and gate ``hidden`` (followed by the
-  config's activation; the up projection of a gated MLP is linear), MLP down ``residual_out``,
+  config's activation; the up projection of a gated MLP is linear; wav2vec2's, HuBERT's and
+  WavLM's ``intermediate_dense``), MLP down ``residual_out`` (``output_dense`` there too),
   patch embedding ``input``, task heads ``head``; a tied LM head is the embedding it is tied to,
   initialized once, and the tie is kept;
 - ``PreTrainedModel``'s ``_init_weights`` (through ``init_weights``, which also re-ties) as the
@@ -61,9 +62,9 @@ ROLE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     (r"(^|\.)(gate_proj|wi_0|w1)$", "hidden", ACT),
     (r"(^|\.)(up_proj|wi_1|w3)$", "hidden", "linear"),  # multiplied by act(gate)
     (r"(mlp\.c_fc|intermediate\.dense|(^|\.)fc1|(^|\.)wi|transform\.dense|ffn\.lin1|"
-     r"(^|\.)dense_h_to_4h)$", "hidden", ACT),
+     r"(^|\.)dense_h_to_4h|(^|\.)intermediate_dense)$", "hidden", ACT),
     (r"(mlp\.c_proj|(^|\.)output\.dense|(^|\.)down_proj|(^|\.)fc2|(^|\.)wo|(^|\.)w2|"
-     r"ffn\.lin2|(^|\.)dense_4h_to_h)$", "residual_out", "linear"),
+     r"ffn\.lin2|(^|\.)dense_4h_to_h|(^|\.)output_dense)$", "residual_out", "linear"),
     (r"(^|\.)pooler\.dense$", "hidden", "tanh"),
     (r"(^|\.)(lm_head|classifier|score|qa_outputs|predictions)$", "head", "linear"),
 )

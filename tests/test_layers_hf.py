@@ -218,7 +218,16 @@ def gpt_neox():
         intermediate_size=FF, max_position_embeddings=32))
 
 
+def wav2vec2():
+    return T.Wav2Vec2ForSequenceClassification(T.Wav2Vec2Config(
+        vocab_size=V, hidden_size=W, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=FF, conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 4),
+        num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2, num_labels=2))
+
+
 @pytest.mark.parametrize("build, expected", [
+    (wav2vec2, {"attention.out_proj": ("attn_out", "linear"),
+                "intermediate_dense": ("hidden", "gelu"), "output_dense": ("residual_out", "linear")}),
     (distilbert, {"q_lin": ("attn_qkv", "linear"), "k_lin": ("attn_qkv", "linear"),
                   "v_lin": ("attn_qkv", "linear"), "out_lin": ("attn_out", "linear"),
                   "lin1": ("hidden", "gelu"), "lin2": ("residual_out", "linear")}),
