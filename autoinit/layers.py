@@ -179,6 +179,13 @@ def _linear_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | 
     return LayerParam("linear", "bias", t.shape[0]) if name == "bias" else None
 
 
+def _bilinear_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
+    # y_k = x1ᵀ W_k x2 sums in1·in2 products: the second input's size counts as a kernel does
+    if name == "weight":
+        return LayerParam("linear", "weight", t.shape[1] * t.shape[2], t.shape[0] * t.shape[2])
+    return LayerParam("linear", "bias", t.shape[0]) if name == "bias" else None
+
+
 def in_out_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
     """Rule for layers that store their matrix as ``(in, out)`` and compute ``x @ W + b``."""
     if t.dim() >= 2:
@@ -241,8 +248,8 @@ def _norm_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | No
     return LayerParam("norm", "norm_bias") if name == "bias" else None
 
 
-for _cls in (nn.Linear, nn.Bilinear):
-    register_layer_kind(_cls, _linear_rule)
+register_layer_kind(nn.Linear, _linear_rule)
+register_layer_kind(nn.Bilinear, _bilinear_rule)
 register_layer_kind(nn.modules.conv._ConvNd, _conv_rule)
 register_layer_kind(nn.Embedding, _embedding_rule)
 register_layer_kind(nn.EmbeddingBag, _embedding_rule)
