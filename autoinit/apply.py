@@ -179,6 +179,10 @@ def _scaled(value: torch.Tensor, spec: ParamSpec, factors: list[float]) -> torch
 def _to_canonical(value: torch.Tensor, spec: ParamSpec) -> torch.Tensor:
     if spec.layout in ("in_out", "conv_transpose"):
         return value.transpose(0, 1)
+    if spec.layout == "experts":  # (E, out, in): the experts' matrices stacked along out
+        return value.reshape(-1, spec.shape[2])
+    if spec.layout == "experts_in_out":  # (E, in, out)
+        return value.transpose(1, 2).reshape(-1, spec.shape[1])
     return value
 
 
@@ -224,12 +228,21 @@ def _canonical_shape(spec: ParamSpec) -> tuple[int, ...]:
     shape = spec.shape
     if spec.layout in ("in_out", "conv_transpose"):
         return (shape[1], shape[0], *shape[2:])
+    if spec.layout == "experts":
+        return (shape[0] * shape[1], shape[2])
+    if spec.layout == "experts_in_out":
+        return (shape[0] * shape[2], shape[1])
     return shape
 
 
 def _from_canonical(value: torch.Tensor, spec: ParamSpec) -> torch.Tensor:
     if spec.layout in ("in_out", "conv_transpose"):
         return value.transpose(0, 1).contiguous()
+    if spec.layout == "experts":
+        return value.reshape(spec.shape)
+    if spec.layout == "experts_in_out":
+        experts, fan_in, fan_out = spec.shape
+        return value.reshape(experts, fan_out, fan_in).transpose(1, 2).contiguous()
     return value
 
 

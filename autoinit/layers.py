@@ -53,7 +53,9 @@ class LayerParam:
     fan_in: int = 0
     fan_out: int = 0
     blocks: int = 1
-    layout: str = "out_in"  # "out_in" (torch), "in_out" (stored transposed), "conv_transpose"
+    # "out_in" (torch), "in_out" (stored transposed), "conv_transpose", "experts" (E matrices
+    # (out, in) stacked: ``(E, out, in)``, one block each) and "experts_in_out" (``(E, in, out)``)
+    layout: str = "out_in"
 
 
 @dataclass(frozen=True)

@@ -238,3 +238,44 @@ def test_distilbert_and_neox_blocks_have_their_roles(build, expected):
     roles = {lay.module_name: (lay.role, lay.nonlinearity) for lay in describe_model(build())}
     for suffix, role in expected.items():
         assert [r for m, r in roles.items() if m.endswith(suffix)] == [role], suffix
+
+
+def mixtral():
+    return T.MixtralForCausalLM(T.MixtralConfig(
+        vocab_size=V, hidden_size=W, intermediate_size=48, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, num_local_experts=4, num_experts_per_tok=2))
+
+
+def gpt_oss():
+    return T.GptOssForCausalLM(T.GptOssConfig(
+        vocab_size=V, hidden_size=W, intermediate_size=48, num_hidden_layers=1, head_dim=16,
+        num_attention_heads=2, num_key_value_heads=1, num_local_experts=4,
+        layer_types=["full_attention"]))
+
+
+@pytest.mark.parametrize("build, layout", [(mixtral, "experts"), (gpt_oss, "experts_in_out")])
+def test_experts_stacked_matrices_have_fans_and_draws_per_expert(build, layout):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GPT-OSS's config warns of its RoPE scaling
+        model = build()
+    specs = {lay.local_name: lay for lay in describe_model(model) if "experts" in lay.name}
+    up, down = specs["gate_up_proj"], specs["down_proj"]
+    assert (up.fan_in, up.fan_out, up.blocks, up.layout, up.role) == (W, 96, 4, layout, "hidden")
+    assert (down.fan_in, down.fan_out, down.blocks, down.layout, down.role) == (
+        48, W, 4, layout, "residual_out")
+    apply_scheme(model, ModelPlan.of(model).uniform("orthogonal"))
+    experts = model.model.layers[0].mlp.experts.down_proj.detach()
+    for matrix in experts if layout == "experts" else experts.transpose(1, 2):  # (out, in) each
+        torch.testing.assert_close(matrix @ matrix.T, torch.eye(W), atol=1e-4, rtol=0)
+
+
+def test_a_mamba_mixers_structured_tensors_are_left_alone():
+    model = T.MambaForCausalLM(T.MambaConfig(vocab_size=V, hidden_size=W, state_size=4,
+                                             num_hidden_layers=1))
+    mixer = model.backbone.layers[0].mixer
+    a_log, d = mixer.A_log.detach().clone(), mixer.D.detach().clone()
+    roles = {lay.name: lay.role for lay in describe_model(model)}
+    assert "backbone.layers.0.mixer.A_log" not in roles
+    assert roles["backbone.layers.0.mixer.out_proj.weight"] == "residual_out"
+    apply_scheme(model, ModelPlan.of(model).uniform("xavier_normal"))
+    assert torch.equal(mixer.A_log, a_log) and torch.equal(mixer.D, d)
