@@ -226,6 +226,8 @@ def _values(spec: ParamSpec, rule: GroupRule, group: str, seed: int, modules: Ma
 def _canonical_shape(spec: ParamSpec) -> tuple[int, ...]:
     """The weight's shape in torch's ``(out, in, *kernel)`` layout."""
     shape = spec.shape
+    if len(shape) == 1:  # a learned vector (CLIP's class_embedding): one row
+        return (1, shape[0])
     if spec.layout in ("in_out", "conv_transpose"):
         return (shape[1], shape[0], *shape[2:])
     if spec.layout == "experts":

@@ -162,6 +162,25 @@ def test_pytorch_default_gives_a_norm_without_reset_ones_and_zeros():
     assert torch.equal(model[1].bias.detach(), torch.zeros(8))
 
 
+@pytest.mark.parametrize("family", ["orthogonal", "identity", "xavier_normal"])
+def test_a_learned_vector_weight_is_drawn_as_one_row(family):
+    class ClassToken(nn.Module):  # CLIP's vision embeddings hold a 1-D class_embedding
+        def __init__(self) -> None:
+            super().__init__()
+            self.class_embedding = nn.Parameter(torch.zeros(16))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.class_embedding
+
+    register_layer_kind(ClassToken, lambda module, name, t: LayerParam("embedding", "weight", 1, 16))
+    model = nn.Sequential(ClassToken(), nn.Linear(16, 2))
+    apply_scheme(model, uniform_scheme(model, family))
+    row = model[0].class_embedding.detach()
+    assert row.shape == (16,) and row.abs().sum() > 0
+    if family == "orthogonal":
+        assert row.norm().item() == pytest.approx(1.0, rel=1e-5)
+
+
 def test_pytorch_default_scheme_scales():
     model = nn.Sequential(nn.Linear(6, 5), nn.LayerNorm(5))
     one = snapshot(apply_scheme(model, uniform_scheme(model, "pytorch_default", seed=4)))
