@@ -17,7 +17,8 @@ only where transformers is installed and used). It registers:
   initialized once, and the tie is kept;
 - a mixture's experts (``MixtralExperts``: matrices stacked ``(E, out, in)``, or ``(E, in, out)``
   in GPT-OSS and Llama 4) with fans per expert, one block each; its router as a linear layer;
-  a Mamba mixer's ``A_log``, ``D`` and ``dt_bias`` left alone (the structured S4D init);
+  a Mamba mixer's ``A_log``, ``D`` and ``dt_bias`` (the structured S4D init) and RWKV's
+  ``time_*`` tensors left alone;
 - ``PreTrainedModel``'s ``_init_weights`` (through ``init_weights``, which also re-ties) as the
   model's own init, the ``model_default`` baseline.
 
@@ -62,15 +63,16 @@ ROLE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     (r"(^|\.)(c_attn|q_attn|qkv|qkv_proj|query_key_value|Wqkv|q|k|v|query|key|value|"
      r"q_proj|k_proj|v_proj|q_lin|k_lin|v_lin)$", "attn_qkv", "linear"),
     (r"(attn\.c_proj|attention\.output\.dense|(Self|EncDec)Attention\.o|(^|\.)o_proj|"
-     r"attention\.out_proj|attn\.out_proj|(^|\.)out_lin|(^|\.)(self_)?attention\.dense)$",
+     r"attention\.out_proj|attn\.out_proj|(^|\.)out_lin|(^|\.)(self_)?attention\.dense|"
+     r"self_attn\.dense|attn\.Wo)$",
      "attn_out", "linear"),
     (r"(^|\.)(gate_proj|wi_0|w1)$", "hidden", ACT),
     (r"(^|\.)(up_proj|wi_1|w3)$", "hidden", "linear"),  # multiplied by act(gate)
     (r"(mlp\.c_fc|intermediate\.dense|(^|\.)fc1|(^|\.)wi|transform\.dense|ffn\.lin1|"
-     r"(^|\.)dense_h_to_4h|(^|\.)intermediate_dense)$", "hidden", ACT),
+     r"(^|\.)dense_h_to_4h|(^|\.)intermediate_dense|(^|\.)fc_in|(^|\.)pwconv1)$", "hidden", ACT),
     (r"(mlp\.c_proj|(^|\.)output\.dense|(^|\.)down_proj|(^|\.)fc2|(^|\.)wo|(^|\.)w2|"
-     r"ffn\.lin2|(^|\.)dense_4h_to_h|(^|\.)output_dense|mixer\.out_proj)$", "residual_out",
-     "linear"),
+     r"ffn\.lin2|(^|\.)dense_4h_to_h|(^|\.)output_dense|mixer\.out_proj|(^|\.)fc_out|"
+     r"mlp\.Wo|(^|\.)pwconv2)$", "residual_out", "linear"),
     (r"(^|\.)pooler\.dense$", "hidden", "tanh"),
     (r"(^|\.)(lm_head|classifier|score|qa_outputs|predictions)$", "head", "linear"),
 )
@@ -115,9 +117,10 @@ def _experts_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam |
                       layout="experts_in_out" if in_out else "experts")
 
 
-def _state_space_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
-    """A Mamba mixer's own tensors (``A_log``, ``D``, ``dt_bias``) hold the state-space model's
-    structured init (S4D-real ``A``): left alone; its projections have their own rules."""
+def _left_alone(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
+    """A Mamba mixer's own tensors (``A_log``, ``D``, ``dt_bias``: the state-space model's
+    structured S4D init) and RWKV's time-mixing and decay tensors are left alone; their
+    projections have their own rules."""
     return None
 
 
@@ -130,9 +133,10 @@ def _resolve(cls: type) -> LayerRule | None:
         return _experts_rule
     if cls.__name__.endswith("Router"):  # a mixture's gate: (experts, width)
         return _linear_rule
-    if cls.__name__.endswith("Mixer") and "Mamba" in cls.__name__:
-        return _state_space_rule
-    if cls.__name__.endswith(("Embeddings", "PredictionHead")):
+    if (cls.__name__.endswith("Mixer") and "Mamba" in cls.__name__) or (
+            cls.__name__.startswith("Rwkv") and cls.__name__.endswith(("Attention", "FeedForward"))):
+        return _left_alone
+    if cls.__name__.endswith(("Embeddings", "PredictionHead", "LMHead")):
         return _raw_param_rule
     return None
 
