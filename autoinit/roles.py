@@ -283,7 +283,9 @@ def _is_pass_through(node: fx.Node, modules: dict) -> bool:
         return type(module) in _PASS_THROUGH or (
             len(node.all_input_nodes) == 1 and type(module) not in _ACT_MODULES
             and _rule_for(module) is None and all(p.dim() < 2 for p in module.parameters()))
-    if node.target in _SHAPE_ONLY or (node.op == "call_function" and node.target is F.dropout):
+    if node.op not in ("call_function", "call_method"):
+        return False
+    if node.target in _SHAPE_ONLY or node.target is F.dropout:
         return True
     return node.target in (operator.mul, torch.mul, "mul") and any(
         _is_learned_constant(a) for a in node.args if isinstance(a, fx.Node))
