@@ -8,6 +8,8 @@ touched. A rule's multiplier and depth factor
 ``L**α`` then scale the drawn weights (a factor of exactly 0 writes exact zeros). An
 embedding's ``padding_idx`` row is zero under every family, as ``reset_parameters`` leaves it;
 a ``weight_norm`` direction drawn by a family gets the norm that makes the weight the draw.
+``pytorch_default`` gives a norm layer without a reset method (``T5LayerNorm``, a hand-written
+RMSNorm) ones and zeros, as torch's norms reset.
 
 Example:
     >>> import torch.nn as nn
@@ -27,7 +29,7 @@ import hashlib
 import math
 import re
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -177,6 +179,10 @@ def _scaled(value: torch.Tensor, spec: ParamSpec, factors: list[float]) -> torch
 def _to_canonical(value: torch.Tensor, spec: ParamSpec) -> torch.Tensor:
     if spec.layout in ("in_out", "conv_transpose"):
         return value.transpose(0, 1)
+    if spec.layout == "experts":  # (E, out, in): the experts' matrices stacked along out
+        return value.reshape(-1, spec.shape[2])
+    if spec.layout == "experts_in_out":  # (E, in, out)
+        return value.transpose(1, 2).reshape(-1, spec.shape[1])
     return value
 
 
@@ -220,19 +226,34 @@ def _values(spec: ParamSpec, rule: GroupRule, group: str, seed: int, modules: Ma
 def _canonical_shape(spec: ParamSpec) -> tuple[int, ...]:
     """The weight's shape in torch's ``(out, in, *kernel)`` layout."""
     shape = spec.shape
+    if len(shape) == 1:  # a learned vector (CLIP's class_embedding): one row
+        return (1, shape[0])
     if spec.layout in ("in_out", "conv_transpose"):
         return (shape[1], shape[0], *shape[2:])
+    if spec.layout == "experts":
+        return (shape[0] * shape[1], shape[2])
+    if spec.layout == "experts_in_out":
+        return (shape[0] * shape[2], shape[1])
     return shape
 
 
 def _from_canonical(value: torch.Tensor, spec: ParamSpec) -> torch.Tensor:
     if spec.layout in ("in_out", "conv_transpose"):
         return value.transpose(0, 1).contiguous()
+    if spec.layout == "experts":
+        return value.reshape(spec.shape)
+    if spec.layout == "experts_in_out":
+        experts, fan_in, fan_out = spec.shape
+        return value.reshape(experts, fan_out, fan_in).transpose(1, 2).contiguous()
     return value
 
 
 def _default(spec: ParamSpec, seed: int, modules: Mapping[str, nn.Module],
              cache: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
+    if spec.kind == "norm" and _reset_of(modules[spec.module_name]) is None:
+        # a norm without a reset method (T5LayerNorm, LlamaRMSNorm): torch's norms' convention,
+        # not a random gain
+        return torch.ones(spec.shape) if spec.param_type == "norm_weight" else torch.zeros(spec.shape)
     if spec.module_name not in cache:
         generator = _generator(seed, f"{spec.module_name}#reset_parameters")
         cache[spec.module_name] = default_values(modules[spec.module_name], generator)
@@ -257,7 +278,7 @@ def default_values(module: nn.Module, generator: torch.Generator) -> dict[str, t
     ``a=sqrt(5)``, biases uniform in ``±1/sqrt(fan_in)``).
     """
     clone = copy.deepcopy(module).to("cpu")
-    reset = getattr(clone, "reset_parameters", None) or getattr(clone, "_reset_parameters", None)
+    reset = _reset_of(clone)
     with torch.random.fork_rng(devices=[]):
         torch.set_rng_state(generator.get_state())
         with torch.no_grad():
@@ -267,6 +288,10 @@ def default_values(module: nn.Module, generator: torch.Generator) -> dict[str, t
                 _torch_convention(clone)
         generator.set_state(torch.get_rng_state())
     return {name: p.detach() for name, p in clone.named_parameters(recurse=False)}
+
+
+def _reset_of(module: nn.Module) -> Callable[[], object] | None:
+    return getattr(module, "reset_parameters", None) or getattr(module, "_reset_parameters", None)
 
 
 def _torch_convention(module: nn.Module) -> None:

@@ -53,7 +53,9 @@ class LayerParam:
     fan_in: int = 0
     fan_out: int = 0
     blocks: int = 1
-    layout: str = "out_in"  # "out_in" (torch), "in_out" (stored transposed), "conv_transpose"
+    # "out_in" (torch), "in_out" (stored transposed), "conv_transpose", "experts" (E matrices
+    # (out, in) stacked: ``(E, out, in)``, one block each) and "experts_in_out" (``(E, in, out)``)
+    layout: str = "out_in"
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,13 @@ def _linear_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | 
     return LayerParam("linear", "bias", t.shape[0]) if name == "bias" else None
 
 
+def _bilinear_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
+    # y_k = x1ᵀ W_k x2 sums in1·in2 products: the second input's size counts as a kernel does
+    if name == "weight":
+        return LayerParam("linear", "weight", t.shape[1] * t.shape[2], t.shape[0] * t.shape[2])
+    return LayerParam("linear", "bias", t.shape[0]) if name == "bias" else None
+
+
 def in_out_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
     """Rule for layers that store their matrix as ``(in, out)`` and compute ``x @ W + b``."""
     if t.dim() >= 2:
@@ -241,8 +250,8 @@ def _norm_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | No
     return LayerParam("norm", "norm_bias") if name == "bias" else None
 
 
-for _cls in (nn.Linear, nn.Bilinear):
-    register_layer_kind(_cls, _linear_rule)
+register_layer_kind(nn.Linear, _linear_rule)
+register_layer_kind(nn.Bilinear, _bilinear_rule)
 register_layer_kind(nn.modules.conv._ConvNd, _conv_rule)
 register_layer_kind(nn.Embedding, _embedding_rule)
 register_layer_kind(nn.EmbeddingBag, _embedding_rule)
@@ -257,6 +266,18 @@ for _cls in (
     nn.LocalResponseNorm,
 ):
     register_layer_kind(_cls, _norm_rule)
+
+
+# learned tokens and position tables a model holds itself (timm's ViT, DeiT, Swin, BEiT)
+_RAW_EMBEDDING = re.compile(r"(^|_)(cls|dist|reg|mask)_token$|pos_embed|position_embedding|"
+                            r"position_bias_table$")
+
+
+def _raw_embedding(name: str, t: torch.Tensor) -> LayerParam | None:
+    """A learned token or position table held by a module without a rule: an embedding."""
+    if t.dim() >= 2 and _RAW_EMBEDDING.search(name):
+        return LayerParam("embedding", "weight", 1, t.shape[-1])
+    return None
 
 
 def _fallback(name: str, t: torch.Tensor) -> LayerParam | None:
@@ -344,7 +365,7 @@ def describe_params(
                     continue
                 owner, as_name = _parametrized(model, module_name)
             rule = _rule_for(owner)
-            fact = rule(owner, as_name, tensor) if rule else None
+            fact = rule(owner, as_name, tensor) if rule else _raw_embedding(as_name, tensor)
             known = fact is not None
             if fact is None and rule is None:
                 fact = _fallback(as_name, tensor)

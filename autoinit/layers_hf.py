@@ -10,9 +10,15 @@ only where transformers is installed and used). It registers:
   embeddings, a head's own output bias (BERT's ``cls.predictions.bias``) as a bias;
 - roles by HF's module names (data, in :data:`ROLE_PATTERNS`): q/k/v (fused or separate)
   ``attn_qkv``, the attention output ``attn_out``, MLP up and gate ``hidden`` (followed by the
-  config's activation; the up projection of a gated MLP is linear), MLP down ``residual_out``,
+  config's activation; the up projection of a gated MLP is linear; wav2vec2's, HuBERT's and
+  WavLM's ``intermediate_dense``), MLP down ``residual_out`` (``output_dense`` there too, and
+  a Mamba mixer's ``out_proj``),
   patch embedding ``input``, task heads ``head``; a tied LM head is the embedding it is tied to,
   initialized once, and the tie is kept;
+- a mixture's experts (``MixtralExperts``: matrices stacked ``(E, out, in)``, or ``(E, in, out)``
+  in GPT-OSS and Llama 4) with fans per expert, one block each; its router as a linear layer;
+  a Mamba mixer's ``A_log``, ``D`` and ``dt_bias`` (the structured S4D init) and RWKV's
+  ``time_*`` tensors left alone;
 - ``PreTrainedModel``'s ``_init_weights`` (through ``init_weights``, which also re-ties) as the
   model's own init, the ``model_default`` baseline.
 
@@ -38,6 +44,7 @@ from autoinit.layers import (
     LayerParam,
     LayerRule,
     ParamSpec,
+    _linear_rule,
     _norm_rule,
     register_layer_kind,
     register_layer_resolver,
@@ -56,14 +63,16 @@ ROLE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     (r"(^|\.)(c_attn|q_attn|qkv|qkv_proj|query_key_value|Wqkv|q|k|v|query|key|value|"
      r"q_proj|k_proj|v_proj|q_lin|k_lin|v_lin)$", "attn_qkv", "linear"),
     (r"(attn\.c_proj|attention\.output\.dense|(Self|EncDec)Attention\.o|(^|\.)o_proj|"
-     r"attention\.out_proj|attn\.out_proj|(^|\.)out_lin|(^|\.)(self_)?attention\.dense)$",
+     r"attention\.out_proj|attn\.out_proj|(^|\.)out_lin|(^|\.)(self_)?attention\.dense|"
+     r"self_attn\.dense|attn\.Wo)$",
      "attn_out", "linear"),
     (r"(^|\.)(gate_proj|wi_0|w1)$", "hidden", ACT),
     (r"(^|\.)(up_proj|wi_1|w3)$", "hidden", "linear"),  # multiplied by act(gate)
     (r"(mlp\.c_fc|intermediate\.dense|(^|\.)fc1|(^|\.)wi|transform\.dense|ffn\.lin1|"
-     r"(^|\.)dense_h_to_4h)$", "hidden", ACT),
+     r"(^|\.)dense_h_to_4h|(^|\.)intermediate_dense|(^|\.)fc_in|(^|\.)pwconv1)$", "hidden", ACT),
     (r"(mlp\.c_proj|(^|\.)output\.dense|(^|\.)down_proj|(^|\.)fc2|(^|\.)wo|(^|\.)w2|"
-     r"ffn\.lin2|(^|\.)dense_4h_to_h)$", "residual_out", "linear"),
+     r"ffn\.lin2|(^|\.)dense_4h_to_h|(^|\.)output_dense|mixer\.out_proj|(^|\.)fc_out|"
+     r"mlp\.Wo|(^|\.)pwconv2)$", "residual_out", "linear"),
     (r"(^|\.)pooler\.dense$", "hidden", "tanh"),
     (r"(^|\.)(lm_head|classifier|score|qa_outputs|predictions)$", "head", "linear"),
 )
@@ -88,12 +97,46 @@ def _raw_param_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam
     return None
 
 
+def _experts_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
+    """A mixture of experts' stacked matrices (Mixtral, Qwen-MoE, DeepSeek: ``(E, out, in)``
+    for ``F.linear``; GPT-OSS, Llama 4: ``(E, in, out)`` for ``x @ W``): fans per expert, one
+    block each. The layout is read from where the model's width sits: the input of
+    ``gate_up_proj``, the output of ``down_proj``."""
+    if t.dim() == 2 and "bias" in name:  # (E, out)
+        return LayerParam("linear", "bias", 0, blocks=t.shape[0])
+    if t.dim() != 3:
+        return None
+    width = getattr(module, "hidden_dim", None) or getattr(module, "hidden_size", None)
+    experts, a, b = t.shape
+    down = "down" in name or name == "w2"
+    # where the width sits if stored (E, out, in): the input of gate_up, the output of down
+    at, other = (a, b) if down else (b, a)
+    in_out = width is not None and at != width and other == width
+    fan_in, fan_out = (a, b) if in_out else (b, a)
+    return LayerParam("linear", "weight", fan_in, fan_out, blocks=experts,
+                      layout="experts_in_out" if in_out else "experts")
+
+
+def _left_alone(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
+    """A Mamba mixer's own tensors (``A_log``, ``D``, ``dt_bias``: the state-space model's
+    structured S4D init) and RWKV's time-mixing and decay tensors are left alone; their
+    projections have their own rules."""
+    return None
+
+
 def _resolve(cls: type) -> LayerRule | None:
     if not cls.__module__.startswith("transformers."):
         return None
     if "Norm" in cls.__name__:  # every model names its own LayerNorm / RMSNorm class
         return _norm_rule
-    if cls.__name__.endswith(("Embeddings", "PredictionHead")):
+    if cls.__name__.endswith("Experts"):
+        return _experts_rule
+    if cls.__name__.endswith("Router"):  # a mixture's gate: (experts, width)
+        return _linear_rule
+    if (cls.__name__.endswith("Mixer") and "Mamba" in cls.__name__) or (
+            cls.__name__.startswith("Rwkv") and cls.__name__.endswith(("Attention", "FeedForward"))):
+        return _left_alone
+    if cls.__name__.endswith(("Embeddings", "PredictionHead", "LMHead")):
         return _raw_param_rule
     return None
 
@@ -125,6 +168,9 @@ def _role(model: nn.Module, spec: ParamSpec) -> tuple[str, str] | None:
     owner = _owner(model, spec.module_name)
     if owner is None:
         return None
+    if spec.module_type.endswith("Experts"):  # the experts' MLP: gate_up in, down out
+        down = "down" in spec.local_name or spec.local_name == "w2"
+        return ("residual_out", "linear") if down else ("hidden", _config_act(owner))
     for pattern, role, act in _COMPILED:
         if pattern.search(spec.module_name):
             return role, _config_act(owner) if act == ACT else act

@@ -116,6 +116,10 @@ def population_unsupported(model: nn.Module, data: ProbeData, config: ProbeConfi
         return "a callable optimizer cannot be stacked: probes run one at a time"
     if config.cooldown and len(config.rung_ends) > 1:
         return "rungs with a cooldown branch a copy per member: probes run one at a time"
+    shared = _shared_module(model)
+    if shared is not None:
+        return (f"{shared[0]!r} and {shared[1]!r} are one module, which torch.func's "
+                "functional_call leaves without its parameters: probes run one at a time")
     for name, module in model.named_modules():
         if isinstance(module, nn.RNNBase):
             return (f"{type(module).__name__} {name!r} has no vmap batching rule: probes run "
@@ -123,6 +127,20 @@ def population_unsupported(model: nn.Module, data: ProbeData, config: ProbeConfi
         if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.sparse:
             return (f"{type(module).__name__} {name!r} has sparse gradients, which cannot be "
                     "stacked: probes run one at a time")
+    return None
+
+
+def _shared_module(model: nn.Module) -> tuple[str, str] | None:
+    """Two names of one module holding parameters (an embedding shared by encoder and decoder),
+    if any: ``functional_call`` restores such a module with plain tensors in place of its
+    parameters (torch 2.13)."""
+    seen: dict[int, str] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        if next(module.parameters(recurse=False), None) is None:
+            continue
+        if id(module) in seen and seen[id(module)] != name:
+            return seen[id(module)], name
+        seen.setdefault(id(module), name)
     return None
 
 

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import re
 import warnings
@@ -85,7 +86,11 @@ _ACT_FUNCS = {
 }
 _ACT_METHODS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "relu_": "relu"}
 _ADDS = {operator.add, operator.iadd, torch.add}
+_QKV = re.compile(r"(^|\.)(q|k|v|qkv|query|key|value|c_attn)(_proj)?$")
 _PASS_THROUGH = {nn.Dropout, nn.Identity, nn.Flatten}
+# methods and functions that only move values about (channels-last blocks, Swin's windows)
+_SHAPE_ONLY = {"permute", "reshape", "view", "transpose", "contiguous", "flatten", torch.permute,
+               torch.reshape, torch.transpose, torch.flatten, torch.roll}
 _PARAMETRIZED = re.compile(r"(^|\.)parametrizations\.[^.]+$")
 _NOT_LAYERS = (nn.Embedding, nn.EmbeddingBag, nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)
 
@@ -154,14 +159,15 @@ def _role_of(s: ParamSpec, modules: dict[str, nn.Module], graph: _Graph | None, 
     parent = modules.get(name.rsplit(".", 1)[0] if "." in name else "")
     if name.rsplit(".", 1)[-1] == "out_proj" and isinstance(parent, nn.MultiheadAttention):
         return "attn_out", "linear"
-    if re.search(r"(^|\.)(q|k|v|qkv|query|key|value|c_attn)(_proj)?$", name):
+    if _QKV.search(name):
         return "attn_qkv", "linear"
     seen = graph is not None and name in graph.traced
     act = graph.activation.get(name, "linear") if seen else fallback_act
-    if layers and name == layers[-1]:
+    if (layers and name == layers[-1]) or (seen and name in graph.outputs):
         return "head", act if seen else "linear"
-    if seen and name in graph.residual:
-        return "residual_out", act
+    if seen and name in graph.residual:  # beside a q/k/v projection: the attention's output
+        siblings = (n for n in modules if n.rpartition(".")[0] == name.rpartition(".")[0])
+        return ("attn_out" if any(_QKV.search(n) for n in siblings) else "residual_out"), act
     if not seen and re.search(r"(^|\.)(linear2|fc2|c_proj|o_proj|down_proj|w2)$", name):
         return "residual_out", "linear"
     return ("input" if name == first_module else "hidden"), act
@@ -174,6 +180,7 @@ class _Graph:
     residual: set[str]
     traced: set[str]  # modules that are nodes of the graph (not hidden inside a leaf)
     branch_layers: dict[str, int]  # a residual branch's last layer -> layers with weights on it
+    outputs: set[str]  # modules whose result the model returns (a tuple's members too)
 
 
 class _LayerTracer(fx.Tracer):
@@ -190,14 +197,15 @@ def _trace(model: nn.Module) -> _Graph | None:
     leaves). Submodules of a leaf take the leaf's place in the order, in registration order.
     """
     gm = None
-    for tracer in (_LayerTracer(), fx.Tracer()):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                gm = fx.GraphModule(model, tracer.trace(model))
-            break
-        except Exception:  # noqa: BLE001 - a model that does not trace falls back to heuristics
-            continue
+    with _buffers_kept(model):
+        for tracer in (_LayerTracer(), fx.Tracer()):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    gm = fx.GraphModule(model, tracer.trace(model))
+                break
+            except Exception:  # noqa: BLE001 - a model that does not trace falls back to heuristics
+                continue
     if gm is None:
         return None
     modules = dict(model.named_modules())
@@ -206,23 +214,45 @@ def _trace(model: nn.Module) -> _Graph | None:
         if node.op == "call_module":
             prefix = f"{node.target}."
             order += [node.target] + [n for n in modules if n.startswith(prefix)]
-    graph = _Graph(order, {}, set(), set(), {})
+        elif node.op == "get_attr":  # a parameter used in a forward (``x @ self.w``) where it is used
+            owner = layer_of(node.target.rpartition(".")[0])
+            if owner not in order:
+                order.append(owner)
+    graph = _Graph(order, {}, set(), set(), {}, set())
     for node in gm.graph.nodes:
         if node.op != "call_module":
             continue
         graph.traced.add(node.target)
         for user in _downstream(node, modules):
+            if user.op == "output":
+                graph.outputs.add(node.target)
             act = _activation_of(user, modules)
             if act and node.target not in graph.activation:
                 graph.activation[node.target] = act
-            skip = _skip_operand(user, node) if _is_add(user) else None
+            skip = _skip_operand(user, node, modules) if _is_add(user) else None
             if skip is not None:
                 graph.residual.add(node.target)
                 graph.branch_layers[node.target] = _weighted_layers(node, skip, modules)
     return graph
 
 
-def _downstream(node: fx.Node, modules: dict, depth: int = 3) -> Iterator[fx.Node]:
+@contextlib.contextmanager
+def _buffers_kept(model: nn.Module) -> Iterator[None]:
+    """Buffers as they were: a trace runs ``forward`` on the real buffers, and a forward that
+    updates one in place (a step counter, a running mean) would change the user's model."""
+    saved = [(module, name, buf, buf.detach().clone())
+             for module in model.modules() for name, buf in module._buffers.items()
+             if buf is not None]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for module, name, buf, value in saved:
+                module._buffers[name] = buf
+                buf.copy_(value)
+
+
+def _downstream(node: fx.Node, modules: dict, depth: int = 8) -> Iterator[fx.Node]:
     """Nodes reached from ``node`` through at most ``depth`` parameter-free, shape-only steps."""
     frontier = list(node.users)
     for _ in range(depth):
@@ -245,9 +275,26 @@ def _activation_of(node: fx.Node, modules: dict) -> str | None:
 
 
 def _is_pass_through(node: fx.Node, modules: dict) -> bool:
+    """A step that keeps a layer's output what it is: dropout, identity, reshapes, and (timm's
+    blocks) a parameter-free or gain-only module of one input (``DropPath``, ``LayerScale``) or
+    a product with a learned scale (``x.mul(self.gamma)``); a norm layer is not one."""
     if node.op == "call_module":
-        return type(modules[node.target]) in _PASS_THROUGH
-    return node.op == "call_function" and node.target in (F.dropout,)
+        module = modules[node.target]
+        return type(module) in _PASS_THROUGH or (
+            len(node.all_input_nodes) == 1 and type(module) not in _ACT_MODULES
+            and _rule_for(module) is None and all(p.dim() < 2 for p in module.parameters()))
+    if node.op not in ("call_function", "call_method"):
+        return False
+    if node.target in _SHAPE_ONLY or node.target is F.dropout:
+        return True
+    return node.target in (operator.mul, torch.mul, "mul") and any(
+        _is_learned_constant(a) for a in node.args if isinstance(a, fx.Node))
+
+
+def _is_learned_constant(node: fx.Node) -> bool:
+    """A value computed from parameters alone (no input reaches it): a learned scale."""
+    return node.op == "get_attr" or (node.op != "placeholder" and bool(node.all_input_nodes) and all(
+        n.op != "placeholder" for n in _ancestors(node)))
 
 
 def _is_add(node: fx.Node) -> bool:
@@ -256,12 +303,20 @@ def _is_add(node: fx.Node) -> bool:
     )
 
 
-def _skip_operand(add: fx.Node, branch_layer: fx.Node) -> fx.Node | None:
-    """Another operand of ``add`` that is an ancestor of the branch (a skip connection), if any."""
+def _skip_operand(add: fx.Node, branch_layer: fx.Node, modules: dict) -> fx.Node | None:
+    """Another operand of ``add`` that is an ancestor of the branch (a skip connection), if any;
+    an operand that is the skip through pass-through steps (timm's ``self.shortcut(x)``, an
+    ``nn.Identity``) counts as the skip."""
     ancestors = _ancestors(branch_layer)
-    others = [a for a in add.args if isinstance(a, fx.Node) and branch_layer not in _ancestors(a)
-              and a is not branch_layer]
+    others = [_source(a, modules) for a in add.args if isinstance(a, fx.Node)
+              and branch_layer not in _ancestors(a) and a is not branch_layer]
     return next((a for a in others if a in ancestors), None)
+
+
+def _source(node: fx.Node, modules: dict) -> fx.Node:
+    while _is_pass_through(node, modules) and len(node.all_input_nodes) == 1:
+        node = node.all_input_nodes[0]
+    return node
 
 
 def _weighted_layers(branch_layer: fx.Node, skip: fx.Node, modules: dict) -> int:

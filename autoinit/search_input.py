@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -84,8 +84,17 @@ def check_loss(model: nn.Module, data: ProbeData) -> None:
                 if size != first:
                     where = f"a batch of {size} examples (the first has {first})"
                     hint = "; DataLoader(..., drop_last=True) leaves out a short last batch"
+                elif isinstance(batch, Mapping) and "keyword argument" in str(exc):
+                    hint = ("; a dict batch is passed as model(**batch) without its target key: "
+                            "pass loss_fn(model, batch) for a model that takes the dict")
                 raise ConfigError(f"the loss could not be computed on {where}: "
-                                  f"{type(exc).__name__}: {exc}{hint}") from exc
+                                  f"{type(exc).__name__}: {_one_line(exc)}{hint}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message's first and last lines (a module's repr in a TypeError spans dozens)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ... ".join(lines[:1] + lines[-1:]) if len(lines) > 1 else "".join(lines)
 
 
 def _examples(batch: Any) -> int | None:

@@ -17,6 +17,7 @@ from torch import nn
 
 from autoinit import ConfigError, GroupRule, InitScheme, SchemeError, apply_scheme, uniform_scheme
 from autoinit.apply import default_values
+from autoinit.layers import LayerParam, register_layer_kind
 from autoinit.plan import ModelPlan
 
 
@@ -142,6 +143,42 @@ def test_default_values_module_without_reset():
     bound = 1 / math.sqrt(16)  # kaiming_uniform(a=sqrt 5) and the bias both give 1/sqrt(fan_in)
     for v in vals.values():
         assert 0 < v.abs().max() <= bound and v.std() > 0
+
+
+def test_pytorch_default_gives_a_norm_without_reset_ones_and_zeros():
+    class ScaleNorm(nn.Module):  # T5LayerNorm's shape: a gain and a shift, no reset method
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.full((8,), 3.0))
+            self.bias = nn.Parameter(torch.full((8,), 3.0))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x / x.norm(dim=-1, keepdim=True) * self.weight + self.bias
+
+    register_layer_kind(ScaleNorm, lambda module, name, t: LayerParam("norm", f"norm_{name}"))
+    model = nn.Sequential(nn.Linear(4, 8), ScaleNorm(), nn.Linear(8, 2))
+    apply_scheme(model, uniform_scheme(model, "xavier_normal"))
+    assert torch.equal(model[1].weight.detach(), torch.ones(8))
+    assert torch.equal(model[1].bias.detach(), torch.zeros(8))
+
+
+@pytest.mark.parametrize("family", ["orthogonal", "identity", "xavier_normal"])
+def test_a_learned_vector_weight_is_drawn_as_one_row(family):
+    class ClassToken(nn.Module):  # CLIP's vision embeddings hold a 1-D class_embedding
+        def __init__(self) -> None:
+            super().__init__()
+            self.class_embedding = nn.Parameter(torch.zeros(16))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.class_embedding
+
+    register_layer_kind(ClassToken, lambda module, name, t: LayerParam("embedding", "weight", 1, 16))
+    model = nn.Sequential(ClassToken(), nn.Linear(16, 2))
+    apply_scheme(model, uniform_scheme(model, family))
+    row = model[0].class_embedding.detach()
+    assert row.shape == (16,) and row.abs().sum() > 0
+    if family == "orthogonal":
+        assert row.norm().item() == pytest.approx(1.0, rel=1e-5)
 
 
 def test_pytorch_default_scheme_scales():

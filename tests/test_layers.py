@@ -90,6 +90,15 @@ def test_linear():
     assert (b.param_type, b.shape) == ("bias", (5,))
 
 
+def test_bilinear_fans_count_both_inputs():
+    w = spec_map(nn.Bilinear(3, 4, 5))["weight"]
+    assert (w.kind, w.fan_in, w.fan_out) == ("linear", 12, 20)  # in1·in2 and out·in2, as torch
+    model = nn.Bilinear(16, 16, 8)
+    apply_scheme(model, one_group(model, "kaiming_normal"))
+    # y_k sums 256 products x1_i W_kij x2_j: unit output variance needs std 1/16, not 1/4
+    assert model.weight.std().item() == pytest.approx(1 / 16, rel=0.05)
+
+
 CONVS = [(nn.Conv1d, 1), (nn.Conv2d, 2), (nn.Conv3d, 3)]
 CONV_TS = [(nn.ConvTranspose1d, 1), (nn.ConvTranspose2d, 2), (nn.ConvTranspose3d, 3)]
 

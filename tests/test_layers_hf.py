@@ -218,14 +218,105 @@ def gpt_neox():
         intermediate_size=FF, max_position_embeddings=32))
 
 
+def wav2vec2():
+    return T.Wav2Vec2ForSequenceClassification(T.Wav2Vec2Config(
+        vocab_size=V, hidden_size=W, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=FF, conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 4),
+        num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2, num_labels=2))
+
+
+def gptj():
+    return T.GPTJForCausalLM(T.GPTJConfig(vocab_size=V, n_embd=W, n_layer=1, n_head=2, rotary_dim=4))
+
+
+def phi():
+    return T.PhiForCausalLM(T.PhiConfig(vocab_size=V, hidden_size=W, intermediate_size=FF,
+                                        num_hidden_layers=1, num_attention_heads=2))
+
+
+def modernbert():
+    return T.ModernBertForMaskedLM(T.ModernBertConfig(
+        vocab_size=V, hidden_size=W, intermediate_size=FF, num_hidden_layers=1,
+        num_attention_heads=2, pad_token_id=0, bos_token_id=1, eos_token_id=2, sep_token_id=2,
+        cls_token_id=1))
+
+
+def convnext():
+    return T.ConvNextForImageClassification(T.ConvNextConfig(
+        hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, num_labels=3))
+
+
 @pytest.mark.parametrize("build, expected", [
+    (gptj, {"attn.out_proj": ("attn_out", "linear"), "fc_in": ("hidden", "gelu"),
+            "fc_out": ("residual_out", "linear")}),
+    (phi, {"self_attn.dense": ("attn_out", "linear"), "fc2": ("residual_out", "linear")}),
+    (modernbert, {"attn.Wo": ("attn_out", "linear"), "mlp.Wo": ("residual_out", "linear")}),
+    (convnext, {"stages.0.layers.0.pwconv1": ("hidden", "gelu"),
+                "stages.0.layers.0.pwconv2": ("residual_out", "linear")}),
+    (wav2vec2, {"attention.out_proj": ("attn_out", "linear"),
+                "intermediate_dense": ("hidden", "gelu"), "output_dense": ("residual_out", "linear")}),
     (distilbert, {"q_lin": ("attn_qkv", "linear"), "k_lin": ("attn_qkv", "linear"),
                   "v_lin": ("attn_qkv", "linear"), "out_lin": ("attn_out", "linear"),
                   "lin1": ("hidden", "gelu"), "lin2": ("residual_out", "linear")}),
     (gpt_neox, {"query_key_value": ("attn_qkv", "linear"), "attention.dense": ("attn_out", "linear"),
                 "dense_h_to_4h": ("hidden", "gelu"), "dense_4h_to_h": ("residual_out", "linear")}),
 ])
-def test_distilbert_and_neox_blocks_have_their_roles(build, expected):
+def test_blocks_named_each_models_way_have_their_roles(build, expected):
     roles = {lay.module_name: (lay.role, lay.nonlinearity) for lay in describe_model(build())}
     for suffix, role in expected.items():
         assert [r for m, r in roles.items() if m.endswith(suffix)] == [role], suffix
+
+
+def mixtral():
+    return T.MixtralForCausalLM(T.MixtralConfig(
+        vocab_size=V, hidden_size=W, intermediate_size=48, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, num_local_experts=4, num_experts_per_tok=2))
+
+
+def gpt_oss():
+    return T.GptOssForCausalLM(T.GptOssConfig(
+        vocab_size=V, hidden_size=W, intermediate_size=48, num_hidden_layers=1, head_dim=16,
+        num_attention_heads=2, num_key_value_heads=1, num_local_experts=4,
+        layer_types=["full_attention"]))
+
+
+@pytest.mark.parametrize("build, layout", [(mixtral, "experts"), (gpt_oss, "experts_in_out")])
+def test_experts_stacked_matrices_have_fans_and_draws_per_expert(build, layout):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GPT-OSS's config warns of its RoPE scaling
+        model = build()
+    specs = {lay.local_name: lay for lay in describe_model(model) if "experts" in lay.name}
+    up, down = specs["gate_up_proj"], specs["down_proj"]
+    assert (up.fan_in, up.fan_out, up.blocks, up.layout, up.role) == (W, 96, 4, layout, "hidden")
+    assert (down.fan_in, down.fan_out, down.blocks, down.layout, down.role) == (
+        48, W, 4, layout, "residual_out")
+    apply_scheme(model, ModelPlan.of(model).uniform("orthogonal"))
+    experts = model.model.layers[0].mlp.experts.down_proj.detach()
+    for matrix in experts if layout == "experts" else experts.transpose(1, 2):  # (out, in) each
+        torch.testing.assert_close(matrix @ matrix.T, torch.eye(W), atol=1e-4, rtol=0)
+
+
+def test_a_mamba_mixers_structured_tensors_are_left_alone():
+    model = T.MambaForCausalLM(T.MambaConfig(vocab_size=V, hidden_size=W, state_size=4,
+                                             num_hidden_layers=1))
+    mixer = model.backbone.layers[0].mixer
+    a_log, d = mixer.A_log.detach().clone(), mixer.D.detach().clone()
+    roles = {lay.name: lay.role for lay in describe_model(model)}
+    assert "backbone.layers.0.mixer.A_log" not in roles
+    assert roles["backbone.layers.0.mixer.out_proj.weight"] == "residual_out"
+    apply_scheme(model, ModelPlan.of(model).uniform("xavier_normal"))
+    assert torch.equal(mixer.A_log, a_log) and torch.equal(mixer.D, d)
+
+
+def test_rwkv_time_mixing_is_left_alone_and_an_lm_heads_bias_is_known():
+    rwkv = T.RwkvForCausalLM(T.RwkvConfig(vocab_size=V, hidden_size=W, num_hidden_layers=2,
+                                          attention_hidden_size=W, intermediate_size=FF,
+                                          context_length=16))
+    assert not [lay.name for lay in describe_model(rwkv) if ".time_" in lay.name]
+    roberta = T.RobertaForMaskedLM(T.RobertaConfig(vocab_size=V, hidden_size=W, num_hidden_layers=1,
+                                                   num_attention_heads=2, intermediate_size=FF,
+                                                   max_position_embeddings=32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 'no layer rule' warning
+        bias = [lay for lay in describe_model(roberta) if lay.name == "lm_head.bias"]
+    assert [(b.param_type, b.role, b.known) for b in bias] == [("bias", "head", True)]

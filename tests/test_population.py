@@ -155,6 +155,19 @@ class _SparseLookup(nn.Module):
         return self.fc(self.emb(x.argmax(1)))
 
 
+class _SharedModule(nn.Module):
+    """One embedding registered as both ``enc`` and ``dec`` (and tied to the head)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = self.dec = nn.Embedding(8, 4)
+        self.head = nn.Linear(4, 8)
+        self.head.weight = self.enc.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.enc(x.argmax(1)) + self.dec(x.argmin(1)))[:, :2]
+
+
 def _user_loop() -> TrainLoop:
     def step(model, batch, opt):
         opt.zero_grad()
@@ -169,6 +182,7 @@ def _user_loop() -> TrainLoop:
 @pytest.mark.parametrize("make, loop, reason", [
     (_Recurrent, False, "LSTM 'rnn' has no vmap batching rule"),
     (_SparseLookup, False, "Embedding 'emb' has sparse gradients, which cannot be stacked"),
+    (_SharedModule, False, "'enc' and 'dec' are one module"),
     (_Branching, False, "vmap refused the model (RuntimeError: vmap: It looks like"),
     (tiny_mlp, True, "your own train_step steps one model"),
 ])

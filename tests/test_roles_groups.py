@@ -179,6 +179,97 @@ def test_untraceable_model_uses_heuristics():
     assert r["head.weight"] == ("head", "linear")
 
 
+def test_the_trace_leaves_buffers_a_forward_updates_as_they_were():
+    class Counting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.head = nn.Linear(4, 2)
+            self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+            self.register_buffer("ema", torch.ones(4))
+
+        def forward(self, x):
+            self.steps += 1  # updated while fx traces: the trace runs forward on the real buffers
+            self.ema.mul_(0.5)
+            return self.head(torch.relu(self.fc(x)) - self.ema)
+
+    model = Counting()
+    r = roles(model)
+    assert r["fc.weight"] == ("input", "relu") and r["head.weight"][0] == "head"
+    assert model.steps.item() == 0 and torch.equal(model.ema, torch.ones(4))
+
+
+def test_a_raw_parameter_used_mid_forward_is_ranked_where_it_is_used():
+    class RawMiddle(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 8)
+            self.mix = nn.Parameter(torch.randn(8, 8))  # used as x @ mix, not through a module
+            self.head = nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.head(torch.relu(torch.relu(self.fc(x)) @ self.mix))
+
+    with pytest.warns(UserWarning, match="no layer rule"):
+        r = roles(RawMiddle())
+    assert r["head.weight"][0] == "head" and r["mix"][0] == "hidden"
+
+
+class _DropPath(nn.Module):  # timm's stochastic depth: no parameter, one input
+    def forward(self, x):
+        return x
+
+
+class _Block(nn.Module):
+    """timm's ViT block: fused qkv, attention projection and MLP, each through a LayerScale
+    (a gain), a DropPath and channels-last reshapes before the residual add; an Identity
+    shortcut."""
+
+    def __init__(self, d: int = 8):
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.attn = nn.ModuleDict({"qkv": nn.Linear(d, 3 * d), "proj": nn.Linear(d, d),
+                                   "proj_drop": nn.Dropout(0.0)})
+        self.fc1, self.fc2 = nn.Linear(d, 2 * d), nn.Linear(2 * d, d)
+        self.gamma = nn.Parameter(torch.full((d,), 1e-5))
+        self.drop_path, self.shortcut = _DropPath(), nn.Identity()
+
+    def forward(self, x):
+        q, k, v = self.attn["qkv"](self.norm(x)).chunk(3, dim=-1)
+        a = torch.softmax(q @ k.transpose(-1, -2), -1) @ v
+        x = self.shortcut(x) + self.drop_path(self.attn["proj_drop"](self.attn["proj"](a)))
+        h = self.fc2(torch.relu(self.fc1(x))).transpose(1, 2).contiguous()
+        h = h.mul(self.gamma.reshape(1, -1, 1)).transpose(1, 2)
+        return x + self.drop_path(h)
+
+
+class _TimmViT(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.patch = nn.Linear(4, 8)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, 8))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 4, 8))
+        self.blocks = nn.Sequential(_Block(), _Block())
+        self.head, self.aux = nn.Linear(8, 3), nn.Linear(8, 2)
+
+    def forward(self, x):
+        x = self.patch(x)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1)
+        x = self.blocks(x + self.pos_embed)
+        return self.head(x[:, 0]), self.aux(x[:, 1:].mean(1))  # logits and an auxiliary output
+
+
+def test_timm_style_blocks_tokens_and_a_tuple_output_get_their_roles():
+    r = roles(_TimmViT())
+    assert r["cls_token"] == r["pos_embed"] == ("embedding", "linear")
+    assert r["patch.weight"][0] == "input"
+    assert r["blocks.0.attn.qkv.weight"][0] == "attn_qkv"
+    assert r["blocks.0.attn.proj.weight"][0] == "attn_out"  # beside qkv, through Dropout + DropPath
+    assert r["blocks.1.fc2.weight"][0] == "residual_out"  # through reshapes, a gain, a DropPath
+    assert r["blocks.0.fc1.weight"] == ("hidden", "relu")
+    assert r["head.weight"][0] == r["aux.weight"][0] == "head"  # both returned
+
+
 # ----------------------------------------------------------------------------------- groups
 
 

@@ -36,3 +36,39 @@ def test_batches_of_several_sizes_that_compute_pass_and_the_first_keeps_its_word
     with pytest.raises(ConfigError, match=r"^the loss could not be computed on the first batch: "
                                           r"ValueError"):
         check_loss(_bn_net(), ProbeData(_batches(1, 16), _batches(16)))
+
+
+class _TakesTheDict(nn.Module):
+    """A forward that takes the whole dict batch (not its keys as keywords)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.fc(batch["image"])
+
+
+def test_a_model_that_takes_the_dict_batch_is_told_in_one_line_to_pass_a_loss():
+    x, y = _batches(8)[0]
+    data = ProbeData([{"image": x, "extra": x, "labels": y}], [None])
+    with pytest.raises(ConfigError) as info:
+        check_loss(_TakesTheDict(), data)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(
+        "the loss could not be computed on the first batch: TypeError: ")
+    assert "unexpected keyword argument 'image'" in message
+    assert message.endswith("pass loss_fn(model, batch) for a model that takes the dict")
+    # with a loss that hands it the dict, the same batch computes
+    check_loss(_TakesTheDict(), ProbeData(data.train, [None], loss=lambda m, b: m(b).sum()))
+
+
+def test_a_many_line_error_is_reported_on_one_line_with_its_first_and_last_lines():
+    def loss(model, batch):
+        raise TypeError(f"{model}\ngot multiple values for keyword argument 'input_ids'")
+
+    with pytest.raises(ConfigError) as info:
+        check_loss(_bn_net(), ProbeData(_batches(4), [None], loss=loss))
+    assert str(info.value) == ("the loss could not be computed on the first batch: TypeError: "
+                               "Sequential( ... got multiple values for keyword argument "
+                               "'input_ids'")
