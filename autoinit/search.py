@@ -230,8 +230,8 @@ def run_search(
     # budgeted one caches the batches for them; one without a budget (nor a probe length, a
     # step budget or a timeout of yours) cycles through its own
     lengthen = storage is None and n_jobs == 1 and rungs == 1 and (
-        budget.noise if budget is not None else probe_steps is DEFAULT_PROBE_STEPS
-        and budget_steps is None and timeout is None)
+        budget.noise if budget is not None
+        else (probe_steps is DEFAULT_PROBE_STEPS and budget_steps is None and timeout is None))
     longest = ends[-1] * (MAX_LENGTHENING if lengthen else 1)
     train, val = probe_batches(dataloader, val_dataloader,
                                ends[-1] if budget is None else longest, val_batches, dev)
