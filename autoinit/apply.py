@@ -204,6 +204,11 @@ def _values(spec: ParamSpec, rule: GroupRule, group: str, seed: int, modules: Ma
     if not family.fits(spec.param_type, spec.kind):
         raise SchemeError(f"group {group!r}: family {rule.family!r} cannot initialize "
                           f"{spec.name!r} ({spec.param_type} of a {spec.kind} layer)")
+    if spec.param_type == "norm_weight" and spec.offset and (own or family.sampler is None):
+        # a gain stored as gain - offset: the scale multiplies the gain
+        stored = _own(spec, seed, model, defaults) if own \
+            else _default(spec, seed, modules, defaults)
+        return (stored + spec.offset) * rule.scale - spec.offset
     if own:
         return _own(spec, seed, model, defaults) * rule.scale
     if family.sampler is None:
@@ -211,7 +216,7 @@ def _values(spec: ParamSpec, rule: GroupRule, group: str, seed: int, modules: Ma
     gain = gain_of(rule.nonlinearity)
     if spec.param_type == "norm_weight":
         return family.sampler(Fans(spec.shape, 1, 1, gain), scale=rule.scale, generator=generator,
-                              **rule.options)
+                              **rule.options) - spec.offset
     canonical = _canonical_shape(spec)
     rows = canonical[0] // spec.blocks
     blocks = [
@@ -253,7 +258,9 @@ def _default(spec: ParamSpec, seed: int, modules: Mapping[str, nn.Module],
     if spec.kind == "norm" and _reset_of(modules[spec.module_name]) is None:
         # a norm without a reset method (T5LayerNorm, LlamaRMSNorm): torch's norms' convention,
         # not a random gain
-        return torch.ones(spec.shape) if spec.param_type == "norm_weight" else torch.zeros(spec.shape)
+        if spec.param_type == "norm_weight":
+            return torch.ones(spec.shape) - spec.offset  # a gain of 1, as the norm stores it
+        return torch.zeros(spec.shape)
     if spec.module_name not in cache:
         generator = _generator(seed, f"{spec.module_name}#reset_parameters")
         cache[spec.module_name] = default_values(modules[spec.module_name], generator)

@@ -18,7 +18,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import math
 import re
 import warnings
@@ -56,6 +58,9 @@ class LayerParam:
     # "out_in" (torch), "in_out" (stored transposed), "conv_transpose", "experts" (E matrices
     # (out, in) stacked: ``(E, out, in)``, one block each) and "experts_in_out" (``(E, in, out)``)
     layout: str = "out_in"
+    # a norm gain stored as an offset from this value: Gemma's RMSNorm computes x·(1 + w), so a
+    # family's gain g is written as g - 1 (the model's own init stays as it is)
+    offset: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -246,8 +251,23 @@ def _mha_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | Non
 
 def _norm_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
     if name == "weight":
-        return LayerParam("norm", "norm_weight")
+        return LayerParam("norm", "norm_weight", offset=_gain_offset(type(module)))
     return LayerParam("norm", "norm_bias") if name == "bias" else None
+
+
+# ``(1.0 + self.weight...)`` or ``self.weight + 1.0`` in a norm's forward
+_UNIT_OFFSET = re.compile(r"\b1(\.0)?\s*\+\s*self\.weight\b|\bself\.weight(\.float\(\))?\s*\+\s*1(\.0)?\b")
+
+
+@functools.cache
+def _gain_offset(cls: type) -> float:
+    """1.0 for a norm class whose forward scales by ``1 + weight`` (Gemma, Qwen3-Next, Nemotron
+    and a dozen more in transformers), else 0.0; read from the forward's source."""
+    try:
+        source = inspect.getsource(cls.forward)
+    except (OSError, TypeError):
+        return 0.0
+    return 1.0 if _UNIT_OFFSET.search(source) else 0.0
 
 
 register_layer_kind(nn.Linear, _linear_rule)

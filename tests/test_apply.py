@@ -604,3 +604,39 @@ def test_identical_on_any_thread_count(family):
     finally:
         torch.set_num_threads(before)
     assert all(torch.equal(one[k], four[k]) for k in one)
+
+
+class _OffsetRMSNorm(nn.RMSNorm):
+    """Gemma's norm: the gain is ``1 + weight``, with ``weight`` built as zeros."""
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.rms_norm(x, self.normalized_shape, None, self.eps) * (1.0 + self.weight)
+
+
+@pytest.mark.parametrize("family, gain", [("xavier_normal", 1.0), ("orthogonal", 1.0)])
+def test_a_norm_whose_gain_is_one_plus_its_weight_gets_the_gain_not_the_weight(family, gain):
+    model = nn.Sequential(nn.Linear(4, 8), _OffsetRMSNorm(8), nn.Linear(8, 2))
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    apply_scheme(model, uniform_scheme(model, family))
+    assert torch.equal(model[1].weight.detach(), torch.full((8,), gain - 1.0))  # effective gain 1
+    h = model[0](x)
+    assert torch.allclose(model[1](h), nn.functional.rms_norm(h, (8,), None, model[1].eps))
+
+
+def test_an_offset_norms_gain_is_drawn_and_scaled_as_a_gain():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), _OffsetRMSNorm(8), nn.Linear(8, 2))
+    plan = ModelPlan.of(model)
+    [norm] = [g for g, lays in plan.grouping.groups.items() if lays[0].kind == "norm"]
+    scheme = plan.uniform("xavier_normal", seed=0)
+
+    def with_norm(**rule: object) -> InitScheme:
+        return replace(scheme, groups={**scheme.groups, norm: replace(scheme.groups[norm], **rule)})
+
+    apply_scheme(model, with_norm(family="gamma_normal"))
+    assert abs(float(model[1].weight.detach().mean())) < 0.05  # N(1, 0.02) gains: weights about 0
+    apply_scheme(model, with_norm(family="pytorch_default", scale=2.0))
+    assert torch.equal(model[1].weight.detach(), torch.ones(8))  # a gain of 2: 1 + 1

@@ -320,3 +320,14 @@ def test_rwkv_time_mixing_is_left_alone_and_an_lm_heads_bias_is_known():
         warnings.simplefilter("error")  # no 'no layer rule' warning
         bias = [lay for lay in describe_model(roberta) if lay.name == "lm_head.bias"]
     assert [(b.param_type, b.role, b.known) for b in bias] == [("bias", "head", True)]
+
+
+def test_gemmas_unit_offset_norms_are_given_gains_not_weights():
+    gemma = T.GemmaForCausalLM(T.GemmaConfig(num_hidden_layers=2, hidden_size=W, num_attention_heads=2,
+                                             num_key_value_heads=1, head_dim=16, intermediate_size=FF,
+                                             vocab_size=V, max_position_embeddings=32))
+    apply_scheme(gemma, ModelPlan.of(gemma).uniform("pytorch_default", seed=1))
+    assert torch.equal(gemma.model.norm.weight.detach(), torch.zeros(W))  # x·(1 + 0)
+    model = llama()  # x·w: its gains stay ones
+    apply_scheme(model, ModelPlan.of(model).uniform("pytorch_default", seed=1))
+    assert torch.equal(model.model.norm.weight.detach(), torch.ones(W))
