@@ -155,7 +155,7 @@ def _earlier_run(bound: dict[str, Any], tracking_uri: str | None) -> dict[str, A
     from autoinit.rungs import rung_steps
     from autoinit.selection import Selection, is_stored
     from autoinit.storage import open_storage
-    from autoinit.study import DONE
+    from autoinit.study import DONE, stored_rounds
 
     if bound["storage"] is None or bound["n_trials"] is None and bound["train_steps"] is None:
         return None
@@ -169,8 +169,13 @@ def _earlier_run(bound: dict[str, Any], tracking_uri: str | None) -> dict[str, A
         config = ProbeConfig(steps=ends[-1], lr=bound["lr"], seed=bound["seed"],
                              objective=bound["objective"],
                              rungs=ends if bound["rungs"] > 1 else ())
-        study = optuna.load_study(study_name=bound["study_name"],
-                                  storage=open_storage(bound["storage"]))
+        opened = open_storage(bound["storage"])
+        # a search that lengthened its probes ended in its last stored round
+        name, longer = stored_rounds([s.study_name for s in opened.get_all_studies()],
+                                     bound["study_name"])[-1]
+        if longer is not None:
+            config = replace(config, steps=longer, rungs=())
+        study = optuna.load_study(study_name=name, storage=opened)
         run = study.user_attrs.get(_RUN_ATTR)
         finished = len(study.get_trials(deepcopy=False, states=DONE))
         here = redact(tracking_uri or mlflow.get_tracking_uri())

@@ -154,7 +154,8 @@ class StudyConfig:
     def fit_options(self) -> dict[str, Any]:
         """Keyword arguments for :func:`autoinit.fit` (tracking options are the caller's). With
         ``[train] steps`` the search is planned to a budget (:mod:`autoinit.budget`): the probe
-        length comes from the plan unless ``[search] probe_steps`` is set."""
+        length comes from the plan unless ``[search] probe_steps`` is set; without it, a search
+        whose probes learn nothing may lengthen them (:mod:`autoinit.evidence`)."""
         s = self.search
         planned = {} if self.train.steps is None else {"train_steps": self.train.steps}
         options = {
@@ -167,8 +168,8 @@ class StudyConfig:
             **planned,
             "population": s.population,
         }
-        if planned and "probe_steps" not in s.given:  # the plan chooses it
-            del options["probe_steps"]
+        if "probe_steps" not in s.given:  # the search's default: a budget plans it, and a
+            del options["probe_steps"]  # search whose probes learn nothing lengthens it
         return options
 
     @property

@@ -10,9 +10,11 @@ Measured: no fixed preference breaks the tie well. chrono init, the fix for the 
 
 So when no probe of a search learned:
 
-- a search without a budget, in one process and in memory, runs its round again with probes
-  twice as long, at most :data:`~autoinit.budget.MAX_LENGTHENING` times its first length (the
-  longer probes cycle through the cached batches; :mod:`autoinit.search_rounds`);
+- a search without a budget (nor a ``probe_steps``, ``timeout`` or ``budget_steps`` of yours)
+  runs its round again with probes twice as long, at most
+  :data:`~autoinit.budget.MAX_LENGTHENING` times its first length (the longer probes cycle
+  through the cached batches; on a storage each length is a study of its own,
+  :func:`~autoinit.study.lengthened_name`, which a rerun resumes; :mod:`autoinit.search_rounds`);
 - every search says so in its reason (:func:`nothing_learned`).
 
 Only the default losses have a prior loss: a ``loss_fn`` of your own, your own ``train_step``

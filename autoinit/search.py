@@ -132,7 +132,8 @@ def run_search(
             ``storage`` without the lengthening). The summary states the cost as R against it.
             Without it, the probes are lengthened only where no probe learned anything
             (:mod:`autoinit.evidence`; the default ``probe_steps``, no ``budget_steps`` or
-            ``timeout``, one process, in memory, one rung).
+            ``timeout``, one rung; on a ``storage`` each length is a study of its own,
+            ``<study_name>@<steps>-steps``, which a rerun resumes).
         budget_steps: the training steps the whole search may take: trials stop starting once
             their probe and screening steps reach this budget less the selection round's
             ``(top + 2) * seeds * steps_factor * probe_steps`` (1,600 with the defaults; one
@@ -226,11 +227,12 @@ def run_search(
     loss = None if own_loop and loss_fn is None else make_loss(loss_fn)
     loop = make_loop(train_step, score, make_state, loss, search_lr)
     ends = rung_steps(probe_steps, rungs)
-    # a search may lengthen its probes (one process, in memory, one rung): two doublings; a
-    # budgeted one caches the batches for them; one without a budget (nor a probe length, a
-    # step budget or a timeout of yours) cycles through its own
-    lengthen = storage is None and n_jobs == 1 and rungs == 1 and (
-        budget.noise if budget is not None
+    # a search may lengthen its probes (one rung): two doublings. A budgeted one (in one
+    # process, in memory) caches the batches for them; one without a budget (nor a probe
+    # length, a step budget or a timeout of yours) cycles through its own, and stores each
+    # length as a study of its own (study.lengthened_name)
+    lengthen = rungs == 1 and (
+        budget.noise and storage is None and n_jobs == 1 if budget is not None
         else (probe_steps is DEFAULT_PROBE_STEPS and budget_steps is None and timeout is None))
     longest = ends[-1] * (MAX_LENGTHENING if lengthen else 1)
     train, val = probe_batches(dataloader, val_dataloader,

@@ -37,6 +37,7 @@ from autoinit.study import (
     check_space,
     enqueue_pending,
     in_memory,
+    lengthened_name,
     open_study,
     optimize,
     worker_storage,
@@ -79,6 +80,7 @@ class Rounds:
     prior: float | None = None  # the prior loss (autoinit.evidence), where the loss has one
     guard: BudgetWatch | None = None
     spent: int = 0  # the steps of shorter rounds, when the probes were lengthened
+    first_name: str | None = None  # the first round's study, when later rounds are stored apart
     notes: list[str] = field(default_factory=list)
     study: optuna.Study | None = None
     interrupted: bool = False
@@ -151,6 +153,9 @@ class Rounds:
         else:
             line = lengthening(self.study.get_trials(deepcopy=False), self.prior, steps)
             self.notes.append(line)
+            if self.storage is not None:  # each length its own stored study: a rerun resumes
+                self.first_name = self.first_name or self.study.study_name
+                self.study_name = lengthened_name(self.first_name, steps)
         if self.show is not None:
             self.show.note(line)
             self.show.restart()

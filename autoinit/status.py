@@ -30,7 +30,7 @@ from autoinit.scheme import rules_from_json
 from autoinit.selection import SELECTION_ATTR
 from autoinit.sharing import SURPLUS
 from autoinit.storage import missing_file, open_storage, redact
-from autoinit.study import DONE
+from autoinit.study import DONE, stored_rounds
 
 __all__ = ["StudyStatus", "TrialSummary", "study_status"]
 
@@ -56,13 +56,16 @@ class StudyStatus:
     rungs, the rank agreement between consecutive rungs so far. ``ended``: the search ended
     (nothing runs, and a fit's selection round is stored for the trials the study holds, or it
     holds ``n_trials`` finished trials); its ``waiting`` trials are then named candidates queued
-    beyond its trials, never run (a later fit with more trials would run them)."""
+    beyond its trials, never run (a later fit with more trials would run them). ``earlier``: a
+    search that lengthened its probes (:mod:`autoinit.evidence`) is reported at its last round
+    (``<study>@<steps>-steps``), and ``earlier`` names the rounds before it."""
 
     study_name: str
     counts: dict[str, int]
     top: tuple[TrialSummary, ...]
     rank_agreement: tuple[RungAgreement, ...] = ()
     ended: bool = False
+    earlier: tuple[str, ...] = ()
 
     @property
     def best(self) -> TrialSummary | None:
@@ -75,7 +78,7 @@ class StudyStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return {"study_name": self.study_name, "counts": dict(self.counts),
-                "finished": self.finished, "ended": self.ended,
+                "finished": self.finished, "ended": self.ended, "earlier": list(self.earlier),
                 "top": [vars(t) for t in self.top],
                 "rank_agreement": [vars(a) for a in self.rank_agreement]}
 
@@ -87,6 +90,8 @@ class StudyStatus:
         lines = [f"study {self.study_name!r}: {self.finished} finished trials ({counts or 'none yet'})"
                  + (f"; the search ended, {queued} queued candidate{'s' * (queued > 1)} not run"
                     if queued else "")]
+        if self.earlier:
+            lines.append(f"  probes lengthened; the earlier rounds: {', '.join(map(repr, self.earlier))}")
         for rank, t in enumerate(self.top, 1):
             families = sorted({r.get("family", "?") for r in t.rules.values()})
             lr = f", lr {t.lr:.3g}" if t.lr is not None else ""
@@ -121,12 +126,13 @@ def study_status(storage: str | optuna.storages.BaseStorage, study_name: str,
     opened = open_storage(storage)
     if opened is None:
         raise ConfigError("storage must be given: an in-memory study cannot be read from outside")
-    try:
-        study_id = opened.get_study_id_from_name(study_name)
-    except KeyError:
-        names = sorted(s.study_name for s in opened.get_all_studies())
+    names = [s.study_name for s in opened.get_all_studies()]
+    if study_name not in names:
         raise ConfigError(f"study_name {study_name!r} is not in storage {redact(str(storage))!r}; "
-                          f"it holds {names or 'no study'}") from None
+                          f"it holds {sorted(names) or 'no study'}")
+    rounds = [name for name, _ in stored_rounds(names, study_name)]
+    study_name, earlier = rounds[-1], tuple(rounds[:-1])
+    study_id = opened.get_study_id_from_name(study_name)
     trials = [t for t in opened.get_all_trials(study_id, deepcopy=False)
               if not t.user_attrs.get(SURPLUS)]  # never run: a worker counted with another
     counts = {name: sum(t.state == state for t in trials) for state, name in _STATES.items()}
@@ -134,7 +140,8 @@ def study_status(storage: str | optuna.storages.BaseStorage, study_name: str,
                       key=lambda t: (t.value, t.number))
     stored = opened.get_study_user_attrs(study_id).get(SELECTION_ATTR)
     return StudyStatus(study_name, counts, tuple(_summary(t) for t in complete[:top]),
-                       study_agreement(trials), _ended(trials, stored, n_trials))
+                       study_agreement(trials), _ended(trials, stored, n_trials), earlier)
+
 
 
 def _ended(trials: list[FrozenTrial], stored: Any, n_trials: int | None) -> bool:

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +27,8 @@ from autoinit.sharing import SURPLUS, optimize_patiently
 from autoinit.space import SearchSpace, baseline_names, baseline_params
 from autoinit.storage import open_storage
 
-__all__ = ["DONE", "check_space", "enqueue_pending", "in_memory", "named_candidates", "open_study",
-           "optimize", "worker_storage"]
+__all__ = ["DONE", "check_space", "enqueue_pending", "in_memory", "lengthened_name",
+           "named_candidates", "open_study", "optimize", "stored_rounds", "worker_storage"]
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 QUEUED_ATTR = "named_queued"  # study user attribute: the creator has queued the named candidates
@@ -46,6 +46,28 @@ def named_candidates(plan: ModelPlan, space: SearchSpace, lr: float) -> dict[str
     for name in preset_names(plan, space):
         out[name] = preset_params(plan, space, name, lr)
     return out
+
+
+def lengthened_name(study_name: str, steps: int) -> str:
+    """The stored study of a round lengthened to ``steps`` (:mod:`autoinit.evidence`).
+
+    >>> lengthened_name("mlp", 200)
+    'mlp@200-steps'
+    """
+    return f"{study_name}@{steps}-steps"
+
+
+def stored_rounds(names: Iterable[str], study_name: str) -> list[tuple[str, int | None]]:
+    """``study_name`` and its lengthened rounds among a storage's study ``names``, in order, each
+    with its probe length (``None``: the first round's, as the search was given it).
+
+    >>> stored_rounds(["a@400-steps", "b", "a", "a@200-steps"], "a")
+    [('a', None), ('a@200-steps', 200), ('a@400-steps', 400)]
+    """
+    prefix = f"{study_name}@"
+    steps = sorted(int(n[len(prefix):-6]) for n in names if n.startswith(prefix)
+                   and n.endswith("-steps") and n[len(prefix):-6].isdigit())
+    return [(study_name, None)] + [(lengthened_name(study_name, k), k) for k in steps]
 
 
 def open_study(storage: str | BaseStorage | None, study_name: str | None, seed: int, n_jobs: int,

@@ -113,8 +113,8 @@ def test_a_search_whose_probes_learn_keeps_their_length_and_says_nothing():
     {"probe_steps": 10}, {"timeout": 600.0}, {"budget_steps": 5000}, {"storage": "memory"},
     {"rungs": 2}, {"loss_fn": nn.CrossEntropyLoss()}])
 def test_where_a_round_may_not_be_lengthened_the_probes_keep_their_length(option):
-    """Your own probe length, step budget or timeout is kept, and a stored study, rungs or a
-    loss without a prior loss are not lengthened."""
+    """Your own probe length, step budget or timeout is kept (on a storage too), and rungs or
+    a loss without a prior loss are not lengthened."""
     if option.get("storage") == "memory":
         option = {"storage": optuna.storages.InMemoryStorage(), "study_name": "s"}
     option = {"probe_steps": 10, **option}
@@ -143,3 +143,20 @@ def test_a_model_trained_on_its_own_loss_has_no_prior():
     batches = [{"x": x[i:i + 32], "labels": _noise_labels()[i:i + 32]} for i in range(0, 512, 32)]
     result = run_search(OwnLoss(), batches, n_trials=7, selection=Selection(seeds=0), seed=0)
     assert result.context.config.steps == 100 and "no probe learned" not in result.reason
+
+
+def test_a_stored_search_keeps_each_length_in_a_study_of_its_own_and_a_rerun_resumes(tmp_path):
+    from autoinit.status import study_status
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    options = dict(n_trials=7, selection=Selection(seeds=0), seed=0, storage=url, study_name="s")
+    first = run_search(tiny_mlp(), _loader(_noise_labels()), **options)
+    assert first.study.study_name == "s@400-steps" and first.context.config.steps == 400
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(url))
+    assert names == ["s", "s@200-steps", "s@400-steps"]
+    again = run_search(tiny_mlp(), _loader(_noise_labels()), **options)  # resumes: nothing new
+    assert again.chosen == first.chosen and again.scheme == first.scheme
+    assert [len(optuna.load_study(study_name=n, storage=url).trials) for n in names] == [7, 7, 7]
+    status = study_status(url, "s", n_trials=7)
+    assert status.study_name == "s@400-steps" and status.earlier == ("s", "s@200-steps")
+    assert "the earlier rounds: 's', 's@200-steps'" in status.summary()

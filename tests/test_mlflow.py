@@ -410,6 +410,24 @@ def test_a_finished_budgeted_or_rung_study_is_not_logged_twice(store, tmp_path, 
     assert len(client.search_runs([exp])) == runs_before
 
 
+def test_a_finished_study_whose_probes_were_lengthened_is_not_logged_twice(store, tmp_path):
+    """No probe learns on labels of noise: the rounds at 200 and 400 steps are stored studies of
+    their own, and a rerun finds the last one's round and run."""
+    uri, client, new_experiment = store
+    x = torch.randn(384, 8, generator=torch.Generator().manual_seed(0))
+    noise = torch.randint(0, 2, (384,), generator=torch.Generator().manual_seed(1))
+    options = {"n_trials": 7, "selection": autoinit.Selection(top=1, seeds=1), "tracking_uri": uri,
+               "experiment": new_experiment("lengthened"), "storage": f"sqlite:///{tmp_path}/s.db",
+               "study_name": "lengthened", "progress": False}
+    first = autoinit.fit(make_model(), DataLoader(TensorDataset(x, noise), batch_size=32), **options)
+    assert first.study.study_name == "lengthened@400-steps"
+    exp = client.get_experiment_by_name("lengthened").experiment_id
+    runs_before = len(client.search_runs([exp]))
+    again = autoinit.fit(make_model(), DataLoader(TensorDataset(x, noise), batch_size=32), **options)
+    assert again.scheme == first.scheme and again.extra["mlflow_run_id"] == first.run.run_id
+    assert len(client.search_runs([exp])) == runs_before
+
+
 def test_a_custom_loop_logs_its_step_values_and_names_its_functions(store):
     uri, client, new_experiment = store
 
