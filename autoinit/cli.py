@@ -203,7 +203,7 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
     train, val = build_data(config)
     options.update(val_dataloader=val, **fit_tracking(tracking))
     name, s = config.study_name, config.search
-    before = finished_trials(storage_handle, name)
+    last_round, before = finished_trials(storage_handle, name)
     steps = config.train.steps
     shape = f"{s.n_trials} trials of {s.probe_steps} probe steps" if steps is None else (
         f"planned to fit {DEFAULTS.budget_fraction} of your {steps}-step training")
@@ -219,7 +219,9 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
     if before:
         full = "; nothing left to search (a larger --n-trials extends it)" \
             if before >= s.n_trials else ""
-        click.echo(f"resuming: the study already holds {before} finished trials{full}")
+        where = f" in its round {last_round!r} (its probes were lengthened)" \
+            if last_round != name else ""
+        click.echo(f"resuming: the study already holds {before} finished trials{where}{full}")
     result = fit(model, train, progress=True, **options)
     click.echo()
     click.echo(result.summary())

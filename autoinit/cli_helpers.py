@@ -26,6 +26,7 @@ from autoinit.integrations.ui import ui_lines
 from autoinit.redact import redact
 from autoinit.result import FitResult
 from autoinit.scheme import InitScheme
+from autoinit.study import stored_rounds
 from autoinit.table import text_table
 
 # --------------------------------------------------------------------------- search: storage
@@ -69,13 +70,24 @@ def open_study_storage(url: str) -> optuna.storages.BaseStorage:
         raise StudyFileError(f"search.storage: {one_line(exc)}") from None
 
 
-def finished_trials(storage: optuna.storages.BaseStorage, name: str) -> int:
-    try:
-        study_id = storage.get_study_id_from_name(name)
-    except KeyError:
-        return 0
-    return len(storage.get_all_trials(study_id, deepcopy=False,
-                                      states=(TrialState.COMPLETE, TrialState.PRUNED)))
+def finished_trials(storage: optuna.storages.BaseStorage, name: str) -> tuple[str, int]:
+    """The study's last stored round (``name``, or the last round a search that lengthened its
+    probes stored, ``<name>@<steps>-steps``) and its finished trials; ``(name, 0)`` for none.
+
+    >>> storage = optuna.storages.InMemoryStorage()
+    >>> for study in ("s", "s@200-steps"):
+    ...     optuna.create_study(storage=storage, study_name=study).add_trial(
+    ...         optuna.trial.create_trial(value=1.0))
+    >>> finished_trials(storage, "s"), finished_trials(storage, "t")
+    (('s@200-steps', 1), ('t', 0))
+    """
+    names = [s.study_name for s in storage.get_all_studies()]
+    if name not in names:
+        return name, 0
+    last = stored_rounds(names, name)[-1][0]
+    study_id = storage.get_study_id_from_name(last)
+    return last, len(storage.get_all_trials(study_id, deepcopy=False,
+                                            states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
 def check_tracking(tracking: Mapping[str, Any], flag: str | None) -> None:
