@@ -121,13 +121,13 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
         raise ConfigError(f"loss_fn must be a name, a criterion or a callable, got {loss_fn!r}")
 
     def loss(model: nn.Module, batch: Any) -> torch.Tensor:
-        inputs, target = split_batch(batch)
         if loss_fn is None and own_loss(model, batch):
             out = model(**batch)
             own = out.get("loss") if isinstance(out, Mapping) else getattr(out, "loss", None)
             if isinstance(own, torch.Tensor):
                 return own
             return criterion(_prediction(out), batch["labels"])
+        inputs, target = split_batch(batch)
         return criterion(_call(model, inputs), target)
 
     return _checked(loss)

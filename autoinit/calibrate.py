@@ -99,11 +99,11 @@ def _rescaled(module: nn.Module, drawn: nn.Parameter, factor: float) -> bool:
     norm = plist.original0 if plist is not None and isinstance(
         plist[0], parametrizations._WeightNorm) else None
     with torch.no_grad():
-        before = module.weight.detach().clone()
+        before = None if plist is None else module.weight.detach().clone()  # a plain weight scales
         for tensor in (drawn, norm):
             if tensor is not None:
                 tensor.mul_(factor)
-        if plist is None or torch.allclose(module.weight, before * factor, rtol=1e-4, atol=1e-7):
+        if before is None or torch.allclose(module.weight, before * factor, rtol=1e-4, atol=1e-7):
             return True
         for tensor in (drawn, norm):
             if tensor is not None:

@@ -242,7 +242,9 @@ class FitResult:
         rows = [(name, score) for name, score in self.baselines.items()]
         rows += [(c.name, c.search_score) for c in self.candidates if c.name not in self.baselines]
         for name, score in rows:
-            mean = "" if not ran else f" {reruns[name].mean:>15.4f}" if name in reruns else " " * 16
+            mean = ""
+            if ran:
+                mean = f" {reruns[name].mean:>15.4f}" if name in reruns else " " * 16
             mark = "  <- chosen" if name == self.chosen else ""
             lines.append(f"{name:<24} {score:>12.4f}{mean}{mark}")
         c = self.cost

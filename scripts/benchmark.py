@@ -56,7 +56,7 @@ from baselines import BASELINES  # noqa: E402
 from autoinit.api import fit  # noqa: E402
 from autoinit.apply import apply_scheme  # noqa: E402
 from autoinit.batches import default_criterion, make_loss  # noqa: E402
-from autoinit.evidence import LEARNED_MARGIN  # noqa: E402
+from autoinit.evidence import LEARNED_MARGIN, prior_loss  # noqa: E402
 from autoinit.loop import TrainLoop  # noqa: E402
 from autoinit.plan import ModelPlan  # noqa: E402
 from autoinit.search import Selection, run_search  # noqa: E402
@@ -187,11 +187,7 @@ class TaskData:
         frequencies (cross-entropy) or their mean (MSE); None for a task with its own loop."""
         if self.loop is not None:
             return None
-        train_y, val_y = self.train_tensors[-1], self.val[1]
-        if val_y.is_floating_point():
-            return float(((val_y - train_y.mean(0)) ** 2).mean())
-        counts = torch.bincount(train_y.flatten(), minlength=int(val_y.max()) + 1).double() + 1.0
-        return float(-(counts / counts.sum()).log()[val_y.flatten()].mean())
+        return prior_loss([(None, self.train_tensors[-1])], [self.val], None)  # the search's
 
 
 def evaluate(model: nn.Module, batch: Sequence[torch.Tensor]) -> dict:
