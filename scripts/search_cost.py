@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark import NEW_STEPS, _versus, robustness_summary, summarize  # noqa: E402
+from benchmark import SECTIONED, _versus, robustness_summary, summarize  # noqa: E402
 
 BUDGET, AUTO = "autoinit_budget", "autoinit"
 
@@ -84,7 +84,7 @@ def rows(runs: Path) -> list[str]:
         if not result["seeds"]:
             continue
         summ = summarize(result)
-        if result["task"] in NEW_STEPS:
+        if result["task"] in SECTIONED:
             robustness_summary(result, summ)
         lower = summ["lower_is_better"]
         digits = 4 if lower else 1

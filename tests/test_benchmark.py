@@ -64,8 +64,9 @@ def test_smoke_run_covers_every_task_and_method(tmp_path):
             assert f"| {name} |" in markdown.split(f"### {task}")[1], (task, name)
         assert (tmp_path / f"bench_{task}.png").stat().st_size > 0
         old, new = markdown.split("## New tasks (issue 11)")
-        if task in benchmark.NEW_STEPS:  # issue 11's tasks: their own section, lr robustness
-            assert f"| {task} |" in new.split(f"### {task}")[0]
+        if task in benchmark.SECTIONED:  # issue 11's and the held-out tasks: own sections
+            section = "## Held-out tasks" if task in benchmark.HOLDOUT_STEPS else "### Summary"
+            assert f"| {task} |" in new.split(section, 1)[1].split(f"### {task}")[0]
             assert all(len(rec["lr_robustness"]) == 3 for m, rec in methods.items()
                        if rec["applies"] and m not in benchmark.CONTROLS)
         else:

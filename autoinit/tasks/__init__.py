@@ -70,6 +70,17 @@ for _task in (
          {"n_layers": 6, "d_model": 64, "n_heads": 4, "ff": 128, "patch": 2},
          {"batch_size": 64, "image": True},
          "6-layer post-LN ViT (2x2 patches, class token), no warmup, on the digits"),
+    # held out (session 9): never used to design or tune the search (docs/benchmarks_holdout.md)
+    Task("gru_pixel_digits", "autoinit.tasks.holdout:gru_digits", _DIGITS,
+         {"hidden": 64}, {"batch_size": 64},
+         "held out: GRU reading the digits one pixel at a time (64 steps)"),
+    Task("silu_autoencoder", "autoinit.tasks.holdout:silu_autoencoder",
+         "autoinit.tasks.holdout:reconstruction_data",
+         {"depth": 6, "width": 128, "code": 8}, {"batch_size": 64},
+         "held out: 12-layer SiLU MLP autoencoder of the digits, mean squared error"),
+    Task("conv1d_signals", "autoinit.tasks.holdout:conv1d_net", "autoinit.tasks.holdout:signal_data",
+         {"convs": 11, "channels": 32}, {"length": 64, "batch_size": 64},
+         "held out: 11-conv 1-D GELU CNN without normalization, noisy frequency bands"),
 ):
     register_task(_task)
 del _task
