@@ -130,8 +130,9 @@ def _transferable(result: FitResult) -> FitResult:
     if result.chosen != "lsuv" or not others:
         return result
     best = min(others, key=lambda c: c.mean)
+    scored = "the selection round" if result.selection_ran else "the probes"
     reason = (f"{result.reason}; the lsuv baseline, a per-layer calibration, cannot transfer by "
-              f"group, so {best.name}, the best other candidate of the selection round "
+              f"group, so {best.name}, the best other candidate of {scored} "
               f"({best.mean:.4f}), was transferred")
     scheme = replace(best.scheme, origin=best.scheme.origin or f"{best.name} of a search")
     return replace(result, scheme=scheme, score=best.mean, chosen=best.name, reason=reason)

@@ -17,7 +17,7 @@ from autoinit.cli import main
 from autoinit.config import proxy_model, study_from_dict
 from autoinit.errors import StudyFileError
 from autoinit.proxy import search_on_proxy
-from autoinit.search import run_search
+from autoinit.search import Selection, run_search
 from autoinit.tasks.mlp import residual_mlp
 
 
@@ -156,14 +156,19 @@ def choosing_lsuv(keep_others: bool):
     return search
 
 
-def test_lsuv_chosen_on_the_proxy_gives_way_to_the_best_transferable_candidate():
+@pytest.mark.parametrize("round_seeds", [0, 2])
+def test_lsuv_chosen_on_the_proxy_gives_way_to_the_best_transferable_candidate(round_seeds):
     model = residual_mlp(blocks=3, width=16, in_features=8, classes=2)
     result = search_on_proxy(model, residual_mlp(1, 8, 8, 2), loader(), search=choosing_lsuv(True),
-                             n_trials=8, probe_steps=8, progress=False)
+                             n_trials=8, probe_steps=8, progress=False,
+                             selection=Selection(seeds=round_seeds))
     others = [c for c in result.candidates if c.name != "lsuv"]
     best = min(others, key=lambda c: c.mean)
     assert result.chosen == best.name and result.score == best.mean
-    assert "cannot transfer by group, so " + best.name in result.reason
+    assert result.selection_ran == bool(round_seeds)
+    scored = "the selection round" if round_seeds else "the probes"
+    assert f"cannot transfer by group, so {best.name}, the best other candidate of {scored}" \
+        in result.reason
     assert result.proxy.transfer is not None and result.scheme.depth == 3
 
 
