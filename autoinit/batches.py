@@ -144,7 +144,8 @@ def _binary_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.T
         raise ConfigError(
             f"the model gives one logit per target (output {tuple(output.shape)}, target "
             f"{tuple(target.shape)}) but the integer targets go up to {int(target.max())}, not "
-            "only 0 and 1: give the model one output per class for cross-entropy, or pass loss_fn")
+            "only 0 and 1: give the model one output per class for cross-entropy, make the "
+            "targets float for mean squared error, or pass loss_fn")
     return F.binary_cross_entropy_with_logits(output.reshape(target.shape)[kept],
                                               target[kept].to(output.dtype))
 
