@@ -20,11 +20,13 @@ from torch import nn
 
 from autoinit.errors import ConfigError, TrackingError, TrackingWarning
 from autoinit.integrations import RUN_ID
+from autoinit.layers import eager
 from autoinit.proxy import search_on_proxy
 from autoinit.redact import redact
 from autoinit.result import FitResult, ProxyReport, TrackedRun
 from autoinit.scheme import InitScheme
-from autoinit.search import run_search, search_budget
+from autoinit.search import probe_loss, run_search, search_budget
+from autoinit.search_input import materialize
 from autoinit.threads import compute_threads
 
 __all__ = ["fit", "load_scheme"]
@@ -76,6 +78,9 @@ def fit(model: nn.Module, dataloader: Any, *, mlflow: bool = True, tracking_uri:
         ['kaiming_normal', 'lecun_normal', 'lsuv']
     """
     _check_tracking_options(mlflow, tracking_uri, experiment, require_tracking, parent_run_id)
+    # lazy modules get their shapes first: the tracking and a proxy's transfer read them
+    dataloader = materialize(eager(model), dataloader, probe_loss(
+        options.get("loss_fn"), options.get("train_step"), options.get("score")))
     if proxy is not None:
         search = functools.partial(fit, mlflow=mlflow, tracking_uri=tracking_uri,
                                    experiment=experiment, require_tracking=require_tracking,

@@ -1,11 +1,16 @@
 """Batches and losses: how autoinit runs a model on the user's data.
 
-A batch may be ``(inputs, target)`` (tuple or list), a dict with a ``target``/``y``/``label(s)``
-key (the other keys are the inputs), or anything a user ``loss_fn(model, batch)`` understands.
-The default loss is cross-entropy for integer targets and mean squared error for float targets;
-a model whose ``forward`` takes ``labels`` and returns a ``loss`` (a Hugging Face model, given a
-dict batch with ``labels``) is trained on its own loss, as its Trainer does (a causal LM's is the
-shifted next-token loss; plain cross-entropy on its logits would train it to copy its input).
+A batch may be ``(inputs, target)`` (tuple, list or namedtuple), a dict (or a dataclass, read as
+the dict of its fields) with a ``target``/``y``/``label(s)`` key (the other keys are the inputs),
+or anything a user ``loss_fn(model, batch)`` understands. Tuple inputs are spread over a
+``forward`` that takes several (``forward(src, tgt)``), dict inputs passed by keyword. The
+default loss is cross-entropy for integer targets (binary cross-entropy where the model gives
+one logit per target: a single-logit binary classifier, integer multi-label targets) and mean
+squared error for float targets. A model whose ``forward`` takes ``labels`` and returns a
+``loss`` (a Hugging Face model, given a dict batch with ``labels``) is trained on its own loss,
+as its Trainer does (a causal LM's is the shifted next-token loss; plain cross-entropy on its
+logits would train it to copy its input), and a model with a ``training_step(batch, batch_idx)``
+of its own (a LightningModule) on the loss that returns.
 A ``loss_fn`` may also be ``"cross_entropy"``, ``"mse"``, or a criterion module such as
 ``nn.CrossEntropyLoss()`` (called as ``criterion(output, target)``).
 
@@ -19,14 +24,17 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from autoinit.errors import ConfigError
 
@@ -37,7 +45,8 @@ _TARGET_KEYS = ("target", "targets", "y", "label", "labels")
 
 
 def split_batch(batch: Any) -> tuple[Any, torch.Tensor]:
-    """``(inputs, target)`` from a tuple/list pair or a dict with a target key."""
+    """``(inputs, target)`` from a tuple/list pair or a dict (a dataclass) with a target key."""
+    batch = _fields(batch)
     if isinstance(batch, tuple | list) and len(batch) == 2:
         return batch[0], batch[1]
     if isinstance(batch, Mapping):
@@ -51,6 +60,15 @@ def split_batch(batch: Any) -> tuple[Any, torch.Tensor]:
     )
 
 
+def _fields(value: Any) -> Any:
+    """A dataclass instance as the dict of its fields (``None`` ones left out, as a Hugging Face
+    ``ModelOutput`` leaves them), anything else as it is."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)
+                if getattr(value, f.name) is not None}
+    return value
+
+
 def _describe(batch: Any) -> str:
     if isinstance(batch, Mapping):
         return f"a dict with keys {sorted(map(str, batch))}"
@@ -60,10 +78,26 @@ def _describe(batch: Any) -> str:
 
 
 def _call(model: nn.Module, inputs: Any) -> torch.Tensor:
-    return _prediction(model(**inputs) if isinstance(inputs, Mapping) else model(inputs))
+    if isinstance(inputs, Mapping):
+        return _prediction(model(**inputs))
+    if type(inputs) in (tuple, list) and _required_positionals(type(model)) > 1:
+        return _prediction(model(*inputs))  # forward(x1, x2): the inputs spread over it
+    return _prediction(model(inputs))
+
+
+@functools.cache
+def _required_positionals(cls: type) -> int:
+    """How many positional parameters a module class's ``forward`` requires (0: unknown)."""
+    try:
+        params = list(inspect.signature(cls.forward).parameters.values())[1:]  # after self
+    except (TypeError, ValueError):
+        return 0
+    return sum(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+               for p in params)
 
 
 def _prediction(out: Any) -> torch.Tensor:
+    out = _fields(out)  # a dataclass output (logits, hidden states, ...) read as a dict
     if isinstance(out, tuple | list):  # e.g. nn.LSTM returns (output, state)
         out = out[0]
     if isinstance(out, Mapping) and "logits" not in out and len(out) != 1:
@@ -76,10 +110,13 @@ def _prediction(out: Any) -> torch.Tensor:
 
 
 def default_criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy for integer targets, mean squared error for float targets."""
+    """Cross-entropy for integer targets (binary cross-entropy on one logit per target), mean
+    squared error for float targets."""
     if not isinstance(target, torch.Tensor):
         raise ConfigError(f"target must be a tensor, got {type(target).__name__}")
     if target.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+        if output.numel() == target.numel():
+            return _binary_cross_entropy(output, target)
         return _cross_entropy(output, target.long())
     if target.is_floating_point():
         return F.mse_loss(output, target.reshape(output.shape) if target.numel() == output.numel()
@@ -96,6 +133,21 @@ def _cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             and target.shape == output.shape[:1] + output.shape[2:]:
         return F.cross_entropy(output, target)
     return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))
+
+
+def _binary_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy with logits for integer 0/1 targets, one logit per target (a
+    ``(B, 1)`` output against ``(B,)`` classes: cross-entropy over one class is always 0);
+    negative targets are ignored, as torch's ``ignore_index`` has them."""
+    kept = target >= 0
+    if bool((target > 1).any()):
+        raise ConfigError(
+            f"the model gives one logit per target (output {tuple(output.shape)}, target "
+            f"{tuple(target.shape)}) but the integer targets go up to {int(target.max())}, not "
+            "only 0 and 1: give the model one output per class for cross-entropy, make the "
+            "targets float for mean squared error, or pass loss_fn")
+    return F.binary_cross_entropy_with_logits(output.reshape(target.shape)[kept],
+                                              target[kept].to(output.dtype))
 
 
 _NAMED = {"cross_entropy": _cross_entropy, "mse": F.mse_loss}
@@ -121,6 +173,8 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
         raise ConfigError(f"loss_fn must be a name, a criterion or a callable, got {loss_fn!r}")
 
     def loss(model: nn.Module, batch: Any) -> torch.Tensor:
+        if loss_fn is None and _has_training_step(type(model)):
+            return _training_step_loss(model, batch)
         if loss_fn is None and own_loss(model, batch):
             out = model(**batch)
             own = out.get("loss") if isinstance(out, Mapping) else getattr(out, "loss", None)
@@ -134,9 +188,37 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
 
 
 def own_loss(model: nn.Module, batch: Any) -> bool:
-    """Whether the default loss asks ``model`` for its own (a dict batch with ``labels`` and a
-    ``forward`` that takes them); the model returning no ``loss`` falls back to the default."""
-    return isinstance(batch, Mapping) and "labels" in batch and _takes_labels(type(model))
+    """Whether the default loss asks ``model`` for its own: its ``training_step``'s, or a dict
+    batch with ``labels`` and a ``forward`` that takes them (a model returning no ``loss`` then
+    falls back to the default)."""
+    return _has_training_step(type(model)) or (
+        isinstance(batch, Mapping) and "labels" in batch and _takes_labels(type(model)))
+
+
+_STEP_LIBRARIES = ("lightning", "pytorch_lightning")  # their base training_step only warns
+
+
+@functools.cache
+def _has_training_step(cls: type) -> bool:
+    """Whether a module class defines a ``training_step(batch, batch_idx)`` of its own (a
+    LightningModule's)."""
+    owner = next((c for c in cls.__mro__ if "training_step" in vars(c)), None)
+    if owner is None or owner.__module__.split(".")[0] in _STEP_LIBRARIES:
+        return False
+    try:
+        inspect.signature(owner.training_step).bind(None, None, 0)  # (self, batch, batch_idx)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _training_step_loss(model: nn.Module, batch: Any) -> torch.Tensor:
+    """The loss ``model.training_step(batch, 0)`` returns (a tensor or a dict with ``"loss"``);
+    its ``self.log`` calls warn without a trainer, and are ignored."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = model.training_step(batch, 0)
+    return out["loss"] if isinstance(out, Mapping) else out
 
 
 @functools.cache
@@ -160,13 +242,21 @@ def _checked(loss: LossFn) -> LossFn:
 
 
 def move_batch(batch: Any, device: torch.device | str) -> Any:
-    """``batch`` with every tensor in it moved to ``device`` (tuples, lists and dicts kept)."""
+    """``batch`` with every tensor in it moved to ``device`` (tuples, namedtuples, lists, dicts,
+    dataclasses and ``PackedSequence`` kept)."""
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
+    if isinstance(batch, PackedSequence):  # its batch sizes stay on the CPU, as torch needs
+        return batch.to(device)
     if isinstance(batch, Mapping):
         return {k: move_batch(v, device) for k, v in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
+        return type(batch)(*(move_batch(v, device) for v in batch))
     if isinstance(batch, tuple | list):
         return type(batch)(move_batch(v, device) for v in batch)
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        return dataclasses.replace(batch, **{f.name: move_batch(getattr(batch, f.name), device)
+                                             for f in dataclasses.fields(batch) if f.init})
     return batch
 
 

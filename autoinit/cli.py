@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 import click
+from torch import nn
 
 from autoinit.api import fit, load_scheme
 from autoinit.apply import apply_scheme
@@ -208,13 +209,13 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
     shape = f"{s.n_trials} trials of {s.probe_steps} probe steps" if steps is None else (
         f"planned to fit {DEFAULTS.budget_fraction} of your {steps}-step training")
     click.echo(f"autoinit search {name!r}: {type(model).__name__} "
-               f"({sum(p.numel() for p in model.parameters()):,} parameters), {shape}; study in "
+               f"({_parameters(model)}), {shape}; study in "
                f"{redact(s.storage)}")
     proxy = proxy_model(config)
     if proxy is not None:
         options["proxy"] = proxy
         click.echo(f"searching on the proxy ([proxy] {_kwargs(config.proxy)}: "
-                   f"{sum(p.numel() for p in proxy.parameters()):,} parameters); the chosen scheme "
+                   f"{_parameters(proxy)}); the chosen scheme "
                    "is transferred to the model by role group")
     if before:
         full = "; nothing left to search (a larger --n-trials extends it)" \
@@ -241,6 +242,15 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
                    "to resume", err=True)
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _parameters(model: nn.Module) -> str:
+    """``"1,234 parameters"``; a lazy module's are counted once the search has shaped them."""
+    params = list(model.parameters())
+    lazy = sum(isinstance(p, nn.parameter.UninitializedParameter) for p in params)
+    count = sum(p.numel() for p in params if not isinstance(p, nn.parameter.UninitializedParameter))
+    return f"{count:,} parameters" + (f" and {lazy} lazy ones, shaped on the first batch"
+                                      if lazy else "")
 
 
 def _kwargs(values: dict) -> str:

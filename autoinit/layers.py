@@ -314,19 +314,30 @@ def _fallback(name: str, t: torch.Tensor) -> LayerParam | None:
 _warned_types: set[str] = set()
 
 
+_WRAPPERS = (nn.DataParallel, nn.parallel.DistributedDataParallel)  # hold the model as .module
+
+
 def eager(model: nn.Module) -> nn.Module:
-    """The module ``torch.compile(model)`` wraps, else ``model``. autoinit describes, names and
-    initializes a compiled model through it (it shares the parameters), so a scheme carries the
-    same parameter names, and draws the same weights, with and without ``torch.compile``; and
-    forward hooks registered after a compiled graph was traced do not fire in the graph.
+    """The module ``torch.compile(model)``, ``nn.DataParallel(model)`` or
+    ``DistributedDataParallel(model)`` wraps (through any nesting of them), else ``model``.
+    autoinit describes, names and initializes a wrapped model through it (it shares the
+    parameters), so a scheme carries the same parameter names, and draws the same weights, with
+    and without the wrapper (no ``_orig_mod.`` or ``module.`` prefix); and forward hooks
+    registered after a compiled graph was traced do not fire in the graph.
 
     Example:
         >>> net = nn.Linear(2, 2)
-        >>> eager(torch.compile(net)) is net and eager(net) is net
+        >>> eager(torch.compile(net)) is net and eager(nn.DataParallel(net)) is net
         True
     """
-    inner = getattr(model, "_orig_mod", None)
-    return inner if isinstance(inner, nn.Module) else model
+    while True:
+        inner = getattr(model, "_orig_mod", None)
+        if isinstance(inner, nn.Module):
+            model = inner
+        elif isinstance(model, _WRAPPERS):
+            model = model.module
+        else:
+            return model
 
 
 def describe_params(
@@ -373,11 +384,10 @@ def describe_params(
                 _warn_once(f"complex {name}", f"parameter {name!r} is complex; autoinit's "
                            "families draw real values, so it is left as it is")
                 continue
-            if tensor.requires_grad and (hooked := _hooked_norm(module)):  # frozen: left alone
+            if tensor.requires_grad and (hooked := _hooked_weight(module)):  # frozen: left alone
                 raise ConfigError(
-                    f"module {module_name!r} uses torch.nn.utils.{hooked}, whose forward hook "
-                    f"keeps its weight outside the parameters; use "
-                    f"torch.nn.utils.parametrizations.{hooked} instead"
+                    f"module {module_name!r} uses {hooked[0]}, whose forward hook keeps its "
+                    f"weight outside the parameters, where it cannot be copied; {hooked[1]}"
                 )
             owner, as_name = module, local
             if isinstance(module, parametrize.ParametrizationList):
@@ -406,16 +416,22 @@ def describe_params(
     return specs
 
 
-_HOOKED_NORMS = {"torch.nn.utils.spectral_norm": "spectral_norm",
-                 "torch.nn.utils.weight_norm": "weight_norm"}  # module of the hook -> its function
+# the module of an old hook that recomputes a weight before every forward -> what to do instead
+_HOOKS = {"torch.nn.utils.spectral_norm": "use torch.nn.utils.parametrizations.spectral_norm "
+                                          "instead",
+          "torch.nn.utils.weight_norm": "use torch.nn.utils.parametrizations.weight_norm instead",
+          "torch.nn.utils.prune": "search before pruning, or make the pruning permanent "
+                                  "(torch.nn.utils.prune.remove) first"}
 
 
-def _hooked_norm(module: nn.Module) -> str | None:
-    """``"spectral_norm"`` or ``"weight_norm"`` when ``module`` carries the old, hook-based
-    version: it recomputes ``weight`` from ``weight_orig`` (``weight_g``, ``weight_v``) before
-    every forward and holds it as a plain tensor that cannot be copied once a forward ran."""
-    return next((_HOOKED_NORMS[type(h).__module__] for h in module._forward_pre_hooks.values()
-                 if type(h).__module__ in _HOOKED_NORMS), None)
+def _hooked_weight(module: nn.Module) -> tuple[str, str] | None:
+    """``(hook's module, advice)`` when ``module`` carries an old, hook-based spectral norm,
+    weight norm or pruning: it recomputes ``weight`` from ``weight_orig`` (``weight_g``,
+    ``weight_v``; ``weight_orig`` and ``weight_mask``) before every forward and holds it as a
+    plain tensor that cannot be copied."""
+    return next(((type(h).__module__, _HOOKS[type(h).__module__])
+                 for h in module._forward_pre_hooks.values() if type(h).__module__ in _HOOKS),
+                None)
 
 
 def _drawn_original(plist: parametrize.ParametrizationList, local: str) -> bool:

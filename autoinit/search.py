@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from torch import nn
 
 from autoinit.apply import apply_scheme
-from autoinit.batches import make_loss, own_loss
+from autoinit.batches import LossFn, make_loss, own_loss
 from autoinit.budget import MAX_LENGTHENING, BudgetPlan, budget_of, eval_every_of, plan_budget
 from autoinit.clock import StepClock
 from autoinit.device import resolve_device
@@ -39,7 +39,7 @@ from autoinit.probe import ProbeConfig, ProbeData, bare_step, check_first_step, 
 from autoinit.progress import SearchProgress, progress_wanted
 from autoinit.result import BudgetReport, FitResult, SearchContext, SearchCost
 from autoinit.rungs import rung_steps, study_agreement
-from autoinit.search_input import check_finite, check_loss, probe_batches
+from autoinit.search_input import check_finite, check_loss, materialize, probe_batches
 from autoinit.search_rounds import Rounds
 from autoinit.selection import Selection, baseline_scores, rerun_steps
 from autoinit.settings import DEFAULTS, check_option
@@ -47,7 +47,7 @@ from autoinit.space import SearchSpace
 from autoinit.study import named_candidates
 from autoinit.threads import ThreadChoice, choose_threads, compute_threads
 
-__all__ = ["DEFAULT_PROBE_STEPS", "Selection", "run_search", "search_budget"]
+__all__ = ["DEFAULT_PROBE_STEPS", "Selection", "probe_loss", "run_search", "search_budget"]
 
 
 class _DefaultSteps(int):
@@ -108,8 +108,10 @@ def run_search(
 
     Args:
         model: the model to initialize; it is initialized in place with the chosen scheme. A
-            ``torch.compile``'d model is searched through the module it wraps (eager probes;
-            the scheme's names are the plain model's).
+            ``torch.compile``'d model, or one in ``nn.DataParallel`` or
+            ``DistributedDataParallel``, is searched through the module it wraps (eager probes;
+            the scheme's names are the plain model's). Lazy modules get their shapes from one
+            pass of the loss on the first batch.
         dataloader: the training batches; the probes train on the first ``probe_steps``.
         val_dataloader: held-out batches (``val_batches`` of them); default: split off the front
             of ``dataloader``'s batches.
@@ -212,6 +214,8 @@ def run_search(
     _validate_parts(eval_every, selection, callbacks)
     dev = resolve_device(device)
     space = _space(families, search_lr)
+    loss = probe_loss(loss_fn, train_step, score)
+    dataloader = materialize(model, dataloader, loss)  # lazy modules get their shapes
     plan = ModelPlan.of(model, groups, only=only, exclude=exclude, include_frozen=include_frozen)
     layer_plan = ModelPlan.of(model, "layer", only=only, exclude=exclude,
                               include_frozen=include_frozen)
@@ -222,9 +226,6 @@ def run_search(
             budget.n_trials
         selection = budget.selection
     selection = selection or Selection()
-    # with your own train_step and score, the loss is only used when you pass one
-    own_loop = train_step is not None and score is not None
-    loss = None if own_loop and loss_fn is None else make_loss(loss_fn)
     loop = make_loop(train_step, score, make_state, loss, search_lr)
     ends = rung_steps(probe_steps, rungs)
     # a search may lengthen its probes (one rung): two doublings. A budgeted one (in one
@@ -314,6 +315,14 @@ def search_budget(model: nn.Module, *, train_steps: int | None = None,
     plan = ModelPlan.of(model, groups, only=only, exclude=exclude, include_frozen=include_frozen)
     return _budget(plan, _space(families, search_lr), lr, train_steps, budget_steps,
                    probe_steps, n_trials, selection)
+
+
+def probe_loss(loss_fn: str | nn.Module | Callable | None, train_step: TrainStep | None,
+               score: ScoreFn | None) -> LossFn | None:
+    """The probes' loss (:func:`autoinit.batches.make_loss`); ``None`` with your own
+    ``train_step`` and ``score`` and no ``loss_fn`` (the loss is then only used when given)."""
+    own_loop = train_step is not None and score is not None
+    return None if own_loop and loss_fn is None else make_loss(loss_fn)
 
 
 def _space(families: Sequence[str] | str | None, search_lr: bool) -> SearchSpace:

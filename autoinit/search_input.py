@@ -16,19 +16,53 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from autoinit.batches import fetch_batches
+from autoinit.batches import LossFn, fetch_batches, move_batch
 from autoinit.errors import AutoinitError, ConfigError
 
 if TYPE_CHECKING:
     from autoinit.probe import ProbeData
 
-__all__ = ["check_finite", "check_loss", "probe_batches"]
+__all__ = ["check_finite", "check_loss", "materialize", "probe_batches"]
+
+
+def materialize(model: nn.Module, loader: Iterable, loss: LossFn | None) -> Iterable:
+    """Give a model's lazy modules (``nn.LazyLinear``, ``nn.LazyConv2d``, ...) their parameters'
+    shapes: the loss runs once on ``loader``'s first batch, in eval mode, without gradients and
+    without touching the global RNG. Returns the loader to read the batches from (a one-shot
+    iterator, such as a generator, with its first batch put back). Without a loss, or a lazy
+    parameter, nothing happens."""
+    if loss is None or not any(isinstance(p, nn.parameter.UninitializedParameter)
+                               for p in model.parameters()):
+        return loader
+    try:
+        iterator = iter(loader)
+    except TypeError:
+        return loader  # fetch_batches says what it must be
+    first = next(iterator, None)
+    if first is None:
+        return loader
+    device = next(model.parameters()).device
+    training = model.training
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        try:
+            model.eval()
+            loss(model, move_batch(first, device))
+        except AutoinitError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
+            raise ConfigError(f"the lazy modules' parameters could not be materialized on the "
+                              f"first batch: {type(exc).__name__}: {_one_line(exc)}") from exc
+        finally:
+            model.train(training)
+    return itertools.chain([first], iterator) if iterator is loader else loader
 
 
 def probe_batches(loader: Iterable, val_loader: Iterable | None, probe_steps: int,
@@ -63,6 +97,9 @@ def _tensors(batch: Any) -> Iterator[torch.Tensor]:
     elif isinstance(batch, tuple | list):
         for v in batch:
             yield from _tensors(v)
+    elif dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        for f in dataclasses.fields(batch):
+            yield from _tensors(getattr(batch, f.name))
 
 
 def check_loss(model: nn.Module, data: ProbeData) -> None:
@@ -87,8 +124,22 @@ def check_loss(model: nn.Module, data: ProbeData) -> None:
                 elif isinstance(batch, Mapping) and "keyword argument" in str(exc):
                     hint = ("; a dict batch is passed as model(**batch) without its target key: "
                             "pass loss_fn(model, batch) for a model that takes the dict")
+                else:
+                    hint = _dtype_hint(model, batch)
                 raise ConfigError(f"the loss could not be computed on {where}: "
                                   f"{type(exc).__name__}: {_one_line(exc)}{hint}") from exc
+
+
+def _dtype_hint(model: nn.Module, batch: Any) -> str:
+    """Advice when the batch's floating-point tensors are of another dtype than the model's
+    parameters (float64 data from NumPy against a float32 model), else ``""``."""
+    params = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    data = {t.dtype for t in _tensors(batch) if t.is_floating_point()} - params
+    if len(params) != 1 or not data:
+        return ""
+    have, want = ", ".join(sorted(str(d) for d in data)), str(next(iter(params)))
+    return (f"; the batch holds {have} tensors and the model {want} parameters: cast the data "
+            f"(tensor.to({want}) in the dataset or collate_fn) or the model (model.to(...))")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
+from collections import namedtuple
+from dataclasses import dataclass
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-from autoinit.batches import fetch_batches, make_loss, move_batch, split_batch
+from autoinit.batches import fetch_batches, make_loss, move_batch, own_loss, split_batch
 from autoinit.errors import ConfigError
 
 G = torch.Generator().manual_seed(0)
@@ -153,3 +158,108 @@ def test_a_model_that_takes_labels_but_returns_no_loss_gets_the_default_loss():
     expected = F.cross_entropy(model(batch["input_ids"])["logits"].reshape(-1, 5),
                                batch["labels"].reshape(-1))
     assert torch.allclose(make_loss(None)(model, batch), expected)
+
+
+# ----------------------------------------------------------- what users wrap their data in
+
+
+Pair = namedtuple("Pair", "inputs target")
+
+
+@dataclass
+class Record:
+    x: torch.Tensor
+    label: torch.Tensor
+    note: str | None = None
+
+
+def test_move_batch_keeps_namedtuples_dataclasses_and_packed_sequences():
+    packed = pack_padded_sequence(torch.randn(2, 3, 4, generator=G), torch.tensor([3, 2]),
+                                  batch_first=True)
+    moved = move_batch([Pair(X, Y_INT), Record(X, Y_INT, "n"), packed], "cpu")
+    assert isinstance(moved[0], Pair) and moved[0].target is Y_INT
+    assert isinstance(moved[1], Record) and moved[1].note == "n"
+    assert isinstance(moved[2], PackedSequence) and torch.equal(moved[2].data, packed.data)
+
+
+def test_a_dataclass_batch_is_read_as_the_dict_of_its_fields():
+    inputs, target = split_batch(Record(X, Y_INT))
+    assert inputs is X and target is Y_INT
+
+
+def test_tuple_inputs_are_spread_over_a_forward_that_takes_several():
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 2), nn.Linear(3, 2)
+
+        def forward(self, x1, x2, scale=1.0):
+            return (self.a(x1) + self.b(x2)) * scale
+
+    net = TwoInputs()
+    loss = make_loss(None)(net, ((X, 2 * X), Y_INT))
+    assert torch.allclose(loss, F.cross_entropy(net.a(X) + net.b(2 * X), Y_INT))
+
+
+def test_a_dataclass_output_is_read_by_its_logits():
+    @dataclass
+    class Output:
+        logits: torch.Tensor
+        hidden: torch.Tensor | None = None
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return Output(self.fc(x), x)
+
+    net = Net()
+    assert torch.allclose(make_loss(None)(net, (X, Y_INT)), F.cross_entropy(net.fc(X), Y_INT))
+
+
+def test_integer_targets_against_one_logit_each_take_binary_cross_entropy():
+    single = nn.Linear(3, 1)
+    expected = F.binary_cross_entropy_with_logits(single(X).squeeze(1), Y_INT.float())
+    assert torch.allclose(make_loss(None)(single, (X, Y_INT)), expected)
+    ignored = torch.tensor([0, 1, -100, 0, 1, -100])  # torch's ignore_index
+    kept = ignored >= 0
+    assert torch.allclose(make_loss(None)(single, (X, ignored)), F.binary_cross_entropy_with_logits(
+        single(X).squeeze(1)[kept], ignored[kept].float()))
+    multi = torch.randint(0, 2, (6, 2), generator=G)  # integer multi-label targets
+    assert torch.allclose(make_loss(None)(NET, (X, multi)),
+                          F.binary_cross_entropy_with_logits(NET(X), multi.float()))
+    with pytest.raises(ConfigError, match=r"one logit per target .* go up to 3, not only 0 and 1"):
+        make_loss(None)(single, (X, torch.tensor([0, 1, 2, 3, 0, 1])))
+
+
+def test_a_model_with_its_own_training_step_is_trained_on_its_loss():
+    class Stepper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc(x)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            warnings.warn("self.log without a trainer", stacklevel=2)  # ignored
+            return {"loss": F.cross_entropy(self(x), y, label_smoothing=0.2)}
+
+    net = Stepper()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = make_loss(None)(net, (X, Y_INT))
+    assert torch.allclose(loss, F.cross_entropy(net(X), Y_INT, label_smoothing=0.2))
+    assert own_loss(net, (X, Y_INT)) and not own_loss(NET, (X, Y_INT))
+
+
+def test_a_training_step_of_another_signature_is_not_called():
+    class OneArgument(nn.Linear):
+        def training_step(self, batch):  # not (batch, batch_idx): the default loss is kept
+            raise AssertionError("called")
+
+    net = OneArgument(3, 2)
+    assert torch.allclose(make_loss(None)(net, (X, Y_INT)), F.cross_entropy(net(X), Y_INT))

@@ -24,7 +24,7 @@ import torch
 from optuna.trial import TrialState
 
 import autoinit
-from autoinit.cli import main
+from autoinit.cli import _parameters, main
 from autoinit.plan import uniform_scheme
 from autoinit.tasks import get_task
 
@@ -566,3 +566,9 @@ def test_status_of_a_study_file_whose_storage_file_is_missing_creates_nothing(tm
     assert err.strip() == (f"autoinit: error: storage 'sqlite:///{tmp_path}/typo.db' holds no "
                            f"study: there is no file '{tmp_path}/typo.db'")
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_the_search_line_counts_a_lazy_models_parameters_without_touching_the_unshaped():
+    lazy = torch.nn.Sequential(torch.nn.LazyLinear(8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    assert _parameters(lazy) == "18 parameters and 2 lazy ones, shaped on the first batch"
+    assert _parameters(torch.nn.Linear(1000, 2)) == "2,002 parameters"

@@ -11,7 +11,7 @@ from autoinit.integrations.testing import mlflow_globals_kept, sqlite_store
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "ecosystem.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
-NEEDS = ("transformers", "transformers", "transformers", "lightning", "optuna_dashboard")
+NEEDS = ("transformers", "transformers", "transformers", "lightning", "optuna_dashboard", "torch")
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy import stats
 from torch import nn
+from torch.nn.utils import prune
 
 from autoinit import (
     ConfigError,
@@ -426,6 +427,21 @@ def test_hook_based_norms_are_refused_in_one_line_naming_the_replacement(wrap):
     before = frozen.detach().clone()
     apply_scheme(net, uniform_scheme(net, "orthogonal"))
     assert torch.equal(frozen, before)
+
+
+def test_a_pruned_module_is_refused_in_one_line_saying_what_to_do():
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    prune.l1_unstructured(net[2], "weight", amount=0.5)
+    with pytest.raises(ConfigError, match=r"^module '2' uses torch.nn.utils.prune, .* search "
+                                          r"before pruning, or make the pruning permanent"):
+        describe_params(net)
+    prune.remove(net[2], "weight")
+    assert "2.weight" in spec_map(net)
+
+
+def test_data_parallel_models_are_described_without_the_wrappers_prefix():
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    assert list(spec_map(nn.DataParallel(nn.DataParallel(net)))) == list(spec_map(net))
 
 
 # ----------------------------------------------------------------------- describe_params

@@ -532,3 +532,13 @@ def test_a_lengthened_round_logs_children_under_their_own_names(store):
     lengths = {r.info.run_name: r.data.tags["autoinit.probe_length"] for r in runs}
     assert lengths["trial-0-pytorch_default"] == "10"
     assert lengths["trial-0-pytorch_default-20-steps"] == "20"
+
+
+def test_a_lazy_model_is_tracked_once_the_first_batch_has_shaped_it(store):
+    uri, client, new_experiment = store
+    lazy = torch.nn.Sequential(torch.nn.LazyLinear(8), torch.nn.ReLU(), torch.nn.LazyLinear(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrackingWarning)  # the run is started, not given up
+        result = autoinit.fit(lazy, make_loader(), n_trials=6, probe_steps=4, tracking_uri=uri,
+                              experiment=new_experiment("lazy"), progress=False)
+    assert client.get_run(result.run.run_id).info.status == "FINISHED"

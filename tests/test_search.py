@@ -299,3 +299,25 @@ def test_an_optimizer_that_cannot_train_the_model_fails_in_one_line_before_any_t
                                           r"lr=0.001: RuntimeError: .*sparse"):
         run_search(SparseBag(), token_loader, n_trials=4, probe_steps=2)
     assert run_search(SparseBag(), token_loader, optimizer="sgd", n_trials=7, probe_steps=2).scheme
+
+
+def test_a_lazy_model_is_shaped_on_the_first_batch_of_a_generator_and_its_scheme_replays(
+        tiny_loader):
+    batches = list(tiny_loader)
+    lazy = nn.Sequential(nn.LazyLinear(16), nn.ReLU(), nn.LazyLinear(2))
+    result = run_search(lazy, (b for b in batches), n_trials=7, probe_steps=4)
+    assert sorted(result.scheme.parameters) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+    fresh = nn.Sequential(nn.LazyLinear(16), nn.ReLU(), nn.LazyLinear(2))
+    fresh(batches[0][0])  # a fresh lazy model takes the scheme once a batch has shaped it
+    apply_scheme(fresh, result.scheme)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.parameters(), lazy.parameters(),
+                                                 strict=True))
+
+
+def test_a_data_parallel_model_is_searched_as_the_module_it_wraps(tiny_loader):
+    wrapped = nn.DataParallel(tiny_mlp())
+    result = run_search(wrapped, tiny_loader, n_trials=7, probe_steps=4)
+    assert not any(name.startswith("module.") for name in result.scheme.parameters)
+    again = apply_scheme(tiny_mlp(seed=1), result.scheme)
+    assert all(torch.equal(a, b) for a, b in zip(again.parameters(), wrapped.parameters(),
+                                                 strict=True))

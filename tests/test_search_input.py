@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
 
+from autoinit.batches import make_loss
 from autoinit.errors import ConfigError
 from autoinit.probe import ProbeData
-from autoinit.search_input import check_loss
+from autoinit.search_input import check_finite, check_loss, materialize
 
 G = torch.Generator().manual_seed(0)
 
@@ -72,3 +75,32 @@ def test_a_many_line_error_is_reported_on_one_line_with_its_first_and_last_lines
     assert str(info.value) == ("the loss could not be computed on the first batch: TypeError: "
                                "Sequential( ... got multiple values for keyword argument "
                                "'input_ids'")
+
+
+def test_a_dtype_mismatch_between_data_and_model_says_what_to_cast():
+    batches = [(x.double(), y) for x, y in _batches(8, 8)]
+    with pytest.raises(ConfigError, match=r"^the loss could not .* the batch holds torch.float64 "
+                                          r"tensors and the model torch.float32 parameters: cast"):
+        check_loss(_bn_net(), ProbeData(batches, batches))
+
+
+def test_lazy_modules_are_shaped_on_the_first_batch_which_a_generator_still_yields():
+    batches = _batches(8, 8, 8)
+    lazy = nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(2))
+    loader = materialize(lazy, (b for b in batches), make_loss(None))
+    assert [p.shape for p in lazy.parameters()] == [(8, 4), (8,), (2, 8), (2,)]
+    assert all(a[0] is b[0] for a, b in zip(loader, batches, strict=True))
+    assert lazy.training  # its mode is kept
+    plain = nn.Linear(4, 2)
+    assert materialize(plain, batches, make_loss(None)) is batches  # nothing to shape
+
+
+def test_nan_in_a_dataclass_batch_is_found():
+    @dataclasses.dataclass
+    class Record:
+        x: torch.Tensor
+        y: torch.Tensor
+
+    with pytest.raises(ConfigError, match="batch 1 of dataloader holds NaN"):
+        check_finite([Record(torch.zeros(2), torch.zeros(2)),
+                      Record(torch.tensor([0.0, float("nan")]), torch.zeros(2))], "dataloader")
