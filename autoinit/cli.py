@@ -272,11 +272,16 @@ def show(scheme_ref: str, tracking_uri: str | None) -> int:
               "depends on it).")
 @click.option("--seed", type=int, help="As given to the search (its default study name "
               "depends on it).")
+@click.option("--rungs", type=int, help="As given to the search (its default study name "
+              "depends on it).")
+@click.option("--train-steps", type=int, metavar="N", help="As given to the search (its default "
+              "study name depends on it).")
 @click.option("--top", type=int, default=5, show_default=True, help="Best trials to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @debug_option
 def status(study: str | None, storage: str | None, study_name: str | None,
-           probe_steps: int | None, seed: int | None, top: int, as_json: bool) -> int:
+           probe_steps: int | None, seed: int | None, rungs: int | None,
+           train_steps: int | None, top: int, as_json: bool) -> int:
     """Print where a study stands: trials by state and the best probe scores so far.
 
     Reads the storage only, so any machine of a shared search can run it while the workers
@@ -290,7 +295,8 @@ def status(study: str | None, storage: str | None, study_name: str | None,
     n_trials = None  # the study file's: with it, a study holding them has ended
     if study is not None:
         config = study_config(study, {"search.storage": storage, "search.study_name": study_name,
-                                 "search.probe_steps": probe_steps, "search.seed": seed})
+                                 "search.probe_steps": probe_steps, "search.seed": seed,
+                                 "search.rungs": rungs, "train.steps": train_steps})
         storage, study_name = config.search.storage, config.study_name
         n_trials = config.search.n_trials
         explain_missing(config)

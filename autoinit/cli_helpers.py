@@ -54,9 +54,10 @@ def explain_missing(config: StudyConfig) -> None:
         raise ConfigError(
             f"study {config.study_name!r} is not in storage {redact(config.search.storage)!r}, "
             f"but {', '.join(repr(n) for n in siblings)} from the same study file is: the default "
-            "name hashes the model, data and training settings and probe_steps, objective, "
-            "groups, families, search_lr and seed, so give the flags the search was given "
-            f"(e.g. --probe-steps) or --study-name {siblings[-1]}")
+            "name hashes the model, data and training settings ([train] steps too) and probe_steps, "
+            "rungs, cooldown, objective, groups, families, search_lr and seed, so give the flags "
+            f"the search was given (--probe-steps, --rungs, --seed, --train-steps) or --study-name "
+            f"{siblings[-1]}")
 
 
 def open_study_storage(url: str) -> optuna.storages.BaseStorage:

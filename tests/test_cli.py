@@ -519,10 +519,27 @@ def test_status_finds_a_study_searched_with_other_flags_or_says_how(tmp_path, ca
     code, _, err = run(capsys, "status", study)
     assert code == 2
     assert f"but '{name}' from the same study file is" in err
-    assert f"(e.g. --probe-steps) or --study-name {name}" in err
+    assert f"(--probe-steps, --rungs, --seed, --train-steps) or --study-name {name}" in err
     code, out, err = run(capsys, "status", study, "--probe-steps", 4)
     assert code == 0, err
     assert f"study '{name}': 7 finished trials" in out
+
+
+@pytest.mark.parametrize("flags", [("--train-steps", 5000), ("--rungs", 2)])
+def test_status_takes_every_search_flag_that_names_the_study(tmp_path, capsys, flags):
+    from autoinit.config import load_study
+
+    study = write_study(tmp_path)
+    key = {"--train-steps": "train.steps", "--rungs": "search.rungs"}[flags[0]]
+    name = load_study(study, {key: flags[1]}).study_name  # what `search study FLAGS` names it
+    assert name != load_study(study).study_name
+    optuna.create_study(storage=f"sqlite:///{tmp_path}/study.db", study_name=name).add_trial(
+        optuna.trial.create_trial(value=1.0))
+    code, _, err = run(capsys, "status", study)
+    assert code == 2 and f"or --study-name {name}" in err and flags[0] in err
+    code, out, err = run(capsys, "status", study, *flags)
+    assert code == 0, err
+    assert out.startswith(f"study '{name}': 1 finished trials")
 
 
 def test_show_says_a_scheme_is_the_lsuv_baseline(tmp_path, capsys):
