@@ -510,6 +510,13 @@ def test_a_flag_does_not_hide_an_invalid_value_in_the_study_file(tmp_path, capsy
                            "but the file must be valid too)")
 
 
+def test_a_flag_on_another_key_leaves_the_study_files_error_as_it_is(tmp_path, capsys):
+    study = write_study(tmp_path, n_trials=-3)
+    code, _, err = run(capsys, "search", study, "--probe-steps", 5)
+    assert code == 2
+    assert err.strip() == "autoinit: error: search.n_trials must be a positive integer, got -3"
+
+
 def test_status_finds_a_study_searched_with_other_flags_or_says_how(tmp_path, capsys):
     study = write_study(tmp_path, n_trials=7, probe_steps=6)
     code, out, err = run(capsys, "search", study, "--probe-steps", 4, "--no-mlflow",
