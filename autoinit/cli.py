@@ -152,8 +152,9 @@ def cli() -> None:
 @click.option("--timeout", type=float, metavar="S", help="Stop starting trials after S seconds.")
 @click.option("--probe-steps", type=int, help=f"Training steps per probe (default {DEFAULTS.probe_steps}).")
 @click.option("--train-steps", type=int, metavar="N", help="The training you run afterwards "
-              f"([train] steps): the search then costs at most {DEFAULTS.budget_fraction} of it, "
-              "planned to fit, and reports its cost R against it.")
+              f"([train] steps): the search is then planned to fit a budget of "
+              f"{DEFAULTS.budget_fraction} of its steps and reports its measured cost R against "
+              "it (often up to 0.5: wall time counts too).")
 @click.option("--rungs", type=int, help="Successive-halving rungs: probes scored at probe-steps "
               "x 3^i, the top third kept at each (default 1: none).")
 @click.option("--storage", metavar="URL", help="Optuna storage URL (default "

@@ -573,6 +573,14 @@ def test_show_says_a_scheme_is_the_lsuv_baseline(tmp_path, capsys):
     assert re.search(r"^chosen lsuv \(scheme.json\)\s+\d", out, re.M)
 
 
+def test_the_train_steps_help_promises_a_plan_not_a_ceiling(capsys):
+    # the plan is budget_fraction of the steps; the measured R reads up to 0.5 (search_cost.md)
+    code, out, _ = run(capsys, "search", "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "planned to fit a budget of 0.3 of its steps" in text and "at most" not in text
+
+
 def test_docs_count_the_commands_there_are(capsys):
     from autoinit.cli import cli
 
