@@ -591,6 +591,16 @@ def test_docs_count_the_commands_there_are(capsys):
         assert f"`{command}`" in text.splitlines()[2]
 
 
+def test_the_study_file_in_the_docs_is_valid(tmp_path):
+    from autoinit.config import load_study
+
+    block = re.search(r"```toml\n(.*?)```", (REPO / "docs" / "cli.md").read_text(), re.S).group(1)
+    (tmp_path / "study.toml").write_text(block)
+    config = load_study(tmp_path / "study.toml")
+    assert (config.search.study_name, config.train.steps, config.proxy) == (
+        "my-study", 5000, {"width": 32, "depth": 8})
+
+
 def test_status_of_a_study_file_whose_storage_file_is_missing_creates_nothing(tmp_path, capsys):
     study = write_study(tmp_path, storage=f"sqlite:///{tmp_path}/typo.db")
     code, out, err = run(capsys, "status", study)

@@ -37,9 +37,11 @@ def test_quick_start_search_command_runs(tmp_path):
 
 
 def test_test_command_matches_ci():
-    test_line = _blocks("bash")[1].strip()
+    test_line = next(b for b in _blocks("bash") if "pytest" in b).strip()
+    ci = (ROOT / ".ci" / "run").read_text()
     assert test_line.endswith("python -m pytest")
-    assert "python -m pytest" in (ROOT / ".ci" / "run").read_text()
+    assert "python -m pytest" in ci and '"torch==2.13.0"' in ci and '-e ".[test]"' in ci
+    assert test_line.startswith('pip install "torch==2.13.0" && pip install -e ".[test]"')
 
 
 def test_python_snippet_runs(tmp_path, monkeypatch, tiny_loader):
