@@ -80,3 +80,17 @@ def test_public_api_is_what_the_readme_shows():
     submodules = {p.stem for p in (ROOT / "autoinit").iterdir() if not p.name.startswith("_")}
     assert shown - submodules - {"__all__"} <= public, sorted(shown - submodules - public)
     assert all(hasattr(autoinit, name) for name in public)
+
+
+def test_every_flag_the_docs_show_is_a_real_option():
+    from autoinit.cli import cli
+
+    rows = re.findall(r"^\| `autoinit (\w+) ([^`]*)`", README, flags=re.M)
+    cli_md = (ROOT / "docs" / "cli.md").read_text()
+    rows += [("search", flag) for flag in re.findall(r"^\| `(--[\w-]+)", cli_md, flags=re.M)]
+    rows += re.findall(r"^### `autoinit (\w+) ([^`]*)`", cli_md, flags=re.M)
+    assert {command for command, _ in rows} == set(cli.commands)
+    for command, usage in rows:
+        options = {o for p in cli.commands[command].params for o in getattr(p, "opts", [])}
+        shown = set(re.findall(r"--[\w-]+", usage))
+        assert shown <= options, (command, sorted(shown - options))
