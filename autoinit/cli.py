@@ -33,6 +33,7 @@ import click
 from autoinit.api import fit, load_scheme
 from autoinit.apply import apply_scheme
 from autoinit.cli_helpers import (
+    check_out,
     check_tracking,
     explain_missing,
     finished_trials,
@@ -198,6 +199,7 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
                           model_ref, data_ref, model_kwargs, data_kwargs)
     tracking = tracking_settings(config, tracking_uri, experiment, no_mlflow)
     check_tracking(tracking, tracking_uri)
+    check_out(out)
     storage_handle = open_study_storage(config.search.storage)
     options = config.fit_options()  # resolves the loss early: a bad reference fails here
     model = seeded_model(config)

@@ -125,9 +125,18 @@ def interrupted_path(out: str) -> str:
     return str(path.with_name(f"{path.stem}.interrupted{path.suffix or '.json'}"))
 
 
-def write_scheme(scheme: InitScheme, out: str) -> None:
+def check_out(out: str) -> None:
+    """``--out``'s folder, made now: a path that cannot hold the scheme fails before the search,
+    not after it has run."""
     try:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot write {out!r}: {exc.strerror or exc}") from None
+
+
+def write_scheme(scheme: InitScheme, out: str) -> None:
+    check_out(out)
+    try:
         scheme.to_json(out)
     except OSError as exc:
         raise ConfigError(f"--out: cannot write {out!r}: {exc.strerror or exc}") from None

@@ -517,6 +517,16 @@ def test_a_flag_on_another_key_leaves_the_study_files_error_as_it_is(tmp_path, c
     assert err.strip() == "autoinit: error: search.n_trials must be a positive integer, got -3"
 
 
+def test_an_unwritable_out_fails_before_any_trial(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("")
+    out = tmp_path / "notes.txt" / "scheme.json"  # a folder that cannot be made
+    study = write_study(tmp_path)
+    code, stdout, err = run(capsys, "search", study, "--out", out)
+    assert (code, stdout) == (2, "")
+    assert err.startswith(f"autoinit: error: --out: cannot write '{out}': ") and err.count("\n") == 1
+    assert not (tmp_path / "study.db").exists()  # no study, no trial
+
+
 def test_status_finds_a_study_searched_with_other_flags_or_says_how(tmp_path, capsys):
     study = write_study(tmp_path, n_trials=7, probe_steps=6)
     code, out, err = run(capsys, "search", study, "--probe-steps", 4, "--no-mlflow",
