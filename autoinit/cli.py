@@ -34,6 +34,7 @@ from torch import nn
 from autoinit.api import fit, load_scheme
 from autoinit.apply import apply_scheme
 from autoinit.cli_helpers import (
+    check_out,
     check_tracking,
     explain_missing,
     finished_trials,
@@ -153,8 +154,9 @@ def cli() -> None:
 @click.option("--timeout", type=float, metavar="S", help="Stop starting trials after S seconds.")
 @click.option("--probe-steps", type=int, help=f"Training steps per probe (default {DEFAULTS.probe_steps}).")
 @click.option("--train-steps", type=int, metavar="N", help="The training you run afterwards "
-              f"([train] steps): the search then costs at most {DEFAULTS.budget_fraction} of it, "
-              "planned to fit, and reports its cost R against it.")
+              f"([train] steps): the search is then planned to fit a budget of "
+              f"{DEFAULTS.budget_fraction} of its steps and reports its measured cost R against "
+              "it (often up to 0.5: wall time counts too).")
 @click.option("--rungs", type=int, help="Successive-halving rungs: probes scored at probe-steps "
               "x 3^i, the top third kept at each (default 1: none).")
 @click.option("--storage", metavar="URL", help="Optuna storage URL (default "
@@ -198,6 +200,7 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
                           model_ref, data_ref, model_kwargs, data_kwargs)
     tracking = tracking_settings(config, tracking_uri, experiment, no_mlflow)
     check_tracking(tracking, tracking_uri)
+    check_out(out)
     storage_handle = open_study_storage(config.search.storage)
     options = config.fit_options()  # resolves the loss early: a bad reference fails here
     model = seeded_model(config)
@@ -282,11 +285,16 @@ def show(scheme_ref: str, tracking_uri: str | None) -> int:
               "depends on it).")
 @click.option("--seed", type=int, help="As given to the search (its default study name "
               "depends on it).")
+@click.option("--rungs", type=int, help="As given to the search (its default study name "
+              "depends on it).")
+@click.option("--train-steps", type=int, metavar="N", help="As given to the search (its default "
+              "study name depends on it).")
 @click.option("--top", type=int, default=5, show_default=True, help="Best trials to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @debug_option
 def status(study: str | None, storage: str | None, study_name: str | None,
-           probe_steps: int | None, seed: int | None, top: int, as_json: bool) -> int:
+           probe_steps: int | None, seed: int | None, rungs: int | None,
+           train_steps: int | None, top: int, as_json: bool) -> int:
     """Print where a study stands: trials by state and the best probe scores so far.
 
     Reads the storage only, so any machine of a shared search can run it while the workers
@@ -300,7 +308,8 @@ def status(study: str | None, storage: str | None, study_name: str | None,
     n_trials = None  # the study file's: with it, a study holding them has ended
     if study is not None:
         config = study_config(study, {"search.storage": storage, "search.study_name": study_name,
-                                 "search.probe_steps": probe_steps, "search.seed": seed})
+                                 "search.probe_steps": probe_steps, "search.seed": seed,
+                                 "search.rungs": rungs, "train.steps": train_steps})
         storage, study_name = config.search.storage, config.study_name
         n_trials = config.search.n_trials
         explain_missing(config)

@@ -54,9 +54,10 @@ def explain_missing(config: StudyConfig) -> None:
         raise ConfigError(
             f"study {config.study_name!r} is not in storage {redact(config.search.storage)!r}, "
             f"but {', '.join(repr(n) for n in siblings)} from the same study file is: the default "
-            "name hashes the model, data and training settings and probe_steps, objective, "
-            "groups, families, search_lr and seed, so give the flags the search was given "
-            f"(e.g. --probe-steps) or --study-name {siblings[-1]}")
+            "name hashes the model, data and training settings ([train] steps too) and probe_steps, "
+            "rungs, cooldown, objective, groups, families, search_lr and seed, so give the flags "
+            f"the search was given (--probe-steps, --rungs, --seed, --train-steps) or --study-name "
+            f"{siblings[-1]}")
 
 
 def open_study_storage(url: str) -> optuna.storages.BaseStorage:
@@ -124,9 +125,18 @@ def interrupted_path(out: str) -> str:
     return str(path.with_name(f"{path.stem}.interrupted{path.suffix or '.json'}"))
 
 
-def write_scheme(scheme: InitScheme, out: str) -> None:
+def check_out(out: str) -> None:
+    """``--out``'s folder, made now: a path that cannot hold the scheme fails before the search,
+    not after it has run."""
     try:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot write {out!r}: {exc.strerror or exc}") from None
+
+
+def write_scheme(scheme: InitScheme, out: str) -> None:
+    check_out(out)
+    try:
         scheme.to_json(out)
     except OSError as exc:
         raise ConfigError(f"--out: cannot write {out!r}: {exc.strerror or exc}") from None

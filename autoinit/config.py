@@ -231,11 +231,14 @@ def study_from_dict(data: Mapping[str, Any], overrides: Mapping[str, Any] | None
                     source: Path | None = None) -> StudyConfig:
     """Validate a parsed study file (and ``overrides``) into a :class:`StudyConfig`. The file's
     own values must be valid too, also where an override replaces them."""
-    if overrides and any(_in(data, key) for key in overrides):
-        kept = {k: v for k, v in overrides.items() if not _in(data, k)}
+    replaced = [key for key in overrides or {} if _in(data, key)]
+    if replaced:
+        kept = {k: v for k, v in overrides.items() if k not in replaced}
         try:
             study_from_dict(data, kept, source)
         except StudyFileError as exc:
+            if not str(exc).startswith(tuple(replaced)):
+                raise  # an error of the file's own, where no flag was given: as without flags
             where = f"study file {str(source)!r}" if source else "the study"
             raise StudyFileError(f"{exc} (in {where}; a command-line flag replaces the value, "
                                  "but the file must be valid too)") from None

@@ -181,17 +181,18 @@ class InitScheme:
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> InitScheme:
         """Parse JSON text, or read it from a path; never runs code."""
-        text = str(text_or_path)
+        text, what = str(text_or_path), "scheme"
         if isinstance(text_or_path, Path) or not text.lstrip().startswith("{"):
+            what = f"scheme file {str(text_or_path)!r}"
             try:
                 text = Path(text_or_path).read_text()
             except (OSError, ValueError) as exc:  # ValueError: a NUL byte, not UTF-8
-                raise SchemeError(f"cannot read scheme file {str(text_or_path)!r}: {exc}") from None
+                raise SchemeError(f"cannot read {what}: {exc}") from None
         try:
             # NaN/Infinity parse to floats that the typed readers refuse, naming the key.
             data = json.loads(text)
         except (ValueError, RecursionError) as exc:  # also too many digits, too deep
-            raise SchemeError(f"scheme is not valid JSON: {exc}") from None
+            raise SchemeError(f"{what} is not valid JSON: {exc}") from None
         return cls.from_dict(data)
 
     @classmethod

@@ -510,6 +510,23 @@ def test_a_flag_does_not_hide_an_invalid_value_in_the_study_file(tmp_path, capsy
                            "but the file must be valid too)")
 
 
+def test_a_flag_on_another_key_leaves_the_study_files_error_as_it_is(tmp_path, capsys):
+    study = write_study(tmp_path, n_trials=-3)
+    code, _, err = run(capsys, "search", study, "--probe-steps", 5)
+    assert code == 2
+    assert err.strip() == "autoinit: error: search.n_trials must be a positive integer, got -3"
+
+
+def test_an_unwritable_out_fails_before_any_trial(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("")
+    out = tmp_path / "notes.txt" / "scheme.json"  # a folder that cannot be made
+    study = write_study(tmp_path)
+    code, stdout, err = run(capsys, "search", study, "--out", out)
+    assert (code, stdout) == (2, "")
+    assert err.startswith(f"autoinit: error: --out: cannot write '{out}': ") and err.count("\n") == 1
+    assert not (tmp_path / "study.db").exists()  # no study, no trial
+
+
 def test_status_finds_a_study_searched_with_other_flags_or_says_how(tmp_path, capsys):
     study = write_study(tmp_path, n_trials=7, probe_steps=6)
     code, out, err = run(capsys, "search", study, "--probe-steps", 4, "--no-mlflow",
@@ -519,10 +536,27 @@ def test_status_finds_a_study_searched_with_other_flags_or_says_how(tmp_path, ca
     code, _, err = run(capsys, "status", study)
     assert code == 2
     assert f"but '{name}' from the same study file is" in err
-    assert f"(e.g. --probe-steps) or --study-name {name}" in err
+    assert f"(--probe-steps, --rungs, --seed, --train-steps) or --study-name {name}" in err
     code, out, err = run(capsys, "status", study, "--probe-steps", 4)
     assert code == 0, err
     assert f"study '{name}': 7 finished trials" in out
+
+
+@pytest.mark.parametrize("flags", [("--train-steps", 5000), ("--rungs", 2)])
+def test_status_takes_every_search_flag_that_names_the_study(tmp_path, capsys, flags):
+    from autoinit.config import load_study
+
+    study = write_study(tmp_path)
+    key = {"--train-steps": "train.steps", "--rungs": "search.rungs"}[flags[0]]
+    name = load_study(study, {key: flags[1]}).study_name  # what `search study FLAGS` names it
+    assert name != load_study(study).study_name
+    optuna.create_study(storage=f"sqlite:///{tmp_path}/study.db", study_name=name).add_trial(
+        optuna.trial.create_trial(value=1.0))
+    code, _, err = run(capsys, "status", study)
+    assert code == 2 and f"or --study-name {name}" in err and flags[0] in err
+    code, out, err = run(capsys, "status", study, *flags)
+    assert code == 0, err
+    assert out.startswith(f"study '{name}': 1 finished trials")
 
 
 def test_show_says_a_scheme_is_the_lsuv_baseline(tmp_path, capsys):
@@ -549,6 +583,14 @@ def test_show_says_a_scheme_is_the_lsuv_baseline(tmp_path, capsys):
     assert re.search(r"^chosen lsuv \(scheme.json\)\s+\d", out, re.M)
 
 
+def test_the_train_steps_help_promises_a_plan_not_a_ceiling(capsys):
+    # the plan is budget_fraction of the steps; the measured R reads up to 0.5 (search_cost.md)
+    code, out, _ = run(capsys, "search", "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "planned to fit a budget of 0.3 of its steps" in text and "at most" not in text
+
+
 def test_docs_count_the_commands_there_are(capsys):
     from autoinit.cli import cli
 
@@ -557,6 +599,16 @@ def test_docs_count_the_commands_there_are(capsys):
     assert text.splitlines()[2].startswith(f"{words[len(cli.commands)]} commands")
     for command in cli.commands:
         assert f"`{command}`" in text.splitlines()[2]
+
+
+def test_the_study_file_in_the_docs_is_valid(tmp_path):
+    from autoinit.config import load_study
+
+    block = re.search(r"```toml\n(.*?)```", (REPO / "docs" / "cli.md").read_text(), re.S).group(1)
+    (tmp_path / "study.toml").write_text(block)
+    config = load_study(tmp_path / "study.toml")
+    assert (config.search.study_name, config.train.steps, config.proxy) == (
+        "my-study", 5000, {"width": 32, "depth": 8})
 
 
 def test_status_of_a_study_file_whose_storage_file_is_missing_creates_nothing(tmp_path, capsys):

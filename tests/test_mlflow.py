@@ -202,6 +202,19 @@ def test_load_scheme_names_the_run_it_cannot_read(store):
         autoinit.load_scheme("0123456789abcdef0123456789abcdef", tracking_uri=store[0])
 
 
+def test_load_scheme_from_a_store_that_does_not_exist_creates_none(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with mlflow_globals_kept():
+        mlflow.set_tracking_uri(None)  # MLflow's default: a mlflow.db in the current folder
+        with pytest.raises(autoinit.SchemeError, match=r"there is no file '.*mlflow\.db'$"):
+            autoinit.load_scheme("0123456789abcdef0123456789abcdef")
+    with pytest.raises(autoinit.SchemeError, match=r"there is no file '.*other\.db'$"):
+        autoinit.load_scheme("runs:/0123456789abcdef0123456789abcdef",
+                             tracking_uri=f"sqlite:///{tmp_path}/other.db")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_mlflow_false_logs_nothing_and_env_uri_is_used(store, monkeypatch):
     uri, client, new_experiment = store
     name = new_experiment("switches")

@@ -37,9 +37,11 @@ def test_quick_start_search_command_runs(tmp_path):
 
 
 def test_test_command_matches_ci():
-    test_line = _blocks("bash")[1].strip()
+    test_line = next(b for b in _blocks("bash") if "pytest" in b).strip()
+    ci = (ROOT / ".ci" / "run").read_text()
     assert test_line.endswith("python -m pytest")
-    assert "python -m pytest" in (ROOT / ".ci" / "run").read_text()
+    assert "python -m pytest" in ci and '"torch==2.13.0"' in ci and '-e ".[test]"' in ci
+    assert test_line.startswith('pip install "torch==2.13.0" && pip install -e ".[test]"')
 
 
 def test_python_snippet_runs(tmp_path, monkeypatch, tiny_loader):
@@ -78,3 +80,17 @@ def test_public_api_is_what_the_readme_shows():
     submodules = {p.stem for p in (ROOT / "autoinit").iterdir() if not p.name.startswith("_")}
     assert shown - submodules - {"__all__"} <= public, sorted(shown - submodules - public)
     assert all(hasattr(autoinit, name) for name in public)
+
+
+def test_every_flag_the_docs_show_is_a_real_option():
+    from autoinit.cli import cli
+
+    rows = re.findall(r"^\| `autoinit (\w+) ([^`]*)`", README, flags=re.M)
+    cli_md = (ROOT / "docs" / "cli.md").read_text()
+    rows += [("search", flag) for flag in re.findall(r"^\| `(--[\w-]+)", cli_md, flags=re.M)]
+    rows += re.findall(r"^### `autoinit (\w+) ([^`]*)`", cli_md, flags=re.M)
+    assert {command for command, _ in rows} == set(cli.commands)
+    for command, usage in rows:
+        options = {o for p in cli.commands[command].params for o in getattr(p, "opts", [])}
+        shown = set(re.findall(r"--[\w-]+", usage))
+        assert shown <= options, (command, sorted(shown - options))

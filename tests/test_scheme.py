@@ -232,6 +232,15 @@ def test_not_an_object_and_missing_file(tmp_path):
         InitScheme.from_json(bad)
 
 
+def test_a_file_that_is_not_json_is_named(tmp_path):
+    study = tmp_path / "study.toml"  # a newcomer's slip: `autoinit show study.toml`
+    study.write_text("[model]\n")
+    with pytest.raises(SchemeError, match=r"^scheme file '.*study\.toml' is not valid JSON: "):
+        InitScheme.from_json(study)
+    with pytest.raises(SchemeError, match=r"^scheme file '.*study\.toml' is not valid JSON: "):
+        InitScheme.from_json(str(study))
+
+
 def test_valid_edge_values_load():
     d = copy.deepcopy(VALID_DICT)
     d["groups"]["hidden.linear"]["scale"] = 0

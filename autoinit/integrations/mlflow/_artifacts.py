@@ -28,6 +28,7 @@ def load_scheme_ref(ref: str, tracking_uri: str | None = None) -> InitScheme:
         text = f"runs:/{text}"
     if re.fullmatch(r"runs:/[^/]+/?", text):
         text = f"{text.rstrip('/')}/{SCHEME_ARTIFACT}"
+    _check_store_exists(text, tracking_uri)
     with tempfile.TemporaryDirectory(prefix="autoinit-scheme-") as tmp:
         try:
             with _quick_http(quiet=True):
@@ -41,6 +42,21 @@ def load_scheme_ref(ref: str, tracking_uri: str | None = None) -> InitScheme:
             local = next((p for p in (local / SCHEME_ARTIFACT, local / "scheme.json") if p.is_file()),
                          local)
         return InitScheme.from_json(local)
+
+
+def _check_store_exists(uri: str, tracking_uri: str | None) -> None:
+    """A run looked up in a local SQLite store that does not exist: say so rather than let MLflow
+    create an empty database (``autoinit show <run id>`` in the wrong folder)."""
+    if not uri.startswith(("runs:/", "models:/")):
+        return
+    import mlflow
+
+    from autoinit.storage import missing_file
+
+    path = missing_file(tracking_uri or mlflow.get_tracking_uri())
+    if path is not None:
+        raise SchemeError(f"cannot read a scheme from MLflow artifact {redact(uri)!r}"
+                          f"{_where(uri, tracking_uri)}: there is no file {path!r}")
 
 
 def _where(uri: str, tracking_uri: str | None) -> str:
