@@ -924,10 +924,12 @@ def _new_summary_row(result: dict, summ: dict) -> str:
     robust = [m for m in fixed if (row := rows[m]).get("lr_seeds")
               and all(v == row["lr_seeds"] for v in row["trains_by_factor"].values())]
     prior = result.get("prior_val_loss")
+    measured = any(rows[m].get("lr_seeds") for m in fixed)  # --no-lr-robustness: not run
     return (f"| {result['task']} | {len(result['seeds'])} | {result.get('lr', LR):g} | "
             f"{result['metric']} | {_num(prior)} | {cell(best) if best else '—'} | "
             f"{'; '.join(cell(m) for m in others) or '—'} | {cell('autoinit')} | "
-            f"{', '.join(fail) or 'none'} | {', '.join(robust) or 'none'} |")
+            f"{(', '.join(fail) or 'none') if measured else 'not run'} | "
+            f"{(', '.join(robust) or 'none') if measured else 'not run'} |")
 
 
 def _new_task_table(result: dict, summ: dict) -> list[str]:
