@@ -378,8 +378,8 @@ def _population(work: nn.Module, data: ProbeData, config: ProbeConfig, populatio
     """How many candidates train at once (:mod:`autoinit.population_choice`); not measured
     where this run trains nothing (``idle``)."""
     if idle:
-        return PopulationChoice(1, reason="not measured: this run trains nothing, the study "
-                                "holds its trials and selection round", requested=population)
+        return PopulationChoice(1, reason="not measured: this run trains nothing, the finished "
+                                "study is reused", requested=population)
     if population is None and budget is not None and not budget.searched:
         # a few short probes: timing a population would cost more than it could save
         return PopulationChoice(1, reason=f"the {budget.shape} budget has no search trial")
