@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import traceback
@@ -45,6 +46,7 @@ from autoinit.cli_helpers import (
     one_line,
     open_study_storage,
     prepare_compare,
+    remove_if_unused,
     report_tracking,
     scheme_table,
     write_scheme,
@@ -66,6 +68,7 @@ from autoinit.scheme import InitScheme
 from autoinit.settings import DEFAULTS
 from autoinit.space import BASELINES
 from autoinit.status import study_status
+from autoinit.storage import missing_file
 from autoinit.user_code import resolve_loss
 from autoinit.version import __version__
 
@@ -201,10 +204,13 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
     tracking = tracking_settings(config, tracking_uri, experiment, no_mlflow)
     check_tracking(tracking, tracking_uri)
     check_out(out)
-    storage_handle = open_study_storage(config.search.storage)
     options = config.fit_options()  # resolves the loss early: a bad reference fails here
     model = seeded_model(config)
     train, val = build_data(config)
+    proxy = proxy_model(config)
+    # opened once the model and data are built: a bad reference leaves no storage file behind
+    created = missing_file(config.search.storage)
+    storage_handle = open_study_storage(config.search.storage)
     options.update(val_dataloader=val, **fit_tracking(tracking))
     name, s = config.study_name, config.search
     last_round, before = finished_trials(storage_handle, name)
@@ -214,7 +220,6 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
     click.echo(f"autoinit search {name!r}: {type(model).__name__} "
                f"({_parameters(model)}), {shape}; study in "
                f"{redact(s.storage)}")
-    proxy = proxy_model(config)
     if proxy is not None:
         options["proxy"] = proxy
         click.echo(f"searching on the proxy ([proxy] {_kwargs(config.proxy)}: "
@@ -226,12 +231,17 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
         where = f" in its round {last_round!r} (its probes were lengthened)" \
             if last_round != name else ""
         click.echo(f"resuming: the study already holds {before} finished trials{where}{full}")
-    result = fit(model, train, progress=True, **options)
+    try:
+        result = fit(model, train, progress=True, **options)
+    except BaseException:
+        remove_if_unused(created, storage_handle)
+        raise
     click.echo()
     click.echo(result.summary())
-    if steps is None:  # with [train] steps the summary states R against that training
-        click.echo(f"search cost ratio R = {result.cost.ratio(config.compare.steps):.2f} against "
-                   f"one {config.compare.steps}-step training ([compare] steps)")
+    ratio = result.cost.ratio(config.compare.steps)
+    if steps is None and math.isfinite(ratio):  # with [train] steps the summary states R
+        click.echo(f"search cost ratio R = {ratio:.2f} against one {config.compare.steps}-step "
+                   "training ([compare] steps)")
     interrupted = result.interrupted
     written = interrupted_path(out) if interrupted else out
     write_scheme(result.scheme, written)

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,16 @@ def open_study_storage(url: str) -> optuna.storages.BaseStorage:
         return open_storage(url)
     except ConfigError as exc:
         raise StudyFileError(f"search.storage: {one_line(exc)}") from None
+
+
+def remove_if_unused(path: str | None, storage: optuna.storages.BaseStorage) -> None:
+    """Remove the storage file ``path`` this command created when it holds no study: the
+    command failed before its search began (say, a model whose forward fails on the data)."""
+    if path is None:
+        return
+    with contextlib.suppress(Exception):  # best effort: the error being raised is what matters
+        if not storage.get_all_studies():
+            Path(path).unlink()
 
 
 def finished_trials(storage: optuna.storages.BaseStorage, name: str) -> tuple[str, int]:
@@ -218,7 +229,8 @@ def log_compare_run(config: StudyConfig, tracking: Mapping[str, Any], runs: Sequ
         return
     uri = tracking["tracking_uri"] or mlflow.get_tracking_uri()
     click.echo(f"MLflow run {run_id} (experiment {tracking['experiment']!r})")
-    for line in ui_lines(redact(uri), experiment_of(uri, run_id)):
+    what = f"the compare run 'compare {config.study_name}' (a child run per method)"
+    for line in ui_lines(redact(uri), experiment_of(uri, run_id), what):
         click.echo(line)
 
 

@@ -21,7 +21,12 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["Pending", "check_interrupt", "deferred_interrupt", "request_interrupt"]
+__all__ = ["INTERRUPTED", "Pending", "check_interrupt", "deferred_interrupt", "interrupted",
+           "request_interrupt"]
+
+# the ``failure`` user attribute of a trial Ctrl-C cut: Optuna records it as failed, and the next
+# run queues it again (autoinit.study.enqueue_pending)
+INTERRUPTED = "interrupted (Ctrl-C)"
 
 _requested = threading.Event()
 
@@ -38,6 +43,11 @@ def request_interrupt() -> None:
     """Act as a first Ctrl-C: the next :func:`check_interrupt` raises (a worker process told by
     its parent, which alone received the SIGINT)."""
     _requested.set()
+
+
+def interrupted(user_attrs: dict) -> bool:
+    """Whether a trial with these user attributes was cut by Ctrl-C (not failed on its own)."""
+    return user_attrs.get("failure") == INTERRUPTED
 
 
 def check_interrupt() -> None:

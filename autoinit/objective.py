@@ -13,6 +13,7 @@ from torch import nn
 from autoinit.apply import apply_scheme
 from autoinit.calibrate import lsuv_scheme
 from autoinit.diagnose import diagnose
+from autoinit.interrupt import INTERRUPTED
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, ProbeResult, run_probe
 from autoinit.rungs import RUNGS_ATTR
@@ -85,7 +86,7 @@ class Objective:
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:  # Ctrl-C, raised between probe steps: queued again next run
-            trial.set_user_attr("failure", "interrupted (Ctrl-C)")
+            trial.set_user_attr("failure", INTERRUPTED)
             raise
         except Exception as exc:  # recorded, then Optuna marks the trial failed
             trial.set_user_attr("failure", f"{type(exc).__name__}: {exc}"[:500])

@@ -65,6 +65,11 @@ class PopulationChoice:
     requested: int | None = None
 
     @property
+    def notable(self) -> bool:
+        """Populations ran, or one asked for could not: a search's summary states it."""
+        return self.size > 1 or self.refused
+
+    @property
     def refused(self) -> bool:
         """A population of more than one was asked for and probes run one at a time."""
         return self.size == 1 and (self.requested or 1) > 1

@@ -43,6 +43,7 @@ import optuna
 from optuna.trial import FixedTrial, TrialState
 
 from autoinit.apply import apply_scheme
+from autoinit.interrupt import INTERRUPTED
 from autoinit.objective import Objective
 from autoinit.population import Report, run_population
 from autoinit.probe import ProbeResult
@@ -81,7 +82,7 @@ class NamedPopulation:
             try:
                 self._probe_waiting(trial)
             except KeyboardInterrupt:  # Ctrl-C during the population: this trial runs again
-                trial.set_user_attr("failure", "interrupted (Ctrl-C)")
+                trial.set_user_attr("failure", INTERRUPTED)
                 raise
             except Exception as exc:  # noqa: BLE001 - then one at a time, as before
                 self.failed = f"{type(exc).__name__}: {exc}"

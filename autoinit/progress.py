@@ -30,6 +30,7 @@ from optuna.trial import TrialState
 __all__ = ["SearchProgress", "progress_wanted"]
 
 QUIET_SECONDS = 25.0  # in plain mode, a line at least this often
+REASON_WIDTH = 52  # the most characters of a trial's reason a progress line shows
 _DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -242,8 +243,26 @@ def _label(trial: optuna.trial.FrozenTrial) -> str:
 def _outcome(trial: optuna.trial.FrozenTrial) -> str:
     if trial.state == TrialState.COMPLETE:
         return f"score {trial.value:.4f}"
-    reason = trial.user_attrs.get("failure") or trial.state.name.lower()
-    return reason if len(reason) <= 24 else reason[:23] + "~"
+    return short_reason(trial.user_attrs.get("failure") or trial.state.name.lower())
+
+
+def short_reason(reason: str, width: int = REASON_WIDTH) -> str:
+    """A trial's reason for a progress line: its first clause (``", ..."`` marks those left
+    out), cut at a word boundary with ``"..."`` when still longer than ``width``.
+
+    >>> short_reason("screened out: 0: exploding_activation, 2: exploding_gradient")
+    'screened out: 0: exploding_activation, ...'
+    >>> short_reason("ValueError: the loss returned a tensor of shape (64, 10), not a scalar", 40)
+    'ValueError: the loss returned a ...'
+    """
+    text = " ".join(reason.split())
+    if len(text) <= width:
+        return text
+    first, comma, _ = text.partition(", ")
+    if comma and len(first) + 5 <= width and first.count("(") == first.count(")"):
+        return f"{first}, ..."
+    cut = text[: width - 3].rsplit(" ", 1)[0] if " " in text[: width - 3] else text[: width - 4]
+    return f"{cut.rstrip(' ,;:')} ..."
 
 
 def _clock(seconds: float) -> str:

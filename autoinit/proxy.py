@@ -107,8 +107,9 @@ def search_on_proxy(model: nn.Module, proxy: nn.Module, dataloader: Iterable, *,
                                        bool(options.get("search_lr", False))))
             full, small = step_times(model, proxy, data, context.config)
     report = ProxyReport(moved, _count(proxy), _count(model), small, full, result.scheme)
-    c, ratio = result.cost, report.step_ratio
-    cost = replace(c, wall_seconds=time.perf_counter() - start,
+    c, ratio, wall = result.cost, report.step_ratio, time.perf_counter() - start
+    # a rerun that re-ran nothing keeps the stored search's wall time beside its own
+    cost = replace(c, **{"rerun_seconds" if c.reused else "wall_seconds": wall},
                    step_seconds=c.step_seconds * ratio, step_seconds_q1=c.step_seconds_q1 * ratio,
                    step_seconds_q3=c.step_seconds_q3 * ratio)
     return replace(result, scheme=scheme, cost=cost, proxy=report)

@@ -59,7 +59,19 @@ class SearchCost:
     quartiles; ``threads`` the torch threads the trainings ran on; ``population`` the most
     candidates the selection round trained at once (1: one at a time) and ``population_ratio``
     the measured candidate-steps/s of such a population over sequential probes (``nan``: not
-    measured).
+    measured). ``trials_interrupted``: trials Ctrl-C cut (recorded as failed by Optuna and queued
+    again for a resume; not counted in ``trials_failed``).
+
+    A rerun of a finished study that re-runs nothing (its trials and selection round stored)
+    reports the stored search's cost, as the run that completed it reported it
+    (:mod:`autoinit.stored_cost`), and its own wall time in ``rerun_seconds`` (``nan``: this run
+    is the one the cost describes). A study from an earlier version stored no cost: its
+    ``wall_seconds`` (and so ``tse``) is then ``nan``.
+
+    Example:
+        >>> cost = SearchCost(100, 0, 40, 2.0, 0.01, 6, 0, 0)
+        >>> round(cost.tse), cost.ratio(1000), cost.reused
+        (200, 0.2, False)
     """
 
     probe_steps: int
@@ -76,10 +88,37 @@ class SearchCost:
     threads: int = 1
     population: int = 1
     population_ratio: float = math.nan
+    trials_interrupted: int = 0
+    rerun_seconds: float = math.nan
 
     @property
     def tse(self) -> float:
         return self.wall_seconds / self.step_seconds if self.step_seconds > 0 else math.nan
+
+    @property
+    def reused(self) -> bool:
+        """This run re-ran nothing: the figures are the stored search's (see the class)."""
+        return math.isfinite(self.rerun_seconds)
+
+    def describe(self) -> str:
+        """The cost line of :meth:`FitResult.summary`."""
+        trials = (f"{self.trials_complete} trials complete, {self.trials_pruned} pruned, "
+                  f"{self.trials_failed} failed"
+                  + (f", {self.trials_interrupted} interrupted (Ctrl-C; queued again)"
+                     if self.trials_interrupted else ""))
+        steps = (f"{self.probe_steps} probe steps + {self.screening_passes} screening passes + "
+                 f"{self.selection_steps} selection steps")
+        unit = (f"{1000 * self.step_seconds:.2f} ms/step: median of {self.step_timings} bare "
+                f"steps timed through the search, quartiles {1000 * self.step_seconds_q1:.2f}-"
+                f"{1000 * self.step_seconds_q3:.2f}; {self.threads} "
+                f"thread{'s' if self.threads > 1 else ''}")
+        wall = (f"{self.wall_seconds:.1f} s wall = {self.tse:.0f} training-step equivalents "
+                f"({unit})" if math.isfinite(self.wall_seconds)
+                else "its wall time was not stored (a study searched by an earlier version)")
+        head = "cost" if not self.reused else (
+            f"cost of the stored search (this run re-ran nothing, in {self.rerun_seconds:.1f} s: "
+            "the study's trials and selection round were reused)")
+        return f"{head}: {trials}; {steps}; {wall}"
 
     def ratio(self, full_training_steps: int) -> float:
         """The search cost ratio R against one training of ``full_training_steps`` steps."""
@@ -248,21 +287,13 @@ class FitResult:
             mark = "  <- chosen" if name == self.chosen else ""
             lines.append(f"{name:<24} {score:>12.4f}{mean}{mark}")
         c = self.cost
-        lines += [
-            "",
-            self.reason,
-            f"cost: {c.trials_complete} trials complete, {c.trials_pruned} pruned, "
-            f"{c.trials_failed} failed; {c.probe_steps} probe steps + {c.screening_passes} "
-            f"screening passes + {c.selection_steps} selection steps; {c.wall_seconds:.1f} s wall "
-            f"= {c.tse:.0f} training-step equivalents ({1000 * c.step_seconds:.2f} ms/step: median "
-            f"of {c.step_timings} bare steps timed through the search, quartiles "
-            f"{1000 * c.step_seconds_q1:.2f}-{1000 * c.step_seconds_q3:.2f}; {c.threads} "
-            f"thread{'s' if c.threads > 1 else ''})",
-        ]
+        lines += ["", self.reason, c.describe()]
         b = self.budget
         if b is not None:
             lines.append(f"search cost: {c.tse:.0f} training steps, R = "
                          f"{c.ratio(b.train_steps):.2g} of your {b.train_steps}-step training "
+                         f"({b.plan})" if math.isfinite(c.tse) else
+                         "search cost: unknown, the stored search's wall time was not stored "
                          f"({b.plan})")
             if b.note:
                 lines.append(f"note: {b.note}")
@@ -280,7 +311,7 @@ class FitResult:
                          + "; ".join(a.describe() for a in self.rank_agreement))
         if self.probe_note:
             lines.append(f"note: {self.probe_note}")
-        if self.population is not None and (self.population.size > 1 or self.population.refused):
+        if self.population is not None and self.population.notable:
             lines.append(self.population.describe())
         if self.proxy is not None:
             lines.append(self.proxy.describe())

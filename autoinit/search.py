@@ -29,6 +29,7 @@ from autoinit.device import resolve_device
 from autoinit.errors import ConfigError
 from autoinit.evidence import prior_loss
 from autoinit.groups import GroupSpec
+from autoinit.interrupt import interrupted
 from autoinit.layers import eager
 from autoinit.loop import MakeState, ScoreFn, TrainStep, make_loop, preflight
 from autoinit.objective import Objective
@@ -40,10 +41,11 @@ from autoinit.progress import SearchProgress, progress_wanted
 from autoinit.result import BudgetReport, FitResult, SearchContext, SearchCost
 from autoinit.rungs import rung_steps, study_agreement
 from autoinit.search_input import check_finite, check_loss, materialize, probe_batches
-from autoinit.search_rounds import Rounds
+from autoinit.search_rounds import Rounds, trains_nothing
 from autoinit.selection import Selection, baseline_scores, rerun_steps
 from autoinit.settings import DEFAULTS, check_option
 from autoinit.space import SearchSpace
+from autoinit.stored_cost import store_cost, stored_cost
 from autoinit.study import named_candidates
 from autoinit.threads import ThreadChoice, choose_threads, compute_threads
 
@@ -258,8 +260,10 @@ def run_search(
         # a budgeted search times fewer bare steps: they are part of its cost
         clock.sample(8 if budget is None else 3)
         work.load_state_dict(initial)
-        stacked = _population(work, data, config, population, selection, plan, budget, step)
-        if show is not None:
+        idle = trains_nothing(storage, study_name, n_trials, selection, config)
+        stacked = _population(work, data, config, population, selection, plan, budget, step,
+                              idle)
+        if show is not None and not stacked.notable:  # else the summary states it
             show.note(stacked.describe())
         work.load_state_dict(initial)
         obj = Objective(work, initial, plan, layer_plan, data, config, space, lr, seed, screening)
@@ -283,6 +287,10 @@ def run_search(
     study = rounds.study
     trials = study.get_trials(deepcopy=False)
     cost = _cost(rounds, time.perf_counter() - start, choice, stacked)
+    if rounds.ran == 0 and not rounds.interrupted and (rounds.reused or not selection.seeds):
+        cost = stored_cost(study, cost.wall_seconds, cost)  # this run re-ran nothing
+    elif not rounds.interrupted:
+        store_cost(study, cost)
     return FitResult(chosen.scheme, chosen.mean, baseline_scores(study), chosen.name,
                      rounds.reason, rounds.candidates, cost, study,
                      interrupted=rounds.interrupted, selection_reused=rounds.reused,
@@ -366,8 +374,12 @@ def _calibrate(model: nn.Module, dev: torch.device, data: ProbeData, config: Pro
 
 def _population(work: nn.Module, data: ProbeData, config: ProbeConfig, population: int | None,
                 selection: Selection, plan: ModelPlan, budget: BudgetPlan | None,
-                step: Callable[[], object]) -> PopulationChoice:
-    """How many candidates train at once (:mod:`autoinit.population_choice`)."""
+                step: Callable[[], object], idle: bool = False) -> PopulationChoice:
+    """How many candidates train at once (:mod:`autoinit.population_choice`); not measured
+    where this run trains nothing (``idle``)."""
+    if idle:
+        return PopulationChoice(1, reason="not measured: this run trains nothing, the finished "
+                                "study is reused", requested=population)
     if population is None and budget is not None and not budget.searched:
         # a few short probes: timing a population would cost more than it could save
         return PopulationChoice(1, reason=f"the {budget.shape} budget has no search trial")
@@ -384,7 +396,8 @@ def _cost(rounds: Rounds, wall_seconds: float, threads: ThreadChoice,
     q1, q3 = clock.quartiles
     # the shorter rounds, when the probes were lengthened, and the noise probes
     extra = rounds.spent + (rounds.guard.noise_steps if rounds.guard is not None else 0)
-    rerun = not (rounds.interrupted or rounds.reused or not selection.seeds)
+    # a reused round: its stored steps, for a rerun of a study that stored no cost
+    rerun = not (rounds.interrupted or not selection.seeds)
     return SearchCost(
         probe_steps=sum(a.get("probe_steps", 0) for a in attrs) + extra,
         screening_passes=sum(a.get("screening_passes", 0) for a in attrs),
@@ -394,7 +407,10 @@ def _cost(rounds: Rounds, wall_seconds: float, threads: ThreadChoice,
         step_seconds=clock.median,
         trials_complete=sum(t.state == TrialState.COMPLETE for t in trials),
         trials_pruned=sum(t.state == TrialState.PRUNED for t in trials),
-        trials_failed=sum(t.state == TrialState.FAIL for t in trials),
+        trials_failed=sum(t.state == TrialState.FAIL and not interrupted(t.user_attrs)
+                          for t in trials),
+        trials_interrupted=sum(t.state == TrialState.FAIL and interrupted(t.user_attrs)
+                               for t in trials),
         step_seconds_q1=q1,
         step_seconds_q3=q3,
         step_timings=len(clock.times),

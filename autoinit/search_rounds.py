@@ -31,19 +31,22 @@ from autoinit.probe import ProbeConfig
 from autoinit.progress import SearchProgress
 from autoinit.result import Candidate, SearchContext
 from autoinit.rungs import make_pruner
-from autoinit.selection import Selection, reuse_selection, select, selection_steps
+from autoinit.selection import Selection, is_stored, reuse_selection, select, selection_steps
 from autoinit.space import SearchSpace, distributions
+from autoinit.storage import missing_file, open_storage
 from autoinit.study import (
+    DONE,
     check_space,
     enqueue_pending,
     in_memory,
     lengthened_name,
     open_study,
     optimize,
+    stored_rounds,
     worker_storage,
 )
 
-__all__ = ["Rounds", "trial_budget"]
+__all__ = ["Rounds", "trains_nothing", "trial_budget"]
 
 
 @dataclass
@@ -88,6 +91,7 @@ class Rounds:
     chosen: Candidate | None = None
     reason: str = ""
     reused: bool = False
+    ran: int = 0  # the trials this run finished (complete, pruned, failed or interrupted)
 
     @property
     def config(self) -> ProbeConfig:
@@ -132,10 +136,12 @@ class Rounds:
                                                    self.spent, self.longest)
             polling = self.show.polling(study, self.n_jobs > 1) if self.show \
                 else contextlib.nullcontext()
+            before = _finished(study)
             with polling:
                 self.interrupted = optimize(study, self._objective(), self.n_trials, self.timeout,
                                             budget, [*self.callbacks, *self.watch, *guard],
                                             self.n_jobs)
+            self.ran += _finished(study) - before
             # a temporary journal: keep the study, remove the file
             self.study = study if where is self.storage else in_memory(study)
 
@@ -218,6 +224,29 @@ class Rounds:
                      + ("a larger budget" if self.budget else "longer probes (probe_steps)")
                      + " would decide")
         self.reason = "; ".join([self.reason, *extra, *([note] if note else [])])
+
+
+def trains_nothing(storage: str | optuna.storages.BaseStorage | None, study_name: str | None,
+                   n_trials: int | None, selection: Selection, config: ProbeConfig) -> bool:
+    """Whether a search would train nothing on this stored study: it holds its ``n_trials``
+    finished trials and the selection round stored for them (or the round re-runs nothing,
+    ``seeds=0``), as when a finished search is run again. ``False`` where that is not known
+    beforehand: no storage or name, no ``n_trials``, a storage file not there yet, or a study
+    whose probes were lengthened (:mod:`autoinit.evidence`)."""
+    if storage is None or study_name is None or n_trials is None or (
+            isinstance(storage, str) and missing_file(storage) is not None):
+        return False
+    opened = open_storage(storage)
+    names = [s.study_name for s in opened.get_all_studies()]
+    if study_name not in names or len(stored_rounds(names, study_name)) > 1:
+        return False
+    study = optuna.load_study(study_name=study_name, storage=opened)
+    done = len(study.get_trials(deepcopy=False, states=DONE))
+    return done >= n_trials and (not selection.seeds or is_stored(study, selection, config))
+
+
+def _finished(study: optuna.Study) -> int:
+    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
 
 
 def trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Selection,

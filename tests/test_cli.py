@@ -246,6 +246,10 @@ def test_compare_trains_methods_per_seed_and_logs_to_mlflow(tmp_path, capsys):
         ["chosen (chosen.json)", "pytorch_default", "orthogonal"])
     history = client.get_metric_history(children[0].info.run_id, "val_loss.seed1")
     assert [m.step for m in history] == list(range(1, 21))
+    # the UI address names what compare logged, not a search's runs
+    assert re.search(r"then the compare run 'compare [^']+' \(a child run per method\): http",
+                     out)
+    assert "search's runs" not in out
 
 
 # -------------------------------------------------------------------------------- bad input
@@ -311,6 +315,25 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
     assert err.startswith("autoinit: error: ")
     assert message.format(tmp=tmp_path) in err
     assert "Traceback" not in err + out and "secret" not in err
+
+
+@pytest.mark.parametrize("model, message", [
+    ("no_such_pkg_xyz:net", "model.factory: cannot import 'no_such_pkg_xyz'"),
+    ("shapes.py:net", "the loss could not be computed on the first batch"),  # fails in the search
+])
+def test_a_search_that_fails_before_it_begins_leaves_no_storage_file(tmp_path, capsys,
+                                                                     monkeypatch, model, message):
+    """The default storage, ``autoinit.db`` in the working directory, was created before the
+    model was built, and stayed behind, empty, when it could not be."""
+    (tmp_path / "shapes.py").write_text("import torch.nn as nn\n\n\ndef net():\n"
+                                        "    return nn.Linear(3, 2)  # the digits have 64\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "search", "--model", model, "--model-kwargs", "{}", "--data",
+                         "autoinit.tasks.digits:digits_data", "--no-mlflow", "--n-trials", 2,
+                         "--probe-steps", 2)
+    assert code == 2 and err.startswith("autoinit: error: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "autoinit.db").exists()
 
 
 @pytest.mark.parametrize("edit, scheme, message", [

@@ -49,6 +49,9 @@ def test_sigint_mid_probe_keeps_the_study_clean_and_resumable(tmp_path, tiny_loa
     trials = optuna.load_study(study_name="cut", storage=url).get_trials()
     assert not [t for t in trials if t.state == TrialState.RUNNING]  # nothing half-recorded
     assert [t.state for t in trials].count(TrialState.FAIL) == 1  # the trial that was cut
+    # it did not fail: it is queued again for the resume, and the cost says so
+    assert (first.cost.trials_failed, first.cost.trials_interrupted) == (0, 1)
+    assert "0 failed, 1 interrupted (Ctrl-C; queued again)" in first.summary()
     done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert 1 <= done < 9
     again = run_search(tiny_mlp(), tiny_loader, **kwargs)

@@ -398,7 +398,8 @@ def test_fit_says_where_it_logs_and_a_finished_study_is_not_logged_twice(store, 
     again = autoinit.fit(make_model(), make_loader(), **options)
     out = capsys.readouterr().out
     assert again.scheme == first.scheme and again.chosen == first.chosen
-    assert again.cost.selection_steps == 0 and "reused: nothing was re-run" in again.reason
+    assert "reused: nothing was re-run" in again.reason
+    assert again.cost.reused and again.cost.selection_steps == first.cost.selection_steps  # stored
     assert "selection round" not in out and not re.search(r"^trial ", out, re.M)
     assert again.extra["mlflow_run_id"] == run_id
     assert len(client.search_runs([exp])) == runs_before  # no new parent, no new children

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import autoinit
+from autoinit import search as search_module
 from autoinit.apply import apply_scheme
 from autoinit.errors import AutoinitError, ConfigError
 from autoinit.probe import ProbeConfig, ProbeData, run_probe
@@ -98,6 +99,29 @@ def test_resume_from_storage_repeats_and_loses_nothing(tiny_loader, tmp_path):
     names = [t.user_attrs.get("baseline") for t in trials if t.user_attrs.get("baseline")]
     assert sorted(names) == sorted(set(names)) and len(names) == 7  # 6 baselines, zero_readout
     assert [t.params for t in trials[:8]] == first_params
+
+
+def test_a_rerun_of_a_finished_study_states_the_stored_search_cost(tiny_loader, tmp_path,
+                                                                   monkeypatch):
+    """A rerun that re-runs nothing reports the cost of the search it reuses (not its own few
+    seconds set against the stored steps) and its own seconds apart, and times no population
+    for trainings it will not run."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    first = run_search(tiny_mlp(), tiny_loader, storage=storage, study_name="s", **SMALL)
+
+    def timed(*args, **kwargs):
+        raise AssertionError("a rerun that trains nothing timed a population")
+
+    monkeypatch.setattr(search_module, "choose_population", timed)
+    again = run_search(tiny_mlp(), tiny_loader, storage=storage, study_name="s", **SMALL)
+    assert again.selection_reused and again.scheme == first.scheme
+    a, b = first.cost, again.cost
+    assert (b.wall_seconds, b.tse, b.probe_steps, b.selection_steps, b.trials_complete) == (
+        a.wall_seconds, a.tse, a.probe_steps, a.selection_steps, a.trials_complete)
+    assert not a.reused and b.reused and b.rerun_seconds > 0
+    assert f"this run re-ran nothing, in {b.rerun_seconds:.1f} s" in again.summary()
+    assert f"{a.wall_seconds:.1f} s wall = {a.tse:.0f} training-step" in again.summary()
+    assert again.population.reason.startswith("not measured: this run trains nothing")
 
 
 def test_ctrl_c_returns_best_so_far_and_resume_finishes(tiny_loader, tmp_path):

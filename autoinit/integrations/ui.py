@@ -29,8 +29,10 @@ def runs_url(server: str, experiment_id: str) -> str:
     return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
-def ui_lines(tracking_uri: str, experiment_id: str | None) -> list[str]:
-    """What to print so a user lands on the search's runs."""
+def ui_lines(tracking_uri: str, experiment_id: str | None, what: str = "the search's runs"
+             ) -> list[str]:
+    """What to print so a user lands on ``what`` was logged (default: a search's runs) in the
+    runs view of its experiment."""
     if tracking_uri.startswith(("http://", "https://")):
         where = runs_url(tracking_uri, experiment_id) if experiment_id else tracking_uri
         return [f"open the UI: {where}"]
@@ -38,7 +40,7 @@ def ui_lines(tracking_uri: str, experiment_id: str | None) -> list[str]:
         return [f"open the UI: the experiment {experiment_id} in your Databricks workspace"]
     lines = [f"open the UI: mlflow ui --backend-store-uri {tracking_uri}"]
     if experiment_id:
-        lines.append(f"  then the search's runs: {runs_url(LOCAL_UI, experiment_id)}")
+        lines.append(f"  then {what}: {runs_url(LOCAL_UI, experiment_id)}")
     return lines
 
 
