@@ -368,22 +368,24 @@ def test_compare_checks_its_input_before_it_prints_anything(tmp_path, capsys, ed
 def test_show_of_a_run_not_found_names_the_tracking_uri_it_looked_in(tmp_path, capsys,
                                                                      monkeypatch):
     """Without --tracking-uri the error did not say where the run was looked for."""
+    import mlflow
     from mlflow.tracking._tracking_service import utils
 
     from autoinit.integrations.testing import mlflow_globals_kept
 
     monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/m.db"
     with mlflow_globals_kept():
         monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
         monkeypatch.setattr(utils, "_tracking_uri", None)  # MLflow's default: in the folder
         code, _, err = run(capsys, "show", "0123456789abcdef0123456789abcdef")
-        uri = f"sqlite:///{tmp_path}/m.db"
+        mlflow.MlflowClient(uri).search_experiments()  # a store that exists, without the run
         given = run(capsys, "show", "0123456789abcdef0123456789abcdef", "--tracking-uri", uri)
-    err = err.splitlines()[-1]  # after MLflow's own lines on creating its default database
     assert code == 2 and err.startswith("autoinit: error: cannot read a scheme")
     assert f"in tracking URI 'sqlite:///{tmp_path}/mlflow.db' (MLflow's default; give the run's " \
-           "with --tracking-uri URI" in err and "not found" in err
-    assert f"in tracking URI '{uri}': " in given[2]
+           "with --tracking-uri URI" in err and "there is no file" in err
+    assert not (tmp_path / "mlflow.db").exists()  # looking did not create MLflow's default store
+    assert given[0] == 2 and f"in tracking URI '{uri}': " in given[2] and "not found" in given[2]
 
 
 def test_a_storage_still_unreachable_after_retries_exits_1_with_the_cause(tmp_path, capsys,
