@@ -25,6 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autoinit.errors import ConfigError, SchemeError
+from autoinit.interrupt import interrupted
 from autoinit.rungs import RungAgreement, study_agreement
 from autoinit.scheme import rules_from_json
 from autoinit.selection import SELECTION_ATTR
@@ -136,6 +137,10 @@ def study_status(storage: str | optuna.storages.BaseStorage, study_name: str,
     trials = [t for t in opened.get_all_trials(study_id, deepcopy=False)
               if not t.user_attrs.get(SURPLUS)]  # never run: a worker counted with another
     counts = {name: sum(t.state == state for t in trials) for state, name in _STATES.items()}
+    # a trial Ctrl-C cut is recorded as failed and queued again on resume: not a failure
+    counts["interrupted"] = sum(t.state == TrialState.FAIL and interrupted(t.user_attrs)
+                                for t in trials)
+    counts["failed"] -= counts["interrupted"]
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
                       key=lambda t: (t.value, t.number))
     stored = opened.get_study_user_attrs(study_id).get(SELECTION_ATTR)

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from autoinit.interrupt import check_interrupt, deferred_interrupt
 from autoinit.search import run_search
+from autoinit.status import study_status
 
 
 def test_first_sigint_is_deferred_and_the_second_raises_at_once():
@@ -52,6 +53,8 @@ def test_sigint_mid_probe_keeps_the_study_clean_and_resumable(tmp_path, tiny_loa
     # it did not fail: it is queued again for the resume, and the cost says so
     assert (first.cost.trials_failed, first.cost.trials_interrupted) == (0, 1)
     assert "0 failed, 1 interrupted (Ctrl-C; queued again)" in first.summary()
+    counts = study_status(url, "cut").counts  # what `autoinit status` prints: the same count
+    assert (counts["failed"], counts["interrupted"]) == (0, 1)
     done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert 1 <= done < 9
     again = run_search(tiny_mlp(), tiny_loader, **kwargs)
