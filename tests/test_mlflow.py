@@ -127,7 +127,9 @@ def test_parent_artifacts_hold_scheme_table_and_plots(searched, tmp_path):
     assert table["chosen"] == result.chosen
     assert {r["name"] for r in table["rows"] if r["kind"] == "baseline"} == set(result.baselines)
     assert [r["name"] for r in table["rows"] if r["chosen"]] == [result.chosen]
-    assert f"| {result.chosen} |" in (tmp_path / "autoinit" / "comparison.md").read_text()
+    note = (tmp_path / "autoinit" / "comparison.md").read_text()
+    assert f"| {result.chosen} |" in note
+    assert f"Cost{result.cost.describe()[len('cost'):]}." in note  # the summary's cost line
     import matplotlib.image
 
     for path in plots:

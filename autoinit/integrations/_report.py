@@ -98,12 +98,8 @@ def markdown(result: FitResult, table: dict[str, Any]) -> str:
         mean = f" {_fmt(r['selection_mean'])} |" * ran
         lines.append(f"| {r['name']} | {r['kind']} | {trial} | {_fmt(r['probe_score'])} |"
                      f"{mean} {mark} |")
-    c = result.cost
-    lines += ["", table["reason"], "",
-              f"Cost: {c.trials_complete} trials complete, {c.trials_pruned} pruned, {c.trials_failed} "
-              f"failed; {c.probe_steps} probe steps + {c.screening_passes} screening passes + "
-              f"{c.selection_steps} selection steps; {c.wall_seconds:.1f} s wall = {c.tse:.0f} "
-              f"training-step equivalents."]
+    cost = result.cost.describe()  # the summary's cost line (interrupted trials, a reuse)
+    lines += ["", table["reason"], "", f"{cost[0].upper()}{cost[1:]}."]
     return "\n".join(lines) + "\n"
 
 
