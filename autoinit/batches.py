@@ -38,7 +38,8 @@ from torch.nn.utils.rnn import PackedSequence
 
 from autoinit.errors import ConfigError
 
-__all__ = ["LossFn", "fetch_batches", "make_loss", "move_batch", "own_loss", "split_batch"]
+__all__ = ["LossFn", "fetch_batches", "fields_of", "make_loss", "move_batch", "own_loss",
+           "split_batch"]
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 _TARGET_KEYS = ("target", "targets", "y", "label", "labels")
@@ -46,7 +47,7 @@ _TARGET_KEYS = ("target", "targets", "y", "label", "labels")
 
 def split_batch(batch: Any) -> tuple[Any, torch.Tensor]:
     """``(inputs, target)`` from a tuple/list pair or a dict (a dataclass) with a target key."""
-    batch = _fields(batch)
+    batch = fields_of(batch)
     if isinstance(batch, tuple | list) and len(batch) == 2:
         return batch[0], batch[1]
     if isinstance(batch, Mapping):
@@ -60,7 +61,7 @@ def split_batch(batch: Any) -> tuple[Any, torch.Tensor]:
     )
 
 
-def _fields(value: Any) -> Any:
+def fields_of(value: Any) -> Any:
     """A dataclass instance as the dict of its fields (``None`` ones left out, as a Hugging Face
     ``ModelOutput`` leaves them), anything else as it is."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -97,7 +98,7 @@ def _required_positionals(cls: type) -> int:
 
 
 def _prediction(out: Any) -> torch.Tensor:
-    out = _fields(out)  # a dataclass output (logits, hidden states, ...) read as a dict
+    out = fields_of(out)  # a dataclass output (logits, hidden states, ...) read as a dict
     if isinstance(out, tuple | list):  # e.g. nn.LSTM returns (output, state)
         out = out[0]
     if isinstance(out, Mapping) and "logits" not in out and len(out) != 1:

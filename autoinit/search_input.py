@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from autoinit.batches import LossFn, fetch_batches, move_batch
+from autoinit.batches import LossFn, fetch_batches, fields_of, move_batch
 from autoinit.errors import AutoinitError, ConfigError
 
 if TYPE_CHECKING:
@@ -89,6 +88,7 @@ def check_finite(batches: list, what: str) -> None:
 
 
 def _tensors(batch: Any) -> Iterator[torch.Tensor]:
+    batch = fields_of(batch)  # a dataclass as the dict of its fields
     if isinstance(batch, torch.Tensor):
         yield batch
     elif isinstance(batch, dict):
@@ -97,9 +97,6 @@ def _tensors(batch: Any) -> Iterator[torch.Tensor]:
     elif isinstance(batch, tuple | list):
         for v in batch:
             yield from _tensors(v)
-    elif dataclasses.is_dataclass(batch) and not isinstance(batch, type):
-        for f in dataclasses.fields(batch):
-            yield from _tensors(getattr(batch, f.name))
 
 
 def check_loss(model: nn.Module, data: ProbeData) -> None:
