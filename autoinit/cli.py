@@ -34,6 +34,7 @@ from torch import nn
 
 from autoinit.api import fit, load_scheme
 from autoinit.apply import apply_scheme
+from autoinit.batches import make_loss
 from autoinit.cli_helpers import (
     check_out,
     check_tracking,
@@ -65,6 +66,7 @@ from autoinit.diagnose import diagnose as diagnose_model
 from autoinit.errors import AutoinitError, ConfigError, StorageError
 from autoinit.redact import redact
 from autoinit.scheme import InitScheme
+from autoinit.search_input import materialize
 from autoinit.settings import DEFAULTS
 from autoinit.space import BASELINES
 from autoinit.status import study_status
@@ -353,13 +355,15 @@ def diagnose(study: str | None, model_ref: str | None, model_kwargs: str | None,
     """
     config = study_config(study, {"search.seed": seed}, model_ref, data_ref, model_kwargs, data_kwargs)
     model = seeded_model(config)
-    label = "its default init"
-    if scheme_ref is not None:
-        apply_scheme(model, _load_scheme(scheme_ref, tracking_uri))
-        label = f"scheme {scheme_ref}"
     train, _ = build_data(config)
     batch = first_batch(train)
-    result = diagnose_model(model, batch, resolve_loss(config.train.loss, config.base_dir))
+    loss = resolve_loss(config.train.loss, config.base_dir)
+    label = "its default init"
+    if scheme_ref is not None:
+        materialize(model, [batch], make_loss(loss))  # a lazy module's shape, for the scheme
+        apply_scheme(model, _load_scheme(scheme_ref, tracking_uri))
+        label = f"scheme {scheme_ref}"
+    result = diagnose_model(model, batch, loss)
     click.echo(f"{type(model).__name__} under {label} (seed {config.search.seed}), one training "
                f"batch: loss {result.loss:.4f}")
     click.echo(result.table())

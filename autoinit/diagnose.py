@@ -29,6 +29,7 @@ from torch.nn.utils import parametrize
 from autoinit.batches import LossFn, make_loss
 from autoinit.layers import eager
 from autoinit.roles import Layer, describe_model, layer_of
+from autoinit.search_input import materialize
 
 __all__ = ["Diagnosis", "LayerRecord", "diagnose"]
 
@@ -91,11 +92,14 @@ def diagnose(model: nn.Module, batch: Any, loss_fn: str | nn.Module | LossFn | N
              ) -> Diagnosis:
     """Run one forward and backward pass of ``model`` on ``batch`` and measure every layer.
 
-    The model's gradients are cleared afterwards; its weights are not changed.
+    The model's gradients are cleared afterwards; its weights are not changed. Lazy modules
+    (``nn.LazyLinear``, ...) first get their shapes from one pass of the loss on ``batch``, as
+    in a search (:func:`~autoinit.search_input.materialize`).
     """
     loss = make_loss(loss_fn)
     layers = {}
     model = eager(model)  # a compiled graph would skip the hooks
+    materialize(model, [batch], loss)
     described = describe_model(model, include_frozen=True)
     for lay in described:
         if lay.param_type in ("weight", "norm_weight"):

@@ -62,6 +62,15 @@ class SearchCost:
     measured). ``trials_interrupted``: trials Ctrl-C cut (recorded as failed by Optuna and queued
     again for a resume; not counted in ``trials_failed``).
 
+    A study searched by several runs (a fleet of workers sharing its storage, or a search Ctrl-C
+    stopped and then resumed) costs every run's time: each run that trained anything keeps its
+    wall time in the study (:func:`~autoinit.stored_cost.record_run`), and the cost counts
+    ``compute_seconds``, this run's ``wall_seconds`` plus ``other_seconds`` (the study's other
+    ``runs - 1`` runs' wall times summed); ``tse`` is that over ``step_seconds``, and
+    ``span_seconds`` is the fleet's own wall time (the first run's start to the last one's end).
+    ``selection_steps`` then sums every run's selection round (two workers that ended together
+    each ran one). One run: ``compute_seconds`` is its wall time, as before.
+
     A rerun of a finished study that re-runs nothing (its trials and selection round stored)
     reports the stored search's cost, as the run that completed it reported it
     (:mod:`autoinit.stored_cost`), and its own wall time in ``rerun_seconds`` (``nan``: this run
@@ -89,11 +98,19 @@ class SearchCost:
     population: int = 1
     population_ratio: float = math.nan
     trials_interrupted: int = 0
+    runs: int = 1
+    other_seconds: float = 0.0
+    span_seconds: float = math.nan
     rerun_seconds: float = math.nan
 
     @property
+    def compute_seconds(self) -> float:
+        """The seconds the cost counts: this run's wall time and the study's other runs'."""
+        return self.wall_seconds + self.other_seconds
+
+    @property
     def tse(self) -> float:
-        return self.wall_seconds / self.step_seconds if self.step_seconds > 0 else math.nan
+        return self.compute_seconds / self.step_seconds if self.step_seconds > 0 else math.nan
 
     @property
     def reused(self) -> bool:
@@ -112,8 +129,11 @@ class SearchCost:
                 f"steps timed through the search, quartiles {1000 * self.step_seconds_q1:.2f}-"
                 f"{1000 * self.step_seconds_q3:.2f}; {self.threads} "
                 f"thread{'s' if self.threads > 1 else ''}")
-        wall = (f"{self.wall_seconds:.1f} s wall = {self.tse:.0f} training-step equivalents "
-                f"({unit})" if math.isfinite(self.wall_seconds)
+        seconds = (f"{self.wall_seconds:.1f} s wall" if self.runs <= 1 else
+                   f"{self.compute_seconds:.1f} s: the wall times of the study's {self.runs} runs "
+                   f"summed ({self.span_seconds:.1f} s from the first's start to the last's end)")
+        wall = (f"{seconds} = {self.tse:.0f} training-step equivalents ({unit})"
+                if math.isfinite(self.wall_seconds)
                 else "its wall time was not stored (a study searched by an earlier version)")
         head = "cost" if not self.reused else (
             f"cost of the stored search (this run re-ran nothing, in {self.rerun_seconds:.1f} s: "
@@ -125,7 +145,8 @@ class SearchCost:
         return self.tse / full_training_steps
 
     def to_dict(self) -> dict[str, float]:
-        return {**{k: getattr(self, k) for k in self.__dataclass_fields__}, "tse": self.tse}
+        return {**{k: getattr(self, k) for k in self.__dataclass_fields__},
+                "compute_seconds": self.compute_seconds, "tse": self.tse}
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from autoinit.search_rounds import Rounds, trains_nothing
 from autoinit.selection import Selection, baseline_scores, rerun_steps
 from autoinit.settings import DEFAULTS, check_option
 from autoinit.space import SearchSpace
-from autoinit.stored_cost import store_cost, stored_cost
+from autoinit.stored_cost import record_run, store_cost, stored_cost
 from autoinit.study import named_candidates
 from autoinit.threads import ThreadChoice, choose_threads, compute_threads
 
@@ -289,8 +289,10 @@ def run_search(
     cost = _cost(rounds, time.perf_counter() - start, choice, stacked)
     if rounds.ran == 0 and not rounds.interrupted and (rounds.reused or not selection.seeds):
         cost = stored_cost(study, cost.wall_seconds, cost)  # this run re-ran nothing
-    elif not rounds.interrupted:
-        store_cost(study, cost)
+    else:  # with the study's other runs (a fleet's workers, a resumed search's earlier runs)
+        cost = record_run(study, cost)
+        if not rounds.interrupted:
+            store_cost(study, cost)
     return FitResult(chosen.scheme, chosen.mean, baseline_scores(study), chosen.name,
                      rounds.reason, rounds.candidates, cost, study,
                      interrupted=rounds.interrupted, selection_reused=rounds.reused,

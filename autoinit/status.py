@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +27,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autoinit.errors import ConfigError, SchemeError
 from autoinit.interrupt import interrupted
+from autoinit.result import SearchCost
 from autoinit.rungs import RungAgreement, study_agreement
 from autoinit.scheme import rules_from_json
 from autoinit.selection import SELECTION_ATTR
 from autoinit.sharing import SURPLUS
 from autoinit.storage import missing_file, open_storage, redact
+from autoinit.stored_cost import cost_of
 from autoinit.study import DONE, stored_rounds
 
 __all__ = ["StudyStatus", "TrialSummary", "study_status"]
@@ -59,7 +62,10 @@ class StudyStatus:
     holds ``n_trials`` finished trials); its ``waiting`` trials are then named candidates queued
     beyond its trials, never run (a later fit with more trials would run them). ``earlier``: a
     search that lengthened its probes (:mod:`autoinit.evidence`) is reported at its last round
-    (``<study>@<steps>-steps``), and ``earlier`` names the rounds before it."""
+    (``<study>@<steps>-steps``), and ``earlier`` names the rounds before it. ``cost``: the
+    search's cost as the run that completed it stored it, every run that searched the study
+    counted (:mod:`autoinit.stored_cost`; the line a rerun reports); ``None`` before a run
+    completed it."""
 
     study_name: str
     counts: dict[str, int]
@@ -67,6 +73,7 @@ class StudyStatus:
     rank_agreement: tuple[RungAgreement, ...] = ()
     ended: bool = False
     earlier: tuple[str, ...] = ()
+    cost: SearchCost | None = None
 
     @property
     def best(self) -> TrialSummary | None:
@@ -81,7 +88,10 @@ class StudyStatus:
         return {"study_name": self.study_name, "counts": dict(self.counts),
                 "finished": self.finished, "ended": self.ended, "earlier": list(self.earlier),
                 "top": [vars(t) for t in self.top],
-                "rank_agreement": [vars(a) for a in self.rank_agreement]}
+                "rank_agreement": [vars(a) for a in self.rank_agreement],
+                "cost": None if self.cost is None else {
+                    k: v if not isinstance(v, float) or math.isfinite(v) else None
+                    for k, v in self.cost.to_dict().items() if k != "rerun_seconds"}}
 
     def summary(self) -> str:
         """A few plain lines: the counts, then the best trials with their families."""
@@ -103,6 +113,8 @@ class StudyStatus:
         if self.rank_agreement:
             lines.append("  probe rank agreement between rungs (Spearman): "
                          + "; ".join(a.describe() for a in self.rank_agreement))
+        if self.cost is not None:
+            lines.append(f"  {self.cost.describe()}")
         return "\n".join(lines)
 
 
@@ -143,9 +155,10 @@ def study_status(storage: str | optuna.storages.BaseStorage, study_name: str,
     counts["failed"] -= counts["interrupted"]
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
                       key=lambda t: (t.value, t.number))
-    stored = opened.get_study_user_attrs(study_id).get(SELECTION_ATTR)
+    attrs = opened.get_study_user_attrs(study_id)
     return StudyStatus(study_name, counts, tuple(_summary(t) for t in complete[:top]),
-                       study_agreement(trials), _ended(trials, stored, n_trials), earlier)
+                       study_agreement(trials), _ended(trials, attrs.get(SELECTION_ATTR), n_trials),
+                       earlier, cost_of(attrs))
 
 
 

@@ -219,6 +219,27 @@ def test_diagnose_default_init_vs_a_scheme(tmp_path, capsys):
     assert f"under scheme {scheme}" in out and "vanishing_gradient" not in out
 
 
+def test_diagnose_shapes_a_lazy_model_on_the_first_batch_with_or_without_a_scheme(
+        tmp_path, capsys, monkeypatch):
+    """A model of lazy modules: diagnose stopped at once ("run one batch through the model
+    first"), and a scheme could not be applied to it; both now run, as a search does."""
+    (tmp_path / "lazy.py").write_text("import torch.nn as nn\n\n\ndef net():\n    return "
+                                      "nn.Sequential(nn.LazyLinear(16), nn.ReLU(), "
+                                      "nn.LazyLinear(10))\n")
+    monkeypatch.chdir(tmp_path)
+    args = ["diagnose", "--model", "lazy.py:net", "--model-kwargs", "{}", "--data",
+            "autoinit.tasks.digits:digits_data"]
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    assert "Sequential under its default init" in out
+    assert [ln.split()[0] for ln in out.splitlines() if re.match(r"^\d+\s", ln)] == ["0", "2"]
+    shaped = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    uniform_scheme(shaped, "orthogonal").to_json(tmp_path / "s.json")
+    code, out, err = run(capsys, *args, "--scheme", "s.json")
+    assert code == 0, err
+    assert "under scheme s.json" in out and "flags:" in out
+
+
 # ----------------------------------------------------------------------------------- compare
 
 def test_compare_trains_methods_per_seed_and_logs_to_mlflow(tmp_path, capsys):

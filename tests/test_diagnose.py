@@ -133,3 +133,21 @@ def test_a_weight_normed_layer_is_measured_at_its_output_not_its_weight():
     for a, b in zip(got, want, strict=True):
         assert a.act_std == pytest.approx(b.act_std, rel=1e-4)
         assert a.grad_rms > 0
+
+
+def test_a_lazy_model_gets_its_shapes_from_the_batch_and_is_measured_like_the_eager_one():
+    """A model of lazy modules stopped diagnose with "run one batch through the model first";
+    the search shapes it on the first batch, and so does diagnose now (the RNG untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        lazy = nn.Sequential(nn.LazyLinear(16), nn.ReLU(), nn.LazyLinear(4))
+        before = torch.random.get_rng_state()
+        d = diagnose(lazy, (X, Y))
+        assert torch.equal(torch.random.get_rng_state(), before)
+    assert [p.shape for p in lazy.parameters()] == [(16, 32), (16,), (4, 16), (4,)]
+    eager_net = nn.Sequential(nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 4))
+    eager_net.load_state_dict(lazy.state_dict())
+    e = diagnose(eager_net, (X, Y))
+    assert [r.name for r in d.records] == [r.name for r in e.records] == ["0", "2"]
+    assert [r.act_std for r in d.records] == [r.act_std for r in e.records]
+    assert d.loss == e.loss

@@ -111,3 +111,38 @@ def test_ctrl_c_during_each_baseline_in_turn_loses_nothing(tmp_path, capsys, mon
     assert [t.state for t in trials].count(TrialState.FAIL) == 6
     assert len(done) == 7
     assert '"format_version"' in scheme.read_text()  # the finished run wrote its scheme
+
+
+def test_a_trial_ctrl_c_cut_is_reported_interrupted_not_failed_everywhere(tmp_path, tiny_loader):
+    """The trial Ctrl-C cut is recorded FAIL by Optuna; the summary, the status and what the
+    MLflow parent run logs (its cost metrics, its comparison note) call it interrupted, and no
+    trial callback hears of it, so MLflow's per-trial logger makes no child run marked failed."""
+    from autoinit.integrations import _report
+    from autoinit.interrupt import INTERRUPTED
+
+    calls = 0
+
+    def loss(model, batch):  # Ctrl-C to this process during the fourth trial or so
+        nonlocal calls
+        calls += 1
+        if calls == 120:
+            os.kill(os.getpid(), signal.SIGINT)
+        return F.cross_entropy(model(batch[0]), batch[1])
+
+    heard: list[optuna.trial.FrozenTrial] = []
+    url = f"sqlite:///{tmp_path}/s.db"
+    result = run_search(tiny_mlp(), tiny_loader, loss_fn=loss, n_trials=6, probe_steps=20,
+                        storage=url, study_name="cut", progress=False,
+                        callbacks=[lambda study, trial: heard.append(trial)])
+    assert result.interrupted
+    (cut,) = [t for t in result.study.get_trials() if t.state == TrialState.FAIL]
+    assert cut.user_attrs["failure"] == INTERRUPTED
+    assert cut.number not in {t.number for t in heard} and heard
+    assert all(t.state != TrialState.FAIL for t in heard)
+    assert "0 failed, 1 interrupted (Ctrl-C; queued again)" in result.summary()
+    counts = study_status(url, "cut").counts
+    assert (counts["failed"], counts["interrupted"]) == (0, 1)
+    table = _report.comparison(result)
+    metrics = {m.key: m.value for m in _report.metrics(result, table)}
+    assert (metrics["cost/trials_failed"], metrics["cost/trials_interrupted"]) == (0, 1)
+    assert "0 failed, 1 interrupted (Ctrl-C; queued again)" in _report.markdown(result, table)
