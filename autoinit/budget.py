@@ -133,7 +133,7 @@ def priority(named: Sequence[str]) -> list[str]:
     return sorted(named, key=lambda n: (rank.get(n, 2 if n in presets else 3), named.index(n)))
 
 
-def plan_budget(budget_steps: int, named: Sequence[str], *,
+def plan_budget(budget_steps: int, named: Sequence[str], own_init: bool = False, *,
                 probe_steps: int | None = None, n_trials: int | None = None,
                 selection: Selection | None = None) -> BudgetPlan:
     """The search that fits ``budget_steps`` training steps (see the module's docstring).
@@ -146,12 +146,12 @@ def plan_budget(budget_steps: int, named: Sequence[str], *,
     check_option("budget_steps", budget_steps)
     if not named:
         raise ConfigError("a budgeted search needs at least one named candidate, got none")
-    n = len(named)
+    n, own = len(named), int(own_init)
     cap = n_trials or DEFAULTS.n_trials
     for shape, extra, sel, shortest in _SHAPES:
         trials = cap if extra is None else min(cap, n + extra)
         sel = selection or sel
-        units = trials + 1 + sel.members() * sel.seeds * sel.steps_factor
+        units = trials + 1 + sel.members(own) * sel.seeds * sel.steps_factor
         searched = trials > n  # without search trials to end early on, a noise probe only
         # where a lengthening fits
         step = probe_steps or min(math.floor(budget_steps / (units - (not searched))),
@@ -159,7 +159,7 @@ def plan_budget(budget_steps: int, named: Sequence[str], *,
         if probe_steps is not None and units * step > budget_steps and shape != "named":
             continue  # the user's length: the shape must fit it
         if step >= shortest or probe_steps is not None:
-            lengthen = lengthen_fits(budget_steps, n, step, sel)
+            lengthen = lengthen_fits(budget_steps, n, step, sel, own_init)
             return BudgetPlan(budget_steps, step, trials, sel, tuple(named), shape, lengthen,
                               searched or lengthen)
     # not even the named candidates at the shortest probe: the fewest that matter
@@ -175,11 +175,12 @@ def plan_budget(budget_steps: int, named: Sequence[str], *,
                       False, False, note)
 
 
-def lengthen_fits(budget_steps: int, named: int, probe_steps: int, selection: Selection) -> bool:
+def lengthen_fits(budget_steps: int, named: int, probe_steps: int, selection: Selection,
+                  own_init: bool = False) -> bool:
     """Whether ``budget_steps`` covers the named candidates and the noise probe at
     ``probe_steps``, then again at twice the length with the selection round there."""
     longer = 2 * probe_steps
-    rerun = selection_steps(ProbeConfig(steps=longer), selection)
+    rerun = selection_steps(ProbeConfig(steps=longer), selection, own_init)
     return (named + 1) * (probe_steps + longer) + rerun <= budget_steps
 
 
@@ -300,7 +301,7 @@ def noise_probe(obj: Objective) -> Callable[[optuna.trial.FrozenTrial], tuple[fl
 
 
 def affordable(guard: BudgetWatch, study: optuna.Study, config: ProbeConfig, budget: BudgetPlan,
-                selection: Selection, spent: int, longest: int
+                selection: Selection, own_init: bool, spent: int, longest: int
                 ) -> Callable[[], bool]:
     """Whether the budget left covers the named candidates, the noise probe and the selection
     round at twice ``config.steps`` (at most ``longest``)."""
@@ -308,7 +309,7 @@ def affordable(guard: BudgetWatch, study: optuna.Study, config: ProbeConfig, bud
         longer = replace(config, steps=2 * config.steps)
         if longer.steps > longest:
             return False
-        need = (len(budget.named) + 1) * longer.steps + selection_steps(longer, selection)
+        need = (len(budget.named) + 1) * longer.steps + selection_steps(longer, selection, own_init)
         return budget.budget_steps - spent - steps_spent(study) - guard.noise_steps >= need
 
     return check

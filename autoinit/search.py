@@ -4,7 +4,7 @@ Flow: validate → plan groups (and, with ``train_steps``, the budget) → cache
 bare loop (threads, populations) → the study's rounds (:mod:`autoinit.search_rounds`; stage 1:
 the named candidates, baselines and presets, enqueued first; stage 2: the best one refined, see
 :mod:`autoinit.refine`; per trial: scheme, screening pass, probe, pruning) → selection round (top
-candidates and the two best baselines re-run with fresh seeds and a longer probe) → the chosen scheme
+candidates and the best baseline re-run with fresh seeds and a longer probe) → the chosen scheme
 is applied to the model in place → :class:`FitResult`.
 """
 
@@ -348,7 +348,7 @@ def _budget(plan: ModelPlan, space: SearchSpace, lr: float, train_steps: int | N
         return None
     given = None if probe_steps is DEFAULT_PROBE_STEPS else probe_steps
     return plan_budget(budget_steps or budget_of(train_steps),
-                       list(named_candidates(plan, space, lr)),
+                       list(named_candidates(plan, space, lr)), plan.model_init,
                        probe_steps=given, n_trials=n_trials, selection=selection)
 
 
@@ -385,7 +385,7 @@ def _population(work: nn.Module, data: ProbeData, config: ProbeConfig, populatio
     if population is None and budget is not None and not budget.searched:
         # a few short probes: timing a population would cost more than it could save
         return PopulationChoice(1, reason=f"the {budget.shape} budget has no search trial")
-    members = selection.members()  # the selection round's, per seed
+    members = selection.members(plan.model_init)  # the selection round's, per seed
     return choose_population(work, data, replace(config, rungs=()), population,
                              members * selection.seeds, members, step)
 

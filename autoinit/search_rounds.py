@@ -104,7 +104,7 @@ class Rounds:
             else None
         # a budgeted search keeps one probe for its noise probe (autoinit.budget.BudgetWatch)
         budget = trial_budget(self.budget_steps, self.config, self.selection,
-                              self.config.steps if noise else 0)
+                              self.plan.model_init, self.config.steps if noise else 0)
         with quiet_optuna():
             while True:
                 self._round(budget and budget - self.spent)
@@ -132,7 +132,8 @@ class Rounds:
             guard = [] if self.guard is None else [self.guard]
             if self.guard is not None:
                 self.guard.affordable = affordable(self.guard, study, self.config, self.budget,
-                                                   self.selection, self.spent, self.longest)
+                                                   self.selection, self.plan.model_init,
+                                                   self.spent, self.longest)
             polling = self.show.polling(study, self.n_jobs > 1) if self.show \
                 else contextlib.nullcontext()
             before = _finished(study)
@@ -164,7 +165,8 @@ class Rounds:
         if self.show is not None:
             self.show.note(line)
             self.show.restart()
-        return trial_budget(self.budget_steps, self.config, self.selection, self.config.steps)
+        return trial_budget(self.budget_steps, self.config, self.selection,
+                            self.plan.model_init, self.config.steps)
 
     def _longer(self) -> bool:
         """Whether the next round probes twice as long: a budgeted search's watch says so; a
@@ -248,17 +250,17 @@ def _finished(study: optuna.Study) -> int:
 
 
 def trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Selection,
-                 noise_steps: int = 0) -> int | None:
+                 own_init: bool, noise_steps: int = 0) -> int | None:
     """What ``budget_steps`` leaves the trials once the selection round (and a budgeted search's
     noise probe, ``noise_steps``) is reserved.
 
     >>> from autoinit.probe import ProbeConfig
-    >>> trial_budget(3000, ProbeConfig(steps=100), Selection())
-    1000
+    >>> trial_budget(3000, ProbeConfig(steps=100), Selection(), own_init=False)
+    1400
     """
     if budget_steps is None:
         return None
-    reserved = selection_steps(config, selection) + noise_steps
+    reserved = selection_steps(config, selection, own_init) + noise_steps
     if budget_steps < reserved + config.steps:
         raise ConfigError(
             f"budget_steps must cover one probe ({config.steps} steps) and the selection round "

@@ -29,16 +29,15 @@ ProbeReport = Callable[[int, int, str, "float | None"], None]  # (done, total, n
 
 @dataclass(frozen=True)
 class Selection:
-    """The selection round: the two best baselines, the best preset and the ``top`` search
-    candidates are re-run with ``seeds`` fresh seeds for ``steps_factor`` times the probe length
-    (with rungs: for the longest rung's length); a challenger replaces the incumbent only when
-    its mean paired improvement exceeds ``max(2·s.e., rel_margin·|incumbent|)``.
+    """The selection round: the incumbent, the best preset and the ``top`` search candidates
+    are re-run with ``seeds`` fresh seeds for ``steps_factor`` times the probe length (with
+    rungs: for the longest rung's length); a challenger replaces the incumbent only when its
+    mean paired improvement exceeds ``max(2·s.e., rel_margin·|incumbent|)``.
 
     The incumbent is the model's own init where it has one (what its authors chose, and what
     the user has without autoinit; the best other baseline then joins the challengers), else the
-    better of the two best baselines by probe (the five families, LSUV) in the re-runs: baselines
-    within the noise of each other at the probe's length are not told apart by one short probe.
-    A preset is a hypothesis from the literature, so it must earn its place like a search trial.
+    best baseline by probe (the five families, LSUV). A preset is a hypothesis from the
+    literature, so it must earn its place like a search trial.
 
     With ``seeds=1`` there is no noise estimate: the s.e. is taken as the improvement itself, so
     a search candidate never replaces the best baseline and the round only confirms it. With
@@ -53,7 +52,7 @@ class Selection:
     among the few it kept. What a small budget does (:mod:`autoinit.budget`).
 
     Example:
-        >>> Selection().members(), Selection(top=2, among_best=True).members()
+        >>> Selection().members(own_init=True), Selection(top=2, among_best=True).members(True)
         (5, 2)
     """
 
@@ -63,11 +62,9 @@ class Selection:
     rel_margin: float = 0.005
     among_best: bool = False
 
-    def members(self) -> int:
-        """How many candidates the round re-runs at most (each with ``seeds`` seeds): two
-        baselines (or the model's own init and the best other baseline), the best preset and
-        ``top`` search trials; a halving step, its ``top``."""
-        return self.top if self.among_best else self.top + 3
+    def members(self, own_init: bool = False) -> int:
+        """How many candidates the round re-runs at most (each with ``seeds`` seeds)."""
+        return self.top if self.among_best else self.top + 2 + own_init
 
 
 def baseline_scores(study: optuna.Study) -> dict[str, float]:
@@ -87,9 +84,11 @@ def rerun_steps(config: ProbeConfig, selection: Selection) -> int:
     return max(1, round(config.steps * selection.steps_factor))
 
 
-def selection_steps(config: ProbeConfig, selection: Selection) -> int:
-    """The most training steps the selection round can take (all its candidates re-run)."""
-    return selection.members() * selection.seeds * rerun_steps(config, selection)
+def selection_steps(config: ProbeConfig, selection: Selection, own_init: bool = False) -> int:
+    """The most training steps the selection round can take (all its candidates re-run: the
+    incumbent, the best preset, ``top`` search trials, and for a model with its own init the
+    best other baseline)."""
+    return selection.members(own_init) * selection.seeds * rerun_steps(config, selection)
 
 
 def select(study: optuna.Study, obj: Objective, selection: Selection, config: ProbeConfig,
@@ -136,12 +135,9 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
     cands = [Candidate(name, t.number, t.value, scores[i * n:(i + 1) * n], scheme)
              for i, (name, t, (scheme, _)) in enumerate(zip(names, rerun_trials, schemes,
                                                             strict=True))]
-    if selection.among_best:
-        chosen, reason = _halving(cands, longer.steps, selection.rel_margin)
-    else:
-        cands, note = _incumbent_first(cands, len(base_trials))
-        chosen, reason = choose(cands, bool(base_trials), selection)
-        reason += note
+    chosen, reason = _halving(cands, longer.steps, selection.rel_margin) \
+        if selection.among_best else \
+        choose(cands, bool(base_trials), selection)
     _store(study, selection, config, cands, chosen, reason)
     return cands, chosen, reason
 
@@ -158,26 +154,11 @@ def _contenders(complete: list[optuna.trial.FrozenTrial], selection: Selection
     # the model's own init, where it has one, is the incumbent: what the user has without us;
     # the best other baseline then joins the challengers
     base_trials.sort(key=lambda t: named[t.number] != MODEL_DEFAULT)
-    # the second baseline is re-run too: a challenger of the model's own init, or else the
-    # other contender for the incumbent's place (see _incumbent_first)
-    search_trials = base_trials[1:2] \
+    own = bool(base_trials) and named[base_trials[0].number] == MODEL_DEFAULT
+    search_trials = (base_trials[1:2] if own else []) \
         + [t for t in complete if named[t.number] in presets][:1] \
         + [t for t in complete if not named[t.number]][: selection.top]
     return base_trials, search_trials
-
-
-def _incumbent_first(cands: list[Candidate], n_baselines: int) -> tuple[list[Candidate], str]:
-    """Without the model's own init, the better of the two re-run baselines is the incumbent
-    (first); the other stays a challenger. Also a note for the reason where the re-runs
-    reversed the probes' order."""
-    if n_baselines < 2 or cands[0].name == MODEL_DEFAULT:
-        return cands, ""
-    first, second = cands[0], cands[1]
-    if not second.mean < first.mean:  # nan and ties keep the probes' order
-        return cands, ""
-    note = (f"; the re-runs put {second.name} ({second.mean:.4f}) ahead of {first.name} "
-            f"({first.mean:.4f}), the best baseline by its probe")
-    return [second, first, *cands[2:]], note
 
 
 def _key(study: optuna.Study, selection: Selection, config: ProbeConfig) -> str:

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark import TaskData, build  # noqa: E402
 
 from autoinit.batches import make_loss  # noqa: E402
+from autoinit.plan import ModelPlan  # noqa: E402
 from autoinit.population import run_population  # noqa: E402
 from autoinit.population_choice import choose_population  # noqa: E402
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, run_probe  # noqa: E402
@@ -124,7 +125,7 @@ def part_tasks(args: argparse.Namespace) -> list[dict]:
         loss = None if data_.loop is not None else make_loss(None)
         data = ProbeData(batches, [data_.val], loss, data_.loop)
         config = ProbeConfig(steps=args.task_steps, eval_every=args.task_steps // 2, lr=data_.lr)
-        per_seed = selection.members()
+        per_seed = selection.members(ModelPlan.of(model).model_init)
         start = time.perf_counter()
         choice = choose_population(copy.deepcopy(model), data, config, None,
                                    per_seed * selection.seeds, per_seed,

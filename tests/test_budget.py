@@ -85,9 +85,8 @@ def test_fewest_keeps_the_candidates_that_fit_the_model_first():
 
 def test_a_lengthening_fits_only_with_budget_to_spare():
     assert not plan_budget(600, NAMED).can_lengthen  # all of it goes into the halving
-    # 8 probes at 100 and at 200 steps, then 4 candidates x 2 seeds x 200 steps
-    assert lengthen_fits(4000, 7, 100, Selection(top=1, seeds=2, steps_factor=1.0))
-    assert not lengthen_fits(3999, 7, 100, Selection(top=1, seeds=2, steps_factor=1.0))
+    assert lengthen_fits(3600, 7, 100, Selection(top=1, seeds=2, steps_factor=1.0))
+    assert not lengthen_fits(3599, 7, 100, Selection(top=1, seeds=2, steps_factor=1.0))
 
 
 def test_explicit_options_win():
@@ -169,7 +168,7 @@ class _NoSignal(nn.Module):
 
 
 def test_probes_are_lengthened_when_the_candidates_do_not_separate(tiny_loader):
-    result = run_search(_NoSignal(), tiny_loader, train_steps=2400, probe_steps=10,
+    result = run_search(_NoSignal(), tiny_loader, train_steps=2000, probe_steps=10,
                         only="unused", seed=0)
     b = result.budget
     assert b.probe_steps == 2 * b.planned_probe_steps
