@@ -18,7 +18,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from autoinit.errors import ConfigError
-from autoinit.interrupt import deferred_interrupt
+from autoinit.interrupt import deferred_interrupt, interrupted
 from autoinit.objective import Objective
 from autoinit.optuna_setup import make_sampler
 from autoinit.plan import ModelPlan
@@ -261,13 +261,14 @@ class _BudgetCallback:
 
 @dataclass
 class _FailStreak:
-    """Stops the study after ``limit`` failed trials in a row (a broken loss, a bad space)."""
+    """Stops the study after ``limit`` failed trials in a row (a broken loss, a bad space);
+    a trial Ctrl-C cut failed for no fault of its own and is not counted."""
 
     limit: int = 5
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        last = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS)
-                ][-self.limit:]
+        last = [t for t in study.get_trials(deepcopy=False)
+                if not t.user_attrs.get(SURPLUS) and not interrupted(t.user_attrs)][-self.limit:]
         if len(last) == self.limit and all(t.state == TrialState.FAIL for t in last):
             warnings.warn(f"stopping the search after {self.limit} failed trials in a row; last "
                           f"error: {trial.user_attrs.get('failure', 'unknown')}", stacklevel=2)

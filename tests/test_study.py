@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 
 import optuna
 import pytest
@@ -11,6 +12,7 @@ from conftest import tiny_mlp
 from optuna.trial import TrialState
 
 from autoinit import study as study_module
+from autoinit.interrupt import INTERRUPTED
 from autoinit.plan import ModelPlan
 from autoinit.space import SearchSpace
 from autoinit.study import QUEUED_ATTR, enqueue_pending, named_candidates
@@ -65,3 +67,32 @@ def test_a_study_with_finished_trials_and_no_mark_is_not_waited_on(plan, monkeyp
     waiting = [t.user_attrs["baseline"] for t in study.trials if t.state == TrialState.WAITING]
     assert waiting == list(named_candidates(plan, SearchSpace(), 1e-3))
     assert QUEUED_ATTR not in study.user_attrs  # only the creator marks
+
+
+
+def _stops_after(failures: list[str]) -> bool:
+    """Whether the fail-streak rule stops a study whose trials so far failed with ``failures``
+    (each a trial's ``failure`` attribute) when one more trial fails on a broken loss."""
+    study = optuna.create_study()
+    for failure in failures:
+        study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL,
+                                                  user_attrs={"failure": failure}))
+
+    def broken(trial: optuna.trial.Trial) -> float:
+        trial.set_user_attr("failure", "loss is not finite")
+        raise ValueError("broken loss")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study.optimize(broken, n_trials=1, callbacks=[study_module._FailStreak(limit=5)],
+                       catch=(ValueError,))
+    return any("failed trials in a row" in str(w.message) for w in caught)
+
+
+def test_five_failures_in_a_row_stop_the_search_but_ctrl_c_cuts_are_not_failures():
+    assert _stops_after(["loss is not finite"] * 4)
+    assert not _stops_after(["loss is not finite"] * 3)
+    # a search cut four times by Ctrl-C, then one broken trial: one failure, not five
+    assert not _stops_after([INTERRUPTED] * 4)
+    assert _stops_after([INTERRUPTED, "loss is not finite", INTERRUPTED, "loss is not finite",
+                         "loss is not finite", "loss is not finite"])
