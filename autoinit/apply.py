@@ -5,7 +5,8 @@ parameter's name, on CPU and on one torch thread; values are then copied to the 
 and dtype. So the same scheme and seed give bit-identical weights in any process, whatever its
 thread count, changing one group leaves the others' draws unchanged, and the global RNG is never
 touched. A rule's multiplier and depth factor
-``L**α`` then scale the drawn weights (a factor of exactly 0 writes exact zeros). An
+``L**α`` then scale the drawn weights, and the gain of a norm layer that ends a residual branch
+(a ResNet's ``bn2``; a factor of exactly 0 writes exact zeros). An
 embedding's ``padding_idx`` row is zero under every family, as ``reset_parameters`` leaves it;
 a ``weight_norm`` direction drawn by a family gets the norm that makes the weight the draw.
 ``pytorch_default`` gives a norm layer without a reset method (``T5LayerNorm``, a hand-written
@@ -103,6 +104,8 @@ def apply_scheme(model: nn.Module, scheme: InitScheme) -> nn.Module:
                 value = _values(spec, rule, group, scheme.seed, modules, defaults, model)
                 if spec.param_type == "weight":
                     value = _scaled(value, spec, block_factors(spec, rule, scheme.depth))
+                elif spec.param_type == "norm_weight":  # a branch's last norm: its gain scaled
+                    value = _gain_scaled(value, spec, block_factors(spec, rule, scheme.depth)[0])
                 tensor.copy_(value.reshape(tensor.shape))
                 module = modules[spec.module_name]
                 if isinstance(module, nn.modules.batchnorm._NormBase):
@@ -174,6 +177,14 @@ def _scaled(value: torch.Tensor, spec: ParamSpec, factors: list[float]) -> torch
     out = torch.cat([b if f == 1.0 else torch.zeros_like(b) if f == 0.0 else b * f
                      for b, f in zip(blocks, factors, strict=True)])
     return _from_canonical(out, spec)
+
+
+def _gain_scaled(value: torch.Tensor, spec: ParamSpec, factor: float) -> torch.Tensor:
+    """A norm's stored gain (``gain - offset``) with the gain times ``factor`` (0: exact zeros)."""
+    if factor == 1.0:
+        return value
+    gain = torch.zeros_like(value) if factor == 0.0 else (value + spec.offset) * factor
+    return gain - spec.offset
 
 
 def _to_canonical(value: torch.Tensor, spec: ParamSpec) -> torch.Tensor:

@@ -32,6 +32,7 @@ from autoinit.scheme import GroupRule, InitScheme, current_versions
 __all__ = ["BRANCH_OUTPUTS", "ModelPlan", "uniform_scheme"]
 
 BRANCH_OUTPUTS = ("residual_out", "attn_out")  # the roles whose layers end a residual branch
+_GAINS = ("weight", "norm_weight")  # what a branch's last layer scales its output by
 
 
 @dataclass(frozen=True)
@@ -49,19 +50,19 @@ class ModelPlan:
     def depth(self) -> int:
         """``L``: the residual branches the role pass found (layers ending one), 0 for none."""
         return len({lay.module_name for lay in self.layers
-                    if lay.role in BRANCH_OUTPUTS and lay.param_type == "weight"})
+                    if lay.role in BRANCH_OUTPUTS and lay.param_type in _GAINS})
 
     @property
     def branch_layers(self) -> int:
         """``m``: the most common number of layers with weights per residual branch (0: unknown)."""
         sizes = Counter(lay.branch_layers for lay in self.layers
-                        if lay.role == "residual_out" and lay.param_type == "weight"
+                        if lay.role == "residual_out" and lay.param_type in _GAINS
                         and lay.branch_layers)
         return sizes.most_common(1)[0][0] if sizes else 0
 
     def roles(self, group: str) -> set[str]:
-        """The roles of ``group``'s weights."""
-        return {lay.role for lay in self.grouping.groups[group] if lay.param_type == "weight"}
+        """The roles of ``group``'s weights and norm gains."""
+        return {lay.role for lay in self.grouping.groups[group] if lay.param_type in _GAINS}
 
     @classmethod
     def of(

@@ -143,8 +143,9 @@ def layer_of(module_name: str) -> str:
 
 def _role_of(s: ParamSpec, modules: dict[str, nn.Module], graph: _Graph | None, layers: list[str],
              first_module: str | None, fallback_act: str) -> tuple[str, str]:
-    if s.kind == "norm":
-        return "norm", "linear"
+    if s.kind == "norm":  # the last layer of a branch (a ResNet's bn2): its gain is the branch's
+        ends = graph is not None and s.module_name in graph.residual
+        return ("residual_out" if ends else "norm"), "linear"
     if s.kind == "embedding":
         return "embedding", "linear"
     if s.kind in ("lstm", "gru", "rnn"):

@@ -32,7 +32,8 @@ from autoinit.version import __version__
 
 __all__ = ["FORMAT_VERSION", "GroupRule", "InitScheme", "fingerprint", "rules_from_json", "rules_to_json"]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: a branch-ending norm's gain takes its rule's multiplier and L**α
+READABLE_VERSIONS = (1, 2, 3)  # 2 added multipliers and depth exponents; 1 had neither
 PARTS = ("all", "query")  # what part of a weight a rule's multiplier scales
 MAX_MAGNITUDE = 1e4  # scales and bias values beyond this are refused as tampered or mistyped
 
@@ -200,8 +201,8 @@ class InitScheme:
         """Validate a parsed scheme; every problem is a :class:`SchemeError` naming the key."""
         d = _Reader(data, "scheme")
         version = d.int("format_version")
-        if version not in (1, FORMAT_VERSION):
-            raise SchemeError(f"scheme.format_version must be 1 or {FORMAT_VERSION}, got {version}")
+        if version not in READABLE_VERSIONS:
+            raise SchemeError(f"scheme.format_version must be 1, 2 or 3, got {version}")
         model = d.sub("model")
         params = model.sub("parameters")
         parameters = {k: params.shape(k) for k in params.names()}
@@ -232,8 +233,8 @@ class InitScheme:
 
 
 def _read_rule(r: _Reader, version: int | None) -> GroupRule:
-    """One rule; ``version`` 1 has no multiplier, part or depth exponent, 2 has all three, and
-    ``None`` (a trial's record) may have them or not."""
+    """One rule; ``version`` 1 has no multiplier, part or depth exponent, 2 and 3 have all
+    three, and ``None`` (a trial's record) may have them or not."""
     family = r.str("family")
     try:
         fam = get_family(family)
@@ -255,7 +256,7 @@ def _read_rule(r: _Reader, version: int | None) -> GroupRule:
             f"{r.path}.options: family {family!r} takes {sorted(fam.options)}, got {unknown}"
         )
     members = r.list_of_str("members")
-    new = version == 2 or (version is None and "multiplier" in r.data)
+    new = version in (2, 3) or (version is None and "multiplier" in r.data)
     part = r.str("part") if new else "all"
     if part not in PARTS:
         raise SchemeError(f"{r.path}.part must be one of {list(PARTS)}, got {part!r}")

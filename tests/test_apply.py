@@ -640,3 +640,30 @@ def test_an_offset_norms_gain_is_drawn_and_scaled_as_a_gain():
     assert abs(float(model[1].weight.detach().mean())) < 0.05  # N(1, 0.02) gains: weights about 0
     apply_scheme(model, with_norm(family="pytorch_default", scale=2.0))
     assert torch.equal(model[1].weight.detach(), torch.ones(8))  # a gain of 2: 1 + 1
+
+
+class _SandwichBlock(nn.Module):
+    """A residual branch ending in an offset norm (the gain is ``1 + weight``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.norm = nn.Linear(8, 8), _OffsetRMSNorm(8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.norm(self.fc(x))
+
+
+def test_the_gain_of_a_branch_ending_offset_norm_takes_the_multiplier_as_a_gain():
+    model = nn.Sequential(nn.Linear(4, 8), _SandwichBlock(), _SandwichBlock(), nn.Linear(8, 2))
+    plan = ModelPlan.of(model)
+    assert plan.depth == 2 and plan.roles("residual_out.norm") == {"residual_out"}
+    scheme = plan.uniform("xavier_normal", seed=0)
+
+    def ends(**rule: object) -> InitScheme:
+        group = scheme.groups["residual_out.norm"]
+        return replace(scheme, groups={**scheme.groups, "residual_out.norm": replace(group, **rule)})
+
+    apply_scheme(model, ends(family="pytorch_default", multiplier=0.0))
+    assert torch.equal(model[1].norm.weight.detach(), torch.full((8,), -1.0))  # gain 0
+    apply_scheme(model, ends(family="pytorch_default", multiplier=0.5, depth_exponent=-1.0))
+    assert torch.equal(model[2].norm.weight.detach(), torch.full((8,), -0.75))  # gain 1/4

@@ -41,6 +41,33 @@ class ResMLP(nn.Module):
         return self.head(self.blocks(torch.relu(self.stem(x))))
 
 
+class BNBlock(nn.Module):
+    """A ResNet basic block as torchvision writes it: the branch ends in a BatchNorm."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        out += x
+        return torch.relu(out)
+
+
+class BNResNet(nn.Module):
+    def __init__(self, width: int = 4, blocks: int = 3):
+        super().__init__()
+        self.stem = nn.Conv2d(1, width, 3, padding=1)
+        self.blocks = nn.Sequential(*[BNBlock(width) for _ in range(blocks)])
+        self.head = nn.Linear(width, 3)
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)).mean((2, 3)))
+
+
 class Encoder(nn.Module):
     """A three-layer Transformer encoder: six residual branches (attention and MLP)."""
 
@@ -74,6 +101,7 @@ def _scheme(model: nn.Module, name: str):
     (tiny_mlp, ("zero_readout",)),
     (ResMLP, ("fixup", "skipinit", "zero_readout")),
     (Encoder, ("skipinit", "t_fixup", "gpt2", "small_init_emb", "zero_readout", "mimetic")),
+    (BNResNet, ("fixup", "skipinit", "zero_readout")),
     (lambda: Recurrent(nn.LSTM), ("zero_readout", "chrono")),
     (lambda: Recurrent(nn.RNN, nonlinearity="relu"), ("zero_readout", "irnn")),
     (lambda: Recurrent(nn.RNN), ("zero_readout",)),  # tanh: IRNN is for ReLU RNNs
@@ -97,6 +125,36 @@ def test_fixup_zeroes_branch_ends_and_readout_and_scales_branch_layers_by_depth(
         torch.testing.assert_close(block.fc1.weight, plain.fc1.weight * 4 ** -0.5, rtol=0, atol=0)
     assert not model.head.weight.any() and not model.head.bias.any()
     torch.testing.assert_close(model.stem.weight, kaiming.stem.weight, rtol=0, atol=0)
+
+
+def test_a_branch_ending_in_a_norm_starts_at_zero_under_skipinit_its_gain_zeroed():
+    """Goyal et al. 2017 (torchvision's zero_init_residual): each block's last BatchNorm gain
+    at zero, so every block starts as the identity; the other norms keep their ones."""
+    plan, scheme = _scheme(BNResNet(), "skipinit")
+    assert (plan.depth, plan.branch_layers) == (3, 2)
+    assert "residual_out.norm" in plan.grouping.groups
+    model = apply_scheme(BNResNet(), scheme)
+    for block in model.blocks:
+        assert not block.bn2.weight.any() and not block.bn2.bias.any()
+        assert bool((block.bn1.weight == 1).all())
+    x = torch.randn(2, 1, 5, 5)
+    stem = model.stem(x)
+    torch.testing.assert_close(model.blocks[0](stem), torch.relu(stem), rtol=0, atol=0)
+    again = apply_scheme(BNResNet(), type(scheme).from_json(scheme.to_json()))
+    assert all(not b.bn2.weight.any() for b in again.blocks)
+
+
+def test_a_branch_ending_norms_gain_takes_its_multiplier_and_depth_factor():
+    plan = ModelPlan.of(BNResNet())
+    params = preset_params(plan, SearchSpace(), "zero_readout")
+    params.update({"residual_out.norm.family": "constant", "residual_out.norm.scale": 2.0,
+                   "residual_out.norm.multiplier": 0.5,
+                   "residual_out.norm.depth_exponent": -0.5})
+    scheme = suggest_scheme(optuna.trial.FixedTrial(params), plan, SearchSpace(), 1e-3)[0]
+    model = apply_scheme(BNResNet(), scheme)
+    for block in model.blocks:  # 2 · 0.5 · 3^(-1/2)
+        torch.testing.assert_close(block.bn2.weight, torch.full((4,), 3 ** -0.5))
+        assert bool((block.bn1.weight == 1).all())
 
 
 def test_gpt2_draws_std_002_and_scales_branch_outputs_by_one_over_sqrt_l():

@@ -148,7 +148,7 @@ MALFORMED = [
      r"scheme\.model\.parameters\.0\.bias"),
     ("shape-not-list", setter("model", "parameters", "0.bias", value=8),
      r"scheme\.model\.parameters\.0\.bias"),
-    ("version-3", setter("format_version", value=3), r"scheme\.format_version must be 1 or 2, got 3"),
+    ("version-4", setter("format_version", value=4), r"scheme\.format_version must be 1, 2 or 3, got 4"),
     ("version-string", setter("format_version", value="1"), r"scheme\.format_version must be"),
     ("version-missing", deleter("format_version"), r"scheme\.format_version is missing"),
     ("fingerprint-tampered-shape", setter("model", "parameters", "0.weight", value=[8, 5]),
@@ -363,7 +363,7 @@ def test_a_version_1_file_reads_as_multiplier_1_exponent_0_and_no_depth():
     assert (rule.multiplier, rule.part, rule.depth_exponent, scheme.depth) == (1.0, "all", 0.0, 0)
     assert rule == GroupRule("orthogonal", scale=1.5, nonlinearity="relu", members=("0.weight",))
     written = json.loads(scheme.to_json())
-    assert written["format_version"] == FORMAT_VERSION == 2 and written["depth"] == 0
+    assert written["format_version"] == FORMAT_VERSION == 3 and written["depth"] == 0
     assert InitScheme.from_json(scheme.to_json()) == scheme
 
 
