@@ -45,8 +45,8 @@ def test_two_workers_one_killed_mid_trial(postgres_url, tmp_path):
 
     n = 20
     tracking = {"WORKER_TRACKING_URI": sqlite_store(tmp_path / "mlflow.db")}
-    a = _start(postgres_url, "killed", n, 150, tracking)
-    b = _start(postgres_url, "killed", n, 150, tracking)
+    a = _start(postgres_url, "killed", n, 60, tracking)
+    b = _start(postgres_url, "killed", n, 60, tracking)
 
     def study():
         return optuna.load_study(study_name="killed", storage=postgres_url)
