@@ -138,13 +138,18 @@ def deep_relu_mlp(depth: int = 20, width: int = 64, seed: int = 0) -> nn.Sequent
         return nn.Sequential(*layers, nn.Linear(width, 10))
 
 
-@pytest.fixture
-def tiny_loader():
+def tiny_data() -> DataLoader:
     """A small two-class problem: 256 samples of 8 features, batches of 32."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(256, 8, generator=g)
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
     return DataLoader(TensorDataset(x, y), batch_size=32)
+
+
+@pytest.fixture
+def tiny_loader() -> DataLoader:
+    """:func:`tiny_data`, fresh for each test."""
+    return tiny_data()
 
 
 def tiny_mlp(seed: int = 0) -> nn.Sequential:
