@@ -29,7 +29,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import optuna
-from scipy.stats import spearmanr
 
 from autoinit.settings import check_option
 
@@ -73,6 +72,8 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     fewer than 3 pairs or one list is constant."""
     if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
         return math.nan
+    from scipy.stats import spearmanr  # here: scipy.stats costs every search process ~1 s to import
+
     return float(spearmanr(a, b).statistic)
 
 

@@ -19,6 +19,17 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 ROOT = Path(__file__).resolve().parents[1]
+# Memory-backed temporary files where the machine has room for them: the tests' SQLite stores,
+# MLflow stores and PostgreSQL data folders commit hundreds of times, and each commit waits for
+# a flush to disk (about 12 ms on a virtual disk: half the time of the storage tests). A flush
+# only guards against a crash of the machine, which no test simulates. One folder for the session
+# (pytest's tmp_path, TMPDIR of the tests' subprocesses, tempfile's), removed at exit.
+SHM, SHM_NEEDED = Path("/dev/shm"), 2 << 30  # bytes free: Docker's default of 64 MiB is too small
+if SHM.is_dir() and os.access(SHM, os.W_OK) and shutil.disk_usage(SHM).free >= SHM_NEEDED:
+    _TEMP = tempfile.mkdtemp(prefix="autoinit-tests-", dir=SHM)
+    os.chmod(_TEMP, 0o1777)  # as /tmp: the PostgreSQL server runs as its own user
+    atexit.register(shutil.rmtree, _TEMP, ignore_errors=True)
+    os.environ["PYTEST_DEBUG_TEMPROOT"] = os.environ["TMPDIR"] = tempfile.tempdir = _TEMP
 # Hypothesis caches data in .hypothesis/ of the working folder (the repository): a temporary one
 _HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="autoinit-hypothesis-")
 atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
@@ -127,13 +138,18 @@ def deep_relu_mlp(depth: int = 20, width: int = 64, seed: int = 0) -> nn.Sequent
         return nn.Sequential(*layers, nn.Linear(width, 10))
 
 
-@pytest.fixture
-def tiny_loader():
+def tiny_data() -> DataLoader:
     """A small two-class problem: 256 samples of 8 features, batches of 32."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(256, 8, generator=g)
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
     return DataLoader(TensorDataset(x, y), batch_size=32)
+
+
+@pytest.fixture
+def tiny_loader() -> DataLoader:
+    """:func:`tiny_data`, fresh for each test."""
+    return tiny_data()
 
 
 def tiny_mlp(seed: int = 0) -> nn.Sequential:

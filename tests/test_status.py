@@ -6,7 +6,7 @@ import json
 
 import optuna
 import pytest
-from conftest import tiny_mlp
+from conftest import tiny_data, tiny_mlp
 from optuna.trial import TrialState
 
 import autoinit
@@ -14,12 +14,14 @@ from autoinit.cli import main
 from autoinit.search import run_search
 
 
-@pytest.fixture
-def searched(tmp_path, tiny_loader):
-    """A finished 8-trial search in a SQLite storage: ``(url, study name)``."""
-    url = f"sqlite:///{tmp_path}/s.db"
-    run_search(tiny_mlp(), tiny_loader, n_trials=8, probe_steps=6, storage=url,
-                        study_name="tiny", seed=0)
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A finished 8-trial search in a SQLite storage, searched once for the tests that only read
+    it: ``(url, study name)``. One candidate at a time, as conftest's function-scoped fixture
+    would have it (a module's fixture is set up before it)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('status')}/s.db"
+    run_search(tiny_mlp(), tiny_data(), n_trials=8, probe_steps=6, storage=url,
+               study_name="tiny", seed=0, population=1)
     return url, "tiny"
 
 
