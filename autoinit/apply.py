@@ -5,8 +5,9 @@ parameter's name, on CPU and on one torch thread; values are then copied to the 
 and dtype. So the same scheme and seed give bit-identical weights in any process, whatever its
 thread count, changing one group leaves the others' draws unchanged, and the global RNG is never
 touched. A rule's multiplier and depth factor
-``L**α`` then scale the drawn weights, and the gain of a norm layer that ends a residual branch
-(a ResNet's ``bn2``; a factor of exactly 0 writes exact zeros). An
+``L**α`` then scale the drawn weights and, in a group of norms (a ResNet's branch-ending
+``bn2``), their gains; a group mixing weights and norms scales only its weights (a factor of
+exactly 0 writes exact zeros). An
 embedding's ``padding_idx`` row is zero under every family, as ``reset_parameters`` leaves it;
 a ``weight_norm`` direction drawn by a family gets the norm that makes the weight the draw.
 ``pytorch_default`` gives a norm layer without a reset method (``T5LayerNorm``, a hand-written
@@ -91,6 +92,7 @@ def apply_scheme(model: nn.Module, scheme: InitScheme) -> nn.Module:
     defaults: dict[str, dict[str, torch.Tensor]] = {}
     with torch.no_grad(), _one_thread():
         for group, rule in scheme.groups.items():
+            gains = not any(s.param_type == "weight" for n in rule.members if (s := specs.get(n)))
             for name in rule.members:
                 spec = specs.get(name)
                 if spec is None:
@@ -104,7 +106,7 @@ def apply_scheme(model: nn.Module, scheme: InitScheme) -> nn.Module:
                 value = _values(spec, rule, group, scheme.seed, modules, defaults, model)
                 if spec.param_type == "weight":
                     value = _scaled(value, spec, block_factors(spec, rule, scheme.depth))
-                elif spec.param_type == "norm_weight":  # a branch's last norm: its gain scaled
+                elif spec.param_type == "norm_weight" and gains:  # a group of norms: gains scaled
                     value = _gain_scaled(value, spec, block_factors(spec, rule, scheme.depth)[0])
                 tensor.copy_(value.reshape(tensor.shape))
                 module = modules[spec.module_name]

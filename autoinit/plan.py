@@ -61,8 +61,11 @@ class ModelPlan:
         return sizes.most_common(1)[0][0] if sizes else 0
 
     def roles(self, group: str) -> set[str]:
-        """The roles of ``group``'s weights and norm gains."""
-        return {lay.role for lay in self.grouping.groups[group] if lay.param_type in _GAINS}
+        """The roles of ``group``'s weights; in a group without weights, of its norm gains (a
+        group mixing weights and norms scales only its weights, :func:`~autoinit.apply.apply_scheme`)."""
+        layers = self.grouping.groups[group]
+        gain = "weight" if any(lay.param_type == "weight" for lay in layers) else "norm_weight"
+        return {lay.role for lay in layers if lay.param_type == gain}
 
     @classmethod
     def of(

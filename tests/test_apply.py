@@ -667,3 +667,28 @@ def test_the_gain_of_a_branch_ending_offset_norm_takes_the_multiplier_as_a_gain(
     assert torch.equal(model[1].norm.weight.detach(), torch.full((8,), -1.0))  # gain 0
     apply_scheme(model, ends(family="pytorch_default", multiplier=0.5, depth_exponent=-1.0))
     assert torch.equal(model[2].norm.weight.detach(), torch.full((8,), -0.75))  # gain 1/4
+
+
+class _PreNormBlock(nn.Module):
+    """A pre-norm residual branch: its norm opens the branch and does not end it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm, self.fc = nn.LayerNorm(8), nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc(self.norm(x))
+
+
+def test_a_group_mixing_weights_and_norms_takes_a_depth_factor_on_its_weights_only():
+    from autoinit.space import has_depth
+
+    model = nn.Sequential(nn.Linear(4, 8), _PreNormBlock(), _PreNormBlock(), nn.Linear(8, 2))
+    plan = ModelPlan.of(model, {"blocks": r"[12]\.", "rest": r".*"})
+    assert plan.roles("blocks") == {"residual_out"} and has_depth(plan, "blocks")
+    scheme = plan.uniform("xavier_normal", seed=0)
+    rule = replace(scheme.groups["blocks"], depth_exponent=-0.5)
+    apply_scheme(model, replace(scheme, groups={**scheme.groups, "blocks": rule}))
+    assert torch.equal(model[1].norm.weight.detach(), torch.ones(8))  # a pre-norm's gain: one
+    plain = apply_scheme(copy.deepcopy(model), scheme)
+    torch.testing.assert_close(model[1].fc.weight, plain[1].fc.weight * 2 ** -0.5)
