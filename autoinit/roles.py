@@ -26,7 +26,7 @@ import re
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -159,7 +159,8 @@ def _role_of(s: ParamSpec, modules: dict[str, nn.Module], graph: _Graph | None, 
     name = s.module_name
     parent = modules.get(name.rsplit(".", 1)[0] if "." in name else "")
     if name.rsplit(".", 1)[-1] == "out_proj" and isinstance(parent, nn.MultiheadAttention):
-        return "attn_out", "linear"
+        into_norm = graph is not None and name.rsplit(".", 1)[0] in graph.into_norm_end
+        return ("hidden" if into_norm else "attn_out"), "linear"  # a norm after it ends the branch
     if _QKV.search(name):
         return "attn_qkv", "linear"
     seen = graph is not None and name in graph.traced
@@ -182,6 +183,7 @@ class _Graph:
     traced: set[str]  # modules that are nodes of the graph (not hidden inside a leaf)
     branch_layers: dict[str, int]  # a residual branch's last layer -> layers with weights on it
     outputs: set[str]  # modules whose result the model returns (a tuple's members too)
+    into_norm_end: set[str | None] = field(default_factory=set)  # modules a branch's last norm takes
 
 
 class _LayerTracer(fx.Tracer):
@@ -234,6 +236,8 @@ def _trace(model: nn.Module) -> _Graph | None:
             if skip is not None:
                 graph.residual.add(node.target)
                 graph.branch_layers[node.target] = _weighted_layers(node, skip, modules)
+                if not any(p.dim() >= 2 for p in modules[node.target].parameters()):
+                    graph.into_norm_end |= {_module_before(a, modules) for a in node.all_input_nodes}
     return graph
 
 
@@ -312,6 +316,15 @@ def _skip_operand(add: fx.Node, branch_layer: fx.Node, modules: dict) -> fx.Node
     others = [_source(a, modules) for a in add.args if isinstance(a, fx.Node)
               and branch_layer not in _ancestors(a) and a is not branch_layer]
     return next((a for a in others if a in ancestors), None)
+
+
+def _module_before(node: fx.Node, modules: dict) -> str | None:
+    """The module whose output ``node`` is, through pass-through steps and a tuple's item
+    (``nn.MultiheadAttention(...)[0]``); ``None`` where none is."""
+    node = _source(node, modules)
+    if node.op == "call_function" and node.target is operator.getitem:
+        node = _source(node.args[0], modules)
+    return node.target if node.op == "call_module" else None
 
 
 def _source(node: fx.Node, modules: dict) -> fx.Node:

@@ -378,3 +378,24 @@ def test_tied_output_layer_keeps_the_head_role_away_from_the_layer_before_it():
 
     roles = {lay.name: lay.role for lay in describe_model(TiedLM())}
     assert roles == {"emb.weight": "embedding", "fc.weight": "hidden", "fc.bias": "hidden"}
+
+
+class _SandwichAttention(nn.Module):
+    """Attention and MLP branches each ending in a LayerNorm (NormFormer, Swin v2's post-norm)."""
+
+    def __init__(self, d: int = 8) -> None:
+        super().__init__()
+        self.attn, self.n1 = nn.MultiheadAttention(d, 2, batch_first=True), nn.LayerNorm(d)
+        self.fc1, self.fc2, self.n2 = nn.Linear(d, 16), nn.Linear(16, d), nn.LayerNorm(d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.n1(self.attn(x, x, x, need_weights=False)[0])
+        return x + self.n2(self.fc2(torch.relu(self.fc1(x))))
+
+
+def test_an_attention_branch_ending_in_a_norm_counts_once_its_norm_the_end():
+    model = nn.Sequential(nn.Linear(4, 8), _SandwichAttention(), _SandwichAttention(), nn.Linear(8, 2))
+    plan = ModelPlan.of(model)
+    roles = {lay.name: lay.role for lay in plan.layers}
+    assert roles["1.attn.out_proj.weight"] == "hidden" and roles["1.n1.weight"] == "residual_out"
+    assert plan.depth == 4  # two branches in each of the two blocks
