@@ -290,7 +290,8 @@ def run_search(
     if rounds.ran == 0 and not rounds.interrupted and (rounds.reused or not selection.seeds):
         cost = stored_cost(study, cost.wall_seconds, cost)  # this run re-ran nothing
     else:  # with the study's other runs (a fleet's workers, a resumed search's earlier runs)
-        cost = record_run(study, cost)
+        ran = replace(cost, selection_steps=0) if rounds.reused else cost  # another run's round
+        cost = record_run(study, ran)
         if not rounds.interrupted:
             store_cost(study, cost)
     return FitResult(chosen.scheme, chosen.mean, baseline_scores(study), chosen.name,

@@ -10,11 +10,12 @@ import time
 
 import optuna
 import pytest
-from conftest import tiny_mlp
+from conftest import tiny_data, tiny_mlp
 from optuna.trial import TrialState
 
 from autoinit.result import SearchCost
 from autoinit.search import run_search
+from autoinit.selection import SELECTION_ATTR
 from autoinit.status import study_status
 from autoinit.stored_cost import COST_ATTR, RUN_ATTR, record_run, store_cost, stored_cost
 
@@ -99,3 +100,19 @@ def _one_finished(url: str, name: str) -> bool:
         return False
     return bool(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
                                                          TrialState.PRUNED)))
+
+
+def test_a_run_that_reused_another_runs_selection_round_adds_no_round_to_the_cost(tmp_path):
+    """A worker whose last trial ended before another stored its round reuses that round after
+    training: the fleet ran one selection round, and the cost counts one."""
+    options = {"storage": f"sqlite:///{tmp_path}/s.db", "study_name": "s", "probe_steps": 6,
+               "progress": False, "seed": 0, "population": 1}
+    first = run_search(tiny_mlp(), tiny_data(), n_trials=8, **options).cost
+    study = optuna.load_study(study_name="s", storage=options["storage"])
+    stored = dict(study.user_attrs[SELECTION_ATTR])
+    key = json.loads(stored["key"])
+    key["finished"] += 1  # stored as if after the next run's trial had finished
+    study.set_user_attr(SELECTION_ATTR, {**stored, "key": json.dumps(key, sort_keys=True)})
+    second = run_search(tiny_mlp(), tiny_data(), n_trials=9, **options)
+    assert second.selection_reused and second.cost.runs == 2
+    assert second.cost.selection_steps == first.selection_steps > 0
