@@ -236,7 +236,8 @@ def _trace(model: nn.Module) -> _Graph | None:
             if skip is not None:
                 graph.residual.add(node.target)
                 graph.branch_layers[node.target] = _weighted_layers(node, skip, modules)
-                if not any(p.dim() >= 2 for p in modules[node.target].parameters()):
+                params = list(modules[node.target].parameters())
+                if params and all(p.dim() < 2 for p in params):  # a norm (not a dropout) ends it
                     graph.into_norm_end |= {_module_before(a, modules) for a in node.all_input_nodes}
     return graph
 

@@ -399,3 +399,24 @@ def test_an_attention_branch_ending_in_a_norm_counts_once_its_norm_the_end():
     roles = {lay.name: lay.role for lay in plan.layers}
     assert roles["1.attn.out_proj.weight"] == "hidden" and roles["1.n1.weight"] == "residual_out"
     assert plan.depth == 4  # two branches in each of the two blocks
+
+
+class _DropoutAttention(nn.Module):
+    """A post-LN block as often hand-written: the attention's output through an ``nn.Dropout``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn, self.drop = nn.MultiheadAttention(8, 2, batch_first=True), nn.Dropout(0.1)
+        self.ln, self.fc = nn.LayerNorm(8), nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.ln(x + self.drop(self.attn(x, x, x)[0]))
+        return x + self.drop(torch.relu(self.fc(x)))
+
+
+def test_an_attention_branch_ending_in_a_dropout_module_keeps_its_out_proj_as_the_end():
+    model = nn.Sequential(nn.Linear(4, 8), _DropoutAttention(), _DropoutAttention(), nn.Linear(8, 2))
+    plan = ModelPlan.of(model)
+    roles = {lay.name: lay.role for lay in plan.layers}
+    assert roles["1.attn.out_proj.weight"] == "attn_out" and roles["1.ln.weight"] == "norm"
+    assert plan.depth == 4
