@@ -19,17 +19,6 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 ROOT = Path(__file__).resolve().parents[1]
-# Memory-backed temporary files where the machine has room for them: the tests' SQLite stores,
-# MLflow stores and PostgreSQL data folders commit hundreds of times, and each commit waits for
-# a flush to disk (about 12 ms on a virtual disk: half the time of the storage tests). A flush
-# only guards against a crash of the machine, which no test simulates. One folder for the session
-# (pytest's tmp_path, TMPDIR of the tests' subprocesses, tempfile's), removed at exit.
-SHM, SHM_NEEDED = Path("/dev/shm"), 2 << 30  # bytes free: Docker's default of 64 MiB is too small
-if SHM.is_dir() and os.access(SHM, os.W_OK) and shutil.disk_usage(SHM).free >= SHM_NEEDED:
-    _TEMP = tempfile.mkdtemp(prefix="autoinit-tests-", dir=SHM)
-    os.chmod(_TEMP, 0o1777)  # as /tmp: the PostgreSQL server runs as its own user
-    atexit.register(shutil.rmtree, _TEMP, ignore_errors=True)
-    os.environ["PYTEST_DEBUG_TEMPROOT"] = os.environ["TMPDIR"] = tempfile.tempdir = _TEMP
 # Hypothesis caches data in .hypothesis/ of the working folder (the repository): a temporary one
 _HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="autoinit-hypothesis-")
 atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)

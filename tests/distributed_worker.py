@@ -1,8 +1,7 @@
 """A search worker for the distributed tests: ``python distributed_worker.py URL STUDY N STEPS``.
 
 One torch thread unless ``WORKER_THREADS`` says otherwise; MLflow tracking to
-``WORKER_TRACKING_URI`` when it is set; with ``WORKER_BARRIER=FOLDER:COUNT`` the search begins
-only once COUNT workers are ready (see :func:`wait_for_peers`).
+``WORKER_TRACKING_URI`` when it is set.
 
 Every worker builds the same model and data (seeded) and joins the study at URL.
 """
@@ -12,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -21,20 +18,6 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import autoinit
 from autoinit.search import run_search
-
-
-def wait_for_peers() -> None:
-    """Mark this worker ready in the barrier's folder, then wait (up to 300 s) until COUNT
-    workers are: on a busy machine one worker may start many seconds after another, and finish
-    a tiny search alone before its peer has begun."""
-    barrier = os.environ.get("WORKER_BARRIER")
-    if not barrier:
-        return
-    folder, count = barrier.rsplit(":", 1)
-    Path(folder, str(os.getpid())).touch()
-    deadline = time.monotonic() + 300
-    while len(os.listdir(folder)) < int(count) and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def main() -> None:
@@ -51,7 +34,6 @@ def main() -> None:
         model(x[:2])
     options = {"storage": url, "study_name": study, "n_trials": n_trials, "probe_steps": steps}
     tracking = os.environ.get("WORKER_TRACKING_URI")
-    wait_for_peers()
     if tracking:  # through the facade, with MLflow tracking
         result = autoinit.fit(model, loader, tracking_uri=tracking, experiment="distributed",
                               **options)

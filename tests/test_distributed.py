@@ -23,16 +23,12 @@ WORKER = str(Path(__file__).with_name("distributed_worker.py"))
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def _start_two(url: str, study: str, n: int, steps: int, folder: Path,
-               extra_env: dict | None = None) -> list[subprocess.Popen]:
-    """Two workers whose searches begin together (a barrier in ``folder``): the tests need both
-    running trials at one moment, which a worker started late on a busy machine would miss."""
-    (folder / "barrier").mkdir()
+def _start(url: str, study: str, n: int, steps: int, extra_env: dict | None = None
+           ) -> subprocess.Popen:
     env = {**os.environ, "AUTOINIT_HEARTBEAT_INTERVAL": "1", "AUTOINIT_GRACE_PERIOD": "3",
-           "OMP_NUM_THREADS": "1", "WORKER_BARRIER": f"{folder / 'barrier'}:2", **(extra_env or {})}
-    return [subprocess.Popen([sys.executable, WORKER, url, study, str(n), str(steps)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)]
+           "OMP_NUM_THREADS": "1", **(extra_env or {})}
+    return subprocess.Popen([sys.executable, WORKER, url, study, str(n), str(steps)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for(predicate, timeout: float = 120.0) -> None:
@@ -49,7 +45,8 @@ def test_two_workers_one_killed_mid_trial(postgres_url, tmp_path):
 
     n = 20
     tracking = {"WORKER_TRACKING_URI": sqlite_store(tmp_path / "mlflow.db")}
-    a, b = _start_two(postgres_url, "killed", n, 60, tmp_path, tracking)
+    a = _start(postgres_url, "killed", n, 150, tracking)
+    b = _start(postgres_url, "killed", n, 150, tracking)
 
     def study():
         return optuna.load_study(study_name="killed", storage=postgres_url)
@@ -254,7 +251,7 @@ def test_eight_workers_started_at_once_on_an_empty_storage_share_one_study(kind,
 # ----------------------------------------------------------------- the database restarts
 
 @pytest.mark.timeout(600)
-def test_a_database_restart_mid_search_loses_nothing(tmp_path):
+def test_a_database_restart_mid_search_loses_nothing():
     """PostgreSQL stopped for a few seconds and started again while 2 workers run trials: both
     wait for it and go on; the study ends with exactly N finished trials and none RUNNING."""
     from autoinit.testing import PostgresServer, PostgresUnavailable
@@ -266,7 +263,7 @@ def test_a_database_restart_mid_search_loses_nothing(tmp_path):
     with server:
         n = 16
         extra = {"AUTOINIT_GRACE_PERIOD": "10"}  # a few seconds' outage is not a dead worker
-        workers = _start_two(server.url, "restart", n, 60, tmp_path, extra)
+        workers = [_start(server.url, "restart", n, 60, extra) for _ in range(2)]
 
         def both_running() -> bool:
             try:
