@@ -67,6 +67,10 @@ class ModelPlan:
         gain = "weight" if any(lay.param_type == "weight" for lay in layers) else "norm_weight"
         return {lay.role for lay in layers if lay.param_type == gain}
 
+    def is_norm(self, group: str) -> bool:
+        """Whether ``group`` holds only norm layers (gains and shifts, no weight)."""
+        return all(lay.kind == "norm" for lay in self.grouping.groups[group])
+
     @classmethod
     def of(
         cls,

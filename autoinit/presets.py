@@ -189,8 +189,7 @@ def _gpt2(plan: ModelPlan, space: SearchSpace) -> Params | None:
     if not _groups(plan, ["attn_out"]) or not ends:
         return None
     params = baseline_params(plan, space, "dcgan")
-    norms = [g for g, layers in plan.grouping.groups.items()
-             if all(lay.kind == "norm" for lay in layers)]
+    norms = [g for g in plan.grouping.groups if plan.is_norm(g)]
     _set(params, norms, family="pytorch_default", scale=1.0, bias="default")  # ones and zeros
     return _set(params, ends, depth_exponent=-0.5)
 

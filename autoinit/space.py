@@ -106,9 +106,8 @@ class SearchSpace:
     def choices(self, plan: ModelPlan, group: str) -> list[str]:
         """The families searched for ``group`` (always including the baselines' families;
         ``model_default`` only for a model with its own init)."""
-        is_norm = all(lay.kind == "norm" for lay in plan.grouping.groups[group])
         own = [MODEL_DEFAULT] if plan.model_init else []
-        if is_norm:
+        if plan.is_norm(group):
             pool = [*_NORM_FAMILIES, *own]
         else:  # the baselines' families are always in the space, so they can be enqueued
             pool = [*BASELINES, *own] + [f for f in self.families or list_families()

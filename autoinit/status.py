@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +32,7 @@ from autoinit.scheme import rules_from_json
 from autoinit.selection import SELECTION_ATTR
 from autoinit.sharing import SURPLUS
 from autoinit.storage import missing_file, open_storage, redact
-from autoinit.stored_cost import cost_of
+from autoinit.stored_cost import cost_of, json_values
 from autoinit.study import DONE, stored_rounds
 
 __all__ = ["StudyStatus", "TrialSummary", "study_status"]
@@ -89,9 +88,7 @@ class StudyStatus:
                 "finished": self.finished, "ended": self.ended, "earlier": list(self.earlier),
                 "top": [vars(t) for t in self.top],
                 "rank_agreement": [vars(a) for a in self.rank_agreement],
-                "cost": None if self.cost is None else {
-                    k: v if not isinstance(v, float) or math.isfinite(v) else None
-                    for k, v in self.cost.to_dict().items() if k != "rerun_seconds"}}
+                "cost": None if self.cost is None else json_values(self.cost.to_dict())}
 
     def summary(self) -> str:
         """A few plain lines: the counts, then the best trials with their families."""

@@ -42,18 +42,23 @@ import optuna
 
 from autoinit.result import SearchCost
 
-__all__ = ["COST_ATTR", "RUN_ATTR", "cost_of", "record_run", "store_cost", "stored_cost",
-           "with_runs"]
+__all__ = ["COST_ATTR", "RUN_ATTR", "cost_of", "json_values", "record_run", "store_cost",
+           "stored_cost", "with_runs"]
 
 COST_ATTR = "autoinit.cost"  # the study user attribute: the completed search's cost
 RUN_ATTR = "autoinit.run."  # the prefix of one study user attribute per run that trained
 
 
 def store_cost(study: optuna.Study, cost: SearchCost) -> None:
-    """Keep ``cost`` in ``study`` (a non-finite number as ``None``: JSON has no ``nan``)."""
-    values = {k: v if not isinstance(v, float) or math.isfinite(v) else None
-              for k, v in asdict(cost).items() if k != "rerun_seconds"}
-    study.set_user_attr(COST_ATTR, values)
+    """Keep ``cost`` in ``study``."""
+    study.set_user_attr(COST_ATTR, json_values(asdict(cost)))
+
+
+def json_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A cost's ``values`` as JSON holds them: a non-finite number as ``None`` (JSON has no
+    ``nan``), and without ``rerun_seconds`` (a rerun's own time, not the search's)."""
+    return {k: v if not isinstance(v, float) or math.isfinite(v) else None
+            for k, v in values.items() if k != "rerun_seconds"}
 
 
 def record_run(study: optuna.Study, cost: SearchCost) -> SearchCost:
