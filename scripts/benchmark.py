@@ -71,7 +71,7 @@ PRESETS = ("dcgan",)  # autoinit's preset baselines, run where they apply (space
 # external initializers and the controls assume one loss and one optimizer
 LOOP_METHODS = FIXED + PRESETS + ("autoinit", "autoinit_budget")
 EXTERNAL = ("lsuv", "gradinit", "metainit", "anyinit_analytic", "anyinit_empirical", "fixup",
-            "skipinit", "tfixup", "fixup_resnet", "gpt2", "forget_bias", "chrono")
+            "skipinit", "tfixup", "fixup_resnet", "gpt2", "forget_bias", "chrono", "irnn")
 SEARCHED = ("autoinit", "autoinit_lr", "autoinit_lean", "autoinit_budget")
 # autoinit_lean: a budget meant for R <= 1 against a 1000-step training (the baselines, 4 TPE
 # trials, 50-step probes, one re-run of the top search trial and the best baseline at 100 steps)
@@ -92,6 +92,7 @@ METHODS += ("autoinit_proxy",)
 ONLY_ON = {REFERENCE: ("post_ln_transformer", "post_ln_transformer_24", "tiny_vit"),
            "fixup_resnet": ("resnet_nonorm",), "gpt2": ("tiny_gpt",),
            "forget_bias": ("lstm_memory", "lstm_adding"), "chrono": ("lstm_memory", "lstm_adding"),
+           "irnn": ("relu_rnn_pixel_digits",),
            "autoinit_proxy": tuple(PROXY)}
 # full training budgets (the default of --steps): the [compare] steps of studies/<task>.toml for
 # the Transformer and the recurrent tasks; 500 for the digits tasks (about 30 epochs; their study
@@ -102,7 +103,7 @@ FULL_STEPS = {"deep_relu_mlp": 500, "deep_tanh_mlp": 500, "residual_mlp": 500, "
 # issue 11: tasks where the initialization is known to matter, reported in their own section with
 # steps-to-target and learning-rate robustness (their budgets fit a few minutes on one thread)
 NEW_STEPS = {"resnet_nonorm": 200, "post_ln_transformer_24": 200, "lstm_memory": 600,
-             "tiny_gpt": 500, "tiny_vit": 300}
+             "tiny_gpt": 500, "tiny_vit": 300, "relu_rnn_pixel_digits": 600}
 FULL_STEPS.update(NEW_STEPS)
 # session 9: held-out tasks, never used to design or tune the search, reported in their own
 # section (docs/benchmarks_holdout.md) with steps-to-target like issue 11's
@@ -132,7 +133,8 @@ SMOKE_MODEL = {"deep_relu_mlp": {"depth": 4, "width": 16}, "deep_tanh_mlp": {"de
                "lstm_memory": {"hidden": 8}, "tiny_gpt": {"n_layers": 2, "d_model": 16, "n_heads": 2,
                                                           "max_len": 16},
                "tiny_vit": {"n_layers": 1, "d_model": 16, "n_heads": 2, "ff": 16},
-               "gru_pixel_digits": {"hidden": 8}, "silu_autoencoder": {"depth": 2, "width": 16},
+               "gru_pixel_digits": {"hidden": 8}, "relu_rnn_pixel_digits": {"hidden": 8},
+               "silu_autoencoder": {"depth": 2, "width": 16},
                "conv1d_signals": {"convs": 2, "channels": 4}}
 SMOKE_DATA = {"post_ln_transformer": {"seq_len": 16, "batch_size": 8, "n_train": 64, "n_eval": 16},
               "rnn_adding": {"seq_len": 10, "batch_size": 16, "n_train": 128, "n_eval": 32},

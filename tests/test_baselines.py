@@ -66,13 +66,17 @@ class TinyTransformer(nn.Module):
 
 
 class TinyLSTM(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, cell=lambda: nn.LSTM(16, 16, batch_first=True)) -> None:
         super().__init__()
-        self.rnn = nn.LSTM(16, 16, batch_first=True)
+        self.rnn = cell()
         self.head = nn.Linear(16, 4)
 
     def forward(self, x):
         return self.head(self.rnn(x.unsqueeze(1))[0][:, -1])
+
+
+def _relu_rnn() -> nn.RNN:
+    return nn.RNN(16, 16, nonlinearity="relu", batch_first=True)
 
 
 def loss_fn(model, batch):
@@ -103,6 +107,7 @@ MODELS = {
     "fixup_resnet": lambda seed=0: _seeded(seed, lambda: resnet_nonorm(blocks=3, channels=4)),
     "gpt2": lambda seed=0: _seeded(seed, lambda: tiny_gpt(n_layers=2, d_model=16, n_heads=2, max_len=8)),
     "forget_bias": lambda seed=0: _seeded(seed, TinyLSTM), "chrono": lambda seed=0: _seeded(seed, TinyLSTM),
+    "irnn": lambda seed=0: _seeded(seed, lambda: TinyLSTM(_relu_rnn)),
 }
 BUDGETS = {"gradinit": 3, "metainit": 3}
 
@@ -333,3 +338,18 @@ def test_lstm_gate_rules_set_the_papers_biases():
     assert not model.rnn.bias_hh_l0.any() and not model.rnn.bias_ih_l0[32:].any()
     for name in ("forget_bias", "chrono"):
         assert BASELINES[name](relu_mlp(), seqs, None, seed=0)["applies"] is False
+
+
+def test_irnn_sets_the_identity_and_small_weights_on_relu_rnns_only():
+    model = _seeded(0, lambda: TinyLSTM(_relu_rnn))
+    assert BASELINES["irnn"](model, [], None, seed=0)["rnns"] == 1
+    assert torch.equal(model.rnn.weight_hh_l0, torch.eye(16))
+    assert not model.rnn.bias_ih_l0.any() and not model.rnn.bias_hh_l0.any() and not model.head.bias.any()
+    for weight in (model.rnn.weight_ih_l0, model.head.weight):
+        assert float(weight.detach().std()) == pytest.approx(0.001, rel=0.25)
+    tanh_rnn = lambda: nn.RNN(16, 16, batch_first=True)  # noqa: E731
+    for other in (TinyLSTM, lambda: TinyLSTM(tanh_rnn), relu_mlp):
+        model = _seeded(0, other)
+        before = _weights(model)
+        assert BASELINES["irnn"](model, [], None, seed=0)["applies"] is False
+        assert all(torch.equal(before[k], v) for k, v in _weights(model).items())

@@ -29,7 +29,8 @@ SMALL = {
     "post_ln_transformer_24": {"n_layers": 2, "d_model": 16, "n_heads": 2, "ff": 16},
     "lstm_memory": {"hidden": 8}, "tiny_gpt": {"n_layers": 2, "d_model": 16, "n_heads": 2},
     "tiny_vit": {"n_layers": 1, "d_model": 16, "n_heads": 2, "ff": 16},
-    "gru_pixel_digits": {"hidden": 8}, "silu_autoencoder": {"depth": 2, "width": 8},
+    "gru_pixel_digits": {"hidden": 8}, "relu_rnn_pixel_digits": {"hidden": 8},
+    "silu_autoencoder": {"depth": 2, "width": 8},
     "conv1d_signals": {"convs": 2, "channels": 4},
 }
 SMALL_DATA = {"post_ln_transformer": {"n_train": 64, "n_eval": 16},

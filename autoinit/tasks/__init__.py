@@ -71,7 +71,7 @@ for _task in (
          {"batch_size": 64, "image": True},
          "6-layer post-LN ViT (2x2 patches, class token), no warmup, on the digits"),
     # held out (session 9): never used to design or tune the search (docs/benchmarks_holdout.md)
-    Task("gru_pixel_digits", "autoinit.tasks.holdout:gru_digits", _DIGITS,
+    Task("gru_pixel_digits", "autoinit.tasks.pixel:gru_digits", _DIGITS,
          {"hidden": 64}, {"batch_size": 64},
          "held out: GRU reading the digits one pixel at a time (64 steps)"),
     Task("silu_autoencoder", "autoinit.tasks.holdout:silu_autoencoder",
@@ -81,6 +81,10 @@ for _task in (
     Task("conv1d_signals", "autoinit.tasks.holdout:conv1d_net", "autoinit.tasks.holdout:signal_data",
          {"convs": 11, "channels": 32}, {"length": 64, "batch_size": 64},
          "held out: 11-conv 1-D GELU CNN without normalization, noisy frequency bands"),
+    # session 11: the IRNN paper's setting (Le, Jaitly & Hinton 2015), the irnn preset's task
+    Task("relu_rnn_pixel_digits", "autoinit.tasks.pixel:relu_rnn_digits", _DIGITS,
+         {"hidden": 64}, {"batch_size": 64},
+         "ReLU RNN reading the digits one pixel at a time (64 steps), the IRNN paper's setting"),
 ):
     register_task(_task)
 del _task

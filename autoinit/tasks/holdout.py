@@ -5,7 +5,8 @@ benchmark's tasks holds on others (docs/benchmarks_holdout.md). Each is a kind o
 bring that the suite lacked:
 
 - ``gru_pixel_digits``: a GRU reading the digits one pixel at a time (64 steps of one value), the
-  small-scale twin of pixel-by-pixel MNIST (Le et al. 2015);
+  small-scale twin of pixel-by-pixel MNIST (Le et al. 2015); its model is
+  :func:`autoinit.tasks.pixel.gru_digits`;
 - ``silu_autoencoder``: a 12-layer SiLU MLP autoencoder of the digits through an 8-unit code,
   trained on the mean squared error (a regression loss, a smooth activation);
 - ``conv1d_signals``: an 11-convolution 1-D CNN with GELU and no normalization that names the
@@ -19,8 +20,6 @@ Example:
     ((4, 1, 16), torch.int64)
     >>> tuple(conv1d_net(convs=3, channels=4)(x).shape)
     (4, 4)
-    >>> tuple(gru_digits(hidden=8)(torch.zeros(2, 64)).shape)
-    (2, 10)
     >>> xs, ys = next(iter(reconstruction_data(batch_size=4)[0]))
     >>> bool(torch.equal(xs, ys)), tuple(silu_autoencoder(depth=2, width=8)(xs).shape)
     (True, (4, 64))
@@ -37,29 +36,9 @@ from torch.utils.data import DataLoader
 from autoinit.tasks._common import check_positive, check_split, loaders
 from autoinit.tasks.digits import digits_data
 
-__all__ = ["PixelGRU", "conv1d_net", "gru_digits", "make_signals", "reconstruction_data",
-           "signal_data", "silu_autoencoder"]
+__all__ = ["conv1d_net", "make_signals", "reconstruction_data", "signal_data", "silu_autoencoder"]
 
 _SIGNAL_SEEDS = {"train": 31, "val": 32, "test": 33}
-
-
-class PixelGRU(nn.Module):
-    """A GRU over the 64 pixels of a digit, one per step, read out from its last step."""
-
-    def __init__(self, hidden: int, classes: int) -> None:
-        super().__init__()
-        check_positive(hidden=hidden, classes=classes)
-        self.rnn = nn.GRU(1, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x.unsqueeze(-1))
-        return self.head(out[:, -1])
-
-
-def gru_digits(hidden: int = 64, classes: int = 10) -> PixelGRU:
-    """A pixel-by-pixel GRU classifier for :func:`autoinit.tasks.digits.digits_data`."""
-    return PixelGRU(hidden, classes)
 
 
 def silu_autoencoder(depth: int = 6, width: int = 128, code: int = 8, features: int = 64

@@ -26,6 +26,7 @@ from .fixup import init_fixup, init_skipinit, init_tfixup
 from .fixup_resnet import init_fixup_resnet
 from .gpt2 import init_gpt2
 from .gradinit import init_gradinit
+from .irnn import init_irnn
 from .lstm_gates import init_chrono, init_forget_bias
 from .lsuv_pkg import init_lsuv
 from .metainit import init_metainit
@@ -43,6 +44,7 @@ BASELINES = {
     "gpt2": init_gpt2,
     "forget_bias": init_forget_bias,
     "chrono": init_chrono,
+    "irnn": init_irnn,
 }
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "init_forget_bias",
     "init_gpt2",
     "init_gradinit",
+    "init_irnn",
     "init_lsuv",
     "init_metainit",
     "init_skipinit",
