@@ -13,6 +13,7 @@ from torch import nn
 from autoinit.apply import apply_scheme
 from autoinit.calibrate import lsuv_scheme
 from autoinit.diagnose import diagnose
+from autoinit.errors import first_line
 from autoinit.interrupt import INTERRUPTED
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, ProbeResult, run_probe
@@ -35,7 +36,7 @@ def screen(model: nn.Module, data: ProbeData, seed: int = 0) -> str | None:
         try:
             d = diagnose(model, data.train[0], data.loss)
         except RuntimeError as exc:  # e.g. a backward through non-finite values
-            return f"screening pass failed: {str(exc).splitlines()[0]}"
+            return f"screening pass failed: {first_line(exc)}"
     bad = [f"{r.name}: {f}" for r in d.records for f in r.flags if f in _REJECT_FLAGS]
     if bad:
         return "screened out: " + ", ".join(bad[:3])

@@ -53,7 +53,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from autoinit.apply import apply_scheme
 from autoinit.cooldown import cooldown_factor, cooldown_length, scaled_lr
-from autoinit.errors import ConfigError
+from autoinit.errors import ConfigError, first_line
 from autoinit.interrupt import check_interrupt
 from autoinit.probe import (
     ProbeConfig,
@@ -257,7 +257,7 @@ def _uses_randomness(model: nn.Module, data: ProbeData, config: ProbeConfig) -> 
         _forward_once(model, data, config, "error")
         random = False
     except Exception as exc:  # noqa: BLE001 - any refusal of vmap means: one at a time
-        if "random" not in _first_line(exc):
+        if "random" not in first_line(exc):
             raise _NoVmap(_refusal(exc)) from exc
         random = True
     try:
@@ -277,12 +277,8 @@ def _forward_once(model: nn.Module, data: ProbeData, config: ProbeConfig, random
             stack.evaluate(data.val[:1])
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [""])[0]
-
-
 def _refusal(exc: BaseException) -> str:
-    return (f"vmap refused the model ({type(exc).__name__}: {_first_line(exc)[:160]}): probes "
+    return (f"vmap refused the model ({type(exc).__name__}: {first_line(exc)[:160]}): probes "
             "run one at a time")
 
 

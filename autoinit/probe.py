@@ -44,7 +44,7 @@ from autoinit.cooldown import (
     find_optimizers,
     scaled_lr,
 )
-from autoinit.errors import AutoinitError, ConfigError
+from autoinit.errors import AutoinitError, ConfigError, first_line
 from autoinit.interrupt import check_interrupt
 from autoinit.settings import DEFAULTS, check_option
 from autoinit.threads import flushing
@@ -415,6 +415,5 @@ def check_first_step(step: Callable[[], object], optimizer: str | Callable, lr: 
     except AutoinitError:
         raise
     except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
-        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ConfigError(f"the first training step failed with optimizer={optimizer!r}, "
-                          f"lr={lr}: {type(exc).__name__}: {cause}") from exc
+                          f"lr={lr}: {type(exc).__name__}: {first_line(exc)}") from exc
