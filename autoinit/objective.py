@@ -155,7 +155,7 @@ class Objective:
         if result.stopped_at is not None:
             return _prune(trial, f"pruned at step {result.stopped_at}", steps,
                           screened=screened, start=start)
-        _cost(trial, steps, screened=screened, start=start)
+        _record_cost(trial, steps, screened=screened, start=start)
         return result.score
 
 
@@ -169,7 +169,7 @@ def _thin(values: list[float]) -> list[float]:
     return [round(v, 6) for v in values[::thin_stride(len(values))]]
 
 
-def _cost(trial: optuna.Trial, steps: int, *, screened: bool, start: float) -> None:
+def _record_cost(trial: optuna.Trial, steps: int, *, screened: bool, start: float) -> None:
     trial.set_user_attr("probe_steps", steps)
     trial.set_user_attr("screening_passes", int(screened))
     trial.set_user_attr("seconds", time.perf_counter() - start)
@@ -177,5 +177,5 @@ def _cost(trial: optuna.Trial, steps: int, *, screened: bool, start: float) -> N
 
 def _prune(trial: optuna.Trial, reason: str, steps: int, *, screened: bool = False, start: float) -> float:
     trial.set_user_attr("failure", reason)
-    _cost(trial, steps, screened=screened, start=start)
+    _record_cost(trial, steps, screened=screened, start=start)
     raise optuna.TrialPruned(reason)
