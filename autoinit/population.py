@@ -59,11 +59,11 @@ from autoinit.probe import (
     ProbeConfig,
     ProbeData,
     ProbeResult,
-    _autocast,
-    _devices,
-    _divergence,
+    autocast_of,
+    divergence,
     flush_denormal,
     make_optimizer,
+    rng_devices,
     run_probe,
 )
 
@@ -71,8 +71,8 @@ if TYPE_CHECKING:
     from autoinit.objective import Objective
     from autoinit.scheme import InitScheme
 
-__all__ = ["PopulationRun", "max_members", "population_unsupported", "probe_schemes",
-           "run_population"]
+__all__ = ["MemberStack", "NoVmap", "PopulationRun", "max_members", "population_unsupported",
+           "probe_schemes", "run_population", "uses_randomness"]
 
 Report = Callable[[int, float], bool]
 # bytes a member needs besides its activations: parameters, gradients and two optimizer moments
@@ -90,7 +90,7 @@ class PopulationRun:
     fallback: str | None = None
 
 
-class _NoVmap(Exception):
+class NoVmap(Exception):
     """The model's loss cannot be run under ``vmap``."""
 
 
@@ -184,7 +184,7 @@ def _free_bytes(device: torch.device) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-class _Stack:
+class MemberStack:
     """Members of one model as stacked leaf tensors with one optimizer over them."""
 
     def __init__(self, models: Sequence[nn.Module], data: ProbeData, config: ProbeConfig,
@@ -195,7 +195,7 @@ class _Stack:
         self.params = {f"model.{k}": v for k, v in params.items()}
         self.buffers = {f"model.{k}": v for k, v in buffers.items()}
         self.optimizer = make_optimizer(config.optimizer, self._trainable(), config.lr)
-        self.autocast = _autocast(config)
+        self.autocast = autocast_of(config)
         self.forward = vmap(self._loss, in_dims=(0, 0, None), randomness=randomness)
 
     def _loss(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
@@ -250,28 +250,28 @@ class _Stack:
                     models[member].get_buffer(key[6:]).copy_(value[row])
 
 
-def _uses_randomness(model: nn.Module, data: ProbeData, config: ProbeConfig) -> bool:
-    """Whether the loss draws random numbers; :class:`_NoVmap` when it cannot be vmapped. Forward
+def uses_randomness(model: nn.Module, data: ProbeData, config: ProbeConfig) -> bool:
+    """Whether the loss draws random numbers; :class:`NoVmap` when it cannot be vmapped. Forward
     passes of a copy, without gradients."""
     try:
         _forward_once(model, data, config, "error")
         random = False
     except Exception as exc:  # noqa: BLE001 - any refusal of vmap means: one at a time
         if "random" not in first_line(exc):
-            raise _NoVmap(_refusal(exc)) from exc
+            raise NoVmap(_refusal(exc)) from exc
         random = True
     try:
         _forward_once(model, data, config, "same")
     except Exception as exc:  # noqa: BLE001
-        raise _NoVmap(_refusal(exc)) from exc
+        raise NoVmap(_refusal(exc)) from exc
     return random
 
 
 def _forward_once(model: nn.Module, data: ProbeData, config: ProbeConfig, randomness: str) -> None:
     """A training forward pass of a copy under ``vmap``; with ``randomness="same"`` an
     evaluation pass too (eval mode may take other kernels)."""
-    stack = _Stack([copy.deepcopy(model)], data, config, randomness)
-    with torch.no_grad(), torch.random.fork_rng(devices=_devices(config)):
+    stack = MemberStack([copy.deepcopy(model)], data, config, randomness)
+    with torch.no_grad(), torch.random.fork_rng(devices=rng_devices(config)):
         stack.forward(stack.params, stack.buffers, data.train[0])
         if randomness == "same":
             stack.evaluate(data.val[:1])
@@ -317,8 +317,8 @@ def run_population(models: Sequence[nn.Module], data: ProbeData,
     random = False
     if reason is None:
         try:
-            random = _uses_randomness(models[0], data, configs[0])
-        except _NoVmap as exc:
+            random = uses_randomness(models[0], data, configs[0])
+        except NoVmap as exc:
             reason = str(exc)
     if reason is not None:
         return PopulationRun([run_probe(m, data, c, r) for m, c, r in
@@ -353,11 +353,11 @@ def _train(models: Sequence[nn.Module], data: ProbeData, config: ProbeConfig,
     stopped: list[int | None] = [None] * k
     alive = list(range(k))  # the member at each row of the stack
     plain = set(config.rung_ends[:-1])
-    with torch.random.fork_rng(devices=_devices(config)), flush_denormal():
+    with torch.random.fork_rng(devices=rng_devices(config)), flush_denormal():
         torch.manual_seed(config.seed)
         for model in models:
             model.train()
-        stack = _Stack(models, data, config)
+        stack = MemberStack(models, data, config)
         optimizers = [stack.optimizer] if config.cooldown else []
         length = cooldown_length(config.steps, config.cooldown) if config.cooldown else 0
         for step in range(1, config.steps + 1):
@@ -370,7 +370,7 @@ def _train(models: Sequence[nn.Module], data: ProbeData, config: ProbeConfig,
             held_out = stack.evaluate(data.val)
             leaving = []
             for row, i in enumerate(alive):
-                diverged[i] = _divergence(values[i, :step], config.explode_factor) or (
+                diverged[i] = divergence(values[i, :step], config.explode_factor) or (
                     None if math.isfinite(held_out[row])
                     else f"non-finite held-out loss at step {step}")
                 if not diverged[i]:

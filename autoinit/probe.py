@@ -50,7 +50,8 @@ from autoinit.settings import DEFAULTS, check_option
 from autoinit.threads import flushing
 
 __all__ = ["OPTIMIZERS", "LossLoop", "ProbeLoop", "ProbeConfig", "ProbeData", "ProbeResult", "flush_denormal",
-           "bare_step", "check_first_step", "make_optimizer", "probe_loop", "run_probe"]
+           "autocast_of", "bare_step", "check_first_step", "divergence", "make_optimizer", "probe_loop",
+           "rng_devices", "run_probe"]
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -215,7 +216,7 @@ class LossLoop:
 
 def probe_loop(data: ProbeData, config: ProbeConfig) -> ProbeLoop:
     """The loop a probe runs: the user's :class:`~autoinit.loop.TrainLoop`, or autoinit's own."""
-    return data.loop or LossLoop(data, _autocast(config))
+    return data.loop or LossLoop(data, autocast_of(config))
 
 
 def run_probe(
@@ -238,7 +239,7 @@ def run_probe(
     n = len(data.train)
     diverged = stopped = None
     branch_steps = 0
-    devices = _devices(config)
+    devices = rng_devices(config)
     with torch.random.fork_rng(devices=devices), flush_denormal():
         torch.manual_seed(config.seed)
         model.train()
@@ -260,7 +261,7 @@ def run_probe(
             if not (evaluated or step in plain or step in branch_at):
                 continue
             diverged = next((d for key, v in values.items()
-                             if (d := _divergence(v[:step], config.explode_factor, key))), None)
+                             if (d := divergence(v[:step], config.explode_factor, key))), None)
             if diverged:
                 break
             if step in branch_at:
@@ -309,7 +310,8 @@ class _NoCopy(Exception):
     """The model and the loop's state could not be copied for a rung's cooldown branch."""
 
 
-def _devices(config: ProbeConfig) -> list[torch.device]:
+def rng_devices(config: ProbeConfig) -> list[torch.device]:
+    """The devices whose RNG a probe forks besides the CPU's: its CUDA device, if any."""
     return [torch.device(config.device)] if torch.device(config.device).type == "cuda" else []
 
 
@@ -336,7 +338,7 @@ def _branch(model: nn.Module, state: Any, loop: ProbeLoop, data: ProbeData, conf
                       f"training state could not be copied ({type(exc).__name__}: {exc})"
                       ) from exc
     optimizers = find_optimizers(twin_state)
-    with torch.random.fork_rng(devices=_devices(config)):
+    with torch.random.fork_rng(devices=rng_devices(config)):
         for step in range(after + 1, rung + 1):
             with scaled_lr(optimizers, cooldown_factor(step, rung, rung - after)):
                 out = loop.step(twin, data.train[(step - 1) % len(data.train)], twin_state)
@@ -372,7 +374,9 @@ def flush_denormal() -> Iterator[None]:
             torch.set_flush_denormal(False)
 
 
-def _divergence(values: torch.Tensor, factor: float, key: str = "loss") -> str | None:
+def divergence(values: torch.Tensor, factor: float, key: str = "loss") -> str | None:
+    """Why a training curve ``values`` diverged (a non-finite value, or growth beyond ``factor``
+    times its first value), or ``None``."""
     what = "training loss" if key == "loss" else f"training value {key!r}"
     finite = torch.isfinite(values)
     if not bool(finite.all()):
@@ -383,7 +387,8 @@ def _divergence(values: torch.Tensor, factor: float, key: str = "loss") -> str |
     return None
 
 
-def _autocast(config: ProbeConfig) -> Autocast:
+def autocast_of(config: ProbeConfig) -> Autocast:
+    """The probe's autocast context factory: bf16 on CUDA with ``config.bf16``, else a no-op."""
     if config.bf16 and torch.device(config.device).type == "cuda":
         return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext
