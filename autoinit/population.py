@@ -63,6 +63,7 @@ from autoinit.probe import (
     divergence,
     flush_denormal,
     make_optimizer,
+    probe_score,
     rng_devices,
     run_probe,
 )
@@ -399,17 +400,11 @@ def _train(models: Sequence[nn.Module], data: ProbeData, config: ProbeConfig,
     seconds = time.perf_counter() - start
     out = []
     for i in range(k):
-        if diverged[i]:
-            score = math.inf
-        elif config.objective == "final":
-            score = curves[i][-1][1]
-        else:
-            score = sum(v for _, v in curves[i]) / len(curves[i])
         if not diverged[i] and stopped[i] is None:
             rungs[i].append((config.steps, curves[i][-1][1]))
-        out.append(ProbeResult(score, curves[i], values[i, :ends[i]].tolist(), ends[i],
-                               diverged[i], stopped[i], seconds * ends[i] / sum(ends), {},
-                               tuple(rungs[i])))
+        out.append(ProbeResult(probe_score(curves[i], config.objective, diverged[i]), curves[i],
+                               values[i, :ends[i]].tolist(), ends[i], diverged[i], stopped[i],
+                               seconds * ends[i] / sum(ends), {}, tuple(rungs[i])))
     return out
 
 

@@ -51,7 +51,7 @@ from autoinit.threads import flushing
 
 __all__ = ["OPTIMIZERS", "LossLoop", "ProbeLoop", "ProbeConfig", "ProbeData", "ProbeResult", "flush_denormal",
            "autocast_of", "bare_step", "check_first_step", "divergence", "make_optimizer", "probe_loop",
-           "rng_devices", "run_probe"]
+           "probe_score", "rng_devices", "run_probe"]
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -294,16 +294,26 @@ def run_probe(
                 break
     recorded = {key: v[:step].tolist() for key, v in values.items()}
     train_loss = recorded.pop("loss", [])
-    if diverged:
-        score = math.inf
-    elif config.objective == "final":
-        score = curve[-1][1]
-    else:
-        score = sum(v for _, v in curve) / len(curve)
+    score = probe_score(curve, config.objective, diverged)
     if not diverged and stopped is None:
         rungs.append((config.steps, curve[-1][1]))
     return ProbeResult(score, curve, train_loss, step, diverged, stopped,
                        time.perf_counter() - start, recorded, tuple(rungs), branch_steps, note)
+
+
+def probe_score(curve: list[tuple[int, float]], objective: str, diverged: str | None) -> float:
+    """A probe's score from its held-out ``curve``: the last point (``objective="final"``) or
+    the mean (``"mean"``); infinity where it ``diverged``.
+
+    Example:
+        >>> probe_score([(4, 0.9), (8, 0.5)], "final", None), probe_score([(4, 0.9), (8, 0.5)], "mean", None)
+        (0.5, 0.7)
+    """
+    if diverged:
+        return math.inf
+    if objective == "final":
+        return curve[-1][1]
+    return sum(v for _, v in curve) / len(curve)
 
 
 class _NoCopy(Exception):
