@@ -7,9 +7,10 @@ the evaluation points (``objective="mean"``, which rewards fast convergence). Wi
 ``cooldown > 0`` the probe's last steps decay the learning rate linearly towards 0 (see
 :mod:`autoinit.cooldown`), so the score is an annealed loss. With ``rungs`` (successive-halving
 rung ends, the last one ``steps``) each earlier rung ``r`` is scored as a probe of ``r`` steps
-would be: a copy of the model and the loop's state is branched off before step ``r``, cooled
-down on the steps up to ``r`` and evaluated, while the run itself goes on at the full rate; each
-branch costs its cooldown steps and one copy. With a
+would be: without a cooldown (the default), by the held-out loss at step ``r``; with one, a copy
+of the model and the loop's state is branched off before step ``r``, cooled down on the steps up
+to ``r`` and evaluated, while the run itself goes on at the full rate (each branch costs its
+cooldown steps and one copy). With a
 :class:`~autoinit.loop.TrainLoop` in :attr:`ProbeData.loop` the user's own step and score
 replace the single optimizer and the held-out loss; everything else is the same.
 
