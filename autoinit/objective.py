@@ -73,10 +73,14 @@ class Objective:
         return suggest_scheme(trial, self.plan, self.space, self.lr, self.seed)
 
     def reset(self) -> None:
+        """Put the working copy back to the model's state before the search."""
         self.work.load_state_dict(self.initial)
 
     def probe(self, scheme: InitScheme, lr: float, config: ProbeConfig | None = None,
               report: Callable[[int, float], bool] | None = None) -> ProbeResult:
+        """Reset the working copy, apply ``scheme`` and probe it at ``lr`` (``config``: the
+        objective's own unless given; ``report``: the pruner's hook, as in
+        :func:`~autoinit.probe.run_probe`)."""
         self.reset()
         apply_scheme(self.work, scheme)
         return run_probe(self.work, self.data, replace(config or self.config, lr=lr), report)
