@@ -44,7 +44,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -348,10 +348,7 @@ def _train(models: Sequence[nn.Module], data: ProbeData, config: ProbeConfig,
     start = time.perf_counter()
     k, n = len(models), len(data.train)
     values = torch.full((k, config.steps), math.nan)
-    curves: list[list[tuple[int, float]]] = [[] for _ in range(k)]
-    rungs: list[list[tuple[int, float]]] = [[] for _ in range(k)]
-    ends, diverged = [config.steps] * k, [None] * k
-    stopped: list[int | None] = [None] * k
+    members = [_Member(config.steps, report) for report in reports]
     alive = list(range(k))  # the member at each row of the stack
     plain = set(config.rung_ends[:-1])
     with torch.random.fork_rng(devices=rng_devices(config)), flush_denormal():
@@ -369,24 +366,9 @@ def _train(models: Sequence[nn.Module], data: ProbeData, config: ProbeConfig,
             if not (evaluated or step in plain):
                 continue
             held_out = stack.evaluate(data.val)
-            leaving = []
-            for row, i in enumerate(alive):
-                diverged[i] = divergence(values[i, :step], config.explode_factor) or (
-                    None if math.isfinite(held_out[row])
-                    else f"non-finite held-out loss at step {step}")
-                if not diverged[i]:
-                    if evaluated:
-                        curves[i].append((step, held_out[row]))
-                    if step in plain:
-                        rungs[i].append((step, held_out[row]))
-                    reported = step in plain if config.rungs[:-1] else evaluated
-                    report = reports[i]
-                    if report is not None and step != config.steps and reported \
-                            and report(step, held_out[row]):
-                        stopped[i] = step
-                if diverged[i] or stopped[i] is not None:
-                    ends[i] = step
-                    leaving.append(row)
+            leaving = [row for row, i in enumerate(alive)
+                       if members[i].evaluated(step, values[i, :step], held_out[row], config,
+                                               evaluated, step in plain)]
             if leaving:
                 stack.write_back(models, {row: alive[row] for row in leaving})
                 rows = [row for row in range(len(alive)) if row not in leaving]
@@ -398,14 +380,50 @@ def _train(models: Sequence[nn.Module], data: ProbeData, config: ProbeConfig,
         else:
             stack.write_back(models, dict(enumerate(alive)))
     seconds = time.perf_counter() - start
-    out = []
-    for i in range(k):
-        if not diverged[i] and stopped[i] is None:
-            rungs[i].append((config.steps, curves[i][-1][1]))
-        out.append(ProbeResult(probe_score(curves[i], config.objective, diverged[i]), curves[i],
-                               values[i, :ends[i]].tolist(), ends[i], diverged[i], stopped[i],
-                               seconds * ends[i] / sum(ends), {}, tuple(rungs[i])))
-    return out
+    total = sum(m.end for m in members)
+    return [m.result(values[i, :m.end].tolist(), config, seconds * m.end / total)
+            for i, m in enumerate(members)]
+
+
+@dataclass
+class _Member:
+    """One member's record while its population trains: its held-out curve and rung scores,
+    and where and why it left (``end``, ``diverged``, ``stopped``)."""
+
+    end: int
+    report: Report | None
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    rungs: list[tuple[int, float]] = field(default_factory=list)
+    diverged: str | None = None
+    stopped: int | None = None
+
+    def evaluated(self, step: int, train: torch.Tensor, held_out: float, config: ProbeConfig,
+                  on_curve: bool, rung: bool) -> bool:
+        """Record a held-out evaluation after ``step``; whether the member leaves the
+        population here (diverged, or stopped by its ``report``)."""
+        self.diverged = divergence(train, config.explode_factor) or (
+            None if math.isfinite(held_out) else f"non-finite held-out loss at step {step}")
+        if not self.diverged:
+            if on_curve:
+                self.curve.append((step, held_out))
+            if rung:
+                self.rungs.append((step, held_out))
+            reported = rung if config.rungs[:-1] else on_curve
+            if self.report is not None and step != config.steps and reported \
+                    and self.report(step, held_out):
+                self.stopped = step
+        if self.diverged or self.stopped is not None:
+            self.end = step
+            return True
+        return False
+
+    def result(self, train_loss: list[float], config: ProbeConfig, seconds: float) -> ProbeResult:
+        """The member's :class:`~autoinit.probe.ProbeResult`, as ``run_probe`` would give it."""
+        if not self.diverged and self.stopped is None:
+            self.rungs.append((config.steps, self.curve[-1][1]))
+        return ProbeResult(probe_score(self.curve, config.objective, self.diverged), self.curve,
+                           train_loss, self.end, self.diverged, self.stopped, seconds, {},
+                           tuple(self.rungs))
 
 
 def probe_schemes(obj: Objective, jobs: Sequence[tuple[InitScheme, float, ProbeConfig]],
