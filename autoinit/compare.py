@@ -4,7 +4,7 @@ compare``): the evidence that the probe's choice holds over a real run.
 Every method sees the same batches in the same order for a given seed (paired); given the user's
 own ``train_step`` and ``score``, runs are trained and scored by them. :func:`compare_runs` takes
 plain values (a model, loaders, loss, lr, steps, seeds); the command line unpacks a study file
-into them (:func:`autoinit.cli_helpers.run_compare`). The table shows the median
+into them (:func:`autoinit.cli_helpers.prepare_compare`). The table shows the median
 final held-out loss or score (and accuracy for class targets) with its spread, then the paired
 difference between the chosen scheme and the best baseline.
 

@@ -106,8 +106,6 @@ __all__ = [
     "study_from_dict",
 ]
 
-DEFAULT_STORAGE = DEFAULTS.storage
-
 
 @dataclass(frozen=True)
 class StudyConfig:

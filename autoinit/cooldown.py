@@ -3,9 +3,12 @@
 A probe trained at a constant rate is scored on a loss that still carries the rate's noise, and
 inits whose losses fall fast early but stay noisy rank first (the short-horizon bias, Wu et al.
 2018). Ending each probe with a short linear decay (as the warmup-stable-decay schedules do)
-scores the annealed loss instead. Over the last ``k = round(fraction * steps)`` steps, step
-``i`` of the cooldown (``1..k``) runs at ``lr * (k + 1 - i) / (k + 1)``: the rate falls on a line
-that reaches 0 one step after the probe ends, so the last step runs at ``lr / (k + 1)``.
+scores the annealed loss instead. It is off by default (``cooldown=0``,
+:data:`~autoinit.settings.DEFAULTS`): on the benchmark tasks a 0.15 cooldown ranked inits worse
+than the constant rate (docs/probe_ranking.md). Over the last ``k = round(fraction * steps)``
+steps, step ``i`` of the cooldown (``1..k``) runs at ``lr * (k + 1 - i) / (k + 1)``: the rate
+falls on a line that reaches 0 one step after the probe ends, so the last step runs at
+``lr / (k + 1)``.
 
 The rate is scaled in every param group of every optimizer the loop's state holds (an optimizer,
 or one found in a dict, list, tuple or attribute of the state) around each step, and put back

@@ -1,4 +1,5 @@
-"""Exceptions raised by autoinit: one root, each message states the rule and the value received."""
+"""Exceptions raised by autoinit: one root, each message states the rule and the value received;
+``first_line``, the one line of an exception's message that such a message quotes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ __all__ = [
     "StudyFileError",
     "TrackingError",
     "TrackingWarning",
+    "first_line",
 ]
 
 
@@ -74,3 +76,15 @@ class TrackingWarning(UserWarning):
 class PostgresUnavailable(AutoinitError, RuntimeError):
     """PostgreSQL's server binaries, or the ``postgres`` user to run them, are not here
     (:mod:`autoinit.testing`)."""
+
+
+def first_line(exc: BaseException, empty: str = "") -> str:
+    """The first line of ``exc``'s message, stripped, for a one-line error; ``empty`` where it
+    has no message.
+
+    Example:
+        >>> first_line(RuntimeError("shape mismatch\\n  at layer 3")), first_line(KeyError())
+        ('shape mismatch', '')
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else empty

@@ -68,7 +68,7 @@ import torch
 from torch import nn
 
 from autoinit.batches import LossFn
-from autoinit.errors import AutoinitError, ConfigError
+from autoinit.errors import AutoinitError, ConfigError, first_line
 from autoinit.probe import ProbeConfig, ProbeData, flush_denormal, make_optimizer
 
 __all__ = ["MakeState", "ScoreFn", "TrainLoop", "TrainStep", "make_loop", "parameter_ids",
@@ -139,9 +139,8 @@ def _call(field: str, fn: Callable, *args: Any) -> Any:
     except AutoinitError:
         raise
     except Exception as exc:  # noqa: BLE001 - the user's function failing is bad input, named
-        text = str(exc).strip().splitlines()
         raise ConfigError(f"{field} {_name(fn)} raised {type(exc).__name__}: "
-                          f"{text[0] if text else '(no message)'}") from exc
+                          f"{first_line(exc, '(no message)')}") from exc
 
 
 def _numbers(fn: Callable, values: Any) -> dict[str, float | torch.Tensor]:

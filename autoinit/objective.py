@@ -13,6 +13,7 @@ from torch import nn
 from autoinit.apply import apply_scheme
 from autoinit.calibrate import lsuv_scheme
 from autoinit.diagnose import diagnose
+from autoinit.errors import first_line
 from autoinit.interrupt import INTERRUPTED
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, ProbeResult, run_probe
@@ -35,7 +36,7 @@ def screen(model: nn.Module, data: ProbeData, seed: int = 0) -> str | None:
         try:
             d = diagnose(model, data.train[0], data.loss)
         except RuntimeError as exc:  # e.g. a backward through non-finite values
-            return f"screening pass failed: {str(exc).splitlines()[0]}"
+            return f"screening pass failed: {first_line(exc)}"
     bad = [f"{r.name}: {f}" for r in d.records for f in r.flags if f in _REJECT_FLAGS]
     if bad:
         return "screened out: " + ", ".join(bad[:3])
@@ -72,10 +73,14 @@ class Objective:
         return suggest_scheme(trial, self.plan, self.space, self.lr, self.seed)
 
     def reset(self) -> None:
+        """Put the working copy back to the model's state before the search."""
         self.work.load_state_dict(self.initial)
 
     def probe(self, scheme: InitScheme, lr: float, config: ProbeConfig | None = None,
               report: Callable[[int, float], bool] | None = None) -> ProbeResult:
+        """Reset the working copy, apply ``scheme`` and probe it at ``lr`` (``config``: the
+        objective's own unless given; ``report``: the pruner's hook, as in
+        :func:`~autoinit.probe.run_probe`)."""
         self.reset()
         apply_scheme(self.work, scheme)
         return run_probe(self.work, self.data, replace(config or self.config, lr=lr), report)
@@ -154,7 +159,7 @@ class Objective:
         if result.stopped_at is not None:
             return _prune(trial, f"pruned at step {result.stopped_at}", steps,
                           screened=screened, start=start)
-        _cost(trial, steps, screened=screened, start=start)
+        _record_cost(trial, steps, screened=screened, start=start)
         return result.score
 
 
@@ -168,7 +173,7 @@ def _thin(values: list[float]) -> list[float]:
     return [round(v, 6) for v in values[::thin_stride(len(values))]]
 
 
-def _cost(trial: optuna.Trial, steps: int, *, screened: bool, start: float) -> None:
+def _record_cost(trial: optuna.Trial, steps: int, *, screened: bool, start: float) -> None:
     trial.set_user_attr("probe_steps", steps)
     trial.set_user_attr("screening_passes", int(screened))
     trial.set_user_attr("seconds", time.perf_counter() - start)
@@ -176,5 +181,5 @@ def _cost(trial: optuna.Trial, steps: int, *, screened: bool, start: float) -> N
 
 def _prune(trial: optuna.Trial, reason: str, steps: int, *, screened: bool = False, start: float) -> float:
     trial.set_user_attr("failure", reason)
-    _cost(trial, steps, screened=screened, start=start)
+    _record_cost(trial, steps, screened=screened, start=start)
     raise optuna.TrialPruned(reason)

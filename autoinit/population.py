@@ -44,7 +44,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -53,17 +53,18 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from autoinit.apply import apply_scheme
 from autoinit.cooldown import cooldown_factor, cooldown_length, scaled_lr
-from autoinit.errors import ConfigError
+from autoinit.errors import ConfigError, first_line
 from autoinit.interrupt import check_interrupt
 from autoinit.probe import (
     ProbeConfig,
     ProbeData,
     ProbeResult,
-    _autocast,
-    _devices,
-    _divergence,
+    autocast_of,
+    divergence,
     flush_denormal,
     make_optimizer,
+    probe_score,
+    rng_devices,
     run_probe,
 )
 
@@ -71,8 +72,8 @@ if TYPE_CHECKING:
     from autoinit.objective import Objective
     from autoinit.scheme import InitScheme
 
-__all__ = ["PopulationRun", "max_members", "population_unsupported", "probe_schemes",
-           "run_population"]
+__all__ = ["MemberStack", "NoVmap", "PopulationRun", "max_members", "population_unsupported",
+           "probe_schemes", "run_population", "uses_randomness"]
 
 Report = Callable[[int, float], bool]
 # bytes a member needs besides its activations: parameters, gradients and two optimizer moments
@@ -90,7 +91,7 @@ class PopulationRun:
     fallback: str | None = None
 
 
-class _NoVmap(Exception):
+class NoVmap(Exception):
     """The model's loss cannot be run under ``vmap``."""
 
 
@@ -184,7 +185,7 @@ def _free_bytes(device: torch.device) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-class _Stack:
+class MemberStack:
     """Members of one model as stacked leaf tensors with one optimizer over them."""
 
     def __init__(self, models: Sequence[nn.Module], data: ProbeData, config: ProbeConfig,
@@ -195,7 +196,7 @@ class _Stack:
         self.params = {f"model.{k}": v for k, v in params.items()}
         self.buffers = {f"model.{k}": v for k, v in buffers.items()}
         self.optimizer = make_optimizer(config.optimizer, self._trainable(), config.lr)
-        self.autocast = _autocast(config)
+        self.autocast = autocast_of(config)
         self.forward = vmap(self._loss, in_dims=(0, 0, None), randomness=randomness)
 
     def _loss(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
@@ -250,39 +251,35 @@ class _Stack:
                     models[member].get_buffer(key[6:]).copy_(value[row])
 
 
-def _uses_randomness(model: nn.Module, data: ProbeData, config: ProbeConfig) -> bool:
-    """Whether the loss draws random numbers; :class:`_NoVmap` when it cannot be vmapped. Forward
+def uses_randomness(model: nn.Module, data: ProbeData, config: ProbeConfig) -> bool:
+    """Whether the loss draws random numbers; :class:`NoVmap` when it cannot be vmapped. Forward
     passes of a copy, without gradients."""
     try:
         _forward_once(model, data, config, "error")
         random = False
     except Exception as exc:  # noqa: BLE001 - any refusal of vmap means: one at a time
-        if "random" not in _first_line(exc):
-            raise _NoVmap(_refusal(exc)) from exc
+        if "random" not in first_line(exc):
+            raise NoVmap(_refusal(exc)) from exc
         random = True
     try:
         _forward_once(model, data, config, "same")
     except Exception as exc:  # noqa: BLE001
-        raise _NoVmap(_refusal(exc)) from exc
+        raise NoVmap(_refusal(exc)) from exc
     return random
 
 
 def _forward_once(model: nn.Module, data: ProbeData, config: ProbeConfig, randomness: str) -> None:
     """A training forward pass of a copy under ``vmap``; with ``randomness="same"`` an
     evaluation pass too (eval mode may take other kernels)."""
-    stack = _Stack([copy.deepcopy(model)], data, config, randomness)
-    with torch.no_grad(), torch.random.fork_rng(devices=_devices(config)):
+    stack = MemberStack([copy.deepcopy(model)], data, config, randomness)
+    with torch.no_grad(), torch.random.fork_rng(devices=rng_devices(config)):
         stack.forward(stack.params, stack.buffers, data.train[0])
         if randomness == "same":
             stack.evaluate(data.val[:1])
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [""])[0]
-
-
 def _refusal(exc: BaseException) -> str:
-    return (f"vmap refused the model ({type(exc).__name__}: {_first_line(exc)[:160]}): probes "
+    return (f"vmap refused the model ({type(exc).__name__}: {first_line(exc)[:160]}): probes "
             "run one at a time")
 
 
@@ -321,8 +318,8 @@ def run_population(models: Sequence[nn.Module], data: ProbeData,
     random = False
     if reason is None:
         try:
-            random = _uses_randomness(models[0], data, configs[0])
-        except _NoVmap as exc:
+            random = uses_randomness(models[0], data, configs[0])
+        except NoVmap as exc:
             reason = str(exc)
     if reason is not None:
         return PopulationRun([run_probe(m, data, c, r) for m, c, r in
@@ -351,17 +348,14 @@ def _train(models: Sequence[nn.Module], data: ProbeData, config: ProbeConfig,
     start = time.perf_counter()
     k, n = len(models), len(data.train)
     values = torch.full((k, config.steps), math.nan)
-    curves: list[list[tuple[int, float]]] = [[] for _ in range(k)]
-    rungs: list[list[tuple[int, float]]] = [[] for _ in range(k)]
-    ends, diverged = [config.steps] * k, [None] * k
-    stopped: list[int | None] = [None] * k
+    members = [_Member(config.steps, report) for report in reports]
     alive = list(range(k))  # the member at each row of the stack
     plain = set(config.rung_ends[:-1])
-    with torch.random.fork_rng(devices=_devices(config)), flush_denormal():
+    with torch.random.fork_rng(devices=rng_devices(config)), flush_denormal():
         torch.manual_seed(config.seed)
         for model in models:
             model.train()
-        stack = _Stack(models, data, config)
+        stack = MemberStack(models, data, config)
         optimizers = [stack.optimizer] if config.cooldown else []
         length = cooldown_length(config.steps, config.cooldown) if config.cooldown else 0
         for step in range(1, config.steps + 1):
@@ -372,24 +366,9 @@ def _train(models: Sequence[nn.Module], data: ProbeData, config: ProbeConfig,
             if not (evaluated or step in plain):
                 continue
             held_out = stack.evaluate(data.val)
-            leaving = []
-            for row, i in enumerate(alive):
-                diverged[i] = _divergence(values[i, :step], config.explode_factor) or (
-                    None if math.isfinite(held_out[row])
-                    else f"non-finite held-out loss at step {step}")
-                if not diverged[i]:
-                    if evaluated:
-                        curves[i].append((step, held_out[row]))
-                    if step in plain:
-                        rungs[i].append((step, held_out[row]))
-                    reported = step in plain if config.rungs[:-1] else evaluated
-                    report = reports[i]
-                    if report is not None and step != config.steps and reported \
-                            and report(step, held_out[row]):
-                        stopped[i] = step
-                if diverged[i] or stopped[i] is not None:
-                    ends[i] = step
-                    leaving.append(row)
+            leaving = [row for row, i in enumerate(alive)
+                       if members[i].evaluated(step, values[i, :step], held_out[row], config,
+                                               evaluated, step in plain)]
             if leaving:
                 stack.write_back(models, {row: alive[row] for row in leaving})
                 rows = [row for row in range(len(alive)) if row not in leaving]
@@ -401,20 +380,50 @@ def _train(models: Sequence[nn.Module], data: ProbeData, config: ProbeConfig,
         else:
             stack.write_back(models, dict(enumerate(alive)))
     seconds = time.perf_counter() - start
-    out = []
-    for i in range(k):
-        if diverged[i]:
-            score = math.inf
-        elif config.objective == "final":
-            score = curves[i][-1][1]
-        else:
-            score = sum(v for _, v in curves[i]) / len(curves[i])
-        if not diverged[i] and stopped[i] is None:
-            rungs[i].append((config.steps, curves[i][-1][1]))
-        out.append(ProbeResult(score, curves[i], values[i, :ends[i]].tolist(), ends[i],
-                               diverged[i], stopped[i], seconds * ends[i] / sum(ends), {},
-                               tuple(rungs[i])))
-    return out
+    total = sum(m.end for m in members)
+    return [m.result(values[i, :m.end].tolist(), config, seconds * m.end / total)
+            for i, m in enumerate(members)]
+
+
+@dataclass
+class _Member:
+    """One member's record while its population trains: its held-out curve and rung scores,
+    and where and why it left (``end``, ``diverged``, ``stopped``)."""
+
+    end: int
+    report: Report | None
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    rungs: list[tuple[int, float]] = field(default_factory=list)
+    diverged: str | None = None
+    stopped: int | None = None
+
+    def evaluated(self, step: int, train: torch.Tensor, held_out: float, config: ProbeConfig,
+                  on_curve: bool, rung: bool) -> bool:
+        """Record a held-out evaluation after ``step``; whether the member leaves the
+        population here (diverged, or stopped by its ``report``)."""
+        self.diverged = divergence(train, config.explode_factor) or (
+            None if math.isfinite(held_out) else f"non-finite held-out loss at step {step}")
+        if not self.diverged:
+            if on_curve:
+                self.curve.append((step, held_out))
+            if rung:
+                self.rungs.append((step, held_out))
+            reported = rung if config.rungs[:-1] else on_curve
+            if self.report is not None and step != config.steps and reported \
+                    and self.report(step, held_out):
+                self.stopped = step
+        if self.diverged or self.stopped is not None:
+            self.end = step
+            return True
+        return False
+
+    def result(self, train_loss: list[float], config: ProbeConfig, seconds: float) -> ProbeResult:
+        """The member's :class:`~autoinit.probe.ProbeResult`, as ``run_probe`` would give it."""
+        if not self.diverged and self.stopped is None:
+            self.rungs.append((config.steps, self.curve[-1][1]))
+        return ProbeResult(probe_score(self.curve, config.objective, self.diverged), self.curve,
+                           train_loss, self.end, self.diverged, self.stopped, seconds, {},
+                           tuple(self.rungs))
 
 
 def probe_schemes(obj: Objective, jobs: Sequence[tuple[InitScheme, float, ProbeConfig]],

@@ -33,13 +33,13 @@ import torch
 from torch import nn
 
 from autoinit.population import (
-    _NoVmap,
-    _Stack,
-    _uses_randomness,
+    MemberStack,
+    NoVmap,
     max_members,
     population_unsupported,
+    uses_randomness,
 )
-from autoinit.probe import LossLoop, ProbeConfig, ProbeData, _autocast, _devices, flush_denormal
+from autoinit.probe import LossLoop, ProbeConfig, ProbeData, autocast_of, flush_denormal, rng_devices
 
 __all__ = ["GAIN", "PopulationChoice", "choose_population"]
 
@@ -117,8 +117,8 @@ def _choose(model: nn.Module, data: ProbeData, config: ProbeConfig, requested: i
     if reason is not None:
         return PopulationChoice(1, reason=reason)
     try:
-        random = _uses_randomness(model, data, config)
-    except _NoVmap as exc:
+        random = uses_randomness(model, data, config)
+    except NoVmap as exc:
         return PopulationChoice(1, reason=str(exc))
     wanted = requested or (per_seed if random else members)
     size = min(wanted, max_members(model, data, config.device))
@@ -136,12 +136,12 @@ def _measure(model: nn.Module, data: ProbeData, config: ProbeConfig, size: int,
     """Candidate-steps/s of a population of ``size`` over sequential probes: training steps
     timed alternately (medians), and one held-out evaluation of each, weighed by the probe's
     evaluations per step (not timed where the steps alone are well below ``GAIN``)."""
-    stack = _Stack([copy.deepcopy(model) for _ in range(size)], data, config)
+    stack = MemberStack([copy.deepcopy(model) for _ in range(size)], data, config)
     single = copy.deepcopy(model)
-    loop = LossLoop(data, _autocast(config))
+    loop = LossLoop(data, autocast_of(config))
     batch = data.train[0]
     together, alone = [], []
-    with torch.random.fork_rng(devices=_devices(config)), flush_denormal():
+    with torch.random.fork_rng(devices=rng_devices(config)), flush_denormal():
         torch.manual_seed(config.seed)
         # one sample runs enough steps to last SAMPLE_SECONDS: a single step of a small model
         # (a millisecond) is timer and scheduler noise on a busy machine

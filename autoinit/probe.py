@@ -7,9 +7,10 @@ the evaluation points (``objective="mean"``, which rewards fast convergence). Wi
 ``cooldown > 0`` the probe's last steps decay the learning rate linearly towards 0 (see
 :mod:`autoinit.cooldown`), so the score is an annealed loss. With ``rungs`` (successive-halving
 rung ends, the last one ``steps``) each earlier rung ``r`` is scored as a probe of ``r`` steps
-would be: a copy of the model and the loop's state is branched off before step ``r``, cooled
-down on the steps up to ``r`` and evaluated, while the run itself goes on at the full rate; each
-branch costs its cooldown steps and one copy. With a
+would be: without a cooldown (the default), by the held-out loss at step ``r``; with one, a copy
+of the model and the loop's state is branched off before step ``r``, cooled down on the steps up
+to ``r`` and evaluated, while the run itself goes on at the full rate (each branch costs its
+cooldown steps and one copy). With a
 :class:`~autoinit.loop.TrainLoop` in :attr:`ProbeData.loop` the user's own step and score
 replace the single optimizer and the held-out loss; everything else is the same.
 
@@ -44,13 +45,14 @@ from autoinit.cooldown import (
     find_optimizers,
     scaled_lr,
 )
-from autoinit.errors import AutoinitError, ConfigError
+from autoinit.errors import AutoinitError, ConfigError, first_line
 from autoinit.interrupt import check_interrupt
 from autoinit.settings import DEFAULTS, check_option
 from autoinit.threads import flushing
 
 __all__ = ["OPTIMIZERS", "LossLoop", "ProbeLoop", "ProbeConfig", "ProbeData", "ProbeResult", "flush_denormal",
-           "bare_step", "check_first_step", "make_optimizer", "probe_loop", "run_probe"]
+           "autocast_of", "bare_step", "check_first_step", "divergence", "make_optimizer", "probe_loop",
+           "probe_score", "rng_devices", "run_probe"]
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -215,7 +217,7 @@ class LossLoop:
 
 def probe_loop(data: ProbeData, config: ProbeConfig) -> ProbeLoop:
     """The loop a probe runs: the user's :class:`~autoinit.loop.TrainLoop`, or autoinit's own."""
-    return data.loop or LossLoop(data, _autocast(config))
+    return data.loop or LossLoop(data, autocast_of(config))
 
 
 def run_probe(
@@ -238,7 +240,7 @@ def run_probe(
     n = len(data.train)
     diverged = stopped = None
     branch_steps = 0
-    devices = _devices(config)
+    devices = rng_devices(config)
     with torch.random.fork_rng(devices=devices), flush_denormal():
         torch.manual_seed(config.seed)
         model.train()
@@ -260,7 +262,7 @@ def run_probe(
             if not (evaluated or step in plain or step in branch_at):
                 continue
             diverged = next((d for key, v in values.items()
-                             if (d := _divergence(v[:step], config.explode_factor, key))), None)
+                             if (d := divergence(v[:step], config.explode_factor, key))), None)
             if diverged:
                 break
             if step in branch_at:
@@ -293,23 +295,34 @@ def run_probe(
                 break
     recorded = {key: v[:step].tolist() for key, v in values.items()}
     train_loss = recorded.pop("loss", [])
-    if diverged:
-        score = math.inf
-    elif config.objective == "final":
-        score = curve[-1][1]
-    else:
-        score = sum(v for _, v in curve) / len(curve)
+    score = probe_score(curve, config.objective, diverged)
     if not diverged and stopped is None:
         rungs.append((config.steps, curve[-1][1]))
     return ProbeResult(score, curve, train_loss, step, diverged, stopped,
                        time.perf_counter() - start, recorded, tuple(rungs), branch_steps, note)
 
 
+def probe_score(curve: list[tuple[int, float]], objective: str, diverged: str | None) -> float:
+    """A probe's score from its held-out ``curve``: the last point (``objective="final"``) or
+    the mean (``"mean"``); infinity where it ``diverged``.
+
+    Example:
+        >>> probe_score([(4, 0.9), (8, 0.5)], "final", None), probe_score([(4, 0.9), (8, 0.5)], "mean", None)
+        (0.5, 0.7)
+    """
+    if diverged:
+        return math.inf
+    if objective == "final":
+        return curve[-1][1]
+    return sum(v for _, v in curve) / len(curve)
+
+
 class _NoCopy(Exception):
     """The model and the loop's state could not be copied for a rung's cooldown branch."""
 
 
-def _devices(config: ProbeConfig) -> list[torch.device]:
+def rng_devices(config: ProbeConfig) -> list[torch.device]:
+    """The devices whose RNG a probe forks besides the CPU's: its CUDA device, if any."""
     return [torch.device(config.device)] if torch.device(config.device).type == "cuda" else []
 
 
@@ -336,7 +349,7 @@ def _branch(model: nn.Module, state: Any, loop: ProbeLoop, data: ProbeData, conf
                       f"training state could not be copied ({type(exc).__name__}: {exc})"
                       ) from exc
     optimizers = find_optimizers(twin_state)
-    with torch.random.fork_rng(devices=_devices(config)):
+    with torch.random.fork_rng(devices=rng_devices(config)):
         for step in range(after + 1, rung + 1):
             with scaled_lr(optimizers, cooldown_factor(step, rung, rung - after)):
                 out = loop.step(twin, data.train[(step - 1) % len(data.train)], twin_state)
@@ -372,7 +385,9 @@ def flush_denormal() -> Iterator[None]:
             torch.set_flush_denormal(False)
 
 
-def _divergence(values: torch.Tensor, factor: float, key: str = "loss") -> str | None:
+def divergence(values: torch.Tensor, factor: float, key: str = "loss") -> str | None:
+    """Why a training curve ``values`` diverged (a non-finite value, or growth beyond ``factor``
+    times its first value), or ``None``."""
     what = "training loss" if key == "loss" else f"training value {key!r}"
     finite = torch.isfinite(values)
     if not bool(finite.all()):
@@ -383,7 +398,8 @@ def _divergence(values: torch.Tensor, factor: float, key: str = "loss") -> str |
     return None
 
 
-def _autocast(config: ProbeConfig) -> Autocast:
+def autocast_of(config: ProbeConfig) -> Autocast:
+    """The probe's autocast context factory: bf16 on CUDA with ``config.bf16``, else a no-op."""
     if config.bf16 and torch.device(config.device).type == "cuda":
         return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext
@@ -415,6 +431,5 @@ def check_first_step(step: Callable[[], object], optimizer: str | Callable, lr: 
     except AutoinitError:
         raise
     except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
-        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ConfigError(f"the first training step failed with optimizer={optimizer!r}, "
-                          f"lr={lr}: {type(exc).__name__}: {cause}") from exc
+                          f"lr={lr}: {type(exc).__name__}: {first_line(exc)}") from exc

@@ -65,7 +65,6 @@ class SearchProgress:
         self._bar: Any = None
         self._trials: Any = None
         self._selection: Any = None
-        self._selection_total = 0
         self._state = "starting"
         self._last_line = time.perf_counter()
         self._lock = threading.RLock()

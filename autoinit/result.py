@@ -1,4 +1,6 @@
-"""``FitResult`` and ``SearchCost``: what a search chose, against what, at what cost."""
+"""The typed records that cross module boundaries: ``FitResult`` (what a search chose, against
+what, at what cost), ``SearchContext``, ``TrackedRun``, ``SearchCost``, ``BudgetReport``,
+``ProxyReport`` and ``Candidate``."""
 
 from __future__ import annotations
 

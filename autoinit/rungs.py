@@ -2,11 +2,12 @@
 
 With ``rungs=3`` a search's probes are scored at ``probe_steps``, ``3·probe_steps`` and
 ``9·probe_steps`` (50 → 150 → 450 with ``probe_steps=50``): ``probe_steps`` is the first rung.
-Each rung's score is annealed (the probe's cooldown, see :mod:`autoinit.probe`); Optuna's
-:class:`~optuna.pruners.SuccessiveHalvingPruner` (reduction factor 3) keeps a search trial past a
-rung only while its score is in the top third of the scores that rung has seen, so about two
-thirds stop at each rung. Baselines report at every rung too (they set the bar) and are never
-stopped. The selection round re-runs its candidates at the longest rung.
+With ``cooldown > 0`` each rung's score is annealed (see :mod:`autoinit.probe`; the default
+is a constant rate); Optuna's :class:`~optuna.pruners.SuccessiveHalvingPruner` (reduction factor
+3) keeps a search trial past a rung only while its score is in the top third of the scores that
+rung has seen, so about two thirds stop at each rung. Baselines report at every rung too (they
+set the bar) and are never stopped. The selection round re-runs its candidates at the longest
+rung.
 
 How far a short probe can be trusted is measured on the search itself: the Spearman rank
 correlation between the scores at consecutive rungs, over the trials that reached both.

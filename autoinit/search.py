@@ -3,9 +3,10 @@
 Flow: validate → plan groups (and, with ``train_steps``, the budget) → cache batches → time the
 bare loop (threads, populations) → the study's rounds (:mod:`autoinit.search_rounds`; stage 1:
 the named candidates, baselines and presets, enqueued first; stage 2: the best one refined, see
-:mod:`autoinit.refine`; per trial: scheme, screening pass, probe, pruning) → selection round (top
-candidates and the best baseline re-run with fresh seeds and a longer probe) → the chosen scheme
-is applied to the model in place → :class:`FitResult`.
+:mod:`autoinit.refine`; per trial: scheme, screening pass, probe, pruning) → selection round (the
+incumbent, the best preset and the top search candidates re-run with fresh seeds and a longer
+probe; :mod:`autoinit.selection`) → the chosen scheme is applied to the model in place →
+:class:`FitResult`.
 """
 
 from __future__ import annotations
@@ -251,7 +252,7 @@ def run_search(
                          objective=objective, seed=seed, device=str(dev), bf16=bf16,
                          cooldown=cooldown, rungs=ends if rungs > 1 else ())
     context = SearchContext(config, plan, train[0], loss, layer_plan)
-    work, initial, step, choice = _calibrate(model, dev, data, config, optimizer, lr, threads)
+    work, initial, step, choice = _prepare_work(model, dev, data, config, optimizer, lr, threads)
     show = _progress(progress, n_trials, timeout)
     with compute_threads(choice.threads), show or contextlib.nullcontext():
         if show is not None:
@@ -286,7 +287,7 @@ def run_search(
     apply_scheme(model, chosen.scheme)
     study = rounds.study
     trials = study.get_trials(deepcopy=False)
-    cost = _cost(rounds, time.perf_counter() - start, choice, stacked)
+    cost = _search_cost(rounds, time.perf_counter() - start, choice, stacked)
     if rounds.ran == 0 and not rounds.interrupted and (rounds.reused or not selection.seeds):
         cost = stored_cost(study, cost.wall_seconds, cost)  # this run re-ran nothing
     else:  # with the study's other runs (a fleet's workers, a resumed search's earlier runs)
@@ -353,7 +354,7 @@ def _budget(plan: ModelPlan, space: SearchSpace, lr: float, train_steps: int | N
                        probe_steps=given, n_trials=n_trials, selection=selection)
 
 
-def _calibrate(model: nn.Module, dev: torch.device, data: ProbeData, config: ProbeConfig,
+def _prepare_work(model: nn.Module, dev: torch.device, data: ProbeData, config: ProbeConfig,
                optimizer: str | Callable, lr: float, threads: int | None
                ) -> tuple[nn.Module, dict[str, torch.Tensor], Callable[[], object], ThreadChoice]:
     """The working copy of the model and its initial state, after the checks that fail before
@@ -391,7 +392,7 @@ def _population(work: nn.Module, data: ProbeData, config: ProbeConfig, populatio
                              members * selection.seeds, members, step)
 
 
-def _cost(rounds: Rounds, wall_seconds: float, threads: ThreadChoice,
+def _search_cost(rounds: Rounds, wall_seconds: float, threads: ThreadChoice,
           stacked: PopulationChoice) -> SearchCost:
     trials = rounds.study.get_trials(deepcopy=False)
     attrs = [t.user_attrs for t in trials]

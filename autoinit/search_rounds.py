@@ -98,6 +98,8 @@ class Rounds:
         return self.obj.config
 
     def run(self) -> Rounds:
+        """The study's rounds (lengthened while :meth:`_longer` says so), then the selection
+        round; ``self``, with what they produced."""
         noise = self.budget is not None and self.budget.noise
         watched = noise and self.n_jobs == 1
         self.guard = BudgetWatch(noise_probe(self.obj), self.named, self.lengthen) if watched \

@@ -1,4 +1,5 @@
-"""The selection round: re-run the best candidates and the best baseline, then choose."""
+"""The selection round: re-run the incumbent (the model's own init, else the best baseline), the
+best preset and the top search candidates with fresh seeds, then choose (:class:`Selection`)."""
 
 from __future__ import annotations
 

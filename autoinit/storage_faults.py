@@ -28,6 +28,7 @@ import optuna
 import sqlalchemy
 
 from autoinit.errors import StorageError
+from autoinit.errors import first_line as plain_first_line
 from autoinit.redact import redact
 
 __all__ = ["FULL_DISK", "PATIENCE", "driver_error", "fault_kind", "first_line", "patiently"]
@@ -62,8 +63,7 @@ def driver_error(exc: BaseException) -> BaseException:
 
 def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message, passwords hidden."""
-    text = str(exc).strip()
-    return redact(text.splitlines()[0]) if text else type(exc).__name__
+    return redact(plain_first_line(exc, type(exc).__name__))
 
 
 def fault_kind(exc: BaseException, opening: bool = False) -> str | None:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from autoinit.errors import AutoinitError, StudyFileError
+from autoinit.errors import AutoinitError, StudyFileError, first_line
 
 __all__ = ["make_data", "make_model", "resolve_callable", "resolve_loss"]
 
@@ -44,7 +44,7 @@ def resolve_callable(ref: str, key: str, base_dir: Path | None = None) -> Callab
         raise StudyFileError(f"{key}: cannot import {module_name!r}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any failure while importing user code is bad input
         raise StudyFileError(f"{key}: cannot import {module_name!r}: "
-                             f"{type(exc).__name__}: {_first_line(exc)}") from None
+                             f"{type(exc).__name__}: {first_line(exc, '(no message)')}") from None
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -72,11 +72,6 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "(no message)"
-
-
 def _call(section: str, ref: str, fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
     try:
         inspect.signature(fn).bind(**kwargs)
@@ -87,10 +82,10 @@ def _call(section: str, ref: str, fn: Callable[..., Any], kwargs: Mapping[str, A
     try:
         return fn(**kwargs)
     except AutoinitError as exc:
-        raise StudyFileError(f"{section}.factory {ref!r} failed: {_first_line(exc)}") from exc
+        raise StudyFileError(f"{section}.factory {ref!r} failed: {first_line(exc, '(no message)')}") from exc
     except Exception as exc:  # noqa: BLE001 - the user's factory failing is bad input, not ours
         raise StudyFileError(f"{section}.factory {ref!r} raised {type(exc).__name__}: "
-                             f"{_first_line(exc)}") from exc
+                             f"{first_line(exc, '(no message)')}") from exc
 
 
 def make_model(ref: str, kwargs: Mapping[str, Any], base_dir: Path | None = None,

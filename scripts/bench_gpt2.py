@@ -30,15 +30,18 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autoinit.apply import apply_scheme
-from autoinit.plan import ModelPlan
-from autoinit.search import Selection, run_search
-from autoinit.tasks.text import ALPHABET, char_data
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchmark import median_ci  # noqa: E402
+
+from autoinit.apply import apply_scheme  # noqa: E402
+from autoinit.plan import ModelPlan  # noqa: E402
+from autoinit.search import Selection, run_search  # noqa: E402
+from autoinit.tasks.text import ALPHABET, char_data  # noqa: E402
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (input ids, next ids)
 
@@ -121,13 +124,6 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict:
           f"{out['autoinit']['test']:.4f} ({result.chosen}; R={search_steps / args.steps:.2f})",
           flush=True)
     return out
-
-
-def median_ci(values: list[float], n_boot: int = 2000) -> tuple[float, float, float]:
-    rng = np.random.default_rng(0)
-    arr = np.asarray(values)
-    boots = np.median(rng.choice(arr, (n_boot, len(arr))), axis=1)
-    return float(np.median(arr)), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
 
 
 def summary(runs: list[dict]) -> dict:

@@ -38,6 +38,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_probe import mlp  # noqa: E402
 from benchmark import TaskData, build  # noqa: E402
 
 from autoinit.batches import make_loss  # noqa: E402
@@ -48,13 +49,6 @@ from autoinit.probe import ProbeConfig, ProbeData, bare_step, run_probe  # noqa:
 from autoinit.selection import Selection  # noqa: E402
 from autoinit.tasks import get_task, list_tasks  # noqa: E402
 from autoinit.threads import compute_threads  # noqa: E402
-
-
-def mlp(depth: int, width: int) -> nn.Module:
-    layers: list[nn.Module] = [nn.Linear(40, width), nn.ReLU()]
-    for _ in range(depth - 2):
-        layers += [nn.Linear(width, width), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(width, 10))
 
 
 def members(model: nn.Module, k: int) -> list[nn.Module]:

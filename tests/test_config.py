@@ -10,7 +10,6 @@ import pytest
 from torch import nn
 
 from autoinit.config import (
-    DEFAULT_STORAGE,
     StudyFileError,
     build_data,
     build_model,
@@ -19,6 +18,7 @@ from autoinit.config import (
     study_from_dict,
 )
 from autoinit.search import run_search
+from autoinit.settings import DEFAULTS
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 MIN = {"model": {"factory": "autoinit.tasks.mlp:deep_relu_mlp"},
@@ -37,7 +37,7 @@ def with_(section: str, **values) -> dict:
 
 def test_defaults_keep_everything_local():
     cfg = study_from_dict(MIN)
-    assert cfg.search.storage == DEFAULT_STORAGE == "sqlite:///autoinit.db"
+    assert cfg.search.storage == DEFAULTS.storage == "sqlite:///autoinit.db"
     assert (cfg.search.n_trials, cfg.search.probe_steps, cfg.search.n_jobs) == (30, 100, 1)
     assert cfg.mlflow.enabled and cfg.mlflow.tracking_uri is None
     assert (cfg.train.optimizer, cfg.train.lr, cfg.train.loss) == ("adam", 1e-3, None)

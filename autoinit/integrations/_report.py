@@ -20,6 +20,7 @@ from torch import nn
 
 from autoinit.apply import apply_scheme
 from autoinit.diagnose import diagnose
+from autoinit.errors import first_line
 from autoinit.result import FitResult
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ def plots(result: FitResult, model: nn.Module, folder: Path) -> list[str]:
             if fig is not None:
                 P.save_png(fig, folder / f"{name}.png")
         except Exception as exc:  # noqa: BLE001 - a plot that cannot be drawn is skipped, named
-            skipped.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            skipped.append(f"{name}: {type(exc).__name__}: {first_line(exc)}")
     return skipped
 
 

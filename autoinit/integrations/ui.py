@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 
+from autoinit.errors import first_line
+
 __all__ = ["LOCAL_UI", "error_text", "runs_url", "ui_lines"]
 
 LOCAL_UI = "http://127.0.0.1:5000"  # where ``mlflow ui`` serves by default
@@ -58,5 +60,5 @@ def error_text(exc: BaseException) -> str:
     for words, pattern in _CAUSES:
         if re.search(pattern, lowered):
             return f"{type(exc).__name__}: {words}"
-    first = text.strip().splitlines()[0] if text.strip() else ""
+    first = first_line(exc)
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -41,11 +41,10 @@ from autoinit.integrations.mlflow._client import (
     SCHEME_ARTIFACT,
     experiment_id,
     flatten_rules,
-    param_entities,
 )
 from autoinit.integrations.mlflow._search_run import SearchTracker, default_study_name
 from autoinit.integrations.mlflow._trials import TrialLogger
 from autoinit.redact import redact
 
 __all__ = ["PARAM_VALUE_LIMIT", "SCHEME_ARTIFACT", "SearchTracker", "TrialLogger", "default_study_name",
-           "experiment_id", "flatten_rules", "load_scheme_ref", "param_entities", "redact"]
+           "experiment_id", "flatten_rules", "load_scheme_ref", "redact"]

@@ -7,7 +7,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from autoinit.errors import SchemeError
+from autoinit.errors import SchemeError, first_line
 from autoinit.integrations import RUN_ID
 from autoinit.integrations.mlflow._client import SCHEME_ARTIFACT, _quick_http
 from autoinit.redact import redact
@@ -37,7 +37,7 @@ def load_scheme_ref(ref: str, tracking_uri: str | None = None) -> InitScheme:
         except Exception as exc:  # noqa: BLE001 - reported as a scheme that cannot be read
             raise SchemeError(f"cannot read a scheme from MLflow artifact {redact(text)!r}"
                               f"{_where(text, tracking_uri)}: {type(exc).__name__}: "
-                              f"{redact(str(exc)).splitlines()[0]}") from None
+                              f"{redact(first_line(exc))}") from None
         if local.is_dir():
             local = next((p for p in (local / SCHEME_ARTIFACT, local / "scheme.json") if p.is_file()),
                          local)

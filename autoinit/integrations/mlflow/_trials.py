@@ -36,7 +36,7 @@ from autoinit.rungs import RUNGS_ATTR
 from autoinit.scheme import GroupRule, rules_from_json
 from autoinit.sharing import SURPLUS
 
-TRAIN_POINTS = 50  # training-loss points per child run (each metric row costs the store time)
+CHILD_RUN_POINTS = 50  # training-loss points per child run (each metric row costs the store time)
 BREAK_AFTER = 3  # consecutive failed attempts after which a logger tries only every RETRY_AFTER s
 RETRY_AFTER = 15.0
 _STATES = {TrialState.COMPLETE: ("complete", RunStatus.FINISHED),
@@ -199,7 +199,7 @@ class TrialLogger:
                if _finite(v)]
         train = attrs.get("train_loss", [])  # the core keeps every stride-th step's loss
         stride = thin_stride(attrs.get("probe_steps", len(train)) - attrs.get("branch_steps", 0))
-        every = max(1, math.ceil(len(train) / TRAIN_POINTS))
+        every = max(1, math.ceil(len(train) / CHILD_RUN_POINTS))
         out += [Metric("train_loss", float(v), ts, i * stride + 1) for i, v in enumerate(train)
                 if i % every == 0 and _finite(v)]
         for key, values in attrs.get("train_values", {}).items():  # a custom train_step's values
