@@ -485,3 +485,8 @@ def _compile_patterns(patterns: Iterable[str] | str | None, field: str) -> list[
             raise ConfigError(f"{field} pattern must be a valid regular expression, got {p!r}: "
                               f"{exc}") from None
     return compiled
+
+
+# GPT-2's fused q/k/v, under the name nanoGPT and minGPT keep for their own nn.Linear too: packed
+# in every process, not only once transformers' layers are loaded
+register_packed(r"(^|\.)attn\.c_attn\.", 3)

@@ -312,11 +312,15 @@ def _is_add(node: fx.Node) -> bool:
 def _skip_operand(add: fx.Node, branch_layer: fx.Node, modules: dict) -> fx.Node | None:
     """Another operand of ``add`` that is an ancestor of the branch (a skip connection), if any;
     an operand that is the skip through pass-through steps (timm's ``self.shortcut(x)``, an
-    ``nn.Identity``) counts as the skip."""
+    ``nn.Identity``) counts as the skip. Else a projection shortcut (torchvision's
+    ``downsample``, a 1x1 conv and a norm): an operand forking from the branch's input with
+    fewer layers with weights than the branch."""
     ancestors = _ancestors(branch_layer)
     others = [_source(a, modules) for a in add.args if isinstance(a, fx.Node)
               and branch_layer not in _ancestors(a) and a is not branch_layer]
-    return next((a for a in others if a in ancestors), None)
+    return next((a for a in others if a in ancestors), None) or next(
+        (a for a in others if ancestors & _ancestors(a) and _weighted_layers(a, branch_layer, modules)
+         < _weighted_layers(branch_layer, a, modules)), None)
 
 
 def _module_before(node: fx.Node, modules: dict) -> str | None:

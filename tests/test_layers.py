@@ -239,6 +239,16 @@ def test_mha_in_proj_three_blocks():
         assert_orthonormal_rows(block)
 
 
+def test_a_nanogpt_c_attn_linear_packs_q_k_v_without_transformers_loaded():
+    attn = nn.Module()
+    attn.c_attn, attn.c_proj = nn.Linear(8, 24), nn.Linear(8, 8)
+    model = nn.Module()
+    model.attn = attn
+    s = spec_map(model)
+    assert (s["attn.c_attn.weight"].blocks, s["attn.c_attn.weight"].fan_out) == (3, 8)
+    assert (s["attn.c_attn.bias"].blocks, s["attn.c_proj.weight"].blocks) == (3, 1)
+
+
 def test_mha_separate_projections_and_bias_kv():
     s = spec_map(nn.MultiheadAttention(16, 2, kdim=8, vdim=12, add_bias_kv=True))
     assert (s["q_proj_weight"].fan_in, s["q_proj_weight"].fan_out) == (16, 16)

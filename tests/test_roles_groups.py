@@ -420,3 +420,40 @@ def test_an_attention_branch_ending_in_a_dropout_module_keeps_its_out_proj_as_th
     roles = {lay.name: lay.role for lay in plan.layers}
     assert roles["1.attn.out_proj.weight"] == "attn_out" and roles["1.ln.weight"] == "norm"
     assert plan.depth == 4
+
+
+class _ProjectedBlock(nn.Module):
+    """torchvision's basic block where the shape changes: the skip is a 1x1 conv and a norm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(2, 4, 3, 2, 1, bias=False), nn.BatchNorm2d(4)
+        self.conv2, self.bn2 = nn.Conv2d(4, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4)
+        self.downsample = nn.Sequential(nn.Conv2d(2, 4, 1, 2, bias=False), nn.BatchNorm2d(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        out += self.downsample(x)
+        return torch.relu(out)
+
+
+def test_a_branch_beside_a_projection_shortcut_is_a_residual_branch_and_the_shortcut_is_not():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), _ProjectedBlock(), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.zeros(1, 1, 6, 6))
+    plan = ModelPlan.of(model)
+    roles = {lay.name: (lay.role, lay.branch_layers) for lay in plan.layers}
+    assert roles["1.bn2.weight"] == ("residual_out", 2)  # conv1 and conv2 on the branch
+    assert roles["1.downsample.1.weight"] == ("norm", 0)
+    assert (plan.depth, plan.branch_layers) == (1, 2)
+
+
+def test_two_paths_of_equal_length_summed_make_no_residual_branch():
+    class TwoPaths(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.head = nn.Linear(4, 8), nn.Linear(4, 8), nn.Linear(8, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.a(x) + self.b(x))
+
+    assert ModelPlan.of(TwoPaths()).depth == 0
