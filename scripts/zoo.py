@@ -95,6 +95,7 @@ class Entry:
     build: Callable[[int], nn.Module]
     data: Callable[[], DataLoader]
     expect: Expect
+    fit: dict = field(default_factory=dict)  # options the model needs (sparse gradients: SGD)
 
 
 SKIP_ZERO = ("skipinit", "zero_readout")
@@ -219,6 +220,24 @@ ZOO = [
     Entry("shared_block", zm.SharedBlock, zm.vectors, Expect(
         1, 2, ("fixup", *SKIP_ZERO), {"fc2.weight": "residual_out"},
         note="one block applied 3 times counts once in L (L counts layers, not calls)")),
+    Entry("tied_head_first", zm.TiedHeadFirst, zm.tokens, Expect(
+        0, 0, ("small_init_emb",), {"head.weight": "embedding", "fc.weight": "input"},
+        blocks={"head.weight": 1}, tied=(("head.weight", "emb.weight"),),
+        note="the tied table is the embedding whichever module comes first")),
+    Entry("cross_attention_kdim", zm.CrossAttention, zm.tokens, Expect(
+        1, 0, ("skipinit", "t_fixup", "gpt2", "small_init_emb", "zero_readout"),
+        {"attn.q_proj_weight": "attn_qkv", "attn.k_proj_weight": "attn_qkv",
+         "attn.out_proj.weight": "attn_out", "context.weight": "hidden"},
+        note="no packed in_proj: no mimetic")),
+    Entry("float64", zm.Float64, zm.vectors, Expect(
+        0, 0, ("zero_readout",), {"net.0.weight": "input", "net.2.weight": "head"},
+        acts={"net.0.weight": "tanh"})),
+    Entry("bitfit", zm.BitFit, zm.vectors, Expect(
+        0, 0, (), {"fc.bias": "input", "head.bias": "head"}, frozen="fc.weight",
+        note="only biases planned: no preset (a preset needs a role's weights)")),
+    Entry("sparse_bag", zm.SparseBag, zm.tokens, Expect(
+        0, 0, ("small_init_emb", "zero_readout"), {"bag.weight": "embedding"}, padding="bag"),
+        fit={"optimizer": "sgd"}),
 ]
 
 
@@ -275,45 +294,55 @@ def guarantee_failures(entry: Entry, model: nn.Module, before: dict[str, torch.T
     return out
 
 
-def check_plan(entry: Entry, model: nn.Module) -> tuple[ModelPlan, list[str]]:
-    """The plan and the expectations it fails (``'depth 2 != 3'``)."""
+def plan_of(model: nn.Module) -> ModelPlan:
+    """The model's plan, without the warnings about layers no rule knows."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        plan = ModelPlan.of(model)
-    want, misses = entry.expect, []
-    presets = preset_names(plan, SearchSpace())
-    for what, got, expected in (("depth", plan.depth, want.depth),
-                                ("branch_layers", plan.branch_layers, want.branch_layers),
-                                ("presets", presets, want.presets)):
-        if got != expected:
-            misses.append(f"{what} {got} != {expected}")
-    roles = {lay.name: lay.role for lay in plan.layers}
-    misses += [f"role of {name} {roles.get(name, 'absent')} != {role}"
-               for name, role in want.roles.items() if roles.get(name) != role]
-    acts = {lay.name: lay.nonlinearity for lay in plan.layers}
-    misses += [f"activation after {name} {acts.get(name, 'absent')} != {act}"
-               for name, act in want.acts.items() if acts.get(name) != act]
-    blocks = {lay.name: lay.blocks for lay in plan.layers}
-    misses += [f"blocks of {name} {blocks.get(name, 'absent')} != {n}"
-               for name, n in want.blocks.items() if blocks.get(name) != n]
-    misses += [f"{name} planned, expected left alone" for name in want.left_alone if name in roles]
-    return plan, misses
+        return ModelPlan.of(model)
 
 
-def check_presets(entry: Entry, plan: ModelPlan) -> list[str]:
-    """Every preset's scheme, applied to a fresh model and read back from JSON onto another:
+def expectations(want: Expect) -> dict[str, object]:
+    """Every expectation on the plan, by name: ``{"depth": 4, "role of head.weight": "head"}``."""
+    named = [("role of", want.roles), ("activation after", want.acts), ("blocks of", want.blocks)]
+    return {"depth": want.depth, "branch_layers": want.branch_layers, "presets": want.presets,
+            **{f"{what} {name}": value for what, values in named for name, value in values.items()},
+            **{f"left alone: {name}": True for name in want.left_alone}}
+
+
+def observed(plan: ModelPlan) -> dict[str, object]:
+    """What the plan says, under the names of :func:`expectations`."""
+    facts: dict[str, object] = {"depth": plan.depth, "branch_layers": plan.branch_layers,
+                                "presets": preset_names(plan, SearchSpace())}
+    for lay in plan.layers:
+        facts |= {f"role of {lay.name}": lay.role, f"activation after {lay.name}": lay.nonlinearity,
+                  f"blocks of {lay.name}": lay.blocks, f"left alone: {lay.name}": False}
+    return facts
+
+
+def observe(facts: dict[str, object], key: str) -> object:
+    """``facts[key]``; a parameter the plan lacks is left alone (else ``'absent'``)."""
+    return facts.get(key, True if key.startswith("left alone") else "absent")
+
+
+def check_plan(entry: Entry, model: nn.Module) -> tuple[ModelPlan, list[str]]:
+    """The plan and the expectations it fails (``'depth 2 != 3'``)."""
+    plan = plan_of(model)
+    facts = observed(plan)
+    return plan, [f"{key}: {observe(facts, key)} != {value}"
+                  for key, value in expectations(entry.expect).items()
+                  if observe(facts, key) != value]
+
+
+def check_preset(entry: Entry, plan: ModelPlan, name: str) -> list[str]:
+    """Preset ``name``'s scheme, applied to a fresh model and read back from JSON onto another:
     bit-identical, and the model's guarantees kept."""
-    misses = []
-    for name in preset_names(plan, SearchSpace()):
-        scheme = preset_scheme(plan, name)
-        first, second = fresh(entry), fresh(entry)
-        before = state(first)
-        apply_scheme(first, scheme)
-        apply_scheme(second, InitScheme.from_json(scheme.to_json()))
-        if diff := identical(state(first), state(second)):
-            misses.append(f"{name}: JSON replay differs at {diff[0]}")
-        misses += [f"{name}: {m}" for m in guarantee_failures(entry, first, before)]
-    return misses
+    scheme = preset_scheme(plan, name)
+    first, second = fresh(entry), fresh(entry)
+    before = state(first)
+    apply_scheme(first, scheme)
+    apply_scheme(second, InitScheme.from_json(scheme.to_json()))
+    misses = [f"{name}: JSON replay differs at {k}" for k in identical(state(first), state(second))[:2]]
+    return misses + [f"{name}: {m}" for m in guarantee_failures(entry, first, before)]
 
 
 def check_fit(entry: Entry, **options: object) -> tuple[str, list[str]]:
@@ -322,7 +351,7 @@ def check_fit(entry: Entry, **options: object) -> tuple[str, list[str]]:
     before = state(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = autoinit.fit(model, entry.data(), **{**FIT, **options})
+        result = autoinit.fit(model, entry.data(), **{**FIT, **entry.fit, **options})
     replay = apply_scheme(fresh(entry), InitScheme.from_json(result.scheme.to_json()))
     misses = [f"fit: JSON replay differs at {k}" for k in identical(state(model), state(replay))[:2]]
     misses += [f"fit: {m}" for m in guarantee_failures(entry, model, before)]
@@ -331,10 +360,7 @@ def check_fit(entry: Entry, **options: object) -> tuple[str, list[str]]:
 
 def check_transfer(entry: Entry) -> tuple[str, list[str]]:
     """The baseline's and every preset's scheme on a narrower copy, transferred to the model."""
-    narrow = fresh(entry, zm.NARROW)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        plan = ModelPlan.of(narrow)
+    plan = plan_of(fresh(entry, zm.NARROW))
     schemes = {"kaiming_normal": plan.uniform("kaiming_normal", seed=SEED)}
     schemes.update({name: preset_scheme(plan, name) for name in preset_names(plan, SearchSpace())})
     refusals = []
@@ -386,7 +412,8 @@ def run_entry(entry: Entry, fit: bool = True) -> Row:
         row.depth = f"L={plan.depth} m={plan.branch_layers} groups={len(plan.grouping.groups)}"
         row.presets = ",".join(preset_names(plan, SearchSpace())) or "-"
         step = "presets"
-        row.misses += check_presets(entry, plan)
+        for name in preset_names(plan, SearchSpace()):
+            row.misses += check_preset(entry, plan, name)
         step = "transfer"
         row.transfer, misses = check_transfer(entry)
         row.misses += misses

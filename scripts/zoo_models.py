@@ -615,3 +615,67 @@ class SharedBlock(nn.Module):
         for _ in range(3):
             h = h + self.fc2(F.relu(self.fc1(h)))
         return self.head(h)
+
+
+class TiedHeadFirst(nn.Module):
+    """An output layer registered before the embedding it is tied to (``emb.weight = head.weight``)."""
+
+    def __init__(self, width: int = WIDTH) -> None:
+        super().__init__()
+        self.head = nn.Linear(width, VOCAB, bias=False)
+        self.emb, self.fc = nn.Embedding(VOCAB, width), nn.Linear(width, width)
+        self.emb.weight = self.head.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.fc(self.emb(x).mean(1))))[:, :CLASSES]
+
+
+class CrossAttention(nn.Module):
+    """``nn.MultiheadAttention`` with ``kdim``/``vdim`` of its own (separate q, k, v weights)."""
+
+    def __init__(self, width: int = WIDTH) -> None:
+        super().__init__()
+        self.emb, self.context = nn.Embedding(VOCAB, width), nn.Linear(width, width // 2)
+        self.attn = nn.MultiheadAttention(width, 2, kdim=width // 2, vdim=width // 2, batch_first=True)
+        self.head = nn.Linear(width, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.emb(x)
+        kv = self.context(h)
+        return self.head((h + self.attn(h, kv, kv)[0]).mean(1))
+
+
+class Float64(nn.Module):
+    """An MLP in double precision (``.double()``), fed float32 batches it casts."""
+
+    def __init__(self, width: int = WIDTH) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(FEATURES, width), nn.Tanh(), nn.Linear(width, CLASSES)).double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.double())
+
+
+class BitFit(nn.Module):
+    """Every weight frozen, the biases trained (BitFit)."""
+
+    def __init__(self, width: int = WIDTH) -> None:
+        super().__init__()
+        self.fc, self.head = nn.Linear(FEATURES, width), nn.Linear(width, CLASSES)
+        for name, p in self.named_parameters():
+            p.requires_grad_(name.endswith("bias"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.relu(self.fc(x)))
+
+
+class SparseBag(nn.Module):
+    """``nn.EmbeddingBag(sparse=True, padding_idx=0)``: sparse gradients (Adam refuses them)."""
+
+    def __init__(self, width: int = WIDTH) -> None:
+        super().__init__()
+        self.bag = nn.EmbeddingBag(VOCAB, width, mode="mean", sparse=True, padding_idx=0)
+        self.head = nn.Linear(width, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.bag(x))

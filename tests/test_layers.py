@@ -464,6 +464,13 @@ def test_tied_parameters_once():
     assert names == ["0.weight"]
 
 
+def test_a_table_tied_to_an_output_layer_registered_first_is_described_as_the_embedding():
+    model = nn.Sequential(nn.Linear(4, 10, bias=False), nn.Embedding(10, 4))
+    model[1].weight = model[0].weight
+    (spec,) = describe_params(model)
+    assert (spec.name, spec.kind, spec.fan_in, spec.fan_out) == ("0.weight", "embedding", 1, 4)
+
+
 def test_frozen_only_exclude():
     model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 3), nn.Linear(3, 1))
     model[0].weight.requires_grad_(False)
