@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from autoinit.layers import ParamSpec, _load_provider, _rule_for, describe_params, eager
+from autoinit.layers import PROVIDERS, ParamSpec, _load_provider, _rule_for, describe_params, eager
 
 __all__ = ["ROLES", "Layer", "RoleRule", "assign_roles", "describe_model", "layer_of",
            "register_role_rule"]
@@ -197,7 +197,9 @@ def _trace(model: nn.Module) -> _Graph | None:
     """Execution order, following activations and residual-branch outputs from an fx trace.
 
     Tries a trace into every container first, then torch's default (``torch.nn`` modules are
-    leaves). Submodules of a leaf take the leaf's place in the order, in registration order.
+    leaves). Submodules of a leaf take the leaf's place in the order, in registration order. A
+    model that does not trace as a whole gets the graphs of its parts that do
+    (:func:`_traced_parts`).
     """
     gm = None
     with _buffers_kept(model):
@@ -210,7 +212,7 @@ def _trace(model: nn.Module) -> _Graph | None:
             except Exception:  # noqa: BLE001 - a model that does not trace falls back to heuristics
                 continue
     if gm is None:
-        return None
+        return _traced_parts(model)
     modules = dict(model.named_modules())
     order: list[str] = []
     for node in gm.graph.nodes:
@@ -240,6 +242,30 @@ def _trace(model: nn.Module) -> _Graph | None:
                 if params and all(p.dim() < 2 for p in params):  # a norm (not a dropout) ends it
                     graph.into_norm_end |= {_module_before(a, modules) for a in node.all_input_nodes}
     return graph
+
+
+def _traced_parts(model: nn.Module) -> _Graph | None:
+    """The graphs of the children that trace (of their children where they do not), merged under
+    their names, in registration order: a forward that branches on the data (``if x.mean() > 0``)
+    around blocks that trace keeps their activations and residual branches. What the model
+    returns stays unknown (no part's output is the model's); ``None`` where no part traces, and
+    for a model of a library with role rules of its own (Hugging Face: its names tell, and its
+    deep models would be traced block by block for nothing)."""
+    if type(model).__module__.split(".", 1)[0] in PROVIDERS:
+        return None
+    parts = [(name, graph) for name, child in model.named_children()
+             if _rule_for(child) is None and any(True for _ in child.children())
+             and (graph := _trace(child)) is not None]
+    if not parts:
+        return None
+    merged = _Graph([n for n, _ in model.named_modules()], {}, set(), set(), {}, set())
+    for name, graph in parts:
+        merged.activation |= {f"{name}.{k}": v for k, v in graph.activation.items()}
+        merged.residual |= {f"{name}.{k}" for k in graph.residual}
+        merged.traced |= {f"{name}.{k}" for k in graph.traced}
+        merged.branch_layers |= {f"{name}.{k}": v for k, v in graph.branch_layers.items()}
+        merged.into_norm_end |= {k and f"{name}.{k}" for k in graph.into_norm_end}
+    return merged
 
 
 @contextlib.contextmanager

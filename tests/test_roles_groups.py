@@ -179,6 +179,38 @@ def test_untraceable_model_uses_heuristics():
     assert r["head.weight"] == ("head", "linear")
 
 
+class _GatedBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner, self.outer = nn.Linear(8, 8), nn.Linear(8, 8)  # names no heuristic knows
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.outer(torch.relu(self.inner(x)))
+
+
+def test_blocks_of_an_untraceable_model_are_traced_one_by_one():
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Linear(4, 8)
+            self.blocks = nn.ModuleList(_GatedBlock() for _ in range(3))
+            self.head = nn.Linear(8, 2)  # untraced: the last registered layer is the head
+
+        def forward(self, x):
+            h = self.stem(x)
+            for block in self.blocks:
+                if h.mean() > 0:  # data-dependent: the model as a whole does not trace
+                    h = block(h)
+            return self.head(h)
+
+    plan = ModelPlan.of(Gated())
+    r = {lay.name: (lay.role, lay.nonlinearity, lay.branch_layers) for lay in plan.layers}
+    assert r["blocks.0.inner.weight"] == ("hidden", "relu", 0)  # F-style relu seen in the block
+    assert r["blocks.2.outer.weight"] == ("residual_out", "linear", 2)
+    assert r["head.weight"][0] == "head" and r["stem.weight"][0] == "input"
+    assert (plan.depth, plan.branch_layers) == (3, 2)
+
+
 def test_the_trace_leaves_buffers_a_forward_updates_as_they_were():
     class Counting(nn.Module):
         def __init__(self):
