@@ -50,6 +50,7 @@ class Layer(ParamSpec):
     role: str = "hidden"
     nonlinearity: str = "linear"
     branch_layers: int = 0
+    calls: int = 1  # the times a residual branch's last layer runs in one forward (shared blocks)
 
 
 RoleRule = Callable[[nn.Module, ParamSpec], "tuple[str, str] | None"]
@@ -126,7 +127,8 @@ def assign_roles(model: nn.Module, specs: list[ParamSpec]) -> list[Layer]:
         role, act = next((r for r in (rule(model, s) for rule in _ROLE_RULES) if r), None) or \
             _role_of(at, modules, graph, layers, first_param_module, fallback_act)
         branch = graph.branch_layers.get(at.module_name, 0) if graph and role == "residual_out" else 0
-        out.append(Layer(**vars(s), role=role, nonlinearity=act, branch_layers=branch))
+        calls = max(graph.calls[at.module_name], 1) if graph else 1
+        out.append(Layer(**vars(s), role=role, nonlinearity=act, branch_layers=branch, calls=calls))
     return out
 
 
@@ -184,6 +186,7 @@ class _Graph:
     branch_layers: dict[str, int]  # a residual branch's last layer -> layers with weights on it
     outputs: set[str]  # modules whose result the model returns (a tuple's members too)
     into_norm_end: set[str | None] = field(default_factory=set)  # modules a branch's last norm takes
+    calls: Counter[str] = field(default_factory=Counter)  # a branch's last layer -> its runs
 
 
 class _LayerTracer(fx.Tracer):
@@ -224,6 +227,7 @@ def _trace(model: nn.Module) -> _Graph | None:
             if owner not in order:
                 order.append(owner)
     graph = _Graph(order, {}, set(), set(), {}, set())
+    ends: set[fx.Node] = set()  # a module called again (ALBERT's shared block) ends more branches
     for node in gm.graph.nodes:
         if node.op != "call_module":
             continue
@@ -236,11 +240,13 @@ def _trace(model: nn.Module) -> _Graph | None:
                 graph.activation[node.target] = act
             skip = _skip_operand(user, node, modules) if _is_add(user) else None
             if skip is not None:
+                ends.add(node)
                 graph.residual.add(node.target)
                 graph.branch_layers[node.target] = _weighted_layers(node, skip, modules)
                 params = list(modules[node.target].parameters())
                 if params and all(p.dim() < 2 for p in params):  # a norm (not a dropout) ends it
                     graph.into_norm_end |= {_module_before(a, modules) for a in node.all_input_nodes}
+    graph.calls = Counter(node.target for node in ends)
     return graph
 
 
@@ -265,6 +271,7 @@ def _traced_parts(model: nn.Module) -> _Graph | None:
         merged.traced |= {f"{name}.{k}" for k in graph.traced}
         merged.branch_layers |= {f"{name}.{k}": v for k, v in graph.branch_layers.items()}
         merged.into_norm_end |= {k and f"{name}.{k}" for k in graph.into_norm_end}
+        merged.calls.update({f"{name}.{k}": v for k, v in graph.calls.items()})
     return merged
 
 

@@ -218,8 +218,8 @@ ZOO = [
         0, 0, ("zero_readout",), {"neck.weight": "input", "head.weight": "head"},
         frozen="backbone.")),
     Entry("shared_block", zm.SharedBlock, zm.vectors, Expect(
-        1, 2, ("fixup", *SKIP_ZERO), {"fc2.weight": "residual_out"},
-        note="one block applied 3 times counts once in L (L counts layers, not calls)")),
+        3, 2, ("fixup", *SKIP_ZERO), {"fc2.weight": "residual_out"},
+        note="one block applied 3 times: L counts each run (3)")),
     Entry("tied_head_first", zm.TiedHeadFirst, zm.tokens, Expect(
         0, 0, ("small_init_emb",), {"head.weight": "embedding", "fc.weight": "input"},
         blocks={"head.weight": 1}, tied=(("head.weight", "emb.weight"),),

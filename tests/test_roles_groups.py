@@ -211,6 +211,23 @@ def test_blocks_of_an_untraceable_model_are_traced_one_by_one():
     assert (plan.depth, plan.branch_layers) == (3, 2)
 
 
+def test_a_block_applied_again_counts_as_a_residual_branch_each_time():
+    class Shared(nn.Module):  # ALBERT's sharing: one block's weights, three residual branches
+        def __init__(self):
+            super().__init__()
+            self.stem, self.block, self.head = nn.Linear(4, 8), _GatedBlock(), nn.Linear(8, 2)
+
+        def forward(self, x):
+            h = self.stem(x)
+            for _ in range(3):
+                h = self.block(h)
+            return self.head(h)
+
+    plan = ModelPlan.of(Shared())
+    assert (plan.depth, plan.branch_layers) == (3, 2)
+    assert {lay.calls for lay in plan.layers if lay.module_name == "block.outer"} == {3}
+
+
 def test_the_trace_leaves_buffers_a_forward_updates_as_they_were():
     class Counting(nn.Module):
         def __init__(self):
