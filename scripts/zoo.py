@@ -266,12 +266,13 @@ def state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
 
 
-def identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> list[str]:
-    """Names whose tensors differ in any bit (NaN equal to NaN)."""
-    return [k for k in a if k not in b or not torch.equal(a[k].view(-1).view(torch.uint8)
-                                                          if a[k].is_floating_point() else a[k],
-                                                          b[k].view(-1).view(torch.uint8)
-                                                          if b[k].is_floating_point() else b[k])]
+def differing(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> list[str]:
+    """Names whose tensors differ in any bit (compared as bytes: a NaN equals the same NaN)."""
+    return [k for k in a if k not in b or not torch.equal(_bits(a[k]), _bits(b[k]))]
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(-1).view(torch.uint8) if t.is_floating_point() else t
 
 
 def preset_scheme(plan: ModelPlan, name: str) -> InitScheme:
@@ -287,7 +288,7 @@ def guarantee_failures(entry: Entry, model: nn.Module, before: dict[str, torch.T
         if model.get_parameter(a) is not model.get_parameter(b):
             out.append(f"{a} and {b} no longer tied")
     if prefix := entry.expect.frozen:
-        changed = [k for k in identical(before, state(model)) if k.startswith(prefix)]
+        changed = [k for k in differing(before, state(model)) if k.startswith(prefix)]
         out += [f"frozen {k} changed" for k in changed[:2]]
     if entry.expect.padding:
         emb = model.get_submodule(entry.expect.padding)
@@ -327,7 +328,7 @@ def observe(facts: dict[str, object], key: str) -> object:
 
 
 def check_plan(entry: Entry, model: nn.Module) -> tuple[ModelPlan, list[str]]:
-    """The plan and the expectations it fails (``'depth 2 != 3'``)."""
+    """The plan and the expectations it fails (``'depth: 2 != 3'``)."""
     plan = plan_of(model)
     facts = observed(plan)
     return plan, [f"{key}: {observe(facts, key)} != {value}"
@@ -343,7 +344,7 @@ def check_preset(entry: Entry, plan: ModelPlan, name: str) -> list[str]:
     before = state(first)
     apply_scheme(first, scheme)
     apply_scheme(second, InitScheme.from_json(scheme.to_json()))
-    misses = [f"{name}: JSON replay differs at {k}" for k in identical(state(first), state(second))[:2]]
+    misses = [f"{name}: JSON replay differs at {k}" for k in differing(state(first), state(second))[:2]]
     return misses + [f"{name}: {m}" for m in guarantee_failures(entry, first, before)]
 
 
@@ -355,7 +356,7 @@ def check_fit(entry: Entry, **options: object) -> tuple[str, list[str]]:
         warnings.simplefilter("ignore")
         result = autoinit.fit(model, entry.data(), **{**FIT, **entry.fit, **options})
     replay = apply_scheme(fresh(entry), InitScheme.from_json(result.scheme.to_json()))
-    misses = [f"fit: JSON replay differs at {k}" for k in identical(state(model), state(replay))[:2]]
+    misses = [f"fit: JSON replay differs at {k}" for k in differing(state(model), state(replay))[:2]]
     misses += [f"fit: {m}" for m in guarantee_failures(entry, model, before)]
     return (result.scheme.origin or "?").split(":")[0], misses
 

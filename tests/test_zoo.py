@@ -10,6 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
@@ -64,3 +66,24 @@ def test_a_plan_that_misses_an_expectation_is_reported_by_name():
     wrong = replace(entry, expect=replace(entry.expect, depth=2, roles={"fc.weight": "hidden"}))
     assert zoo.check_plan(wrong, zoo.fresh(wrong))[1] == ["depth: 3 != 2",
                                                           "role of fc.weight: head != hidden"]
+
+
+def test_the_checks_see_one_flipped_bit_an_untied_table_a_changed_frozen_weight_and_padding():
+    model = zoo.fresh(ENTRIES["nanogpt"])
+    before = zoo.state(model)
+    with torch.no_grad():
+        flat = model.transformer.wpe.weight.view(-1).view(torch.int32)
+        flat[0] ^= 1  # the lowest bit of one weight
+    assert zoo.differing(before, zoo.state(model)) == ["transformer.wpe.weight"]
+    model.lm_head.weight = nn.Parameter(model.lm_head.weight.detach().clone())
+    assert zoo.guarantee_failures(ENTRIES["nanogpt"], model, before) == [
+        "transformer.wte.weight and lm_head.weight no longer tied"]
+    frozen, padded = zoo.fresh(ENTRIES["frozen_backbone"]), zoo.fresh(ENTRIES["padding_embedding"])
+    frozen_before, padded_before = zoo.state(frozen), zoo.state(padded)
+    with torch.no_grad():
+        frozen.backbone[0].weight.add_(1.0)
+        padded.emb.weight[0] = 1.0
+    assert zoo.guarantee_failures(ENTRIES["frozen_backbone"], frozen, frozen_before) == [
+        "frozen backbone.0.weight changed"]
+    assert zoo.guarantee_failures(ENTRIES["padding_embedding"], padded, padded_before) == [
+        "emb padding row not zero"]
