@@ -204,21 +204,21 @@ def _trace(model: nn.Module) -> _Graph | None:
     model that does not trace as a whole gets the graphs of its parts that do
     (:func:`_traced_parts`).
     """
-    gm = None
+    traced = None
     with _buffers_kept(model):
         for tracer in (_LayerTracer(), fx.Tracer()):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    gm = fx.GraphModule(model, tracer.trace(model))
+                    traced = tracer.trace(model)  # the graph alone: no module compiled from it
                 break
             except Exception:  # noqa: BLE001 - a model that does not trace falls back to heuristics
                 continue
-    if gm is None:
+    if traced is None:
         return _traced_parts(model)
     modules = dict(model.named_modules())
     order: list[str] = []
-    for node in gm.graph.nodes:
+    for node in traced.nodes:
         if node.op == "call_module":
             prefix = f"{node.target}."
             order += [node.target] + [n for n in modules if n.startswith(prefix)]
@@ -228,7 +228,7 @@ def _trace(model: nn.Module) -> _Graph | None:
                 order.append(owner)
     graph = _Graph(order, {}, set(), set(), {}, set())
     ends: set[fx.Node] = set()  # a module called again (ALBERT's shared block) ends more branches
-    for node in gm.graph.nodes:
+    for node in traced.nodes:
         if node.op != "call_module":
             continue
         graph.traced.add(node.target)
