@@ -268,7 +268,9 @@ def _traced_parts(model: nn.Module) -> _Graph | None:
     for name, graph in parts:
         merged.activation |= {f"{name}.{k}": v for k, v in graph.activation.items()}
         merged.residual |= {f"{name}.{k}" for k in graph.residual}
-        merged.traced |= {f"{name}.{k}" for k in graph.traced}
+        # a part's output may end a residual branch in the untraced parent: its role is left to
+        # the names, as for a model that does not trace at all (nanoGPT's mlp.c_proj)
+        merged.traced |= {f"{name}.{k}" for k in graph.traced - graph.outputs}
         merged.branch_layers |= {f"{name}.{k}": v for k, v in graph.branch_layers.items()}
         merged.into_norm_end |= {k and f"{name}.{k}" for k in graph.into_norm_end}
         merged.calls.update({f"{name}.{k}": v for k, v in graph.calls.items()})

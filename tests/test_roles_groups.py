@@ -211,6 +211,18 @@ def test_blocks_of_an_untraceable_model_are_traced_one_by_one():
     assert (plan.depth, plan.branch_layers) == (3, 2)
 
 
+def test_a_traced_part_whose_output_ends_a_branch_in_the_parent_keeps_its_role_by_name():
+    # nanoGPT: the block does not trace (``b, t, d = x.shape``), its MLP does; the MLP's c_proj
+    # is the MLP's output, and the residual add around it is in the untraced block
+    from autoinit.tasks.gpt import tiny_gpt
+
+    plan = ModelPlan.of(tiny_gpt(n_layers=2, d_model=16, n_heads=2, max_len=8))
+    r = {lay.name: (lay.role, lay.nonlinearity) for lay in plan.layers}
+    assert r["blocks.1.mlp.c_proj.weight"] == r["blocks.1.attn.c_proj.weight"] == ("residual_out", "linear")
+    assert r["blocks.1.mlp.c_fc.weight"] == ("hidden", "gelu")  # seen in the traced MLP
+    assert plan.depth == 4
+
+
 def test_a_block_applied_again_counts_as_a_residual_branch_each_time():
     class Shared(nn.Module):  # ALBERT's sharing: one block's weights, three residual branches
         def __init__(self):
