@@ -99,9 +99,9 @@ def _by_patterns(layers: list[Layer], patterns: Mapping[str, str]) -> Grouping:
 
 
 def fitting_families(layers: list[Layer], allowed: list[str] | None = None) -> list[str]:
-    """Families that fit every weight (or norm gamma) in ``layers``, their kinds and roles, in
-    ``allowed``'s order."""
+    """Families that fit every weight (or norm gamma) in ``layers``, their kinds, roles and
+    packed blocks, in ``allowed``'s order."""
     names = allowed if allowed is not None else list_families()
-    targets = {(lay.param_type, lay.kind, lay.role) for lay in layers
+    targets = {(lay.param_type, lay.kind, lay.role, lay.blocks) for lay in layers
                if lay.param_type.endswith("weight")}
     return [n for n in names if all(get_family(n).fits(*target) for target in targets)]

@@ -349,7 +349,8 @@ def describe_params(
 ) -> list[ParamSpec]:
     """Every initializable parameter of ``model``, in registration order.
 
-    Tied parameters appear once, under their first name. Frozen parameters
+    Tied parameters appear once, under their first name (a table an embedding shares is described
+    as the embedding's, whichever module comes first). Frozen parameters
     (``requires_grad=False``) are left out unless ``include_frozen``. ``only`` and ``exclude``
     are regular expressions matched (``re.search``) against full parameter names.
     Parameters of modules no rule knows are described by torch's convention, with one warning
@@ -363,6 +364,7 @@ def describe_params(
     exclude_re = _compile_patterns(exclude, "exclude")
     seen: set[int] = set()
     specs: list[ParamSpec] = []
+    embeddings = _embedding_tables(model)
     for module_name, module in model.named_modules():
         for local, tensor in module.named_parameters(recurse=False):
             if id(tensor) in seen:
@@ -389,7 +391,7 @@ def describe_params(
                     f"module {module_name!r} uses {hooked[0]}, whose forward hook keeps its "
                     f"weight outside the parameters, where it cannot be copied; {hooked[1]}"
                 )
-            owner, as_name = module, local
+            owner, as_name = embeddings.get(id(tensor), (module, local))  # a tied table: the embedding's
             if isinstance(module, parametrize.ParametrizationList):
                 if not _drawn_original(module, local):
                     continue
@@ -414,6 +416,13 @@ def describe_params(
                 )
             )
     return specs
+
+
+def _embedding_tables(model: nn.Module) -> dict[int, tuple[nn.Module, str]]:
+    """Each embedding table's tensor -> (its embedding, its name there): a table tied to an output
+    layer registered before the embedding is still described as the embedding it is."""
+    return {id(t): (m, local) for m in model.modules() if isinstance(m, nn.Embedding | nn.EmbeddingBag)
+            for local, t in m.named_parameters(recurse=False)}
 
 
 # the module of an old hook that recomputes a weight before every forward -> what to do instead
@@ -485,3 +494,8 @@ def _compile_patterns(patterns: Iterable[str] | str | None, field: str) -> list[
             raise ConfigError(f"{field} pattern must be a valid regular expression, got {p!r}: "
                               f"{exc}") from None
     return compiled
+
+
+# GPT-2's fused q/k/v, under the name nanoGPT and minGPT keep for their own nn.Linear too: packed
+# in every process, not only once transformers' layers are loaded
+register_packed(r"(^|\.)attn\.c_attn\.", 3)

@@ -48,9 +48,10 @@ class ModelPlan:
 
     @property
     def depth(self) -> int:
-        """``L``: the residual branches the role pass found (layers ending one), 0 for none."""
-        return len({lay.module_name for lay in self.layers
-                    if lay.role in BRANCH_OUTPUTS and lay.param_type in _GAINS})
+        """``L``: the residual branches the role pass found (layers ending one, each as often as
+        the forward runs it: a block applied three times, ALBERT's sharing, is three), 0 for none."""
+        return sum({lay.module_name: lay.calls for lay in self.layers
+                    if lay.role in BRANCH_OUTPUTS and lay.param_type in _GAINS}.values())
 
     @property
     def branch_layers(self) -> int:

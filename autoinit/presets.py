@@ -165,7 +165,7 @@ def _t_fixup(plan: ModelPlan, space: SearchSpace) -> Params | None:
     written as scale ``0.67·(L/N)^(1/4)`` and ``L^(-1/4)``; embeddings N(0, 1/d)·(9N)^(-1/4)
     (PyTorch's N(0, 1) times ``d^(-1/2)·(9N)^(-1/4)``). The value block, packed with query and
     key, takes ``L^(-1/4)`` alone (0.84·N^(-1/4) in a Transformer, not 0.67)."""
-    blocks = len({lay.module_name for lay in plan.layers if lay.role == "attn_out"})
+    blocks = sum({lay.module_name: lay.calls for lay in plan.layers if lay.role == "attn_out"}.values())
     if not blocks or not plan.depth:
         return None
     params = baseline_params(plan, space, "xavier_uniform")

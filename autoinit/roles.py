@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from autoinit.layers import ParamSpec, _load_provider, _rule_for, describe_params, eager
+from autoinit.layers import PROVIDERS, ParamSpec, _load_provider, _rule_for, describe_params, eager
 
 __all__ = ["ROLES", "Layer", "RoleRule", "assign_roles", "describe_model", "layer_of",
            "register_role_rule"]
@@ -50,6 +50,7 @@ class Layer(ParamSpec):
     role: str = "hidden"
     nonlinearity: str = "linear"
     branch_layers: int = 0
+    calls: int = 1  # the times a residual branch's last layer runs in one forward (shared blocks)
 
 
 RoleRule = Callable[[nn.Module, ParamSpec], "tuple[str, str] | None"]
@@ -126,7 +127,8 @@ def assign_roles(model: nn.Module, specs: list[ParamSpec]) -> list[Layer]:
         role, act = next((r for r in (rule(model, s) for rule in _ROLE_RULES) if r), None) or \
             _role_of(at, modules, graph, layers, first_param_module, fallback_act)
         branch = graph.branch_layers.get(at.module_name, 0) if graph and role == "residual_out" else 0
-        out.append(Layer(**vars(s), role=role, nonlinearity=act, branch_layers=branch))
+        calls = max(graph.calls[at.module_name], 1) if graph else 1
+        out.append(Layer(**vars(s), role=role, nonlinearity=act, branch_layers=branch, calls=calls))
     return out
 
 
@@ -184,6 +186,7 @@ class _Graph:
     branch_layers: dict[str, int]  # a residual branch's last layer -> layers with weights on it
     outputs: set[str]  # modules whose result the model returns (a tuple's members too)
     into_norm_end: set[str | None] = field(default_factory=set)  # modules a branch's last norm takes
+    calls: Counter[str] = field(default_factory=Counter)  # a branch's last layer -> its runs
 
 
 class _LayerTracer(fx.Tracer):
@@ -197,23 +200,25 @@ def _trace(model: nn.Module) -> _Graph | None:
     """Execution order, following activations and residual-branch outputs from an fx trace.
 
     Tries a trace into every container first, then torch's default (``torch.nn`` modules are
-    leaves). Submodules of a leaf take the leaf's place in the order, in registration order.
+    leaves). Submodules of a leaf take the leaf's place in the order, in registration order. A
+    model that does not trace as a whole gets the graphs of its parts that do
+    (:func:`_traced_parts`).
     """
-    gm = None
+    traced = None
     with _buffers_kept(model):
         for tracer in (_LayerTracer(), fx.Tracer()):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    gm = fx.GraphModule(model, tracer.trace(model))
+                    traced = tracer.trace(model)  # the graph alone: no module compiled from it
                 break
             except Exception:  # noqa: BLE001 - a model that does not trace falls back to heuristics
                 continue
-    if gm is None:
-        return None
+    if traced is None:
+        return _traced_parts(model)
     modules = dict(model.named_modules())
     order: list[str] = []
-    for node in gm.graph.nodes:
+    for node in traced.nodes:
         if node.op == "call_module":
             prefix = f"{node.target}."
             order += [node.target] + [n for n in modules if n.startswith(prefix)]
@@ -222,7 +227,8 @@ def _trace(model: nn.Module) -> _Graph | None:
             if owner not in order:
                 order.append(owner)
     graph = _Graph(order, {}, set(), set(), {}, set())
-    for node in gm.graph.nodes:
+    ends: set[fx.Node] = set()  # a module called again (ALBERT's shared block) ends more branches
+    for node in traced.nodes:
         if node.op != "call_module":
             continue
         graph.traced.add(node.target)
@@ -234,12 +240,41 @@ def _trace(model: nn.Module) -> _Graph | None:
                 graph.activation[node.target] = act
             skip = _skip_operand(user, node, modules) if _is_add(user) else None
             if skip is not None:
+                ends.add(node)
                 graph.residual.add(node.target)
                 graph.branch_layers[node.target] = _weighted_layers(node, skip, modules)
                 params = list(modules[node.target].parameters())
                 if params and all(p.dim() < 2 for p in params):  # a norm (not a dropout) ends it
                     graph.into_norm_end |= {_module_before(a, modules) for a in node.all_input_nodes}
+    graph.calls = Counter(node.target for node in ends)
     return graph
+
+
+def _traced_parts(model: nn.Module) -> _Graph | None:
+    """The graphs of the children that trace (of their children where they do not), merged under
+    their names, in registration order: a forward that branches on the data (``if x.mean() > 0``)
+    around blocks that trace keeps their activations and residual branches. What the model
+    returns stays unknown (no part's output is the model's); ``None`` where no part traces, and
+    for a model of a library with role rules of its own (Hugging Face: its names tell, and its
+    deep models would be traced block by block for nothing)."""
+    if type(model).__module__.split(".", 1)[0] in PROVIDERS:
+        return None
+    parts = [(name, graph) for name, child in model.named_children()
+             if _rule_for(child) is None and any(True for _ in child.children())
+             and (graph := _trace(child)) is not None]
+    if not parts:
+        return None
+    merged = _Graph([n for n, _ in model.named_modules()], {}, set(), set(), {}, set())
+    for name, graph in parts:
+        merged.activation |= {f"{name}.{k}": v for k, v in graph.activation.items()}
+        merged.residual |= {f"{name}.{k}" for k in graph.residual}
+        # a part's output may end a residual branch in the untraced parent: its role is left to
+        # the names, as for a model that does not trace at all (nanoGPT's mlp.c_proj)
+        merged.traced |= {f"{name}.{k}" for k in graph.traced - graph.outputs}
+        merged.branch_layers |= {f"{name}.{k}": v for k, v in graph.branch_layers.items()}
+        merged.into_norm_end |= {k and f"{name}.{k}" for k in graph.into_norm_end}
+        merged.calls.update({f"{name}.{k}": v for k, v in graph.calls.items()})
+    return merged
 
 
 @contextlib.contextmanager
@@ -312,11 +347,15 @@ def _is_add(node: fx.Node) -> bool:
 def _skip_operand(add: fx.Node, branch_layer: fx.Node, modules: dict) -> fx.Node | None:
     """Another operand of ``add`` that is an ancestor of the branch (a skip connection), if any;
     an operand that is the skip through pass-through steps (timm's ``self.shortcut(x)``, an
-    ``nn.Identity``) counts as the skip."""
+    ``nn.Identity``) counts as the skip. Else a projection shortcut (torchvision's
+    ``downsample``, a 1x1 conv and a norm): an operand forking from the branch's input with
+    fewer layers with weights than the branch."""
     ancestors = _ancestors(branch_layer)
     others = [_source(a, modules) for a in add.args if isinstance(a, fx.Node)
               and branch_layer not in _ancestors(a) and a is not branch_layer]
-    return next((a for a in others if a in ancestors), None)
+    return next((a for a in others if a in ancestors), None) or next(
+        (a for a in others if ancestors & _ancestors(a) and _weighted_layers(a, branch_layer, modules)
+         < _weighted_layers(branch_layer, a, modules)), None)
 
 
 def _module_before(node: fx.Node, modules: dict) -> str | None:

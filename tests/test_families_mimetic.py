@@ -10,6 +10,8 @@ from autoinit import ConfigError, InitScheme, SchemeError, apply_scheme
 from autoinit.families import Fans, get_family
 from autoinit.families._mimetic import dct_matrix
 from autoinit.plan import ModelPlan
+from autoinit.presets import preset_names
+from autoinit.space import SearchSpace
 
 D, HEADS = 32, 4
 
@@ -124,6 +126,10 @@ def test_mimetic_is_refused_outside_a_packed_attention_projection():
 def test_mimetic_needs_q_and_k_in_one_parameter():
     model = Attention(kdim=8, vdim=8)  # separate q_proj_weight, k_proj_weight, v_proj_weight
     plan = ModelPlan.of(model)
+    # neither searched nor queued as a preset there: it would fail every trial that drew it
+    assert "mimetic" not in plan.families_for("attn_qkv.mha")
+    assert "mimetic" not in preset_names(plan, SearchSpace())
+    assert "mimetic" in preset_names(ModelPlan.of(Attention()), SearchSpace())
     rules = {g: plan.rule(g, "mimetic" if g == "attn_qkv.mha" else "xavier_uniform")
              for g in plan.grouping.groups}
     with pytest.raises(ConfigError, match=r"packed \(q, k, v\) in_proj_weight of 3 blocks, got 1"):

@@ -239,6 +239,16 @@ def test_mha_in_proj_three_blocks():
         assert_orthonormal_rows(block)
 
 
+def test_a_nanogpt_c_attn_linear_packs_q_k_v_without_transformers_loaded():
+    attn = nn.Module()
+    attn.c_attn, attn.c_proj = nn.Linear(8, 24), nn.Linear(8, 8)
+    model = nn.Module()
+    model.attn = attn
+    s = spec_map(model)
+    assert (s["attn.c_attn.weight"].blocks, s["attn.c_attn.weight"].fan_out) == (3, 8)
+    assert (s["attn.c_attn.bias"].blocks, s["attn.c_proj.weight"].blocks) == (3, 1)
+
+
 def test_mha_separate_projections_and_bias_kv():
     s = spec_map(nn.MultiheadAttention(16, 2, kdim=8, vdim=12, add_bias_kv=True))
     assert (s["q_proj_weight"].fan_in, s["q_proj_weight"].fan_out) == (16, 16)
@@ -452,6 +462,13 @@ def test_tied_parameters_once():
     model[1].weight = model[0].weight
     names = [s.name for s in describe_params(model)]
     assert names == ["0.weight"]
+
+
+def test_a_table_tied_to_an_output_layer_registered_first_is_described_as_the_embedding():
+    model = nn.Sequential(nn.Linear(4, 10, bias=False), nn.Embedding(10, 4))
+    model[1].weight = model[0].weight
+    (spec,) = describe_params(model)
+    assert (spec.name, spec.kind, spec.fan_in, spec.fan_out) == ("0.weight", "embedding", 1, 4)
 
 
 def test_frozen_only_exclude():

@@ -178,6 +178,30 @@ def test_small_init_emb_and_t_fixup_embeddings():
     assert float(model.emb.weight.detach().std()) == pytest.approx(expected, rel=0.1)
 
 
+class SharedAttention(nn.Module):
+    """ALBERT's sharing: one attention + MLP block (q/k/v/o and fc1/fc2 layers) run three times."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.attn, self.mlp = nn.Embedding(10, 8), nn.Module(), nn.Module()
+        self.attn.q, self.attn.k, self.attn.v, self.attn.o = (nn.Linear(8, 8) for _ in range(4))
+        self.mlp.fc1, self.mlp.fc2, self.head = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        h, a, m = self.emb(x), self.attn, self.mlp
+        for _ in range(3):
+            h = h + a.o(torch.softmax(a.q(h) @ a.k(h).transpose(1, 2), -1) @ a.v(h))
+            h = h + m.fc2(torch.relu(m.fc1(h)))
+        return self.head(h.mean(1))
+
+
+def test_t_fixup_counts_a_shared_blocks_runs_as_attention_blocks():
+    plan = ModelPlan.of(SharedAttention())
+    params = preset_params(plan, SearchSpace(), "t_fixup")
+    assert plan.depth == 6  # 3 attention and 3 MLP branches
+    assert params["hidden.linear.scale"] == pytest.approx(0.67 * (6 / 3) ** 0.25)  # N = 3 blocks
+
+
 @pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU])
 def test_chrono_draws_gate_biases_up_to_log_t_max_on_bias_ih_only(cell):
     plan = ModelPlan.of(Recurrent(cell))

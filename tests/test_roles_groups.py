@@ -179,6 +179,67 @@ def test_untraceable_model_uses_heuristics():
     assert r["head.weight"] == ("head", "linear")
 
 
+class _GatedBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner, self.outer = nn.Linear(8, 8), nn.Linear(8, 8)  # names no heuristic knows
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.outer(torch.relu(self.inner(x)))
+
+
+def test_blocks_of_an_untraceable_model_are_traced_one_by_one():
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Linear(4, 8)
+            self.blocks = nn.ModuleList(_GatedBlock() for _ in range(3))
+            self.head = nn.Linear(8, 2)  # untraced: the last registered layer is the head
+
+        def forward(self, x):
+            h = self.stem(x)
+            for block in self.blocks:
+                if h.mean() > 0:  # data-dependent: the model as a whole does not trace
+                    h = block(h)
+            return self.head(h)
+
+    plan = ModelPlan.of(Gated())
+    r = {lay.name: (lay.role, lay.nonlinearity, lay.branch_layers) for lay in plan.layers}
+    assert r["blocks.0.inner.weight"] == ("hidden", "relu", 0)  # F-style relu seen in the block
+    assert r["blocks.2.outer.weight"] == ("residual_out", "linear", 2)
+    assert r["head.weight"][0] == "head" and r["stem.weight"][0] == "input"
+    assert (plan.depth, plan.branch_layers) == (3, 2)
+
+
+def test_a_traced_part_whose_output_ends_a_branch_in_the_parent_keeps_its_role_by_name():
+    # nanoGPT: the block does not trace (``b, t, d = x.shape``), its MLP does; the MLP's c_proj
+    # is the MLP's output, and the residual add around it is in the untraced block
+    from autoinit.tasks.gpt import tiny_gpt
+
+    plan = ModelPlan.of(tiny_gpt(n_layers=2, d_model=16, n_heads=2, max_len=8))
+    r = {lay.name: (lay.role, lay.nonlinearity) for lay in plan.layers}
+    assert r["blocks.1.mlp.c_proj.weight"] == r["blocks.1.attn.c_proj.weight"] == ("residual_out", "linear")
+    assert r["blocks.1.mlp.c_fc.weight"] == ("hidden", "gelu")  # seen in the traced MLP
+    assert plan.depth == 4
+
+
+def test_a_block_applied_again_counts_as_a_residual_branch_each_time():
+    class Shared(nn.Module):  # ALBERT's sharing: one block's weights, three residual branches
+        def __init__(self):
+            super().__init__()
+            self.stem, self.block, self.head = nn.Linear(4, 8), _GatedBlock(), nn.Linear(8, 2)
+
+        def forward(self, x):
+            h = self.stem(x)
+            for _ in range(3):
+                h = self.block(h)
+            return self.head(h)
+
+    plan = ModelPlan.of(Shared())
+    assert (plan.depth, plan.branch_layers) == (3, 2)
+    assert {lay.calls for lay in plan.layers if lay.module_name == "block.outer"} == {3}
+
+
 def test_the_trace_leaves_buffers_a_forward_updates_as_they_were():
     class Counting(nn.Module):
         def __init__(self):
@@ -420,3 +481,40 @@ def test_an_attention_branch_ending_in_a_dropout_module_keeps_its_out_proj_as_th
     roles = {lay.name: lay.role for lay in plan.layers}
     assert roles["1.attn.out_proj.weight"] == "attn_out" and roles["1.ln.weight"] == "norm"
     assert plan.depth == 4
+
+
+class _ProjectedBlock(nn.Module):
+    """torchvision's basic block where the shape changes: the skip is a 1x1 conv and a norm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(2, 4, 3, 2, 1, bias=False), nn.BatchNorm2d(4)
+        self.conv2, self.bn2 = nn.Conv2d(4, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4)
+        self.downsample = nn.Sequential(nn.Conv2d(2, 4, 1, 2, bias=False), nn.BatchNorm2d(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        out += self.downsample(x)
+        return torch.relu(out)
+
+
+def test_a_branch_beside_a_projection_shortcut_is_a_residual_branch_and_the_shortcut_is_not():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), _ProjectedBlock(), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.zeros(1, 1, 6, 6))
+    plan = ModelPlan.of(model)
+    roles = {lay.name: (lay.role, lay.branch_layers) for lay in plan.layers}
+    assert roles["1.bn2.weight"] == ("residual_out", 2)  # conv1 and conv2 on the branch
+    assert roles["1.downsample.1.weight"] == ("norm", 0)
+    assert (plan.depth, plan.branch_layers) == (1, 2)
+
+
+def test_two_paths_of_equal_length_summed_make_no_residual_branch():
+    class TwoPaths(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.head = nn.Linear(4, 8), nn.Linear(4, 8), nn.Linear(8, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.a(x) + self.b(x))
+
+    assert ModelPlan.of(TwoPaths()).depth == 0

@@ -132,7 +132,7 @@ def mimetic_out(fans: Fans, *, scale: float, generator: torch.Generator, beta: f
 
 
 for _family in (
-    Family("mimetic", mimetic, kinds=frozenset({"mha"}), roles=frozenset({"attn_qkv"}),
+    Family("mimetic", mimetic, kinds=frozenset({"mha"}), roles=frozenset({"attn_qkv"}), blocks=3,
            options={"alpha": ALPHA, "beta": BETA, "noise": NOISE, "heads": 1.0},
            summary="attention q/k with W_qᵀW_k ≈ αI, v for W_oW_v ≈ −βI (Trockman & Kolter 2023)"),
     Family("mimetic_out", mimetic_out, kinds=frozenset({"linear"}), roles=frozenset({"attn_out"}),

@@ -49,6 +49,7 @@ class Family:
         embeddings: whether it may initialize an embedding table.
         kinds: the layer kinds it fits (``"mha"``, ``"lstm"``, ...); ``None``: any kind.
         roles: the roles it fits (``"attn_qkv"``, ...; see :mod:`autoinit.roles`); ``None``: any.
+        blocks: the packed blocks a weight must have (mimetic: q, k, v, 3); ``None``: any.
         default_bias: the bias rule used when a scheme names none.
         options: allowed option names with their default values.
         summary: one line for ``list_families`` and the docs.
@@ -60,16 +61,20 @@ class Family:
     embeddings: bool = True
     kinds: frozenset[str] | None = None
     roles: frozenset[str] | None = None
+    blocks: int | None = None
     default_bias: str = "zeros"
     options: dict[str, float | str] = field(default_factory=dict)
     summary: str = ""
 
-    def fits(self, param_type: str, kind: str, role: str | None = None) -> bool:
+    def fits(self, param_type: str, kind: str, role: str | None = None,
+             blocks: int | None = None) -> bool:
         """Whether this family may initialize a parameter of ``param_type`` in a ``kind`` layer
-        (and, when ``role`` is given, in that role)."""
+        (and, when ``role`` or ``blocks`` is given, in that role, packing that many blocks)."""
         if param_type not in self.targets or (kind == "embedding" and not self.embeddings):
             return False
         if self.kinds is not None and kind not in self.kinds:
+            return False
+        if blocks is not None and self.blocks is not None and blocks != self.blocks:
             return False
         return role is None or self.roles is None or role in self.roles
 
