@@ -105,16 +105,19 @@ def register_layer_kind(module_type: type, rule: LayerRule) -> None:
     _RULES[module_type] = rule
 
 
-_PACKED: dict[re.Pattern, int] = {}
+_PACKED: dict[re.Pattern, tuple[int, type[nn.Module]]] = {}
 
 # Top-level package of a module class -> the autoinit module holding that library's layer rules.
 PROVIDERS: dict[str, str] = {"transformers": "autoinit.layers_hf"}
 _loaded_providers: set[str] = set()
 
 
-def register_packed(pattern: str, blocks: int) -> None:
-    """Parameters whose full name matches ``pattern`` (``re.search``) pack ``blocks`` equal blocks
-    along their output dimension (a fused ``qkv`` projection: 3); fans are per block.
+def register_packed(pattern: str, blocks: int, module_type: type[nn.Module] = nn.Module) -> None:
+    """Parameters whose full name matches ``pattern`` (``re.search``), of a ``module_type``
+    module, pack ``blocks`` equal blocks along their output dimension (a fused ``qkv`` projection:
+    3); fans are per block. Give the library's own class (transformers' ``Conv1D``) so that a
+    module of that name elsewhere (nanoGPT's ``nn.Linear`` ``c_attn``) keeps the fans of the
+    layer as written, whatever was loaded before.
 
     Example:
         >>> register_packed(r"(^|\\.)my_fused_qkv\\.", 3)
@@ -124,7 +127,9 @@ def register_packed(pattern: str, blocks: int) -> None:
     """
     if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
         raise ConfigError(f"blocks must be a positive integer, got {blocks!r}")
-    _PACKED[_compile_patterns(pattern, "pattern")[0]] = blocks
+    if not isinstance(module_type, type) or not issubclass(module_type, nn.Module):
+        raise ConfigError(f"module_type must be an nn.Module subclass, got {module_type!r}")
+    _PACKED[_compile_patterns(pattern, "pattern")[0]] = (blocks, module_type)
 
 
 LayerResolver = Callable[[type], "LayerRule | None"]
@@ -407,7 +412,7 @@ def describe_params(
                 continue
             specs.append(
                 ParamSpec(
-                    **vars(_packed(fact, name)),
+                    **vars(_packed(fact, name, owner)),
                     name=name,
                     module_name=module_name,
                     module_type=type(module).__name__,
@@ -459,8 +464,9 @@ def _parametrized(model: nn.Module, list_name: str) -> tuple[nn.Module, str]:
     return model.get_submodule(holder.rpartition(".")[0]), tensor
 
 
-def _packed(fact: LayerParam, name: str) -> LayerParam:
-    blocks = next((b for p, b in _PACKED.items() if p.search(name)), None)
+def _packed(fact: LayerParam, name: str, module: nn.Module) -> LayerParam:
+    blocks = next((b for p, (b, kind) in _PACKED.items() if p.search(name) and isinstance(module, kind)),
+                  None)
     if blocks is None or fact.blocks != 1:
         return fact
     if fact.param_type == "weight" and fact.fan_out % blocks:
@@ -495,7 +501,3 @@ def _compile_patterns(patterns: Iterable[str] | str | None, field: str) -> list[
                               f"{exc}") from None
     return compiled
 
-
-# GPT-2's fused q/k/v, under the name nanoGPT and minGPT keep for their own nn.Linear too: packed
-# in every process, not only once transformers' layers are loaded
-register_packed(r"(^|\.)attn\.c_attn\.", 3)

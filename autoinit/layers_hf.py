@@ -190,6 +190,7 @@ def _own_init(model: nn.Module) -> None:
 
 register_layer_kind(Conv1D, _conv1d_rule)
 register_layer_resolver(_resolve)
-register_packed(r"(^|\.)crossattention\.c_attn\.", 2)
+register_packed(r"(^|\.)attn\.c_attn\.", 3, Conv1D)  # GPT-2's fused q/k/v (not nanoGPT's nn.Linear)
+register_packed(r"(^|\.)crossattention\.c_attn\.", 2, Conv1D)
 register_role_rule(_role)
 register_model_init(PreTrainedModel, _own_init)

@@ -120,7 +120,7 @@ ZOO = [
          "transformer.h.0.mlp.c_fc.weight": "hidden",
          "transformer.h.0.mlp.c_proj.weight": "residual_out"},
         acts={"transformer.h.0.mlp.c_fc.weight": "gelu"},
-        blocks={"transformer.h.0.attn.c_attn.weight": 3, "transformer.h.0.attn.c_attn.bias": 3},
+        blocks={"transformer.h.0.attn.c_attn.weight": 1, "transformer.h.0.attn.c_attn.bias": 1},
         tied=(("transformer.wte.weight", "lm_head.weight"),),
         note="the tied lm_head is the embedding: no head group, so no zero_readout")),
     Entry("torch_encoder", zm.TorchEncoder, zm.tokens, Expect(

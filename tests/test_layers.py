@@ -239,14 +239,37 @@ def test_mha_in_proj_three_blocks():
         assert_orthonormal_rows(block)
 
 
-def test_a_nanogpt_c_attn_linear_packs_q_k_v_without_transformers_loaded():
+def test_a_nanogpt_c_attn_linear_keeps_its_fans_whatever_is_loaded():
+    # GPT-2's packing is transformers' Conv1D's: a plain nn.Linear of that name is planned as
+    # written, before and after transformers' rules are loaded (it was packed only after)
     attn = nn.Module()
     attn.c_attn, attn.c_proj = nn.Linear(8, 24), nn.Linear(8, 8)
     model = nn.Module()
     model.attn = attn
-    s = spec_map(model)
-    assert (s["attn.c_attn.weight"].blocks, s["attn.c_attn.weight"].fan_out) == (3, 8)
-    assert (s["attn.c_attn.bias"].blocks, s["attn.c_proj.weight"].blocks) == (3, 1)
+    before = spec_map(model)["attn.c_attn.weight"]
+    pytest.importorskip("transformers")
+    import autoinit.layers_hf  # noqa: F401
+    after = spec_map(model)["attn.c_attn.weight"]
+    assert (before.blocks, before.fan_out) == (after.blocks, after.fan_out) == (1, 24)
+
+
+def test_packing_registered_for_a_module_type_packs_only_that_type():
+    class Fused(nn.Linear):
+        pass
+
+    before = dict(layers_mod._PACKED)
+    try:
+        layers_mod.register_packed(r"(^|\.)fused_only\.", 2, Fused)
+        net = nn.Module()
+        net.fused_only = Fused(4, 8)
+        fused = spec_map(net)["fused_only.weight"]
+        net.fused_only = nn.Linear(4, 8)
+        assert (fused.blocks, fused.fan_out, spec_map(net)["fused_only.weight"].blocks) == (2, 4, 1)
+        with pytest.raises(ConfigError, match="module_type must be an nn.Module subclass, got 'Linear'"):
+            layers_mod.register_packed(r"x", 2, "Linear")
+    finally:
+        layers_mod._PACKED.clear()
+        layers_mod._PACKED.update(before)
 
 
 def test_mha_separate_projections_and_bias_kv():
