@@ -349,13 +349,16 @@ def _skip_operand(add: fx.Node, branch_layer: fx.Node, modules: dict) -> fx.Node
     an operand that is the skip through pass-through steps (timm's ``self.shortcut(x)``, an
     ``nn.Identity``) counts as the skip. Else a projection shortcut (torchvision's
     ``downsample``, a 1x1 conv and a norm): an operand forking from the branch's input with
-    fewer layers with weights than the branch."""
+    fewer layers with weights than the branch. A sum whose operands meet only in a shape read
+    (``self.proj(x) + self.pos(torch.arange(x.size(1)))``) is no residual branch."""
     ancestors = _ancestors(branch_layer)
     others = [_source(a, modules) for a in add.args if isinstance(a, fx.Node)
               and branch_layer not in _ancestors(a) and a is not branch_layer]
+    data = _ancestors(branch_layer, through_metadata=False)
     return next((a for a in others if a in ancestors), None) or next(
-        (a for a in others if ancestors & _ancestors(a) and _weighted_layers(a, branch_layer, modules)
-         < _weighted_layers(branch_layer, a, modules)), None)
+        (a for a in others if data & _ancestors(a, through_metadata=False)
+         and _weighted_layers(a, branch_layer, modules) < _weighted_layers(branch_layer, a, modules)),
+        None)
 
 
 def _module_before(node: fx.Node, modules: dict) -> str | None:
@@ -381,15 +384,24 @@ def _weighted_layers(branch_layer: fx.Node, skip: fx.Node, modules: dict) -> int
                 and any(p.dim() >= 2 for p in modules[n.target].parameters())})
 
 
-def _ancestors(node: fx.Node) -> set[fx.Node]:
+def _ancestors(node: fx.Node, *, through_metadata: bool = True) -> set[fx.Node]:
+    """The nodes ``node`` is computed from; without ``through_metadata``, a shape, dtype or device
+    read (``x.size(1)``, ``x.shape``) is one, but not the tensor it reads."""
     seen: set[fx.Node] = set()
     stack = list(node.all_input_nodes)
     while stack:
         n = stack.pop()
         if n not in seen:
             seen.add(n)
-            stack.extend(n.all_input_nodes)
+            if through_metadata or not _reads_metadata(n):
+                stack.extend(n.all_input_nodes)
     return seen
+
+
+def _reads_metadata(node: fx.Node) -> bool:
+    return (node.op == "call_method" and node.target in ("size", "dim")) or (
+        node.op == "call_function" and node.target is getattr
+        and node.args[1:2] in (("shape",), ("dtype",), ("device",), ("ndim",)))
 
 
 def _dominant_activation(model: nn.Module) -> str:

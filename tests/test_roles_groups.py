@@ -518,3 +518,19 @@ def test_two_paths_of_equal_length_summed_make_no_residual_branch():
             return self.head(self.a(x) + self.b(x))
 
     assert ModelPlan.of(TwoPaths()).depth == 0
+
+
+@pytest.mark.parametrize("length", [lambda x: x.size(1), lambda x: x.shape[1]])
+def test_an_input_projection_plus_learned_positions_is_no_residual_branch(length):
+    class Stem(nn.Module):  # an MLP stem and nn.Embedding positions meet only in x's length
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp = nn.Sequential(nn.Linear(3, 8), nn.GELU(), nn.Linear(8, 8))
+            self.pos, self.head = nn.Embedding(6, 8), nn.Linear(8, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.inp(x) + self.pos(torch.arange(length(x))))
+
+    plan = ModelPlan.of(Stem())
+    assert {lay.name: lay.role for lay in plan.layers}["inp.2.weight"] == "hidden"
+    assert plan.depth == 0
