@@ -17,7 +17,7 @@ Example:
     >>> net = Net()
     >>> init_irnn(net, seed=0)["rnns"], bool(torch.equal(net.rnn.weight_hh_l0, torch.eye(4)))
     (1, True)
-    >>> float(net.head.weight.std()) < 0.01, float(net.rnn.bias_ih_l0.abs().sum())
+    >>> float(net.head.weight.detach().std()) < 0.01, float(net.rnn.bias_ih_l0.detach().abs().sum())
     (True, 0.0)
 """
 
