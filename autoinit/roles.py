@@ -127,7 +127,7 @@ def assign_roles(model: nn.Module, specs: list[ParamSpec]) -> list[Layer]:
         role, act = next((r for r in (rule(model, s) for rule in _ROLE_RULES) if r), None) or \
             _role_of(at, modules, graph, layers, first_param_module, fallback_act)
         branch = graph.branch_layers.get(at.module_name, 0) if graph and role == "residual_out" else 0
-        calls = max(graph.calls[at.module_name], 1) if graph else 1
+        calls = _calls(at.module_name, graph) if role in ("residual_out", "attn_out") else 1
         out.append(Layer(**vars(s), role=role, nonlinearity=act, branch_layers=branch, calls=calls))
     return out
 
@@ -177,6 +177,18 @@ def _role_of(s: ParamSpec, modules: dict[str, nn.Module], graph: _Graph | None, 
     return ("input" if name == first_module else "hidden"), act
 
 
+def _calls(name: str, graph: _Graph | None) -> int:
+    """The residual branches the layer ``name`` ends in one forward: its calls that the trace sees
+    end one; for a layer inside a module the trace does not enter (an
+    ``nn.TransformerEncoderLayer``, an ``nn.MultiheadAttention``'s ``out_proj``), the calls of
+    the nearest module around it that the trace calls; 1 where neither is known."""
+    if graph is None or name in graph.traced:
+        return max(graph.calls[name], 1) if graph else 1
+    parts = name.split(".")
+    around = (".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1))
+    return next((graph.runs[m] for m in around if m in graph.runs), 1)
+
+
 @dataclass
 class _Graph:
     order: list[str]
@@ -187,6 +199,7 @@ class _Graph:
     outputs: set[str]  # modules whose result the model returns (a tuple's members too)
     into_norm_end: set[str | None] = field(default_factory=set)  # modules a branch's last norm takes
     calls: Counter[str] = field(default_factory=Counter)  # a branch's last layer -> its runs
+    runs: Counter[str] = field(default_factory=Counter)  # a module the graph calls -> its calls
 
 
 class _LayerTracer(fx.Tracer):
@@ -247,6 +260,7 @@ def _trace(model: nn.Module) -> _Graph | None:
                 if params and all(p.dim() < 2 for p in params):  # a norm (not a dropout) ends it
                     graph.into_norm_end |= {_module_before(a, modules) for a in node.all_input_nodes}
     graph.calls = Counter(node.target for node in ends)
+    graph.runs = Counter(node.target for node in traced.nodes if node.op == "call_module")
     return graph
 
 
@@ -274,6 +288,7 @@ def _traced_parts(model: nn.Module) -> _Graph | None:
         merged.branch_layers |= {f"{name}.{k}": v for k, v in graph.branch_layers.items()}
         merged.into_norm_end |= {k and f"{name}.{k}" for k in graph.into_norm_end}
         merged.calls.update({f"{name}.{k}": v for k, v in graph.calls.items()})
+        merged.runs.update({f"{name}.{k}": v for k, v in graph.runs.items()})
     return merged
 
 

@@ -240,6 +240,27 @@ def test_a_block_applied_again_counts_as_a_residual_branch_each_time():
     assert {lay.calls for lay in plan.layers if lay.module_name == "block.outer"} == {3}
 
 
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_a_torch_encoder_layer_applied_again_counts_both_its_branches_each_time(norm_first):
+    class Universal(nn.Module):  # one nn.TransformerEncoderLayer's weights, run three times
+        def __init__(self):
+            super().__init__()
+            self.emb, self.head = nn.Embedding(10, 8), nn.Linear(8, 2)
+            self.layer = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True, norm_first=norm_first)
+
+        def forward(self, x):
+            h = self.emb(x)
+            for _ in range(3):
+                h = self.layer(h)
+            return self.head(h.mean(1))
+
+    plan = ModelPlan.of(Universal())
+    calls = {lay.name: (lay.role, lay.calls) for lay in plan.layers}
+    assert calls["layer.self_attn.out_proj.weight"] == ("attn_out", 3)
+    assert calls["layer.linear2.weight"] == ("residual_out", 3)
+    assert calls["layer.linear1.weight"][1] == 1 and plan.depth == 6
+
+
 def test_the_trace_leaves_buffers_a_forward_updates_as_they_were():
     class Counting(nn.Module):
         def __init__(self):
