@@ -392,11 +392,12 @@ def _source(node: fx.Node, modules: dict) -> fx.Node:
 
 
 def _weighted_layers(branch_layer: fx.Node, skip: fx.Node, modules: dict) -> int:
-    """Modules holding a matrix between the skip's source and ``branch_layer`` (inclusive)."""
+    """Calls of modules holding a matrix between the skip's source and ``branch_layer``
+    (inclusive): a layer applied twice on the branch is two of its layers."""
     shared = _ancestors(skip) | {skip}
     nodes = (_ancestors(branch_layer) | {branch_layer}) - shared
-    return len({n.target for n in nodes if n.op == "call_module"
-                and any(p.dim() >= 2 for p in modules[n.target].parameters())})
+    return sum(n.op == "call_module" and any(p.dim() >= 2 for p in modules[n.target].parameters())
+               for n in nodes)
 
 
 def _ancestors(node: fx.Node, *, through_metadata: bool = True) -> set[fx.Node]:

@@ -240,6 +240,21 @@ def test_a_block_applied_again_counts_as_a_residual_branch_each_time():
     assert {lay.calls for lay in plan.layers if lay.module_name == "block.outer"} == {3}
 
 
+def test_a_layer_applied_twice_on_one_branch_is_two_of_its_layers_and_ends_none():
+    class Twice(nn.Module):  # x + out(relu(lin(relu(lin(x))))): three layers on the branch
+        def __init__(self):
+            super().__init__()
+            self.lin, self.out, self.head = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.head(x + self.out(torch.relu(self.lin(torch.relu(self.lin(x))))))
+
+    plan = ModelPlan.of(Twice())
+    r = {lay.name: (lay.role, lay.branch_layers, lay.calls) for lay in plan.layers}
+    assert r["out.weight"] == ("residual_out", 3, 1) and r["lin.weight"] == ("input", 0, 1)
+    assert (plan.depth, plan.branch_layers) == (1, 3)
+
+
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_a_torch_encoder_layer_applied_again_counts_both_its_branches_each_time(norm_first):
     class Universal(nn.Module):  # one nn.TransformerEncoderLayer's weights, run three times
