@@ -364,16 +364,19 @@ def _skip_operand(add: fx.Node, branch_layer: fx.Node, modules: dict) -> fx.Node
     an operand that is the skip through pass-through steps (timm's ``self.shortcut(x)``, an
     ``nn.Identity``) counts as the skip. Else a projection shortcut (torchvision's
     ``downsample``, a 1x1 conv and a norm): an operand forking from the branch's input with
-    fewer layers with weights than the branch. A sum whose operands meet only in a shape read
-    (``self.proj(x) + self.pos(torch.arange(x.size(1)))``) is no residual branch."""
+    fewer layers with weights than the branch. Not a sum whose operands meet only in a shape read
+    (``self.proj(x) + self.pos(torch.arange(x.size(1)))``), nor one the model returns (wide &
+    deep: ``sigmoid(self.deep(x) + self.wide(x))``, two readouts)."""
     ancestors = _ancestors(branch_layer)
     others = [_source(a, modules) for a in add.args if isinstance(a, fx.Node)
               and branch_layer not in _ancestors(a) and a is not branch_layer]
+    skip = next((a for a in others if a in ancestors), None)
+    if skip is not None or any(user.op == "output" for user in _downstream(add, modules)):
+        return skip
     data = _ancestors(branch_layer, through_metadata=False)
-    return next((a for a in others if a in ancestors), None) or next(
-        (a for a in others if data & _ancestors(a, through_metadata=False)
-         and _weighted_layers(a, branch_layer, modules) < _weighted_layers(branch_layer, a, modules)),
-        None)
+    return next((a for a in others if data & _ancestors(a, through_metadata=False)
+                 and _weighted_layers(a, branch_layer, modules)
+                 < _weighted_layers(branch_layer, a, modules)), None)
 
 
 def _module_before(node: fx.Node, modules: dict) -> str | None:

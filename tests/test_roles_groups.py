@@ -570,3 +570,18 @@ def test_an_input_projection_plus_learned_positions_is_no_residual_branch(length
     plan = ModelPlan.of(Stem())
     assert {lay.name: lay.role for lay in plan.layers}["inp.2.weight"] == "hidden"
     assert plan.depth == 0
+
+
+def test_a_deep_and_a_wide_path_summed_into_the_prediction_make_no_residual_branch():
+    class WideDeep(nn.Module):  # the shorter path is no projection shortcut: both are readouts
+        def __init__(self) -> None:
+            super().__init__()
+            self.deep = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+            self.wide = nn.Linear(4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.deep(x) + self.wide(x))
+
+    plan = ModelPlan.of(WideDeep())
+    assert {lay.name: lay.role for lay in plan.layers}["deep.2.weight"] == "hidden"
+    assert plan.depth == 0
