@@ -5,8 +5,9 @@ branch), ``attn_qkv``, ``attn_out``, ``rnn_ih``, ``rnn_hh``, ``norm`` and ``head
 that feeds the output). They come from a ``torch.fx`` trace when the model traces (residual adds,
 the activation after each layer, execution order), and from layer kinds, names and registration
 order when it does not. A residual branch's last layer also records ``branch_layers``, the layers
-with weights on its branch (the ``m`` of Fixup's ``L^(-1/(2m-2))``; 0 where the trace cannot
-tell). Libraries whose models neither trace nor follow torch's names (Hugging
+with weights on its branch (the ``m`` of Fixup's ``L^(-1/(2m-2))``, a layer applied twice counted
+twice; 0 where the trace cannot tell), and ``calls``, the branches it ends in one forward (a
+block applied three times ends three). Libraries whose models neither trace nor follow torch's names (Hugging
 Face transformers) add rules by parameter name with :func:`register_role_rule`; the first rule
 that answers wins.
 
