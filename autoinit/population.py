@@ -367,8 +367,8 @@ def _train(models: Sequence[nn.Module], data: ProbeData, config: ProbeConfig,
                 continue
             held_out = stack.evaluate(data.val)
             leaving = [row for row, i in enumerate(alive)
-                       if members[i].evaluated(step, values[i, :step], held_out[row], config,
-                                               evaluated, step in plain)]
+                       if members[i].leaves_after(step, values[i, :step], held_out[row], config,
+                                                  evaluated, step in plain)]
             if leaving:
                 stack.write_back(models, {row: alive[row] for row in leaving})
                 rows = [row for row in range(len(alive)) if row not in leaving]
@@ -397,8 +397,8 @@ class _Member:
     diverged: str | None = None
     stopped: int | None = None
 
-    def evaluated(self, step: int, train: torch.Tensor, held_out: float, config: ProbeConfig,
-                  on_curve: bool, rung: bool) -> bool:
+    def leaves_after(self, step: int, train: torch.Tensor, held_out: float, config: ProbeConfig,
+                     on_curve: bool, rung: bool) -> bool:
         """Record a held-out evaluation after ``step``; whether the member leaves the
         population here (diverged, or stopped by its ``report``)."""
         self.diverged = divergence(train, config.explode_factor) or (

@@ -5,8 +5,9 @@ branch), ``attn_qkv``, ``attn_out``, ``rnn_ih``, ``rnn_hh``, ``norm`` and ``head
 that feeds the output). They come from a ``torch.fx`` trace when the model traces (residual adds,
 the activation after each layer, execution order), and from layer kinds, names and registration
 order when it does not. A residual branch's last layer also records ``branch_layers``, the layers
-with weights on its branch (the ``m`` of Fixup's ``L^(-1/(2m-2))``; 0 where the trace cannot
-tell). Libraries whose models neither trace nor follow torch's names (Hugging
+with weights on its branch (the ``m`` of Fixup's ``L^(-1/(2m-2))``, a layer applied twice counted
+twice; 0 where the trace cannot tell), and ``calls``, the branches it ends in one forward (a
+block applied three times ends three). Libraries whose models neither trace nor follow torch's names (Hugging
 Face transformers) add rules by parameter name with :func:`register_role_rule`; the first rule
 that answers wins.
 
@@ -127,7 +128,7 @@ def assign_roles(model: nn.Module, specs: list[ParamSpec]) -> list[Layer]:
         role, act = next((r for r in (rule(model, s) for rule in _ROLE_RULES) if r), None) or \
             _role_of(at, modules, graph, layers, first_param_module, fallback_act)
         branch = graph.branch_layers.get(at.module_name, 0) if graph and role == "residual_out" else 0
-        calls = max(graph.calls[at.module_name], 1) if graph else 1
+        calls = _calls(at.module_name, graph) if role in ("residual_out", "attn_out") else 1
         out.append(Layer(**vars(s), role=role, nonlinearity=act, branch_layers=branch, calls=calls))
     return out
 
@@ -177,6 +178,18 @@ def _role_of(s: ParamSpec, modules: dict[str, nn.Module], graph: _Graph | None, 
     return ("input" if name == first_module else "hidden"), act
 
 
+def _calls(name: str, graph: _Graph | None) -> int:
+    """The residual branches the layer ``name`` ends in one forward: its calls that the trace sees
+    end one; for a layer inside a module the trace does not enter (an
+    ``nn.TransformerEncoderLayer``, an ``nn.MultiheadAttention``'s ``out_proj``), the calls of
+    the nearest module around it that the trace calls; 1 where neither is known."""
+    if graph is None or name in graph.traced:
+        return max(graph.calls[name], 1) if graph else 1
+    parts = name.split(".")
+    around = (".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1))
+    return next((graph.runs[m] for m in around if m in graph.runs), 1)
+
+
 @dataclass
 class _Graph:
     order: list[str]
@@ -187,6 +200,7 @@ class _Graph:
     outputs: set[str]  # modules whose result the model returns (a tuple's members too)
     into_norm_end: set[str | None] = field(default_factory=set)  # modules a branch's last norm takes
     calls: Counter[str] = field(default_factory=Counter)  # a branch's last layer -> its runs
+    runs: Counter[str] = field(default_factory=Counter)  # a module the graph calls -> its calls
 
 
 class _LayerTracer(fx.Tracer):
@@ -247,6 +261,7 @@ def _trace(model: nn.Module) -> _Graph | None:
                 if params and all(p.dim() < 2 for p in params):  # a norm (not a dropout) ends it
                     graph.into_norm_end |= {_module_before(a, modules) for a in node.all_input_nodes}
     graph.calls = Counter(node.target for node in ends)
+    graph.runs = Counter(node.target for node in traced.nodes if node.op == "call_module")
     return graph
 
 
@@ -274,6 +289,7 @@ def _traced_parts(model: nn.Module) -> _Graph | None:
         merged.branch_layers |= {f"{name}.{k}": v for k, v in graph.branch_layers.items()}
         merged.into_norm_end |= {k and f"{name}.{k}" for k in graph.into_norm_end}
         merged.calls.update({f"{name}.{k}": v for k, v in graph.calls.items()})
+        merged.runs.update({f"{name}.{k}": v for k, v in graph.runs.items()})
     return merged
 
 
@@ -349,13 +365,19 @@ def _skip_operand(add: fx.Node, branch_layer: fx.Node, modules: dict) -> fx.Node
     an operand that is the skip through pass-through steps (timm's ``self.shortcut(x)``, an
     ``nn.Identity``) counts as the skip. Else a projection shortcut (torchvision's
     ``downsample``, a 1x1 conv and a norm): an operand forking from the branch's input with
-    fewer layers with weights than the branch."""
+    fewer layers with weights than the branch. Not a sum whose operands meet only in a shape read
+    (``self.proj(x) + self.pos(torch.arange(x.size(1)))``), nor one the model returns (wide &
+    deep: ``sigmoid(self.deep(x) + self.wide(x))``, two readouts)."""
     ancestors = _ancestors(branch_layer)
     others = [_source(a, modules) for a in add.args if isinstance(a, fx.Node)
               and branch_layer not in _ancestors(a) and a is not branch_layer]
-    return next((a for a in others if a in ancestors), None) or next(
-        (a for a in others if ancestors & _ancestors(a) and _weighted_layers(a, branch_layer, modules)
-         < _weighted_layers(branch_layer, a, modules)), None)
+    skip = next((a for a in others if a in ancestors), None)
+    if skip is not None or any(user.op == "output" for user in _downstream(add, modules)):
+        return skip
+    data = _ancestors(branch_layer, through_metadata=False)
+    return next((a for a in others if data & _ancestors(a, through_metadata=False)
+                 and _weighted_layers(a, branch_layer, modules)
+                 < _weighted_layers(branch_layer, a, modules)), None)
 
 
 def _module_before(node: fx.Node, modules: dict) -> str | None:
@@ -374,22 +396,32 @@ def _source(node: fx.Node, modules: dict) -> fx.Node:
 
 
 def _weighted_layers(branch_layer: fx.Node, skip: fx.Node, modules: dict) -> int:
-    """Modules holding a matrix between the skip's source and ``branch_layer`` (inclusive)."""
+    """Calls of modules holding a matrix between the skip's source and ``branch_layer``
+    (inclusive): a layer applied twice on the branch is two of its layers."""
     shared = _ancestors(skip) | {skip}
     nodes = (_ancestors(branch_layer) | {branch_layer}) - shared
-    return len({n.target for n in nodes if n.op == "call_module"
-                and any(p.dim() >= 2 for p in modules[n.target].parameters())})
+    return sum(n.op == "call_module" and any(p.dim() >= 2 for p in modules[n.target].parameters())
+               for n in nodes)
 
 
-def _ancestors(node: fx.Node) -> set[fx.Node]:
+def _ancestors(node: fx.Node, *, through_metadata: bool = True) -> set[fx.Node]:
+    """The nodes ``node`` is computed from; without ``through_metadata``, a shape, dtype or device
+    read (``x.size(1)``, ``x.shape``) is one, but not the tensor it reads."""
     seen: set[fx.Node] = set()
     stack = list(node.all_input_nodes)
     while stack:
         n = stack.pop()
         if n not in seen:
             seen.add(n)
-            stack.extend(n.all_input_nodes)
+            if through_metadata or not _reads_metadata(n):
+                stack.extend(n.all_input_nodes)
     return seen
+
+
+def _reads_metadata(node: fx.Node) -> bool:
+    return (node.op == "call_method" and node.target in ("size", "dim")) or (
+        node.op == "call_function" and node.target is getattr
+        and node.args[1:2] in (("shape",), ("dtype",), ("device",), ("ndim",)))
 
 
 def _dominant_activation(model: nn.Module) -> str:

@@ -42,7 +42,7 @@ import zoo_models as zm  # noqa: E402
 
 import autoinit  # noqa: E402
 from autoinit.apply import apply_scheme  # noqa: E402
-from autoinit.errors import SchemeError  # noqa: E402
+from autoinit.errors import SchemeError, first_line  # noqa: E402
 from autoinit.plan import ModelPlan  # noqa: E402
 from autoinit.presets import preset_names, preset_params  # noqa: E402
 from autoinit.scheme import InitScheme  # noqa: E402
@@ -425,7 +425,7 @@ def run_entry(entry: Entry, fit: bool = True) -> Row:
             row.chosen, misses = check_fit(entry)
             row.misses += misses
     except Exception as exc:  # noqa: BLE001 - a crash is what the zoo reports
-        row.crash = f"{step}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        row.crash = f"{step}: {type(exc).__name__}: {first_line(exc, '(no message)')[:200]}"
         traceback.print_exc(file=sys.stderr)
     row.seconds = time.perf_counter() - start
     return row

@@ -353,3 +353,14 @@ def test_irnn_sets_the_identity_and_small_weights_on_relu_rnns_only():
         before = _weights(model)
         assert BASELINES["irnn"](model, [], None, seed=0)["applies"] is False
         assert all(torch.equal(before[k], v) for k, v in _weights(model).items())
+
+
+def test_irnn_leaves_a_norms_gain_as_it_is():
+    class NormedRNN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn, self.norm, self.head = _relu_rnn(), nn.LayerNorm(16), nn.Linear(16, 4)
+
+    model = _seeded(0, NormedRNN)
+    assert BASELINES["irnn"](model, [], None, seed=0)["applies"] is True
+    assert torch.equal(model.norm.weight, torch.ones(16)) and not model.norm.bias.any()

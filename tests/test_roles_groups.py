@@ -240,6 +240,42 @@ def test_a_block_applied_again_counts_as_a_residual_branch_each_time():
     assert {lay.calls for lay in plan.layers if lay.module_name == "block.outer"} == {3}
 
 
+def test_a_layer_applied_twice_on_one_branch_is_two_of_its_layers_and_ends_none():
+    class Twice(nn.Module):  # x + out(relu(lin(relu(lin(x))))): three layers on the branch
+        def __init__(self):
+            super().__init__()
+            self.lin, self.out, self.head = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.head(x + self.out(torch.relu(self.lin(torch.relu(self.lin(x))))))
+
+    plan = ModelPlan.of(Twice())
+    r = {lay.name: (lay.role, lay.branch_layers, lay.calls) for lay in plan.layers}
+    assert r["out.weight"] == ("residual_out", 3, 1) and r["lin.weight"] == ("input", 0, 1)
+    assert (plan.depth, plan.branch_layers) == (1, 3)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_a_torch_encoder_layer_applied_again_counts_both_its_branches_each_time(norm_first):
+    class Universal(nn.Module):  # one nn.TransformerEncoderLayer's weights, run three times
+        def __init__(self):
+            super().__init__()
+            self.emb, self.head = nn.Embedding(10, 8), nn.Linear(8, 2)
+            self.layer = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True, norm_first=norm_first)
+
+        def forward(self, x):
+            h = self.emb(x)
+            for _ in range(3):
+                h = self.layer(h)
+            return self.head(h.mean(1))
+
+    plan = ModelPlan.of(Universal())
+    calls = {lay.name: (lay.role, lay.calls) for lay in plan.layers}
+    assert calls["layer.self_attn.out_proj.weight"] == ("attn_out", 3)
+    assert calls["layer.linear2.weight"] == ("residual_out", 3)
+    assert calls["layer.linear1.weight"][1] == 1 and plan.depth == 6
+
+
 def test_the_trace_leaves_buffers_a_forward_updates_as_they_were():
     class Counting(nn.Module):
         def __init__(self):
@@ -518,3 +554,34 @@ def test_two_paths_of_equal_length_summed_make_no_residual_branch():
             return self.head(self.a(x) + self.b(x))
 
     assert ModelPlan.of(TwoPaths()).depth == 0
+
+
+@pytest.mark.parametrize("length", [lambda x: x.size(1), lambda x: x.shape[1]])
+def test_an_input_projection_plus_learned_positions_is_no_residual_branch(length):
+    class Stem(nn.Module):  # an MLP stem and nn.Embedding positions meet only in x's length
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp = nn.Sequential(nn.Linear(3, 8), nn.GELU(), nn.Linear(8, 8))
+            self.pos, self.head = nn.Embedding(6, 8), nn.Linear(8, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.inp(x) + self.pos(torch.arange(length(x))))
+
+    plan = ModelPlan.of(Stem())
+    assert {lay.name: lay.role for lay in plan.layers}["inp.2.weight"] == "hidden"
+    assert plan.depth == 0
+
+
+def test_a_deep_and_a_wide_path_summed_into_the_prediction_make_no_residual_branch():
+    class WideDeep(nn.Module):  # the shorter path is no projection shortcut: both are readouts
+        def __init__(self) -> None:
+            super().__init__()
+            self.deep = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+            self.wide = nn.Linear(4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.deep(x) + self.wide(x))
+
+    plan = ModelPlan.of(WideDeep())
+    assert {lay.name: lay.role for lay in plan.layers}["deep.2.weight"] == "hidden"
+    assert plan.depth == 0

@@ -189,3 +189,10 @@ def test_digits_classifier_is_seeded_and_accurate():
     assert torch.equal(torch.get_rng_state(), state)
     x, y = next(iter(get_task("dcgan_digits").loaders()[1]))
     assert float((net(x).argmax(1) == y).float().mean()) > 0.9
+
+
+def test_a_pixel_rnn_of_an_unknown_cell_is_a_config_error_naming_it():
+    from autoinit.tasks.pixel import PixelRNN
+
+    with pytest.raises(ConfigError, match=r"cell must be one of \['gru', 'relu_rnn'\], got 'lstm'"):
+        PixelRNN(8, 10, "lstm")

@@ -87,3 +87,11 @@ def test_the_checks_see_one_flipped_bit_an_untied_table_a_changed_frozen_weight_
         "frozen backbone.0.weight changed"]
     assert zoo.guarantee_failures(ENTRIES["padding_embedding"], padded, padded_before) == [
         "emb padding row not zero"]
+
+
+def test_a_model_that_raises_without_a_message_is_reported_as_a_crash_row():
+    def broken(width: int) -> nn.Module:
+        raise KeyError()
+
+    row = zoo.run_entry(replace(ENTRIES["lazy"], name="broken", build=broken), fit=False)
+    assert row.crash == "plan: KeyError: (no message)" and row.cells()[1] == "CRASH"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from autoinit.errors import ConfigError
 from autoinit.tasks._common import check_positive
 
 __all__ = ["PixelRNN", "gru_digits", "relu_rnn_digits"]
@@ -36,7 +37,7 @@ class PixelRNN(nn.Module):
         super().__init__()
         check_positive(hidden=hidden, classes=classes)
         if cell not in _CELLS:
-            raise ValueError(f"cell must be one of {sorted(_CELLS)}, got {cell!r}")
+            raise ConfigError(f"cell must be one of {sorted(_CELLS)}, got {cell!r}")
         self.rnn = _CELLS[cell](hidden)
         self.head = nn.Linear(hidden, classes)
 

@@ -3,7 +3,8 @@
 Le, Jaitly & Hinton, "A Simple Way to Initialize Recurrent Networks of Rectified Linear Units"
 (2015): in every ReLU ``nn.RNN`` the hidden-to-hidden matrix is the identity and the biases are
 zero, and the model's other weights (input-to-hidden, the readout) are drawn from a Gaussian of
-mean 0 and standard deviation 0.001, their biases zero. So at the start the state adds up its
+mean 0 and standard deviation 0.001, their biases zero (a norm's gain, no weight matrix of the
+paper's, stays as it is). So at the start the state adds up its
 inputs and neither grows nor decays. autoinit's ``irnn`` preset differs: it keeps PyTorch's
 default for the non-recurrent weights. Depends on torch only.
 
@@ -16,7 +17,7 @@ Example:
     >>> net = Net()
     >>> init_irnn(net, seed=0)["rnns"], bool(torch.equal(net.rnn.weight_hh_l0, torch.eye(4)))
     (1, True)
-    >>> float(net.head.weight.std()) < 0.01, float(net.rnn.bias_ih_l0.abs().sum())
+    >>> float(net.head.weight.detach().std()) < 0.01, float(net.rnn.bias_ih_l0.detach().abs().sum())
     (True, 0.0)
 """
 
@@ -46,8 +47,8 @@ def init_irnn(model: nn.Module, batches: list | None = None, loss_fn: LossFn | N
         for name, p in model.named_parameters():
             if id(p) in recurrent:
                 p.copy_(torch.eye(p.shape[0], p.shape[1]))
-            elif name.rsplit(".", 1)[-1].startswith("bias") or p.dim() < 2:
+            elif name.rsplit(".", 1)[-1].startswith("bias"):
                 p.zero_()
-            else:
+            elif p.dim() >= 2:  # a norm's gain is no weight of the paper's: left as it is
                 p.normal_(0.0, STD)
     return {"method": "irnn", "applies": True, "rnns": len(rnns), "wall_s": timer.seconds}
