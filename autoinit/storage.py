@@ -64,8 +64,8 @@ from autoinit.storage_faults import (
     PATIENCE,
     driver_error,
     fault_kind,
-    first_line,
     patiently,
+    redacted_first_line,
 )
 
 __all__ = ["GRACE_PERIOD", "HEARTBEAT_INTERVAL", "PATIENCE", "HeartbeatJournalStorage",
@@ -99,7 +99,7 @@ def _patient(method: Callable[..., T]) -> Callable[..., T]:
             if fault_kind(exc) is None:
                 raise
             raise StorageError(f"storage {redact(self.url)!r} cannot be written or read: "
-                               f"{first_line(driver_error(exc))}; the study keeps its finished "
+                               f"{redacted_first_line(driver_error(exc))}; the study keeps its finished "
                                "trials: rerun the same command to resume") from None
         finally:
             _inside.call = False
@@ -288,7 +288,7 @@ def open_storage(storage: str | BaseStorage | None) -> BaseStorage | None:
     except StorageError:
         raise
     except Exception as exc:  # noqa: BLE001 - driver and connection errors of every backend
-        first = first_line(driver_error(exc))
+        first = redacted_first_line(driver_error(exc))
         if "import DB access module" in str(exc) or isinstance(exc, ImportError):
             first = f"its database driver is not installed ({_DRIVER_HINT.get(storage.split(':')[0], first)})"
         elif FULL_DISK.search(first):

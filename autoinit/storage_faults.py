@@ -31,7 +31,7 @@ from autoinit.errors import StorageError
 from autoinit.errors import first_line as plain_first_line
 from autoinit.redact import redact
 
-__all__ = ["FULL_DISK", "PATIENCE", "driver_error", "fault_kind", "first_line", "patiently"]
+__all__ = ["FULL_DISK", "PATIENCE", "driver_error", "fault_kind", "patiently", "redacted_first_line"]
 
 T = TypeVar("T")
 
@@ -61,8 +61,9 @@ def driver_error(exc: BaseException) -> BaseException:
     return exc
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of ``exc``'s message, passwords hidden."""
+def redacted_first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (:func:`autoinit.errors.first_line`), passwords hidden,
+    the exception's type where it has none."""
     return redact(plain_first_line(exc, type(exc).__name__))
 
 
@@ -103,13 +104,13 @@ def patiently(call: Callable[[], T], url: str, opening: bool = False,
             if waited >= patience:
                 raise StorageError(
                     f"storage {redact(url)!r} still fails after {waited:.0f} s of retries "
-                    f"(AUTOINIT_STORAGE_PATIENCE={patience:g}): {first_line(driver_error(exc))}; "
+                    f"(AUTOINIT_STORAGE_PATIENCE={patience:g}): {redacted_first_line(driver_error(exc))}; "
                     "the study keeps its finished trials: rerun the same command to resume"
                 ) from None
             if not warned and not opening:
                 warned = True
                 warnings.warn(f"storage {redact(url)!r} does not answer "
-                              f"({first_line(driver_error(exc))}); retrying for up to "
+                              f"({redacted_first_line(driver_error(exc))}); retrying for up to "
                               f"{patience:g} s", stacklevel=2)
             time.sleep(min(delay, patience - waited) * random.uniform(0.75, 1.25))
             delay = min(2 * delay, 4.0)
