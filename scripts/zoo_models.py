@@ -170,7 +170,7 @@ class GPTBlock(nn.Module):
 
 
 class NanoGPT(nn.Module):
-    """nanoGPT's model: wte/wpe, blocks with a packed ``c_attn``, ``lm_head`` tied to ``wte``."""
+    """nanoGPT's model: wte/wpe, blocks with a fused q/k/v ``c_attn``, ``lm_head`` tied to ``wte``."""
 
     def __init__(self, width: int = WIDTH) -> None:
         super().__init__()

@@ -65,7 +65,7 @@ class TinyTransformer(nn.Module):
         return self.head(self.encoder(self.embed(x).unsqueeze(1)).squeeze(1))
 
 
-class TinyLSTM(nn.Module):
+class TinyRecurrent(nn.Module):
     def __init__(self, cell=lambda: nn.LSTM(16, 16, batch_first=True)) -> None:
         super().__init__()
         self.rnn = cell()
@@ -106,8 +106,9 @@ MODELS = {
     "tfixup": lambda seed=0: _seeded(seed, TinyTransformer),
     "fixup_resnet": lambda seed=0: _seeded(seed, lambda: resnet_nonorm(blocks=3, channels=4)),
     "gpt2": lambda seed=0: _seeded(seed, lambda: tiny_gpt(n_layers=2, d_model=16, n_heads=2, max_len=8)),
-    "forget_bias": lambda seed=0: _seeded(seed, TinyLSTM), "chrono": lambda seed=0: _seeded(seed, TinyLSTM),
-    "irnn": lambda seed=0: _seeded(seed, lambda: TinyLSTM(_relu_rnn)),
+    "forget_bias": lambda seed=0: _seeded(seed, TinyRecurrent),
+    "chrono": lambda seed=0: _seeded(seed, TinyRecurrent),
+    "irnn": lambda seed=0: _seeded(seed, lambda: TinyRecurrent(_relu_rnn)),
 }
 BUDGETS = {"gradinit": 3, "metainit": 3}
 
@@ -138,7 +139,7 @@ def test_changes_weights_deterministically_and_leaves_global_rng(name, batches):
 
 @pytest.mark.parametrize("name", ["lsuv", "anyinit_analytic", "anyinit_empirical"])
 def test_packages_refuse_recurrent_models(name, batches):
-    model = _seeded(0, TinyLSTM)
+    model = _seeded(0, TinyRecurrent)
     before = _weights(model)
     facts = BASELINES[name](model, batches, loss_fn, seed=0)
     assert facts["applies"] is False and "recurrent" in facts["reason"]
@@ -323,7 +324,7 @@ def test_gpt2_init_matches_gpt2_statistics_and_keeps_the_tie():
 
 
 def test_lstm_gate_rules_set_the_papers_biases():
-    model = _seeded(0, TinyLSTM)
+    model = _seeded(0, TinyRecurrent)
     weights = model.rnn.weight_hh_l0.detach().clone()
     BASELINES["forget_bias"](model, [], None, seed=0)
     b_ih, b_hh = model.rnn.bias_ih_l0.detach(), model.rnn.bias_hh_l0.detach()
@@ -341,14 +342,14 @@ def test_lstm_gate_rules_set_the_papers_biases():
 
 
 def test_irnn_sets_the_identity_and_small_weights_on_relu_rnns_only():
-    model = _seeded(0, lambda: TinyLSTM(_relu_rnn))
+    model = _seeded(0, lambda: TinyRecurrent(_relu_rnn))
     assert BASELINES["irnn"](model, [], None, seed=0)["rnns"] == 1
     assert torch.equal(model.rnn.weight_hh_l0, torch.eye(16))
     assert not model.rnn.bias_ih_l0.any() and not model.rnn.bias_hh_l0.any() and not model.head.bias.any()
     for weight in (model.rnn.weight_ih_l0, model.head.weight):
         assert float(weight.detach().std()) == pytest.approx(0.001, rel=0.25)
     tanh_rnn = lambda: nn.RNN(16, 16, batch_first=True)  # noqa: E731
-    for other in (TinyLSTM, lambda: TinyLSTM(tanh_rnn), relu_mlp):
+    for other in (TinyRecurrent, lambda: TinyRecurrent(tanh_rnn), relu_mlp):
         model = _seeded(0, other)
         before = _weights(model)
         assert BASELINES["irnn"](model, [], None, seed=0)["applies"] is False
