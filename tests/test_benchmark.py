@@ -79,6 +79,29 @@ def test_median_ci_brackets_the_median():
     assert benchmark.median_ci([]) is None
 
 
+def test_median_ci_of_five_values_is_their_range():
+    """docs/benchmarks.md: at 5 seeds "disjoint intervals" means every seed beats every seed."""
+    values = [0.5789, 0.5647, 0.5745, 0.5625, 0.5778]
+    assert benchmark.median_ci(values)[1:] == (min(values), max(values))
+
+
+def test_curve_extrapolation_reads_a_power_law_at_the_end_and_ranks_by_the_final_metric():
+    from curve_extrapolation import scores, task_rows
+
+    curve = [[s, 2.0 * s ** -0.5] for s in range(10, 310, 10)]
+    got = scores(curve, 100, 300)
+    assert got["raw"] == curve[9][1] and math.isclose(got["power"], 2.0 * 300 ** -0.5)
+    assert got["loglin"] < got["raw"]  # a falling line read further on is lower
+
+    def run(final: float, shift: float) -> dict:
+        return {"curve": [[s, v + shift] for s, v in curve], "test_loss": final, "test_acc": None}
+
+    task = {"steps": 300, "metric": "test loss", "seeds": {"0": {"methods": {
+        "a": run(0.1, 0.0), "b": run(0.2, 0.1), "c": run(0.3, 0.2), "autoinit": run(0.0, 0.5)}}}}
+    rows = task_rows(task)
+    assert rows[(0.2, "raw")] == [(1.0, 0)]  # the search's curve is not a candidate
+
+
 def test_batch_stream_is_paired_by_seed():
     import torch
 
