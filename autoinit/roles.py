@@ -77,11 +77,6 @@ def register_role_rule(rule: RoleRule) -> None:
         _ROLE_RULES.append(rule)
 
 
-# An activation without a gain of its own takes the nearest known one: PReLU and RReLU a leaky
-# ReLU's (their slopes start at 0.25 and average 0.23: gains 1.37 and 1.38 against 1.41),
-# Hardswish and Mish SiLU's, Hardsigmoid sigmoid's, CELU ELU's, ReLU6 and Softplus ReLU's.
-# Others (Hardtanh, Softsign, GLU, LogSigmoid, the shrinks) are unknown: a layer before one is
-# followed by ``linear``. LeakyReLU's own slope is not read (0.2 has gain 1.39, 0.01's is used).
 CallsRule = Callable[[nn.Module, ParamSpec], "int | None"]
 _CALLS_RULES: list[CallsRule] = []
 
@@ -92,7 +87,7 @@ def register_calls_rule(rule: CallsRule) -> None:
     once per layer); it returns a positive int, or ``None`` to leave the parameter to the trace.
 
     Example:
-        >>> class Looped(nn.Module):  # run three times by a forward the trace does not read
+        >>> class Looped(nn.Module):  # say a forward the trace cannot read runs it 3 times
         ...     def __init__(self):
         ...         super().__init__()
         ...         self.looped_fc = nn.Linear(2, 2)
@@ -111,6 +106,11 @@ def register_calls_rule(rule: CallsRule) -> None:
         _CALLS_RULES.append(rule)
 
 
+# An activation without a gain of its own takes the nearest known one: PReLU and RReLU a leaky
+# ReLU's (their slopes start at 0.25 and average 0.23: gains 1.37 and 1.38 against 1.41),
+# Hardswish and Mish SiLU's, Hardsigmoid sigmoid's, CELU ELU's, ReLU6 and Softplus ReLU's.
+# Others (Hardtanh, Softsign, GLU, LogSigmoid, the shrinks) are unknown: a layer before one is
+# followed by ``linear``. LeakyReLU's own slope is not read (0.2 has gain 1.39, 0.01's is used).
 _ACT_MODULES: dict[type, str] = {
     nn.ReLU: "relu", nn.ReLU6: "relu", nn.LeakyReLU: "leaky_relu", nn.Tanh: "tanh",
     nn.Sigmoid: "sigmoid", nn.GELU: "gelu", nn.SiLU: "silu", nn.SELU: "selu", nn.ELU: "elu",
