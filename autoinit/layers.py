@@ -5,7 +5,8 @@ A *layer rule* looks at a module and one of its own parameters and says what the
 is stored ``(out, in)`` like ``nn.Linear`` or ``(in, out)`` like some transformer libraries'
 ``Conv1D``. Rules are registered per module class and found through the class's MRO, so
 subclasses inherit them. Users describe their own layers with :func:`register_layer_kind`, and
-parameters that pack several matrices (a fused ``qkv``) with :func:`register_packed`. Rules for
+parameters that pack several matrices (a fused ``qkv``) with :func:`register_packed`. A class no
+rule knows whose name ends in ``Norm`` (LLaMA's hand-written ``RMSNorm``) is a norm. Rules for
 other libraries' layers (Hugging Face transformers) live in their own modules, imported the first
 time a model holds a module of that library (see :data:`PROVIDERS`).
 
@@ -144,14 +145,14 @@ def register_layer_resolver(resolver: LayerResolver) -> None:
     ``XxxRMSNorm`` in Hugging Face transformers); the answer is remembered per class.
 
     Example:
-        >>> class ScaleNorm(nn.Module):
+        >>> class UnitGain(nn.Module):
         ...     def __init__(self):
         ...         super().__init__()
         ...         self.weight = nn.Parameter(torch.ones(4))
         >>> def norms(cls):
-        ...     return _norm_rule if cls.__name__ == "ScaleNorm" else None
+        ...     return _norm_rule if cls.__name__ == "UnitGain" else None
         >>> register_layer_resolver(norms)
-        >>> [s.param_type for s in describe_params(ScaleNorm())]
+        >>> [s.param_type for s in describe_params(UnitGain())]
         ['norm_weight']
     """
     if not callable(resolver):
@@ -275,6 +276,23 @@ def _gain_offset(cls: type) -> float:
     return 1.0 if _UNIT_OFFSET.search(source) else 0.0
 
 
+# a hand-written norm class, named as norms are: RMSNorm, ScaleNorm, T5LayerNorm, LayerNorm2d
+_NORM_CLASS = re.compile(r"Norm(\dd)?$")
+
+
+def _named_norm(cls: type) -> LayerRule | None:
+    """A class no rule knows whose name ends in ``Norm`` (LLaMA's reference ``RMSNorm``): a norm.
+    Transformers' classes have a resolver of their own (:mod:`autoinit.layers_hf`)."""
+    if cls.__module__.split(".", 1)[0] in PROVIDERS or not _NORM_CLASS.search(cls.__name__):
+        return None
+    return _named_norm_rule
+
+
+def _named_norm_rule(module: nn.Module, name: str, t: torch.Tensor) -> LayerParam | None:
+    """Its 1-D ``weight`` a gain and ``bias`` a shift; a matrix by torch's convention."""
+    return _norm_rule(module, name, t) if t.dim() == 1 else _fallback(name, t)
+
+
 register_layer_kind(nn.Linear, _linear_rule)
 register_layer_kind(nn.Bilinear, _bilinear_rule)
 register_layer_kind(nn.modules.conv._ConvNd, _conv_rule)
@@ -293,6 +311,9 @@ for _cls in (
     register_layer_kind(_cls, _norm_rule)
 
 
+register_layer_resolver(_named_norm)
+
+
 # learned tokens and position tables a model holds itself (timm's ViT, DeiT, Swin, BEiT)
 _RAW_EMBEDDING = re.compile(r"(^|_)(cls|dist|reg|mask)_token$|pos_embed|position_embedding|"
                             r"position_bias_table$")
@@ -308,7 +329,8 @@ def _raw_embedding(name: str, t: torch.Tensor) -> LayerParam | None:
 def _fallback(name: str, t: torch.Tensor) -> LayerParam | None:
     """torch's convention: ``(out, in, *k)`` for 2+ dims; 1-D tensors named ``bias*`` are biases.
 
-    Other 1-D tensors of unknown modules (a hand-written norm's gain, say) are left alone.
+    Other 1-D tensors of unknown modules (PReLU's slopes, a LayerScale's ``gamma``) are left
+    alone; a hand-written norm's gain is a norm's when its class is named ``...Norm``.
     """
     if t.dim() >= 2:
         fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(t)

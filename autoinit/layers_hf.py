@@ -12,9 +12,12 @@ only where transformers is installed and used). It registers:
   ``attn_qkv``, the attention output ``attn_out``, MLP up and gate ``hidden`` (followed by the
   config's activation; the up projection of a gated MLP is linear; wav2vec2's, HuBERT's and
   WavLM's ``intermediate_dense``), MLP down ``residual_out`` (``output_dense`` there too, and
-  a Mamba mixer's ``out_proj``),
+  a Mamba mixer's ``out_proj``, ALBERT's ``ffn_output``),
   patch embedding ``input``, task heads ``head``; a tied LM head is the embedding it is tied to,
   initialized once, and the tie is kept;
+- the runs of ALBERT's shared layers, from its config: ``num_hidden_layers`` layers share
+  ``num_hidden_groups`` groups, so each group's branches count once per layer it serves (the
+  model does not trace; ``plan.depth`` counts branches as the forward runs them);
 - a mixture's experts (``MixtralExperts``: matrices stacked ``(E, out, in)``, or ``(E, in, out)``
   in GPT-OSS and Llama 4) with fans per expert, one block each; its router as a linear layer;
   a Mamba mixer's ``A_log``, ``D`` and ``dt_bias`` (the structured S4D init) and RWKV's
@@ -51,7 +54,7 @@ from autoinit.layers import (
     register_packed,
 )
 from autoinit.model_init import register_model_init
-from autoinit.roles import register_role_rule
+from autoinit.roles import register_calls_rule, register_role_rule
 
 __all__ = ["ROLE_PATTERNS"]
 
@@ -69,11 +72,13 @@ ROLE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     (r"(^|\.)(gate_proj|wi_0|w1)$", "hidden", ACT),
     (r"(^|\.)(up_proj|wi_1|w3)$", "hidden", "linear"),  # multiplied by act(gate)
     (r"(mlp\.c_fc|intermediate\.dense|(^|\.)fc1|(^|\.)wi|transform\.dense|ffn\.lin1|"
-     r"(^|\.)dense_h_to_4h|(^|\.)intermediate_dense|(^|\.)fc_in|(^|\.)pwconv1)$", "hidden", ACT),
+     r"(^|\.)dense_h_to_4h|(^|\.)intermediate_dense|(^|\.)fc_in|(^|\.)pwconv1|(^|\.)ffn)$",
+     "hidden", ACT),
     (r"(mlp\.c_proj|(^|\.)output\.dense|(^|\.)down_proj|(^|\.)fc2|(^|\.)wo|(^|\.)w2|"
      r"ffn\.lin2|(^|\.)dense_4h_to_h|(^|\.)output_dense|mixer\.out_proj|(^|\.)fc_out|"
-     r"mlp\.Wo|(^|\.)pwconv2)$", "residual_out", "linear"),
-    (r"(^|\.)pooler\.dense$", "hidden", "tanh"),
+     r"mlp\.Wo|(^|\.)pwconv2|(^|\.)ffn_output)$", "residual_out", "linear"),
+    (r"(^|\.)embedding_hidden_mapping_in$", "hidden", "linear"),  # ALBERT's, RemBERT's projection
+    (r"(^|\.)pooler(\.dense)?$", "hidden", "tanh"),  # ALBERT's and BigBird's: a bare Linear
     (r"(^|\.)(lm_head|classifier|score|qa_outputs|predictions)$", "head", "linear"),
 )
 _COMPILED = tuple((re.compile(p), role, act) for p, role, act in ROLE_PATTERNS)
@@ -177,6 +182,20 @@ def _role(model: nn.Module, spec: ParamSpec) -> tuple[str, str] | None:
     return None
 
 
+_ALBERT_GROUP = re.compile(r"(^|\.)albert_layer_groups\.(\d+)\.")
+
+
+def _shared_runs(model: nn.Module, spec: ParamSpec) -> int | None:
+    """The runs of a layer of ALBERT's group ``g``: layer ``i`` of ``num_hidden_layers`` runs
+    group ``int(i / (num_hidden_layers / num_hidden_groups))`` (``AlbertTransformer.forward``)."""
+    found = _ALBERT_GROUP.search(spec.module_name)
+    owner = _owner(model, spec.module_name) if found else None
+    if owner is None:
+        return None
+    layers, groups = owner.config.num_hidden_layers, owner.config.num_hidden_groups
+    return sum(int(i / (layers / groups)) == int(found.group(2)) for i in range(layers)) or None
+
+
 def _config_act(owner: PreTrainedModel) -> str:
     return _act_name(owner.config.get_text_config())
 
@@ -193,4 +212,5 @@ register_layer_resolver(_resolve)
 register_packed(r"(^|\.)attn\.c_attn\.", 3, Conv1D)  # GPT-2's fused q/k/v (not nanoGPT's nn.Linear)
 register_packed(r"(^|\.)crossattention\.c_attn\.", 2, Conv1D)
 register_role_rule(_role)
+register_calls_rule(_shared_runs)
 register_model_init(PreTrainedModel, _own_init)

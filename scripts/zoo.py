@@ -108,11 +108,11 @@ TRANSFORMER_PRESETS = ("skipinit", "t_fixup", "gpt2", "small_init_emb", "zero_re
 
 ZOO = [
     Entry("llama", zm.Llama, zm.tokens, Expect(
-        4, 3, ("skipinit", "t_fixup", "gpt2", "small_init_emb", "zero_readout"), LLAMA_ROLES,
+        4, 3, ("skipinit", "t_fixup", "gpt2", "small_init_emb", "zero_readout"),
+        {**LLAMA_ROLES, "layers.0.input_layernorm.weight": "norm", "norm.weight": "norm"},
         acts={"layers.0.mlp.gate_proj.weight": "silu", "layers.0.mlp.up_proj.weight": "linear"},
-        left_alone=("layers.0.input_layernorm.weight", "norm.weight"),
-        note="hand-written RMSNorm gains left alone (no rule knows a 1-D 'weight' of an unknown "
-             "module)")),
+        note="the hand-written RMSNorm is a norm (its class is named ...Norm): gains planned, "
+             "a gain of 1 by default")),
     Entry("nanogpt", zm.NanoGPT, zm.tokens, Expect(
         4, 2, ("skipinit", "t_fixup", "gpt2", "small_init_emb"),
         {"transformer.wte.weight": "embedding", "transformer.h.0.attn.c_attn.weight": "attn_qkv",

@@ -292,6 +292,36 @@ def test_norm_layers(module):
     assert all(x.kind == "norm" for x in s)
 
 
+class RMSNorm(nn.Module):  # LLaMA's reference code: a gain, no bias, no reset method
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.weight
+
+
+class LayerScale(nn.Module):  # timm's: a learned branch scale the model sets itself
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(1e-5 * torch.ones(dim))
+
+    def forward(self, x):
+        return x * self.gamma
+
+
+def test_a_hand_written_norm_class_is_a_norm_and_a_layer_scale_is_left_alone():
+    net = nn.Sequential(nn.Linear(4, 4), RMSNorm(4), nn.Linear(4, 4), LayerScale(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn of
+        s = spec_map(net)
+        apply_scheme(net, uniform_scheme(net, "kaiming_normal"))
+    assert (s["1.weight"].kind, s["1.weight"].param_type, s["1.weight"].known) == \
+        ("norm", "norm_weight", True)
+    assert torch.equal(net[1].weight, torch.ones(4))  # a norm without reset method: a gain of 1
+    assert "3.gamma" not in s and torch.equal(net[3].gamma, torch.full((4,), 1e-5))
+
+
 # --------------------------------------------------------------------- custom and unknown
 
 
@@ -533,14 +563,14 @@ def test_packed_parameters_have_fans_per_block():
 def test_a_resolver_describes_classes_without_a_common_base():
     from autoinit.layers import register_layer_resolver
 
-    class ResolverTestNorm(nn.Module):
+    class ResolverTestGain(nn.Module):
         def __init__(self):
             super().__init__()
             self.weight = nn.Parameter(torch.ones(4))
 
     register_layer_resolver(lambda cls: (lambda m, n, t: LayerParam("norm", "norm_weight"))
-                            if cls.__name__ == "ResolverTestNorm" else None)
+                            if cls.__name__ == "ResolverTestGain" else None)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        (spec,) = describe_params(ResolverTestNorm())
+        (spec,) = describe_params(ResolverTestGain())
     assert (spec.kind, spec.param_type, spec.known) == ("norm", "norm_weight", True)

@@ -55,6 +55,13 @@ def t5():
                                                    d_ff=FF, d_kv=16, num_heads=2, vocab_size=V))
 
 
+def albert():  # 3 layers sharing 2 groups of 2 layers each: group 0 serves layers 0 and 1
+    return T.AlbertForSequenceClassification(T.AlbertConfig(
+        vocab_size=V, embedding_size=16, hidden_size=W, num_hidden_layers=3, num_hidden_groups=2,
+        inner_group_num=2, num_attention_heads=2, intermediate_size=FF,
+        max_position_embeddings=32, num_labels=3))
+
+
 # parameter class (regex on the name, layer indices as \d) -> (kind, param_type, fan_in, fan_out,
 # blocks, role, nonlinearity); every parameter must match exactly one class.
 EXPECTED = {
@@ -126,6 +133,25 @@ EXPECTED = {
         r"DenseReluDense\.wo\.weight": ("linear", "weight", FF, W, 1, "residual_out", "linear"),
     }),
 }
+EXPECTED["albert"] = (albert, {
+    r"embeddings\.\w+_embeddings\.weight": ("embedding", "weight", 1, 16, 1, "embedding", "linear"),
+    r"(LayerNorm|layer_norm)\.weight": ("norm", "norm_weight", 0, 0, 1, "norm", "linear"),
+    r"(LayerNorm|layer_norm)\.bias": ("norm", "norm_bias", 0, 0, 1, "norm", "linear"),
+    r"mapping_in\.weight": ("linear", "weight", 16, W, 1, "hidden", "linear"),
+    r"mapping_in\.bias": ("linear", "bias", W, 0, 1, "hidden", "linear"),
+    r"(query|key|value)\.weight": ("linear", "weight", W, W, 1, "attn_qkv", "linear"),
+    r"(query|key|value)\.bias": ("linear", "bias", W, 0, 1, "attn_qkv", "linear"),
+    r"attention\.dense\.weight": ("linear", "weight", W, W, 1, "attn_out", "linear"),
+    r"attention\.dense\.bias": ("linear", "bias", W, 0, 1, "attn_out", "linear"),
+    r"ffn\.weight": ("linear", "weight", W, FF, 1, "hidden", "gelu"),
+    r"ffn\.bias": ("linear", "bias", FF, 0, 1, "hidden", "gelu"),
+    r"ffn_output\.weight": ("linear", "weight", FF, W, 1, "residual_out", "linear"),
+    r"ffn_output\.bias": ("linear", "bias", W, 0, 1, "residual_out", "linear"),
+    r"pooler\.weight": ("linear", "weight", W, W, 1, "hidden", "tanh"),
+    r"pooler\.bias": ("linear", "bias", W, 0, 1, "hidden", "tanh"),
+    r"classifier\.weight": ("linear", "weight", W, 3, 1, "head", "linear"),
+    r"classifier\.bias": ("linear", "bias", 3, 0, 1, "head", "linear"),
+})
 EXPECTED["mistral"] = (mistral, EXPECTED["llama"][1])  # the same layout, MistralRMSNorm
 
 
@@ -146,6 +172,14 @@ def test_every_parameter_class_has_its_kind_fans_and_role(family):
         assert got == classes[matches[0]], lay.name
         seen.add(matches[0])
     assert seen == set(classes)  # every class was met
+
+
+def test_albert_counts_a_shared_layers_branches_once_per_layer_it_serves():
+    plan = ModelPlan.of(albert())
+    calls = {lay.name.split(".albert_layers")[0][-1]: lay.calls for lay in plan.layers
+             if lay.name.endswith("ffn_output.weight")}
+    assert calls == {"0": 2, "1": 1}  # group 0 runs for layers 0 and 1, group 1 for layer 2
+    assert plan.depth == 3 * 2 * 2  # layers x inner layers x branches (attention, MLP)
 
 
 def test_gpt2_conv1d_is_initialized_in_its_in_out_layout_per_qkv_block():

@@ -89,6 +89,29 @@ def test_activation_of_each_layer_is_its_own():
     assert r["5.weight"] == ("head", "sigmoid")
 
 
+class FunctionalActs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(4, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+        self.d, self.out = nn.Linear(8, 8), nn.Linear(8, 1)
+
+    def forward(self, x):
+        x = torch.nn.functional.mish(self.a(x))
+        x = torch.nn.functional.relu6(self.b(x))
+        return self.out(self.d(self.c(x).sigmoid_()))
+
+
+def test_activations_without_a_gain_take_the_nearest_known_one():
+    net = nn.Sequential(nn.Linear(4, 8), nn.PReLU(), nn.Linear(8, 8), nn.Hardswish(),
+                        nn.Linear(8, 8), nn.Hardtanh(), nn.Linear(8, 1))
+    r = roles(net)
+    assert r["0.weight"] == ("input", "leaky_relu")
+    assert r["2.weight"] == ("hidden", "silu")
+    assert r["4.weight"] == ("hidden", "linear")  # Hardtanh: no gain known, stated linear
+    f = roles(FunctionalActs())
+    assert [f[f"{n}.weight"][1] for n in "abcd"] == ["silu", "relu", "sigmoid", "linear"]
+
+
 def test_residual_mlp_found_by_fx():
     r = roles(ResidualMLP())
     assert r["beta.weight"][0] == "residual_out"
