@@ -120,8 +120,12 @@ def default_criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tenso
             return _binary_cross_entropy(output, target)
         return _cross_entropy(output, target.long())
     if target.is_floating_point():
-        return F.mse_loss(output, target.reshape(output.shape) if target.numel() == output.numel()
-                          else target)
+        if target.numel() != output.numel():  # never broadcast: (B, C) against (B,) labels
+            raise ConfigError(
+                f"float targets of shape {tuple(target.shape)} are regression targets (mean "
+                f"squared error), but the model gives an output of shape {tuple(output.shape)}: "
+                "for class labels make the targets integer (target.long()), else pass loss_fn")
+        return F.mse_loss(output, target.reshape(output.shape))
     raise ConfigError(f"cannot choose a loss for targets of dtype {target.dtype}; "
                       "pass loss_fn='cross_entropy', 'mse', a criterion or loss_fn(model, batch)")
 

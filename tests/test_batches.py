@@ -46,6 +46,16 @@ def test_default_loss_is_cross_entropy_for_integers_and_mse_for_floats():
         make_loss(None)(NET, (X, Y_INT.bool()))
 
 
+@pytest.mark.parametrize("batch", [3, 6])
+def test_float_class_labels_are_refused_not_broadcast_against_the_logits(batch):
+    # float labels (from NumPy) against 3 logits: with 3 examples mse_loss would broadcast
+    # (3, 3) against (3,) and train on nonsense; with 6 it fails deep in torch
+    labels = torch.tensor([0.0, 2.0, 1.0] * (batch // 3))
+    with pytest.raises(ConfigError, match=r"float targets of shape \(%d,\) .* output of shape "
+                                          r"\(%d, 3\).*target.long\(\)" % (batch, batch)):
+        make_loss(None)(nn.Linear(3, 3), (X[:batch], labels))
+
+
 def test_sequence_logits_are_flattened():
     logits_net = nn.Linear(3, 5)
     x = torch.randn(2, 4, 3, generator=G)
