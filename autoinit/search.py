@@ -37,7 +37,14 @@ from autoinit.objective import Objective
 from autoinit.plan import ModelPlan
 from autoinit.population_choice import PopulationChoice, choose_population
 from autoinit.presets import get_preset, list_presets
-from autoinit.probe import ProbeConfig, ProbeData, bare_step, check_first_step, make_optimizer
+from autoinit.probe import (
+    ProbeConfig,
+    ProbeData,
+    bare_step,
+    check_first_step,
+    check_half_precision,
+    make_optimizer,
+)
 from autoinit.progress import SearchProgress, progress_wanted
 from autoinit.result import BudgetReport, FitResult, SearchContext, SearchCost
 from autoinit.rungs import rung_steps, study_agreement
@@ -370,6 +377,7 @@ def _prepare_work(model: nn.Module, dev: torch.device, data: ProbeData, config: 
         if data.loop is not None:
             preflight(data.loop, work, data, config)
         else:
+            check_half_precision(work, optimizer)
             check_first_step(step, optimizer, lr)
     choice = choose_threads(step, config.device, threads)
     work.load_state_dict(initial)
@@ -466,6 +474,12 @@ def _validate(model: nn.Module, n_trials: int | None, timeout: float | None, bud
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not any(p.requires_grad for p in model.parameters()):
         raise ConfigError(f"model {type(model).__name__} has no trainable parameter")
+    scripted = next((n for n, m in model.named_modules() if isinstance(m, torch.jit.ScriptModule)),
+                    None)
+    if scripted is not None:  # torch's copies of it hold non-leaf parameters: none trains
+        raise ConfigError(f"{f'module {scripted!r}' if scripted else 'model'} is a "
+                          "torch.jit.ScriptModule, whose copies torch cannot train; search the "
+                          "module as it was before torch.jit.script or torch.jit.trace")
     for name, value in (("n_trials", n_trials), ("probe_steps", probe_steps), ("n_jobs", n_jobs),
                         ("budget_steps", budget_steps), ("val_batches", val_batches),
                         ("timeout", timeout), ("seed", seed), ("threads", threads)):

@@ -294,6 +294,25 @@ def test_bad_models_and_loaders(tiny_loader):
         run_search("not a model", tiny_loader, **SMALL)
 
 
+def test_a_scripted_model_is_refused_in_one_line_naming_the_module(tiny_loader):
+    # torch's copies of a ScriptModule hold non-leaf parameters: no optimizer can train them
+    with pytest.raises(ConfigError, match=r"^model is a torch.jit.ScriptModule, .*before "
+                                          r"torch.jit.script or torch.jit.trace"):
+        run_search(torch.jit.script(tiny_mlp()), tiny_loader, **SMALL)
+    inner = nn.Sequential(torch.jit.trace(tiny_mlp(), torch.zeros(2, 8)))
+    with pytest.raises(ConfigError, match=r"^module '0' is a torch.jit.ScriptModule"):
+        run_search(inner, tiny_loader, **SMALL)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_float16_parameters_under_adam_are_refused_before_any_trial(tiny_loader, optimizer):
+    # eps=1e-8 is 0 in float16: the first step divides 0 by 0 and every probe ends in NaN
+    half = [(x.half(), y) for x, y in tiny_loader]
+    with pytest.raises(ConfigError, match=rf"^optimizer='{optimizer}' cannot train float16 "
+                                          r"parameters \('0.weight', "):
+        run_search(tiny_mlp().half(), half, **SMALL, optimizer=optimizer)
+
+
 def test_loss_that_raises_is_reported_as_bad_input(tiny_loader):
     def broken(model, batch):
         raise KeyError("labels")
