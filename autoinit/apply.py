@@ -291,13 +291,14 @@ def _own(spec: ParamSpec, seed: int, model: nn.Module,
 def default_values(module: nn.Module, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """What ``module.reset_parameters()`` draws for its own parameters from ``generator``'s state.
 
-    The module is copied to CPU and reset with the global RNG temporarily set to the generator's
-    state, so the result equals ``torch.manual_seed(s); module.reset_parameters()`` bit for bit
-    for a generator seeded with ``s``. The generator advances as if it had been used; the global
+    The module is copied to CPU in float32 (the same draws whatever the model's dtype) and reset
+    with the global RNG temporarily set to the generator's state, so the result equals
+    ``torch.manual_seed(s); module.reset_parameters()`` bit for bit for a generator seeded with
+    ``s`` and a float32 module. The generator advances as if it had been used; the global
     RNG is restored. Modules without a reset method get torch's convention (Kaiming uniform with
     ``a=sqrt(5)``, biases uniform in ``±1/sqrt(fan_in)``).
     """
-    clone = copy.deepcopy(module).to("cpu")
+    clone = copy.deepcopy(module).to("cpu").float()  # float64 draws other numbers
     reset = _reset_of(clone)
     with torch.random.fork_rng(devices=[]):
         torch.set_rng_state(generator.get_state())

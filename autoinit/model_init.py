@@ -7,8 +7,9 @@ A model has its own init when a rule registered for its class says so (Hugging F
 to every module, as ``self.apply(self.init_weights)`` does; a method needing other arguments is
 no init); a wrapper holding all its parameters in one such model (a LightningModule around a
 Hugging Face model) has that model's init. ``model_default`` is what that code draws: it runs
-on a CPU copy of the model with the global RNG seeded from the scheme, so it is reproducible
-and never touches the model itself or the global RNG. Models without one (an
+on a float32 CPU copy of the model with the global RNG seeded from the scheme, so it is
+reproducible, the same whatever the model's dtype, and never touches the model itself or the
+global RNG. Models without one (an
 ``nn.Sequential``) have no ``model_default``: PyTorch's default already is their own init.
 
 Example:
@@ -135,7 +136,7 @@ def model_default_values(model: nn.Module, generator: torch.Generator) -> dict[s
         raise ConfigError(f"{MODEL_DEFAULT!r} needs a model with its own init (a Hugging Face or "
                           f"timm model, or a class defining init_weights / reset_parameters); "
                           f"{type(model).__name__} has none")
-    clone = copy.deepcopy(model).to("cpu")
+    clone = copy.deepcopy(model).to("cpu").float()  # float64 would draw other numbers
     with torch.random.fork_rng(devices=[]):
         torch.set_rng_state(generator.get_state())
         with torch.no_grad():

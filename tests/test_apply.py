@@ -259,6 +259,17 @@ def test_dtype_is_kept():
     assert torch.equal(model[0].weight, ref[0].weight.double())
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_pytorch_default_draws_the_same_weights_whatever_the_dtype(dtype):
+    # reset_parameters in float64 draws other numbers: a float32 search's scheme re-created
+    # other weights (and biases under bias="default") on a float64 model
+    scheme = uniform_scheme(mlp(), "pytorch_default")
+    ref = apply_scheme(mlp(), scheme)
+    model = apply_scheme(mlp().to(dtype), scheme)
+    assert all(torch.equal(p, r.to(dtype)) for p, r in zip(model.parameters(), ref.parameters(),
+                                                           strict=True))
+
+
 # -------------------------------------------------------------------------------- bias rules
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -51,6 +53,8 @@ def test_values_are_reproducible_and_leave_model_and_global_rng_alone():
     a = model_default_values(model, torch.Generator().manual_seed(3))
     b = model_default_values(model, torch.Generator().manual_seed(3))
     assert all(torch.equal(a[k], b[k]) for k in a)
+    c = model_default_values(copy.deepcopy(model).double(), torch.Generator().manual_seed(3))
+    assert all(torch.equal(c[k].double(), a[k].double()) for k in a)  # float64 draws the same
     assert torch.equal(state, torch.get_rng_state())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
