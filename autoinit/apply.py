@@ -81,9 +81,13 @@ def apply_scheme(model: nn.Module, scheme: InitScheme) -> nn.Module:
     """Initialize ``model`` in place with ``scheme`` and return it.
 
     Raises:
-        SchemeError: the model's parameters differ from the scheme's, or a group's family does
-            not fit one of its parameters.
+        SchemeError: ``scheme`` is no :class:`InitScheme` (a path: ``load_scheme`` reads it), the
+            model's parameters differ from the scheme's, or a group's family does not fit one
+            of its parameters.
     """
+    if not isinstance(scheme, InitScheme):
+        raise SchemeError(f"scheme must be an InitScheme (autoinit.load_scheme(path_or_run) reads "
+                          f"one), got {type(scheme).__name__} {str(scheme)[:80]!r}")
     check_model(model, scheme)
     compiled, model = model, eager(model)  # the same parameters, named without the wrapper
     params = dict(model.named_parameters())

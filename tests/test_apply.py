@@ -332,6 +332,16 @@ def test_family_that_does_not_fit_and_unknown_member():
 # ----------------------------------------------------------------------- model matching
 
 
+def test_a_path_or_dict_for_the_scheme_is_one_line_naming_load_scheme(tmp_path):
+    path = tmp_path / "scheme.json"
+    uniform_scheme(mlp(), "kaiming_normal").to_json(path)
+    for wrong in (str(path), path, json.loads(path.read_text())):
+        with pytest.raises(SchemeError, match=r"^scheme must be an InitScheme "
+                                              r"\(autoinit.load_scheme\(path_or_run\) reads one\), "
+                                              rf"got {type(wrong).__name__}"):
+            apply_scheme(mlp(), wrong)
+
+
 def test_mismatched_model_lists_every_difference():
     made_for = nn.Sequential(OrderedDict(a=nn.Linear(4, 8), b=nn.Linear(8, 2),
                                          d=nn.Linear(2, 5)))
