@@ -259,7 +259,8 @@ def run_search(
                          objective=objective, seed=seed, device=str(dev), bf16=bf16,
                          cooldown=cooldown, rungs=ends if rungs > 1 else ())
     context = SearchContext(config, plan, train[0], loss, layer_plan)
-    work, initial, step, choice = _prepare_work(model, dev, data, config, optimizer, lr, threads)
+    work, initial, step, choice = _prepare_work(model, dev, data, config, optimizer, lr, threads,
+                                                skipped=0 if val_dataloader is not None else len(val))
     show = _progress(progress, n_trials, timeout)
     with compute_threads(choice.threads), show or contextlib.nullcontext():
         if show is not None:
@@ -362,18 +363,19 @@ def _budget(plan: ModelPlan, space: SearchSpace, lr: float, train_steps: int | N
 
 
 def _prepare_work(model: nn.Module, dev: torch.device, data: ProbeData, config: ProbeConfig,
-               optimizer: str | Callable, lr: float, threads: int | None
+               optimizer: str | Callable, lr: float, threads: int | None, skipped: int = 0
                ) -> tuple[nn.Module, dict[str, torch.Tensor], Callable[[], object], ThreadChoice]:
     """The working copy of the model and its initial state, after the checks that fail before
-    any work (optimizer name, loss, your own loop), and one bare training step, timed to choose
-    the thread count: ``(work, initial, step, threads)``."""
+    any work (optimizer name, loss on every training batch: ``skipped`` held-out ones come first
+    in the loader, your own loop), and one bare training step, timed to choose the thread count:
+    ``(work, initial, step, threads)``."""
     work = copy.deepcopy(model).to(dev)
     initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
     make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr)  # bad names fail before work
     step = bare_step(work, data, config)
     with compute_threads(1):  # no thread count is chosen yet: none that can oversubscribe
         if data.loss is not None:
-            check_loss(work, data)
+            check_loss(work, data, skipped)
         if data.loop is not None:
             preflight(data.loop, work, data, config)
         else:

@@ -99,10 +99,11 @@ def _tensors(batch: Any) -> Iterator[torch.Tensor]:
             yield from _tensors(v)
 
 
-def check_loss(model: nn.Module, data: ProbeData) -> None:
+def check_loss(model: nn.Module, data: ProbeData, skipped: int = 0) -> None:
     """One forward pass with the user's loss on every training batch (a ragged last batch: one
     example breaks batch norm; a token id beyond an embedding in one batch), so bad input fails
-    early, naming the batch (forward passes only: about a third of one probe's cost)."""
+    early, naming the batch by its place in the loader, after the ``skipped`` held-out batches
+    split off its front (forward passes only: about a third of one probe's cost)."""
     first = _examples(data.train[0])
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         for i, batch in enumerate(data.train):
@@ -112,7 +113,7 @@ def check_loss(model: nn.Module, data: ProbeData) -> None:
                 raise
             except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
                 size, hint = _examples(batch), ""
-                where = "the first batch" if i == 0 else f"training batch {i}"
+                where = "the first batch" if i == 0 else f"batch {skipped + i} of dataloader"
                 if size != first:
                     where = f"a batch of {size} examples (the first has {first})"
                     hint = "; DataLoader(..., drop_last=True) leaves out a short last batch"

@@ -48,9 +48,11 @@ def test_a_later_training_batch_that_breaks_the_model_is_named_before_any_work()
     batches = [(torch.randint(0, 10, (8, 3), generator=G), torch.randint(0, 2, (8,), generator=G))
                for _ in range(5)]
     batches[3][0][2, 1] = 10
-    with pytest.raises(ConfigError, match=r"^the loss could not be computed on training batch 3: "
-                                          r"IndexError: index out of range"):
+    with pytest.raises(ConfigError, match=r"^the loss could not be computed on batch 3 of "
+                                          r"dataloader: IndexError: index out of range"):
         check_loss(net, ProbeData(batches, batches[:1]))
+    with pytest.raises(ConfigError, match=r"on batch 3 of dataloader"):  # after the held-out one
+        check_loss(net, ProbeData(batches[1:], batches[:1]), skipped=1)
 
 
 class _TakesTheDict(nn.Module):
