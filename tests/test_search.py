@@ -266,8 +266,12 @@ def test_the_chosen_scheme_says_what_it_is(tiny_loader):
         ({"selection": "x"}, "selection must be an autoinit.Selection(top=..., seeds=...), got 'x'"),
         ({"callbacks": [print, 1]}, "callbacks[1] must be callable as callback(study, trial), got 1"),
         ({"families": "no_such"}, "unknown family 'no_such'"),
+        # once a search of every trial over nothing, the same model probed again and again
+        ({"groups": {"x": "^nomatch"}}, "groups={'x': '^nomatch'} match none of the model's "
+                                        "parameters (0.weight, 0.bias, 2.weight, ...): nothing"),
     ],
 )
+@pytest.mark.filterwarnings("ignore:.* parameters match no group")
 def test_bad_input_fails_before_any_work(tiny_loader, kwargs, message):
     model = tiny_mlp()
     before = [p.clone() for p in model.parameters()]
