@@ -81,9 +81,13 @@ def apply_scheme(model: nn.Module, scheme: InitScheme) -> nn.Module:
     """Initialize ``model`` in place with ``scheme`` and return it.
 
     Raises:
-        SchemeError: the model's parameters differ from the scheme's, or a group's family does
-            not fit one of its parameters.
+        SchemeError: ``scheme`` is no :class:`InitScheme` (a path: ``load_scheme`` reads it), the
+            model's parameters differ from the scheme's, or a group's family does not fit one
+            of its parameters.
     """
+    if not isinstance(scheme, InitScheme):
+        raise SchemeError(f"scheme must be an InitScheme (autoinit.load_scheme(path_or_run) reads "
+                          f"one), got {type(scheme).__name__} {str(scheme)[:80]!r}")
     check_model(model, scheme)
     compiled, model = model, eager(model)  # the same parameters, named without the wrapper
     params = dict(model.named_parameters())
@@ -291,13 +295,14 @@ def _own(spec: ParamSpec, seed: int, model: nn.Module,
 def default_values(module: nn.Module, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """What ``module.reset_parameters()`` draws for its own parameters from ``generator``'s state.
 
-    The module is copied to CPU and reset with the global RNG temporarily set to the generator's
-    state, so the result equals ``torch.manual_seed(s); module.reset_parameters()`` bit for bit
-    for a generator seeded with ``s``. The generator advances as if it had been used; the global
+    The module is copied to CPU in float32 (the same draws whatever the model's dtype) and reset
+    with the global RNG temporarily set to the generator's state, so the result equals
+    ``torch.manual_seed(s); module.reset_parameters()`` bit for bit for a generator seeded with
+    ``s`` and a float32 module. The generator advances as if it had been used; the global
     RNG is restored. Modules without a reset method get torch's convention (Kaiming uniform with
     ``a=sqrt(5)``, biases uniform in ``±1/sqrt(fan_in)``).
     """
-    clone = copy.deepcopy(module).to("cpu")
+    clone = copy.deepcopy(module).to("cpu").float()  # float64 draws other numbers
     reset = _reset_of(clone)
     with torch.random.fork_rng(devices=[]):
         torch.set_rng_state(generator.get_state())

@@ -3,14 +3,15 @@
 A batch may be ``(inputs, target)`` (tuple, list or namedtuple), a dict (or a dataclass, read as
 the dict of its fields) with a ``target``/``y``/``label(s)`` key (the other keys are the inputs),
 or anything a user ``loss_fn(model, batch)`` understands. Tuple inputs are spread over a
-``forward`` that takes several (``forward(src, tgt)``), dict inputs passed by keyword. The
-default loss is cross-entropy for integer targets (binary cross-entropy where the model gives
-one logit per target: a single-logit binary classifier, integer multi-label targets) and mean
-squared error for float targets. A model whose ``forward`` takes ``labels`` and returns a
-``loss`` (a Hugging Face model, given a dict batch with ``labels``) is trained on its own loss,
-as its Trainer does (a causal LM's is the shifted next-token loss; plain cross-entropy on its
-logits would train it to copy its input), and a model with a ``training_step(batch, batch_idx)``
-of its own (a LightningModule) on the loss that returns.
+``forward`` that takes several (``forward(src, tgt)``), as is a flat ``(src, tgt, target)`` (a
+``TensorDataset(src, tgt, y)``) where ``forward`` requires that many; dict inputs are passed by
+keyword. The default loss is cross-entropy for integer targets (binary cross-entropy where the
+model gives one logit per target: a single-logit binary classifier, integer multi-label
+targets) and mean squared error for float targets. A model whose ``forward`` takes ``labels``
+and returns a ``loss`` (a Hugging Face model, given a dict batch with ``labels``) is trained on
+its own loss, as its Trainer does (a causal LM's is the shifted next-token loss; plain
+cross-entropy on its logits would train it to copy its input), and a model with a
+``training_step(batch, batch_idx)`` of its own (a LightningModule) on the loss that returns.
 A ``loss_fn`` may also be ``"cross_entropy"``, ``"mse"``, or a criterion module such as
 ``nn.CrossEntropyLoss()`` (called as ``criterion(output, target)``).
 
@@ -39,7 +40,7 @@ from torch.nn.utils.rnn import PackedSequence
 from autoinit.errors import ConfigError
 
 __all__ = ["LossFn", "fetch_batches", "fields_of", "make_loss", "move_batch", "own_loss",
-           "split_batch"]
+           "split_batch", "target_of"]
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 _TARGET_KEYS = ("target", "targets", "y", "label", "labels")
@@ -120,8 +121,12 @@ def default_criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tenso
             return _binary_cross_entropy(output, target)
         return _cross_entropy(output, target.long())
     if target.is_floating_point():
-        return F.mse_loss(output, target.reshape(output.shape) if target.numel() == output.numel()
-                          else target)
+        if target.numel() != output.numel():  # never broadcast: (B, C) against (B,) labels
+            raise ConfigError(
+                f"float targets of shape {tuple(target.shape)} are regression targets (mean "
+                f"squared error), but the model gives an output of shape {tuple(output.shape)}: "
+                "for class labels make the targets integer (target.long()), else pass loss_fn")
+        return F.mse_loss(output, target.reshape(output.shape))
     raise ConfigError(f"cannot choose a loss for targets of dtype {target.dtype}; "
                       "pass loss_fn='cross_entropy', 'mse', a criterion or loss_fn(model, batch)")
 
@@ -182,10 +187,28 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
             if isinstance(own, torch.Tensor):
                 return own
             return criterion(_prediction(out), batch["labels"])
-        inputs, target = split_batch(batch)
+        inputs, target = _split_for(model, batch)
         return criterion(_call(model, inputs), target)
 
     return _checked(loss)
+
+
+def target_of(batch: Any) -> torch.Tensor:
+    """The target the default loss reads: :func:`split_batch`'s, or the last item of a flat
+    ``(x1, ..., xk, target)``."""
+    batch = fields_of(batch)
+    if type(batch) in (tuple, list) and len(batch) > 2:
+        return batch[-1]
+    return split_batch(batch)[1]
+
+
+def _split_for(model: nn.Module, batch: Any) -> tuple[Any, torch.Tensor]:
+    """:func:`split_batch`, and a flat ``(x1, ..., xk, target)`` (a ``TensorDataset(x1, x2, y)``)
+    for a ``forward`` that requires exactly ``k >= 2`` inputs."""
+    if type(batch) in (tuple, list) and len(batch) > 2 \
+            and _required_positionals(type(model)) == len(batch) - 1:
+        return tuple(batch[:-1]), batch[-1]
+    return split_batch(batch)
 
 
 def own_loss(model: nn.Module, batch: Any) -> bool:

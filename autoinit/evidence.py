@@ -41,7 +41,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from autoinit.batches import split_batch
+from autoinit.batches import target_of
 from autoinit.errors import ConfigError
 
 __all__ = ["LEARNED_MARGIN", "best_loss", "learned", "lengthening", "nothing_learned",
@@ -58,8 +58,8 @@ def prior_loss(train: Sequence[Any], val: Sequence[Any], loss_fn: object) -> flo
     if loss_fn not in (None, "cross_entropy", "mse"):
         return None
     try:
-        train_y = [split_batch(b)[1] for b in train]
-        val_y = [split_batch(b)[1] for b in val]
+        train_y = [target_of(b) for b in train]
+        val_y = [target_of(b) for b in val]
         if not all(isinstance(y, torch.Tensor) for y in train_y + val_y):
             return None
         integer = not train_y[0].is_floating_point() and not train_y[0].is_complex()

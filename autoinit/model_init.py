@@ -3,11 +3,13 @@
 A model has its own init when a rule registered for its class says so (Hugging Face
 ``PreTrainedModel``: its ``_init_weights`` run through ``init_weights``, see
 :mod:`autoinit.layers_hf`), or when its class, not torch, defines ``init_weights`` or
-``reset_parameters`` (timm's models, hand-written ones); a wrapper holding all its parameters in
-one such model (a LightningModule around a Hugging Face model) has that model's init.
-``model_default`` is what that code
-draws: it runs on a CPU copy of the model with the global RNG seeded from the scheme, so it is
-reproducible and never touches the model itself or the global RNG. Models without one (an
+``reset_parameters`` (timm's models, hand-written ones; an ``init_weights(module)`` is applied
+to every module, as ``self.apply(self.init_weights)`` does; a method needing other arguments is
+no init); a wrapper holding all its parameters in one such model (a LightningModule around a
+Hugging Face model) has that model's init. ``model_default`` is what that code draws: it runs
+on a float32 CPU copy of the model with the global RNG seeded from the scheme, so it is
+reproducible, the same whatever the model's dtype, and never touches the model itself or the
+global RNG. Models without one (an
 ``nn.Sequential``) have no ``model_default``: PyTorch's default already is their own init.
 
 Example:
@@ -28,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import inspect
 import warnings
 from collections.abc import Callable
 
@@ -47,6 +50,7 @@ ModelInit = Callable[[nn.Module], None]
 
 _INITS: dict[type, ModelInit] = {}
 _OWN_METHODS = ("init_weights", "reset_parameters")
+_RULE = "init_weights"  # may be a rule taking one module, applied to every module
 
 
 def register_model_init(model_type: type, init: ModelInit) -> None:
@@ -68,7 +72,9 @@ def model_init_of(model: nn.Module) -> ModelInit | None:
     for name in _OWN_METHODS:
         owner = next((c for c in type(model).__mro__ if name in vars(c)), None)
         if owner is not None and not owner.__module__.startswith("torch."):
-            return _method_caller(name)
+            init = _method_caller(name, _required_args(vars(owner)[name]), per_module=name == _RULE)
+            if init is not None:
+                return init
     return _wrapped_init(model)
 
 
@@ -89,12 +95,32 @@ def _wrapped_init(model: nn.Module) -> ModelInit | None:
     return None
 
 
-def _method_caller(name: str) -> ModelInit:
+def _method_caller(name: str, required: int, per_module: bool) -> ModelInit | None:
+    """``model.<name>()``; ``model.apply(model.<name>)`` for an ``init_weights`` taking one
+    module (the ``self.apply(self.init_weights)`` pattern); ``None`` for a method needing
+    arguments autoinit cannot know."""
+    if required > (1 if per_module else 0):
+        return None
+
     def init(model: nn.Module) -> None:
-        getattr(model, name)()
+        method = getattr(model, name)
+        if required:
+            model.apply(method)
+        else:
+            method()
 
     init.__name__ = name
     return init
+
+
+def _required_args(method: object) -> int:
+    """How many arguments after ``self`` ``method`` requires (0 where it cannot be told)."""
+    try:
+        params = list(inspect.signature(method).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return 0
+    return sum(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+               for p in params)
 
 
 def model_default_values(model: nn.Module, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -110,7 +136,7 @@ def model_default_values(model: nn.Module, generator: torch.Generator) -> dict[s
         raise ConfigError(f"{MODEL_DEFAULT!r} needs a model with its own init (a Hugging Face or "
                           f"timm model, or a class defining init_weights / reset_parameters); "
                           f"{type(model).__name__} has none")
-    clone = copy.deepcopy(model).to("cpu")
+    clone = copy.deepcopy(model).to("cpu").float()  # float64 would draw other numbers
     with torch.random.fork_rng(devices=[]):
         torch.set_rng_state(generator.get_state())
         with torch.no_grad():

@@ -51,8 +51,8 @@ from autoinit.settings import DEFAULTS, check_option
 from autoinit.threads import flushing
 
 __all__ = ["OPTIMIZERS", "LossLoop", "ProbeLoop", "ProbeConfig", "ProbeData", "ProbeResult", "flush_denormal",
-           "autocast_of", "bare_step", "check_first_step", "divergence", "make_optimizer", "probe_loop",
-           "probe_score", "rng_devices", "run_probe"]
+           "autocast_of", "bare_step", "check_first_step", "check_half_precision", "divergence",
+           "make_optimizer", "probe_loop", "probe_score", "rng_devices", "run_probe"]
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -433,3 +433,19 @@ def check_first_step(step: Callable[[], object], optimizer: str | Callable, lr: 
     except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
         raise ConfigError(f"the first training step failed with optimizer={optimizer!r}, "
                           f"lr={lr}: {type(exc).__name__}: {first_line(exc)}") from exc
+
+
+_EPS_DIVIDED = ("adam", "adamw", "rmsprop")  # they divide by sqrt(v) + eps, eps = 1e-8
+
+
+def check_half_precision(model: nn.Module, optimizer: str | Callable) -> None:
+    """Refuse float16 parameters under a named optimizer that divides by ``sqrt(v) + eps``:
+    ``eps`` (1e-8) is 0 in float16, so a zero gradient gives 0/0 on the first step and every
+    probe ends in NaN. bfloat16 keeps float32's range and trains."""
+    half = [n for n, p in model.named_parameters() if p.requires_grad and p.dtype == torch.float16]
+    if half and optimizer in _EPS_DIVIDED:
+        raise ConfigError(
+            f"optimizer={optimizer!r} cannot train float16 parameters ({', '.join(map(repr, half[:3]))}"
+            f"{', ...' if len(half) > 3 else ''}): its eps (1e-8) is 0 in float16 and the first "
+            "step gives NaN; keep the model in float32 (bf16=True autocasts on CUDA) or "
+            "bfloat16, or pass optimizer=callable(params, lr) with a larger eps")

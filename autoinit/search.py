@@ -37,7 +37,14 @@ from autoinit.objective import Objective
 from autoinit.plan import ModelPlan
 from autoinit.population_choice import PopulationChoice, choose_population
 from autoinit.presets import get_preset, list_presets
-from autoinit.probe import ProbeConfig, ProbeData, bare_step, check_first_step, make_optimizer
+from autoinit.probe import (
+    ProbeConfig,
+    ProbeData,
+    bare_step,
+    check_first_step,
+    check_half_precision,
+    make_optimizer,
+)
 from autoinit.progress import SearchProgress, progress_wanted
 from autoinit.result import BudgetReport, FitResult, SearchContext, SearchCost
 from autoinit.rungs import rung_steps, study_agreement
@@ -220,6 +227,11 @@ def run_search(
     loss = probe_loss(loss_fn, train_step, score)
     dataloader = materialize(model, dataloader, loss)  # lazy modules get their shapes
     plan = ModelPlan.of(model, groups, only=only, exclude=exclude, include_frozen=include_frozen)
+    if not plan.grouping.groups:  # every parameter keeps its value: no candidate differs
+        names = [layer.name for layer in plan.layers]
+        raise ConfigError(f"groups={groups!r} match none of the model's parameters "
+                          f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}): nothing "
+                          "to search")
     layer_plan = ModelPlan.of(model, "layer", only=only, exclude=exclude,
                               include_frozen=include_frozen)
     budget = _budget(plan, space, lr, train_steps, budget_steps, probe_steps, n_trials,
@@ -252,7 +264,8 @@ def run_search(
                          objective=objective, seed=seed, device=str(dev), bf16=bf16,
                          cooldown=cooldown, rungs=ends if rungs > 1 else ())
     context = SearchContext(config, plan, train[0], loss, layer_plan)
-    work, initial, step, choice = _prepare_work(model, dev, data, config, optimizer, lr, threads)
+    work, initial, step, choice = _prepare_work(model, dev, data, config, optimizer, lr, threads,
+                                                skipped=0 if val_dataloader is not None else len(val))
     show = _progress(progress, n_trials, timeout)
     with compute_threads(choice.threads), show or contextlib.nullcontext():
         if show is not None:
@@ -355,21 +368,23 @@ def _budget(plan: ModelPlan, space: SearchSpace, lr: float, train_steps: int | N
 
 
 def _prepare_work(model: nn.Module, dev: torch.device, data: ProbeData, config: ProbeConfig,
-               optimizer: str | Callable, lr: float, threads: int | None
+               optimizer: str | Callable, lr: float, threads: int | None, skipped: int = 0
                ) -> tuple[nn.Module, dict[str, torch.Tensor], Callable[[], object], ThreadChoice]:
     """The working copy of the model and its initial state, after the checks that fail before
-    any work (optimizer name, loss, your own loop), and one bare training step, timed to choose
-    the thread count: ``(work, initial, step, threads)``."""
+    any work (optimizer name, loss on every training batch: ``skipped`` held-out ones come first
+    in the loader, your own loop), and one bare training step, timed to choose the thread count:
+    ``(work, initial, step, threads)``."""
     work = copy.deepcopy(model).to(dev)
     initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
     make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr)  # bad names fail before work
     step = bare_step(work, data, config)
     with compute_threads(1):  # no thread count is chosen yet: none that can oversubscribe
         if data.loss is not None:
-            check_loss(work, data)
+            check_loss(work, data, skipped)
         if data.loop is not None:
             preflight(data.loop, work, data, config)
         else:
+            check_half_precision(work, optimizer)
             check_first_step(step, optimizer, lr)
     choice = choose_threads(step, config.device, threads)
     work.load_state_dict(initial)
@@ -466,6 +481,12 @@ def _validate(model: nn.Module, n_trials: int | None, timeout: float | None, bud
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not any(p.requires_grad for p in model.parameters()):
         raise ConfigError(f"model {type(model).__name__} has no trainable parameter")
+    scripted = next((n for n, m in model.named_modules() if isinstance(m, torch.jit.ScriptModule)),
+                    None)
+    if scripted is not None:  # torch's copies of it hold non-leaf parameters: none trains
+        raise ConfigError(f"{f'module {scripted!r}' if scripted else 'model'} is a "
+                          "torch.jit.ScriptModule, whose copies torch cannot train; search the "
+                          "module as it was before torch.jit.script or torch.jit.trace")
     for name, value in (("n_trials", n_trials), ("probe_steps", probe_steps), ("n_jobs", n_jobs),
                         ("budget_steps", budget_steps), ("val_batches", val_batches),
                         ("timeout", timeout), ("seed", seed), ("threads", threads)):

@@ -6,19 +6,21 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 
 import optuna
 from optuna.trial import TrialState
 
-from autoinit.errors import FAILURE, AutoinitError
+from autoinit.errors import FAILURE, AutoinitError, first_line
 from autoinit.model_init import MODEL_DEFAULT
 from autoinit.objective import Objective
 from autoinit.population import probe_schemes
 from autoinit.presets import list_presets
-from autoinit.probe import ProbeConfig
+from autoinit.probe import ProbeConfig, ProbeResult
 from autoinit.result import Candidate
+from autoinit.scheme import InitScheme
 from autoinit.study import DONE
 
 __all__ = ["Selection", "baseline_scores", "choose", "is_stored", "rerun_steps", "reuse_selection",
@@ -125,9 +127,8 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
     jobs = [(scheme.with_seed(scheme.seed + k), lr, replace(longer, seed=config.seed + k))
             for scheme, lr in schemes for k in seeds]
     report(0, len(jobs), "", None)
-    results = (probe_schemes(obj, jobs, population).results if population > 1
-               else (obj.probe(*job) for job in jobs))  # one at a time, each heard of at once
     names = [t.user_attrs.get("baseline") or f"search #{t.number}" for t in rerun_trials]
+    results = _rerun(obj, jobs, population, [n for n in names for _ in seeds])
     scores: list[float] = []
     for done, result in enumerate(results, 1):
         scores.append(result.score)
@@ -141,6 +142,33 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
         choose(cands, bool(base_trials), selection)
     _store(study, selection, config, cands, chosen, reason)
     return cands, chosen, reason
+
+
+def _rerun(obj: Objective, jobs: list[tuple[InitScheme, float, ProbeConfig]], population: int,
+           names: list[str]) -> Iterable[ProbeResult]:
+    """The round's probes: up to ``population`` at once, else one at a time, each heard of at
+    once. A probe that raises (a model's own check on a diverging run: a ``torch.distributions``
+    parameter gone NaN) counts as diverged, with a warning, so the trials and the round are kept;
+    a population with one such member is re-run one at a time."""
+    if population > 1:
+        try:
+            return probe_schemes(obj, jobs, population).results
+        except Exception:  # noqa: BLE001 - told apart one at a time below
+            pass
+    return (_probe_or_diverged(obj, job, name) for job, name in zip(jobs, names, strict=True))
+
+
+def _probe_or_diverged(obj: Objective, job: tuple[InitScheme, float, ProbeConfig], name: str
+                       ) -> ProbeResult:
+    try:
+        return obj.probe(*job)
+    except AutoinitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the model's own error, reported and kept
+        why = f"{type(exc).__name__}: {first_line(exc)}"
+        warnings.warn(f"a selection probe of {name} raised {why}; it counts as diverged",
+                      stacklevel=2)
+        return ProbeResult(math.nan, [], [], 0, diverged=why)
 
 
 def _contenders(complete: list[optuna.trial.FrozenTrial], selection: Selection

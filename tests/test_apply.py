@@ -259,6 +259,17 @@ def test_dtype_is_kept():
     assert torch.equal(model[0].weight, ref[0].weight.double())
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_pytorch_default_draws_the_same_weights_whatever_the_dtype(dtype):
+    # reset_parameters in float64 draws other numbers: a float32 search's scheme re-created
+    # other weights (and biases under bias="default") on a float64 model
+    scheme = uniform_scheme(mlp(), "pytorch_default")
+    ref = apply_scheme(mlp(), scheme)
+    model = apply_scheme(mlp().to(dtype), scheme)
+    assert all(torch.equal(p, r.to(dtype)) for p, r in zip(model.parameters(), ref.parameters(),
+                                                           strict=True))
+
+
 # -------------------------------------------------------------------------------- bias rules
 
 
@@ -319,6 +330,16 @@ def test_family_that_does_not_fit_and_unknown_member():
 
 
 # ----------------------------------------------------------------------- model matching
+
+
+def test_a_path_or_dict_for_the_scheme_is_one_line_naming_load_scheme(tmp_path):
+    path = tmp_path / "scheme.json"
+    uniform_scheme(mlp(), "kaiming_normal").to_json(path)
+    for wrong in (str(path), path, json.loads(path.read_text())):
+        with pytest.raises(SchemeError, match=r"^scheme must be an InitScheme "
+                                              r"\(autoinit.load_scheme\(path_or_run\) reads one\), "
+                                              rf"got {type(wrong).__name__}"):
+            apply_scheme(mlp(), wrong)
 
 
 def test_mismatched_model_lists_every_difference():

@@ -46,6 +46,16 @@ def test_default_loss_is_cross_entropy_for_integers_and_mse_for_floats():
         make_loss(None)(NET, (X, Y_INT.bool()))
 
 
+@pytest.mark.parametrize("batch", [3, 6])
+def test_float_class_labels_are_refused_not_broadcast_against_the_logits(batch):
+    # float labels (from NumPy) against 3 logits: with 3 examples mse_loss would broadcast
+    # (3, 3) against (3,) and train on nonsense; with 6 it fails deep in torch
+    labels = torch.tensor([0.0, 2.0, 1.0] * (batch // 3))
+    with pytest.raises(ConfigError, match=rf"float targets of shape \({batch},\) .* output of "
+                                          rf"shape \({batch}, 3\).*target.long\(\)"):
+        make_loss(None)(nn.Linear(3, 3), (X[:batch], labels))
+
+
 def test_sequence_logits_are_flattened():
     logits_net = nn.Linear(3, 5)
     x = torch.randn(2, 4, 3, generator=G)
@@ -199,6 +209,12 @@ def test_tuple_inputs_are_spread_over_a_forward_that_takes_several():
     net = TwoInputs()
     loss = make_loss(None)(net, ((X, 2 * X), Y_INT))
     assert torch.allclose(loss, F.cross_entropy(net.a(X) + net.b(2 * X), Y_INT))
+    # a TensorDataset(x1, x2, y) yields them flat: as many inputs as forward requires, then y
+    assert torch.equal(make_loss(None)(net, [X, 2 * X, Y_INT]), loss)
+    with pytest.raises(ConfigError, match="got a list of 4 items"):
+        make_loss(None)(net, [X, 2 * X, X, Y_INT])
+    with pytest.raises(ConfigError, match="got a tuple of 3 items"):  # (x, y, weight): a loss_fn's
+        make_loss(None)(NET, (X, Y_INT, torch.ones(6)))
 
 
 def test_a_dataclass_output_is_read_by_its_logits():

@@ -27,6 +27,8 @@ def test_the_cross_entropy_prior_is_the_held_out_loss_of_the_training_frequencie
     expected = -(math.log(6 / 11) + math.log(3 / 11)) / 2
     assert prior_loss(train, val, None) == pytest.approx(expected)
     assert prior_loss(train, val, "cross_entropy") == pytest.approx(expected)
+    flat = [[x, x, y] for x, y in train]  # a TensorDataset(x1, x2, y): the target comes last
+    assert prior_loss(flat, [[x, x, y] for x, y in val], None) == pytest.approx(expected)
 
 
 def test_ignored_targets_do_not_count_and_sequence_targets_are_flattened():

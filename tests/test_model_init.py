@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -51,6 +53,8 @@ def test_values_are_reproducible_and_leave_model_and_global_rng_alone():
     a = model_default_values(model, torch.Generator().manual_seed(3))
     b = model_default_values(model, torch.Generator().manual_seed(3))
     assert all(torch.equal(a[k], b[k]) for k in a)
+    c = model_default_values(copy.deepcopy(model).double(), torch.Generator().manual_seed(3))
+    assert all(torch.equal(c[k].double(), a[k].double()) for k in a)  # float64 draws the same
     assert torch.equal(state, torch.get_rng_state())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
@@ -76,3 +80,34 @@ def test_a_wrapper_around_one_model_with_its_own_init_has_that_init():
     values = model_default_values(Wrapper(), torch.Generator().manual_seed(0))
     assert torch.equal(values["model.fc2.bias"], torch.full((2,), 0.1))
     assert model_init_of(nn.Sequential(OwnInit(), nn.Linear(2, 2))) is None  # not all inside
+
+
+class ApplyInit(nn.Module):
+    """The tutorial pattern: ``self.apply(self.init_weights)``, a rule taking one module."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(6, 6), nn.Linear(6, 2)
+        self.apply(self.init_weights)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+    def init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            nn.init.eye_(module.weight)
+            nn.init.constant_(module.bias, 0.5)
+
+
+class NeedsStd(OwnInit):
+    def reset_parameters(self, std):  # needs an argument autoinit cannot know
+        for p in self.parameters():
+            nn.init.normal_(p, std=std)
+
+
+def test_an_init_method_taking_a_module_is_applied_to_every_module_and_one_needing_more_is_none():
+    # once called without its module: a TypeError in every search's model_default trial
+    values = model_default_values(ApplyInit(), torch.Generator().manual_seed(0))
+    assert torch.equal(values["fc2.weight"], torch.eye(2, 6))
+    assert torch.equal(values["fc1.bias"], torch.full((6,), 0.5))
+    assert model_init_of(NeedsStd()) is None

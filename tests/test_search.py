@@ -266,8 +266,12 @@ def test_the_chosen_scheme_says_what_it_is(tiny_loader):
         ({"selection": "x"}, "selection must be an autoinit.Selection(top=..., seeds=...), got 'x'"),
         ({"callbacks": [print, 1]}, "callbacks[1] must be callable as callback(study, trial), got 1"),
         ({"families": "no_such"}, "unknown family 'no_such'"),
+        # once a search of every trial over nothing, the same model probed again and again
+        ({"groups": {"x": "^nomatch"}}, "groups={'x': '^nomatch'} match none of the model's "
+                                        "parameters (0.weight, 0.bias, 2.weight, ...): nothing"),
     ],
 )
+@pytest.mark.filterwarnings("ignore:.* parameters match no group")
 def test_bad_input_fails_before_any_work(tiny_loader, kwargs, message):
     model = tiny_mlp()
     before = [p.clone() for p in model.parameters()]
@@ -294,6 +298,26 @@ def test_bad_models_and_loaders(tiny_loader):
         run_search("not a model", tiny_loader, **SMALL)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_a_scripted_model_is_refused_in_one_line_naming_the_module(tiny_loader):
+    # torch's copies of a ScriptModule hold non-leaf parameters: no optimizer can train them
+    with pytest.raises(ConfigError, match=r"^model is a torch.jit.ScriptModule, .*before "
+                                          r"torch.jit.script or torch.jit.trace"):
+        run_search(torch.jit.script(tiny_mlp()), tiny_loader, **SMALL)
+    inner = nn.Sequential(torch.jit.trace(tiny_mlp(), torch.zeros(2, 8)))
+    with pytest.raises(ConfigError, match=r"^module '0' is a torch.jit.ScriptModule"):
+        run_search(inner, tiny_loader, **SMALL)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_float16_parameters_under_adam_are_refused_before_any_trial(tiny_loader, optimizer):
+    # eps=1e-8 is 0 in float16: the first step divides 0 by 0 and every probe ends in NaN
+    half = [(x.half(), y) for x, y in tiny_loader]
+    with pytest.raises(ConfigError, match=rf"^optimizer='{optimizer}' cannot train float16 "
+                                          r"parameters \('0.weight', "):
+        run_search(tiny_mlp().half(), half, **SMALL, optimizer=optimizer)
+
+
 def test_loss_that_raises_is_reported_as_bad_input(tiny_loader):
     def broken(model, batch):
         raise KeyError("labels")
@@ -305,6 +329,40 @@ def test_loss_that_raises_is_reported_as_bad_input(tiny_loader):
 def test_no_completed_trial_is_a_clear_error(tiny_loader):
     with pytest.raises(AutoinitError, match="no trial completed"):
         run_search(tiny_mlp(), tiny_loader, optimizer="sgd", lr=1e6, n_trials=6, probe_steps=6)
+
+
+_ARMED = [False]  # outside the model: the search trains deep copies of it
+
+
+class _BreaksWhenArmed(nn.Module):
+    """A model whose own check raises in evaluation once ``_ARMED`` is set (a
+    ``torch.distributions`` parameter gone NaN on a diverging run)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = tiny_mlp()
+
+    def forward(self, x):
+        if _ARMED[0] and not self.training:
+            raise ValueError("Expected parameter loc to satisfy the constraint Real()")
+        return self.net(x)
+
+
+@pytest.mark.parametrize("population", [1, 2])
+def test_a_selection_probe_that_raises_counts_as_diverged_and_the_search_is_kept(
+        tiny_loader, population):
+    def arm(study, trial):  # the trials are done: the next evaluation is the selection round's
+        _ARMED[0] = len(study.trials) == SMALL["n_trials"]
+
+    try:
+        with pytest.warns(UserWarning, match=r"a selection probe of .* raised ValueError: "
+                                             r"Expected parameter loc .*; it counts as diverged"):
+            result = run_search(_BreaksWhenArmed(), tiny_loader, **SMALL, callbacks=[arm],
+                                population=population)
+    finally:
+        _ARMED[0] = False
+    assert len(result.study.trials) == SMALL["n_trials"]  # the trials are kept, and returned
+    assert all(math.isnan(s) for c in result.candidates for s in c.scores)
 
 
 def test_a_compiled_model_is_searched_as_the_module_it_wraps(tiny_loader):

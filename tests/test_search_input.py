@@ -41,6 +41,20 @@ def test_batches_of_several_sizes_that_compute_pass_and_the_first_keeps_its_word
         check_loss(_bn_net(), ProbeData(_batches(1, 16), _batches(16)))
 
 
+def test_a_later_training_batch_that_breaks_the_model_is_named_before_any_work():
+    # a token id out of the embedding's range in one batch only: once the probes' first
+    # steps, a deep IndexError traceback
+    net = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 2))
+    batches = [(torch.randint(0, 10, (8, 3), generator=G), torch.randint(0, 2, (8,), generator=G))
+               for _ in range(5)]
+    batches[3][0][2, 1] = 10
+    with pytest.raises(ConfigError, match=r"^the loss could not be computed on batch 3 of "
+                                          r"dataloader: IndexError: index out of range"):
+        check_loss(net, ProbeData(batches, batches[:1]))
+    with pytest.raises(ConfigError, match=r"on batch 3 of dataloader"):  # after the held-out one
+        check_loss(net, ProbeData(batches[1:], batches[:1]), skipped=1)
+
+
 class _TakesTheDict(nn.Module):
     """A forward that takes the whole dict batch (not its keys as keywords)."""
 
