@@ -90,6 +90,11 @@ class ModelPlan:
                 "excluded or absent); pass include_frozen=True or loosen only=/exclude="
             )
         grouping = group_layers(layers, groups)
+        if not grouping.groups:  # every parameter would keep its value: no scheme differs
+            names = [lay.name for lay in layers]
+            raise ConfigError(f"groups={groups!r} match none of the model's parameters "
+                              f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}): "
+                              "nothing to initialize")
         if grouping.unmatched:
             warnings.warn(f"{len(grouping.unmatched)} parameters match no group and keep their "
                           f"values: {', '.join(grouping.unmatched[:10])}", stacklevel=2)

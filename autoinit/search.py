@@ -227,11 +227,6 @@ def run_search(
     loss = probe_loss(loss_fn, train_step, score)
     dataloader = materialize(model, dataloader, loss)  # lazy modules get their shapes
     plan = ModelPlan.of(model, groups, only=only, exclude=exclude, include_frozen=include_frozen)
-    if not plan.grouping.groups:  # every parameter keeps its value: no candidate differs
-        names = [layer.name for layer in plan.layers]
-        raise ConfigError(f"groups={groups!r} match none of the model's parameters "
-                          f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}): nothing "
-                          "to search")
     layer_plan = ModelPlan.of(model, "layer", only=only, exclude=exclude,
                               include_frozen=include_frozen)
     budget = _budget(plan, space, lr, train_steps, budget_steps, probe_steps, n_trials,

@@ -449,6 +449,8 @@ def test_group_errors():
         group_layers(layers, "module")
     with pytest.raises(ConfigError, match=r"groups\['bad'\]"):
         group_layers(layers, {"bad": "("})
+    with pytest.raises(ConfigError, match=r"groups=\{'x': '\^nomatch'\} match none"):
+        ModelPlan.of(relu_mlp(), {"x": "^nomatch"})  # a plan of nothing, for apply_scheme too
 
 
 # --------------------------------------------------------------------------------- fitting

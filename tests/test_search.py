@@ -268,7 +268,8 @@ def test_the_chosen_scheme_says_what_it_is(tiny_loader):
         ({"families": "no_such"}, "unknown family 'no_such'"),
         # once a search of every trial over nothing, the same model probed again and again
         ({"groups": {"x": "^nomatch"}}, "groups={'x': '^nomatch'} match none of the model's "
-                                        "parameters (0.weight, 0.bias, 2.weight, ...): nothing"),
+                                        "parameters (0.weight, 0.bias, 2.weight, ...): nothing "
+                                        "to initialize"),
     ],
 )
 @pytest.mark.filterwarnings("ignore:.* parameters match no group")
