@@ -1,9 +1,12 @@
 """Exceptions raised by autoinit: one root, each message states the rule and the value received;
-``first_line``, the one line of an exception's message that such a message quotes."""
+``first_line``, the one line of an exception's message that such a message quotes; and the
+``failure`` user attribute in which a trial that did not complete keeps why (:data:`FAILURE`,
+:func:`failure_reason`)."""
 
 from __future__ import annotations
 
 __all__ = [
+    "FAILURE",
     "AutoinitError",
     "ConfigError",
     "MissingDependency",
@@ -13,8 +16,12 @@ __all__ = [
     "StudyFileError",
     "TrackingError",
     "TrackingWarning",
+    "failure_reason",
     "first_line",
 ]
+
+# the user attribute of a trial that failed, was pruned or was cut short: why, in one string
+FAILURE = "failure"
 
 
 class AutoinitError(Exception):
@@ -88,3 +95,14 @@ def first_line(exc: BaseException, empty: str = "") -> str:
     """
     text = str(exc).strip()
     return text.splitlines()[0] if text else empty
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What a trial's :data:`FAILURE` attribute records of the exception that ended it: its type
+    and message, at most 500 characters.
+
+    Example:
+        >>> failure_reason(RuntimeError("loss is nan at step 12"))
+        'RuntimeError: loss is nan at step 12'
+    """
+    return f"{type(exc).__name__}: {exc}"[:500]

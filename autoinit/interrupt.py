@@ -21,11 +21,13 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
+from autoinit.errors import FAILURE
+
 __all__ = ["INTERRUPTED", "Pending", "check_interrupt", "deferred_interrupt", "interrupted",
            "request_interrupt"]
 
-# the ``failure`` user attribute of a trial Ctrl-C cut: Optuna records it as failed, and the next
-# run queues it again (autoinit.study.enqueue_pending)
+# the FAILURE user attribute (autoinit.errors) of a trial Ctrl-C cut: Optuna records it as
+# failed, and the next run queues it again (autoinit.study.enqueue_pending)
 INTERRUPTED = "interrupted (Ctrl-C)"
 
 _requested = threading.Event()
@@ -47,7 +49,7 @@ def request_interrupt() -> None:
 
 def interrupted(user_attrs: dict) -> bool:
     """Whether a trial with these user attributes was cut by Ctrl-C (not failed on its own)."""
-    return user_attrs.get("failure") == INTERRUPTED
+    return user_attrs.get(FAILURE) == INTERRUPTED
 
 
 def check_interrupt() -> None:

@@ -13,7 +13,7 @@ from torch import nn
 from autoinit.apply import apply_scheme
 from autoinit.calibrate import lsuv_scheme
 from autoinit.diagnose import diagnose
-from autoinit.errors import first_line
+from autoinit.errors import FAILURE, failure_reason, first_line
 from autoinit.interrupt import INTERRUPTED
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, ProbeResult, run_probe
@@ -91,10 +91,10 @@ class Objective:
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:  # Ctrl-C, raised between probe steps: queued again next run
-            trial.set_user_attr("failure", INTERRUPTED)
+            trial.set_user_attr(FAILURE, INTERRUPTED)
             raise
         except Exception as exc:  # recorded, then Optuna marks the trial failed
-            trial.set_user_attr("failure", f"{type(exc).__name__}: {exc}"[:500])
+            trial.set_user_attr(FAILURE, failure_reason(exc))
             raise
 
     def _run(self, trial: optuna.Trial) -> float:
@@ -180,6 +180,6 @@ def _record_cost(trial: optuna.Trial, steps: int, *, screened: bool, start: floa
 
 
 def _prune(trial: optuna.Trial, reason: str, steps: int, *, screened: bool = False, start: float) -> float:
-    trial.set_user_attr("failure", reason)
+    trial.set_user_attr(FAILURE, reason)
     _record_cost(trial, steps, screened=screened, start=start)
     raise optuna.TrialPruned(reason)

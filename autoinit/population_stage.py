@@ -43,6 +43,7 @@ import optuna
 from optuna.trial import FixedTrial, TrialState
 
 from autoinit.apply import apply_scheme
+from autoinit.errors import FAILURE, failure_reason
 from autoinit.interrupt import INTERRUPTED
 from autoinit.objective import Objective
 from autoinit.population import Report, run_population
@@ -82,7 +83,7 @@ class NamedPopulation:
             try:
                 self._probe_waiting(trial)
             except KeyboardInterrupt:  # Ctrl-C during the population: this trial runs again
-                trial.set_user_attr("failure", INTERRUPTED)
+                trial.set_user_attr(FAILURE, INTERRUPTED)
                 raise
             except Exception as exc:  # noqa: BLE001 - then one at a time, as before
                 self.failed = f"{type(exc).__name__}: {exc}"
@@ -94,7 +95,7 @@ class NamedPopulation:
         except optuna.TrialPruned:
             raise
         except Exception as exc:  # recorded, then Optuna marks the trial failed
-            trial.set_user_attr("failure", f"{type(exc).__name__}: {exc}"[:500])
+            trial.set_user_attr(FAILURE, failure_reason(exc))
             raise
 
     def _record(self, trial: optuna.Trial, found: _Ahead) -> float:

@@ -27,6 +27,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from autoinit.errors import FAILURE
+
 __all__ = ["SearchProgress", "progress_wanted"]
 
 QUIET_SECONDS = 25.0  # in plain mode, a line at least this often
@@ -242,7 +244,7 @@ def _label(trial: optuna.trial.FrozenTrial) -> str:
 def _outcome(trial: optuna.trial.FrozenTrial) -> str:
     if trial.state == TrialState.COMPLETE:
         return f"score {trial.value:.4f}"
-    return short_reason(trial.user_attrs.get("failure") or trial.state.name.lower())
+    return short_reason(trial.user_attrs.get(FAILURE) or trial.state.name.lower())
 
 
 def short_reason(reason: str, width: int = REASON_WIDTH) -> str:

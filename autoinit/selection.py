@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 import optuna
 from optuna.trial import TrialState
 
-from autoinit.errors import AutoinitError
+from autoinit.errors import FAILURE, AutoinitError
 from autoinit.model_init import MODEL_DEFAULT
 from autoinit.objective import Objective
 from autoinit.population import probe_schemes
@@ -105,7 +105,7 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
                       key=lambda t: t.value)
     base_trials, search_trials = _contenders(complete, selection)
     if not base_trials and not search_trials:
-        failures = [t.user_attrs.get("failure")
+        failures = [t.user_attrs.get(FAILURE)
                     for t in study.get_trials(deepcopy=False)]
         raise AutoinitError("no trial completed; first reason: "
                             f"{next((f for f in failures if f), 'unknown')}")

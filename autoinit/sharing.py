@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from autoinit.errors import StorageError
+from autoinit.errors import FAILURE, StorageError
 
 __all__ = ["SURPLUS", "optimize_patiently"]
 
@@ -62,7 +62,7 @@ class _Guarded:
         if ahead >= n:
             _unlogged.add(trial.number)
             trial.set_user_attr(SURPLUS, True)
-            trial.set_user_attr("failure", f"not run: the study already has its {n} trials")
+            trial.set_user_attr(FAILURE, f"not run: the study already has its {n} trials")
             raise _Surplus(f"trial {trial.number} not run: {ahead} trials come before it")
 
 

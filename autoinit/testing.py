@@ -24,12 +24,13 @@ from pathlib import Path
 
 from autoinit.errors import PostgresUnavailable
 
-__all__ = ["PostgresServer", "PostgresUnavailable", "temporary_postgres"]
+__all__ = ["PostgresServer", "PostgresUnavailable", "free_port", "temporary_postgres"]
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -47,7 +48,7 @@ class PostgresServer:
         self.password, self.database = password, database
         self.root = Path(tempfile.mkdtemp(prefix="autoinit-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.running = False
         pwfile = self.root / "pw"
         pwfile.write_text(password + "\n")

@@ -79,6 +79,48 @@ def test_median_ci_brackets_the_median():
     assert benchmark.median_ci([]) is None
 
 
+def test_median_ci_of_five_values_is_their_range():
+    """docs/benchmarks.md: at 5 seeds "disjoint intervals" means every seed beats every seed."""
+    values = [0.5789, 0.5647, 0.5745, 0.5625, 0.5778]
+    assert benchmark.median_ci(values)[1:] == (min(values), max(values))
+
+
+def test_the_glance_table_calls_disjoint_intervals_better_and_counts_paired_seeds():
+    def rec(loss: float) -> dict:
+        return {"applies": True, "curve": [[10, loss, 0.0]], "test_loss": loss, "test_acc": None,
+                "init_tse": 5.0, "total_tse": 15.0, "steps": 10}
+
+    losses = {"orthogonal": [0.60, 0.61, 0.62], "lsuv": [0.70, 0.71, 0.72],
+              "gradinit": [0.59, 0.65, 0.66], "autoinit": [0.50, 0.61, 0.52],
+              "autoinit_budget": [0.80, 0.81, 0.82]}
+    result = {"task": "tiny_gpt", "steps": 10, "metric": "test loss", "seeds": {
+        str(i): {"methods": {m: rec(v[i]) for m, v in losses.items()}} for i in range(3)}}
+    lines = benchmark.glance_table({"tiny_gpt": result},
+                                   {"tiny_gpt": benchmark.summarize(result)}, {"new": ["tiny_gpt"]})
+    row = lines[2].split(" | ")
+    assert row[3].startswith("orthogonal: 0.6100") and row[5] == "tie (2 / 1 / 0)"
+    assert row[6].startswith("gradinit") and row[7] == "tie"
+    assert row[9] == "worse"  # the budgeted search: every seed above orthogonal's
+    assert lines[-1].startswith("In all: autoinit against the best baseline: better on 0, tie on 1")
+
+
+def test_curve_extrapolation_reads_a_power_law_at_the_end_and_ranks_by_the_final_metric():
+    from curve_extrapolation import scores, task_rows
+
+    curve = [[s, 2.0 * s ** -0.5] for s in range(10, 310, 10)]
+    got = scores(curve, 100, 300)
+    assert got["raw"] == curve[9][1] and math.isclose(got["power"], 2.0 * 300 ** -0.5)
+    assert got["loglin"] < got["raw"]  # a falling line read further on is lower
+
+    def run(final: float, shift: float) -> dict:
+        return {"curve": [[s, v + shift] for s, v in curve], "test_loss": final, "test_acc": None}
+
+    task = {"steps": 300, "metric": "test loss", "seeds": {"0": {"methods": {
+        "a": run(0.1, 0.0), "b": run(0.2, 0.1), "c": run(0.3, 0.2), "autoinit": run(0.0, 0.5)}}}}
+    rows = task_rows(task)
+    assert rows[(0.2, "raw")] == [(1.0, 0)]  # the search's curve is not a candidate
+
+
 def test_batch_stream_is_paired_by_seed():
     import torch
 
@@ -133,7 +175,9 @@ def test_new_tasks_get_lr_robustness_in_their_own_section_and_the_old_section_is
     old_md = (old_only / "benchmarks.md").read_text()
     new_md = (both / "benchmarks.md").read_text()
     head, section = new_md.split("\n## New tasks (issue 11)\n")
-    assert head.rstrip() == old_md.rstrip()  # byte for byte, up to the trailing blank lines
+    glance, head = head.split("\n## Runs\n")
+    assert head.rstrip() == old_md.split("\n## Runs\n")[1].rstrip()  # byte for byte, but for
+    assert "| lstm_memory | issue 11 |" in glance  # the table at a glance, which holds every task
     table = section.split("### lstm_memory")[1]
     assert "| chrono |" in table and "| pytorch_default |" in table
     assert "| lstm_memory | 1 | 0.001 |" in section

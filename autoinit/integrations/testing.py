@@ -17,7 +17,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,6 +26,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from autoinit.testing import free_port
 
 if TYPE_CHECKING:
     import pytest
@@ -86,13 +87,6 @@ def sqlite_store(path: str | Path) -> str:
 
 
 _TEMPLATE: dict[str, Path] = {}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LocalMlflowServer:

@@ -18,6 +18,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus, RunTag
 from optuna.trial import FrozenTrial, TrialState
 
+from autoinit.errors import FAILURE
 from autoinit.integrations.mlflow._alarm import _Alarm
 from autoinit.integrations.mlflow._client import (
     PARENT_TAG,
@@ -156,7 +157,7 @@ class TrialLogger:
         state, status = _STATES[trial.state]
         attrs = trial.user_attrs
         baseline = attrs.get("baseline")
-        reason = attrs.get("failure") or trial.system_attrs.get("fail_reason")
+        reason = attrs.get(FAILURE) or trial.system_attrs.get("fail_reason")
         if trial.state == TrialState.FAIL and not reason:
             reason = "the objective raised an exception (see the Optuna log)"
         length = attrs.get(PROBE_LENGTH_ATTR)
