@@ -34,7 +34,16 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from autoinit.layers import PROVIDERS, ParamSpec, _load_provider, _rule_for, describe_params, eager
+from autoinit.layers import (
+    PROVIDERS,
+    ParamSpec,
+    _load_provider,
+    _named_norm_rule,
+    _norm_rule,
+    _rule_for,
+    describe_params,
+    eager,
+)
 
 __all__ = ["ROLES", "CallsRule", "Layer", "RoleRule", "assign_roles", "describe_model", "layer_of",
            "register_calls_rule", "register_role_rule"]
@@ -127,6 +136,7 @@ _ACT_FUNCS = {
 _ACT_METHODS = {"relu": "relu", "relu_": "relu", "tanh": "tanh", "tanh_": "tanh",
                 "sigmoid": "sigmoid", "sigmoid_": "sigmoid"}
 _ADDS = {operator.add, operator.iadd, torch.add}
+_NORM_FUNCS = {F.layer_norm, F.group_norm, F.batch_norm, F.instance_norm, F.rms_norm}
 _QKV = re.compile(r"(^|\.)(q|k|v|qkv|query|key|value|c_attn)(_proj)?$")
 _PASS_THROUGH = {nn.Dropout, nn.Identity, nn.Flatten}
 # methods and functions that only move values about (channels-last blocks, Swin's windows)
@@ -290,12 +300,13 @@ def _trace(model: nn.Module) -> _Graph | None:
         if node.op != "call_module":
             continue
         graph.traced.add(node.target)
+        act = next((a for user in _downstream(node, modules, through_norms=True)
+                    if (a := _activation_of(user, modules))), None)
+        if act and node.target not in graph.activation:
+            graph.activation[node.target] = act
         for user in _downstream(node, modules):
             if user.op == "output":
                 graph.outputs.add(node.target)
-            act = _activation_of(user, modules)
-            if act and node.target not in graph.activation:
-                graph.activation[node.target] = act
             skip = _skip_operand(user, node, modules) if _is_add(user) else None
             if skip is not None:
                 ends.add(node)
@@ -353,16 +364,27 @@ def _buffers_kept(model: nn.Module) -> Iterator[None]:
                 buf.copy_(value)
 
 
-def _downstream(node: fx.Node, modules: dict, depth: int = 8) -> Iterator[fx.Node]:
-    """Nodes reached from ``node`` through at most ``depth`` parameter-free, shape-only steps."""
+def _downstream(node: fx.Node, modules: dict, depth: int = 8, *,
+                through_norms: bool = False) -> Iterator[fx.Node]:
+    """Nodes reached from ``node`` through at most ``depth`` parameter-free, shape-only steps;
+    ``through_norms`` also through norms (the activation after ``conv -> BN -> ReLU`` is ReLU:
+    a norm rescales, the nonlinearity still follows; a residual add, never looked through, comes
+    first in ``conv -> BN -> add -> ReLU``)."""
     frontier = list(node.users)
     for _ in range(depth):
         nxt = []
         for user in frontier:
             yield user
-            if _activation_of(user, modules) or _is_pass_through(user, modules):
+            if _activation_of(user, modules) or _is_pass_through(user, modules) or (
+                    through_norms and _is_norm(user, modules)):
                 nxt.extend(user.users)
         frontier = nxt
+
+
+def _is_norm(node: fx.Node, modules: dict) -> bool:
+    if node.op == "call_module":
+        return _rule_for(modules[node.target]) in (_norm_rule, _named_norm_rule)
+    return node.op == "call_function" and node.target in _NORM_FUNCS
 
 
 def _activation_of(node: fx.Node, modules: dict) -> str | None:

@@ -161,8 +161,9 @@ ZOO = [
         {"layer1.0.bn2.weight": "residual_out", "layer2.0.bn2.weight": "residual_out",
          "layer1.0.conv2.weight": "hidden", "layer2.0.downsample.0.weight": "hidden",
          "layer2.0.downsample.1.weight": "norm", "fc.weight": "head"},
-        acts={"layer1.0.conv1.weight": "linear"},
-        note="a conv before BN and ReLU counts as 'linear' (the norm removes its scale)")),
+        acts={"layer1.0.conv1.weight": "relu", "layer1.0.conv2.weight": "linear"},
+        note="conv -> BN -> ReLU is followed by ReLU; a branch's conv -> BN -> add -> ReLU by "
+             "'linear'")),
     Entry("preact_resnet", zm.PreActResNet, zm.images, Expect(
         2, 2, ("fixup", *SKIP_ZERO),
         {"blocks.0.conv1.weight": "hidden", "blocks.0.conv2.weight": "residual_out"})),
@@ -176,7 +177,7 @@ ZOO = [
     Entry("gan_generator", zm.Generator, zm.latents, Expect(
         0, 0, ("zero_readout",),
         {"project.weight": "input", "net.2.weight": "hidden", "net.5.weight": "head"},
-        acts={"net.5.weight": "tanh"})),
+        acts={"project.weight": "relu", "net.5.weight": "tanh"})),
     Entry("bilstm", zm.BiLSTM, zm.sequences, Expect(
         0, 0, ("zero_readout", "chrono"),
         {"lstm.weight_ih_l1_reverse": "rnn_ih", "lstm.weight_hh_l1_reverse": "rnn_hh",

@@ -610,3 +610,16 @@ def test_a_deep_and_a_wide_path_summed_into_the_prediction_make_no_residual_bran
     plan = ModelPlan.of(WideDeep())
     assert {lay.name: lay.role for lay in plan.layers}["deep.2.weight"] == "hidden"
     assert plan.depth == 0
+
+
+def test_the_activation_after_a_norm_follows_the_layer_before_it_but_not_past_an_add():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), _ProjectedBlock(), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.zeros(1, 1, 6, 6))
+    acts = {lay.name: (lay.role, lay.nonlinearity) for lay in describe_model(model)}
+    assert acts["1.conv1.weight"] == ("hidden", "relu")  # conv -> BN -> ReLU
+    assert acts["1.conv2.weight"] == ("hidden", "linear")  # conv -> BN -> add -> ReLU
+    assert acts["1.downsample.0.weight"] == ("hidden", "linear")
+    assert acts["1.bn2.weight"] == ("residual_out", "linear")
+    gan = nn.Sequential(nn.Linear(4, 8), nn.Unflatten(1, (2, 2, 2)), nn.BatchNorm2d(2),
+                        nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(8, 2))
+    assert roles(gan)["0.weight"] == ("input", "leaky_relu")  # through a reshape and a norm
