@@ -242,8 +242,10 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
     click.echo(result.summary())
     ratio = result.cost.ratio(config.compare.steps)
     if steps is None and math.isfinite(ratio):  # with [train] steps the summary states R
+        whose = "[compare] steps" if study else \
+            "the default of [compare] steps; --train-steps N states it against yours"
         click.echo(f"search cost ratio R = {ratio:.2f} against one {config.compare.steps}-step "
-                   "training ([compare] steps)")
+                   f"training ({whose})")
     interrupted = result.interrupted
     written = interrupted_path(out) if interrupted else out
     write_scheme(result.scheme, written)

@@ -106,7 +106,7 @@ def test_search_prints_progress_table_and_writes_scheme_then_extends(tmp_path, c
     # plain progress lines (stdout is not a terminal), then the table and the files
     assert "trial   7/7" in out and "selection round" in out
     assert re.search(r"^pytorch_default\s+\d", out, re.M) and "<- chosen" in out
-    assert "cost:" in out and "search cost ratio R =" in out
+    assert "cost:" in out and "search cost ratio R =" in out and "training ([compare] steps)" in out
     assert f"scheme written to {out_file}" in out
     scheme = autoinit.load_scheme(out_file)
     model = get_task("deep_relu_mlp").build_model(depth=3, width=16)
@@ -184,6 +184,7 @@ def test_search_with_factories_by_flag_through_the_console_script(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=120, env=subprocess_env())
     assert proc.returncode == 0, proc.stderr
     assert "autoinit search 'make_net-" in proc.stdout
+    assert "training (the default of [compare] steps; --train-steps N states it" in proc.stdout
     scheme = json.loads((tmp_path / "scheme.json").read_text())
     assert scheme["model"]["parameters"]["0.weight"] == [12, 4]
 
