@@ -136,6 +136,11 @@ _ACT_FUNCS = {
 _ACT_METHODS = {"relu": "relu", "relu_": "relu", "tanh": "tanh", "tanh_": "tanh",
                 "sigmoid": "sigmoid", "sigmoid_": "sigmoid"}
 _ADDS = {operator.add, operator.iadd, torch.add}
+# a low-rank adapter (LoRA: y = W x + B A x beside a frozen W; PEFT's, loralib's and hand-written
+# ones by these names): B ends a branch added to the layer's output (zero in the paper, so that the
+# adapted model starts as the pretrained one: the skipinit preset), A feeds B with no activation
+_ADAPTER_OUT = re.compile(r"(^|\.)lora_(B|b|up)(\.|$)")
+_ADAPTER_IN = re.compile(r"(^|\.)lora_(A|a|down)(\.|$)")
 _NORM_FUNCS = {F.layer_norm, F.group_norm, F.batch_norm, F.instance_norm, F.rms_norm}
 _QKV = re.compile(r"(^|\.)(q|k|v|qkv|query|key|value|c_attn)(_proj)?$")
 _PASS_THROUGH = {nn.Dropout, nn.Identity, nn.Flatten}
@@ -214,6 +219,10 @@ def _role_of(s: ParamSpec, modules: dict[str, nn.Module], graph: _Graph | None, 
     if name.rsplit(".", 1)[-1] == "out_proj" and isinstance(parent, nn.MultiheadAttention):
         into_norm = graph is not None and name.rsplit(".", 1)[0] in graph.into_norm_end
         return ("hidden" if into_norm else "attn_out"), "linear"  # a norm after it ends the branch
+    if _ADAPTER_OUT.search(s.name):
+        return "residual_out", "linear"
+    if _ADAPTER_IN.search(s.name):
+        return "hidden", "linear"
     if _QKV.search(name):
         return "attn_qkv", "linear"
     seen = graph is not None and name in graph.traced

@@ -623,3 +623,53 @@ def test_the_activation_after_a_norm_follows_the_layer_before_it_but_not_past_an
     gan = nn.Sequential(nn.Linear(4, 8), nn.Unflatten(1, (2, 2, 2)), nn.BatchNorm2d(2),
                         nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(8, 2))
     assert roles(gan)["0.weight"] == ("input", "leaky_relu")  # through a reshape and a norm
+
+
+class _LoraLinear(nn.Module):
+    """A LoRA layer written by hand: y = W x + B A x, W frozen, B zero as in the paper."""
+
+    def __init__(self, d: int, r: int = 2) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(d, d, generator=torch.Generator().manual_seed(0)),
+                                   requires_grad=False)
+        self.lora_A = nn.Parameter(torch.full((r, d), 0.1))
+        self.lora_B = nn.Parameter(torch.zeros(d, r))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight) + x @ self.lora_A.T @ self.lora_B.T
+
+
+class _PeftLora(nn.Module):
+    """PEFT's layout: lora_A and lora_B are Linear layers keyed by the adapter's name."""
+
+    def __init__(self, d: int, r: int = 2) -> None:
+        super().__init__()
+        self.base_layer = nn.Linear(d, d).requires_grad_(False)
+        self.lora_A = nn.ModuleDict({"default": nn.Linear(d, r, bias=False)})
+        self.lora_B = nn.ModuleDict({"default": nn.Linear(r, d, bias=False)})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base_layer(x) + self.lora_B["default"](self.lora_A["default"](x))
+
+
+@pytest.mark.parametrize("adapter", [_LoraLinear, _PeftLora])
+def test_a_lora_adapters_b_ends_a_branch_so_skipinit_starts_it_at_zero(adapter):
+    import optuna
+
+    from autoinit.apply import apply_scheme
+    from autoinit.presets import preset_names, preset_params
+    from autoinit.space import SearchSpace, suggest_scheme
+
+    net = nn.Sequential(nn.Linear(4, 6).requires_grad_(False), nn.ReLU(), adapter(6), nn.ReLU(),
+                        adapter(6), nn.Linear(6, 2))
+    plan = ModelPlan.of(net)
+    roles = {lay.name.split(".")[1]: (lay.role, lay.nonlinearity)
+             for lay in plan.layers if "lora" in lay.name}
+    assert roles == {"lora_A": ("hidden", "linear"), "lora_B": ("residual_out", "linear")}
+    assert plan.depth == 2 and "skipinit" in preset_names(plan, SearchSpace())
+    space = SearchSpace()
+    trial = optuna.trial.FixedTrial(preset_params(plan, space, "skipinit", 1e-3))
+    apply_scheme(net, suggest_scheme(trial, plan, space, 1e-3, 0)[0])
+    b = [p for n, p in net.named_parameters() if "lora_B" in n]
+    a = [p for n, p in net.named_parameters() if "lora_A" in n]
+    assert all(float(p.abs().max()) == 0 for p in b) and all(float(p.abs().max()) > 0 for p in a)
