@@ -38,8 +38,8 @@ from torch.nn.utils.rnn import PackedSequence
 
 from autoinit.errors import ConfigError
 
-__all__ = ["LossFn", "fetch_batches", "fields_of", "make_loss", "move_batch", "own_loss",
-           "split_batch"]
+__all__ = ["LossFn", "fetch_batches", "fields_of", "is_distribution", "make_loss", "move_batch",
+           "own_loss", "split_batch"]
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 _TARGET_KEYS = ("target", "targets", "y", "label", "labels")
@@ -111,25 +111,58 @@ def _prediction(out: Any) -> torch.Tensor:
 
 
 def default_criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy for integer targets (binary cross-entropy on one logit per target), mean
-    squared error for float targets."""
+    """Cross-entropy for integer or boolean targets (binary cross-entropy on one logit per
+    target) and for float targets that are class probabilities (soft or one-hot labels, one per
+    output), mean squared error for other float targets."""
     if not isinstance(target, torch.Tensor):
         raise ConfigError(f"target must be a tensor, got {type(target).__name__}")
-    if target.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+    if _labels(target):
         if output.numel() == target.numel():
             return _binary_cross_entropy(output, target)
-        return _cross_entropy(output, target.long())
+        return _cross_entropy(output, target)
     if target.is_floating_point():
-        return F.mse_loss(output, target.reshape(output.shape) if target.numel() == output.numel()
-                          else target)
+        if is_distribution(target) and output.shape[-1:] == target.shape[-1:]:
+            return _cross_entropy(output, target)
+        return _mse(output, target)
     raise ConfigError(f"cannot choose a loss for targets of dtype {target.dtype}; "
                       "pass loss_fn='cross_entropy', 'mse', a criterion or loss_fn(model, batch)")
+
+
+def _labels(target: torch.Tensor) -> bool:
+    """Whether ``target`` holds class labels: integers or booleans."""
+    return target.dtype == torch.bool or not (target.is_floating_point() or target.is_complex())
+
+
+def is_distribution(target: torch.Tensor) -> bool:
+    """Whether float ``target`` holds class probabilities on its last dimension (of at least 2
+    classes): soft or one-hot labels, every row non-negative and summing to 1."""
+    if target.dim() < 2 or target.shape[-1] < 2 or not target.numel():
+        return False
+    return bool((target >= 0).all()) and bool(
+        torch.allclose(target.sum(-1), target.new_ones(()).expand(target.shape[:-1]), atol=1e-3))
+
+
+def _mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error, one output per target: a ``(B,)`` target against a ``(B, 1)`` output
+    takes the output's shape (torch would broadcast them to ``(B, B)``)."""
+    if target.numel() != output.numel():
+        raise ConfigError(
+            f"mean squared error needs one output per target, got output {tuple(output.shape)} "
+            f"and target {tuple(target.shape)} of {target.dtype}: class indices must be integers "
+            "(target.long()) for cross-entropy; else pass loss_fn")
+    return F.mse_loss(output, target.reshape(output.shape))
 
 
 def _cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Cross-entropy over classes on the last dimension (``(B, C)``, sequence logits
     ``(B, T, C)``), or on dimension 1 as torch has them (``(B, C, d1, ...)`` against a
-    ``(B, d1, ...)`` target: a segmentation's or a 1-D convolution's per-position logits)."""
+    ``(B, d1, ...)`` target: a segmentation's or a 1-D convolution's per-position logits).
+    Integer and boolean targets are class indices, float targets of the output's shape class
+    probabilities."""
+    if target.is_floating_point() and target.shape[-1:] == output.shape[-1:]:
+        return F.cross_entropy(output.reshape(-1, output.shape[-1]),
+                               target.reshape(-1, target.shape[-1]).to(output.dtype))
+    target = target.long() if _labels(target) else target
     if output.dim() > 2 and target.shape != output.shape[:-1] \
             and target.shape == output.shape[:1] + output.shape[2:]:
         return F.cross_entropy(output, target)
@@ -151,7 +184,7 @@ def _binary_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.T
                                               target[kept].to(output.dtype))
 
 
-_NAMED = {"cross_entropy": _cross_entropy, "mse": F.mse_loss}
+_NAMED = {"cross_entropy": _cross_entropy, "mse": _mse}
 
 
 def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
@@ -167,7 +200,8 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
         def criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             return named(output, target)
     elif isinstance(loss_fn, nn.Module):
-        criterion = loss_fn
+        def criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return loss_fn(output, _unit_aligned(output, target))
     elif callable(loss_fn):
         return _checked(loss_fn)
     else:
@@ -186,6 +220,17 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
         return criterion(_call(model, inputs), target)
 
     return _checked(loss)
+
+
+def _unit_aligned(output: Any, target: Any) -> Any:
+    """A float ``target`` in ``output``'s shape where the two differ only by dimensions of size
+    1 (``(B,)`` against ``(B, 1)``: a criterion such as ``nn.MSELoss`` would broadcast them to
+    ``(B, B)``), else as it is."""
+    if isinstance(output, torch.Tensor) and isinstance(target, torch.Tensor) \
+            and target.is_floating_point() and target.shape != output.shape \
+            and target.squeeze().shape == output.squeeze().shape:
+        return target.reshape(output.shape)
+    return target
 
 
 def own_loss(model: nn.Module, batch: Any) -> bool:

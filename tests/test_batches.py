@@ -42,8 +42,46 @@ def test_default_loss_is_cross_entropy_for_integers_and_mse_for_floats():
     assert torch.allclose(ce, nn.functional.cross_entropy(NET(X), Y_INT))
     target = torch.randn(6, 2, generator=G)
     assert torch.allclose(make_loss(None)(NET, (X, target)), nn.functional.mse_loss(NET(X), target))
-    with pytest.raises(ConfigError, match="cannot choose a loss for targets of dtype torch.bool"):
-        make_loss(None)(NET, (X, Y_INT.bool()))
+    with pytest.raises(ConfigError, match="cannot choose a loss for targets of dtype torch.complex64"):
+        make_loss(None)(NET, (X, torch.zeros(6, 2, dtype=torch.complex64)))
+
+
+def test_boolean_and_narrow_integer_targets_are_class_labels_for_every_cross_entropy():
+    ce = F.cross_entropy(NET(X), Y_INT)
+    for target in (Y_INT.bool(), Y_INT.int(), Y_INT.to(torch.uint8)):
+        assert torch.allclose(make_loss(None)(NET, (X, target)), ce)
+        assert torch.allclose(make_loss("cross_entropy")(NET, (X, target)), ce)
+    single = nn.Linear(3, 1)
+    assert torch.allclose(make_loss(None)(single, (X, Y_INT.bool())),
+                          F.binary_cross_entropy_with_logits(single(X).squeeze(1), Y_INT.float()))
+
+
+def test_soft_and_one_hot_float_targets_take_cross_entropy_and_other_floats_mse():
+    soft = torch.softmax(torch.randn(6, 2, generator=G), 1)
+    one_hot = F.one_hot(Y_INT, 2).float()
+    for target in (soft, one_hot):
+        expected = F.cross_entropy(NET(X), target)
+        assert torch.allclose(make_loss(None)(NET, (X, target)), expected)
+        assert torch.allclose(make_loss("cross_entropy")(NET, (X, target)), expected)
+    scores = soft * 2  # rows that do not sum to 1: regression
+    assert torch.allclose(make_loss(None)(NET, (X, scores)), F.mse_loss(NET(X), scores))
+
+
+def test_a_regression_target_without_its_unit_dimension_is_not_broadcast():
+    single = nn.Linear(3, 1)
+    y = torch.randn(6, generator=G)  # (B,) against the model's (B, 1)
+    expected = F.mse_loss(single(X).squeeze(1), y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's broadcast warning would be a (B, B) loss
+        for loss_fn in (None, "mse", nn.MSELoss()):
+            assert torch.allclose(make_loss(loss_fn)(single, (X, y)), expected)
+
+
+def test_float_targets_that_do_not_match_the_outputs_are_one_line_errors():
+    classes = Y_INT.float()  # class indices as floats against 2 logits: no (B, B) broadcast
+    for loss_fn in (None, "mse"):
+        with pytest.raises(ConfigError, match=r"output \(6, 2\) .* target \(6,\) .*\(target\.long\(\)\)"):
+            make_loss(loss_fn)(NET, (X, classes))
 
 
 def test_sequence_logits_are_flattened():
