@@ -54,9 +54,19 @@ def test_a_loss_of_your_own_has_no_prior(loss_fn):
     assert prior_loss(batches, batches, loss_fn) is None
 
 
+def test_soft_and_one_hot_float_labels_have_the_cross_entropy_prior_of_their_sums():
+    train = _pairs(torch.tensor([0, 0, 0, 1, 1, 2, 0, 0]))
+    val = _pairs(torch.tensor([0, 1]))
+    hot = [(x, nn.functional.one_hot(y, 3).float()) for x, y in train + val]
+    for loss_fn in (None, "cross_entropy"):  # one-hot rows: the frequencies' prior
+        assert prior_loss(hot[:2], hot[2:], loss_fn) == pytest.approx(prior_loss(train, val, None))
+    soft = [(torch.zeros(2, 2), torch.tensor([[0.5, 0.5], [1.0, 0.0]]))]  # sums 1.5, 0.5 (+1)
+    assert prior_loss(soft, soft, None) == pytest.approx(
+        -(0.5 * math.log(2.5 / 4) + 0.5 * math.log(1.5 / 4) + math.log(2.5 / 4)) / 2)
+    assert prior_loss(soft, soft, "mse") == pytest.approx(0.0625)  # mean (0.75, 0.25)
+
+
 def test_targets_it_cannot_read_give_no_prior():
-    soft = [(torch.zeros(2, 2), torch.tensor([[0.5, 0.5], [1.0, 0.0]]))]
-    assert prior_loss(soft, soft, "cross_entropy") is None  # soft labels: no frequencies
     constant = [(torch.zeros(2, 1), torch.ones(2, 1))]
     assert prior_loss(constant, constant, "mse") is None  # a prior of 0 says nothing
     assert prior_loss([torch.zeros(3)], [torch.zeros(3)], None) is None  # no target
