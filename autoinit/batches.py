@@ -4,9 +4,10 @@ A batch may be ``(inputs, target)`` (tuple, list or namedtuple), a dict (or a da
 the dict of its fields) with a ``target``/``y``/``label(s)`` key (the other keys are the inputs),
 or anything a user ``loss_fn(model, batch)`` understands. Tuple inputs are spread over a
 ``forward`` that takes several (``forward(src, tgt)``), dict inputs passed by keyword. The
-default loss is cross-entropy for integer targets (binary cross-entropy where the model gives
-one logit per target: a single-logit binary classifier, integer multi-label targets) and mean
-squared error for float targets. A model whose ``forward`` takes ``labels`` and returns a
+default loss is cross-entropy for integer or boolean targets (binary cross-entropy where the
+model gives one logit per target: a single-logit binary classifier, integer multi-label targets)
+and for float targets that are class probabilities (soft or one-hot labels), and mean squared
+error, one output per target, for other float targets. A model whose ``forward`` takes ``labels`` and returns a
 ``loss`` (a Hugging Face model, given a dict batch with ``labels``) is trained on its own loss,
 as its Trainer does (a causal LM's is the shifted next-token loss; plain cross-entropy on its
 logits would train it to copy its input), and a model with a ``training_step(batch, batch_idx)``

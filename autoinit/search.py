@@ -240,7 +240,8 @@ def run_search(
         else (probe_steps is DEFAULT_PROBE_STEPS and budget_steps is None and timeout is None))
     longest = ends[-1] * (MAX_LENGTHENING if lengthen else 1)
     train, val = probe_batches(dataloader, val_dataloader,
-                               ends[-1] if budget is None else longest, val_batches, dev)
+                               ends[-1] if budget is None else longest, val_batches, dev,
+                               labelled=loss_fn in (None, "cross_entropy"))
     check_finite(train, "dataloader")
     check_finite(val, "the held-out batches")
     # the prior loss of the default losses only (not your loop's, nor a model's own)

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from autoinit.batches import LossFn, fetch_batches, fields_of, move_batch
+from autoinit.batches import LossFn, fetch_batches, fields_of, move_batch, split_batch
 from autoinit.errors import AutoinitError, ConfigError
 
 if TYPE_CHECKING:
     from autoinit.probe import ProbeData
 
-__all__ = ["check_finite", "check_loss", "materialize", "probe_batches"]
+__all__ = ["check_finite", "check_loss", "labelled_batches", "materialize", "probe_batches"]
 
 
 def materialize(model: nn.Module, loader: Iterable, loss: LossFn | None) -> Iterable:
@@ -65,18 +65,44 @@ def materialize(model: nn.Module, loader: Iterable, loss: LossFn | None) -> Iter
 
 
 def probe_batches(loader: Iterable, val_loader: Iterable | None, probe_steps: int,
-                  val_batches: int, dev: torch.device) -> tuple[list[Any], list[Any]]:
+                  val_batches: int, dev: torch.device, labelled: bool = False
+                  ) -> tuple[list[Any], list[Any]]:
     """The probes' training batches and held-out batches, on ``dev``: ``val_batches`` from
-    ``val_loader``, or split off the front of ``loader``'s."""
+    ``val_loader``, or split off the front of ``loader``'s. With ``labelled`` (a cross-entropy
+    loss), batches whose class labels are all ignored are left out (:func:`labelled_batches`)."""
+    def fetch(source: Iterable, count: int, what: str) -> list[Any]:
+        batches = fetch_batches(source, count, dev, what)
+        return labelled_batches(batches, what) if labelled else batches
+
     if val_loader is not None:
-        return (fetch_batches(loader, probe_steps, dev, "dataloader"),
-                fetch_batches(val_loader, val_batches, dev, "val_dataloader"))
-    batches = fetch_batches(loader, probe_steps + val_batches, dev, "dataloader")
+        return (fetch(loader, probe_steps, "dataloader"),
+                fetch(val_loader, val_batches, "val_dataloader"))
+    batches = fetch(loader, probe_steps + val_batches, "dataloader")
     if len(batches) < 2:
         raise ConfigError("dataloader yielded only 1 batch: held-out batches cannot be split off; "
                           "pass val_dataloader or use a smaller batch size")
     n_val = min(val_batches, max(1, len(batches) // 5))
     return batches[n_val:], batches[:n_val]
+
+
+def labelled_batches(batches: list[Any], what: str) -> list[Any]:
+    """``batches`` without those whose integer targets are all negative (ignored, as torch's
+    ``ignore_index=-100`` and Hugging Face's padded labels have them): a cross-entropy over no
+    target is NaN, which would mark every candidate diverged; an error where none is left."""
+    kept = [b for b in batches if not _all_ignored(b)]
+    if not kept:
+        raise ConfigError(f"every target of the {len(batches)} batches read from {what} is "
+                          "negative (ignored, as ignore_index=-100): no label to learn or score")
+    return kept
+
+
+def _all_ignored(batch: Any) -> bool:
+    try:
+        target = split_batch(batch)[1]
+    except ConfigError:  # a format only your loss_fn reads
+        return False
+    return isinstance(target, torch.Tensor) and not target.is_floating_point() \
+        and target.dtype != torch.bool and target.numel() > 0 and not bool((target >= 0).any())
 
 
 def check_finite(batches: list, what: str) -> None:

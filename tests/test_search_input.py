@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -11,7 +12,8 @@ from torch import nn
 from autoinit.batches import make_loss
 from autoinit.errors import ConfigError
 from autoinit.probe import ProbeData
-from autoinit.search_input import check_finite, check_loss, materialize
+from autoinit.search import Selection, run_search
+from autoinit.search_input import check_finite, check_loss, materialize, probe_batches
 
 G = torch.Generator().manual_seed(0)
 
@@ -104,3 +106,27 @@ def test_nan_in_a_dataclass_batch_is_found():
     with pytest.raises(ConfigError, match="batch 1 of dataloader holds NaN"):
         check_finite([Record(torch.zeros(2), torch.zeros(2)),
                       Record(torch.tensor([0.0, float("nan")]), torch.zeros(2))], "dataloader")
+
+
+def test_batches_whose_labels_are_all_ignored_are_left_out_of_the_probes():
+    batches = _batches(4, 4, 4, 4)
+    batches[0] = (batches[0][0], torch.full((4,), -100))  # a padded batch: nothing to score
+    train, val = probe_batches(batches, None, probe_steps=2, val_batches=1, dev=torch.device("cpu"),
+                               labelled=True)
+    assert [b[1] for b in val] == [batches[1][1]] and [b[1] for b in train] == [batches[2][1]]
+    assert probe_batches(batches, None, 2, 1, torch.device("cpu"))[1][0][1] is batches[0][1]
+    with pytest.raises(ConfigError, match=r"^every target of the 1 batches read from "
+                                          r"val_dataloader is negative"):
+        probe_batches(batches, batches[:1], 2, 1, torch.device("cpu"), labelled=True)
+
+
+def test_a_search_on_sequence_labels_with_an_all_ignored_batch_completes():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 7, (96, 5), generator=g)
+    y = (x % 3).masked_fill(torch.rand(96, 5, generator=g) < 0.3, -100)
+    y[:16] = -100  # the first batch, where the held-out batches are split off
+    net = nn.Sequential(nn.Embedding(7, 8), nn.ReLU(), nn.Linear(8, 3))
+    result = run_search(net, torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=16),
+                        n_trials=6, probe_steps=4, threads=1, selection=Selection(seeds=0))
+    assert math.isfinite(result.score)
