@@ -7,13 +7,14 @@ or anything a user ``loss_fn(model, batch)`` understands. Tuple inputs are sprea
 default loss is cross-entropy for integer or boolean targets (binary cross-entropy where the
 model gives one logit per target: a single-logit binary classifier, integer multi-label targets)
 and for float targets that are class probabilities (soft or one-hot labels), and mean squared
-error, one output per target, for other float targets. A model whose ``forward`` takes ``labels`` and returns a
-``loss`` (a Hugging Face model, given a dict batch with ``labels``) is trained on its own loss,
-as its Trainer does (a causal LM's is the shifted next-token loss; plain cross-entropy on its
-logits would train it to copy its input), and a model with a ``training_step(batch, batch_idx)``
-of its own (a LightningModule) on the loss that returns.
+error, one output per target, for other float targets. A model whose ``forward`` takes
+``labels`` and returns a ``loss`` (a Hugging Face model, given a dict batch with ``labels``) is
+trained on its own loss, as its Trainer does (a causal LM's is the shifted next-token loss; plain
+cross-entropy on its logits would train it to copy its input), and a model with a
+``training_step(batch, batch_idx)`` of its own (a LightningModule) on the loss that returns.
 A ``loss_fn`` may also be ``"cross_entropy"``, ``"mse"``, or a criterion module such as
-``nn.CrossEntropyLoss()`` (called as ``criterion(output, target)``).
+``nn.CrossEntropyLoss()`` (called as ``criterion(output, target)``; a float target that differs
+from the output only by dimensions of size 1 takes the output's shape).
 
 Example:
     >>> import torch, torch.nn as nn
@@ -122,7 +123,7 @@ def default_criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tenso
             return _binary_cross_entropy(output, target)
         return _cross_entropy(output, target)
     if target.is_floating_point():
-        if is_distribution(target) and output.shape[-1:] == target.shape[-1:]:
+        if is_distribution(target) and _one_per_class(output, target):
             return _cross_entropy(output, target)
         return _mse(output, target)
     raise ConfigError(f"cannot choose a loss for targets of dtype {target.dtype}; "
@@ -143,6 +144,11 @@ def is_distribution(target: torch.Tensor) -> bool:
         torch.allclose(target.sum(-1), target.new_ones(()).expand(target.shape[:-1]), atol=1e-3))
 
 
+def _one_per_class(output: torch.Tensor, target: torch.Tensor) -> bool:
+    """Whether ``target`` holds one value per output, classes on the last dimension of both."""
+    return target.numel() == output.numel() and target.shape[-1:] == output.shape[-1:]
+
+
 def _mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error, one output per target: a ``(B,)`` target against a ``(B, 1)`` output
     takes the output's shape (torch would broadcast them to ``(B, B)``)."""
@@ -160,7 +166,7 @@ def _cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     ``(B, d1, ...)`` target: a segmentation's or a 1-D convolution's per-position logits).
     Integer and boolean targets are class indices, float targets of the output's shape class
     probabilities."""
-    if target.is_floating_point() and target.shape[-1:] == output.shape[-1:]:
+    if target.is_floating_point() and _one_per_class(output, target):
         return F.cross_entropy(output.reshape(-1, output.shape[-1]),
                                target.reshape(-1, target.shape[-1]).to(output.dtype))
     target = target.long() if _labels(target) else target

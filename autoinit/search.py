@@ -41,7 +41,7 @@ from autoinit.probe import ProbeConfig, ProbeData, bare_step, check_first_step, 
 from autoinit.progress import SearchProgress, progress_wanted
 from autoinit.result import BudgetReport, FitResult, SearchContext, SearchCost
 from autoinit.rungs import rung_steps, study_agreement
-from autoinit.search_input import check_finite, check_loss, materialize, probe_batches
+from autoinit.search_input import check_loss, materialize, probe_batches
 from autoinit.search_rounds import Rounds, trains_nothing
 from autoinit.selection import Selection, baseline_scores, rerun_steps
 from autoinit.settings import DEFAULTS, check_option
@@ -242,8 +242,6 @@ def run_search(
     train, val = probe_batches(dataloader, val_dataloader,
                                ends[-1] if budget is None else longest, val_batches, dev,
                                labelled=loss_fn in (None, "cross_entropy"))
-    check_finite(train, "dataloader")
-    check_finite(val, "the held-out batches")
     # the prior loss of the default losses only (not your loop's, nor a model's own)
     prior = None if train_step is not None or score is not None or own_loss(model, train[0]) \
         else prior_loss(train, val, loss_fn)

@@ -11,7 +11,7 @@ Example:
     >>> check_finite([(torch.tensor([float("nan")]),)], "dataloader")
     Traceback (most recent call last):
     ...
-    autoinit.errors.ConfigError: batch 0 of dataloader holds NaN or infinite values
+    autoinit.errors.ConfigError: batch 0 of dataloader holds NaN or infinite values in [0] (1 of 1)
 """
 
 from __future__ import annotations
@@ -68,10 +68,12 @@ def probe_batches(loader: Iterable, val_loader: Iterable | None, probe_steps: in
                   val_batches: int, dev: torch.device, labelled: bool = False
                   ) -> tuple[list[Any], list[Any]]:
     """The probes' training batches and held-out batches, on ``dev``: ``val_batches`` from
-    ``val_loader``, or split off the front of ``loader``'s. With ``labelled`` (a cross-entropy
-    loss), batches whose class labels are all ignored are left out (:func:`labelled_batches`)."""
+    ``val_loader``, or split off the front of ``loader``'s, free of NaN and infinities
+    (:func:`check_finite`). With ``labelled`` (a cross-entropy loss), batches whose class labels
+    are all ignored are left out (:func:`labelled_batches`)."""
     def fetch(source: Iterable, count: int, what: str) -> list[Any]:
         batches = fetch_batches(source, count, dev, what)
+        check_finite(batches, what)  # before any is left out: the index is the loader's
         return labelled_batches(batches, what) if labelled else batches
 
     if val_loader is not None:
@@ -106,23 +108,31 @@ def _all_ignored(batch: Any) -> bool:
 
 
 def check_finite(batches: list, what: str) -> None:
-    """Refuse batches holding NaN or infinite floats, naming the first one."""
+    """Refuse batches holding NaN or infinite floats, naming the first one, where in it (its
+    index or key) and how many values."""
     for i, batch in enumerate(batches):
-        for t in _tensors(batch):
-            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise ConfigError(f"batch {i} of {what} holds NaN or infinite values")
+        for where, t in _placed_tensors(batch):
+            bad = int((~torch.isfinite(t)).sum()) if t.is_floating_point() else 0
+            if bad:
+                raise ConfigError(f"batch {i} of {what} holds NaN or infinite values in "
+                                  f"{where or 'it'} ({bad} of {t.numel()})")
 
 
 def _tensors(batch: Any) -> Iterator[torch.Tensor]:
+    return (t for _, t in _placed_tensors(batch))
+
+
+def _placed_tensors(batch: Any, where: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor in ``batch`` with its place (``[0]``, ``['x'][1]``)."""
     batch = fields_of(batch)  # a dataclass as the dict of its fields
     if isinstance(batch, torch.Tensor):
-        yield batch
+        yield where, batch
     elif isinstance(batch, dict):
-        for v in batch.values():
-            yield from _tensors(v)
+        for k, v in batch.items():
+            yield from _placed_tensors(v, f"{where}[{k!r}]")
     elif isinstance(batch, tuple | list):
-        for v in batch:
-            yield from _tensors(v)
+        for i, v in enumerate(batch):
+            yield from _placed_tensors(v, f"{where}[{i}]")
 
 
 def check_loss(model: nn.Module, data: ProbeData) -> None:
