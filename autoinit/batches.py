@@ -13,8 +13,8 @@ trained on its own loss, as its Trainer does (a causal LM's is the shifted next-
 cross-entropy on its logits would train it to copy its input), and a model with a
 ``training_step(batch, batch_idx)`` of its own (a LightningModule) on the loss that returns.
 A ``loss_fn`` may also be ``"cross_entropy"``, ``"mse"``, or a criterion module such as
-``nn.CrossEntropyLoss()`` (called as ``criterion(output, target)``; a float target that differs
-from the output only by dimensions of size 1 takes the output's shape).
+``nn.CrossEntropyLoss()`` (called as ``criterion(output, target)``; a target that differs from
+the output only by dimensions of size 1 takes the output's shape).
 
 Example:
     >>> import torch, torch.nn as nn
@@ -230,11 +230,11 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
 
 
 def _unit_aligned(output: Any, target: Any) -> Any:
-    """A float ``target`` in ``output``'s shape where the two differ only by dimensions of size
-    1 (``(B,)`` against ``(B, 1)``: a criterion such as ``nn.MSELoss`` would broadcast them to
+    """``target`` in ``output``'s shape where the two differ only by dimensions of size 1
+    (``(B,)`` against ``(B, 1)``: a criterion such as ``nn.MSELoss`` would broadcast them to
     ``(B, B)``), else as it is."""
     if isinstance(output, torch.Tensor) and isinstance(target, torch.Tensor) \
-            and target.is_floating_point() and target.shape != output.shape \
+            and target.shape != output.shape \
             and target.squeeze().shape == output.squeeze().shape:
         return target.reshape(output.shape)
     return target

@@ -75,6 +75,9 @@ def test_a_regression_target_without_its_unit_dimension_is_not_broadcast():
         warnings.simplefilter("error")  # torch's broadcast warning would be a (B, B) loss
         for loss_fn in (None, "mse", nn.MSELoss()):
             assert torch.allclose(make_loss(loss_fn)(single, (X, y)), expected)
+        counts = torch.arange(6)  # integer regression targets, through a criterion of yours
+        assert torch.allclose(make_loss(nn.MSELoss())(single, (X, counts)),
+                              F.mse_loss(single(X).squeeze(1), counts.float()))
 
 
 def test_float_targets_that_do_not_match_the_outputs_are_one_line_errors():
