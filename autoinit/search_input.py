@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from autoinit.batches import LossFn, fetch_batches, fields_of, move_batch, split_batch
 from autoinit.errors import AutoinitError, ConfigError
@@ -127,6 +128,8 @@ def _placed_tensors(batch: Any, where: str = "") -> Iterator[tuple[str, torch.Te
     batch = fields_of(batch)  # a dataclass as the dict of its fields
     if isinstance(batch, torch.Tensor):
         yield where, batch
+    elif isinstance(batch, PackedSequence):  # its index tensors are no data
+        yield f"{where}.data", batch.data
     elif isinstance(batch, dict):
         for k, v in batch.items():
             yield from _placed_tensors(v, f"{where}[{k!r}]")
@@ -182,5 +185,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _examples(batch: Any) -> int | None:
-    """The batch's size: the leading dimension of its first tensor (``None``: no tensor)."""
-    return next((t.shape[0] for t in _tensors(batch) if t.dim() > 0), None)
+    """The batch's size: the leading dimension of its first tensor, or the number of sequences
+    of a packed sequence (``None``: no tensor)."""
+    batch = fields_of(batch)
+    if isinstance(batch, PackedSequence):
+        return int(batch.batch_sizes[0])
+    if isinstance(batch, torch.Tensor):
+        return batch.shape[0] if batch.dim() else None
+    items = batch.values() if isinstance(batch, dict) else \
+        batch if isinstance(batch, tuple | list) else ()
+    return next((n for n in map(_examples, items) if n is not None), None)

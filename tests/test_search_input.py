@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_sequence
 
 from autoinit.batches import make_loss
 from autoinit.errors import ConfigError
@@ -144,3 +145,24 @@ def test_a_search_on_sequence_labels_with_an_all_ignored_batch_completes():
         torch.utils.data.TensorDataset(x, y), batch_size=16),
                         n_trials=6, probe_steps=4, threads=1, selection=Selection(seeds=0))
     assert math.isfinite(result.score)
+
+
+def test_packed_sequences_count_their_sequences_as_the_batch_size():
+    class LastState(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.norm = nn.LSTM(2, 4), nn.BatchNorm1d(4)
+
+        def forward(self, packed):
+            return self.norm(self.lstm(packed)[1][0][-1])  # one sequence breaks batch norm
+
+    def packed(*lengths: int) -> tuple[PackedSequence, torch.Tensor]:
+        return (pack_sequence([torch.randn(n, 2, generator=G) for n in lengths]),
+                torch.zeros(len(lengths), 4))
+
+    data = ProbeData([packed(5, 4, 2), packed(3, 3, 1), packed(6)], [packed(2, 2)])
+    with pytest.raises(ConfigError, match=r"on a batch of 1 examples \(the first has 3\)"):
+        check_loss(LastState(), data)
+    nan = (pack_sequence([torch.tensor([[0.0, float("nan")]])]), torch.zeros(1))
+    with pytest.raises(ConfigError, match=r"values in \[0\]\.data \(1 of 2\)$"):
+        check_finite([nan], "dataloader")
