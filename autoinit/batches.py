@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
+from torch.utils.data import Dataset, IterableDataset
 
 from autoinit.errors import ConfigError
 
@@ -314,7 +315,11 @@ def move_batch(batch: Any, device: torch.device | str) -> Any:
 
 
 def fetch_batches(loader: Any, count: int, device: torch.device | str, what: str) -> list[Any]:
-    """Up to ``count`` batches from ``loader``, moved to ``device`` once."""
+    """Up to ``count`` batches from ``loader``, moved to ``device`` once. A map-style
+    ``Dataset`` is refused: its items are single examples, not batches."""
+    if isinstance(loader, Dataset) and not isinstance(loader, IterableDataset):
+        raise ConfigError(f"{what} is a {type(loader).__name__}, whose items are single examples: "
+                          "pass torch.utils.data.DataLoader(dataset, batch_size=...)")
     out = []
     try:
         iterator = iter(loader)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 from autoinit.batches import fetch_batches, make_loss, move_batch, own_loss, split_batch
 from autoinit.errors import ConfigError
@@ -138,6 +139,21 @@ def test_fetch_batches_counts_and_errors():
         fetch_batches([], 4, "cpu", "dataloader")
     with pytest.raises(ConfigError, match="must be iterable"):
         fetch_batches(5, 4, "cpu", "dataloader")
+
+
+def test_a_dataset_of_single_examples_is_refused_and_its_loader_or_stream_taken():
+    dataset = TensorDataset(X, Y_INT)  # its items are single examples, not batches
+    with pytest.raises(ConfigError, match=r"^dataloader is a TensorDataset, whose items are single "
+                                          r"examples: .*DataLoader\(dataset, batch_size="):
+        fetch_batches(dataset, 4, "cpu", "dataloader")
+    assert fetch_batches(DataLoader(dataset, batch_size=3), 4, "cpu", "dataloader")[1][0].shape \
+        == (3, 3)
+
+    class Stream(IterableDataset):  # an iterable dataset yielding batches of its own
+        def __iter__(self):
+            return iter([(X, Y_INT)])
+
+    assert len(fetch_batches(Stream(), 4, "cpu", "dataloader")) == 1
 
 
 class _DictOut(nn.Module):
