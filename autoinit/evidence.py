@@ -80,8 +80,11 @@ def _cross_entropy_prior(train_y: list[torch.Tensor], val_y: list[torch.Tensor])
     train, val = train[train >= 0], val[val >= 0]  # negative: ignored (torch's ignore_index)
     if not len(train) or not len(val):
         return None
-    counts = torch.bincount(train, minlength=int(max(train.max(), val.max())) + 1).double() + 1
-    return float(-(counts / counts.sum()).log()[val].mean())
+    classes = int(max(train.max(), val.max())) + 1  # add-one smoothing over 0..the largest label
+    seen, counts = torch.unique(train, return_counts=True)  # no array of `classes` counts
+    place = torch.searchsorted(seen, val).clamp(max=len(seen) - 1)
+    hits = torch.where(seen[place] == val, counts[place], 0).double() + 1
+    return float(-(hits / (len(train) + classes)).log().mean())
 
 
 def _soft_prior(train_y: list[torch.Tensor], val_y: list[torch.Tensor]) -> float:

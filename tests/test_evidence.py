@@ -29,6 +29,13 @@ def test_the_cross_entropy_prior_is_the_held_out_loss_of_the_training_frequencie
     assert prior_loss(train, val, "cross_entropy") == pytest.approx(expected)
 
 
+def test_labels_as_large_as_ids_are_counted_without_an_array_of_every_class():
+    train = _pairs(torch.tensor([0, 0, 7, 10**12]))  # smoothed over 10**12 + 1 classes
+    val = _pairs(torch.tensor([0, 3]))
+    expected = -(math.log(3 / (4 + 10**12 + 1)) + math.log(1 / (4 + 10**12 + 1))) / 2
+    assert prior_loss(train, val, None) == pytest.approx(expected)
+
+
 def test_ignored_targets_do_not_count_and_sequence_targets_are_flattened():
     train = [(torch.zeros(2, 3), torch.tensor([[0, 1, -100], [1, 1, -100]]))]
     val = [(torch.zeros(1, 3), torch.tensor([[1, -100, -100]]))]
