@@ -331,5 +331,16 @@ def fetch_batches(loader: Any, count: int, device: torch.device | str, what: str
         if len(out) >= count:
             break
     if not out:
-        raise ConfigError(f"{what} yielded no batch")
+        raise ConfigError(f"{what} yielded no batch{_dropped(loader)}")
     return out
+
+
+def _dropped(loader: Any) -> str:
+    """Why a ``DataLoader`` yielded nothing where its ``drop_last`` dropped its one short batch."""
+    try:
+        size, batch_size = len(loader.dataset), loader.batch_size
+    except (AttributeError, TypeError):
+        return ""
+    if not getattr(loader, "drop_last", False) or not size or not batch_size or size >= batch_size:
+        return ""
+    return f": {size} examples and batch_size={batch_size} with drop_last=True"

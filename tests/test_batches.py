@@ -141,6 +141,13 @@ def test_fetch_batches_counts_and_errors():
         fetch_batches(5, 4, "cpu", "dataloader")
 
 
+def test_a_loader_that_drops_its_only_short_batch_says_so():
+    loader = DataLoader(TensorDataset(X, Y_INT), batch_size=8, drop_last=True)
+    with pytest.raises(ConfigError, match=r"^dataloader yielded no batch: 6 examples and "
+                                          r"batch_size=8 with drop_last=True$"):
+        fetch_batches(loader, 4, "cpu", "dataloader")
+
+
 def test_a_dataset_of_single_examples_is_refused_and_its_loader_or_stream_taken():
     dataset = TensorDataset(X, Y_INT)  # its items are single examples, not batches
     with pytest.raises(ConfigError, match=r"^dataloader is a TensorDataset, whose items are single "
