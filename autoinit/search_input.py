@@ -140,30 +140,42 @@ def _placed_tensors(batch: Any, where: str = "") -> Iterator[tuple[str, torch.Te
 
 def check_loss(model: nn.Module, data: ProbeData) -> None:
     """One forward pass with the user's loss on the first training batch and on the first batch
-    of every other size (a ragged last batch: one example breaks batch norm), so bad input fails
-    early."""
+    of every other size (a ragged last batch: one example breaks batch norm), then on every
+    held-out batch in eval mode, as the probes score them, so bad input fails early."""
     first = _examples(data.train[0])
     sizes: dict[int | None, Any] = {}
     for batch in data.train:
         sizes.setdefault(_examples(batch), batch)
+    training = model.training
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         for size, batch in sizes.items():
-            try:
-                data.loss(model, batch)
-            except AutoinitError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
-                where, hint = "the first batch", ""
-                if size != first:
-                    where = f"a batch of {size} examples (the first has {first})"
-                    hint = "; DataLoader(..., drop_last=True) leaves out a short last batch"
-                elif isinstance(batch, Mapping) and "keyword argument" in str(exc):
-                    hint = ("; a dict batch is passed as model(**batch) without its target key: "
-                            "pass loss_fn(model, batch) for a model that takes the dict")
-                else:
-                    hint = _dtype_hint(model, batch)
-                raise ConfigError(f"the loss could not be computed on {where}: "
-                                  f"{type(exc).__name__}: {_one_line(exc)}{hint}") from exc
+            short = size != first
+            _loss_on(model, data.loss, batch, f"a batch of {size} examples (the first has "
+                     f"{first})" if short else "the first batch", short)
+        model.eval()
+        try:
+            for i, batch in enumerate(data.val):
+                _loss_on(model, data.loss, batch, f"held-out batch {i}")
+        finally:
+            model.train(training)
+
+
+def _loss_on(model: nn.Module, loss: LossFn, batch: Any, where: str, short: bool = False) -> None:
+    """``loss(model, batch)``, any failure a one-line error naming ``where`` and a way out."""
+    try:
+        loss(model, batch)
+    except AutoinitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
+        if short:
+            hint = "; DataLoader(..., drop_last=True) leaves out a short last batch"
+        elif isinstance(batch, Mapping) and "keyword argument" in str(exc):
+            hint = ("; a dict batch is passed as model(**batch) without its target key: "
+                    "pass loss_fn(model, batch) for a model that takes the dict")
+        else:
+            hint = _dtype_hint(model, batch)
+        raise ConfigError(f"the loss could not be computed on {where}: "
+                          f"{type(exc).__name__}: {_one_line(exc)}{hint}") from exc
 
 
 def _dtype_hint(model: nn.Module, batch: Any) -> str:

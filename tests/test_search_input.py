@@ -66,7 +66,7 @@ def test_a_model_that_takes_the_dict_batch_is_told_in_one_line_to_pass_a_loss():
     assert "unexpected keyword argument 'image'" in message
     assert message.endswith("pass loss_fn(model, batch) for a model that takes the dict")
     # with a loss that hands it the dict, the same batch computes
-    check_loss(_TakesTheDict(), ProbeData(data.train, [None], loss=lambda m, b: m(b).sum()))
+    check_loss(_TakesTheDict(), ProbeData(data.train, data.train, loss=lambda m, b: m(b).sum()))
 
 
 def test_a_many_line_error_is_reported_on_one_line_with_its_first_and_last_lines():
@@ -166,3 +166,14 @@ def test_packed_sequences_count_their_sequences_as_the_batch_size():
     nan = (pack_sequence([torch.tensor([[0.0, float("nan")]])]), torch.zeros(1))
     with pytest.raises(ConfigError, match=r"values in \[0\]\.data \(1 of 2\)$"):
         check_finite([nan], "dataloader")
+
+
+def test_a_held_out_batch_the_loss_cannot_score_fails_before_any_trial_in_one_line():
+    bad = _batches(16)
+    bad[0][1][3] = 7  # a class the model has no logit for, only in the held-out batches
+    with pytest.raises(ConfigError, match=r"^the loss could not be computed on held-out batch 1: "
+                                          r"IndexError: Target 7 is out of bounds\.$"):
+        check_loss(_bn_net(), ProbeData(_batches(16, 16), _batches(16) + bad))
+    net = _bn_net()
+    check_loss(net, ProbeData(_batches(16), _batches(1)))  # one example: fine in eval mode
+    assert net.training
