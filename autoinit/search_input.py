@@ -139,9 +139,10 @@ def _placed_tensors(batch: Any, where: str = "") -> Iterator[tuple[str, torch.Te
 
 
 def check_loss(model: nn.Module, data: ProbeData) -> None:
-    """One forward pass with the user's loss on the first training batch and on the first batch
-    of every other size (a ragged last batch: one example breaks batch norm), then on every
-    held-out batch in eval mode, as the probes score them, so bad input fails early."""
+    """One forward pass with the user's loss on the first training batch, on the first batch
+    of every other size (a ragged last batch: one example breaks batch norm) and on those with
+    the largest and the smallest integer label (a class the model has no output for), then on
+    every held-out batch in eval mode, as the probes score them, so bad input fails early."""
     first = _examples(data.train[0])
     sizes: dict[int | None, Any] = {}
     for batch in data.train:
@@ -152,12 +153,35 @@ def check_loss(model: nn.Module, data: ProbeData) -> None:
             short = size != first
             _loss_on(model, data.loss, batch, f"a batch of {size} examples (the first has "
                      f"{first})" if short else "the first batch", short)
+        for i, label, what in _extreme_labels(data.train):
+            _loss_on(model, data.loss, data.train[i],
+                     f"training batch {i} (its {what} label, {label})")
         model.eval()
         try:
             for i, batch in enumerate(data.val):
                 _loss_on(model, data.loss, batch, f"held-out batch {i}")
         finally:
             model.train(training)
+
+
+def _extreme_labels(batches: list[Any]) -> list[tuple[int, int, str]]:
+    """``(index, label, "largest" or "smallest")`` of the batches holding the largest and the
+    smallest integer target; none where the targets are not integer tensors."""
+    labels = []
+    for batch in batches:
+        try:
+            target = split_batch(batch)[1]
+        except ConfigError:  # a format only your loss_fn reads
+            return []
+        if not isinstance(target, torch.Tensor) or target.is_floating_point() \
+                or target.is_complex() or target.dtype == torch.bool or not target.numel():
+            return []
+        labels.append((int(target.max()), int(target.min())))
+    if not labels:
+        return []
+    top = max(range(len(labels)), key=lambda i: labels[i][0])
+    low = min(range(len(labels)), key=lambda i: labels[i][1])
+    return [(top, labels[top][0], "largest"), (low, labels[low][1], "smallest")]
 
 
 def _loss_on(model: nn.Module, loss: LossFn, batch: Any, where: str, short: bool = False) -> None:

@@ -177,3 +177,15 @@ def test_a_held_out_batch_the_loss_cannot_score_fails_before_any_trial_in_one_li
     net = _bn_net()
     check_loss(net, ProbeData(_batches(16), _batches(1)))  # one example: fine in eval mode
     assert net.training
+
+
+def test_the_training_batches_with_the_largest_and_smallest_labels_are_checked_too():
+    train = _batches(16, 16, 16, 16)
+    train[2][1][5] = 2  # a class the model has no logit for, in a later batch of the same size
+    with pytest.raises(ConfigError, match=r"^the loss could not be computed on training batch 2 "
+                                          r"\(its largest label, 2\): IndexError: Target 2 is "
+                                          r"out of bounds\.$"):
+        check_loss(_bn_net(), ProbeData(train, _batches(16)))
+    train[2][1][5], train[3][1][0] = 1, -1  # -1 is no ignore_index (-100 is)
+    with pytest.raises(ConfigError, match=r"on training batch 3 \(its smallest label, -1\)"):
+        check_loss(_bn_net(), ProbeData(train, _batches(16)))
