@@ -6,12 +6,13 @@ or anything a user ``loss_fn(model, batch)`` understands. Tuple inputs are sprea
 ``forward`` that takes several (``forward(src, tgt)``), dict inputs passed by keyword. The
 default loss is cross-entropy for integer or boolean targets (binary cross-entropy where the
 model gives one logit per target: a single-logit binary classifier, integer multi-label targets)
-and for float targets that are class probabilities (soft or one-hot labels), and mean squared
-error, one output per target, for other float targets. A model whose ``forward`` takes
-``labels`` and returns a ``loss`` (a Hugging Face model, given a dict batch with ``labels``) is
-trained on its own loss, as its Trainer does (a causal LM's is the shifted next-token loss; plain
-cross-entropy on its logits would train it to copy its input), and a model with a
-``training_step(batch, batch_idx)`` of its own (a LightningModule) on the loss that returns.
+and mean squared error, one output per target, for float targets; a search whose float targets
+are all class probabilities (soft or one-hot labels, :func:`soft_labels`) takes cross-entropy.
+A model whose ``forward`` takes ``labels`` and returns a ``loss`` (a Hugging Face model, given a
+dict batch with ``labels``) is trained on its own loss, as its Trainer does (a causal LM's is the
+shifted next-token loss; plain cross-entropy on its logits would train it to copy its input), and
+a model with a ``training_step(batch, batch_idx)`` of its own (a LightningModule) on the loss
+that returns.
 A ``loss_fn`` may also be ``"cross_entropy"``, ``"mse"``, or a criterion module such as
 ``nn.CrossEntropyLoss()`` (called as ``criterion(output, target)``; a target that differs from
 the output only by dimensions of size 1 takes the output's shape).
@@ -42,7 +43,7 @@ from torch.utils.data import Dataset, IterableDataset
 from autoinit.errors import ConfigError
 
 __all__ = ["LossFn", "fetch_batches", "fields_of", "is_distribution", "make_loss", "move_batch",
-           "own_loss", "split_batch"]
+           "own_loss", "soft_labels", "split_batch"]
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 _TARGET_KEYS = ("target", "targets", "y", "label", "labels")
@@ -115,8 +116,8 @@ def _prediction(out: Any) -> torch.Tensor:
 
 def default_criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Cross-entropy for integer or boolean targets (binary cross-entropy on one logit per
-    target) and for float targets that are class probabilities (soft or one-hot labels, one per
-    output), mean squared error for other float targets."""
+    target), mean squared error for float targets (a search on soft or one-hot float labels
+    takes ``"cross_entropy"`` instead, :func:`soft_labels`)."""
     if not isinstance(target, torch.Tensor):
         raise ConfigError(f"target must be a tensor, got {type(target).__name__}")
     if _labels(target):
@@ -124,8 +125,6 @@ def default_criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tenso
             return _binary_cross_entropy(output, target)
         return _cross_entropy(output, target)
     if target.is_floating_point():
-        if is_distribution(target) and _one_per_class(output, target):
-            return _cross_entropy(output, target)
         return _mse(output, target)
     raise ConfigError(f"cannot choose a loss for targets of dtype {target.dtype}; "
                       "pass loss_fn='cross_entropy', 'mse', a criterion or loss_fn(model, batch)")
@@ -143,6 +142,21 @@ def is_distribution(target: torch.Tensor) -> bool:
         return False
     return bool((target >= 0).all()) and bool(
         torch.allclose(target.sum(-1), target.new_ones(()).expand(target.shape[:-1]), atol=1e-3))
+
+
+def soft_labels(batches: list[Any]) -> bool:
+    """Whether every batch's target is float class probabilities (:func:`is_distribution`):
+    soft or one-hot labels, for which a search takes cross-entropy rather than the default's
+    mean squared error. Decided once for all the batches: a per-batch choice would mix two
+    losses where a multi-hot batch happens to hold one label per row."""
+    targets = []
+    for batch in batches:
+        try:
+            targets.append(split_batch(batch)[1])
+        except ConfigError:  # a format only your loss_fn reads
+            return False
+    return bool(targets) and all(isinstance(t, torch.Tensor) and t.is_floating_point()
+                                 and is_distribution(t) for t in targets)
 
 
 def _one_per_class(output: torch.Tensor, target: torch.Tensor) -> bool:

@@ -63,8 +63,8 @@ def prior_loss(train: Sequence[Any], val: Sequence[Any], loss_fn: object) -> flo
         if not all(isinstance(y, torch.Tensor) for y in train_y + val_y):
             return None
         integer = not train_y[0].is_floating_point() and not train_y[0].is_complex()
-        soft = not integer and all(is_distribution(y) for y in train_y + val_y)
-        if loss_fn == "cross_entropy" or (loss_fn is None and (integer or soft)):
+        if loss_fn == "cross_entropy" or (loss_fn is None and integer):
+            soft = not integer and all(is_distribution(y) for y in train_y + val_y)
             value = _cross_entropy_prior(train_y, val_y) if integer else \
                 _soft_prior(train_y, val_y) if soft else None
         else:

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from torch import nn
 
 from autoinit.apply import apply_scheme
-from autoinit.batches import LossFn, make_loss, own_loss
+from autoinit.batches import LossFn, make_loss, own_loss, soft_labels
 from autoinit.budget import MAX_LENGTHENING, BudgetPlan, budget_of, eval_every_of, plan_budget
 from autoinit.clock import StepClock
 from autoinit.device import resolve_device
@@ -119,8 +119,8 @@ def run_search(
         val_dataloader: held-out batches (``val_batches`` of them); default: split off the front
             of ``dataloader``'s batches.
         loss_fn: ``"cross_entropy"`` or ``"mse"``, a criterion, or
-            ``loss(model, batch)``; default: cross-entropy for integer targets, mean squared
-            error for float targets.
+            ``loss(model, batch)``; default: cross-entropy for integer targets and soft or
+            one-hot float labels, mean squared error for other float targets.
         optimizer, lr: the probes' optimizer (a name in :data:`~autoinit.probe.OPTIMIZERS` or
             ``(params, lr) -> Optimizer``) and learning rate.
         n_trials: trials (complete or pruned, baselines included) the study should hold.
@@ -242,6 +242,9 @@ def run_search(
     train, val = probe_batches(dataloader, val_dataloader,
                                ends[-1] if budget is None else longest, val_batches, dev,
                                labelled=loss_fn in (None, "cross_entropy"))
+    if loss_fn is None and not own_loss(model, train[0]) and soft_labels(train + val):
+        loss_fn = "cross_entropy"  # soft or one-hot labels, decided on all the batches
+        loss = probe_loss(loss_fn, train_step, score)
     # the prior loss of the default losses only (not your loop's, nor a model's own)
     prior = None if train_step is not None or score is not None or own_loss(model, train[0]) \
         else prior_loss(train, val, loss_fn)

@@ -13,7 +13,14 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from autoinit.batches import fetch_batches, make_loss, move_batch, own_loss, split_batch
+from autoinit.batches import (
+    fetch_batches,
+    make_loss,
+    move_batch,
+    own_loss,
+    soft_labels,
+    split_batch,
+)
 from autoinit.errors import ConfigError
 
 G = torch.Generator().manual_seed(0)
@@ -57,15 +64,20 @@ def test_boolean_and_narrow_integer_targets_are_class_labels_for_every_cross_ent
                           F.binary_cross_entropy_with_logits(single(X).squeeze(1), Y_INT.float()))
 
 
-def test_soft_and_one_hot_float_targets_take_cross_entropy_and_other_floats_mse():
+def test_soft_and_one_hot_float_targets_take_cross_entropy_when_all_batches_hold_them():
     soft = torch.softmax(torch.randn(6, 2, generator=G), 1)
     one_hot = F.one_hot(Y_INT, 2).float()
     for target in (soft, one_hot):
-        expected = F.cross_entropy(NET(X), target)
-        assert torch.allclose(make_loss(None)(NET, (X, target)), expected)
-        assert torch.allclose(make_loss("cross_entropy")(NET, (X, target)), expected)
-    scores = soft * 2  # rows that do not sum to 1: regression
-    assert torch.allclose(make_loss(None)(NET, (X, scores)), F.mse_loss(NET(X), scores))
+        assert torch.allclose(make_loss("cross_entropy")(NET, (X, target)),
+                              F.cross_entropy(NET(X), target))
+        # the default alone is mean squared error: a search decides on all its batches
+        assert torch.allclose(make_loss(None)(NET, (X, target)), F.mse_loss(NET(X), target))
+    assert soft_labels([(X, soft), (X, one_hot)])
+    multi_hot = one_hot.clone()
+    multi_hot[0] = 1.0  # a row with two labels: multi-label targets, for every batch
+    assert not soft_labels([(X, one_hot), (X, multi_hot)])
+    assert not soft_labels([(X, Y_INT)]) and not soft_labels([(X, soft * 2)])
+    assert not soft_labels([X])  # a format only a loss_fn of yours reads
 
 
 def test_a_regression_target_without_its_unit_dimension_is_not_broadcast():

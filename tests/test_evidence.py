@@ -65,12 +65,14 @@ def test_soft_and_one_hot_float_labels_have_the_cross_entropy_prior_of_their_sum
     train = _pairs(torch.tensor([0, 0, 0, 1, 1, 2, 0, 0]))
     val = _pairs(torch.tensor([0, 1]))
     hot = [(x, nn.functional.one_hot(y, 3).float()) for x, y in train + val]
-    for loss_fn in (None, "cross_entropy"):  # one-hot rows: the frequencies' prior
-        assert prior_loss(hot[:2], hot[2:], loss_fn) == pytest.approx(prior_loss(train, val, None))
+    # one-hot rows: the frequencies' prior (a search on them takes "cross_entropy")
+    assert prior_loss(hot[:2], hot[2:], "cross_entropy") == pytest.approx(
+        prior_loss(train, val, None))
     soft = [(torch.zeros(2, 2), torch.tensor([[0.5, 0.5], [1.0, 0.0]]))]  # sums 1.5, 0.5 (+1)
-    assert prior_loss(soft, soft, None) == pytest.approx(
+    assert prior_loss(soft, soft, "cross_entropy") == pytest.approx(
         -(0.5 * math.log(2.5 / 4) + 0.5 * math.log(1.5 / 4) + math.log(2.5 / 4)) / 2)
-    assert prior_loss(soft, soft, "mse") == pytest.approx(0.0625)  # mean (0.75, 0.25)
+    for loss_fn in (None, "mse"):  # the default loss alone: mean squared error
+        assert prior_loss(soft, soft, loss_fn) == pytest.approx(0.0625)  # mean (0.75, 0.25)
 
 
 def test_targets_it_cannot_read_give_no_prior():
