@@ -242,7 +242,7 @@ def run_search(
     train, val = probe_batches(dataloader, val_dataloader,
                                ends[-1] if budget is None else longest, val_batches, dev,
                                labelled=loss_fn in (None, "cross_entropy"))
-    if loss is not None and loss_fn is None and not own_loss(model, train[0]) \
+    if loop is None and loss_fn is None and not own_loss(model, train[0]) \
             and soft_labels(train + val):
         loss_fn = "cross_entropy"  # soft or one-hot labels, decided on all the batches
         loss = probe_loss(loss_fn, train_step, score)
