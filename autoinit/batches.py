@@ -5,15 +5,18 @@ the dict of its fields) with a ``target``/``y``/``label(s)`` key (the other keys
 or anything a user ``loss_fn(model, batch)`` understands. Tuple inputs are spread over a
 ``forward`` that takes several (``forward(src, tgt)``), as is a flat ``(src, tgt, target)`` (a
 ``TensorDataset(src, tgt, y)``) where ``forward`` requires that many; dict inputs are passed by
-keyword. The default loss is cross-entropy for integer targets (binary cross-entropy where the
-model gives one logit per target: a single-logit binary classifier, integer multi-label
-targets) and mean squared error for float targets. A model whose ``forward`` takes ``labels``
-and returns a ``loss`` (a Hugging Face model, given a dict batch with ``labels``) is trained on
-its own loss, as its Trainer does (a causal LM's is the shifted next-token loss; plain
-cross-entropy on its logits would train it to copy its input), and a model with a
-``training_step(batch, batch_idx)`` of its own (a LightningModule) on the loss that returns.
+keyword. The default loss is cross-entropy for integer or boolean targets (binary cross-entropy
+where the model gives one logit per target: a single-logit binary classifier, integer
+multi-label targets) and mean squared error, one output per target, for float targets; a search
+whose float targets are all class probabilities (soft or one-hot labels, :func:`soft_labels`)
+takes cross-entropy. A model whose ``forward`` takes ``labels`` and returns a ``loss`` (a
+Hugging Face model, given a dict batch with ``labels``) is trained on its own loss, as its
+Trainer does (a causal LM's is the shifted next-token loss; plain cross-entropy on its logits
+would train it to copy its input), and a model with a ``training_step(batch, batch_idx)`` of its
+own (a LightningModule) on the loss that returns.
 A ``loss_fn`` may also be ``"cross_entropy"``, ``"mse"``, or a criterion module such as
-``nn.CrossEntropyLoss()`` (called as ``criterion(output, target)``).
+``nn.CrossEntropyLoss()`` (called as ``criterion(output, target)``; a target that differs from
+the output only by dimensions of size 1 takes the output's shape).
 
 Example:
     >>> import torch, torch.nn as nn
@@ -36,11 +39,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
+from torch.utils.data import Dataset, IterableDataset
 
 from autoinit.errors import ConfigError
 
-__all__ = ["LossFn", "fetch_batches", "fields_of", "make_loss", "move_batch", "own_loss",
-           "split_batch", "target_of"]
+__all__ = ["LossFn", "fetch_batches", "fields_of", "is_distribution", "make_loss", "move_batch",
+           "own_loss", "soft_labels", "split_batch", "target_of"]
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 _TARGET_KEYS = ("target", "targets", "y", "label", "labels")
@@ -112,29 +116,76 @@ def _prediction(out: Any) -> torch.Tensor:
 
 
 def default_criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy for integer targets (binary cross-entropy on one logit per target), mean
-    squared error for float targets."""
+    """Cross-entropy for integer or boolean targets (binary cross-entropy on one logit per
+    target), mean squared error for float targets (a search on soft or one-hot float labels
+    takes ``"cross_entropy"`` instead, :func:`soft_labels`)."""
     if not isinstance(target, torch.Tensor):
         raise ConfigError(f"target must be a tensor, got {type(target).__name__}")
-    if target.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+    if _labels(target):
         if output.numel() == target.numel():
             return _binary_cross_entropy(output, target)
-        return _cross_entropy(output, target.long())
+        return _cross_entropy(output, target)
     if target.is_floating_point():
-        if target.numel() != output.numel():  # never broadcast: (B, C) against (B,) labels
-            raise ConfigError(
-                f"float targets of shape {tuple(target.shape)} are regression targets (mean "
-                f"squared error), but the model gives an output of shape {tuple(output.shape)}: "
-                "for class labels make the targets integer (target.long()), else pass loss_fn")
-        return F.mse_loss(output, target.reshape(output.shape))
+        return _mse(output, target)
     raise ConfigError(f"cannot choose a loss for targets of dtype {target.dtype}; "
                       "pass loss_fn='cross_entropy', 'mse', a criterion or loss_fn(model, batch)")
+
+
+def _labels(target: torch.Tensor) -> bool:
+    """Whether ``target`` holds class labels: integers or booleans."""
+    return target.dtype == torch.bool or not (target.is_floating_point() or target.is_complex())
+
+
+def is_distribution(target: torch.Tensor) -> bool:
+    """Whether float ``target`` holds class probabilities on its last dimension (of at least 2
+    classes): soft or one-hot labels, every row non-negative and summing to 1."""
+    if target.dim() < 2 or target.shape[-1] < 2 or not target.numel():
+        return False
+    return bool((target >= 0).all()) and bool(
+        torch.allclose(target.sum(-1), target.new_ones(()).expand(target.shape[:-1]), atol=1e-3))
+
+
+def soft_labels(batches: list[Any]) -> bool:
+    """Whether every batch's target is float class probabilities (:func:`is_distribution`):
+    soft or one-hot labels, for which a search takes cross-entropy rather than the default's
+    mean squared error. Decided once for all the batches: a per-batch choice would mix two
+    losses where a multi-hot batch happens to hold one label per row."""
+    targets = []
+    for batch in batches:
+        try:
+            targets.append(split_batch(batch)[1])
+        except ConfigError:  # a format only your loss_fn reads
+            return False
+    return bool(targets) and all(isinstance(t, torch.Tensor) and t.is_floating_point()
+                                 and is_distribution(t) for t in targets)
+
+
+def _one_per_class(output: torch.Tensor, target: torch.Tensor) -> bool:
+    """Whether ``target`` holds one value per output, classes on the last dimension of both."""
+    return target.numel() == output.numel() and target.shape[-1:] == output.shape[-1:]
+
+
+def _mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error, one output per target: a ``(B,)`` target against a ``(B, 1)`` output
+    takes the output's shape (torch would broadcast them to ``(B, B)``)."""
+    if target.numel() != output.numel():
+        raise ConfigError(
+            f"mean squared error needs one output per target, got output {tuple(output.shape)} "
+            f"and target {tuple(target.shape)} of {target.dtype}: class indices must be integers "
+            "(target.long()) for cross-entropy; else pass loss_fn")
+    return F.mse_loss(output, target.reshape(output.shape))
 
 
 def _cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Cross-entropy over classes on the last dimension (``(B, C)``, sequence logits
     ``(B, T, C)``), or on dimension 1 as torch has them (``(B, C, d1, ...)`` against a
-    ``(B, d1, ...)`` target: a segmentation's or a 1-D convolution's per-position logits)."""
+    ``(B, d1, ...)`` target: a segmentation's or a 1-D convolution's per-position logits).
+    Integer and boolean targets are class indices, float targets of the output's shape class
+    probabilities."""
+    if target.is_floating_point() and _one_per_class(output, target):
+        return F.cross_entropy(output.reshape(-1, output.shape[-1]),
+                               target.reshape(-1, target.shape[-1]).to(output.dtype))
+    target = target.long() if _labels(target) else target
     if output.dim() > 2 and target.shape != output.shape[:-1] \
             and target.shape == output.shape[:1] + output.shape[2:]:
         return F.cross_entropy(output, target)
@@ -156,7 +207,7 @@ def _binary_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.T
                                               target[kept].to(output.dtype))
 
 
-_NAMED = {"cross_entropy": _cross_entropy, "mse": F.mse_loss}
+_NAMED = {"cross_entropy": _cross_entropy, "mse": _mse}
 
 
 def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
@@ -172,7 +223,8 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
         def criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             return named(output, target)
     elif isinstance(loss_fn, nn.Module):
-        criterion = loss_fn
+        def criterion(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return loss_fn(output, _unit_aligned(output, target))
     elif callable(loss_fn):
         return _checked(loss_fn)
     else:
@@ -209,6 +261,17 @@ def _split_for(model: nn.Module, batch: Any) -> tuple[Any, torch.Tensor]:
             and _required_positionals(type(model)) == len(batch) - 1:
         return tuple(batch[:-1]), batch[-1]
     return split_batch(batch)
+
+
+def _unit_aligned(output: Any, target: Any) -> Any:
+    """``target`` in ``output``'s shape where the two differ only by dimensions of size 1
+    (``(B,)`` against ``(B, 1)``: a criterion such as ``nn.MSELoss`` would broadcast them to
+    ``(B, B)``), else as it is."""
+    if isinstance(output, torch.Tensor) and isinstance(target, torch.Tensor) \
+            and target.shape != output.shape \
+            and target.squeeze().shape == output.squeeze().shape:
+        return target.reshape(output.shape)
+    return target
 
 
 def own_loss(model: nn.Module, batch: Any) -> bool:
@@ -285,7 +348,11 @@ def move_batch(batch: Any, device: torch.device | str) -> Any:
 
 
 def fetch_batches(loader: Any, count: int, device: torch.device | str, what: str) -> list[Any]:
-    """Up to ``count`` batches from ``loader``, moved to ``device`` once."""
+    """Up to ``count`` batches from ``loader``, moved to ``device`` once. A map-style
+    ``Dataset`` is refused: its items are single examples, not batches."""
+    if isinstance(loader, Dataset) and not isinstance(loader, IterableDataset):
+        raise ConfigError(f"{what} is a {type(loader).__name__}, whose items are single examples: "
+                          "pass torch.utils.data.DataLoader(dataset, batch_size=...)")
     out = []
     try:
         iterator = iter(loader)
@@ -297,5 +364,16 @@ def fetch_batches(loader: Any, count: int, device: torch.device | str, what: str
         if len(out) >= count:
             break
     if not out:
-        raise ConfigError(f"{what} yielded no batch")
+        raise ConfigError(f"{what} yielded no batch{_dropped(loader)}")
     return out
+
+
+def _dropped(loader: Any) -> str:
+    """Why a ``DataLoader`` yielded nothing where its ``drop_last`` dropped its one short batch."""
+    try:
+        size, batch_size = len(loader.dataset), loader.batch_size
+    except (AttributeError, TypeError):
+        return ""
+    if not getattr(loader, "drop_last", False) or not size or not batch_size or size >= batch_size:
+        return ""
+    return f": {size} examples and batch_size={batch_size} with drop_last=True"

@@ -41,7 +41,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from autoinit.batches import target_of
+from autoinit.batches import is_distribution, target_of
 from autoinit.errors import ConfigError
 
 __all__ = ["LEARNED_MARGIN", "best_loss", "learned", "lengthening", "nothing_learned",
@@ -52,9 +52,9 @@ LEARNED_MARGIN = 0.10  # learned: a held-out loss at least 10 % below the prior 
 
 def prior_loss(train: Sequence[Any], val: Sequence[Any], loss_fn: object) -> float | None:
     """The held-out loss of a constant prediction fit on the training targets: their
-    frequencies (add-one smoothed) under cross-entropy, their mean under mean squared error;
-    ``None`` for a loss of your own, targets it cannot read, or a prior loss that is not
-    positive."""
+    frequencies (add-one smoothed; soft or one-hot float labels: their summed probabilities)
+    under cross-entropy, their mean under mean squared error; ``None`` for a loss of your own,
+    targets it cannot read, or a prior loss that is not positive."""
     if loss_fn not in (None, "cross_entropy", "mse"):
         return None
     try:
@@ -64,7 +64,9 @@ def prior_loss(train: Sequence[Any], val: Sequence[Any], loss_fn: object) -> flo
             return None
         integer = not train_y[0].is_floating_point() and not train_y[0].is_complex()
         if loss_fn == "cross_entropy" or (loss_fn is None and integer):
-            value = _cross_entropy_prior(train_y, val_y) if integer else None
+            soft = not integer and all(is_distribution(y) for y in train_y + val_y)
+            value = _cross_entropy_prior(train_y, val_y) if integer else \
+                _soft_prior(train_y, val_y) if soft else None
         else:
             value = _mse_prior(train_y, val_y)
     except (ConfigError, RuntimeError, ValueError):  # ragged targets, mixed dtypes
@@ -78,8 +80,21 @@ def _cross_entropy_prior(train_y: list[torch.Tensor], val_y: list[torch.Tensor])
     train, val = train[train >= 0], val[val >= 0]  # negative: ignored (torch's ignore_index)
     if not len(train) or not len(val):
         return None
-    counts = torch.bincount(train, minlength=int(max(train.max(), val.max())) + 1).double() + 1
-    return float(-(counts / counts.sum()).log()[val].mean())
+    classes = int(max(train.max(), val.max())) + 1  # add-one smoothing over 0..the largest label
+    seen, counts = torch.unique(train, return_counts=True)  # no array of `classes` counts
+    place = torch.searchsorted(seen, val).clamp(max=len(seen) - 1)
+    hits = torch.where(seen[place] == val, counts[place], 0).double() + 1
+    return float(-(hits / (len(train) + classes)).log().mean())
+
+
+def _soft_prior(train_y: list[torch.Tensor], val_y: list[torch.Tensor]) -> float:
+    """The cross-entropy prior of class-probability targets: the training rows' summed
+    probabilities, add-one smoothed (one-hot rows: the frequencies' prior)."""
+    classes = train_y[0].shape[-1]
+    train = torch.cat([y.reshape(-1, classes).double().cpu() for y in train_y])
+    val = torch.cat([y.reshape(-1, classes).double().cpu() for y in val_y])
+    counts = train.sum(0) + 1
+    return float(-(val * (counts / counts.sum()).log()).sum(-1).mean())
 
 
 def _mse_prior(train_y: list[torch.Tensor], val_y: list[torch.Tensor]) -> float:

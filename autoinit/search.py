@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from torch import nn
 
 from autoinit.apply import apply_scheme
-from autoinit.batches import LossFn, make_loss, own_loss
+from autoinit.batches import LossFn, make_loss, own_loss, soft_labels
 from autoinit.budget import MAX_LENGTHENING, BudgetPlan, budget_of, eval_every_of, plan_budget
 from autoinit.clock import StepClock
 from autoinit.device import resolve_device
@@ -48,7 +48,7 @@ from autoinit.probe import (
 from autoinit.progress import SearchProgress, progress_wanted
 from autoinit.result import BudgetReport, FitResult, SearchContext, SearchCost
 from autoinit.rungs import rung_steps, study_agreement
-from autoinit.search_input import check_finite, check_loss, materialize, probe_batches
+from autoinit.search_input import check_loss, materialize, probe_batches
 from autoinit.search_rounds import Rounds, trains_nothing
 from autoinit.selection import Selection, baseline_scores, rerun_steps
 from autoinit.settings import DEFAULTS, check_option
@@ -126,8 +126,8 @@ def run_search(
         val_dataloader: held-out batches (``val_batches`` of them); default: split off the front
             of ``dataloader``'s batches.
         loss_fn: ``"cross_entropy"`` or ``"mse"``, a criterion, or
-            ``loss(model, batch)``; default: cross-entropy for integer targets, mean squared
-            error for float targets.
+            ``loss(model, batch)``; default: cross-entropy for integer targets and soft or
+            one-hot float labels, mean squared error for other float targets.
         optimizer, lr: the probes' optimizer (a name in :data:`~autoinit.probe.OPTIMIZERS` or
             ``(params, lr) -> Optimizer``) and learning rate.
         n_trials: trials (complete or pruned, baselines included) the study should hold.
@@ -247,9 +247,12 @@ def run_search(
         else (probe_steps is DEFAULT_PROBE_STEPS and budget_steps is None and timeout is None))
     longest = ends[-1] * (MAX_LENGTHENING if lengthen else 1)
     train, val = probe_batches(dataloader, val_dataloader,
-                               ends[-1] if budget is None else longest, val_batches, dev)
-    check_finite(train, "dataloader")
-    check_finite(val, "the held-out batches")
+                               ends[-1] if budget is None else longest, val_batches, dev,
+                               labelled=loss_fn in (None, "cross_entropy"))
+    if loop is None and loss_fn is None and not own_loss(model, train[0]) \
+            and soft_labels(train + val):
+        loss_fn = "cross_entropy"  # soft or one-hot labels, decided on all the batches
+        loss = probe_loss(loss_fn, train_step, score)
     # the prior loss of the default losses only (not your loop's, nor a model's own)
     prior = None if train_step is not None or score is not None or own_loss(model, train[0]) \
         else prior_loss(train, val, loss_fn)

@@ -11,7 +11,7 @@ Example:
     >>> check_finite([(torch.tensor([float("nan")]),)], "dataloader")
     Traceback (most recent call last):
     ...
-    autoinit.errors.ConfigError: batch 0 of dataloader holds NaN or infinite values
+    autoinit.errors.ConfigError: batch 0 of dataloader holds NaN or infinite values in [0] (1 of 1)
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
-from autoinit.batches import LossFn, fetch_batches, fields_of, move_batch
+from autoinit.batches import LossFn, fetch_batches, fields_of, move_batch, split_batch
 from autoinit.errors import AutoinitError, ConfigError
 
 if TYPE_CHECKING:
     from autoinit.probe import ProbeData
 
-__all__ = ["check_finite", "check_loss", "materialize", "probe_batches"]
+__all__ = ["check_finite", "check_loss", "labelled_batches", "materialize", "probe_batches"]
 
 
 def materialize(model: nn.Module, loader: Iterable, loss: LossFn | None) -> Iterable:
@@ -65,13 +66,21 @@ def materialize(model: nn.Module, loader: Iterable, loss: LossFn | None) -> Iter
 
 
 def probe_batches(loader: Iterable, val_loader: Iterable | None, probe_steps: int,
-                  val_batches: int, dev: torch.device) -> tuple[list[Any], list[Any]]:
+                  val_batches: int, dev: torch.device, labelled: bool = False
+                  ) -> tuple[list[Any], list[Any]]:
     """The probes' training batches and held-out batches, on ``dev``: ``val_batches`` from
-    ``val_loader``, or split off the front of ``loader``'s."""
+    ``val_loader``, or split off the front of ``loader``'s, free of NaN and infinities
+    (:func:`check_finite`). With ``labelled`` (a cross-entropy loss), batches whose class labels
+    are all ignored are left out (:func:`labelled_batches`)."""
+    def fetch(source: Iterable, count: int, what: str) -> list[Any]:
+        batches = fetch_batches(source, count, dev, what)
+        check_finite(batches, what)  # before any is left out: the index is the loader's
+        return labelled_batches(batches, what) if labelled else batches
+
     if val_loader is not None:
-        return (fetch_batches(loader, probe_steps, dev, "dataloader"),
-                fetch_batches(val_loader, val_batches, dev, "val_dataloader"))
-    batches = fetch_batches(loader, probe_steps + val_batches, dev, "dataloader")
+        return (fetch(loader, probe_steps, "dataloader"),
+                fetch(val_loader, val_batches, "val_dataloader"))
+    batches = fetch(loader, probe_steps + val_batches, "dataloader")
     if len(batches) < 2:
         raise ConfigError("dataloader yielded only 1 batch: held-out batches cannot be split off; "
                           "pass val_dataloader or use a smaller batch size")
@@ -79,52 +88,96 @@ def probe_batches(loader: Iterable, val_loader: Iterable | None, probe_steps: in
     return batches[n_val:], batches[:n_val]
 
 
+def labelled_batches(batches: list[Any], what: str) -> list[Any]:
+    """``batches`` without those whose integer targets are all negative (ignored, as torch's
+    ``ignore_index=-100`` and Hugging Face's padded labels have them): a cross-entropy over no
+    target is NaN, which would mark every candidate diverged; an error where none is left."""
+    kept = [b for b in batches if not _all_ignored(b)]
+    if not kept:
+        raise ConfigError(f"every target of the {len(batches)} batches read from {what} is "
+                          "negative (ignored, as ignore_index=-100): no label to learn or score")
+    return kept
+
+
+def _all_ignored(batch: Any) -> bool:
+    try:
+        target = split_batch(batch)[1]
+    except ConfigError:  # a format only your loss_fn reads
+        return False
+    return isinstance(target, torch.Tensor) and not target.is_floating_point() \
+        and target.dtype != torch.bool and target.numel() > 0 and not bool((target >= 0).any())
+
+
 def check_finite(batches: list, what: str) -> None:
-    """Refuse batches holding NaN or infinite floats, naming the first one."""
+    """Refuse batches holding NaN or infinite floats, naming the first one, where in it (its
+    index or key) and how many values."""
     for i, batch in enumerate(batches):
-        for t in _tensors(batch):
-            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise ConfigError(f"batch {i} of {what} holds NaN or infinite values")
+        for where, t in _placed_tensors(batch):
+            bad = int((~torch.isfinite(t)).sum()) if t.is_floating_point() else 0
+            if bad:
+                raise ConfigError(f"batch {i} of {what} holds NaN or infinite values in "
+                                  f"{where or 'it'} ({bad} of {t.numel()})")
 
 
 def _tensors(batch: Any) -> Iterator[torch.Tensor]:
+    return (t for _, t in _placed_tensors(batch))
+
+
+def _placed_tensors(batch: Any, where: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor in ``batch`` with its place (``[0]``, ``['x'][1]``)."""
     batch = fields_of(batch)  # a dataclass as the dict of its fields
     if isinstance(batch, torch.Tensor):
-        yield batch
+        yield where, batch
+    elif isinstance(batch, PackedSequence):  # its index tensors are no data
+        yield f"{where}.data", batch.data
     elif isinstance(batch, dict):
-        for v in batch.values():
-            yield from _tensors(v)
+        for k, v in batch.items():
+            yield from _placed_tensors(v, f"{where}[{k!r}]")
     elif isinstance(batch, tuple | list):
-        for v in batch:
-            yield from _tensors(v)
+        for i, v in enumerate(batch):
+            yield from _placed_tensors(v, f"{where}[{i}]")
 
 
 def check_loss(model: nn.Module, data: ProbeData, skipped: int = 0) -> None:
     """One forward pass with the user's loss on every training batch (a ragged last batch: one
-    example breaks batch norm; a token id beyond an embedding in one batch), so bad input fails
-    early, naming the batch by its place in the loader, after the ``skipped`` held-out batches
-    split off its front (forward passes without gradients: on deep_relu_mlp, 100 batches take
-    the time of 12 training steps)."""
+    example breaks batch norm; a token id beyond an embedding, or a class the model has no
+    output for, in one batch), then on every held-out batch in eval mode, as the probes score
+    them, so bad input fails early, naming the batch by its place in the loader, after the
+    ``skipped`` held-out batches split off its front (forward passes without gradients: on
+    deep_relu_mlp, 100 batches take the time of 12 training steps)."""
     first = _examples(data.train[0])
+    training = model.training
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         for i, batch in enumerate(data.train):
-            try:
-                data.loss(model, batch)
-            except AutoinitError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
-                size, hint = _examples(batch), ""
-                where = "the first batch" if i == 0 else f"batch {skipped + i} of dataloader"
-                if size != first:
-                    where = f"a batch of {size} examples (the first has {first})"
-                    hint = "; DataLoader(..., drop_last=True) leaves out a short last batch"
-                elif isinstance(batch, Mapping) and "keyword argument" in str(exc):
-                    hint = ("; a dict batch is passed as model(**batch) without its target key: "
-                            "pass loss_fn(model, batch) for a model that takes the dict")
-                else:
-                    hint = _dtype_hint(model, batch)
-                raise ConfigError(f"the loss could not be computed on {where}: "
-                                  f"{type(exc).__name__}: {_one_line(exc)}{hint}") from exc
+            size = _examples(batch)
+            where = "the first batch" if i == 0 else f"batch {skipped + i} of dataloader"
+            if size != first:
+                where = f"a batch of {size} examples (the first has {first})"
+            _loss_on(model, data.loss, batch, where, short=size != first)
+        model.eval()
+        try:
+            for i, batch in enumerate(data.val):
+                _loss_on(model, data.loss, batch, f"held-out batch {i}")
+        finally:
+            model.train(training)
+
+
+def _loss_on(model: nn.Module, loss: LossFn, batch: Any, where: str, short: bool = False) -> None:
+    """``loss(model, batch)``, any failure a one-line error naming ``where`` and a way out."""
+    try:
+        loss(model, batch)
+    except AutoinitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported as bad input, with the cause
+        if short:
+            hint = "; DataLoader(..., drop_last=True) leaves out a short last batch"
+        elif isinstance(batch, Mapping) and "keyword argument" in str(exc):
+            hint = ("; a dict batch is passed as model(**batch) without its target key: "
+                    "pass loss_fn(model, batch) for a model that takes the dict")
+        else:
+            hint = _dtype_hint(model, batch)
+        raise ConfigError(f"the loss could not be computed on {where}: "
+                          f"{type(exc).__name__}: {_one_line(exc)}{hint}") from exc
 
 
 def _dtype_hint(model: nn.Module, batch: Any) -> str:
@@ -146,5 +199,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _examples(batch: Any) -> int | None:
-    """The batch's size: the leading dimension of its first tensor (``None``: no tensor)."""
-    return next((t.shape[0] for t in _tensors(batch) if t.dim() > 0), None)
+    """The batch's size: the leading dimension of its first tensor, or the number of sequences
+    of a packed sequence (``None``: no tensor)."""
+    batch = fields_of(batch)
+    if isinstance(batch, PackedSequence):
+        return int(batch.batch_sizes[0])
+    if isinstance(batch, torch.Tensor):
+        return batch.shape[0] if batch.dim() else None
+    items = batch.values() if isinstance(batch, dict) else \
+        batch if isinstance(batch, tuple | list) else ()
+    return next((n for n in map(_examples, items) if n is not None), None)

@@ -11,8 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from autoinit.batches import fetch_batches, make_loss, move_batch, own_loss, split_batch
+from autoinit.batches import (
+    fetch_batches,
+    make_loss,
+    move_batch,
+    own_loss,
+    soft_labels,
+    split_batch,
+)
 from autoinit.errors import ConfigError
 
 G = torch.Generator().manual_seed(0)
@@ -42,8 +50,54 @@ def test_default_loss_is_cross_entropy_for_integers_and_mse_for_floats():
     assert torch.allclose(ce, nn.functional.cross_entropy(NET(X), Y_INT))
     target = torch.randn(6, 2, generator=G)
     assert torch.allclose(make_loss(None)(NET, (X, target)), nn.functional.mse_loss(NET(X), target))
-    with pytest.raises(ConfigError, match="cannot choose a loss for targets of dtype torch.bool"):
-        make_loss(None)(NET, (X, Y_INT.bool()))
+    with pytest.raises(ConfigError, match="cannot choose a loss for targets of dtype torch.complex64"):
+        make_loss(None)(NET, (X, torch.zeros(6, 2, dtype=torch.complex64)))
+
+
+def test_boolean_and_narrow_integer_targets_are_class_labels_for_every_cross_entropy():
+    ce = F.cross_entropy(NET(X), Y_INT)
+    for target in (Y_INT.bool(), Y_INT.int(), Y_INT.to(torch.uint8)):
+        assert torch.allclose(make_loss(None)(NET, (X, target)), ce)
+        assert torch.allclose(make_loss("cross_entropy")(NET, (X, target)), ce)
+    single = nn.Linear(3, 1)
+    assert torch.allclose(make_loss(None)(single, (X, Y_INT.bool())),
+                          F.binary_cross_entropy_with_logits(single(X).squeeze(1), Y_INT.float()))
+
+
+def test_soft_and_one_hot_float_targets_take_cross_entropy_when_all_batches_hold_them():
+    soft = torch.softmax(torch.randn(6, 2, generator=G), 1)
+    one_hot = F.one_hot(Y_INT, 2).float()
+    for target in (soft, one_hot):
+        assert torch.allclose(make_loss("cross_entropy")(NET, (X, target)),
+                              F.cross_entropy(NET(X), target))
+        # the default alone is mean squared error: a search decides on all its batches
+        assert torch.allclose(make_loss(None)(NET, (X, target)), F.mse_loss(NET(X), target))
+    assert soft_labels([(X, soft), (X, one_hot)])
+    multi_hot = one_hot.clone()
+    multi_hot[0] = 1.0  # a row with two labels: multi-label targets, for every batch
+    assert not soft_labels([(X, one_hot), (X, multi_hot)])
+    assert not soft_labels([(X, Y_INT)]) and not soft_labels([(X, soft * 2)])
+    assert not soft_labels([X])  # a format only a loss_fn of yours reads
+
+
+def test_a_regression_target_without_its_unit_dimension_is_not_broadcast():
+    single = nn.Linear(3, 1)
+    y = torch.randn(6, generator=G)  # (B,) against the model's (B, 1)
+    expected = F.mse_loss(single(X).squeeze(1), y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's broadcast warning would be a (B, B) loss
+        for loss_fn in (None, "mse", nn.MSELoss()):
+            assert torch.allclose(make_loss(loss_fn)(single, (X, y)), expected)
+        counts = torch.arange(6)  # integer regression targets, through a criterion of yours
+        assert torch.allclose(make_loss(nn.MSELoss())(single, (X, counts)),
+                              F.mse_loss(single(X).squeeze(1), counts.float()))
+
+
+def test_float_targets_that_do_not_match_the_outputs_are_one_line_errors():
+    classes = Y_INT.float()  # class indices as floats against 2 logits: no (B, B) broadcast
+    for loss_fn in (None, "mse"):
+        with pytest.raises(ConfigError, match=r"output \(6, 2\) .* target \(6,\) .*\(target\.long\(\)\)"):
+            make_loss(loss_fn)(NET, (X, classes))
 
 
 @pytest.mark.parametrize("batch", [3, 6])
@@ -51,8 +105,8 @@ def test_float_class_labels_are_refused_not_broadcast_against_the_logits(batch):
     # float labels (from NumPy) against 3 logits: with 3 examples mse_loss would broadcast
     # (3, 3) against (3,) and train on nonsense; with 6 it fails deep in torch
     labels = torch.tensor([0.0, 2.0, 1.0] * (batch // 3))
-    with pytest.raises(ConfigError, match=rf"float targets of shape \({batch},\) .* output of "
-                                          rf"shape \({batch}, 3\).*target.long\(\)"):
+    with pytest.raises(ConfigError, match=rf"output \({batch}, 3\) and target \({batch},\) "
+                                          rf".*target.long\(\)"):
         make_loss(None)(nn.Linear(3, 3), (X[:batch], labels))
 
 
@@ -107,6 +161,28 @@ def test_fetch_batches_counts_and_errors():
         fetch_batches([], 4, "cpu", "dataloader")
     with pytest.raises(ConfigError, match="must be iterable"):
         fetch_batches(5, 4, "cpu", "dataloader")
+
+
+def test_a_loader_that_drops_its_only_short_batch_says_so():
+    loader = DataLoader(TensorDataset(X, Y_INT), batch_size=8, drop_last=True)
+    with pytest.raises(ConfigError, match=r"^dataloader yielded no batch: 6 examples and "
+                                          r"batch_size=8 with drop_last=True$"):
+        fetch_batches(loader, 4, "cpu", "dataloader")
+
+
+def test_a_dataset_of_single_examples_is_refused_and_its_loader_or_stream_taken():
+    dataset = TensorDataset(X, Y_INT)  # its items are single examples, not batches
+    with pytest.raises(ConfigError, match=r"^dataloader is a TensorDataset, whose items are single "
+                                          r"examples: .*DataLoader\(dataset, batch_size="):
+        fetch_batches(dataset, 4, "cpu", "dataloader")
+    assert fetch_batches(DataLoader(dataset, batch_size=3), 4, "cpu", "dataloader")[1][0].shape \
+        == (3, 3)
+
+    class Stream(IterableDataset):  # an iterable dataset yielding batches of its own
+        def __iter__(self):
+            return iter([(X, Y_INT)])
+
+    assert len(fetch_batches(Stream(), 4, "cpu", "dataloader")) == 1
 
 
 class _DictOut(nn.Module):

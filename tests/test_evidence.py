@@ -31,6 +31,13 @@ def test_the_cross_entropy_prior_is_the_held_out_loss_of_the_training_frequencie
     assert prior_loss(flat, [[x, x, y] for x, y in val], None) == pytest.approx(expected)
 
 
+def test_labels_as_large_as_ids_are_counted_without_an_array_of_every_class():
+    train = _pairs(torch.tensor([0, 0, 7, 10**12]))  # smoothed over 10**12 + 1 classes
+    val = _pairs(torch.tensor([0, 3]))
+    expected = -(math.log(3 / (4 + 10**12 + 1)) + math.log(1 / (4 + 10**12 + 1))) / 2
+    assert prior_loss(train, val, None) == pytest.approx(expected)
+
+
 def test_ignored_targets_do_not_count_and_sequence_targets_are_flattened():
     train = [(torch.zeros(2, 3), torch.tensor([[0, 1, -100], [1, 1, -100]]))]
     val = [(torch.zeros(1, 3), torch.tensor([[1, -100, -100]]))]
@@ -56,9 +63,21 @@ def test_a_loss_of_your_own_has_no_prior(loss_fn):
     assert prior_loss(batches, batches, loss_fn) is None
 
 
+def test_soft_and_one_hot_float_labels_have_the_cross_entropy_prior_of_their_sums():
+    train = _pairs(torch.tensor([0, 0, 0, 1, 1, 2, 0, 0]))
+    val = _pairs(torch.tensor([0, 1]))
+    hot = [(x, nn.functional.one_hot(y, 3).float()) for x, y in train + val]
+    # one-hot rows: the frequencies' prior (a search on them takes "cross_entropy")
+    assert prior_loss(hot[:2], hot[2:], "cross_entropy") == pytest.approx(
+        prior_loss(train, val, None))
+    soft = [(torch.zeros(2, 2), torch.tensor([[0.5, 0.5], [1.0, 0.0]]))]  # sums 1.5, 0.5 (+1)
+    assert prior_loss(soft, soft, "cross_entropy") == pytest.approx(
+        -(0.5 * math.log(2.5 / 4) + 0.5 * math.log(1.5 / 4) + math.log(2.5 / 4)) / 2)
+    for loss_fn in (None, "mse"):  # the default loss alone: mean squared error
+        assert prior_loss(soft, soft, loss_fn) == pytest.approx(0.0625)  # mean (0.75, 0.25)
+
+
 def test_targets_it_cannot_read_give_no_prior():
-    soft = [(torch.zeros(2, 2), torch.tensor([[0.5, 0.5], [1.0, 0.0]]))]
-    assert prior_loss(soft, soft, "cross_entropy") is None  # soft labels: no frequencies
     constant = [(torch.zeros(2, 1), torch.ones(2, 1))]
     assert prior_loss(constant, constant, "mse") is None  # a prior of 0 says nothing
     assert prior_loss([torch.zeros(3)], [torch.zeros(3)], None) is None  # no target

@@ -404,3 +404,13 @@ def test_a_data_parallel_model_is_searched_as_the_module_it_wraps(tiny_loader):
     again = apply_scheme(tiny_mlp(seed=1), result.scheme)
     assert all(torch.equal(a, b) for a, b in zip(again.parameters(), wrapped.parameters(),
                                                  strict=True))
+
+
+def test_a_search_on_one_hot_float_labels_trains_on_cross_entropy():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(128, 8, generator=g)
+    y = nn.functional.one_hot((x[:, 0] > 0).long(), 2).float()
+    result = run_search(tiny_mlp(), DataLoader(TensorDataset(x, y), batch_size=32), n_trials=6,
+                        probe_steps=4, threads=1, selection=Selection(seeds=0))
+    net = tiny_mlp()
+    assert torch.allclose(result.context.loss(net, (x, y)), nn.functional.cross_entropy(net(x), y))

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_sequence
 
 from autoinit.batches import make_loss
 from autoinit.errors import ConfigError
 from autoinit.probe import ProbeData
-from autoinit.search_input import check_finite, check_loss, materialize
+from autoinit.search import Selection, run_search
+from autoinit.search_input import check_finite, check_loss, materialize, probe_batches
 
 G = torch.Generator().manual_seed(0)
 
@@ -77,7 +80,7 @@ def test_a_model_that_takes_the_dict_batch_is_told_in_one_line_to_pass_a_loss():
     assert "unexpected keyword argument 'image'" in message
     assert message.endswith("pass loss_fn(model, batch) for a model that takes the dict")
     # with a loss that hands it the dict, the same batch computes
-    check_loss(_TakesTheDict(), ProbeData(data.train, [None], loss=lambda m, b: m(b).sum()))
+    check_loss(_TakesTheDict(), ProbeData(data.train, data.train, loss=lambda m, b: m(b).sum()))
 
 
 def test_a_many_line_error_is_reported_on_one_line_with_its_first_and_last_lines():
@@ -115,6 +118,87 @@ def test_nan_in_a_dataclass_batch_is_found():
         x: torch.Tensor
         y: torch.Tensor
 
-    with pytest.raises(ConfigError, match="batch 1 of dataloader holds NaN"):
+    with pytest.raises(ConfigError, match=r"^batch 1 of dataloader holds NaN or infinite values "
+                                          r"in \['x'\] \(1 of 2\)$"):
         check_finite([Record(torch.zeros(2), torch.zeros(2)),
                       Record(torch.tensor([0.0, float("nan")]), torch.zeros(2))], "dataloader")
+
+
+def test_a_non_finite_batch_is_named_by_its_place_in_the_loader_before_the_split():
+    batches = _batches(4, 4, 4, 4)
+    batches[3][0][1, 2] = float("inf")
+    with pytest.raises(ConfigError, match=r"^batch 3 of dataloader holds NaN or infinite values "
+                                          r"in \[0\] \(1 of 16\)$"):
+        probe_batches(batches, None, probe_steps=3, val_batches=1, dev=torch.device("cpu"))
+    batches[0][1].fill_(-100)  # left out as unlabelled after the check: the place stays 3
+    with pytest.raises(ConfigError, match=r"^batch 3 of dataloader holds"):
+        probe_batches(batches, None, 3, 1, torch.device("cpu"), labelled=True)
+    with pytest.raises(ConfigError, match=r"^batch 3 of val_dataloader holds"):
+        probe_batches(batches[:1], batches, 1, 4, torch.device("cpu"))
+
+
+def test_batches_whose_labels_are_all_ignored_are_left_out_of_the_probes():
+    batches = _batches(4, 4, 4, 4)
+    batches[0] = (batches[0][0], torch.full((4,), -100))  # a padded batch: nothing to score
+    train, val = probe_batches(batches, None, probe_steps=2, val_batches=1, dev=torch.device("cpu"),
+                               labelled=True)
+    assert [b[1] for b in val] == [batches[1][1]] and [b[1] for b in train] == [batches[2][1]]
+    assert probe_batches(batches, None, 2, 1, torch.device("cpu"))[1][0][1] is batches[0][1]
+    with pytest.raises(ConfigError, match=r"^every target of the 1 batches read from "
+                                          r"val_dataloader is negative"):
+        probe_batches(batches, batches[:1], 2, 1, torch.device("cpu"), labelled=True)
+
+
+def test_a_search_on_sequence_labels_with_an_all_ignored_batch_completes():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 7, (96, 5), generator=g)
+    y = (x % 3).masked_fill(torch.rand(96, 5, generator=g) < 0.3, -100)
+    y[:16] = -100  # the first batch, where the held-out batches are split off
+    net = nn.Sequential(nn.Embedding(7, 8), nn.ReLU(), nn.Linear(8, 3))
+    result = run_search(net, torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=16),
+                        n_trials=6, probe_steps=4, threads=1, selection=Selection(seeds=0))
+    assert math.isfinite(result.score)
+
+
+def test_packed_sequences_count_their_sequences_as_the_batch_size():
+    class LastState(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.norm = nn.LSTM(2, 4), nn.BatchNorm1d(4)
+
+        def forward(self, packed):
+            return self.norm(self.lstm(packed)[1][0][-1])  # one sequence breaks batch norm
+
+    def packed(*lengths: int) -> tuple[PackedSequence, torch.Tensor]:
+        return (pack_sequence([torch.randn(n, 2, generator=G) for n in lengths]),
+                torch.zeros(len(lengths), 4))
+
+    data = ProbeData([packed(5, 4, 2), packed(3, 3, 1), packed(6)], [packed(2, 2)])
+    with pytest.raises(ConfigError, match=r"on a batch of 1 examples \(the first has 3\)"):
+        check_loss(LastState(), data)
+    nan = (pack_sequence([torch.tensor([[0.0, float("nan")]])]), torch.zeros(1))
+    with pytest.raises(ConfigError, match=r"values in \[0\]\.data \(1 of 2\)$"):
+        check_finite([nan], "dataloader")
+
+
+def test_a_held_out_batch_the_loss_cannot_score_fails_before_any_trial_in_one_line():
+    bad = _batches(16)
+    bad[0][1][3] = 7  # a class the model has no logit for, only in the held-out batches
+    with pytest.raises(ConfigError, match=r"^the loss could not be computed on held-out batch 1: "
+                                          r"IndexError: Target 7 is out of bounds\.$"):
+        check_loss(_bn_net(), ProbeData(_batches(16, 16), _batches(16) + bad))
+    net = _bn_net()
+    check_loss(net, ProbeData(_batches(16), _batches(1)))  # one example: fine in eval mode
+    assert net.training
+
+
+def test_a_label_the_model_has_no_output_for_in_a_later_batch_is_named_before_any_trial():
+    train = _batches(16, 16, 16, 16)
+    train[2][1][5] = 2  # a class the model has no logit for, in a later batch of the same size
+    with pytest.raises(ConfigError, match=r"^the loss could not be computed on batch 2 of "
+                                          r"dataloader: IndexError: Target 2 is out of bounds\.$"):
+        check_loss(_bn_net(), ProbeData(train, _batches(16)))
+    train[2][1][5], train[3][1][0] = 1, -1  # -1 is no ignore_index (-100 is)
+    with pytest.raises(ConfigError, match=r"on batch 3 of dataloader: IndexError"):
+        check_loss(_bn_net(), ProbeData(train, _batches(16)))
