@@ -246,9 +246,11 @@ def run_search(
         budget.noise and storage is None and n_jobs == 1 if budget is not None
         else (probe_steps is DEFAULT_PROBE_STEPS and budget_steps is None and timeout is None))
     longest = ends[-1] * (MAX_LENGTHENING if lengthen else 1)
+    # batches of ignored labels only are left out of autoinit's own cross-entropy steps; a
+    # train_step of yours gets every batch (its negative integers may be labels: hinge's -1)
     train, val = probe_batches(dataloader, val_dataloader,
                                ends[-1] if budget is None else longest, val_batches, dev,
-                               labelled=loss_fn in (None, "cross_entropy"))
+                               labelled=train_step is None and loss_fn in (None, "cross_entropy"))
     if loop is None and loss_fn is None and not own_loss(model, train[0]) \
             and soft_labels(train + val):
         loss_fn = "cross_entropy"  # soft or one-hot labels, decided on all the batches

@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import SparseBag, deep_relu_mlp, tiny_mlp
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 import autoinit
@@ -414,3 +415,30 @@ def test_a_search_on_one_hot_float_labels_trains_on_cross_entropy():
                         probe_steps=4, threads=1, selection=Selection(seeds=0))
     net = tiny_mlp()
     assert torch.allclose(result.context.loss(net, (x, y)), nn.functional.cross_entropy(net(x), y))
+
+
+def test_a_train_step_of_yours_trains_on_every_batch_whose_integer_targets_are_negative():
+    # hinge labels -1/+1: a batch of only -1 is data to your train_step, not ignored labels
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(128, 8, generator=g)
+    y = torch.where(x[:, 0] > 0, 1, -1)
+    y[64:96] = -1
+    seen = set()
+
+    def hinge_step(model, batch, opt):
+        opt.zero_grad()
+        out = model(batch[0])
+        loss = F.relu(1 - batch[1] * (out[:, 1] - out[:, 0])).mean()
+        loss.backward()
+        opt.step()
+        seen.add(int(batch[1].sum()))
+        return {"loss": loss.item()}
+
+    def accuracy(model, batches):
+        return -float(sum(((model(bx)[:, 1] > model(bx)[:, 0]) == (by > 0)).float().mean()
+                          for bx, by in batches))
+
+    run_search(tiny_mlp(), DataLoader(TensorDataset(x, y), batch_size=32), train_step=hinge_step,
+               score=accuracy, make_state=lambda m: torch.optim.SGD(m.parameters(), lr=0.1),
+               n_trials=6, probe_steps=4, threads=1, selection=Selection(seeds=0))
+    assert -32 in seen  # the batch of -1 labels only
