@@ -248,9 +248,9 @@ def run_search(
     longest = ends[-1] * (MAX_LENGTHENING if lengthen else 1)
     # batches of ignored labels only are left out of autoinit's own cross-entropy steps; a
     # train_step of yours gets every batch (its negative integers may be labels: hinge's -1)
-    train, val = probe_batches(dataloader, val_dataloader,
-                               ends[-1] if budget is None else longest, val_batches, dev,
-                               labelled=train_step is None and loss_fn in (None, "cross_entropy"))
+    train, val, places = probe_batches(
+        dataloader, val_dataloader, ends[-1] if budget is None else longest, val_batches, dev,
+        labelled=train_step is None and loss_fn in (None, "cross_entropy"))
     if loop is None and loss_fn is None and not own_loss(model, train[0]) \
             and soft_labels(train + val):
         loss_fn = "cross_entropy"  # soft or one-hot labels, decided on all the batches
@@ -265,7 +265,7 @@ def run_search(
                          cooldown=cooldown, rungs=ends if rungs > 1 else ())
     context = SearchContext(config, plan, train[0], loss, layer_plan)
     work, initial, step, choice = _prepare_work(model, dev, data, config, optimizer, lr, threads,
-                                                skipped=0 if val_dataloader is not None else len(val))
+                                                places)
     show = _progress(progress, n_trials, timeout)
     with compute_threads(choice.threads), show or contextlib.nullcontext():
         if show is not None:
@@ -368,11 +368,12 @@ def _budget(plan: ModelPlan, space: SearchSpace, lr: float, train_steps: int | N
 
 
 def _prepare_work(model: nn.Module, dev: torch.device, data: ProbeData, config: ProbeConfig,
-               optimizer: str | Callable, lr: float, threads: int | None, skipped: int = 0
+               optimizer: str | Callable, lr: float, threads: int | None,
+               places: Sequence[int] | None = None
                ) -> tuple[nn.Module, dict[str, torch.Tensor], Callable[[], object], ThreadChoice]:
     """The working copy of the model and its initial state, after the checks that fail before
-    any work (optimizer name, loss on every training batch: ``skipped`` held-out ones come first
-    in the loader, your own loop), and one bare training step, timed to choose the thread count:
+    any work (optimizer name, loss on every training batch, named by its ``places`` in the loader,
+    your own loop), and one bare training step, timed to choose the thread count:
     ``(work, initial, step, threads)``."""
     work = copy.deepcopy(model).to(dev)
     initial = {k: v.detach().clone() for k, v in work.state_dict().items()}
@@ -380,7 +381,7 @@ def _prepare_work(model: nn.Module, dev: torch.device, data: ProbeData, config: 
     step = bare_step(work, data, config)
     with compute_threads(1):  # no thread count is chosen yet: none that can oversubscribe
         if data.loss is not None:
-            check_loss(work, data, skipped)
+            check_loss(work, data, places)
         if data.loop is not None:
             preflight(data.loop, work, data, config)
         else:

@@ -4,10 +4,9 @@ training and held-out batches, free of NaN and infinities, and a loss that compu
 Example:
     >>> import torch
     >>> batches = [(torch.ones(4, 2), torch.zeros(4)) for _ in range(6)]
-    >>> train, val = probe_batches(batches, None, probe_steps=5, val_batches=1,
-    ...                            dev=torch.device("cpu"))
-    >>> len(train), len(val)
-    (5, 1)
+    >>> read = probe_batches(batches, None, probe_steps=5, val_batches=1, dev=torch.device("cpu"))
+    >>> len(read.train), len(read.val), read.places
+    (5, 1, [1, 2, 3, 4, 5])
     >>> check_finite([(torch.tensor([float("nan")]),)], "dataloader")
     Traceback (most recent call last):
     ...
@@ -17,8 +16,8 @@ Example:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import nn
@@ -30,7 +29,8 @@ from autoinit.errors import AutoinitError, ConfigError
 if TYPE_CHECKING:
     from autoinit.probe import ProbeData
 
-__all__ = ["check_finite", "check_loss", "labelled_batches", "materialize", "probe_batches"]
+__all__ = ["ProbeBatches", "check_finite", "check_loss", "labelled_places", "materialize",
+           "probe_batches"]
 
 
 def materialize(model: nn.Module, loader: Iterable, loss: LossFn | None) -> Iterable:
@@ -65,34 +65,46 @@ def materialize(model: nn.Module, loader: Iterable, loss: LossFn | None) -> Iter
     return itertools.chain([first], iterator) if iterator is loader else loader
 
 
+class ProbeBatches(NamedTuple):
+    """The probes' training and held-out batches, and each training batch's place in
+    ``dataloader`` (which names it in an error)."""
+
+    train: list[Any]
+    val: list[Any]
+    places: list[int]
+
+
 def probe_batches(loader: Iterable, val_loader: Iterable | None, probe_steps: int,
-                  val_batches: int, dev: torch.device, labelled: bool = False
-                  ) -> tuple[list[Any], list[Any]]:
+                  val_batches: int, dev: torch.device, labelled: bool = False) -> ProbeBatches:
     """The probes' training batches and held-out batches, on ``dev``: ``val_batches`` from
     ``val_loader``, or split off the front of ``loader``'s, free of NaN and infinities
     (:func:`check_finite`). With ``labelled`` (a cross-entropy loss), batches whose class labels
-    are all ignored are left out (:func:`labelled_batches`)."""
-    def fetch(source: Iterable, count: int, what: str) -> list[Any]:
+    are all ignored are left out (:func:`labelled_places`)."""
+    def fetch(source: Iterable, count: int, what: str) -> list[tuple[int, Any]]:
         batches = fetch_batches(source, count, dev, what)
         check_finite(batches, what)  # before any is left out: the index is the loader's
-        return labelled_batches(batches, what) if labelled else batches
+        return [(i, batches[i]) for i in (labelled_places(batches, what) if labelled
+                                          else range(len(batches)))]
 
     if val_loader is not None:
-        return (fetch(loader, probe_steps, "dataloader"),
-                fetch(val_loader, val_batches, "val_dataloader"))
-    batches = fetch(loader, probe_steps + val_batches, "dataloader")
-    if len(batches) < 2:
-        raise ConfigError("dataloader yielded only 1 batch: held-out batches cannot be split off; "
-                          "pass val_dataloader or use a smaller batch size")
-    n_val = min(val_batches, max(1, len(batches) // 5))
-    return batches[n_val:], batches[:n_val]
+        train, val = fetch(loader, probe_steps, "dataloader"), \
+            fetch(val_loader, val_batches, "val_dataloader")
+    else:
+        train = fetch(loader, probe_steps + val_batches, "dataloader")
+        if len(train) < 2:
+            raise ConfigError("dataloader yielded only 1 batch: held-out batches cannot be split "
+                              "off; pass val_dataloader or use a smaller batch size")
+        n_val = min(val_batches, max(1, len(train) // 5))
+        train, val = train[n_val:], train[:n_val]
+    return ProbeBatches([b for _, b in train], [b for _, b in val], [i for i, _ in train])
 
 
-def labelled_batches(batches: list[Any], what: str) -> list[Any]:
-    """``batches`` without those whose integer targets are all negative (ignored, as torch's
-    ``ignore_index=-100`` and Hugging Face's padded labels have them): a cross-entropy over no
-    target is NaN, which would mark every candidate diverged; an error where none is left."""
-    kept = [b for b in batches if not _all_ignored(b)]
+def labelled_places(batches: list[Any], what: str) -> list[int]:
+    """The places in ``batches`` of those whose integer targets are not all negative (all
+    ignored, as torch's ``ignore_index=-100`` and Hugging Face's padded labels have them: a
+    cross-entropy over no target is NaN, which would mark every candidate diverged); an error
+    where none is left."""
+    kept = [i for i, b in enumerate(batches) if not _all_ignored(b)]
     if not kept:
         raise ConfigError(f"every target of the {len(batches)} batches read from {what} is "
                           "negative (ignored, as ignore_index=-100): no label to learn or score")
@@ -138,19 +150,20 @@ def _placed_tensors(batch: Any, where: str = "") -> Iterator[tuple[str, torch.Te
             yield from _placed_tensors(v, f"{where}[{i}]")
 
 
-def check_loss(model: nn.Module, data: ProbeData, skipped: int = 0) -> None:
+def check_loss(model: nn.Module, data: ProbeData, places: Sequence[int] | None = None) -> None:
     """One forward pass with the user's loss on every training batch (a ragged last batch: one
     example breaks batch norm; a token id beyond an embedding, or a class the model has no
     output for, in one batch), then on every held-out batch in eval mode, as the probes score
-    them, so bad input fails early, naming the batch by its place in the loader, after the
-    ``skipped`` held-out batches split off its front (forward passes without gradients: on
-    deep_relu_mlp, 100 batches take the time of 12 training steps)."""
+    them, so bad input fails early, naming a training batch by its place in the loader
+    (``places``, :attr:`ProbeBatches.places`; default: its index) (forward passes without
+    gradients: on deep_relu_mlp, 100 batches take the time of 12 training steps)."""
     first = _examples(data.train[0])
     training = model.training
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         for i, batch in enumerate(data.train):
             size = _examples(batch)
-            where = "the first batch" if i == 0 else f"batch {skipped + i} of dataloader"
+            where = "the first batch" if i == 0 else \
+                f"batch {places[i] if places is not None else i} of dataloader"
             if size != first:
                 where = f"a batch of {size} examples (the first has {first})"
             _loss_on(model, data.loss, batch, where, short=size != first)

@@ -55,7 +55,7 @@ def test_a_later_training_batch_that_breaks_the_model_is_named_before_any_work()
                                           r"dataloader: IndexError: index out of range"):
         check_loss(net, ProbeData(batches, batches[:1]))
     with pytest.raises(ConfigError, match=r"on batch 3 of dataloader"):  # after the held-out one
-        check_loss(net, ProbeData(batches[1:], batches[:1]), skipped=1)
+        check_loss(net, ProbeData(batches[1:], batches[:1]), places=[1, 2, 3, 4])
 
 
 class _TakesTheDict(nn.Module):
@@ -140,9 +140,10 @@ def test_a_non_finite_batch_is_named_by_its_place_in_the_loader_before_the_split
 def test_batches_whose_labels_are_all_ignored_are_left_out_of_the_probes():
     batches = _batches(4, 4, 4, 4)
     batches[0] = (batches[0][0], torch.full((4,), -100))  # a padded batch: nothing to score
-    train, val = probe_batches(batches, None, probe_steps=2, val_batches=1, dev=torch.device("cpu"),
-                               labelled=True)
+    train, val, places = probe_batches(batches, None, probe_steps=2, val_batches=1,
+                                       dev=torch.device("cpu"), labelled=True)
     assert [b[1] for b in val] == [batches[1][1]] and [b[1] for b in train] == [batches[2][1]]
+    assert places == [2]
     assert probe_batches(batches, None, 2, 1, torch.device("cpu"))[1][0][1] is batches[0][1]
     with pytest.raises(ConfigError, match=r"^every target of the 1 batches read from "
                                           r"val_dataloader is negative"):
@@ -202,3 +203,14 @@ def test_a_label_the_model_has_no_output_for_in_a_later_batch_is_named_before_an
     train[2][1][5], train[3][1][0] = 1, -1  # -1 is no ignore_index (-100 is)
     with pytest.raises(ConfigError, match=r"on batch 3 of dataloader: IndexError"):
         check_loss(_bn_net(), ProbeData(train, _batches(16)))
+
+
+def test_a_later_batch_is_named_by_its_place_in_the_loader_after_unlabelled_ones_are_left_out():
+    net = nn.Sequential(nn.Linear(4, 2))
+    batches = _batches(4, 4, 4, 4, 4)
+    batches[1][1].fill_(-100)  # left out: nothing to score
+    batches[3][1][0] = 9  # a class the model has no logit for
+    read = probe_batches(batches, None, 4, 1, torch.device("cpu"), labelled=True)
+    assert read.places == [2, 3, 4]  # batch 0 held out, batch 1 left out
+    with pytest.raises(ConfigError, match=r"on batch 3 of dataloader: IndexError: Target 9"):
+        check_loss(net, ProbeData(read.train, read.val), read.places)
