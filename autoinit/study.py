@@ -17,7 +17,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from autoinit.errors import ConfigError
+from autoinit.errors import FAILURE, ConfigError
 from autoinit.interrupt import deferred_interrupt, interrupted
 from autoinit.objective import Objective
 from autoinit.optuna_setup import make_sampler
@@ -271,5 +271,5 @@ class _FailStreak:
                 if not t.user_attrs.get(SURPLUS) and not interrupted(t.user_attrs)][-self.limit:]
         if len(last) == self.limit and all(t.state == TrialState.FAIL for t in last):
             warnings.warn(f"stopping the search after {self.limit} failed trials in a row; last "
-                          f"error: {trial.user_attrs.get('failure', 'unknown')}", stacklevel=2)
+                          f"error: {trial.user_attrs.get(FAILURE, 'unknown')}", stacklevel=2)
             study.stop()
