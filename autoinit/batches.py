@@ -43,8 +43,8 @@ from torch.utils.data import Dataset, IterableDataset
 
 from autoinit.errors import ConfigError
 
-__all__ = ["LossFn", "fetch_batches", "fields_of", "is_distribution", "make_loss", "move_batch",
-           "own_loss", "soft_labels", "split_batch", "target_of"]
+__all__ = ["LossFn", "fetch_batches", "fields_of", "is_distribution", "loss_fn_for", "make_loss",
+           "move_batch", "own_loss", "soft_labels", "split_batch", "target_of"]
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 _TARGET_KEYS = ("target", "targets", "y", "label", "labels")
@@ -158,6 +158,16 @@ def soft_labels(batches: list[Any]) -> bool:
             return False
     return bool(targets) and all(isinstance(t, torch.Tensor) and t.is_floating_point()
                                  and is_distribution(t) for t in targets)
+
+
+def loss_fn_for(loss_fn: str | nn.Module | LossFn | None, model: nn.Module, batches: list[Any]
+                ) -> str | nn.Module | LossFn | None:
+    """``loss_fn``, or ``"cross_entropy"`` for the default (``None``) where every batch holds
+    soft or one-hot float labels (:func:`soft_labels`) and the model has no loss of its own
+    (:func:`own_loss`): the loss a search and a comparison train autoinit's own loop on."""
+    if loss_fn is None and batches and not own_loss(model, batches[0]) and soft_labels(batches):
+        return "cross_entropy"
+    return loss_fn
 
 
 def _one_per_class(output: torch.Tensor, target: torch.Tensor) -> bool:

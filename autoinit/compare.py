@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from autoinit.apply import apply_scheme, check_model
-from autoinit.batches import LossFn, fetch_batches, make_loss, move_batch, split_batch
+from autoinit.batches import LossFn, fetch_batches, loss_fn_for, make_loss, move_batch, split_batch
 from autoinit.calibrate import lsuv_scheme
 from autoinit.device import resolve_device
 from autoinit.errors import AutoinitError, ConfigError
@@ -106,9 +106,11 @@ def prepare_comparison(model: nn.Module, train_loader: Iterable[Any], held_loade
         elif method != "lsuv":
             plan.uniform(method)  # a baseline of that name fits the model
     device = resolve_device(device)
+    held_batches = fetch_batches(held_loader, 64, device, f"{split} loader")
+    if train_step is None and score is None:  # autoinit's own loop, on the search's loss
+        loss_fn = loss_fn_for(loss_fn, model, held_batches)
     loss = make_loss(loss_fn)
     loop = make_loop(train_step, score, make_state, loss)
-    held_batches = fetch_batches(held_loader, 64, device, f"{split} loader")
     first = _stream(train_loader, steps, device)  # the first seed's batches
     # the thread count is measured on one step of the study's loop, on a held-out batch (the
     # training loader's order is left alone) and a copy of the model

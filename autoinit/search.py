@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from torch import nn
 
 from autoinit.apply import apply_scheme
-from autoinit.batches import LossFn, make_loss, own_loss, soft_labels
+from autoinit.batches import LossFn, loss_fn_for, make_loss, own_loss
 from autoinit.budget import MAX_LENGTHENING, BudgetPlan, budget_of, eval_every_of, plan_budget
 from autoinit.clock import StepClock
 from autoinit.device import resolve_device
@@ -251,9 +251,8 @@ def run_search(
     train, val, places = probe_batches(
         dataloader, val_dataloader, ends[-1] if budget is None else longest, val_batches, dev,
         labelled=train_step is None and loss_fn in (None, "cross_entropy"))
-    if loop is None and loss_fn is None and not own_loss(model, train[0]) \
-            and soft_labels(train + val):
-        loss_fn = "cross_entropy"  # soft or one-hot labels, decided on all the batches
+    if loop is None and loss_fn is None:  # soft or one-hot labels take cross-entropy
+        loss_fn = loss_fn_for(None, model, train + val)  # decided on all the batches
         loss = probe_loss(loss_fn, train_step, score)
     # the prior loss of the default losses only (not your loop's, nor a model's own)
     prior = None if train_step is not None or score is not None or own_loss(model, train[0]) \

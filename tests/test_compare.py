@@ -99,3 +99,18 @@ def test_an_optimizer_that_cannot_train_the_model_fails_in_one_line_before_any_t
     runs = compare_runs(SparseBag(), token_loader, token_loader, {"pytorch_default": None},
                         steps=5, seeds=1, optimizer="sgd")
     assert [r.method for r in runs] == ["pytorch_default"]
+
+
+def test_a_comparison_on_one_hot_float_labels_trains_on_cross_entropy_as_the_search():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from autoinit.compare import prepare_comparison
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 8, generator=g)
+    y = nn.functional.one_hot((x[:, 0] > 0).long(), 2).float()
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)
+    comparison = prepare_comparison(tiny_mlp(), loader, loader, {"xavier_normal": None}, steps=1,
+                                    seeds=1)
+    net = tiny_mlp()
+    assert torch.allclose(comparison.loss(net, (x, y)), nn.functional.cross_entropy(net(x), y))
