@@ -191,7 +191,10 @@ def _cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     ``(B, T, C)``), or on dimension 1 as torch has them (``(B, C, d1, ...)`` against a
     ``(B, d1, ...)`` target: a segmentation's or a 1-D convolution's per-position logits).
     Integer and boolean targets are class indices, float targets of the output's shape class
-    probabilities."""
+    probabilities (on the last dimension, or on dimension 1 where only there they sum to 1)."""
+    if target.is_floating_point() and target.shape == output.shape and output.dim() > 2 \
+            and not is_distribution(target) and is_distribution(target.movedim(1, -1)):
+        return F.cross_entropy(output, target.to(output.dtype))  # (B, C, d1, ...), as torch's
     if target.is_floating_point() and _one_per_class(output, target):
         return F.cross_entropy(output.reshape(-1, output.shape[-1]),
                                target.reshape(-1, target.shape[-1]).to(output.dtype))

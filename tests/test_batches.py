@@ -355,3 +355,26 @@ def test_a_training_step_of_another_signature_is_not_called():
 
     net = OneArgument(3, 2)
     assert torch.allclose(make_loss(None)(net, (X, Y_INT)), F.cross_entropy(net(X), Y_INT))
+
+
+class _Fixed(nn.Module):
+    """A model that returns ``logits`` whatever its input."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits
+
+
+def test_cross_entropy_on_per_position_class_probabilities_reads_the_classes_on_dimension_1():
+    # a segmentation's logits (B, C, H, W) against one-hot maps of that shape, as torch has them
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 4, 5, generator=g)
+    maps = F.one_hot(torch.randint(0, 3, (2, 4, 5), generator=g), 3).permute(0, 3, 1, 2).float()
+    loss = make_loss("cross_entropy")(_Fixed(logits), (torch.zeros(2), maps))
+    assert torch.allclose(loss, F.cross_entropy(logits, maps))
+    rows = F.one_hot(torch.randint(0, 5, (2, 3, 4), generator=g), 5).float()  # classes last
+    loss = make_loss("cross_entropy")(_Fixed(logits), (torch.zeros(2), rows))
+    assert torch.allclose(loss, F.cross_entropy(logits.reshape(-1, 5), rows.reshape(-1, 5)))
