@@ -72,7 +72,7 @@ def model_init_of(model: nn.Module) -> ModelInit | None:
     for name in _OWN_METHODS:
         owner = next((c for c in type(model).__mro__ if name in vars(c)), None)
         if owner is not None and not owner.__module__.startswith("torch."):
-            init = _method_caller(name, _required_args(vars(owner)[name]), per_module=name == _RULE)
+            init = _method_caller(name, _required_args(getattr(model, name)), per_module=name == _RULE)
             if init is not None:
                 return init
     return _wrapped_init(model)
@@ -114,9 +114,10 @@ def _method_caller(name: str, required: int, per_module: bool) -> ModelInit | No
 
 
 def _required_args(method: object) -> int:
-    """How many arguments after ``self`` ``method`` requires (0 where it cannot be told)."""
+    """How many arguments bound ``method`` requires (a static one: all of its own; 0 where it
+    cannot be told)."""
     try:
-        params = list(inspect.signature(method).parameters.values())[1:]
+        params = inspect.signature(method).parameters.values()
     except (TypeError, ValueError):
         return 0
     return sum(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)

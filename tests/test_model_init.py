@@ -111,3 +111,15 @@ def test_an_init_method_taking_a_module_is_applied_to_every_module_and_one_needi
     assert torch.equal(values["fc2.weight"], torch.eye(2, 6))
     assert torch.equal(values["fc1.bias"], torch.full((6,), 0.5))
     assert model_init_of(NeedsStd()) is None
+
+
+class StaticApplyInit(ApplyInit):
+    @staticmethod
+    def init_weights(module):  # no self: its one argument is the module
+        if isinstance(module, nn.Linear):
+            nn.init.constant_(module.weight, 0.25)
+
+
+def test_a_static_init_method_taking_a_module_is_applied_to_every_module():
+    values = model_default_values(StaticApplyInit(), torch.Generator().manual_seed(0))
+    assert torch.equal(values["fc1.weight"], torch.full((6, 6), 0.25))
