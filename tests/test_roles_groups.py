@@ -663,9 +663,9 @@ def test_a_lora_adapters_b_ends_a_branch_so_skipinit_starts_it_at_zero(adapter):
     net = nn.Sequential(nn.Linear(4, 6).requires_grad_(False), nn.ReLU(), adapter(6), nn.ReLU(),
                         adapter(6), nn.Linear(6, 2))
     plan = ModelPlan.of(net)
-    roles = {lay.name.split(".")[1]: (lay.role, lay.nonlinearity)
+    roles = {(lay.name.split(".")[1], lay.role, lay.nonlinearity)  # both adapters' layers
              for lay in plan.layers if "lora" in lay.name}
-    assert roles == {"lora_A": ("hidden", "linear"), "lora_B": ("residual_out", "linear")}
+    assert roles == {("lora_A", "hidden", "linear"), ("lora_B", "residual_out", "linear")}
     assert plan.depth == 2 and "skipinit" in preset_names(plan, SearchSpace())
     space = SearchSpace()
     trial = optuna.trial.FixedTrial(preset_params(plan, space, "skipinit", 1e-3))
