@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from autoinit.batches import LossFn, make_loss
+from autoinit.batches import LossFn, loss_fn_for, make_loss
 from autoinit.layers import eager
 from autoinit.roles import Layer, describe_model, layer_of
 from autoinit.search_input import materialize
@@ -96,7 +96,7 @@ def diagnose(model: nn.Module, batch: Any, loss_fn: str | nn.Module | LossFn | N
     (``nn.LazyLinear``, ...) first get their shapes from one pass of the loss on ``batch``, as
     in a search (:func:`~autoinit.search_input.materialize`).
     """
-    loss = make_loss(loss_fn)
+    loss = make_loss(loss_fn_for(loss_fn, model, [batch]))  # soft labels: as a search takes them
     layers = {}
     model = eager(model)  # a compiled graph would skip the hooks
     materialize(model, [batch], loss)

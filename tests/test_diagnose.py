@@ -151,3 +151,12 @@ def test_a_lazy_model_gets_its_shapes_from_the_batch_and_is_measured_like_the_ea
     assert [r.name for r in d.records] == [r.name for r in e.records] == ["0", "2"]
     assert [r.act_std for r in d.records] == [r.act_std for r in e.records]
     assert d.loss == e.loss
+
+
+def test_one_hot_float_labels_are_measured_under_the_cross_entropy_a_search_takes():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 4, generator=g)
+    y = nn.functional.one_hot(torch.randint(0, 3, (16,), generator=g), 3).float()
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    expected = float(nn.functional.cross_entropy(model(x), y))
+    assert diagnose(model, (x, y)).loss == pytest.approx(expected)
