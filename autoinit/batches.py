@@ -8,12 +8,12 @@ or anything a user ``loss_fn(model, batch)`` understands. Tuple inputs are sprea
 keyword. The default loss is cross-entropy for integer or boolean targets (binary cross-entropy
 where the model gives one logit per target: a single-logit binary classifier, integer
 multi-label targets) and mean squared error, one output per target, for float targets; a search
-whose float targets are all class probabilities (soft or one-hot labels, :func:`soft_labels`)
-takes cross-entropy. A model whose ``forward`` takes ``labels`` and returns a ``loss`` (a
-Hugging Face model, given a dict batch with ``labels``) is trained on its own loss, as its
-Trainer does (a causal LM's is the shifted next-token loss; plain cross-entropy on its logits
-would train it to copy its input), and a model with a ``training_step(batch, batch_idx)`` of its
-own (a LightningModule) on the loss that returns.
+(a comparison, a diagnosis) whose float targets are all class probabilities (soft or one-hot
+labels, :func:`loss_fn_for`) takes cross-entropy. A model whose ``forward`` takes ``labels``
+and returns a ``loss`` (a Hugging Face model, given a dict batch with ``labels``) is trained on
+its own loss, as its Trainer does (a causal LM's is the shifted next-token loss; plain
+cross-entropy on its logits would train it to copy its input), and a model with a
+``training_step(batch, batch_idx)`` of its own (a LightningModule) on the loss that returns.
 A ``loss_fn`` may also be ``"cross_entropy"``, ``"mse"``, or a criterion module such as
 ``nn.CrossEntropyLoss()`` (called as ``criterion(output, target)``; a target that differs from
 the output only by dimensions of size 1 takes the output's shape).
