@@ -86,7 +86,7 @@ class NamedPopulation:
                 trial.set_user_attr(FAILURE, INTERRUPTED)
                 raise
             except Exception as exc:  # noqa: BLE001 - then one at a time, as before
-                self.failed = f"{type(exc).__name__}: {exc}"
+                self.failed = failure_reason(exc)
         found = self.ahead.pop(name, None) if name else None
         if found is None:  # not named, or not probed ahead: as before
             return self.obj(trial)
