@@ -11,6 +11,7 @@ import warnings
 import pytest
 import torch
 
+import autoinit
 from autoinit import apply_scheme, describe_model
 from autoinit.plan import ModelPlan
 from autoinit.space import SearchSpace, baseline_params
@@ -365,3 +366,13 @@ def test_gemmas_unit_offset_norms_are_given_gains_not_weights():
     model = llama()  # x·w: its gains stay ones
     apply_scheme(model, ModelPlan.of(model).uniform("pytorch_default", seed=1))
     assert torch.equal(model.model.norm.weight.detach(), torch.ones(W))
+
+
+def test_a_vision_models_own_init_is_queued_before_the_dcgan_preset():
+    """Six trials hold the five baselines and one more: a model's own init, not dcgan's rule."""
+    g = torch.Generator().manual_seed(0)
+    batches = [{"pixel_values": torch.randn(4, 3, 16, 16, generator=g),
+                "labels": torch.randint(0, 3, (4,), generator=g)} for _ in range(3)]
+    result = autoinit.fit(vit(), batches, n_trials=6, probe_steps=2, mlflow=False,
+                          selection=autoinit.Selection(seeds=0), population=1)
+    assert "model_default" in result.baselines and "dcgan" not in result.baselines
