@@ -374,5 +374,5 @@ def test_a_vision_models_own_init_is_queued_before_the_dcgan_preset():
     batches = [{"pixel_values": torch.randn(4, 3, 16, 16, generator=g),
                 "labels": torch.randint(0, 3, (4,), generator=g)} for _ in range(3)]
     result = autoinit.fit(vit(), batches, n_trials=6, probe_steps=2, mlflow=False,
-                          selection=autoinit.Selection(seeds=0), population=1)
+                          selection=autoinit.Selection(seeds=0), population=1, threads=1)
     assert "model_default" in result.baselines and "dcgan" not in result.baselines
