@@ -281,7 +281,28 @@ def convnext():
         hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, num_labels=3))
 
 
+def clip():
+    return T.CLIPModel(T.CLIPConfig(
+        text_config={"vocab_size": V, "hidden_size": W, "intermediate_size": FF, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "max_position_embeddings": 16, "bos_token_id": 0,
+                     "eos_token_id": 1, "pad_token_id": 1},
+        vision_config={"hidden_size": W, "intermediate_size": FF, "num_hidden_layers": 1,
+                       "num_attention_heads": 2, "image_size": 16, "patch_size": 4},
+        projection_dim=16))
+
+
+def deberta_v2():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its module's torch.jit.script is deprecated
+        return T.DebertaV2ForSequenceClassification(T.DebertaV2Config(
+            vocab_size=V, hidden_size=W, num_hidden_layers=1, num_attention_heads=2,
+            intermediate_size=FF, max_position_embeddings=32, num_labels=3))
+
+
 @pytest.mark.parametrize("build, expected", [
+    (clip, {"vision_model.embeddings.patch_embedding": ("input", "linear"),
+            "visual_projection": ("head", "linear"), "text_projection": ("head", "linear")}),
+    (deberta_v2, {"pooler.dense": ("hidden", "gelu")}),  # its pooler_hidden_act, not BERT's tanh
     (gptj, {"attn.out_proj": ("attn_out", "linear"), "fc_in": ("hidden", "gelu"),
             "fc_out": ("residual_out", "linear")}),
     (phi, {"self_attn.dense": ("attn_out", "linear"), "fc2": ("residual_out", "linear")}),
