@@ -13,7 +13,8 @@ only where transformers is installed and used). It registers:
   config's activation; the up projection of a gated MLP is linear; wav2vec2's, HuBERT's and
   WavLM's ``intermediate_dense``), MLP down ``residual_out`` (``output_dense`` there too, and
   a Mamba mixer's ``out_proj``, ALBERT's ``ffn_output``),
-  patch embedding ``input`` (ViT's and CLIP's), task heads and CLIP's two projections ``head``,
+  patch embedding ``input`` (ViT's and CLIP's), an audio model's convolutional front end
+  (wav2vec2's, Whisper's) followed by the config's activation, task heads and CLIP's two projections ``head``,
   a pooler ``hidden`` followed by the config's pooler activation (tanh where it names none); a
   tied LM head is the embedding it is tied to, initialized once, and the tie is kept;
 - the runs of ALBERT's shared layers, from its config: ``num_hidden_layers`` layers share
@@ -65,6 +66,9 @@ POOLER_ACT = "pooler_act"  # the config's pooler activation (DeBERTa's gelu), ta
 # (regex searched in the module name, role, following activation); first match wins.
 ROLE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     (r"(^|\.)(patch_embeddings\.projection|embeddings\.patch_embedding)$", "input", "linear"),
+    # audio front ends: wav2vec2's (HuBERT's, WavLM's) conv stack, Whisper's F.gelu(conv(x))
+    (r"(^|\.)(feature_extractor\.conv_layers\.0\.conv|encoder\.conv1)$", "input", ACT),
+    (r"(^|\.)(feature_extractor\.conv_layers\.\d+\.conv|encoder\.conv2)$", "hidden", ACT),
     (r"(^|\.)(c_attn|q_attn|qkv|qkv_proj|query_key_value|Wqkv|q|k|v|query|key|value|"
      r"q_proj|k_proj|v_proj|q_lin|k_lin|v_lin)$", "attn_qkv", "linear"),
     (r"(attn\.c_proj|attention\.output\.dense|(Self|EncDec)Attention\.o|(^|\.)o_proj|"

@@ -281,6 +281,14 @@ def convnext():
         hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, num_labels=3))
 
 
+def whisper():  # its encoder's convolutions are followed by F.gelu in its forward
+    return T.WhisperForConditionalGeneration(T.WhisperConfig(
+        vocab_size=V, num_mel_bins=8, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=FF, decoder_ffn_dim=FF, d_model=W,
+        max_source_positions=16, max_target_positions=16, decoder_start_token_id=1, pad_token_id=0,
+        bos_token_id=1, eos_token_id=2))
+
+
 def clip():
     return T.CLIPModel(T.CLIPConfig(
         text_config={"vocab_size": V, "hidden_size": W, "intermediate_size": FF, "num_hidden_layers": 1,
@@ -310,7 +318,9 @@ def deberta_v2():
     (convnext, {"stages.0.layers.0.pwconv1": ("hidden", "gelu"),
                 "stages.0.layers.0.pwconv2": ("residual_out", "linear")}),
     (wav2vec2, {"attention.out_proj": ("attn_out", "linear"),
-                "intermediate_dense": ("hidden", "gelu"), "output_dense": ("residual_out", "linear")}),
+                "intermediate_dense": ("hidden", "gelu"), "output_dense": ("residual_out", "linear"),
+                "conv_layers.0.conv": ("input", "gelu"), "conv_layers.1.conv": ("hidden", "gelu")}),
+    (whisper, {"encoder.conv1": ("input", "gelu"), "encoder.conv2": ("hidden", "gelu")}),
     (distilbert, {"q_lin": ("attn_qkv", "linear"), "k_lin": ("attn_qkv", "linear"),
                   "v_lin": ("attn_qkv", "linear"), "out_lin": ("attn_out", "linear"),
                   "lin1": ("hidden", "gelu"), "lin2": ("residual_out", "linear")}),
