@@ -13,8 +13,10 @@ only where transformers is installed and used). It registers:
   config's activation; the up projection of a gated MLP is linear; wav2vec2's, HuBERT's and
   WavLM's ``intermediate_dense``), MLP down ``residual_out`` (``output_dense`` there too, and
   a Mamba mixer's ``out_proj``, ALBERT's ``ffn_output``),
-  patch embedding ``input``, task heads ``head``; a tied LM head is the embedding it is tied to,
-  initialized once, and the tie is kept;
+  patch embedding ``input`` (ViT's and CLIP's), an audio model's convolutional front end
+  (wav2vec2's, Whisper's) followed by the config's activation, task heads and CLIP's two projections ``head``,
+  a pooler ``hidden`` followed by the config's pooler activation (tanh where it names none); a
+  tied LM head is the embedding it is tied to, initialized once, and the tie is kept;
 - the runs of ALBERT's shared layers, from its config: ``num_hidden_layers`` layers share
   ``num_hidden_groups`` groups, so each group's branches count once per layer it serves (the
   model does not trace; ``plan.depth`` counts branches as the forward runs them);
@@ -59,10 +61,14 @@ from autoinit.roles import register_calls_rule, register_role_rule
 __all__ = ["ROLE_PATTERNS"]
 
 ACT = "act"  # stands for the model config's activation in ROLE_PATTERNS
+POOLER_ACT = "pooler_act"  # the config's pooler activation (DeBERTa's gelu), tanh where it has none
 
 # (regex searched in the module name, role, following activation); first match wins.
 ROLE_PATTERNS: tuple[tuple[str, str, str], ...] = (
-    (r"(^|\.)patch_embeddings\.projection$", "input", "linear"),
+    (r"(^|\.)(patch_embeddings\.projection|embeddings\.patch_embedding)$", "input", "linear"),
+    # audio front ends: wav2vec2's (HuBERT's, WavLM's) conv stack, Whisper's F.gelu(conv(x))
+    (r"(^|\.)(feature_extractor\.conv_layers\.0\.conv|encoder\.conv1)$", "input", ACT),
+    (r"(^|\.)(feature_extractor\.conv_layers\.\d+\.conv|encoder\.conv2)$", "hidden", ACT),
     (r"(^|\.)(c_attn|q_attn|qkv|qkv_proj|query_key_value|Wqkv|q|k|v|query|key|value|"
      r"q_proj|k_proj|v_proj|q_lin|k_lin|v_lin)$", "attn_qkv", "linear"),
     (r"(attn\.c_proj|attention\.output\.dense|(Self|EncDec)Attention\.o|(^|\.)o_proj|"
@@ -78,12 +84,14 @@ ROLE_PATTERNS: tuple[tuple[str, str, str], ...] = (
      r"ffn\.lin2|(^|\.)dense_4h_to_h|(^|\.)output_dense|mixer\.out_proj|(^|\.)fc_out|"
      r"mlp\.Wo|(^|\.)pwconv2|(^|\.)ffn_output)$", "residual_out", "linear"),
     (r"(^|\.)embedding_hidden_mapping_in$", "hidden", "linear"),  # ALBERT's, RemBERT's projection
-    (r"(^|\.)pooler(\.dense)?$", "hidden", "tanh"),  # ALBERT's and BigBird's: a bare Linear
-    (r"(^|\.)(lm_head|classifier|score|qa_outputs|predictions)$", "head", "linear"),
+    (r"(^|\.)pooler(\.dense)?$", "hidden", POOLER_ACT),  # ALBERT's and BigBird's: a bare Linear
+    (r"(^|\.)(lm_head|classifier|score|qa_outputs|predictions|text_projection|visual_projection)$",
+     "head", "linear"),  # CLIP's two towers end in a projection each
 )
 _COMPILED = tuple((re.compile(p), role, act) for p, role, act in ROLE_PATTERNS)
 _CONFIG_ACTS = ("hidden_act", "activation_function", "dense_act_fn", "hidden_activation",
                 "activation")
+_POOLER_ACTS = ("pooler_hidden_act", "pooler_act")
 _EMBEDDING_PARAM = re.compile(r"(token|embedding|embed)")
 
 
@@ -146,9 +154,9 @@ def _resolve(cls: type) -> LayerRule | None:
     return None
 
 
-def _act_name(config: object) -> str:
-    act = next((getattr(config, k) for k in _CONFIG_ACTS if isinstance(getattr(config, k, None), str)),
-               "linear")
+def _act_name(config: object, keys: tuple[str, ...] = _CONFIG_ACTS, default: str = "linear") -> str:
+    act = next((getattr(config, k) for k in keys if isinstance(getattr(config, k, None), str)),
+               default)
     act = act.lower()
     for prefix, name in (("gelu", "gelu"), ("silu", "silu"), ("swish", "silu"), ("relu", "relu"),
                          ("tanh", "tanh"), ("sigmoid", "sigmoid")):
@@ -178,6 +186,8 @@ def _role(model: nn.Module, spec: ParamSpec) -> tuple[str, str] | None:
         return ("residual_out", "linear") if down else ("hidden", _config_act(owner))
     for pattern, role, act in _COMPILED:
         if pattern.search(spec.module_name):
+            if act == POOLER_ACT:
+                return role, _act_name(owner.config.get_text_config(), _POOLER_ACTS, "tanh")
             return role, _config_act(owner) if act == ACT else act
     return None
 

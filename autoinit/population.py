@@ -252,8 +252,8 @@ class MemberStack:
 
 
 def uses_randomness(model: nn.Module, data: ProbeData, config: ProbeConfig) -> bool:
-    """Whether the loss draws random numbers; :class:`NoVmap` when it cannot be vmapped. Forward
-    passes of a copy, without gradients."""
+    """Whether the loss draws random numbers; :class:`NoVmap` when it cannot be vmapped. Passes
+    of a copy, forward and backward (its weights are not stepped)."""
     try:
         _forward_once(model, data, config, "error")
         random = False
@@ -269,11 +269,12 @@ def uses_randomness(model: nn.Module, data: ProbeData, config: ProbeConfig) -> b
 
 
 def _forward_once(model: nn.Module, data: ProbeData, config: ProbeConfig, randomness: str) -> None:
-    """A training forward pass of a copy under ``vmap``; with ``randomness="same"`` an
-    evaluation pass too (eval mode may take other kernels)."""
+    """A training pass of a copy under ``vmap``, forward and backward (some ops refuse only
+    gradients there: CPU attention a mask computed from parameters, as Swin's); with
+    ``randomness="same"`` an evaluation pass too (eval mode may take other kernels)."""
     stack = MemberStack([copy.deepcopy(model)], data, config, randomness)
-    with torch.no_grad(), torch.random.fork_rng(devices=rng_devices(config)):
-        stack.forward(stack.params, stack.buffers, data.train[0])
+    with torch.random.fork_rng(devices=rng_devices(config)):
+        stack.forward(stack.params, stack.buffers, data.train[0]).sum().backward()
         if randomness == "same":
             stack.evaluate(data.val[:1])
 

@@ -214,13 +214,14 @@ def suggest_scheme(
 
 
 def baseline_names(plan: ModelPlan) -> tuple[str, ...]:
-    """The fixed baselines a search of ``plan`` queues: :data:`BASELINES`, the ``dcgan``
-    preset (N(0, 0.02²) weights, norm gamma N(1, 0.02²), zero biases) where the model has the
-    convolutions and norm layers that rule was written for, and ``model_default`` (the model's
-    own init) for a model that has one."""
+    """The fixed baselines a search of ``plan`` queues, in order: :data:`BASELINES`,
+    ``model_default`` (the model's own init, the selection's incumbent) for a model that has
+    one, and the ``dcgan`` preset (N(0, 0.02²) weights, norm gamma N(1, 0.02²), zero biases)
+    where the model has the convolutions and norm layers that rule was written for. A search of
+    fewer trials runs the first of them."""
     kinds = {lay.kind for lay in plan.layers}
-    return (BASELINES + (("dcgan",) if kinds & _CONV_KINDS and "norm" in kinds else ())
-            + ((MODEL_DEFAULT,) if plan.model_init else ()))
+    return (BASELINES + ((MODEL_DEFAULT,) if plan.model_init else ())
+            + (("dcgan",) if kinds & _CONV_KINDS and "norm" in kinds else ()))
 
 
 def baseline_params(plan: ModelPlan, space: SearchSpace, family: str, lr: float | None = None

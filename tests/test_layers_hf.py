@@ -11,6 +11,7 @@ import warnings
 import pytest
 import torch
 
+import autoinit
 from autoinit import apply_scheme, describe_model
 from autoinit.plan import ModelPlan
 from autoinit.space import SearchSpace, baseline_params
@@ -280,7 +281,36 @@ def convnext():
         hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, num_labels=3))
 
 
+def whisper():  # its encoder's convolutions are followed by F.gelu in its forward
+    return T.WhisperForConditionalGeneration(T.WhisperConfig(
+        vocab_size=V, num_mel_bins=8, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=FF, decoder_ffn_dim=FF, d_model=W,
+        max_source_positions=16, max_target_positions=16, decoder_start_token_id=1, pad_token_id=0,
+        bos_token_id=1, eos_token_id=2))
+
+
+def clip():
+    return T.CLIPModel(T.CLIPConfig(
+        text_config={"vocab_size": V, "hidden_size": W, "intermediate_size": FF, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "max_position_embeddings": 16, "bos_token_id": 0,
+                     "eos_token_id": 1, "pad_token_id": 1},
+        vision_config={"hidden_size": W, "intermediate_size": FF, "num_hidden_layers": 1,
+                       "num_attention_heads": 2, "image_size": 16, "patch_size": 4},
+        projection_dim=16))
+
+
+def deberta_v2():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its module's torch.jit.script is deprecated
+        return T.DebertaV2ForSequenceClassification(T.DebertaV2Config(
+            vocab_size=V, hidden_size=W, num_hidden_layers=1, num_attention_heads=2,
+            intermediate_size=FF, max_position_embeddings=32, num_labels=3))
+
+
 @pytest.mark.parametrize("build, expected", [
+    (clip, {"vision_model.embeddings.patch_embedding": ("input", "linear"),
+            "visual_projection": ("head", "linear"), "text_projection": ("head", "linear")}),
+    (deberta_v2, {"pooler.dense": ("hidden", "gelu")}),  # its pooler_hidden_act, not BERT's tanh
     (gptj, {"attn.out_proj": ("attn_out", "linear"), "fc_in": ("hidden", "gelu"),
             "fc_out": ("residual_out", "linear")}),
     (phi, {"self_attn.dense": ("attn_out", "linear"), "fc2": ("residual_out", "linear")}),
@@ -288,7 +318,9 @@ def convnext():
     (convnext, {"stages.0.layers.0.pwconv1": ("hidden", "gelu"),
                 "stages.0.layers.0.pwconv2": ("residual_out", "linear")}),
     (wav2vec2, {"attention.out_proj": ("attn_out", "linear"),
-                "intermediate_dense": ("hidden", "gelu"), "output_dense": ("residual_out", "linear")}),
+                "intermediate_dense": ("hidden", "gelu"), "output_dense": ("residual_out", "linear"),
+                "conv_layers.0.conv": ("input", "gelu"), "conv_layers.1.conv": ("hidden", "gelu")}),
+    (whisper, {"encoder.conv1": ("input", "gelu"), "encoder.conv2": ("hidden", "gelu")}),
     (distilbert, {"q_lin": ("attn_qkv", "linear"), "k_lin": ("attn_qkv", "linear"),
                   "v_lin": ("attn_qkv", "linear"), "out_lin": ("attn_out", "linear"),
                   "lin1": ("hidden", "gelu"), "lin2": ("residual_out", "linear")}),
@@ -365,3 +397,13 @@ def test_gemmas_unit_offset_norms_are_given_gains_not_weights():
     model = llama()  # x·w: its gains stay ones
     apply_scheme(model, ModelPlan.of(model).uniform("pytorch_default", seed=1))
     assert torch.equal(model.model.norm.weight.detach(), torch.ones(W))
+
+
+def test_a_vision_models_own_init_is_queued_before_the_dcgan_preset():
+    """Six trials hold the five baselines and one more: a model's own init, not dcgan's rule."""
+    g = torch.Generator().manual_seed(0)
+    batches = [{"pixel_values": torch.randn(4, 3, 16, 16, generator=g),
+                "labels": torch.randint(0, 3, (4,), generator=g)} for _ in range(3)]
+    result = autoinit.fit(vit(), batches, n_trials=6, probe_steps=2, mlflow=False,
+                          selection=autoinit.Selection(seeds=0), population=1, threads=1)
+    assert "model_default" in result.baselines and "dcgan" not in result.baselines

@@ -8,6 +8,7 @@ from mlflow import MlflowClient
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from autoinit.errors import ConfigError
 from autoinit.integrations.testing import mlflow_globals_kept, sqlite_store
 
 L = pytest.importorskip("lightning")
@@ -121,3 +122,36 @@ def test_a_module_around_a_hugging_face_model_has_its_init_as_model_default():
     plan = ModelPlan.of(LM())
     assert plan.model_init
     assert "model_default" in {rule.family for rule in plan.uniform("model_default").groups.values()}
+
+
+class TwoOptimizers(Classifier):
+    """Manual optimization: ``training_step`` steps the body's and the head's optimizers."""
+
+    def __init__(self):
+        super().__init__()
+        self.automatic_optimization = False
+
+    def training_step(self, batch, batch_idx):
+        loss = nn.functional.cross_entropy(self(batch[0]), batch[1])
+        for opt in self.optimizers():
+            opt.zero_grad()
+        self.manual_backward(loss)
+        for opt in self.optimizers():
+            opt.step()
+        return loss
+
+    def configure_optimizers(self):
+        return [torch.optim.Adam(self.body.parameters()), torch.optim.Adam(self.head.parameters())]
+
+
+def test_a_module_stepping_its_own_optimizers_needs_a_loss_and_says_so():
+    with pytest.raises(ConfigError, match=r"^TwoOptimizers steps its own optimizers "
+                                          r"\(automatic_optimization=False\).*pass loss_fn="):
+        fit(TwoOptimizers(), lit.AutoinitCallback(n_trials=6, probe_steps=2, mlflow=False))
+
+    def loss(module, batch):
+        return nn.functional.cross_entropy(module(batch[0]), batch[1])
+
+    callback = lit.AutoinitCallback(n_trials=6, probe_steps=2, mlflow=False, loss_fn=loss)
+    fit(TwoOptimizers(), callback)
+    assert callback.result.baselines

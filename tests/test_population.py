@@ -145,6 +145,19 @@ class _Branching(nn.Module):
         return y if y.sum() > 0 else -y  # data-dependent control flow
 
 
+class _MaskFromParameter(nn.Module):
+    """Attention whose mask is learned (Swin's relative position bias): CPU attention refuses
+    its gradient under vmap, and only when gradients are on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj, self.mask, self.head = nn.Linear(2, 2), nn.Parameter(torch.zeros(4, 4)), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.proj(x.reshape(-1, 1, 4, 2))
+        return self.head(nn.functional.scaled_dot_product_attention(q, q, q, self.mask).flatten(1))
+
+
 class _SparseLookup(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -184,6 +197,7 @@ def _user_loop() -> TrainLoop:
     (_SparseLookup, False, "Embedding 'emb' has sparse gradients, which cannot be stacked"),
     (_SharedModule, False, "'enc' and 'dec' are one module"),
     (_Branching, False, "vmap refused the model (RuntimeError: vmap: It looks like"),
+    (_MaskFromParameter, False, "vmap refused the model (RuntimeError: The function '_scaled_dot"),
     (tiny_mlp, True, "your own train_step steps one model"),
 ])
 def test_what_cannot_be_stacked_runs_one_at_a_time_saying_why(data, make, loop, reason):
