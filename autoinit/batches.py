@@ -314,7 +314,13 @@ def _has_training_step(cls: type) -> bool:
 
 def _training_step_loss(model: nn.Module, batch: Any) -> torch.Tensor:
     """The loss ``model.training_step(batch, 0)`` returns (a tensor or a dict with ``"loss"``);
-    its ``self.log`` calls warn without a trainer, and are ignored."""
+    its ``self.log`` calls warn without a trainer, and are ignored. A module that steps its own
+    optimizers (``automatic_optimization = False``) cannot score a probe this way."""
+    if getattr(model, "automatic_optimization", True) is False:
+        raise ConfigError(
+            f"{type(model).__name__} steps its own optimizers (automatic_optimization=False), so "
+            "its training_step cannot score the probes; pass loss_fn=(model, batch) -> loss or "
+            "train_step=")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = model.training_step(batch, 0)

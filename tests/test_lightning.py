@@ -155,3 +155,12 @@ def test_a_module_stepping_its_own_optimizers_needs_a_loss_and_says_so():
     callback = lit.AutoinitCallback(n_trials=6, probe_steps=2, mlflow=False, loss_fn=loss)
     fit(TwoOptimizers(), callback)
     assert callback.result.baselines
+
+
+def test_fit_on_a_module_stepping_its_own_optimizers_says_so_in_one_line():
+    import autoinit
+
+    with pytest.raises(ConfigError, match=r"^TwoOptimizers steps its own optimizers "
+                                          r"\(automatic_optimization=False\).*pass loss_fn="):
+        autoinit.fit(TwoOptimizers(), loaders()[0], n_trials=6, probe_steps=2, threads=1,
+                     mlflow=False)
