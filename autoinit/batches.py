@@ -9,12 +9,14 @@ keyword. The default loss is cross-entropy for integer or boolean targets (binar
 where the model gives one logit per target: a single-logit binary classifier, integer
 multi-label targets) and mean squared error, one output per target, for float targets; a search
 (a comparison, a diagnosis) whose float targets are all class probabilities (soft or one-hot
-labels, :func:`loss_fn_for`) takes cross-entropy. A model whose ``forward`` takes ``labels``
+labels, :func:`loss_fn_for`) takes cross-entropy, and one whose float targets are all 0 or 1
+(binary or multi-label targets) reads them as integer labels. A model whose ``forward`` takes ``labels``
 and returns a ``loss`` (a Hugging Face model, given a dict batch with ``labels``) is trained on
 its own loss, as its Trainer does (a causal LM's is the shifted next-token loss; plain
 cross-entropy on its logits would train it to copy its input), and a model with a
 ``training_step(batch, batch_idx)`` of its own (a LightningModule) on the loss that returns.
-A ``loss_fn`` may also be ``"cross_entropy"``, ``"mse"``, or a criterion module such as
+A ``loss_fn`` may also be ``"cross_entropy"``, ``"mse"``, ``"binary_cross_entropy"`` (float 0/1
+targets read as integer labels), or a criterion module such as
 ``nn.CrossEntropyLoss()`` (called as ``criterion(output, target)``; a target that differs from
 the output only by dimensions of size 1 takes the output's shape).
 
@@ -43,8 +45,9 @@ from torch.utils.data import Dataset, IterableDataset
 
 from autoinit.errors import ConfigError
 
-__all__ = ["LossFn", "fetch_batches", "fields_of", "is_distribution", "loss_fn_for", "make_loss",
-           "move_batch", "own_loss", "soft_labels", "split_batch", "target_of"]
+__all__ = ["LossFn", "binary_labels", "fetch_batches", "fields_of", "is_distribution",
+           "loss_fn_for", "make_loss", "move_batch", "own_loss", "soft_labels", "split_batch",
+           "target_of"]
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 _TARGET_KEYS = ("target", "targets", "y", "label", "labels")
@@ -160,13 +163,32 @@ def soft_labels(batches: list[Any]) -> bool:
                                  and is_distribution(t) for t in targets)
 
 
+def binary_labels(batches: list[Any]) -> bool:
+    """Whether every batch's target is float and holds only 0s and 1s: binary or multi-label
+    targets as ``nn.BCEWithLogitsLoss`` takes them. Decided once for all the batches, as
+    :func:`soft_labels`."""
+    targets = []
+    for batch in batches:
+        try:
+            targets.append(split_batch(batch)[1])
+        except ConfigError:  # a format only your loss_fn reads
+            return False
+    return bool(targets) and all(isinstance(t, torch.Tensor) and t.is_floating_point()
+                                 and t.numel() and bool(((t == 0) | (t == 1)).all())
+                                 for t in targets)
+
+
 def loss_fn_for(loss_fn: str | nn.Module | LossFn | None, model: nn.Module, batches: list[Any]
                 ) -> str | nn.Module | LossFn | None:
-    """``loss_fn``, or ``"cross_entropy"`` for the default (``None``) where every batch holds
-    soft or one-hot float labels (:func:`soft_labels`) and the model has no loss of its own
-    (:func:`own_loss`): the loss a search and a comparison train autoinit's own loop on."""
-    if loss_fn is None and batches and not own_loss(model, batches[0]) and soft_labels(batches):
-        return "cross_entropy"
+    """``loss_fn``; for the default (``None``), where the model has no loss of its own
+    (:func:`own_loss`), ``"cross_entropy"`` when every batch holds soft or one-hot float labels
+    (:func:`soft_labels`) and ``"binary_cross_entropy"`` when every batch holds float 0/1 labels
+    (:func:`binary_labels`): the loss a search and a comparison train autoinit's own loop on."""
+    if loss_fn is None and batches and not own_loss(model, batches[0]):
+        if soft_labels(batches):
+            return "cross_entropy"
+        if binary_labels(batches):
+            return "binary_cross_entropy"
     return loss_fn
 
 
@@ -220,7 +242,14 @@ def _binary_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.T
                                               target[kept].to(output.dtype))
 
 
-_NAMED = {"cross_entropy": _cross_entropy, "mse": _mse}
+def _float_labels(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Float 0/1 targets read as the integer labels they are: binary cross-entropy on one logit
+    per target (a binary classifier, multi-label targets), cross-entropy over the classes on
+    the last dimension otherwise."""
+    return default_criterion(output, target.long())
+
+
+_NAMED = {"cross_entropy": _cross_entropy, "mse": _mse, "binary_cross_entropy": _float_labels}
 
 
 def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:

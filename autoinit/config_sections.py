@@ -185,8 +185,10 @@ def _train(t: Table) -> TrainConfig:
     from autoinit.probe import OPTIMIZERS
 
     loss = t.str("loss")
-    if loss is not None and loss not in ("cross_entropy", "mse") and ":" not in loss:
-        raise t.bad("loss", "'cross_entropy', 'mse' or 'package.module:function'")
+    if loss is not None and loss not in ("cross_entropy", "mse", "binary_cross_entropy") \
+            and ":" not in loss:
+        raise t.bad("loss", "'cross_entropy', 'mse', 'binary_cross_entropy' or "
+                    "'package.module:function'")
     loop = {}
     for name in LOOP_KEYS:
         ref = loop[name] = t.str(name)

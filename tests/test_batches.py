@@ -14,7 +14,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 from autoinit.batches import (
+    binary_labels,
     fetch_batches,
+    loss_fn_for,
     make_loss,
     move_batch,
     own_loss,
@@ -78,6 +80,26 @@ def test_soft_and_one_hot_float_targets_take_cross_entropy_when_all_batches_hold
     assert not soft_labels([(X, one_hot), (X, multi_hot)])
     assert not soft_labels([(X, Y_INT)]) and not soft_labels([(X, soft * 2)])
     assert not soft_labels([X])  # a format only a loss_fn of yours reads
+
+
+def test_float_zero_one_targets_are_labels_when_all_batches_hold_them():
+    multi = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]] * 2)  # multi-label, as BCEWithLogits
+    binary = Y_INT.float()  # (B,) 0/1 against two logits: class indices
+    assert binary_labels([(X, multi), (X, binary)])
+    assert loss_fn_for(None, NET, [(X, multi)]) == "binary_cross_entropy"
+    assert loss_fn_for(None, NET, [(X, F.one_hot(Y_INT, 2).float())]) == "cross_entropy"  # one-hot
+    assert loss_fn_for("mse", NET, [(X, multi)]) == "mse"  # yours is kept
+    assert torch.allclose(make_loss("binary_cross_entropy")(NET, (X, multi)),
+                          F.binary_cross_entropy_with_logits(NET(X), multi))
+    assert torch.allclose(make_loss("binary_cross_entropy")(NET, (X, binary)),
+                          F.cross_entropy(NET(X), Y_INT))
+    single = nn.Linear(3, 1)
+    assert torch.allclose(make_loss("binary_cross_entropy")(single, (X, binary)),
+                          F.binary_cross_entropy_with_logits(single(X).squeeze(1), binary))
+    counts = binary.clone()
+    counts[0] = 2.0  # count data: one batch beyond 0 and 1 keeps mean squared error
+    assert not binary_labels([(X, binary), (X, counts)]) and not binary_labels([(X, Y_INT)])
+    assert loss_fn_for(None, single, [(X, torch.rand(6, generator=G))]) is None
 
 
 def test_a_regression_target_without_its_unit_dimension_is_not_broadcast():

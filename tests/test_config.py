@@ -121,7 +121,7 @@ def test_study_name_resumes_the_same_settings_and_separates_others():
     (with_("train", lr="fast"), "train.lr must be a positive finite number, got 'fast'"),
     (with_("train", steps=-3), "train.steps must be a positive integer, got -3"),
     (with_("train", steps=2.5), "train.steps must be a positive integer, got 2.5"),
-    (with_("train", loss="hinge"), "train.loss must be 'cross_entropy', 'mse' or"),
+    (with_("train", loss="hinge"), "train.loss must be 'cross_entropy', 'mse', 'binary_cross_entropy' or"),
     (with_("mlflow", enabled=1), "mlflow.enabled must be true or false, got 1"),
     (with_("compare", steps=0), "compare.steps must be a positive integer, got 0"),
     (with_("model", kwargs=[1, 2]), "model.kwargs must be a table of keyword arguments, got [1, 2]"),

@@ -417,6 +417,17 @@ def test_a_search_on_one_hot_float_labels_trains_on_cross_entropy():
     assert torch.allclose(result.context.loss(net, (x, y)), nn.functional.cross_entropy(net(x), y))
 
 
+def test_a_search_on_float_multi_label_targets_trains_on_binary_cross_entropy():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(128, 8, generator=g)
+    y = torch.stack([x[:, 0] > 0, x[:, 1] > 0], 1).float()  # two labels per example, as floats
+    result = run_search(tiny_mlp(), DataLoader(TensorDataset(x, y), batch_size=32), n_trials=6,
+                        probe_steps=4, threads=1, selection=Selection(seeds=0))
+    net = tiny_mlp()
+    assert torch.allclose(result.context.loss(net, (x, y)),
+                          nn.functional.binary_cross_entropy_with_logits(net(x), y))
+
+
 def test_a_train_step_of_yours_trains_on_every_batch_whose_integer_targets_are_negative():
     # hinge labels -1/+1: a batch of only -1 is data to your train_step, not ignored labels
     g = torch.Generator().manual_seed(0)
