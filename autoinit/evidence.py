@@ -53,9 +53,11 @@ LEARNED_MARGIN = 0.10  # learned: a held-out loss at least 10 % below the prior 
 def prior_loss(train: Sequence[Any], val: Sequence[Any], loss_fn: object) -> float | None:
     """The held-out loss of a constant prediction fit on the training targets: their
     frequencies (add-one smoothed; soft or one-hot float labels: their summed probabilities)
-    under cross-entropy, their mean under mean squared error; ``None`` for a loss of your own,
-    targets it cannot read, or a prior loss that is not positive."""
-    if loss_fn not in (None, "cross_entropy", "mse"):
+    under cross-entropy, each column's frequency of ones under ``"binary_cross_entropy"`` (the
+    cross-entropy of two classes where one logit scores each target), their mean under mean
+    squared error; ``None`` for a loss of your own, targets it cannot read, or a prior loss
+    that is not positive."""
+    if loss_fn not in (None, "cross_entropy", "mse", "binary_cross_entropy"):
         return None
     try:
         train_y = [target_of(b) for b in train]
@@ -63,7 +65,9 @@ def prior_loss(train: Sequence[Any], val: Sequence[Any], loss_fn: object) -> flo
         if not all(isinstance(y, torch.Tensor) for y in train_y + val_y):
             return None
         integer = not train_y[0].is_floating_point() and not train_y[0].is_complex()
-        if loss_fn == "cross_entropy" or (loss_fn is None and integer):
+        if loss_fn == "binary_cross_entropy":
+            value = _binary_prior(train_y, val_y)
+        elif loss_fn == "cross_entropy" or (loss_fn is None and integer):
             soft = not integer and all(is_distribution(y) for y in train_y + val_y)
             value = _cross_entropy_prior(train_y, val_y) if integer else \
                 _soft_prior(train_y, val_y) if soft else None
@@ -95,6 +99,16 @@ def _soft_prior(train_y: list[torch.Tensor], val_y: list[torch.Tensor]) -> float
     val = torch.cat([y.reshape(-1, classes).double().cpu() for y in val_y])
     counts = train.sum(0) + 1
     return float(-(val * (counts / counts.sum()).log()).sum(-1).mean())
+
+
+def _binary_prior(train_y: list[torch.Tensor], val_y: list[torch.Tensor]) -> float:
+    """The prior of 0/1 targets: each column's frequency of ones, add-one smoothed (a ``(B,)``
+    target: one column, the two classes' cross-entropy prior)."""
+    columns = train_y[0][0].numel() if train_y[0].dim() > 1 else 1
+    train = torch.cat([y.reshape(-1, columns).double().cpu() for y in train_y])
+    val = torch.cat([y.reshape(-1, columns).double().cpu() for y in val_y])
+    p = (train.sum(0) + 1) / (len(train) + 2)
+    return float(-(val * p.log() + (1 - val) * (1 - p).log()).mean())
 
 
 def _mse_prior(train_y: list[torch.Tensor], val_y: list[torch.Tensor]) -> float:

@@ -77,6 +77,18 @@ def test_soft_and_one_hot_float_labels_have_the_cross_entropy_prior_of_their_sum
         assert prior_loss(soft, soft, loss_fn) == pytest.approx(0.0625)  # mean (0.75, 0.25)
 
 
+def test_float_zero_one_labels_have_the_binary_prior_of_each_columns_frequency():
+    train = [(torch.zeros(4, 2), torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0]]))]
+    val = [(torch.zeros(2, 2), torch.tensor([[1.0, 0.0], [0.0, 1.0]]))]
+    p = torch.tensor([4 / 6, 2 / 6])  # ones per column, add-one smoothed over 4 rows
+    y = val[0][1]
+    expected = float(-(y * p.log() + (1 - y) * (1 - p).log()).mean())
+    assert prior_loss(train, val, "binary_cross_entropy") == pytest.approx(expected)
+    classes = [(torch.zeros(4, 1), torch.tensor([1.0, 1.0, 0.0, 1.0]))]  # one column: the two
+    assert prior_loss(classes, classes, "binary_cross_entropy") == pytest.approx(  # classes' prior
+        prior_loss([(x, y.long()) for x, y in classes], [(x, y.long()) for x, y in classes], None))
+
+
 def test_targets_it_cannot_read_give_no_prior():
     constant = [(torch.zeros(2, 1), torch.ones(2, 1))]
     assert prior_loss(constant, constant, "mse") is None  # a prior of 0 says nothing
