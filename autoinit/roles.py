@@ -282,7 +282,7 @@ def _trace(model: nn.Module) -> _Graph | None:
     (:func:`_traced_parts`).
     """
     traced = None
-    with _buffers_kept(model):
+    with _model_kept(model):
         for tracer in (_LayerTracer(), fx.Tracer()):
             try:
                 with warnings.catch_warnings():
@@ -358,18 +358,27 @@ def _traced_parts(model: nn.Module) -> _Graph | None:
 
 
 @contextlib.contextmanager
-def _buffers_kept(model: nn.Module) -> Iterator[None]:
-    """Buffers as they were: a trace runs ``forward`` on the real buffers, and a forward that
-    updates one in place (a step counter, a running mean) would change the user's model."""
-    saved = [(module, name, buf, buf.detach().clone())
-             for module in model.modules() for name, buf in module._buffers.items()
-             if buf is not None]
+def _model_kept(model: nn.Module) -> Iterator[None]:
+    """The model as it was: a trace runs ``forward`` on the real modules, and a forward that
+    updates a buffer in place (a step counter, a running mean) or sets an attribute (a weight
+    created on the first call, a memory kept between calls) would leave it changed, or holding
+    the trace's proxies."""
+    saved = [(module, dict(vars(module)),
+              [(d, dict(d)) for d in (module._parameters, module._buffers, module._modules)])
+             for module in model.modules()]
+    values = [(buf, buf.detach().clone()) for module in model.modules()
+              for buf in module._buffers.values() if buf is not None]
     try:
         yield
     finally:
+        for module, attributes, dicts in saved:
+            vars(module).clear()
+            vars(module).update(attributes)
+            for d, entries in dicts:
+                d.clear()
+                d.update(entries)
         with torch.no_grad():
-            for module, name, buf, value in saved:
-                module._buffers[name] = buf
+            for buf, value in values:
                 buf.copy_(value)
 
 

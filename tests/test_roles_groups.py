@@ -319,6 +319,25 @@ def test_the_trace_leaves_buffers_a_forward_updates_as_they_were():
     assert model.steps.item() == 0 and torch.equal(model.ema, torch.ones(4))
 
 
+def test_the_trace_leaves_attributes_a_forward_sets_as_they_were():
+    class HandLazy(nn.Module):  # creates its weight on the first call, as a researcher writes it
+        def __init__(self):
+            super().__init__()
+            self.w = None
+            self.head = nn.Linear(16, 2)
+
+        def forward(self, x):
+            if self.w is None:
+                self.w = nn.Parameter(torch.randn(16, x.shape[-1]))
+            self.last = x  # a plain attribute set while fx traces would hold a Proxy
+            return self.head(torch.relu(x @ self.w.t()))
+
+    model = HandLazy()
+    ModelPlan.of(model)
+    assert model.w is None and "last" not in vars(model)
+    assert model(torch.zeros(3, 8)).shape == (3, 2)
+
+
 def test_a_raw_parameter_used_mid_forward_is_ranked_where_it_is_used():
     class RawMiddle(nn.Module):
         def __init__(self):
