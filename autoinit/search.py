@@ -48,7 +48,7 @@ from autoinit.probe import (
 from autoinit.progress import SearchProgress, progress_wanted
 from autoinit.result import BudgetReport, FitResult, SearchContext, SearchCost
 from autoinit.rungs import rung_steps, study_agreement
-from autoinit.search_input import check_loss, materialize, probe_batches
+from autoinit.search_input import check_loss, check_state_kept, materialize, probe_batches
 from autoinit.search_rounds import Rounds, trains_nothing
 from autoinit.selection import Selection, baseline_scores, rerun_steps
 from autoinit.settings import DEFAULTS, check_option
@@ -387,6 +387,7 @@ def _prepare_work(model: nn.Module, dev: torch.device, data: ProbeData, config: 
             check_half_precision(work, optimizer)
             check_first_step(step, optimizer, lr)
     choice = choose_threads(step, config.device, threads)
+    check_state_kept(work, initial)
     work.load_state_dict(initial)
     return work, initial, step, choice
 

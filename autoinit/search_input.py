@@ -29,8 +29,8 @@ from autoinit.errors import AutoinitError, ConfigError
 if TYPE_CHECKING:
     from autoinit.probe import ProbeData
 
-__all__ = ["ProbeBatches", "check_finite", "check_loss", "labelled_places", "materialize",
-           "probe_batches"]
+__all__ = ["ProbeBatches", "check_finite", "check_loss", "check_state_kept", "labelled_places",
+           "materialize", "probe_batches"]
 
 
 def materialize(model: nn.Module, loader: Iterable, loss: LossFn | None) -> Iterable:
@@ -148,6 +148,16 @@ def _placed_tensors(batch: Any, where: str = "") -> Iterator[tuple[str, torch.Te
     elif isinstance(batch, tuple | list):
         for i, v in enumerate(batch):
             yield from _placed_tensors(v, f"{where}[{i}]")
+
+
+def check_state_kept(model: nn.Module, initial: Mapping[str, torch.Tensor]) -> None:
+    """One line where a forward created parameters or buffers (a weight made on the first call):
+    the search restores every trial from the state it had before any forward, which lacks them."""
+    new = sorted(set(model.state_dict()) - set(initial))
+    if new:
+        raise ConfigError(f"model {type(model).__name__} created {new} in its forward: run it "
+                          "once on a batch before the search (or use torch.nn's Lazy modules, "
+                          "which autoinit materializes)")
 
 
 def check_loss(model: nn.Module, data: ProbeData, places: Sequence[int] | None = None) -> None:

@@ -112,6 +112,23 @@ def test_lazy_modules_are_shaped_on_the_first_batch_which_a_generator_still_yiel
     assert materialize(plain, batches, make_loss(None)) is batches  # nothing to shape
 
 
+def test_a_weight_created_in_forward_is_one_config_error_naming_it():
+    class HandLazy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = None
+            self.head = nn.Linear(8, 2)
+
+        def forward(self, x):
+            if self.w is None:
+                self.w = nn.Parameter(torch.randn(8, x.shape[-1]))
+            return self.head(torch.relu(x @ self.w.t()))
+
+    with pytest.raises(ConfigError, match=r"^model HandLazy created \['w'\] in its forward: run it "
+                                          r"once on a batch before the search"):
+        run_search(HandLazy(), _batches(8, 8, 8), n_trials=2, probe_steps=2, threads=1)
+
+
 def test_nan_in_a_dataclass_batch_is_found():
     @dataclasses.dataclass
     class Record:
