@@ -418,7 +418,8 @@ def _activation_of(node: fx.Node, modules: dict) -> str | None:
 def _is_pass_through(node: fx.Node, modules: dict) -> bool:
     """A step that keeps a layer's output what it is: dropout, identity, reshapes, and (timm's
     blocks) a parameter-free or gain-only module of one input (``DropPath``, ``LayerScale``) or
-    a product with a learned scale (``x.mul(self.gamma)``); a norm layer is not one."""
+    a product with a learned scale (``x.mul(self.gamma)``) or a number (a Neural-ODE step's
+    ``dt * f(h)``, Conformer's half-step ``0.5 * ff(x)``); a norm layer is not one."""
     if node.op == "call_module":
         module = modules[node.target]
         return type(module) in _PASS_THROUGH or (
@@ -429,7 +430,8 @@ def _is_pass_through(node: fx.Node, modules: dict) -> bool:
     if node.target in _SHAPE_ONLY or node.target is F.dropout:
         return True
     return node.target in (operator.mul, torch.mul, "mul") and any(
-        _is_learned_constant(a) for a in node.args if isinstance(a, fx.Node))
+        _is_learned_constant(a) if isinstance(a, fx.Node) else isinstance(a, (int, float))
+        for a in node.args)
 
 
 def _is_learned_constant(node: fx.Node) -> bool:

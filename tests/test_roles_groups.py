@@ -338,6 +338,26 @@ def test_the_trace_leaves_attributes_a_forward_sets_as_they_were():
     assert model(torch.zeros(3, 8)).shape == (3, 2)
 
 
+def test_a_branch_scaled_by_a_number_still_ends_a_residual_branch():
+    class EulerODE(nn.Module):  # a Neural-ODE step (and Conformer's half-step FFN): h + dt * f(h)
+        def __init__(self):
+            super().__init__()
+            self.inp = nn.Linear(4, 8)
+            self.f = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8))
+            self.head = nn.Linear(8, 2)
+
+        def forward(self, x):
+            h = self.inp(x)
+            for _ in range(4):
+                h = h + 0.25 * self.f(h)
+            return self.head(h)
+
+    model = EulerODE()
+    r = roles(model)
+    assert r["f.0.weight"] == ("hidden", "tanh") and r["f.2.weight"][0] == "residual_out"
+    assert ModelPlan.of(model).depth == 4
+
+
 def test_a_raw_parameter_used_mid_forward_is_ranked_where_it_is_used():
     class RawMiddle(nn.Module):
         def __init__(self):
