@@ -144,7 +144,7 @@ def _record(name: str, lay: Layer, module: nn.Module, out: torch.Tensor) -> Laye
     mean, std = float(out.mean()), float(out.std()) if out.numel() > 1 else 0.0
     params = _own_parameters(module)
     grads = [p.grad for p in params if p.grad is not None]
-    grad_rms = math.sqrt(sum(float(g.float().pow(2).sum()) for g in grads) /
+    grad_rms = math.sqrt(sum(float(g.abs().float().pow(2).sum()) for g in grads) /  # complex: |g|
                          max(sum(g.numel() for g in grads), 1)) if grads else 0.0
     units = out.reshape(-1, out.shape[-1]) if lay.kind not in ("conv", "conv_transpose") else \
         out.transpose(0, 1).reshape(out.shape[1], -1).T

@@ -160,3 +160,25 @@ def test_one_hot_float_labels_are_measured_under_the_cross_entropy_a_search_take
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
     expected = float(nn.functional.cross_entropy(model(x), y))
     assert diagnose(model, (x, y)).loss == pytest.approx(expected)
+
+
+def test_a_complex_parameters_gradient_counts_with_its_imaginary_part():
+    class Phase(nn.Module):  # an S4D-like layer: a real weight beside a complex parameter
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(4, 32, generator=torch.Generator().manual_seed(2)))
+            self.phase = nn.Parameter(torch.ones(4, dtype=torch.cfloat))
+
+        def forward(self, x):
+            return x @ self.weight.t() + self.phase.imag  # the gradient is imaginary
+
+    net = nn.Sequential(Phase())
+    nn.functional.cross_entropy(net(X), Y).backward()
+    want = (sum(float(p.grad.abs().pow(2).sum()) for p in net.parameters()) / 132) ** 0.5
+    net.zero_grad()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 'casting complex values to real'
+        warnings.filterwarnings("ignore", "parameter '0.phase' is complex")
+        warnings.filterwarnings("ignore", "no layer rule")
+        got = diagnose(net, (X, Y)).records
+    assert [r.name for r in got] == ["0"] and got[0].grad_rms == pytest.approx(want, rel=1e-5)
