@@ -245,7 +245,16 @@ def _binary_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.T
 def _float_labels(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Float 0/1 targets read as the integer labels they are: binary cross-entropy on one logit
     per target (a binary classifier, multi-label targets), cross-entropy over the classes on
-    the last dimension otherwise."""
+    the last dimension otherwise. Soft targets between 0 and 1 (label smoothing) take binary
+    cross-entropy as they are, one logit per target (``.long()`` would make 0.9 a 0)."""
+    if target.is_floating_point() and not bool((target == target.round()).all()):
+        if output.numel() != target.numel():
+            raise ConfigError(
+                f"binary cross-entropy of targets that are not whole numbers (as "
+                f"{float(target[target != target.round()][0]):g}) needs one logit per target, got "
+                f"output {tuple(output.shape)} and target {tuple(target.shape)}")
+        return F.binary_cross_entropy_with_logits(output.reshape(target.shape),
+                                                  target.to(output.dtype))
     return default_criterion(output, target.long())
 
 

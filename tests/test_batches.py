@@ -102,6 +102,14 @@ def test_float_zero_one_targets_are_labels_when_all_batches_hold_them():
     assert loss_fn_for(None, single, [(X, torch.rand(6, generator=G))]) is None
 
 
+def test_named_binary_cross_entropy_keeps_soft_targets_in_between():
+    smoothed = torch.tensor([[0.9, 0.1], [0.1, 0.9], [0.9, 0.9]] * 2)  # label smoothing
+    assert torch.allclose(make_loss("binary_cross_entropy")(NET, (X, smoothed)),
+                          F.binary_cross_entropy_with_logits(NET(X), smoothed))
+    with pytest.raises(ConfigError, match="0.9"):  # class indices cannot be fractions
+        make_loss("binary_cross_entropy")(NET, (X, torch.full((6,), 0.9)))
+
+
 def test_a_regression_target_without_its_unit_dimension_is_not_broadcast():
     single = nn.Linear(3, 1)
     y = torch.randn(6, generator=G)  # (B,) against the model's (B, 1)
