@@ -357,8 +357,8 @@ def _training_step_loss(model: nn.Module, batch: Any) -> torch.Tensor:
     if getattr(model, "automatic_optimization", True) is False:
         raise ConfigError(
             f"{type(model).__name__} steps its own optimizers (automatic_optimization=False), so "
-            "its training_step cannot score the probes; pass loss_fn=(model, batch) -> loss or "
-            "train_step=")
+            "its training_step cannot score the probes; pass loss_fn=(model, batch) -> loss, or "
+            "train_step= with score=")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = model.training_step(batch, 0)

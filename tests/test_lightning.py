@@ -164,3 +164,21 @@ def test_fit_on_a_module_stepping_its_own_optimizers_says_so_in_one_line():
                                           r"\(automatic_optimization=False\).*pass loss_fn="):
         autoinit.fit(TwoOptimizers(), loaders()[0], n_trials=6, probe_steps=2, threads=1,
                      mlflow=False)
+
+
+def test_a_train_step_alone_still_needs_a_score_for_a_module_stepping_its_own_optimizers():
+    import autoinit
+
+    def step(model, batch, optimizer):  # trains; the held-out loss is still the module's
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(batch[0]), batch[1])
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.item()}
+
+    with pytest.raises(ConfigError, match=r"train_step= with score="):
+        autoinit.fit(TwoOptimizers(), loaders()[0], n_trials=6, probe_steps=2, threads=1,
+                     mlflow=False, train_step=step)
+    with pytest.raises(ConfigError, match=r"train_step= with score=, to AutoinitCallback"):
+        fit(TwoOptimizers(), lit.AutoinitCallback(n_trials=6, probe_steps=2, mlflow=False,
+                                                  train_step=step))

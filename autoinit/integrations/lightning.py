@@ -5,9 +5,9 @@ validation dataloaders, scoring candidates with the module's own ``training_step
 chosen weights are written into the module in place before the first step. When the trainer logs
 with an ``MLFlowLogger``, the search's run is nested in the logger's run, in its experiment and
 tracking URI. A module that steps its own optimizers (``automatic_optimization = False``: a GAN's
-two) needs ``loss_fn=`` or ``train_step=``. Pretrained weights stay untouched: pass ``only=`` (the
-new head) or ``exclude=`` (the pretrained body) as regular expressions on parameter names; frozen
-parameters are always left alone.
+two) needs ``loss_fn=``, or ``train_step=`` with ``score=``. Pretrained weights stay untouched:
+pass ``only=`` (the new head) or ``exclude=`` (the pretrained body) as regular expressions on
+parameter names; frozen parameters are always left alone.
 
 Example:
     >>> from autoinit.integrations.lightning import AutoinitCallback
@@ -57,12 +57,13 @@ class AutoinitCallback(SearchOptions, lightning.pytorch.Callback):
                      pl_module: lightning.pytorch.LightningModule) -> None:
         from autoinit.api import fit
 
-        if not pl_module.automatic_optimization and not {"loss_fn", "train_step"} & set(
-                self.fit_options):
+        given = set(self.fit_options)
+        if not pl_module.automatic_optimization and "loss_fn" not in given and not (
+                {"train_step", "score"} <= given):
             raise ConfigError(
                 f"{type(pl_module).__name__} steps its own optimizers (automatic_optimization="
                 "False), so its training_step cannot score the probes; pass loss_fn=(module, "
-                "batch) -> loss or train_step= to AutoinitCallback")
+                "batch) -> loss, or train_step= with score=, to AutoinitCallback")
         train, val = _dataloaders(trainer)
         options = {"loss_fn": training_step_loss, "val_dataloader": val, "only": self.only,
                    "exclude": self.exclude, **_mlflow_target(trainer), **self.fit_options}
