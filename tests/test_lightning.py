@@ -182,3 +182,21 @@ def test_a_train_step_alone_still_needs_a_score_for_a_module_stepping_its_own_op
     with pytest.raises(ConfigError, match=r"train_step= with score=, to AutoinitCallback"):
         fit(TwoOptimizers(), lit.AutoinitCallback(n_trials=6, probe_steps=2, mlflow=False,
                                                   train_step=step))
+
+
+def test_a_module_stepping_its_own_optimizers_searches_with_a_train_step_and_a_score():
+    def step(model, batch, optimizer):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(batch[0]), batch[1])
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.item()}
+
+    def score(model, val):
+        with torch.no_grad():
+            return sum(nn.functional.cross_entropy(model(x), y).item() for x, y in val) / len(val)
+
+    callback = lit.AutoinitCallback(n_trials=6, probe_steps=2, mlflow=False, train_step=step,
+                                    score=score)
+    fit(TwoOptimizers(), callback)
+    assert callback.result.baselines

@@ -65,8 +65,9 @@ class AutoinitCallback(SearchOptions, lightning.pytorch.Callback):
                 "False), so its training_step cannot score the probes; pass loss_fn=(module, "
                 "batch) -> loss, or train_step= with score=, to AutoinitCallback")
         train, val = _dataloaders(trainer)
-        options = {"loss_fn": training_step_loss, "val_dataloader": val, "only": self.only,
-                   "exclude": self.exclude, **_mlflow_target(trainer), **self.fit_options}
+        own = pl_module.automatic_optimization  # else your train_step and score train and score
+        options = {"loss_fn": training_step_loss if own else None, "val_dataloader": val,
+                   "only": self.only, "exclude": self.exclude, **_mlflow_target(trainer), **self.fit_options}
         self.result = fit(pl_module, train, **options)
 
 
