@@ -282,15 +282,14 @@ def _trace(model: nn.Module) -> _Graph | None:
     (:func:`_traced_parts`).
     """
     traced = None
-    with _model_kept(model):
-        for tracer in (_LayerTracer(), fx.Tracer()):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    traced = tracer.trace(model)  # the graph alone: no module compiled from it
-                break
-            except Exception:  # noqa: BLE001 - a model that does not trace falls back to heuristics
-                continue
+    for tracer in (_LayerTracer(), fx.Tracer()):
+        try:  # the model put back after each attempt: a failed one leaves no proxies to the next
+            with _model_kept(model), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                traced = tracer.trace(model)  # the graph alone: no module compiled from it
+            break
+        except Exception:  # noqa: BLE001 - a model that does not trace falls back to heuristics
+            continue
     if traced is None:
         return _traced_parts(model)
     modules = dict(model.named_modules())
