@@ -153,28 +153,26 @@ def soft_labels(batches: list[Any]) -> bool:
     soft or one-hot labels, for which a search takes cross-entropy rather than the default's
     mean squared error. Decided once for all the batches: a per-batch choice would mix two
     losses where a multi-hot batch happens to hold one label per row."""
-    targets = []
-    for batch in batches:
-        try:
-            targets.append(split_batch(batch)[1])
-        except ConfigError:  # a format only your loss_fn reads
-            return False
-    return bool(targets) and all(isinstance(t, torch.Tensor) and t.is_floating_point()
-                                 and is_distribution(t) for t in targets)
+    return _every_float_target(batches, is_distribution)
 
 
 def binary_labels(batches: list[Any]) -> bool:
     """Whether every batch's target is float and holds only 0s and 1s: binary or multi-label
     targets as ``nn.BCEWithLogitsLoss`` takes them. Decided once for all the batches, as
     :func:`soft_labels`."""
+    return _every_float_target(batches, lambda t: bool(t.numel()) and bool(((t == 0) | (t == 1)).all()))
+
+
+def _every_float_target(batches: list[Any], test: Callable[[torch.Tensor], bool]) -> bool:
+    """Whether every batch has a float tensor target that passes ``test``; ``False`` where a
+    batch has a format only your ``loss_fn`` reads."""
     targets = []
     for batch in batches:
         try:
             targets.append(split_batch(batch)[1])
-        except ConfigError:  # a format only your loss_fn reads
+        except ConfigError:
             return False
-    return bool(targets) and all(isinstance(t, torch.Tensor) and t.is_floating_point()
-                                 and t.numel() and bool(((t == 0) | (t == 1)).all())
+    return bool(targets) and all(isinstance(t, torch.Tensor) and t.is_floating_point() and test(t)
                                  for t in targets)
 
 
