@@ -251,9 +251,10 @@ def run_search(
     train, val, places = probe_batches(
         dataloader, val_dataloader, ends[-1] if budget is None else longest, val_batches, dev,
         labelled=train_step is None and loss_fn in (None, "cross_entropy"))
-    if loop is None and loss_fn is None:  # soft or one-hot labels take cross-entropy
-        loss_fn = loss_fn_for(None, model, train + val)  # decided on all the batches
-        loss = probe_loss(loss_fn, train_step, score)
+    if loop is None and loss_fn is None:  # soft, one-hot or 0/1 float labels: decided on all
+        loss_fn = loss_fn_for(None, model, train + val)  # the batches
+        if loss_fn is not None:
+            loss = probe_loss(loss_fn, train_step, score)
     # the prior loss of the default losses only (not your loop's, nor a model's own)
     prior = None if train_step is not None or score is not None or own_loss(model, train[0]) \
         else prior_loss(train, val, loss_fn)
@@ -367,9 +368,9 @@ def _budget(plan: ModelPlan, space: SearchSpace, lr: float, train_steps: int | N
 
 
 def _prepare_work(model: nn.Module, dev: torch.device, data: ProbeData, config: ProbeConfig,
-               optimizer: str | Callable, lr: float, threads: int | None,
-               places: Sequence[int] | None = None
-               ) -> tuple[nn.Module, dict[str, torch.Tensor], Callable[[], object], ThreadChoice]:
+                  optimizer: str | Callable, lr: float, threads: int | None,
+                  places: Sequence[int] | None = None
+                  ) -> tuple[nn.Module, dict[str, torch.Tensor], Callable[[], object], ThreadChoice]:
     """The working copy of the model and its initial state, after the checks that fail before
     any work (optimizer name, loss on every training batch, named by its ``places`` in the loader,
     your own loop), and one bare training step, timed to choose the thread count:
@@ -409,7 +410,7 @@ def _population(work: nn.Module, data: ProbeData, config: ProbeConfig, populatio
 
 
 def _search_cost(rounds: Rounds, wall_seconds: float, threads: ThreadChoice,
-          stacked: PopulationChoice) -> SearchCost:
+                 stacked: PopulationChoice) -> SearchCost:
     trials = rounds.study.get_trials(deepcopy=False)
     attrs = [t.user_attrs for t in trials]
     clock, selection = rounds.clock, rounds.selection
