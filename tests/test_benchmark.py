@@ -247,3 +247,27 @@ def test_merge_runs_carries_every_new_environment_and_touches_only_files_it_merg
     assert json.loads((tmp_path / "dst" / "same.json").read_text()) == held
     assert (tmp_path / "dst" / "same.json").stat().st_mtime_ns == same
     assert "same.json: 0 records copied" in capsys.readouterr().out
+
+
+def test_outcome_spread_reproduces_the_benchmark_run_and_varies_with_the_draw(tmp_path):
+    import torch
+    from outcome_spread import spread, stored_scheme
+
+    from autoinit.plan import uniform_scheme
+
+    task = benchmark.get_task("deep_relu_mlp")
+    scheme = uniform_scheme(benchmark.build(task, 0), "kaiming_normal", seed=0)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "deep_relu_mlp.json").write_text(json.dumps(
+        {"seeds": {"3": {"methods": {"kaiming": {"scheme": scheme.to_dict()}}}}}))
+    assert stored_scheme(runs, "deep_relu_mlp", 0, "3:kaiming").to_dict() == scheme.to_dict()
+    rows = spread("deep_relu_mlp", 0, scheme, draws=[0, 1], orders=[0], steps=3)
+    # draw 0 and order 0 are the benchmark's own run of that scheme on seed 0
+    data = benchmark.TaskData(task, 0)
+    from autoinit.apply import apply_scheme
+    model = apply_scheme(benchmark.build(task, 0), scheme)
+    torch.manual_seed(123)  # the global RNG does not enter either run
+    own = benchmark.train(model, data.batches(3), data.val, data.lr, 1, 0)
+    assert rows[0]["final_val_loss"] == own["curve"][-1][1]
+    assert rows[1]["final_val_loss"] != rows[0]["final_val_loss"]  # another weight draw
