@@ -90,10 +90,20 @@ class Unlabelled:
             return False
         return not bool((target >= 0 if self.index is None else target != self.index).any())
 
-    def describe(self) -> str:
-        """What the ignored targets are, for an error."""
-        return "negative (ignored, as ignore_index=-100)" if self.index is None \
+    def ignores(self, batch: Any) -> bool:
+        """Whether ``batch``'s target (:func:`~autoinit.batches.split_batch`'s) is all ignored;
+        ``False`` for a format only your ``loss_fn`` reads."""
+        try:
+            return self(split_batch(batch)[1])
+        except ConfigError:
+            return False
+
+    def none_left(self, count: int, what: str) -> ConfigError:
+        """The error where every one of ``count`` batches read from ``what`` is ignored."""
+        ignored = "negative (ignored, as ignore_index=-100)" if self.index is None \
             else f"{self.index} (the criterion's ignore_index)"
+        return ConfigError(f"every target of the {count} batches read from {what} is {ignored}: "
+                           "no label to learn or score")
 
 
 def unlabelled_by(loss_fn: Any, train_step: Any = None) -> Unlabelled | None:
@@ -152,18 +162,10 @@ def labelled_places(batches: list[Any], what: str, unlabelled: Unlabelled | None
     Hugging Face's padded labels; a cross-entropy over no target is NaN, which would mark every
     candidate diverged); an error where none is left."""
     unlabelled = unlabelled or Unlabelled()
-    kept = [i for i, b in enumerate(batches) if not unlabelled(_target(b))]
+    kept = [i for i, b in enumerate(batches) if not unlabelled.ignores(b)]
     if not kept:
-        raise ConfigError(f"every target of the {len(batches)} batches read from {what} is "
-                          f"{unlabelled.describe()}: no label to learn or score")
+        raise unlabelled.none_left(len(batches), what)
     return kept
-
-
-def _target(batch: Any) -> Any:
-    try:
-        return split_batch(batch)[1]
-    except ConfigError:  # a format only your loss_fn reads
-        return None
 
 
 def check_finite(batches: list, what: str, first: int = 0) -> None:
