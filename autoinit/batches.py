@@ -41,7 +41,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
-from torch.utils.data import Dataset, IterableDataset
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    RandomSampler,
+    SequentialSampler,
+    Subset,
+    TensorDataset,
+)
 
 from autoinit.errors import ConfigError
 
@@ -289,9 +297,25 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
                 return own
             return criterion(_prediction(out), batch["labels"])
         inputs, target = _split_for(model, batch)
+        _check_batched(target)
         return criterion(_call(model, inputs), target)
 
     return _checked(loss)
+
+
+_UNBATCHED = ("a DataLoader with batch_size=None, or a dataset iterated as it is, yields single "
+              "examples: pass DataLoader(dataset, batch_size=...)")
+
+
+def _check_batched(target: Any) -> None:
+    """Refuse a single example's target (a number, a 0-dim tensor): the batch is one example,
+    which the default losses would silently train on alone at every step (``(C,)`` logits
+    against a 0-dim class are torch's unbatched cross-entropy)."""
+    if isinstance(target, bool | int | float) or (
+            isinstance(target, torch.Tensor) and target.dim() == 0):
+        shown = type(target).__name__ if not isinstance(target, torch.Tensor) else "0-dim tensor"
+        raise ConfigError(f"the batch's target is one value (a {shown}), not a batch of them: "
+                          f"{_UNBATCHED}; or pass loss_fn(model, batch) to train on it as it is")
 
 
 def target_of(batch: Any) -> torch.Tensor:
@@ -403,11 +427,9 @@ def move_batch(batch: Any, device: torch.device | str) -> Any:
 
 
 def fetch_batches(loader: Any, count: int, device: torch.device | str, what: str) -> list[Any]:
-    """Up to ``count`` batches from ``loader``, moved to ``device`` once. A map-style
-    ``Dataset`` is refused: its items are single examples, not batches."""
-    if isinstance(loader, Dataset) and not isinstance(loader, IterableDataset):
-        raise ConfigError(f"{what} is a {type(loader).__name__}, whose items are single examples: "
-                          "pass torch.utils.data.DataLoader(dataset, batch_size=...)")
+    """Up to ``count`` batches from ``loader``, moved to ``device`` once. A source of single
+    examples is refused (:func:`_check_loader`, :func:`_check_first`)."""
+    _check_loader(loader, what)
     out = []
     try:
         iterator = iter(loader)
@@ -415,12 +437,63 @@ def fetch_batches(loader: Any, count: int, device: torch.device | str, what: str
         raise ConfigError(f"{what} must be iterable (a DataLoader), got "
                           f"{type(loader).__name__}") from None
     for batch in iterator:
+        if not out:
+            _check_first(batch, what)
         out.append(move_batch(batch, device))
         if len(out) >= count:
             break
     if not out:
         raise ConfigError(f"{what} yielded no batch{_dropped(loader)}")
     return out
+
+
+def _check_loader(loader: Any, what: str) -> None:
+    """Refuse a loader whose items are single examples by construction: a map-style
+    ``Dataset``, a Hugging Face ``datasets`` dataset (told by its module, without importing
+    it), a ``DataLoader(batch_size=None)`` over a ``TensorDataset`` sampled one index at a time
+    (its rows; a ``sampler=BatchSampler(...)`` indexes it by batches)."""
+    name = type(loader).__name__
+    if isinstance(loader, Dataset) and not isinstance(loader, IterableDataset):
+        raise ConfigError(f"{what} is a {name}, whose items are single examples: "
+                          "pass torch.utils.data.DataLoader(dataset, batch_size=...)")
+    if type(loader).__module__.split(".")[0] == "datasets":
+        raise ConfigError(f"{what} is a Hugging Face {name}, whose items are single examples: "
+                          "pass DataLoader(dataset.with_format('torch'), batch_size=..., "
+                          "collate_fn=...) (a DataCollator pads text)")
+    if isinstance(loader, DataLoader) and loader.batch_size is None \
+            and isinstance(loader.sampler, SequentialSampler | RandomSampler) \
+            and isinstance(_base(loader.dataset), TensorDataset):
+        raise ConfigError(f"{what} is a DataLoader with batch_size=None over a TensorDataset, "
+                          "whose items are its single rows: pass DataLoader(dataset, "
+                          "batch_size=...)")
+
+
+def _base(dataset: Any) -> Any:
+    """The dataset under any ``Subset``."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset
+
+
+def _check_first(batch: Any, what: str) -> None:
+    """Refuse a first batch of Python values only, a number among them (``{"x": [...],
+    "label": 3}``): a collated batch holds tensors, so this is one example (a Hugging Face
+    dataset's row, a DataLoader with batch_size=None)."""
+    items = fields_of(batch)
+    items = list(items.values()) if isinstance(items, Mapping) else \
+        items if isinstance(items, tuple | list) else []
+    if any(isinstance(v, bool | int | float) for v in items) \
+            and not any(map(_holds_tensor, items)):
+        raise ConfigError(f"the first batch of {what} is {_describe(batch)} of Python values and "
+                          f"no tensor, a single example: {_UNBATCHED}")
+
+
+def _holds_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor | PackedSequence):
+        return True
+    if isinstance(value, Mapping):
+        return any(map(_holds_tensor, value.values()))
+    return isinstance(value, tuple | list) and any(map(_holds_tensor, value))
 
 
 def _dropped(loader: Any) -> str:

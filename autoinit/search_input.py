@@ -248,9 +248,28 @@ def _loss_on(model: nn.Module, loss: LossFn, batch: Any, where: str, short: bool
             hint = ("; a dict batch is passed as model(**batch) without its target key: "
                     "pass loss_fn(model, batch) for a model that takes the dict")
         else:
-            hint = _dtype_hint(model, batch)
+            hint = _ignore_hint(exc, batch) or _dtype_hint(model, batch)
         raise ConfigError(f"the loss could not be computed on {where}: "
                           f"{type(exc).__name__}: {_one_line(exc)}{hint}") from exc
+
+
+def _ignore_hint(exc: BaseException, batch: Any) -> str:
+    """Advice where cross-entropy met a negative class other than -100: the user's data marks
+    ignored labels with another value (-1), which only their criterion's ``ignore_index``
+    ignores; else ``""``."""
+    try:
+        labels = split_batch(batch)[1]
+    except ConfigError:  # a format only your loss_fn reads
+        return ""
+    if not isinstance(exc, IndexError) or not isinstance(labels, torch.Tensor) \
+            or labels.is_floating_point():
+        return ""
+    negative = labels[(labels < 0) & (labels != -100)]
+    if not negative.numel():
+        return ""
+    value = int(negative[0])
+    return (f"; cross-entropy ignores only the label -100, and this batch holds {value}: pass "
+            f"loss_fn=nn.CrossEntropyLoss(ignore_index={value}) if {value} marks no label")
 
 
 def _dtype_hint(model: nn.Module, batch: Any) -> str:

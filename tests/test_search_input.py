@@ -225,7 +225,11 @@ def test_a_label_the_model_has_no_output_for_in_a_later_batch_is_named_before_an
                                           r"dataloader: IndexError: Target 2 is out of bounds\.$"):
         check_loss(_bn_net(), ProbeData(train, _batches(16)))
     train[2][1][5], train[3][1][0] = 1, -1  # -1 is no ignore_index (-100 is)
-    with pytest.raises(ConfigError, match=r"on batch 3 of dataloader: IndexError"):
+    with pytest.raises(ConfigError, match=r"on batch 3 of dataloader: IndexError: Target -1 is "
+                                          r"out of bounds\.; cross-entropy ignores only the label "
+                                          r"-100, and this batch holds -1: pass loss_fn=nn\."
+                                          r"CrossEntropyLoss\(ignore_index=-1\) if -1 marks no "
+                                          r"label$"):
         check_loss(_bn_net(), ProbeData(train, _batches(16)))
 
 
