@@ -53,7 +53,7 @@ from torch.utils.data import (
 
 from autoinit.errors import ConfigError
 
-__all__ = ["LossFn", "binary_labels", "fetch_batches", "fields_of", "is_distribution",
+__all__ = ["LossFn", "binary_labels", "check_batched", "fetch_batches", "fields_of", "is_distribution",
            "loss_fn_for", "make_loss", "move_batch", "own_loss", "soft_labels", "split_batch",
            "target_of"]
 
@@ -428,8 +428,9 @@ def move_batch(batch: Any, device: torch.device | str) -> Any:
 
 def fetch_batches(loader: Any, count: int, device: torch.device | str, what: str) -> list[Any]:
     """Up to ``count`` batches from ``loader``, moved to ``device`` once. A source of single
-    examples is refused (:func:`_check_loader`, :func:`_check_first`)."""
-    _check_loader(loader, what)
+    examples is refused (:func:`check_batched`)."""
+    if isinstance(loader, Dataset) and not isinstance(loader, IterableDataset):
+        check_batched(loader, None, what)  # before its items are read
     out = []
     try:
         iterator = iter(loader)
@@ -438,13 +439,21 @@ def fetch_batches(loader: Any, count: int, device: torch.device | str, what: str
                           f"{type(loader).__name__}") from None
     for batch in iterator:
         if not out:
-            _check_first(batch, what)
+            check_batched(loader, batch, what)
         out.append(move_batch(batch, device))
         if len(out) >= count:
             break
     if not out:
         raise ConfigError(f"{what} yielded no batch{_dropped(loader)}")
     return out
+
+
+def check_batched(loader: Any, first: Any, what: str) -> None:
+    """Refuse a ``loader`` (named ``what``) of single examples rather than batches, told by
+    itself (:func:`_check_loader`) or by its ``first`` item (:func:`_check_first`)."""
+    _check_loader(loader, what)
+    if first is not None:
+        _check_first(first, what)
 
 
 def _check_loader(loader: Any, what: str) -> None:

@@ -29,7 +29,15 @@ import torch
 from torch import nn
 
 from autoinit.apply import apply_scheme, check_model
-from autoinit.batches import LossFn, fetch_batches, loss_fn_for, make_loss, move_batch, split_batch
+from autoinit.batches import (
+    LossFn,
+    check_batched,
+    fetch_batches,
+    loss_fn_for,
+    make_loss,
+    move_batch,
+    split_batch,
+)
 from autoinit.calibrate import lsuv_scheme
 from autoinit.device import resolve_device
 from autoinit.errors import AutoinitError, ConfigError
@@ -199,13 +207,18 @@ def _train_all(setup: Comparison, echo: Callable[[str], None] | None) -> list[Co
 
 def _stream(loader: Iterable[Any], steps: int, device: torch.device,
             unlabelled: Unlabelled | None = None) -> list[Any]:
-    """``steps`` training batches, epoch after epoch (the loader reshuffles each epoch), free of
-    NaN and infinities (:func:`~autoinit.search_input.check_finite`); those whose targets are
-    all ``unlabelled`` left out, as a search leaves them out."""
+    """``steps`` training batches, epoch after epoch (the loader reshuffles each epoch), checked
+    as a search checks its own (:func:`~autoinit.batches.check_batched`,
+    :func:`~autoinit.search_input.check_finite`); those whose targets are all ``unlabelled``
+    left out, as a search leaves them out."""
     out: list[Any] = []
+    read = 0
     while len(out) < steps:
         before, place = len(out), -1
         for place, batch in enumerate(loader):
+            if not read:
+                check_batched(loader, batch, "train_loader")
+            read += 1
             batch = move_batch(batch, device)
             check_finite([batch], "train_loader", place)
             if unlabelled is None or not unlabelled.ignores(batch):
@@ -213,10 +226,16 @@ def _stream(loader: Iterable[Any], steps: int, device: torch.device,
             if len(out) >= steps:
                 break
         if place < 0:
-            raise ConfigError("train_loader yielded no batch")
+            raise ConfigError(f"train_loader yielded no batch{_again(read)}")
         if len(out) == before and unlabelled is not None:
             raise unlabelled.none_left(place + 1, "train_loader")
     return out
+
+
+def _again(read: int) -> str:
+    """Why a loader that yielded ``read`` batches yields none on a new pass."""
+    return f" on a new pass, after {read} batches: a one-shot iterator (a generator) is read " \
+        "only once; pass a DataLoader or a list" if read else ""
 
 
 def _accuracy(model: torch.nn.Module, batches: Sequence[Any]) -> float | None:

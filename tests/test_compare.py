@@ -163,3 +163,20 @@ def test_a_comparison_refuses_nan_and_a_batch_its_loss_cannot_take_before_any_ru
         compare_runs(tiny_mlp(), bad, _class_batches(1), {"xavier_normal": None}, steps=4,
                      seeds=1, echo=lines.append)
     assert lines == []
+
+
+def test_a_training_loader_of_single_examples_or_read_only_once_is_refused_in_one_line():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    rows = TensorDataset(torch.randn(16, 8, generator=g), torch.randn(16, 2, generator=g))
+    with pytest.raises(ConfigError, match=r"^train_loader is a DataLoader with batch_size=None "
+                                          r"over a TensorDataset"):  # (8,) against (2,): mse ran
+        compare_runs(tiny_mlp(), DataLoader(rows, batch_size=None), _class_batches(1),
+                     {"xavier_normal": None}, steps=2, seeds=1, loss_fn="mse")
+    with pytest.raises(ConfigError, match=r"^train_loader yielded no batch on a new pass, after 3 "
+                                          r"batches: a one-shot iterator \(a generator\)"):
+        compare_runs(tiny_mlp(), iter(_class_batches(3)), _class_batches(1),
+                     {"xavier_normal": None}, steps=5, seeds=1)
+    with pytest.raises(ConfigError, match=r"^train_loader yielded no batch$"):
+        compare_runs(tiny_mlp(), [], _class_batches(1), {"xavier_normal": None}, steps=5, seeds=1)
