@@ -239,7 +239,8 @@ def _again(read: int) -> str:
 
 
 def _accuracy(model: torch.nn.Module, batches: Sequence[Any]) -> float | None:
-    """Top-1 accuracy for class-index targets; ``None`` for anything else."""
+    """Top-1 accuracy for class-index targets, ignored (negative) labels left out; ``None`` for
+    anything else."""
     correct = total = 0
     model.eval()
     try:
@@ -252,8 +253,9 @@ def _accuracy(model: torch.nn.Module, batches: Sequence[Any]) -> float | None:
                 out = out[0] if isinstance(out, tuple | list) else out
                 if not isinstance(out, torch.Tensor) or out.shape[:-1] != target.shape:
                     return None
-                correct += int((out.argmax(-1) == target).sum())
-                total += target.numel()
+                kept = target >= 0  # negative labels are ignored (-100, padding): no class
+                correct += int((out.argmax(-1) == target)[kept].sum())
+                total += int(kept.sum())
     except (AutoinitError, RuntimeError, TypeError):
         return None
     finally:

@@ -180,3 +180,17 @@ def test_a_training_loader_of_single_examples_or_read_only_once_is_refused_in_on
                      {"xavier_normal": None}, steps=5, seeds=1)
     with pytest.raises(ConfigError, match=r"^train_loader yielded no batch$"):
         compare_runs(tiny_mlp(), [], _class_batches(1), {"xavier_normal": None}, steps=5, seeds=1)
+
+
+def test_accuracy_leaves_out_ignored_labels():
+    """Padded positions (-100) counted as wrong: a perfect tagger scored 50 %."""
+    from autoinit.compare import _accuracy
+
+    class Echo(nn.Module):
+        def forward(self, x):
+            return nn.functional.one_hot(x, 3).float()
+
+    x = torch.tensor([[0, 1, 2, 0], [2, 2, 1, 0]])
+    y = x.masked_fill(torch.tensor([[0, 0, 1, 1], [0, 1, 1, 1]], dtype=torch.bool), -100)
+    assert _accuracy(Echo(), [(x, y)]) == 1.0
+    assert _accuracy(Echo(), [(x, torch.full_like(x, -100))]) is None
