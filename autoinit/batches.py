@@ -458,23 +458,31 @@ def check_batched(loader: Any, first: Any, what: str) -> None:
 
 def _check_loader(loader: Any, what: str) -> None:
     """Refuse a loader whose items are single examples by construction: a map-style
-    ``Dataset``, a Hugging Face ``datasets`` dataset (told by its module, without importing
-    it), a ``DataLoader(batch_size=None)`` over a ``TensorDataset`` sampled one index at a time
-    (its rows; a ``sampler=BatchSampler(...)`` indexes it by batches)."""
+    ``Dataset``, a Hugging Face ``datasets.Dataset`` (:func:`_hf_rows`), a
+    ``DataLoader(batch_size=None)`` over either of a ``TensorDataset`` or such a dataset,
+    sampled one index at a time (their rows; a ``sampler=BatchSampler(...)`` indexes them by
+    batches)."""
     name = type(loader).__name__
     if isinstance(loader, Dataset) and not isinstance(loader, IterableDataset):
         raise ConfigError(f"{what} is a {name}, whose items are single examples: "
                           "pass torch.utils.data.DataLoader(dataset, batch_size=...)")
-    if type(loader).__module__.split(".")[0] == "datasets":
+    if _hf_rows(loader):
         raise ConfigError(f"{what} is a Hugging Face {name}, whose items are single examples: "
                           "pass DataLoader(dataset.with_format('torch'), batch_size=..., "
                           "collate_fn=...) (a DataCollator pads text)")
     if isinstance(loader, DataLoader) and loader.batch_size is None \
             and isinstance(loader.sampler, SequentialSampler | RandomSampler) \
-            and isinstance(_base(loader.dataset), TensorDataset):
-        raise ConfigError(f"{what} is a DataLoader with batch_size=None over a TensorDataset, "
-                          "whose items are its single rows: pass DataLoader(dataset, "
-                          "batch_size=...)")
+            and (isinstance(_base(loader.dataset), TensorDataset) or _hf_rows(loader.dataset)):
+        raise ConfigError(f"{what} is a DataLoader with batch_size=None over a "
+                          f"{type(loader.dataset).__name__}, whose items are its single rows: "
+                          "pass DataLoader(dataset, batch_size=...)")
+
+
+def _hf_rows(dataset: Any) -> bool:
+    """Whether ``dataset`` is a Hugging Face map-style dataset, whose items are rows (told by
+    its module, without importing ``datasets``; its ``IterableDataset`` may be batched)."""
+    return type(dataset).__module__.split(".")[0] == "datasets" \
+        and hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")
 
 
 def _base(dataset: Any) -> Any:

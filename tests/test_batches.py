@@ -425,9 +425,24 @@ class _Rows:
 
 
 class _HFRows(_Rows):
-    """A Hugging Face dataset, told by its module."""
+    """A Hugging Face map-style dataset, told by its module."""
 
     __module__ = "datasets.arrow_dataset"
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        return {"x": X[i], "label": Y_INT[i]}  # with_format("torch"): a row of tensors
+
+
+class _HFStream(_Rows):
+    """A Hugging Face IterableDataset after .batch(3): dicts of lists, its batches."""
+
+    __module__ = "datasets.iterable_dataset"
+
+    def __iter__(self):
+        yield {"x": X[:3], "label": Y_INT[:3]}
 
 
 def test_single_examples_instead_of_batches_are_refused_in_one_line():
@@ -439,6 +454,10 @@ def test_single_examples_instead_of_batches_are_refused_in_one_line():
     with pytest.raises(ConfigError, match=r"^dataloader is a Hugging Face _HFRows, whose items are "
                                           r"single examples: pass DataLoader\(dataset\.with_format"):
         fetch_batches(_HFRows(), 4, "cpu", "dataloader")
+    with pytest.raises(ConfigError, match=r"^dataloader is a DataLoader with batch_size=None over "
+                                          r"a _HFRows, whose items are its single rows"):
+        fetch_batches(DataLoader(_HFRows(), batch_size=None), 4, "cpu", "dataloader")
+    assert len(fetch_batches(_HFStream(), 4, "cpu", "dataloader")) == 1
     with pytest.raises(ConfigError, match=r"^the first batch of dataloader is a dict with keys "
                                           r"\['label', 'x'\] of Python values and no tensor"):
         fetch_batches(_Rows(), 4, "cpu", "dataloader")
