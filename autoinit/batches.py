@@ -291,6 +291,7 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
         if loss_fn is None and _has_training_step(type(model)):
             return _training_step_loss(model, batch)
         if loss_fn is None and own_loss(model, batch):
+            _check_batched(batch["labels"])
             out = model(**batch)
             own = out.get("loss") if isinstance(out, Mapping) else getattr(out, "loss", None)
             if isinstance(own, torch.Tensor):

@@ -445,6 +445,15 @@ class _HFStream(_Rows):
         yield {"x": X[:3], "label": Y_INT[:3]}
 
 
+class _Labelled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+
+    def forward(self, x, labels):
+        return {"loss": F.cross_entropy(self.lin(x), labels)}
+
+
 def test_single_examples_instead_of_batches_are_refused_in_one_line():
     """A DataLoader(batch_size=None) trained on one example per step without a word."""
     rows = TensorDataset(X, Y_INT)
@@ -468,6 +477,8 @@ def test_single_examples_instead_of_batches_are_refused_in_one_line():
             loss(nn.Linear(3, 2), (X[0], target))
     with pytest.raises(ConfigError, match="one value"):
         make_loss(nn.CrossEntropyLoss())(nn.Linear(3, 2), (X[0], Y_INT[0]))
+    with pytest.raises(ConfigError, match="one value"):  # a model of its own loss, as Hugging Face's
+        make_loss(None)(_Labelled(), {"x": X[0], "labels": Y_INT[0]})
     assert make_loss(lambda m, b: m(b[0])[b[1]])(nn.Linear(3, 2), (X[0], Y_INT[0])).dim() == 0
     batches = [(X[:3], Y_INT[:3]), {"ids": [[1, 2]], "label": 1, "x": X[:1]}]  # tensors: batches
     assert len(fetch_batches(batches, 4, "cpu", "dataloader")) == 2
