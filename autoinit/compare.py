@@ -239,8 +239,8 @@ def _again(read: int) -> str:
 
 
 def _accuracy(model: torch.nn.Module, batches: Sequence[Any]) -> float | None:
-    """Top-1 accuracy for class-index targets, ignored (negative) labels left out; ``None`` for
-    anything else."""
+    """Top-1 accuracy for class-index targets (a single logit: its sign), ignored (negative)
+    labels left out; ``None`` for anything else."""
     correct = total = 0
     model.eval()
     try:
@@ -254,7 +254,9 @@ def _accuracy(model: torch.nn.Module, batches: Sequence[Any]) -> float | None:
                 if not isinstance(out, torch.Tensor) or out.shape[:-1] != target.shape:
                     return None
                 kept = target >= 0  # negative labels are ignored (-100, padding): no class
-                correct += int((out.argmax(-1) == target)[kept].sum())
+                # one logit: a binary classifier's, class 1 where it is positive
+                guess = (out[..., 0] > 0).long() if out.shape[-1] == 1 else out.argmax(-1)
+                correct += int((guess == target)[kept].sum())
                 total += int(kept.sum())
     except (AutoinitError, RuntimeError, TypeError):
         return None

@@ -194,3 +194,12 @@ def test_accuracy_leaves_out_ignored_labels():
     y = x.masked_fill(torch.tensor([[0, 0, 1, 1], [0, 1, 1, 1]], dtype=torch.bool), -100)
     assert _accuracy(Echo(), [(x, y)]) == 1.0
     assert _accuracy(Echo(), [(x, torch.full_like(x, -100))]) is None
+
+
+def test_the_accuracy_of_one_logit_is_its_sign():
+    """A binary classifier's (B, 1) logits: argmax over one column always said class 0."""
+    from autoinit.compare import _accuracy
+
+    x = torch.tensor([[-2.0], [3.0], [1.0], [-1.0]])
+    assert _accuracy(nn.Identity(), [(x, torch.tensor([0, 1, 1, 0]))]) == 1.0
+    assert _accuracy(nn.Identity(), [(x, torch.tensor([1, 0, 1, 0]))]) == 0.5
