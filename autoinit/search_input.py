@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from autoinit.batches import LossFn, fetch_batches, fields_of, move_batch, split_batch
+from autoinit.batches import LossFn, fetch_batches, fields_of, move_batch, target_of
 from autoinit.errors import AutoinitError, ConfigError
 
 if TYPE_CHECKING:
@@ -91,10 +91,11 @@ class Unlabelled:
         return not bool((target >= 0 if self.index is None else target != self.index).any())
 
     def ignores(self, batch: Any) -> bool:
-        """Whether ``batch``'s target (:func:`~autoinit.batches.split_batch`'s) is all ignored;
+        """Whether ``batch``'s target (:func:`~autoinit.batches.target_of`'s: a flat
+        ``(x1, x2, target)``'s last item too) is all ignored;
         ``False`` for a format only your ``loss_fn`` reads."""
         try:
-            return self(split_batch(batch)[1])
+            return self(target_of(batch))
         except ConfigError:
             return False
 
@@ -258,7 +259,7 @@ def _ignore_hint(exc: BaseException, batch: Any) -> str:
     ignored labels with another value (-1), which only their criterion's ``ignore_index``
     ignores; else ``""``."""
     try:
-        labels = split_batch(batch)[1]
+        labels = target_of(batch)
     except ConfigError:  # a format only your loss_fn reads
         return ""
     if not isinstance(exc, IndexError) or not isinstance(labels, torch.Tensor) \

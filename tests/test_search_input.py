@@ -266,3 +266,13 @@ def test_a_search_on_a_criterion_ignoring_minus_one_leaves_out_a_batch_of_only_m
     with pytest.raises(ConfigError, match=r"^every target of the 1 batches read from "
                                           r"val_dataloader is -1 \(the criterion's ignore_index\)"):
         probe_batches(batches, batches[3:4], 2, 1, torch.device("cpu"), Unlabelled(-1))
+
+
+def test_a_flat_batch_of_ignored_labels_only_is_left_out_too():
+    """(x1, x2, target) for a forward(x1, x2): its all -100 target was not read, so kept."""
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(4, 2, generator=g), torch.randn(4, 2, generator=g),
+                torch.randint(0, 2, (4,), generator=g)) for _ in range(4)]
+    batches[2][2].fill_(-100)
+    assert Unlabelled().ignores(batches[2]) and not Unlabelled().ignores(batches[1])
+    assert probe_batches(batches, None, 3, 1, torch.device("cpu"), Unlabelled()).places == [1, 3]
