@@ -41,11 +41,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
-from torch.utils.data import Dataset, IterableDataset
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    RandomSampler,
+    SequentialSampler,
+    Subset,
+    TensorDataset,
+)
 
 from autoinit.errors import ConfigError
 
-__all__ = ["LossFn", "binary_labels", "fetch_batches", "fields_of", "is_distribution",
+__all__ = ["LossFn", "binary_labels", "check_batched", "fetch_batches", "fields_of", "is_distribution",
            "loss_fn_for", "make_loss", "move_batch", "own_loss", "soft_labels", "split_batch",
            "target_of"]
 
@@ -283,15 +291,32 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
         if loss_fn is None and _has_training_step(type(model)):
             return _training_step_loss(model, batch)
         if loss_fn is None and own_loss(model, batch):
+            _check_batched(batch["labels"])
             out = model(**batch)
             own = out.get("loss") if isinstance(out, Mapping) else getattr(out, "loss", None)
             if isinstance(own, torch.Tensor):
                 return own
             return criterion(_prediction(out), batch["labels"])
         inputs, target = _split_for(model, batch)
+        _check_batched(target)
         return criterion(_call(model, inputs), target)
 
     return _checked(loss)
+
+
+_UNBATCHED = ("a DataLoader with batch_size=None, or a dataset iterated as it is, yields single "
+              "examples: pass DataLoader(dataset, batch_size=...)")
+
+
+def _check_batched(target: Any) -> None:
+    """Refuse a single example's target (a number, a 0-dim tensor): the batch is one example,
+    which the default losses would silently train on alone at every step (``(C,)`` logits
+    against a 0-dim class are torch's unbatched cross-entropy)."""
+    if isinstance(target, bool | int | float) or (
+            isinstance(target, torch.Tensor) and target.dim() == 0):
+        shown = type(target).__name__ if not isinstance(target, torch.Tensor) else "0-dim tensor"
+        raise ConfigError(f"the batch's target is one value (a {shown}), not a batch of them: "
+                          f"{_UNBATCHED}; or pass loss_fn(model, batch) to train on it as it is")
 
 
 def target_of(batch: Any) -> torch.Tensor:
@@ -403,11 +428,10 @@ def move_batch(batch: Any, device: torch.device | str) -> Any:
 
 
 def fetch_batches(loader: Any, count: int, device: torch.device | str, what: str) -> list[Any]:
-    """Up to ``count`` batches from ``loader``, moved to ``device`` once. A map-style
-    ``Dataset`` is refused: its items are single examples, not batches."""
+    """Up to ``count`` batches from ``loader``, moved to ``device`` once. A source of single
+    examples is refused (:func:`check_batched`)."""
     if isinstance(loader, Dataset) and not isinstance(loader, IterableDataset):
-        raise ConfigError(f"{what} is a {type(loader).__name__}, whose items are single examples: "
-                          "pass torch.utils.data.DataLoader(dataset, batch_size=...)")
+        check_batched(loader, None, what)  # before its items are read
     out = []
     try:
         iterator = iter(loader)
@@ -415,12 +439,79 @@ def fetch_batches(loader: Any, count: int, device: torch.device | str, what: str
         raise ConfigError(f"{what} must be iterable (a DataLoader), got "
                           f"{type(loader).__name__}") from None
     for batch in iterator:
+        if not out:
+            check_batched(loader, batch, what)
         out.append(move_batch(batch, device))
         if len(out) >= count:
             break
     if not out:
         raise ConfigError(f"{what} yielded no batch{_dropped(loader)}")
     return out
+
+
+def check_batched(loader: Any, first: Any, what: str) -> None:
+    """Refuse a ``loader`` (named ``what``) of single examples rather than batches, told by
+    itself (:func:`_check_loader`) or by its ``first`` item (:func:`_check_first`)."""
+    _check_loader(loader, what)
+    if first is not None:
+        _check_first(first, what)
+
+
+def _check_loader(loader: Any, what: str) -> None:
+    """Refuse a loader whose items are single examples by construction: a map-style
+    ``Dataset``, a Hugging Face ``datasets.Dataset`` (:func:`_hf_rows`), a
+    ``DataLoader(batch_size=None)`` over either of a ``TensorDataset`` or such a dataset,
+    sampled one index at a time (their rows; a ``sampler=BatchSampler(...)`` indexes them by
+    batches)."""
+    name = type(loader).__name__
+    if isinstance(loader, Dataset) and not isinstance(loader, IterableDataset):
+        raise ConfigError(f"{what} is a {name}, whose items are single examples: "
+                          "pass torch.utils.data.DataLoader(dataset, batch_size=...)")
+    if _hf_rows(loader):
+        raise ConfigError(f"{what} is a Hugging Face {name}, whose items are single examples: "
+                          "pass DataLoader(dataset.with_format('torch'), batch_size=..., "
+                          "collate_fn=...) (a DataCollator pads text)")
+    if isinstance(loader, DataLoader) and loader.batch_size is None \
+            and isinstance(loader.sampler, SequentialSampler | RandomSampler) \
+            and (isinstance(_base(loader.dataset), TensorDataset) or _hf_rows(loader.dataset)):
+        raise ConfigError(f"{what} is a DataLoader with batch_size=None over a "
+                          f"{type(loader.dataset).__name__}, whose items are its single rows: "
+                          "pass DataLoader(dataset, batch_size=...)")
+
+
+def _hf_rows(dataset: Any) -> bool:
+    """Whether ``dataset`` is a Hugging Face map-style dataset, whose items are rows (told by
+    its module, without importing ``datasets``; its ``IterableDataset`` may be batched)."""
+    return type(dataset).__module__.split(".")[0] == "datasets" \
+        and hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")
+
+
+def _base(dataset: Any) -> Any:
+    """The dataset under any ``Subset``."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset
+
+
+def _check_first(batch: Any, what: str) -> None:
+    """Refuse a first batch of Python values only, a number among them (``{"x": [...],
+    "label": 3}``): a collated batch holds tensors, so this is one example (a Hugging Face
+    dataset's row, a DataLoader with batch_size=None)."""
+    items = fields_of(batch)
+    items = list(items.values()) if isinstance(items, Mapping) else \
+        items if isinstance(items, tuple | list) else []
+    if any(isinstance(v, bool | int | float) for v in items) \
+            and not any(map(_holds_tensor, items)):
+        raise ConfigError(f"the first batch of {what} is {_describe(batch)} of Python values and "
+                          f"no tensor, a single example: {_UNBATCHED}")
+
+
+def _holds_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor | PackedSequence):
+        return True
+    if isinstance(value, Mapping):
+        return any(map(_holds_tensor, value.values()))
+    return isinstance(value, tuple | list) and any(map(_holds_tensor, value))
 
 
 def _dropped(loader: Any) -> str:

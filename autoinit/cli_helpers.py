@@ -20,6 +20,7 @@ import click
 import optuna
 from optuna.trial import TrialState
 
+from autoinit.batches import check_batched
 from autoinit.compare import CompareRun, Comparison, prepare_comparison
 from autoinit.config import StudyConfig, build_data, seeded_model
 from autoinit.errors import ConfigError, StudyFileError
@@ -190,10 +191,14 @@ def _layers(members: Sequence[str]) -> str:
 
 
 def first_batch(loader: Any) -> Any:
+    """The training loader's first batch, refused where it is a single example
+    (:func:`~autoinit.batches.check_batched`)."""
     try:
-        return next(iter(loader))
+        batch = next(iter(loader))
     except StopIteration:
         raise StudyFileError("data.factory: the training loader yielded no batch") from None
+    check_batched(loader, batch, "the training loader")
+    return batch
 
 
 def prepare_compare(config: StudyConfig, methods: Mapping[str, InitScheme | None], split: str

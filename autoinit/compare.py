@@ -29,7 +29,15 @@ import torch
 from torch import nn
 
 from autoinit.apply import apply_scheme, check_model
-from autoinit.batches import LossFn, fetch_batches, loss_fn_for, make_loss, move_batch, split_batch
+from autoinit.batches import (
+    LossFn,
+    check_batched,
+    fetch_batches,
+    loss_fn_for,
+    make_loss,
+    move_batch,
+    split_batch,
+)
 from autoinit.calibrate import lsuv_scheme
 from autoinit.device import resolve_device
 from autoinit.errors import AutoinitError, ConfigError
@@ -37,6 +45,13 @@ from autoinit.loop import MakeState, ScoreFn, TrainLoop, TrainStep, make_loop
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, check_first_step, run_probe
 from autoinit.scheme import InitScheme
+from autoinit.search_input import (
+    Unlabelled,
+    check_finite,
+    check_loss,
+    checked_batches,
+    unlabelled_by,
+)
 from autoinit.settings import DEFAULTS, check_option
 from autoinit.table import text_table
 from autoinit.threads import ThreadChoice, choose_threads, compute_threads
@@ -106,22 +121,27 @@ def prepare_comparison(model: nn.Module, train_loader: Iterable[Any], held_loade
         elif method != "lsuv":
             plan.uniform(method)  # a baseline of that name fits the model
     device = resolve_device(device)
-    held_batches = fetch_batches(held_loader, 64, device, f"{split} loader")
+    # as in a search: NaN refused, batches of ignored labels only left out of your loss's steps
+    unlabelled = unlabelled_by(loss_fn, train_step)
+    held_batches = [b for _, b in checked_batches(
+        fetch_batches(held_loader, 64, device, f"{split} loader"), f"{split} loader", unlabelled)]
     if train_step is None and score is None:  # autoinit's own loop, on the search's loss
         loss_fn = loss_fn_for(loss_fn, model, held_batches)
     loss = make_loss(loss_fn)
     loop = make_loop(train_step, score, make_state, loss)
-    first = _stream(train_loader, steps, device)  # the first seed's batches
+    first = _stream(train_loader, steps, device, unlabelled)  # the first seed's batches
     # the thread count is measured on one step of the study's loop, on a held-out batch (the
     # training loader's order is left alone) and a copy of the model
     timing = ProbeConfig(steps=steps, lr=lr, optimizer=optimizer, device=str(device))
-    step = bare_step(copy.deepcopy(model).to(device),
-                     ProbeData(held_batches[:1], held_batches, loss, loop), timing)
+    work = copy.deepcopy(model).to(device)
+    step = bare_step(work, ProbeData(held_batches[:1], held_batches, loss, loop), timing)
     if loop is None:  # your own loop's first step is your loop's to check
         with compute_threads(1):
+            check_loss(work, ProbeData(first, held_batches, loss), what="train_loader")
             check_first_step(step, optimizer, lr)
     return Comparison(model, train_loader, held_batches, loss, loop, plan, device, optimizer, lr,
-                      steps, seeds, split, dict(methods), choose_threads(step, str(device)), first)
+                      steps, seeds, split, dict(methods), choose_threads(step, str(device)), first,
+                      unlabelled)
 
 
 def train_comparison(comparison: Comparison, echo: Callable[[str], None] | None = None
@@ -153,12 +173,14 @@ class Comparison:
     methods: dict[str, InitScheme | None]
     threads: ThreadChoice
     first_batches: list[Any]  # the first seed's training batches, fetched while checking
+    unlabelled: Unlabelled | None = None  # the targets the loss ignores (left out batches)
 
 
 def _train_all(setup: Comparison, echo: Callable[[str], None] | None) -> list[CompareRun]:
     s, runs = setup, []
     for seed in range(1, s.seeds + 1):
-        batches = s.first_batches if seed == 1 else _stream(s.train_loader, s.steps, s.device)
+        batches = s.first_batches if seed == 1 else _stream(s.train_loader, s.steps, s.device,
+                                                                   s.unlabelled)
         data = ProbeData(batches, s.held_batches, s.loss, s.loop)
         probe = ProbeConfig(steps=s.steps, lr=s.lr, optimizer=s.optimizer,
                             eval_every=max(1, s.steps // 20), seed=seed, device=str(s.device))
@@ -183,22 +205,42 @@ def _train_all(setup: Comparison, echo: Callable[[str], None] | None) -> list[Co
     return runs
 
 
-def _stream(loader: Iterable[Any], steps: int, device: torch.device) -> list[Any]:
-    """``steps`` training batches, epoch after epoch (the loader reshuffles each epoch)."""
+def _stream(loader: Iterable[Any], steps: int, device: torch.device,
+            unlabelled: Unlabelled | None = None) -> list[Any]:
+    """``steps`` training batches, epoch after epoch (the loader reshuffles each epoch), checked
+    as a search checks its own (:func:`~autoinit.batches.check_batched`,
+    :func:`~autoinit.search_input.check_finite`); those whose targets are all ``unlabelled``
+    left out, as a search leaves them out."""
     out: list[Any] = []
+    read = 0
     while len(out) < steps:
-        before = len(out)
-        for batch in loader:
-            out.append(move_batch(batch, device))
+        before, place = len(out), -1
+        for place, batch in enumerate(loader):
+            if not read:
+                check_batched(loader, batch, "train_loader")
+            read += 1
+            batch = move_batch(batch, device)
+            check_finite([batch], "train_loader", place)
+            if unlabelled is None or not unlabelled.ignores(batch):
+                out.append(batch)
             if len(out) >= steps:
                 break
-        if len(out) == before:
-            raise ConfigError("train_loader yielded no batch")
+        if place < 0:
+            raise ConfigError(f"train_loader yielded no batch{_again(read)}")
+        if len(out) == before and unlabelled is not None:
+            raise unlabelled.none_left(place + 1, "train_loader")
     return out
 
 
+def _again(read: int) -> str:
+    """Why a loader that yielded ``read`` batches yields none on a new pass."""
+    return f" on a new pass, after {read} batches: a one-shot iterator (a generator) is read " \
+        "only once; pass a DataLoader or a list" if read else ""
+
+
 def _accuracy(model: torch.nn.Module, batches: Sequence[Any]) -> float | None:
-    """Top-1 accuracy for class-index targets; ``None`` for anything else."""
+    """Top-1 accuracy for class-index targets (a single logit: its sign), ignored (negative)
+    labels left out; ``None`` for anything else."""
     correct = total = 0
     model.eval()
     try:
@@ -211,8 +253,11 @@ def _accuracy(model: torch.nn.Module, batches: Sequence[Any]) -> float | None:
                 out = out[0] if isinstance(out, tuple | list) else out
                 if not isinstance(out, torch.Tensor) or out.shape[:-1] != target.shape:
                     return None
-                correct += int((out.argmax(-1) == target).sum())
-                total += target.numel()
+                kept = target >= 0  # negative labels are ignored (-100, padding): no class
+                # one logit: a binary classifier's, class 1 where it is positive
+                guess = (out[..., 0] > 0).long() if out.shape[-1] == 1 else out.argmax(-1)
+                correct += int((guess == target)[kept].sum())
+                total += int(kept.sum())
     except (AutoinitError, RuntimeError, TypeError):
         return None
     finally:

@@ -29,7 +29,7 @@ from torch.nn.utils import parametrize
 from autoinit.batches import LossFn, loss_fn_for, make_loss
 from autoinit.layers import eager
 from autoinit.roles import Layer, describe_model, layer_of
-from autoinit.search_input import materialize
+from autoinit.search_input import checked_batches, materialize, unlabelled_by
 
 __all__ = ["Diagnosis", "LayerRecord", "diagnose"]
 
@@ -94,8 +94,11 @@ def diagnose(model: nn.Module, batch: Any, loss_fn: str | nn.Module | LossFn | N
 
     The model's gradients are cleared afterwards; its weights are not changed. Lazy modules
     (``nn.LazyLinear``, ...) first get their shapes from one pass of the loss on ``batch``, as
-    in a search (:func:`~autoinit.search_input.materialize`).
+    in a search (:func:`~autoinit.search_input.materialize`). As a search does, a batch holding
+    NaN or infinities, or whose labels the loss all ignores (-100), is refused
+    (:func:`~autoinit.search_input.checked_batches`): its loss would be NaN.
     """
+    checked_batches([batch], "diagnose's batches", unlabelled_by(loss_fn))
     loss = make_loss(loss_fn_for(loss_fn, model, [batch]))  # soft labels: as a search takes them
     layers = {}
     model = eager(model)  # a compiled graph would skip the hooks

@@ -48,7 +48,13 @@ from autoinit.probe import (
 from autoinit.progress import SearchProgress, progress_wanted
 from autoinit.result import BudgetReport, FitResult, SearchContext, SearchCost
 from autoinit.rungs import rung_steps, study_agreement
-from autoinit.search_input import check_loss, check_state_kept, materialize, probe_batches
+from autoinit.search_input import (
+    check_loss,
+    check_state_kept,
+    materialize,
+    probe_batches,
+    unlabelled_by,
+)
 from autoinit.search_rounds import Rounds, trains_nothing
 from autoinit.selection import Selection, baseline_scores, rerun_steps
 from autoinit.settings import DEFAULTS, check_option
@@ -250,7 +256,7 @@ def run_search(
     # train_step of yours gets every batch (its negative integers may be labels: hinge's -1)
     train, val, places = probe_batches(
         dataloader, val_dataloader, ends[-1] if budget is None else longest, val_batches, dev,
-        labelled=train_step is None and loss_fn in (None, "cross_entropy"))
+        unlabelled_by(loss_fn, train_step))
     if loop is None and loss_fn is None:  # soft, one-hot or 0/1 float labels: decided on all
         loss_fn = loss_fn_for(None, model, train + val)  # the batches
         if loss_fn is not None:

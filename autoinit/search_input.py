@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from autoinit.batches import LossFn, fetch_batches, fields_of, move_batch, split_batch
+from autoinit.batches import LossFn, fetch_batches, fields_of, move_batch, target_of
 from autoinit.errors import AutoinitError, ConfigError
 
 if TYPE_CHECKING:
     from autoinit.probe import ProbeData
 
-__all__ = ["ProbeBatches", "check_finite", "check_loss", "check_state_kept", "labelled_places",
-           "materialize", "probe_batches"]
+__all__ = ["ProbeBatches", "Unlabelled", "check_finite", "check_loss", "check_state_kept",
+           "checked_batches", "labelled_places", "materialize", "probe_batches", "unlabelled_by"]
 
 
 def materialize(model: nn.Module, loader: Iterable, loss: LossFn | None) -> Iterable:
@@ -74,17 +75,62 @@ class ProbeBatches(NamedTuple):
     places: list[int]
 
 
+@dataclass(frozen=True)
+class Unlabelled:
+    """Which integer targets a loss ignores: those equal to ``index`` (a criterion's
+    ``ignore_index``), or with ``index=None`` every negative one (the default loss's: torch's
+    ``ignore_index=-100``, Hugging Face's padded labels, and the negative targets its binary
+    cross-entropy leaves out). Called on a target: whether it holds no label to learn."""
+
+    index: int | None = None
+
+    def __call__(self, target: Any) -> bool:
+        if not isinstance(target, torch.Tensor) or target.is_floating_point() \
+                or target.is_complex() or target.dtype == torch.bool or not target.numel():
+            return False
+        return not bool((target >= 0 if self.index is None else target != self.index).any())
+
+    def ignores(self, batch: Any) -> bool:
+        """Whether ``batch``'s target (:func:`~autoinit.batches.target_of`'s: a flat
+        ``(x1, x2, target)``'s last item too) is all ignored;
+        ``False`` for a format only your ``loss_fn`` reads."""
+        try:
+            return self(target_of(batch))
+        except ConfigError:
+            return False
+
+    def none_left(self, count: int, what: str) -> ConfigError:
+        """The error where every one of ``count`` batches read from ``what`` is ignored."""
+        ignored = "negative (ignored, as ignore_index=-100)" if self.index is None \
+            else f"{self.index} (the criterion's ignore_index)"
+        return ConfigError(f"every target of the {count} batches read from {what} is {ignored}: "
+                           "no label to learn or score")
+
+
+def unlabelled_by(loss_fn: Any, train_step: Any = None) -> Unlabelled | None:
+    """The targets autoinit's own steps on ``loss_fn`` ignore (:class:`Unlabelled`): the default
+    loss's and ``"cross_entropy"``'s negative ones, a criterion's ``ignore_index``
+    (``nn.CrossEntropyLoss(ignore_index=-1)``, ``nn.NLLLoss``); ``None`` for any other loss and
+    for a ``train_step`` of yours (its negative integers may be labels: hinge's -1)."""
+    if train_step is not None:
+        return None
+    if loss_fn is None or (isinstance(loss_fn, str) and loss_fn == "cross_entropy"):
+        return Unlabelled()
+    index = getattr(loss_fn, "ignore_index", None)
+    if isinstance(loss_fn, nn.Module) and isinstance(index, int) and not isinstance(index, bool):
+        return Unlabelled(index)
+    return None
+
+
 def probe_batches(loader: Iterable, val_loader: Iterable | None, probe_steps: int,
-                  val_batches: int, dev: torch.device, labelled: bool = False) -> ProbeBatches:
+                  val_batches: int, dev: torch.device, unlabelled: Unlabelled | None = None
+                  ) -> ProbeBatches:
     """The probes' training batches and held-out batches, on ``dev``: ``val_batches`` from
     ``val_loader``, or split off the front of ``loader``'s, free of NaN and infinities
-    (:func:`check_finite`). With ``labelled`` (a cross-entropy loss), batches whose class labels
-    are all ignored are left out (:func:`labelled_places`)."""
+    (:func:`check_finite`); batches whose class labels are all ``unlabelled`` (the loss's
+    ignored ones, :func:`unlabelled_by`) are left out (:func:`checked_batches`)."""
     def fetch(source: Iterable, count: int, what: str) -> list[tuple[int, Any]]:
-        batches = fetch_batches(source, count, dev, what)
-        check_finite(batches, what)  # before any is left out: the index is the loader's
-        return [(i, batches[i]) for i in (labelled_places(batches, what) if labelled
-                                          else range(len(batches)))]
+        return checked_batches(fetch_batches(source, count, dev, what), what, unlabelled)
 
     if val_loader is not None:
         train, val = fetch(loader, probe_steps, "dataloader"), \
@@ -99,31 +145,35 @@ def probe_batches(loader: Iterable, val_loader: Iterable | None, probe_steps: in
     return ProbeBatches([b for _, b in train], [b for _, b in val], [i for i, _ in train])
 
 
-def labelled_places(batches: list[Any], what: str) -> list[int]:
-    """The places in ``batches`` of those whose integer targets are not all negative (all
-    ignored, as torch's ``ignore_index=-100`` and Hugging Face's padded labels have them: a
-    cross-entropy over no target is NaN, which would mark every candidate diverged); an error
-    where none is left."""
-    kept = [i for i, b in enumerate(batches) if not _all_ignored(b)]
+def checked_batches(batches: list[Any], what: str, unlabelled: Unlabelled | None,
+                    first: int = 0) -> list[tuple[int, Any]]:
+    """``batches`` (read from ``what``, the first at place ``first``) checked free of NaN and
+    infinities (:func:`check_finite`), then, with ``unlabelled``, those whose targets are all
+    ignored left out (:func:`labelled_places`): each kept one with its place in the loader."""
+    check_finite(batches, what, first)  # before any is left out: the place is the loader's
+    kept = labelled_places(batches, what, unlabelled) if unlabelled is not None \
+        else range(len(batches))
+    return [(first + i, batches[i]) for i in kept]
+
+
+def labelled_places(batches: list[Any], what: str, unlabelled: Unlabelled | None = None
+                    ) -> list[int]:
+    """The places in ``batches`` of those whose integer targets are not all ignored
+    (``unlabelled``, by default every negative target: torch's ``ignore_index=-100`` and
+    Hugging Face's padded labels; a cross-entropy over no target is NaN, which would mark every
+    candidate diverged); an error where none is left."""
+    unlabelled = unlabelled or Unlabelled()
+    kept = [i for i, b in enumerate(batches) if not unlabelled.ignores(b)]
     if not kept:
-        raise ConfigError(f"every target of the {len(batches)} batches read from {what} is "
-                          "negative (ignored, as ignore_index=-100): no label to learn or score")
+        raise unlabelled.none_left(len(batches), what)
     return kept
 
 
-def _all_ignored(batch: Any) -> bool:
-    try:
-        target = split_batch(batch)[1]
-    except ConfigError:  # a format only your loss_fn reads
-        return False
-    return isinstance(target, torch.Tensor) and not target.is_floating_point() \
-        and target.dtype != torch.bool and target.numel() > 0 and not bool((target >= 0).any())
-
-
-def check_finite(batches: list, what: str) -> None:
-    """Refuse batches holding NaN or infinite floats, naming the first one, where in it (its
-    index or key) and how many values."""
-    for i, batch in enumerate(batches):
+def check_finite(batches: list, what: str, first: int = 0) -> None:
+    """Refuse batches holding NaN or infinite floats, naming the first one by its place in
+    ``what`` (``first`` for the first batch), where in it (its index or key) and how many
+    values."""
+    for i, batch in enumerate(batches, first):
         for where, t in _placed_tensors(batch):
             bad = int((~torch.isfinite(t)).sum()) if t.is_floating_point() else 0
             if bad:
@@ -160,11 +210,12 @@ def check_state_kept(model: nn.Module, initial: Mapping[str, torch.Tensor]) -> N
                           "which autoinit materializes)")
 
 
-def check_loss(model: nn.Module, data: ProbeData, places: Sequence[int] | None = None) -> None:
+def check_loss(model: nn.Module, data: ProbeData, places: Sequence[int] | None = None,
+               what: str = "dataloader") -> None:
     """One forward pass with the user's loss on every training batch (a ragged last batch: one
     example breaks batch norm; a token id beyond an embedding, or a class the model has no
     output for, in one batch), then on every held-out batch in eval mode, as the probes score
-    them, so bad input fails early, naming a training batch by its place in the loader
+    them, so bad input fails early, naming a training batch by its place in the loader ``what``
     (``places``, :attr:`ProbeBatches.places`; default: its index) (forward passes without
     gradients: on deep_relu_mlp, 100 batches take the time of 12 training steps)."""
     first = _examples(data.train[0])
@@ -173,7 +224,7 @@ def check_loss(model: nn.Module, data: ProbeData, places: Sequence[int] | None =
         for i, batch in enumerate(data.train):
             size = _examples(batch)
             where = "the first batch" if i == 0 else \
-                f"batch {places[i] if places is not None else i} of dataloader"
+                f"batch {places[i] if places is not None else i} of {what}"
             if size != first:
                 where = f"a batch of {size} examples (the first has {first})"
             _loss_on(model, data.loss, batch, where, short=size != first)
@@ -198,9 +249,28 @@ def _loss_on(model: nn.Module, loss: LossFn, batch: Any, where: str, short: bool
             hint = ("; a dict batch is passed as model(**batch) without its target key: "
                     "pass loss_fn(model, batch) for a model that takes the dict")
         else:
-            hint = _dtype_hint(model, batch)
+            hint = _ignore_hint(exc, batch) or _dtype_hint(model, batch)
         raise ConfigError(f"the loss could not be computed on {where}: "
                           f"{type(exc).__name__}: {_one_line(exc)}{hint}") from exc
+
+
+def _ignore_hint(exc: BaseException, batch: Any) -> str:
+    """Advice where cross-entropy met a negative class other than -100: the user's data marks
+    ignored labels with another value (-1), which only their criterion's ``ignore_index``
+    ignores; else ``""``."""
+    try:
+        labels = target_of(batch)
+    except ConfigError:  # a format only your loss_fn reads
+        return ""
+    if not isinstance(exc, IndexError) or not isinstance(labels, torch.Tensor) \
+            or labels.is_floating_point():
+        return ""
+    negative = labels[(labels < 0) & (labels != -100)]
+    if not negative.numel():
+        return ""
+    value = int(negative[0])
+    return (f"; cross-entropy ignores only the label -100, and this batch holds {value}: pass "
+            f"loss_fn=nn.CrossEntropyLoss(ignore_index={value}) if {value} marks no label")
 
 
 def _dtype_hint(model: nn.Module, batch: Any) -> str:

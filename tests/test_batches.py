@@ -11,7 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
-from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    IterableDataset,
+    SequentialSampler,
+    TensorDataset,
+)
 
 from autoinit.batches import (
     binary_labels,
@@ -408,3 +414,74 @@ def test_cross_entropy_on_per_position_class_probabilities_reads_the_classes_on_
     rows = F.one_hot(torch.randint(0, 5, (2, 3, 4), generator=g), 5).float()  # classes last
     loss = make_loss("cross_entropy")(_Fixed(logits), (torch.zeros(2), rows))
     assert torch.allclose(loss, F.cross_entropy(logits.reshape(-1, 5), rows.reshape(-1, 5)))
+
+
+class _Rows:
+    """A dataset iterated as it is: one dict of Python values per example."""
+
+    def __iter__(self):
+        for i in range(6):
+            yield {"x": X[i].tolist(), "label": int(Y_INT[i])}
+
+
+class _HFRows(_Rows):
+    """A Hugging Face map-style dataset, told by its module."""
+
+    __module__ = "datasets.arrow_dataset"
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        return {"x": X[i], "label": Y_INT[i]}  # with_format("torch"): a row of tensors
+
+
+class _HFStream(_Rows):
+    """A Hugging Face IterableDataset after .batch(3): dicts of lists, its batches."""
+
+    __module__ = "datasets.iterable_dataset"
+
+    def __iter__(self):
+        yield {"x": X[:3], "label": Y_INT[:3]}
+
+
+class _Labelled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+
+    def forward(self, x, labels):
+        return {"loss": F.cross_entropy(self.lin(x), labels)}
+
+
+def test_single_examples_instead_of_batches_are_refused_in_one_line():
+    """A DataLoader(batch_size=None) trained on one example per step without a word."""
+    rows = TensorDataset(X, Y_INT)
+    with pytest.raises(ConfigError, match=r"^dataloader is a DataLoader with batch_size=None over "
+                                          r"a TensorDataset, whose items are its single rows"):
+        fetch_batches(DataLoader(rows, batch_size=None), 4, "cpu", "dataloader")
+    with pytest.raises(ConfigError, match=r"^dataloader is a Hugging Face _HFRows, whose items are "
+                                          r"single examples: pass DataLoader\(dataset\.with_format"):
+        fetch_batches(_HFRows(), 4, "cpu", "dataloader")
+    with pytest.raises(ConfigError, match=r"^dataloader is a DataLoader with batch_size=None over "
+                                          r"a _HFRows, whose items are its single rows"):
+        fetch_batches(DataLoader(_HFRows(), batch_size=None), 4, "cpu", "dataloader")
+    assert len(fetch_batches(_HFStream(), 4, "cpu", "dataloader")) == 1
+    with pytest.raises(ConfigError, match=r"^the first batch of dataloader is a dict with keys "
+                                          r"\['label', 'x'\] of Python values and no tensor"):
+        fetch_batches(_Rows(), 4, "cpu", "dataloader")
+    loss = make_loss(None)
+    for target in (Y_INT[0], 1):  # a row of another dataset, with batch_size=None
+        with pytest.raises(ConfigError, match=r"^the batch's target is one value \(a (0-dim "
+                                              r"tensor|int)\), not a batch of them"):
+            loss(nn.Linear(3, 2), (X[0], target))
+    with pytest.raises(ConfigError, match="one value"):
+        make_loss(nn.CrossEntropyLoss())(nn.Linear(3, 2), (X[0], Y_INT[0]))
+    with pytest.raises(ConfigError, match="one value"):  # a model of its own loss, as Hugging Face's
+        make_loss(None)(_Labelled(), {"x": X[0], "labels": Y_INT[0]})
+    assert make_loss(lambda m, b: m(b[0])[b[1]])(nn.Linear(3, 2), (X[0], Y_INT[0])).dim() == 0
+    batches = [(X[:3], Y_INT[:3]), {"ids": [[1, 2]], "label": 1, "x": X[:1]}]  # tensors: batches
+    assert len(fetch_batches(batches, 4, "cpu", "dataloader")) == 2
+    by_batch = BatchSampler(SequentialSampler(rows), batch_size=3, drop_last=False)
+    assert [b[1].shape for b in fetch_batches(DataLoader(rows, batch_size=None, sampler=by_batch),
+                                              4, "cpu", "x")] == [(3,), (3,)]

@@ -671,3 +671,19 @@ def test_the_search_line_counts_a_lazy_models_parameters_without_touching_the_un
     lazy = torch.nn.Sequential(torch.nn.LazyLinear(8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     assert _parameters(lazy) == "18 parameters and 2 lazy ones, shaped on the first batch"
     assert _parameters(torch.nn.Linear(1000, 2)) == "2,002 parameters"
+
+
+def test_diagnose_refuses_a_data_factory_of_single_examples_in_one_line(tmp_path, capsys,
+                                                                        monkeypatch):
+    """A DataLoader(batch_size=None) of (8,) inputs and (2,) targets: measured one example as a
+    batch, without a word."""
+    (tmp_path / "rows.py").write_text(
+        "import torch\nimport torch.nn as nn\nfrom torch.utils.data import DataLoader, "
+        "TensorDataset\n\n\ndef net():\n    return nn.Linear(8, 2)\n\n\ndef data():\n    rows = "
+        "TensorDataset(torch.randn(16, 8), torch.randn(16, 2))\n    return DataLoader(rows, "
+        "batch_size=None), None\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "diagnose", "--model", "rows.py:net", "--model-kwargs", "{}",
+                         "--data", "rows.py:data")
+    assert code != 0 and out == ""
+    assert "the training loader is a DataLoader with batch_size=None over a TensorDataset" in err

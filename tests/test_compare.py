@@ -114,3 +114,92 @@ def test_a_comparison_on_one_hot_float_labels_trains_on_cross_entropy_as_the_sea
                                     seeds=1)
     net = tiny_mlp()
     assert torch.allclose(comparison.loss(net, (x, y)), nn.functional.cross_entropy(net(x), y))
+
+
+def _class_batches(n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(0)
+    return [(torch.randn(8, 8, generator=g), torch.randint(0, 2, (8,), generator=g))
+            for _ in range(n)]
+
+
+def test_a_comparison_leaves_out_batches_of_ignored_labels_as_the_search_does():
+    """An all -100 batch gave a NaN held-out loss: every run 'diverged'."""
+    train, held = _class_batches(4), _class_batches(3)
+    train[1][1].fill_(-100)
+    held[2][1].fill_(-100)
+    runs = compare_runs(tiny_mlp(), train, held, {"xavier_normal": None}, steps=6, seeds=2,
+                        device="cpu")
+    assert all(r.diverged is None and math.isfinite(r.loss) for r in runs)
+    from autoinit.compare import prepare_comparison
+
+    comparison = prepare_comparison(tiny_mlp(), train, held, {"xavier_normal": None}, steps=6,
+                                    seeds=1, device="cpu")
+    assert len(comparison.held_batches) == 2 and len(comparison.first_batches) == 6
+    assert all(bool((b[1] >= 0).all()) for b in comparison.first_batches)
+    kept = prepare_comparison(tiny_mlp(), train, held, {"xavier_normal": None}, steps=6, seeds=1,
+                              device="cpu", loss_fn=lambda m, b: m(b[0]).sum())  # yours: no ignored labels
+    assert len(kept.held_batches) == 3
+    with pytest.raises(ConfigError, match=r"^every target of the 1 batches read from "
+                                          r"train_loader is negative"):
+        compare_runs(tiny_mlp(), train[1:2], held, {"xavier_normal": None}, steps=2, seeds=1)
+
+
+def test_a_comparison_refuses_nan_and_a_batch_its_loss_cannot_take_before_any_run():
+    train, held = _class_batches(4), _class_batches(2)
+    train[2][0][0, 0] = float("nan")
+    lines: list[str] = []
+    with pytest.raises(ConfigError, match=r"^batch 2 of train_loader holds NaN or infinite "
+                                          r"values in \[0\] \(1 of 64\)$"):
+        compare_runs(tiny_mlp(), train, held, {"xavier_normal": None}, steps=6, seeds=1,
+                     echo=lines.append)
+    held[1][0][1, 1] = float("inf")
+    with pytest.raises(ConfigError, match=r"^batch 1 of val loader holds NaN"):
+        compare_runs(tiny_mlp(), _class_batches(2), held, {"xavier_normal": None}, steps=2,
+                     seeds=1)
+    bad = _class_batches(4)
+    bad[3][1][0] = 5  # a class the model has no output for
+    with pytest.raises(ConfigError, match=r"^the loss could not be computed on batch 3 of "
+                                          r"train_loader: IndexError"):
+        compare_runs(tiny_mlp(), bad, _class_batches(1), {"xavier_normal": None}, steps=4,
+                     seeds=1, echo=lines.append)
+    assert lines == []
+
+
+def test_a_training_loader_of_single_examples_or_read_only_once_is_refused_in_one_line():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    rows = TensorDataset(torch.randn(16, 8, generator=g), torch.randn(16, 2, generator=g))
+    with pytest.raises(ConfigError, match=r"^train_loader is a DataLoader with batch_size=None "
+                                          r"over a TensorDataset"):  # (8,) against (2,): mse ran
+        compare_runs(tiny_mlp(), DataLoader(rows, batch_size=None), _class_batches(1),
+                     {"xavier_normal": None}, steps=2, seeds=1, loss_fn="mse")
+    with pytest.raises(ConfigError, match=r"^train_loader yielded no batch on a new pass, after 3 "
+                                          r"batches: a one-shot iterator \(a generator\)"):
+        compare_runs(tiny_mlp(), iter(_class_batches(3)), _class_batches(1),
+                     {"xavier_normal": None}, steps=5, seeds=1)
+    with pytest.raises(ConfigError, match=r"^train_loader yielded no batch$"):
+        compare_runs(tiny_mlp(), [], _class_batches(1), {"xavier_normal": None}, steps=5, seeds=1)
+
+
+def test_accuracy_leaves_out_ignored_labels():
+    """Padded positions (-100) counted as wrong: a perfect tagger scored 50 %."""
+    from autoinit.compare import _accuracy
+
+    class Echo(nn.Module):
+        def forward(self, x):
+            return nn.functional.one_hot(x, 3).float()
+
+    x = torch.tensor([[0, 1, 2, 0], [2, 2, 1, 0]])
+    y = x.masked_fill(torch.tensor([[0, 0, 1, 1], [0, 1, 1, 1]], dtype=torch.bool), -100)
+    assert _accuracy(Echo(), [(x, y)]) == 1.0
+    assert _accuracy(Echo(), [(x, torch.full_like(x, -100))]) is None
+
+
+def test_the_accuracy_of_one_logit_is_its_sign():
+    """A binary classifier's (B, 1) logits: argmax over one column always said class 0."""
+    from autoinit.compare import _accuracy
+
+    x = torch.tensor([[-2.0], [3.0], [1.0], [-1.0]])
+    assert _accuracy(nn.Identity(), [(x, torch.tensor([0, 1, 1, 0]))]) == 1.0
+    assert _accuracy(nn.Identity(), [(x, torch.tensor([1, 0, 1, 0]))]) == 0.5

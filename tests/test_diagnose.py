@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from autoinit.diagnose import diagnose
+from autoinit.errors import ConfigError
 
 G = torch.Generator().manual_seed(0)
 X = torch.randn(128, 32, generator=G)
@@ -182,3 +183,17 @@ def test_a_complex_parameters_gradient_counts_with_its_imaginary_part():
         warnings.filterwarnings("ignore", "no layer rule")
         got = diagnose(net, (X, Y)).records
     assert [r.name for r in got] == ["0"] and got[0].grad_rms == pytest.approx(want, rel=1e-5)
+
+
+def test_a_batch_of_nan_or_of_ignored_labels_only_is_refused_as_a_search_refuses_it():
+    """Both gave a NaN loss and NaN gradients, measured as if they were the model's."""
+    net = nn.Sequential(nn.Linear(4, 3))
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ConfigError, match=r"^every target of the 1 batches read from diagnose's "
+                                          r"batches is negative"):
+        diagnose(net, (x, torch.full((8,), -100)))
+    with pytest.raises(ConfigError, match=r"is -1 \(the criterion's ignore_index\)"):
+        diagnose(net, (x, torch.full((8,), -1)), nn.CrossEntropyLoss(ignore_index=-1))
+    x[2, 1] = float("nan")
+    with pytest.raises(ConfigError, match=r"holds NaN or infinite values in \[0\] \(1 of 32\)$"):
+        diagnose(net, (x, torch.zeros(8, dtype=torch.long)))

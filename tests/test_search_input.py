@@ -14,7 +14,14 @@ from autoinit.batches import make_loss
 from autoinit.errors import ConfigError
 from autoinit.probe import ProbeData
 from autoinit.search import Selection, run_search
-from autoinit.search_input import check_finite, check_loss, materialize, probe_batches
+from autoinit.search_input import (
+    Unlabelled,
+    check_finite,
+    check_loss,
+    materialize,
+    probe_batches,
+    unlabelled_by,
+)
 
 G = torch.Generator().manual_seed(0)
 
@@ -149,7 +156,7 @@ def test_a_non_finite_batch_is_named_by_its_place_in_the_loader_before_the_split
         probe_batches(batches, None, probe_steps=3, val_batches=1, dev=torch.device("cpu"))
     batches[0][1].fill_(-100)  # left out as unlabelled after the check: the place stays 3
     with pytest.raises(ConfigError, match=r"^batch 3 of dataloader holds"):
-        probe_batches(batches, None, 3, 1, torch.device("cpu"), labelled=True)
+        probe_batches(batches, None, 3, 1, torch.device("cpu"), unlabelled=Unlabelled())
     with pytest.raises(ConfigError, match=r"^batch 3 of val_dataloader holds"):
         probe_batches(batches[:1], batches, 1, 4, torch.device("cpu"))
 
@@ -158,13 +165,13 @@ def test_batches_whose_labels_are_all_ignored_are_left_out_of_the_probes():
     batches = _batches(4, 4, 4, 4)
     batches[0] = (batches[0][0], torch.full((4,), -100))  # a padded batch: nothing to score
     train, val, places = probe_batches(batches, None, probe_steps=2, val_batches=1,
-                                       dev=torch.device("cpu"), labelled=True)
+                                       dev=torch.device("cpu"), unlabelled=Unlabelled())
     assert [b[1] for b in val] == [batches[1][1]] and [b[1] for b in train] == [batches[2][1]]
     assert places == [2]
     assert probe_batches(batches, None, 2, 1, torch.device("cpu"))[1][0][1] is batches[0][1]
     with pytest.raises(ConfigError, match=r"^every target of the 1 batches read from "
                                           r"val_dataloader is negative"):
-        probe_batches(batches, batches[:1], 2, 1, torch.device("cpu"), labelled=True)
+        probe_batches(batches, batches[:1], 2, 1, torch.device("cpu"), unlabelled=Unlabelled())
 
 
 def test_a_search_on_sequence_labels_with_an_all_ignored_batch_completes():
@@ -218,7 +225,11 @@ def test_a_label_the_model_has_no_output_for_in_a_later_batch_is_named_before_an
                                           r"dataloader: IndexError: Target 2 is out of bounds\.$"):
         check_loss(_bn_net(), ProbeData(train, _batches(16)))
     train[2][1][5], train[3][1][0] = 1, -1  # -1 is no ignore_index (-100 is)
-    with pytest.raises(ConfigError, match=r"on batch 3 of dataloader: IndexError"):
+    with pytest.raises(ConfigError, match=r"on batch 3 of dataloader: IndexError: Target -1 is "
+                                          r"out of bounds\.; cross-entropy ignores only the label "
+                                          r"-100, and this batch holds -1: pass loss_fn=nn\."
+                                          r"CrossEntropyLoss\(ignore_index=-1\) if -1 marks no "
+                                          r"label$"):
         check_loss(_bn_net(), ProbeData(train, _batches(16)))
 
 
@@ -227,7 +238,41 @@ def test_a_later_batch_is_named_by_its_place_in_the_loader_after_unlabelled_ones
     batches = _batches(4, 4, 4, 4, 4)
     batches[1][1].fill_(-100)  # left out: nothing to score
     batches[3][1][0] = 9  # a class the model has no logit for
-    read = probe_batches(batches, None, 4, 1, torch.device("cpu"), labelled=True)
+    read = probe_batches(batches, None, 4, 1, torch.device("cpu"), unlabelled=Unlabelled())
     assert read.places == [2, 3, 4]  # batch 0 held out, batch 1 left out
     with pytest.raises(ConfigError, match=r"on batch 3 of dataloader: IndexError: Target 9"):
         check_loss(net, ProbeData(read.train, read.val), read.places)
+
+
+def test_the_ignored_targets_are_the_losss_own():
+    assert unlabelled_by(None) == Unlabelled() == unlabelled_by("cross_entropy")
+    assert unlabelled_by(nn.CrossEntropyLoss(ignore_index=-1)) == Unlabelled(-1)
+    assert unlabelled_by(nn.NLLLoss()) == Unlabelled(-100)
+    assert unlabelled_by("mse") is unlabelled_by(nn.MSELoss()) is None
+    assert unlabelled_by(None, train_step=lambda *a: {}) is None  # hinge's -1 is a label
+    assert Unlabelled()(torch.full((3,), -1)) and not Unlabelled(-1)(torch.tensor([-1, -100]))
+    assert not Unlabelled()(torch.full((3,), -1.0))  # float targets are no class labels
+
+
+def test_a_search_on_a_criterion_ignoring_minus_one_leaves_out_a_batch_of_only_minus_ones():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 4, generator=g), torch.randint(0, 3, (64,), generator=g)
+    y[24:32] = -1  # an unlabelled batch, as the user's CrossEntropyLoss(ignore_index=-1) has it
+    batches = [(x[i:i + 8], y[i:i + 8]) for i in range(0, 64, 8)]
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    result = run_search(net, batches, loss_fn=nn.CrossEntropyLoss(ignore_index=-1), n_trials=3,
+                        probe_steps=5, threads=1, selection=Selection(seeds=0))
+    assert math.isfinite(result.score)  # the NaN loss of that batch marked every trial diverged
+    with pytest.raises(ConfigError, match=r"^every target of the 1 batches read from "
+                                          r"val_dataloader is -1 \(the criterion's ignore_index\)"):
+        probe_batches(batches, batches[3:4], 2, 1, torch.device("cpu"), Unlabelled(-1))
+
+
+def test_a_flat_batch_of_ignored_labels_only_is_left_out_too():
+    """(x1, x2, target) for a forward(x1, x2): its all -100 target was not read, so kept."""
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(4, 2, generator=g), torch.randn(4, 2, generator=g),
+                torch.randint(0, 2, (4,), generator=g)) for _ in range(4)]
+    batches[2][2].fill_(-100)
+    assert Unlabelled().ignores(batches[2]) and not Unlabelled().ignores(batches[1])
+    assert probe_batches(batches, None, 3, 1, torch.device("cpu"), Unlabelled()).places == [1, 3]
