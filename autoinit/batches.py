@@ -107,6 +107,8 @@ def _required_positionals(cls: type) -> int:
 
 def _prediction(out: Any) -> torch.Tensor:
     out = fields_of(out)  # a dataclass output (logits, hidden states, ...) read as a dict
+    if isinstance(out, tuple) and "logits" in getattr(out, "_fields", ()):
+        return out.logits  # a namedtuple's logits wherever the field stands: Out(features, logits)
     if isinstance(out, tuple | list):  # e.g. nn.LSTM returns (output, state)
         out = out[0]
     if isinstance(out, Mapping) and "logits" not in out and len(out) != 1:
