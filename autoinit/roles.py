@@ -147,6 +147,10 @@ _PASS_THROUGH = {nn.Dropout, nn.Identity, nn.Flatten}
 # methods and functions that only move values about (channels-last blocks, Swin's windows)
 _SHAPE_ONLY = {"permute", "reshape", "view", "transpose", "contiguous", "flatten", torch.permute,
                torch.reshape, torch.transpose, torch.flatten, torch.roll}
+# functions applying a layer's weight as ``f(x, weight, ...)`` (a layer used through its weight)
+_WEIGHT_FUNCS = {F.linear, F.conv1d, F.conv2d, F.conv3d, F.conv_transpose1d, F.conv_transpose2d,
+                 F.conv_transpose3d, operator.matmul, torch.matmul}  # matmul: ``x @ w.t()``
+_WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
 _PARAMETRIZED = re.compile(r"(^|\.)parametrizations\.[^.]+$")
 _NOT_LAYERS = (nn.Embedding, nn.EmbeddingBag, nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)
 
@@ -323,9 +327,61 @@ def _trace(model: nn.Module) -> _Graph | None:
                 params = list(modules[node.target].parameters())
                 if params and all(p.dim() < 2 for p in params):  # a norm (not a dropout) ends it
                     graph.into_norm_end |= {_module_before(a, modules) for a in node.all_input_nodes}
+    for owner, use in _functional_uses(traced, modules, graph.traced):
+        graph.traced.add(owner)
+        act = next((a for user in _downstream(use, modules, through_norms=True)
+                    if (a := _activation_of(user, modules))), None)
+        if act and owner not in graph.activation:
+            graph.activation[owner] = act
+        if any(user.op == "output" for user in _downstream(use, modules)):
+            graph.outputs.add(owner)
     graph.calls = Counter(node.target for node in ends)
     graph.runs = Counter(node.target for node in traced.nodes if node.op == "call_module")
     return graph
+
+
+def _functional_uses(traced: fx.Graph, modules: dict, called: set[str]) -> Iterator[tuple[str, fx.Node]]:
+    """A layer the graph never calls whose weight a function applies (a masked linear written
+    in its parent, ``F.linear(x, self.fc.weight * self.mask, self.fc.bias)``): the layer and the
+    first such call, which stands for the layer's output. A layer the graph calls keeps its call
+    (a tied autoencoder's ``F.linear(h, self.enc.weight.t())`` is not the encoder's output)."""
+    seen: set[str] = set()
+    for node in traced.nodes:
+        if node.op != "get_attr" or not node.target.endswith(".weight"):
+            continue
+        owner = layer_of(node.target.rpartition(".")[0])
+        if owner in called or owner in seen or not isinstance(modules.get(owner), _WEIGHTED):
+            continue
+        use = _weight_use(node, modules)
+        if use is not None:
+            seen.add(owner)
+            yield owner, use
+
+
+def _with_bias(use: fx.Node, owner: str) -> fx.Node:
+    """``use`` plus the layer's own bias where the forward adds it next (``x @ w.t() + b``)."""
+    add = next(iter(use.users)) if len(use.users) == 1 else None
+    if add is not None and _is_add(add) and any(
+            isinstance(a, fx.Node) and a.op == "get_attr" and a.target == f"{owner}.bias" for a in add.args):
+        return add
+    return use
+
+
+def _weight_use(weight: fx.Node, modules: dict) -> fx.Node | None:
+    """The first call that applies ``weight`` (through a mask, a transpose or a reshape) as the
+    weight of a linear map or a convolution (its second argument); ``None`` where none does."""
+    frontier = [weight]
+    for _ in range(4):
+        nxt = []
+        for node in frontier:
+            for user in node.users:
+                if user.op == "call_function" and user.target in _WEIGHT_FUNCS and \
+                        len(user.args) > 1 and user.args[1] is node:
+                    return _with_bias(user, weight.target.rpartition(".")[0])
+                if _is_pass_through(user, modules) or (user.op == "call_method" and user.target == "t"):
+                    nxt.append(user)
+        frontier = nxt
+    return None
 
 
 def _traced_parts(model: nn.Module) -> _Graph | None:

@@ -712,3 +712,30 @@ def test_a_lora_adapters_b_ends_a_branch_so_skipinit_starts_it_at_zero(adapter):
     b = [p for n, p in net.named_parameters() if "lora_B" in n]
     a = [p for n, p in net.named_parameters() if "lora_A" in n]
     assert all(float(p.abs().max()) == 0 for p in b) and all(float(p.abs().max()) > 0 for p in a)
+
+
+class _FunctionalUses(nn.Module):
+    """Layers the forward never calls: a masked linear (MADE), a conv and a matmul written in the
+    parent through the layers' weights, and a tied decoder (``enc.weight.t()``) of a called layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc, self.mm = nn.Conv2d(1, 4, 3), nn.Linear(4, 6), nn.Linear(6, 6)
+        self.enc, self.readout = nn.Linear(6, 3), nn.Linear(6, 2)
+        self.register_buffer("mask", torch.ones(6, 4).tril())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(nn.functional.conv2d(x, self.conv.weight, self.conv.bias)).mean((2, 3))
+        h = nn.functional.gelu(nn.functional.linear(h, self.fc.weight * self.mask, self.fc.bias))
+        h = torch.tanh(h @ self.mm.weight.t() + self.mm.bias)
+        h = nn.functional.linear(torch.sigmoid(self.enc(h)), self.enc.weight.t())
+        return nn.functional.linear(h, self.readout.weight)
+
+
+def test_a_layer_used_through_its_weight_takes_the_activation_after_that_use():
+    acts = roles(_FunctionalUses())
+    assert acts["conv.weight"] == ("input", "relu")
+    assert acts["fc.weight"] == ("hidden", "gelu")  # through the mask
+    assert acts["mm.weight"] == ("hidden", "tanh")  # x @ w.t(), then + bias
+    assert acts["enc.weight"] == ("hidden", "sigmoid")  # its own call, not the tied decoder's use
+    assert acts["readout.weight"] == ("head", "linear")
