@@ -86,7 +86,10 @@ def _describe(batch: Any) -> str:
     return type(batch).__name__
 
 
-def _call(model: nn.Module, inputs: Any) -> torch.Tensor:
+def predict(model: nn.Module, inputs: Any) -> torch.Tensor:
+    """The model's prediction on a batch's inputs, read as the default loss reads it: dict inputs
+    by keyword, tuple inputs spread over a ``forward`` that takes several; a tuple's first item, a
+    dict's or a namedtuple's ``logits`` (a dict without them refused with a ``ConfigError``)."""
     if isinstance(inputs, Mapping):
         return _prediction(model(**inputs))
     if type(inputs) in (tuple, list) and _required_positionals(type(model)) > 1:
@@ -291,7 +294,7 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
                 return own
             return criterion(_prediction(out), batch["labels"])
         inputs, target = _split_for(model, batch)
-        return criterion(_call(model, inputs), target)
+        return criterion(predict(model, inputs), target)
 
     return _checked(loss)
 

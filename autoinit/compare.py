@@ -29,7 +29,15 @@ import torch
 from torch import nn
 
 from autoinit.apply import apply_scheme, check_model
-from autoinit.batches import LossFn, fetch_batches, loss_fn_for, make_loss, move_batch, split_batch
+from autoinit.batches import (
+    LossFn,
+    fetch_batches,
+    loss_fn_for,
+    make_loss,
+    move_batch,
+    predict,
+    split_batch,
+)
 from autoinit.calibrate import lsuv_scheme
 from autoinit.device import resolve_device
 from autoinit.errors import AutoinitError, ConfigError
@@ -207,8 +215,7 @@ def _accuracy(model: torch.nn.Module, batches: Sequence[Any]) -> float | None:
                 inputs, target = split_batch(batch)
                 if not isinstance(target, torch.Tensor) or target.is_floating_point():
                     return None
-                out = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
-                out = out[0] if isinstance(out, tuple | list) else out
+                out = predict(model, inputs)  # as the loss reads it: a namedtuple's logits, ...
                 if not isinstance(out, torch.Tensor) or out.shape[:-1] != target.shape:
                     return None
                 correct += int((out.argmax(-1) == target).sum())
