@@ -231,7 +231,8 @@ def _role_of(s: ParamSpec, modules: dict[str, nn.Module], graph: _Graph | None, 
         return "attn_qkv", "linear"
     seen = graph is not None and name in graph.traced
     act = graph.activation.get(name, "linear") if seen else fallback_act
-    if (layers and name == layers[-1]) or (seen and name in graph.outputs):
+    last = layers and name == layers[-1] and not (graph is not None and graph.tied_readout)
+    if last or (seen and name in graph.outputs):
         return "head", act if seen else "linear"
     if seen and name in graph.residual:  # beside a q/k/v projection: the attention's output
         siblings = (n for n in modules if n.rpartition(".")[0] == name.rpartition(".")[0])
@@ -268,6 +269,7 @@ class _Graph:
     into_norm_end: set[str | None] = field(default_factory=set)  # modules a branch's last norm takes
     calls: Counter[str] = field(default_factory=Counter)  # a branch's last layer -> its runs
     runs: Counter[str] = field(default_factory=Counter)  # a module the graph calls -> its calls
+    tied_readout: bool = False  # the output computed from a called layer's weight (no head layer)
 
 
 class _LayerTracer(fx.Tracer):
@@ -327,6 +329,7 @@ def _trace(model: nn.Module) -> _Graph | None:
                 params = list(modules[node.target].parameters())
                 if params and all(p.dim() < 2 for p in params):  # a norm (not a dropout) ends it
                     graph.into_norm_end |= {_module_before(a, modules) for a in node.all_input_nodes}
+    graph.tied_readout = _tied_readout(traced, modules, graph.traced)
     for owner, use in _functional_uses(traced, modules, graph.traced):
         graph.traced.add(owner)
         act = next((a for user in _downstream(use, modules, through_norms=True)
@@ -356,6 +359,16 @@ def _functional_uses(traced: fx.Graph, modules: dict, called: set[str]) -> Itera
         if use is not None:
             seen.add(owner)
             yield owner, use
+
+
+def _tied_readout(traced: fx.Graph, modules: dict, called: set[str]) -> bool:
+    """Whether the model's output is computed from the weight of a layer it also calls: a language
+    model's ``h @ self.wte.weight.t()``, a tied autoencoder's ``F.linear(h, self.enc.weight.t())``.
+    The output layer is then that layer (an embedding, an input layer), not the last one called."""
+    return any(node.op == "get_attr" and layer_of(node.target.rpartition(".")[0]) in called
+               and (use := _weight_use(node, modules)) is not None
+               and any(user.op == "output" for user in _downstream(use, modules))
+               for node in traced.nodes)
 
 
 def _with_bias(use: fx.Node, owner: str) -> fx.Node:

@@ -739,3 +739,47 @@ def test_a_layer_used_through_its_weight_takes_the_activation_after_that_use():
     assert acts["mm.weight"] == ("hidden", "tanh")  # x @ w.t(), then + bias
     assert acts["enc.weight"] == ("hidden", "sigmoid")  # its own call, not the tied decoder's use
     assert acts["readout.weight"] == ("head", "linear")
+
+
+class _TiedBlock(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.ln, self.fc, self.proj = nn.LayerNorm(d), nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.proj(nn.functional.gelu(self.fc(self.ln(x))))
+
+
+class _MatmulTiedLM(nn.Module):
+    """A language model whose logits are ``h @ wte.weight.t()``: no output layer of its own."""
+
+    def __init__(self, d: int = 8) -> None:
+        super().__init__()
+        self.wte, self.blocks = nn.Embedding(16, d), nn.Sequential(_TiedBlock(d), _TiedBlock(d))
+        self.ln_f = nn.LayerNorm(d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ln_f(self.blocks(self.wte(x))) @ self.wte.weight.t()
+
+
+class _TiedAutoencoder(nn.Module):
+    """The decoder is the encoder transposed: ``F.linear(h, enc.weight.t())``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc1, self.enc2 = nn.Linear(6, 8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = torch.sigmoid(self.enc2(torch.relu(self.enc1(x))))
+        h = torch.relu(nn.functional.linear(z, self.enc2.weight.t()))
+        return nn.functional.linear(h, self.enc1.weight.t())
+
+
+def test_an_output_computed_from_a_called_layers_weight_leaves_the_last_layer_no_head():
+    lm = roles(_MatmulTiedLM())
+    assert lm["blocks.1.proj.weight"] == ("residual_out", "linear")  # not the head
+    assert ModelPlan.of(_MatmulTiedLM()).depth == 2
+    assert not any(role == "head" for role, _ in lm.values())  # the embedding is the readout
+    ae = roles(_TiedAutoencoder())
+    assert ae == {"enc1.weight": ("input", "relu"), "enc1.bias": ("input", "relu"),
+                  "enc2.weight": ("hidden", "sigmoid"), "enc2.bias": ("hidden", "sigmoid")}
