@@ -362,13 +362,33 @@ def _functional_uses(traced: fx.Graph, modules: dict, called: set[str]) -> Itera
 
 
 def _tied_readout(traced: fx.Graph, modules: dict, called: set[str]) -> bool:
-    """Whether the model's output is computed from the weight of a layer it also calls: a language
-    model's ``h @ self.wte.weight.t()``, a tied autoencoder's ``F.linear(h, self.enc.weight.t())``.
-    The output layer is then that layer (an embedding, an input layer), not the last one called."""
+    """Whether the model's output is computed from the weight of a layer it also calls, with no
+    layer after that use: a language model's ``(h @ self.wte.weight.t())[:, -1]``, a tied
+    autoencoder's ``F.linear(h, self.enc.weight.t())``. The output layer is then that layer (an
+    embedding, an input layer), not the last one called."""
+    output = next((n for n in traced.nodes if n.op == "output"), None)
+    if output is None:
+        return False
+    feeding = _ancestors(output)
     return any(node.op == "get_attr" and layer_of(node.target.rpartition(".")[0]) in called
-               and (use := _weight_use(node, modules)) is not None
-               and any(user.op == "output" for user in _downstream(use, modules))
+               and (use := _weight_use(node, modules)) in feeding
+               and not any(_holds_matrix(n, modules) for n in _descendants(use) & feeding)
                for node in traced.nodes)
+
+
+def _descendants(node: fx.Node) -> set[fx.Node]:
+    seen: set[fx.Node] = set()
+    stack = list(node.users)
+    while stack:
+        n = stack.pop()
+        if n not in seen:
+            seen.add(n)
+            stack.extend(n.users)
+    return seen
+
+
+def _holds_matrix(node: fx.Node, modules: dict) -> bool:
+    return node.op == "call_module" and any(p.dim() >= 2 for p in modules[node.target].parameters())
 
 
 def _with_bias(use: fx.Node, owner: str) -> fx.Node:

@@ -759,7 +759,18 @@ class _MatmulTiedLM(nn.Module):
         self.ln_f = nn.LayerNorm(d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.ln_f(self.blocks(self.wte(x))) @ self.wte.weight.t()
+        return (self.ln_f(self.blocks(self.wte(x))) @ self.wte.weight.t())[:, -1] / 2.0
+
+
+class _MatmulTiedThenHead(_MatmulTiedLM):
+    """The tied projection feeds a layer of its own: that layer is the head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.ln_f(self.blocks(self.wte(x))) @ self.wte.weight.t()))
 
 
 class _TiedAutoencoder(nn.Module):
@@ -780,6 +791,7 @@ def test_an_output_computed_from_a_called_layers_weight_leaves_the_last_layer_no
     assert lm["blocks.1.proj.weight"] == ("residual_out", "linear")  # not the head
     assert ModelPlan.of(_MatmulTiedLM()).depth == 2
     assert not any(role == "head" for role, _ in lm.values())  # the embedding is the readout
+    assert roles(_MatmulTiedThenHead())["out.weight"] == ("head", "linear")
     ae = roles(_TiedAutoencoder())
     assert ae == {"enc1.weight": ("input", "relu"), "enc1.bias": ("input", "relu"),
                   "enc2.weight": ("hidden", "sigmoid"), "enc2.bias": ("hidden", "sigmoid")}
