@@ -330,35 +330,41 @@ def _trace(model: nn.Module) -> _Graph | None:
                 if params and all(p.dim() < 2 for p in params):  # a norm (not a dropout) ends it
                     graph.into_norm_end |= {_module_before(a, modules) for a in node.all_input_nodes}
     graph.tied_readout = _tied_readout(traced, modules, graph.traced)
-    for owner, use in _functional_uses(traced, modules, graph.traced):
+    calls = Counter(node.target for node in ends)
+    for owner, uses in _functional_uses(traced, modules, graph.traced):
         graph.traced.add(owner)
-        act = next((a for user in _downstream(use, modules, through_norms=True)
+        act = next((a for user in _downstream(uses[0], modules, through_norms=True)
                     if (a := _activation_of(user, modules))), None)
-        if act and owner not in graph.activation:
+        if act:
             graph.activation[owner] = act
-        if any(user.op == "output" for user in _downstream(use, modules)):
-            graph.outputs.add(owner)
-    graph.calls = Counter(node.target for node in ends)
+        for use in uses:
+            for user in _downstream(use, modules):
+                if user.op == "output":
+                    graph.outputs.add(owner)
+                skip = _skip_operand(user, use, modules) if _is_add(user) else None
+                if skip is not None:  # the use itself is one of the branch's layers
+                    calls[owner] += 1
+                    graph.residual.add(owner)
+                    graph.branch_layers[owner] = _weighted_layers(use, skip, modules) + 1
+                    break
+    graph.calls = calls
     graph.runs = Counter(node.target for node in traced.nodes if node.op == "call_module")
     return graph
 
 
-def _functional_uses(traced: fx.Graph, modules: dict, called: set[str]) -> Iterator[tuple[str, fx.Node]]:
+def _functional_uses(traced: fx.Graph, modules: dict, called: set[str]
+                     ) -> Iterator[tuple[str, list[fx.Node]]]:
     """A layer the graph never calls whose weight a function applies (a masked linear written
-    in its parent, ``F.linear(x, self.fc.weight * self.mask, self.fc.bias)``): the layer and the
-    first such call, which stands for the layer's output. A layer the graph calls keeps its call
-    (a tied autoencoder's ``F.linear(h, self.enc.weight.t())`` is not the encoder's output)."""
-    seen: set[str] = set()
+    in its parent, ``F.linear(x, self.fc.weight * self.mask, self.fc.bias)``): the layer and
+    those calls in graph order, which stand for the layer's outputs. A layer the graph calls
+    keeps its calls (a tied autoencoder's ``F.linear(h, self.enc.weight.t())`` is not the
+    encoder's output)."""
+    position = {node: i for i, node in enumerate(traced.nodes)}
     for node in traced.nodes:
-        if node.op != "get_attr" or not node.target.endswith(".weight"):
-            continue
-        owner = layer_of(node.target.rpartition(".")[0])
-        if owner in called or owner in seen or not isinstance(modules.get(owner), _WEIGHTED):
-            continue
-        use = _weight_use(node, modules)
-        if use is not None:
-            seen.add(owner)
-            yield owner, use
+        owner = layer_of(node.target.rpartition(".")[0]) if node.op == "get_attr" else ""
+        if owner and node.target.endswith(".weight") and owner not in called and isinstance(
+                modules.get(owner), _WEIGHTED) and (uses := _weight_uses(node, modules)):
+            yield owner, sorted(uses, key=position.__getitem__)
 
 
 def _tied_readout(traced: fx.Graph, modules: dict, called: set[str]) -> bool:
@@ -370,10 +376,10 @@ def _tied_readout(traced: fx.Graph, modules: dict, called: set[str]) -> bool:
     if output is None:
         return False
     feeding = _ancestors(output)
-    return any(node.op == "get_attr" and layer_of(node.target.rpartition(".")[0]) in called
-               and (use := _weight_use(node, modules)) in feeding
-               and not any(_holds_matrix(n, modules) for n in _descendants(use) & feeding)
-               for node in traced.nodes)
+    return any(use in feeding and not any(_holds_matrix(n, modules) for n in _descendants(use) & feeding)
+               for node in traced.nodes
+               if node.op == "get_attr" and layer_of(node.target.rpartition(".")[0]) in called
+               for use in _weight_uses(node, modules))
 
 
 def _descendants(node: fx.Node) -> set[fx.Node]:
@@ -400,21 +406,22 @@ def _with_bias(use: fx.Node, owner: str) -> fx.Node:
     return use
 
 
-def _weight_use(weight: fx.Node, modules: dict) -> fx.Node | None:
-    """The first call that applies ``weight`` (through a mask, a transpose or a reshape) as the
-    weight of a linear map or a convolution (its second argument); ``None`` where none does."""
-    frontier = [weight]
+def _weight_uses(weight: fx.Node, modules: dict) -> list[fx.Node]:
+    """The calls that apply ``weight`` (through a mask, a transpose or a reshape) as the weight
+    of a linear map or a convolution (their second argument), each with the layer's bias where
+    the forward adds it next."""
+    uses, frontier = [], [weight]
     for _ in range(4):
         nxt = []
         for node in frontier:
             for user in node.users:
                 if user.op == "call_function" and user.target in _WEIGHT_FUNCS and \
                         len(user.args) > 1 and user.args[1] is node:
-                    return _with_bias(user, weight.target.rpartition(".")[0])
-                if _is_pass_through(user, modules) or (user.op == "call_method" and user.target == "t"):
+                    uses.append(_with_bias(user, weight.target.rpartition(".")[0]))
+                elif _is_pass_through(user, modules) or (user.op == "call_method" and user.target == "t"):
                     nxt.append(user)
         frontier = nxt
-    return None
+    return uses
 
 
 def _traced_parts(model: nn.Module) -> _Graph | None:

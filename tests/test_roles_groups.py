@@ -741,6 +741,30 @@ def test_a_layer_used_through_its_weight_takes_the_activation_after_that_use():
     assert acts["readout.weight"] == ("head", "linear")
 
 
+class _MaskedResidual(nn.Module):
+    """A residual branch ending in a masked linear used through its weight, run twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.fc1, self.fc2 = nn.Linear(6, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+        self.head = nn.Linear(8, 2)
+        self.register_buffer("mask", torch.ones(8, 8).tril())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.stem(x))
+        for _ in range(2):
+            h = h + nn.functional.linear(torch.relu(self.fc1(h)), self.fc2.weight * self.mask, self.fc2.bias)
+        return self.head(h)
+
+
+def test_a_layer_used_through_its_weight_can_end_a_residual_branch_each_time_it_runs():
+    layers = {lay.name: lay for lay in describe_model(_MaskedResidual())}
+    end = layers["fc2.weight"]
+    assert (end.role, end.nonlinearity, end.branch_layers, end.calls) == ("residual_out", "linear", 2, 2)
+    plan = ModelPlan.of(_MaskedResidual())
+    assert (plan.depth, plan.branch_layers) == (2, 2)
+
+
 class _TiedBlock(nn.Module):
     def __init__(self, d: int) -> None:
         super().__init__()
