@@ -94,7 +94,10 @@ def _describe(batch: Any) -> str:
     return type(batch).__name__
 
 
-def _call(model: nn.Module, inputs: Any) -> torch.Tensor:
+def predict(model: nn.Module, inputs: Any) -> torch.Tensor:
+    """The model's prediction on a batch's inputs, read as the default loss reads it: dict inputs
+    by keyword, tuple inputs spread over a ``forward`` that takes several; a tuple's first item, a
+    dict's or a namedtuple's ``logits`` (a dict without them refused with a ``ConfigError``)."""
     if isinstance(inputs, Mapping):
         return _prediction(model(**inputs))
     if type(inputs) in (tuple, list) and _required_positionals(type(model)) > 1:
@@ -115,6 +118,8 @@ def _required_positionals(cls: type) -> int:
 
 def _prediction(out: Any) -> torch.Tensor:
     out = fields_of(out)  # a dataclass output (logits, hidden states, ...) read as a dict
+    if isinstance(out, tuple) and "logits" in getattr(out, "_fields", ()):
+        return out.logits  # a namedtuple's logits wherever the field stands: Out(features, logits)
     if isinstance(out, tuple | list):  # e.g. nn.LSTM returns (output, state)
         out = out[0]
     if isinstance(out, Mapping) and "logits" not in out and len(out) != 1:
@@ -299,7 +304,7 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
             return criterion(_prediction(out), batch["labels"])
         inputs, target = _split_for(model, batch)
         _check_batched(target)
-        return criterion(_call(model, inputs), target)
+        return criterion(predict(model, inputs), target)
 
     return _checked(loss)
 

@@ -36,6 +36,7 @@ from autoinit.batches import (
     loss_fn_for,
     make_loss,
     move_batch,
+    predict,
     split_batch,
 )
 from autoinit.calibrate import lsuv_scheme
@@ -249,8 +250,7 @@ def _accuracy(model: torch.nn.Module, batches: Sequence[Any]) -> float | None:
                 inputs, target = split_batch(batch)
                 if not isinstance(target, torch.Tensor) or target.is_floating_point():
                     return None
-                out = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
-                out = out[0] if isinstance(out, tuple | list) else out
+                out = predict(model, inputs)  # as the loss reads it: a namedtuple's logits, ...
                 if not isinstance(out, torch.Tensor) or out.shape[:-1] != target.shape:
                     return None
                 kept = target >= 0  # negative labels are ignored (-100, padding): no class

@@ -147,6 +147,10 @@ _PASS_THROUGH = {nn.Dropout, nn.Identity, nn.Flatten}
 # methods and functions that only move values about (channels-last blocks, Swin's windows)
 _SHAPE_ONLY = {"permute", "reshape", "view", "transpose", "contiguous", "flatten", torch.permute,
                torch.reshape, torch.transpose, torch.flatten, torch.roll}
+# functions applying a layer's weight as ``f(x, weight, ...)`` (a layer used through its weight)
+_WEIGHT_FUNCS = {F.linear, F.conv1d, F.conv2d, F.conv3d, F.conv_transpose1d, F.conv_transpose2d,
+                 F.conv_transpose3d, operator.matmul, torch.matmul}  # matmul: ``x @ w.t()``
+_WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
 _PARAMETRIZED = re.compile(r"(^|\.)parametrizations\.[^.]+$")
 _NOT_LAYERS = (nn.Embedding, nn.EmbeddingBag, nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)
 
@@ -227,7 +231,8 @@ def _role_of(s: ParamSpec, modules: dict[str, nn.Module], graph: _Graph | None, 
         return "attn_qkv", "linear"
     seen = graph is not None and name in graph.traced
     act = graph.activation.get(name, "linear") if seen else fallback_act
-    if (layers and name == layers[-1]) or (seen and name in graph.outputs):
+    last = layers and name == layers[-1] and not (graph is not None and graph.tied_readout)
+    if last or (seen and name in graph.outputs):
         return "head", act if seen else "linear"
     if seen and name in graph.residual:  # beside a q/k/v projection: the attention's output
         siblings = (n for n in modules if n.rpartition(".")[0] == name.rpartition(".")[0])
@@ -264,6 +269,7 @@ class _Graph:
     into_norm_end: set[str | None] = field(default_factory=set)  # modules a branch's last norm takes
     calls: Counter[str] = field(default_factory=Counter)  # a branch's last layer -> its runs
     runs: Counter[str] = field(default_factory=Counter)  # a module the graph calls -> its calls
+    tied_readout: bool = False  # the output computed from a called layer's weight (no head layer)
 
 
 class _LayerTracer(fx.Tracer):
@@ -323,9 +329,99 @@ def _trace(model: nn.Module) -> _Graph | None:
                 params = list(modules[node.target].parameters())
                 if params and all(p.dim() < 2 for p in params):  # a norm (not a dropout) ends it
                     graph.into_norm_end |= {_module_before(a, modules) for a in node.all_input_nodes}
-    graph.calls = Counter(node.target for node in ends)
+    graph.tied_readout = _tied_readout(traced, modules, graph.traced)
+    calls = Counter(node.target for node in ends)
+    for owner, uses in _functional_uses(traced, modules, graph.traced):
+        graph.traced.add(owner)
+        act = next((a for user in _downstream(uses[0], modules, through_norms=True)
+                    if (a := _activation_of(user, modules))), None)
+        if act:
+            graph.activation[owner] = act
+        for use in uses:
+            for user in _downstream(use, modules):
+                if user.op == "output":
+                    graph.outputs.add(owner)
+                skip = _skip_operand(user, use, modules) if _is_add(user) else None
+                if skip is not None:  # the use itself is one of the branch's layers
+                    calls[owner] += 1
+                    graph.residual.add(owner)
+                    graph.branch_layers[owner] = _weighted_layers(use, skip, modules) + 1
+                    break
+    graph.calls = calls
     graph.runs = Counter(node.target for node in traced.nodes if node.op == "call_module")
     return graph
+
+
+def _functional_uses(traced: fx.Graph, modules: dict, called: set[str]
+                     ) -> Iterator[tuple[str, list[fx.Node]]]:
+    """A layer the graph never calls whose weight a function applies (a masked linear written
+    in its parent, ``F.linear(x, self.fc.weight * self.mask, self.fc.bias)``): the layer and
+    those calls in graph order, which stand for the layer's outputs. A layer the graph calls
+    keeps its calls (a tied autoencoder's ``F.linear(h, self.enc.weight.t())`` is not the
+    encoder's output)."""
+    position = {node: i for i, node in enumerate(traced.nodes)}
+    for node in traced.nodes:
+        owner = layer_of(node.target.rpartition(".")[0]) if node.op == "get_attr" else ""
+        if owner and node.target.endswith(".weight") and owner not in called and isinstance(
+                modules.get(owner), _WEIGHTED) and (uses := _weight_uses(node, modules)):
+            yield owner, sorted(uses, key=position.__getitem__)
+
+
+def _tied_readout(traced: fx.Graph, modules: dict, called: set[str]) -> bool:
+    """Whether the model's output is computed from the weight of a layer it also calls, with no
+    layer after that use: a language model's ``(h @ self.wte.weight.t())[:, -1]``, a tied
+    autoencoder's ``F.linear(h, self.enc.weight.t())``. The output layer is then that layer (an
+    embedding, an input layer), not the last one called."""
+    output = next((n for n in traced.nodes if n.op == "output"), None)
+    if output is None:
+        return False
+    feeding = _ancestors(output)
+    return any(use in feeding and not any(_holds_matrix(n, modules) for n in _descendants(use) & feeding)
+               for node in traced.nodes
+               if node.op == "get_attr" and layer_of(node.target.rpartition(".")[0]) in called
+               for use in _weight_uses(node, modules))
+
+
+def _descendants(node: fx.Node) -> set[fx.Node]:
+    seen: set[fx.Node] = set()
+    stack = list(node.users)
+    while stack:
+        n = stack.pop()
+        if n not in seen:
+            seen.add(n)
+            stack.extend(n.users)
+    return seen
+
+
+def _holds_matrix(node: fx.Node, modules: dict) -> bool:
+    return node.op == "call_module" and any(p.dim() >= 2 for p in modules[node.target].parameters())
+
+
+def _with_bias(use: fx.Node, owner: str) -> fx.Node:
+    """``use`` plus the layer's own bias where the forward adds it next (``x @ w.t() + b``)."""
+    add = next(iter(use.users)) if len(use.users) == 1 else None
+    if add is not None and _is_add(add) and any(
+            isinstance(a, fx.Node) and a.op == "get_attr" and a.target == f"{owner}.bias" for a in add.args):
+        return add
+    return use
+
+
+def _weight_uses(weight: fx.Node, modules: dict) -> list[fx.Node]:
+    """The calls that apply ``weight`` (through a mask, a transpose or a reshape) as the weight
+    of a linear map or a convolution (their second argument), each with the layer's bias where
+    the forward adds it next."""
+    uses, frontier = [], [weight]
+    for _ in range(4):
+        nxt = []
+        for node in frontier:
+            for user in node.users:
+                if user.op == "call_function" and user.target in _WEIGHT_FUNCS and \
+                        len(user.args) > 1 and user.args[1] is node:
+                    uses.append(_with_bias(user, weight.target.rpartition(".")[0]))
+                elif _is_pass_through(user, modules) or (user.op == "call_method" and user.target == "t"):
+                    nxt.append(user)
+        frontier = nxt
+    return uses
 
 
 def _traced_parts(model: nn.Module) -> _Graph | None:

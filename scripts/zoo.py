@@ -241,6 +241,20 @@ ZOO = [
         note="the search needs optimizer='sgd': Adam refuses sparse gradients (a one-line "
              "ConfigError on the first step)"),
         fit={"optimizer": "sgd"}),
+    Entry("tied_matmul_lm", zm.TiedMatmulLM, zm.tokens, Expect(
+        2, 2, ("skipinit", "small_init_emb"),
+        {"wte.weight": "embedding", "proj.1.weight": "residual_out", "fc.0.weight": "hidden"},
+        acts={"fc.0.weight": "gelu"},
+        note="logits h @ wte.weight.t(): the embedding is the readout, no head (so no fixup, "
+             "which zeroes one) (session 13)")),
+    Entry("masked_parent", zm.MaskedParent, zm.vectors, Expect(
+        0, 0, ("zero_readout",), {"fc.weight": "input", "head.weight": "head"},
+        acts={"fc.weight": "relu"},
+        note="fc used only through F.linear(x, fc.weight * mask): the ReLU after it read (session 13)")),
+    Entry("tied_autoencoder", zm.TiedAutoencoder, zm.denoise, Expect(
+        0, 0, (), {"enc.weight": "input"}, acts={"enc.weight": "sigmoid"},
+        left_alone=("dec_bias",),
+        note="the decoder is enc.weight.t(): enc is the input layer, no head, no zero_readout (session 13)")),
 ]
 
 

@@ -679,3 +679,48 @@ class SparseBag(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.bag(x))
+
+
+# ----------------------------------------------------------------------------------- weights used by hand
+
+class TiedMatmulLM(nn.Module):
+    """Pre-norm residual MLP blocks over an embedding; the logits ``h @ wte.weight.t()``: no
+    output layer of its own (the readout is the embedding)."""
+
+    def __init__(self, width: int = WIDTH) -> None:
+        super().__init__()
+        self.wte = nn.Embedding(VOCAB, width)
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(2))
+        self.fc = nn.ModuleList(nn.Linear(width, 2 * width) for _ in range(2))
+        self.proj = nn.ModuleList(nn.Linear(2 * width, width) for _ in range(2))
+        self.ln_f = nn.LayerNorm(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.wte(x)
+        for norm, fc, proj in zip(self.norms, self.fc, self.proj, strict=True):
+            h = h + proj(F.gelu(fc(norm(h))))
+        return (self.ln_f(h) @ self.wte.weight.t()).mean(1)[:, :CLASSES]
+
+
+class MaskedParent(nn.Module):
+    """MADE-style masks written in the parent: ``F.linear(x, fc.weight * mask, fc.bias)``."""
+
+    def __init__(self, width: int = WIDTH) -> None:
+        super().__init__()
+        self.fc, self.head = nn.Linear(FEATURES, width), nn.Linear(width, CLASSES)
+        self.register_buffer("mask", torch.ones(width, FEATURES).tril())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.relu(F.linear(x, self.fc.weight * self.mask, self.fc.bias)))
+
+
+class TiedAutoencoder(nn.Module):
+    """A denoising autoencoder whose decoder is the encoder transposed (``enc.weight.t()``)."""
+
+    def __init__(self, width: int = WIDTH) -> None:
+        super().__init__()
+        self.enc, self.dec_bias = nn.Linear(64, width), nn.Parameter(torch.zeros(64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        code = torch.sigmoid(self.enc(x.flatten(1)))
+        return F.linear(code, self.enc.weight.t(), self.dec_bias).view_as(x)

@@ -240,6 +240,34 @@ def test_a_dict_output_is_read_by_its_logits_or_its_one_value_else_refused():
         make_loss(None)(_DictOut(("features", "out")), (x, y))
 
 
+Outputs = namedtuple("Outputs", "features logits")
+
+
+class _NamedTupleOut(nn.Module):
+    """Returns ``Outputs(features, logits)``: the features first, 4 wide, so cross-entropy on
+    them against 2-class targets would run too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.head = nn.Linear(3, 4), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> Outputs:
+        h = torch.relu(self.fc(x))
+        return Outputs(h, self.head(h))
+
+
+def test_a_namedtuple_output_is_read_by_its_logits_field_else_by_its_first_item():
+    x, y = torch.randn(4, 3, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 1, 0])
+    net = _NamedTupleOut()
+    out = net(x)
+    assert torch.allclose(make_loss(None)(net, (x, y)), F.cross_entropy(out.logits, y))
+    assert not torch.allclose(F.cross_entropy(out.features, y), F.cross_entropy(out.logits, y))
+    plain = nn.LSTM(3, 2, batch_first=True)  # (output, (h, c)): a plain tuple, its first item
+    seq, target = x[:, None], torch.tensor([[0], [1], [1], [0]])
+    want = F.cross_entropy(plain(seq)[0].reshape(4, 2), target.reshape(4))
+    assert torch.allclose(make_loss(None)(plain, (seq, target)), want)
+
+
 class _TinyCausalLM(nn.Module):
     """A Hugging Face-shaped causal LM: ``forward(input_ids, labels=None)`` returns a dict with
     ``logits`` and, given labels, its own shifted next-token ``loss``."""

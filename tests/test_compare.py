@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import namedtuple
 
 import pytest
 import torch
@@ -203,3 +204,29 @@ def test_the_accuracy_of_one_logit_is_its_sign():
     x = torch.tensor([[-2.0], [3.0], [1.0], [-1.0]])
     assert _accuracy(nn.Identity(), [(x, torch.tensor([0, 1, 1, 0]))]) == 1.0
     assert _accuracy(nn.Identity(), [(x, torch.tensor([1, 0, 1, 0]))]) == 0.5
+
+
+class _TwoOutputs(nn.Module):
+    """Features (always class 3 by argmax) and exact logits, as a namedtuple or a dict."""
+
+    def __init__(self, as_dict: bool) -> None:
+        super().__init__()
+        self.as_dict = as_dict
+
+    def forward(self, x: torch.Tensor) -> object:
+        features = nn.functional.one_hot(torch.full((len(x),), 3), 4).float()
+        logits = torch.stack([-x[:, 0], x[:, 0]], 1)
+        if self.as_dict:
+            return {"features": features, "logits": logits}
+        return _Outputs(features, logits)
+
+
+_Outputs = namedtuple("_Outputs", "features logits")
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_accuracy_reads_the_prediction_as_the_loss_does(as_dict):
+    from autoinit.compare import _accuracy
+
+    x = torch.randn(16, 3, generator=torch.Generator().manual_seed(0))
+    assert _accuracy(_TwoOutputs(as_dict), [(x, (x[:, 0] > 0).long())]) == 1.0

@@ -712,3 +712,110 @@ def test_a_lora_adapters_b_ends_a_branch_so_skipinit_starts_it_at_zero(adapter):
     b = [p for n, p in net.named_parameters() if "lora_B" in n]
     a = [p for n, p in net.named_parameters() if "lora_A" in n]
     assert all(float(p.abs().max()) == 0 for p in b) and all(float(p.abs().max()) > 0 for p in a)
+
+
+class _FunctionalUses(nn.Module):
+    """Layers the forward never calls: a masked linear (MADE), a conv and a matmul written in the
+    parent through the layers' weights, and a tied decoder (``enc.weight.t()``) of a called layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc, self.mm = nn.Conv2d(1, 4, 3), nn.Linear(4, 6), nn.Linear(6, 6)
+        self.enc, self.readout = nn.Linear(6, 3), nn.Linear(6, 2)
+        self.register_buffer("mask", torch.ones(6, 4).tril())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(nn.functional.conv2d(x, self.conv.weight, self.conv.bias)).mean((2, 3))
+        h = nn.functional.gelu(nn.functional.linear(h, self.fc.weight * self.mask, self.fc.bias))
+        h = torch.tanh(h @ self.mm.weight.t() + self.mm.bias)
+        h = nn.functional.linear(torch.sigmoid(self.enc(h)), self.enc.weight.t())
+        return nn.functional.linear(h, self.readout.weight)
+
+
+def test_a_layer_used_through_its_weight_takes_the_activation_after_that_use():
+    acts = roles(_FunctionalUses())
+    assert acts["conv.weight"] == ("input", "relu")
+    assert acts["fc.weight"] == ("hidden", "gelu")  # through the mask
+    assert acts["mm.weight"] == ("hidden", "tanh")  # x @ w.t(), then + bias
+    assert acts["enc.weight"] == ("hidden", "sigmoid")  # its own call, not the tied decoder's use
+    assert acts["readout.weight"] == ("head", "linear")
+
+
+class _MaskedResidual(nn.Module):
+    """A residual branch ending in a masked linear used through its weight, run twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.fc1, self.fc2 = nn.Linear(6, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+        self.head = nn.Linear(8, 2)
+        self.register_buffer("mask", torch.ones(8, 8).tril())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.stem(x))
+        for _ in range(2):
+            h = h + nn.functional.linear(torch.relu(self.fc1(h)), self.fc2.weight * self.mask, self.fc2.bias)
+        return self.head(h)
+
+
+def test_a_layer_used_through_its_weight_can_end_a_residual_branch_each_time_it_runs():
+    layers = {lay.name: lay for lay in describe_model(_MaskedResidual())}
+    end = layers["fc2.weight"]
+    assert (end.role, end.nonlinearity, end.branch_layers, end.calls) == ("residual_out", "linear", 2, 2)
+    plan = ModelPlan.of(_MaskedResidual())
+    assert (plan.depth, plan.branch_layers) == (2, 2)
+
+
+class _TiedBlock(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.ln, self.fc, self.proj = nn.LayerNorm(d), nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.proj(nn.functional.gelu(self.fc(self.ln(x))))
+
+
+class _MatmulTiedLM(nn.Module):
+    """A language model whose logits are ``h @ wte.weight.t()``: no output layer of its own."""
+
+    def __init__(self, d: int = 8) -> None:
+        super().__init__()
+        self.wte, self.blocks = nn.Embedding(16, d), nn.Sequential(_TiedBlock(d), _TiedBlock(d))
+        self.ln_f = nn.LayerNorm(d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.ln_f(self.blocks(self.wte(x))) @ self.wte.weight.t())[:, -1] / 2.0
+
+
+class _MatmulTiedThenHead(_MatmulTiedLM):
+    """The tied projection feeds a layer of its own: that layer is the head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.ln_f(self.blocks(self.wte(x))) @ self.wte.weight.t()))
+
+
+class _TiedAutoencoder(nn.Module):
+    """The decoder is the encoder transposed: ``F.linear(h, enc.weight.t())``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc1, self.enc2 = nn.Linear(6, 8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = torch.sigmoid(self.enc2(torch.relu(self.enc1(x))))
+        h = torch.relu(nn.functional.linear(z, self.enc2.weight.t()))
+        return nn.functional.linear(h, self.enc1.weight.t())
+
+
+def test_an_output_computed_from_a_called_layers_weight_leaves_the_last_layer_no_head():
+    lm = roles(_MatmulTiedLM())
+    assert lm["blocks.1.proj.weight"] == ("residual_out", "linear")  # not the head
+    assert ModelPlan.of(_MatmulTiedLM()).depth == 2
+    assert not any(role == "head" for role, _ in lm.values())  # the embedding is the readout
+    assert roles(_MatmulTiedThenHead())["out.weight"] == ("head", "linear")
+    ae = roles(_TiedAutoencoder())
+    assert ae == {"enc1.weight": ("input", "relu"), "enc1.bias": ("input", "relu"),
+                  "enc2.weight": ("hidden", "sigmoid"), "enc2.bias": ("hidden", "sigmoid")}
