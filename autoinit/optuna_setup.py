@@ -17,7 +17,7 @@ from autoinit.refine import RefineSampler
 __all__ = ["STAGE2_SAMPLERS", "make_sampler", "quiet_optuna"]
 
 
-STAGE2_SAMPLERS = ("local", "tpe", "gp")  # "local": no model, every value a step from the best
+STAGE2_SAMPLERS = ("local", "tpe", "gp", "axes")  # "local": no model, every value a step from the best
 STAGE2_DEFAULT = "local"  # chosen by measurement: docs/search_strategy.md
 
 
@@ -26,8 +26,9 @@ def make_sampler(seed: int, parallel: bool, stage2: str = STAGE2_DEFAULT
     """The sampler every search uses: a :class:`~autoinit.refine.RefineSampler` that, once a
     named candidate has completed, keeps the best one's families and bias rules and refines its
     continuous parameters with ``stage2``: ``"local"`` (normal steps around the best trial
-    that shares them, the measured best), ``"gp"`` (Optuna's GPSampler) or ``"tpe"``
-    (multivariate TPE), both fitted ones after four local steps. Before that, multivariate TPE
+    that shares them, the measured best), ``"axes"`` (one group's scale ×2 or ×½ at a time
+    first, then local steps), ``"gp"`` (Optuna's GPSampler) or ``"tpe"`` (multivariate TPE),
+    both fitted ones after four local steps. Before that, multivariate TPE
     over the whole space. ``parallel``: trials running at once (workers, processes) lie constant.
 
     Example:
@@ -42,12 +43,13 @@ def make_sampler(seed: int, parallel: bool, stage2: str = STAGE2_DEFAULT
                                            constant_liar=parallel, n_startup_trials=5)
         inner = {
             "local": lambda: optuna.samplers.RandomSampler(seed=seed),
+            "axes": lambda: optuna.samplers.RandomSampler(seed=seed),
             "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True,
                                                       constant_liar=parallel, n_startup_trials=4),
             "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=4,
                                                     warn_independent_sampling=False),
         }[stage2]()
-    return RefineSampler(inner, first, seed)
+    return RefineSampler(inner, first, seed, axes=stage2 == "axes")
 
 
 @contextlib.contextmanager

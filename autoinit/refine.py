@@ -7,8 +7,11 @@ learning rate) around it: first by perturbing the best trial that shares those c
 with enough such trials, with ``inner`` (a sampler for small continuous spaces) fitted on those
 trials alone. With an ``inner`` that never samples relatively (``RandomSampler``, autoinit's
 default, see docs/search_strategy.md) every value is such a step from the best trial so far: a
-simple evolution strategy. Before any named candidate completes (workers starting together)
-``first`` samples the whole space.
+simple evolution strategy. With ``axes=True`` stage 2 first moves one group's scale at a time
+(×2, then ×½, group after group) from the best trial, every other value kept: a coordinate
+search over the scales, the dimension a random step in all of them at once rarely isolates.
+Before any named candidate completes (workers starting together) ``first`` samples the whole
+space.
 
 Example:
     >>> import optuna
@@ -55,6 +58,7 @@ class _Focus:
     center: dict[str, Any]  # the params of the best complete trial that shares them
     space: dict[str, BaseDistribution]  # the continuous parameters
     view: _SharedChoices
+    axis: tuple[str, float] | None = None  # a coordinate move: (scale parameter, factor)
 
 
 class RefineSampler(BaseSampler):
@@ -68,11 +72,14 @@ class RefineSampler(BaseSampler):
             exactly 0).
         first: samples whole trials while no named candidate has completed.
         seed: seeds the perturbations (with the trial number).
+        axes: begin stage 2 with one-at-a-time moves of each ``*.scale`` parameter (×2, ×½),
+            skipping a move the bounds cancel or a point already tried.
     """
 
     def __init__(self, inner: BaseSampler, first: BaseSampler, seed: int | None,
-                 spread: float = 0.15) -> None:
+                 spread: float = 0.15, axes: bool = False) -> None:
         self.inner, self.first, self.seed, self.spread = inner, first, seed, spread
+        self.axes = axes
         self._focus: dict[int, _Focus | None] = {}
 
     def reseed_rng(self) -> None:
@@ -92,7 +99,8 @@ class RefineSampler(BaseSampler):
                 if t.value is not None and math.isfinite(t.value)]
         center = min(done, key=lambda t: (t.value, t.number))
         space = {n: d for n, d in base.distributions.items() if n not in pinned}
-        self._focus[trial._trial_id] = _Focus(pinned, dict(center.params), space, view)  # noqa: SLF001
+        axis = _next_axis(center.params, space, view) if self.axes else None
+        self._focus[trial._trial_id] = _Focus(pinned, dict(center.params), space, view, axis)  # noqa: SLF001
         self.inner.before_trial(view, trial)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial
@@ -116,6 +124,10 @@ class RefineSampler(BaseSampler):
             return self.first.sample_independent(study, trial, param_name, param_distribution)
         if param_name in focus.pinned:
             return focus.pinned[param_name]
+        if focus.axis is not None and param_name in focus.center:
+            name, factor = focus.axis
+            value = focus.center[param_name]
+            return _clipped(value * factor, param_distribution) if name == param_name else value
         rng = np.random.default_rng([self.seed or 0, trial.number, zlib.crc32(param_name.encode())])
         if param_name in focus.center and not isinstance(param_distribution,
                                                          CategoricalDistribution):
@@ -130,6 +142,32 @@ class RefineSampler(BaseSampler):
             self.first.after_trial(study, trial, state, values)
         else:
             self.inner.after_trial(focus.view, trial, state, values)
+
+
+AXIS_FACTORS = (2.0, 0.5)
+
+
+def _next_axis(center: dict[str, Any], space: dict[str, BaseDistribution], view: _SharedChoices
+               ) -> tuple[str, float] | None:
+    """The next coordinate move from ``center``: the ``k``-th of (each scale parameter × each of
+    :data:`AXIS_FACTORS`), ``k`` the stage-2 trials made so far with these choices, or a later
+    one where that move is cancelled by the bounds or lands on a point already tried; ``None``
+    once every move is made."""
+    moves = [(n, f) for n in sorted(space) if n.endswith(".scale") for f in AXIS_FACTORS]
+    trials = view._get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))  # noqa: SLF001
+    tried = {tuple(sorted(t.params.items())) for t in trials}
+    made = sum(1 for t in trials if not t.user_attrs.get("baseline"))
+    for name, factor in moves[made:]:
+        moved = _clipped(center[name] * factor, space[name]) if name in center else None
+        if moved is None or moved == center[name]:
+            continue
+        if tuple(sorted({**center, name: moved}.items())) not in tried:
+            return name, factor
+    return None
+
+
+def _clipped(value: float, dist: BaseDistribution) -> float:
+    return min(max(value, float(dist.low)), float(dist.high))
 
 
 def _near(value: float, dist: BaseDistribution, rng: np.random.Generator, spread: float) -> float:

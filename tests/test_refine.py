@@ -45,7 +45,7 @@ def _study(sampler) -> optuna.Study:
     return study
 
 
-@pytest.mark.parametrize("stage2", ["local", "tpe", "gp"])
+@pytest.mark.parametrize("stage2", ["local", "tpe", "gp", "axes"])
 def test_stage_2_starts_from_the_best_named_candidate_and_keeps_its_choices(stage2):
     study = _study(make_sampler(0, parallel=False, stage2=stage2))
     study.optimize(objective, n_trials=10)
@@ -78,5 +78,25 @@ def test_before_any_named_candidate_completes_the_first_sampler_samples_everythi
 
 
 def test_an_unknown_stage2_sampler_is_refused():
-    with pytest.raises(ConfigError, match=r"stage2 must be one of \['local', 'tpe', 'gp'\], got 'x'"):
+    with pytest.raises(ConfigError, match=r"stage2 must be one of \['local', 'tpe', 'gp', 'axes'\], got 'x'"):
         make_sampler(0, parallel=False, stage2="x")
+
+
+def test_axes_moves_one_scale_at_a_time_from_the_best_trial_and_skips_what_adds_nothing():
+    def two_scales(trial: optuna.Trial) -> float:
+        trial.suggest_categorical("family", ["a"])
+        x = trial.suggest_float("in.scale", 0.25, 4.0, log=True)
+        y = trial.suggest_float("out.scale", 0.25, 4.0, log=True)
+        m = trial.suggest_float("out.multiplier", 0.0, 2.0)
+        return (math.log(x) - math.log(4.0)) ** 2 + (math.log(y) - math.log(0.5)) ** 2 + m
+
+    study = optuna.create_study(sampler=make_sampler(0, parallel=False, stage2="axes"))
+    study.enqueue_trial({"family": "a", "in.scale": 1.0, "out.scale": 1.0, "out.multiplier": 0.5},
+                        user_attrs={"baseline": "a"})
+    study.optimize(two_scales, n_trials=6)
+    moves = [(t.params["in.scale"], t.params["out.scale"], t.params["out.multiplier"])
+             for t in study.trials[1:]]
+    # in ×2 (better: the centre moves), in ×½ from there is the start again (tried: skipped),
+    # out ×2 (worse), out ×½ (better), the last move once more from there; the multiplier stays
+    assert moves[:4] == [(2.0, 1.0, 0.5), (2.0, 2.0, 0.5), (2.0, 0.5, 0.5), (2.0, 0.25, 0.5)]
+    assert moves[4][2] != 0.5  # every move made: the local steps follow, and move everything
