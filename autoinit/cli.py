@@ -99,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"{exc.format_message()} (see 'autoinit {_command(args)}--help')")
         except (click.Abort, KeyboardInterrupt) as exc:
             why = str(exc.__cause__ if isinstance(exc, click.Abort) else exc)  # click wraps it
+            if not why and _command(args) == "search ":
+                return _fail(exc, EXIT_INTERRUPTED, debug, "interrupted; the study keeps its "
+                             "finished trials: rerun the same command to resume")
             return _fail(exc, EXIT_INTERRUPTED, debug, f"interrupted {why}" if why else
                          "interrupted")
         except StorageError as exc:  # the storage failed, not the input: exit 1, the cause

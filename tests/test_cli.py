@@ -441,6 +441,19 @@ def test_internal_error_exits_1_with_one_line(tmp_path, capsys, monkeypatch):
                            "--debug for the traceback)")
 
 
+def test_a_search_ctrl_c_before_its_trials_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    """A Ctrl-C while the search sets up (the data built, the threads timed) ends in one line
+    that says what the user can do, as a Ctrl-C mid-search does."""
+    def cut(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("autoinit.cli.build_data", cut)
+    code, _, err = run(capsys, "search", write_study(tmp_path))
+    assert code == 130
+    assert err.strip() == ("autoinit: interrupted; the study keeps its finished trials: rerun "
+                           "the same command to resume")
+
+
 @pytest.mark.parametrize("command", ["search", "status", "show", "diagnose", "compare"])
 def test_every_command_has_help_with_an_example(capsys, command):
     code, out, _ = run(capsys, command, "--help")
