@@ -43,7 +43,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.utils.data import Dataset, IterableDataset
 
-from autoinit.errors import ConfigError
+from autoinit.errors import ConfigError, DataError
 
 __all__ = ["LossFn", "binary_labels", "fetch_batches", "fields_of", "is_distribution",
            "loss_fn_for", "make_loss", "move_batch", "own_loss", "soft_labels", "split_batch",
@@ -63,7 +63,7 @@ def split_batch(batch: Any) -> tuple[Any, torch.Tensor]:
         if key is not None:
             rest = {k: v for k, v in batch.items() if k != key}
             return (next(iter(rest.values())) if len(rest) == 1 else rest), batch[key]
-    raise ConfigError(
+    raise DataError(
         "batch must be an (inputs, target) pair or a dict with one of the keys "
         f"{list(_TARGET_KEYS)}, got {_describe(batch)}; pass loss_fn(model, batch) for other formats"
     )
@@ -406,20 +406,20 @@ def fetch_batches(loader: Any, count: int, device: torch.device | str, what: str
     """Up to ``count`` batches from ``loader``, moved to ``device`` once. A map-style
     ``Dataset`` is refused: its items are single examples, not batches."""
     if isinstance(loader, Dataset) and not isinstance(loader, IterableDataset):
-        raise ConfigError(f"{what} is a {type(loader).__name__}, whose items are single examples: "
+        raise DataError(f"{what} is a {type(loader).__name__}, whose items are single examples: "
                           "pass torch.utils.data.DataLoader(dataset, batch_size=...)")
     out = []
     try:
         iterator = iter(loader)
     except TypeError:
-        raise ConfigError(f"{what} must be iterable (a DataLoader), got "
+        raise DataError(f"{what} must be iterable (a DataLoader), got "
                           f"{type(loader).__name__}") from None
     for batch in iterator:
         out.append(move_batch(batch, device))
         if len(out) >= count:
             break
     if not out:
-        raise ConfigError(f"{what} yielded no batch{_dropped(loader)}")
+        raise DataError(f"{what} yielded no batch{_dropped(loader)}")
     return out
 
 

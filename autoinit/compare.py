@@ -32,7 +32,7 @@ from autoinit.apply import apply_scheme, check_model
 from autoinit.batches import LossFn, fetch_batches, loss_fn_for, make_loss, move_batch, split_batch
 from autoinit.calibrate import lsuv_scheme
 from autoinit.device import resolve_device
-from autoinit.errors import AutoinitError, ConfigError
+from autoinit.errors import AutoinitError, DataError
 from autoinit.loop import MakeState, ScoreFn, TrainLoop, TrainStep, make_loop
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, check_first_step, run_probe
@@ -193,7 +193,7 @@ def _stream(loader: Iterable[Any], steps: int, device: torch.device) -> list[Any
             if len(out) >= steps:
                 break
         if len(out) == before:
-            raise ConfigError("train_loader yielded no batch")
+            raise DataError("train_loader yielded no batch")
     return out
 
 

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from autoinit.batches import LossFn, fetch_batches, fields_of, move_batch, split_batch
-from autoinit.errors import AutoinitError, ConfigError
+from autoinit.errors import AutoinitError, ConfigError, DataError
 
 if TYPE_CHECKING:
     from autoinit.probe import ProbeData
@@ -92,7 +92,7 @@ def probe_batches(loader: Iterable, val_loader: Iterable | None, probe_steps: in
     else:
         train = fetch(loader, probe_steps + val_batches, "dataloader")
         if len(train) < 2:
-            raise ConfigError("dataloader yielded only 1 batch: held-out batches cannot be split "
+            raise DataError("dataloader yielded only 1 batch: held-out batches cannot be split "
                               "off; pass val_dataloader or use a smaller batch size")
         n_val = min(val_batches, max(1, len(train) // 5))
         train, val = train[n_val:], train[:n_val]
@@ -106,7 +106,7 @@ def labelled_places(batches: list[Any], what: str) -> list[int]:
     where none is left."""
     kept = [i for i, b in enumerate(batches) if not _all_ignored(b)]
     if not kept:
-        raise ConfigError(f"every target of the {len(batches)} batches read from {what} is "
+        raise DataError(f"every target of the {len(batches)} batches read from {what} is "
                           "negative (ignored, as ignore_index=-100): no label to learn or score")
     return kept
 
@@ -127,7 +127,7 @@ def check_finite(batches: list, what: str) -> None:
         for where, t in _placed_tensors(batch):
             bad = int((~torch.isfinite(t)).sum()) if t.is_floating_point() else 0
             if bad:
-                raise ConfigError(f"batch {i} of {what} holds NaN or infinite values in "
+                raise DataError(f"batch {i} of {what} holds NaN or infinite values in "
                                   f"{where or 'it'} ({bad} of {t.numel()})")
 
 

@@ -283,6 +283,16 @@ def _factories(tmp_path: Path) -> None:
 
         def data():
             raise ValueError("the data went missing")
+
+        def ints(**kwargs):  # a "loader" whose batches are ints
+            return (1, 2, 3)
+
+        def empty(**kwargs):
+            return []
+
+        def empty_val(**kwargs):
+            from autoinit.tasks.digits import digits_data
+            return digits_data()[0], []
         """))
 
 
@@ -306,6 +316,13 @@ BAD = [
      "raised RuntimeError: no weights here"),
     (["search", "{tmp}/tiny.toml", "--data", "{tmp}/broken.py:data", "--data-kwargs", "{{}}"],
      "data.factory '{tmp}/broken.py:data' raised ValueError: the data went missing"),
+    # the library names the data by its arguments (dataloader, batch); the CLI by its factory
+    (["search", "{tmp}/tiny.toml", "--data", "{tmp}/broken.py:ints"],
+     "data.factory '{tmp}/broken.py:ints': batch must be an (inputs, target) pair"),
+    (["search", "{tmp}/tiny.toml", "--data", "{tmp}/broken.py:empty"],
+     "data.factory '{tmp}/broken.py:empty': dataloader yielded no batch"),
+    (["diagnose", "{tmp}/tiny.toml", "--data", "{tmp}/broken.py:ints"],
+     "data.factory '{tmp}/broken.py:ints': batch must be an (inputs, target) pair"),
     (["search", "{tmp}/tiny.toml", "--model-kwargs", "{{depth: 3}}"],
      "model.kwargs (--model-kwargs) must be a JSON object, got '{{depth: 3}}'"),
     (["search", "{tmp}/tiny.toml", "--storage", "sqlite:///{tmp}/no/such/dir/s.db"],
@@ -364,6 +381,8 @@ def test_a_search_that_fails_before_it_begins_leaves_no_storage_file(tmp_path, c
       "{{ depth = 3, width = 16 }}": "{{}}"}, "chosen.json", "raised RuntimeError: no weights here"),
     ({'"autoinit.tasks.digits:digits_data"': '"{tmp}/broken.py:train_only"'}, "chosen.json",
      "data.factory must return (train_loader, val_loader) for autoinit compare"),
+    ({'"autoinit.tasks.digits:digits_data"': '"{tmp}/broken.py:empty_val"'}, "chosen.json",
+     "data.factory '{tmp}/broken.py:empty_val': val loader yielded no batch"),
 ])
 def test_compare_checks_its_input_before_it_prints_anything(tmp_path, capsys, edit, scheme,
                                                             message):
@@ -384,7 +403,8 @@ def test_compare_checks_its_input_before_it_prints_anything(tmp_path, capsys, ed
     code, out, err = run(capsys, "compare", tmp_path / "edited.toml", "--scheme",
                          tmp_path / scheme, "--steps", 2, "--seeds", 1, "--baselines", "orthogonal")
     assert (code, out) == (2, "")
-    assert err.startswith("autoinit: error: ") and message in err and len(err.splitlines()) == 1
+    assert err.startswith("autoinit: error: ") and len(err.splitlines()) == 1
+    assert message.format(tmp=tmp_path) in err
 
 
 def test_show_of_a_run_not_found_names_the_tracking_uri_it_looked_in(tmp_path, capsys,
