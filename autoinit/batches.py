@@ -51,7 +51,7 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from autoinit.errors import ConfigError
+from autoinit.errors import ConfigError, DataError
 
 __all__ = ["LossFn", "binary_labels", "check_batched", "fetch_batches", "fields_of", "is_distribution",
            "loss_fn_for", "make_loss", "move_batch", "own_loss", "soft_labels", "split_batch",
@@ -71,7 +71,7 @@ def split_batch(batch: Any) -> tuple[Any, torch.Tensor]:
         if key is not None:
             rest = {k: v for k, v in batch.items() if k != key}
             return (next(iter(rest.values())) if len(rest) == 1 else rest), batch[key]
-    raise ConfigError(
+    raise DataError(
         "batch must be an (inputs, target) pair or a dict with one of the keys "
         f"{list(_TARGET_KEYS)}, got {_describe(batch)}; pass loss_fn(model, batch) for other formats"
     )
@@ -320,8 +320,8 @@ def _check_batched(target: Any) -> None:
     if isinstance(target, bool | int | float) or (
             isinstance(target, torch.Tensor) and target.dim() == 0):
         shown = type(target).__name__ if not isinstance(target, torch.Tensor) else "0-dim tensor"
-        raise ConfigError(f"the batch's target is one value (a {shown}), not a batch of them: "
-                          f"{_UNBATCHED}; or pass loss_fn(model, batch) to train on it as it is")
+        raise DataError(f"the batch's target is one value (a {shown}), not a batch of them: "
+                        f"{_UNBATCHED}; or pass loss_fn(model, batch) to train on it as it is")
 
 
 def target_of(batch: Any) -> torch.Tensor:
@@ -441,7 +441,7 @@ def fetch_batches(loader: Any, count: int, device: torch.device | str, what: str
     try:
         iterator = iter(loader)
     except TypeError:
-        raise ConfigError(f"{what} must be iterable (a DataLoader), got "
+        raise DataError(f"{what} must be iterable (a DataLoader), got "
                           f"{type(loader).__name__}") from None
     for batch in iterator:
         if not out:
@@ -450,7 +450,7 @@ def fetch_batches(loader: Any, count: int, device: torch.device | str, what: str
         if len(out) >= count:
             break
     if not out:
-        raise ConfigError(f"{what} yielded no batch{_dropped(loader)}")
+        raise DataError(f"{what} yielded no batch{_dropped(loader)}")
     return out
 
 
@@ -470,18 +470,18 @@ def _check_loader(loader: Any, what: str) -> None:
     batches)."""
     name = type(loader).__name__
     if isinstance(loader, Dataset) and not isinstance(loader, IterableDataset):
-        raise ConfigError(f"{what} is a {name}, whose items are single examples: "
-                          "pass torch.utils.data.DataLoader(dataset, batch_size=...)")
+        raise DataError(f"{what} is a {name}, whose items are single examples: "
+                        "pass torch.utils.data.DataLoader(dataset, batch_size=...)")
     if _hf_rows(loader):
-        raise ConfigError(f"{what} is a Hugging Face {name}, whose items are single examples: "
-                          "pass DataLoader(dataset.with_format('torch'), batch_size=..., "
-                          "collate_fn=...) (a DataCollator pads text)")
+        raise DataError(f"{what} is a Hugging Face {name}, whose items are single examples: "
+                        "pass DataLoader(dataset.with_format('torch'), batch_size=..., "
+                        "collate_fn=...) (a DataCollator pads text)")
     if isinstance(loader, DataLoader) and loader.batch_size is None \
             and isinstance(loader.sampler, SequentialSampler | RandomSampler) \
             and (isinstance(_base(loader.dataset), TensorDataset) or _hf_rows(loader.dataset)):
-        raise ConfigError(f"{what} is a DataLoader with batch_size=None over a "
-                          f"{type(loader.dataset).__name__}, whose items are its single rows: "
-                          "pass DataLoader(dataset, batch_size=...)")
+        raise DataError(f"{what} is a DataLoader with batch_size=None over a "
+                        f"{type(loader.dataset).__name__}, whose items are its single rows: "
+                        "pass DataLoader(dataset, batch_size=...)")
 
 
 def _hf_rows(dataset: Any) -> bool:
@@ -507,8 +507,8 @@ def _check_first(batch: Any, what: str) -> None:
         items if isinstance(items, tuple | list) else []
     if any(isinstance(v, bool | int | float) for v in items) \
             and not any(map(_holds_tensor, items)):
-        raise ConfigError(f"the first batch of {what} is {_describe(batch)} of Python values and "
-                          f"no tensor, a single example: {_UNBATCHED}")
+        raise DataError(f"the first batch of {what} is {_describe(batch)} of Python values and "
+                        f"no tensor, a single example: {_UNBATCHED}")
 
 
 def _holds_tensor(value: Any) -> bool:

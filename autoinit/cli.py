@@ -44,6 +44,7 @@ from autoinit.cli_helpers import (
     fit_tracking,
     interrupted_path,
     log_compare_run,
+    naming_data,
     one_line,
     open_study_storage,
     prepare_compare,
@@ -99,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"{exc.format_message()} (see 'autoinit {_command(args)}--help')")
         except (click.Abort, KeyboardInterrupt) as exc:
             why = str(exc.__cause__ if isinstance(exc, click.Abort) else exc)  # click wraps it
+            if not why and _command(args) == "search ":
+                return _fail(exc, EXIT_INTERRUPTED, debug, "interrupted; the study keeps its "
+                             "finished trials: rerun the same command to resume")
             return _fail(exc, EXIT_INTERRUPTED, debug, f"interrupted {why}" if why else
                          "interrupted")
         except StorageError as exc:  # the storage failed, not the input: exit 1, the cause
@@ -234,7 +238,8 @@ def search(study: str | None, model_ref: str | None, model_kwargs: str | None,
             if last_round != name else ""
         click.echo(f"resuming: the study already holds {before} finished trials{where}{full}")
     try:
-        result = fit(model, train, progress=True, **options)
+        with naming_data(config):
+            result = fit(model, train, progress=True, **options)
     except BaseException:
         remove_if_unused(created, storage_handle)
         raise
@@ -361,11 +366,12 @@ def diagnose(study: str | None, model_ref: str | None, model_kwargs: str | None,
     batch = first_batch(train)
     loss = resolve_loss(config.train.loss, config.base_dir)
     label = "its default init"
-    if scheme_ref is not None:
-        materialize(model, [batch], make_loss(loss))  # a lazy module's shape, for the scheme
-        apply_scheme(model, _load_scheme(scheme_ref, tracking_uri))
-        label = f"scheme {scheme_ref}"
-    result = diagnose_model(model, batch, loss)
+    with naming_data(config):
+        if scheme_ref is not None:
+            materialize(model, [batch], make_loss(loss))  # a lazy module's shape, for the scheme
+            apply_scheme(model, _load_scheme(scheme_ref, tracking_uri))
+            label = f"scheme {scheme_ref}"
+        result = diagnose_model(model, batch, loss)
     click.echo(f"{type(model).__name__} under {label} (seed {config.search.seed}), one training "
                f"batch: loss {result.loss:.4f}")
     click.echo(result.table())
@@ -411,7 +417,8 @@ def compare(study: str, scheme_ref: str, steps: int | None, seeds: int | None, b
         if " baseline" in scheme.origin else ""
     chosen = f"chosen {baseline} ({Path(scheme_ref).name})".replace("  ", " ")
     methods = {chosen: scheme, **dict.fromkeys(names)}
-    prepared = prepare_compare(config, methods, split)  # bad input fails before any line
+    with naming_data(config):
+        prepared = prepare_compare(config, methods, split)  # bad input fails before any line
     c = config.compare
     click.echo(f"autoinit compare {config.study_name!r}: {len(methods)} methods x {c.seeds} seeds "
                f"x {c.steps} steps, scored on the {split} split")
@@ -419,7 +426,8 @@ def compare(study: str, scheme_ref: str, steps: int | None, seeds: int | None, b
         click.echo("the chosen scheme is the search's LSUV baseline, calibrated once on the "
                    "search's first batch; the 'lsuv' row calibrates anew on each seed's first "
                    "batch, so the two rows differ by their calibration only")
-    runs = train_comparison(prepared, echo=click.echo)
+    with naming_data(config):
+        runs = train_comparison(prepared, echo=click.echo)
     table = compare_table(runs, c.steps, split)
     click.echo()
     click.echo(table)

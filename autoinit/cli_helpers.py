@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from autoinit.batches import check_batched
 from autoinit.compare import CompareRun, Comparison, prepare_comparison
 from autoinit.config import StudyConfig, build_data, seeded_model
-from autoinit.errors import ConfigError, StudyFileError
+from autoinit.errors import ConfigError, DataError, StudyFileError
 from autoinit.integrations.ui import ui_lines
 from autoinit.redact import redact
 from autoinit.result import FitResult
@@ -188,6 +188,16 @@ def _layers(members: Sequence[str]) -> str:
     if len(modules) <= 4:
         return ", ".join(modules)
     return f"{modules[0]}, {modules[1]}, ..., {modules[-1]} ({len(modules)} layers)"
+
+
+@contextlib.contextmanager
+def naming_data(config: StudyConfig) -> Iterator[None]:
+    """The data's errors, raised in the library by the names of its arguments (``dataloader``,
+    ``batch``), named by the study's field: ``data.factory 'ref': ...``."""
+    try:
+        yield
+    except DataError as exc:
+        raise StudyFileError(f"data.factory {config.data.factory!r}: {one_line(exc)}") from None
 
 
 def first_batch(loader: Any) -> Any:

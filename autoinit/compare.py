@@ -41,7 +41,7 @@ from autoinit.batches import (
 )
 from autoinit.calibrate import lsuv_scheme
 from autoinit.device import resolve_device
-from autoinit.errors import AutoinitError, ConfigError
+from autoinit.errors import AutoinitError, DataError
 from autoinit.loop import MakeState, ScoreFn, TrainLoop, TrainStep, make_loop
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, check_first_step, run_probe
@@ -227,7 +227,7 @@ def _stream(loader: Iterable[Any], steps: int, device: torch.device,
             if len(out) >= steps:
                 break
         if place < 0:
-            raise ConfigError(f"train_loader yielded no batch{_again(read)}")
+            raise DataError(f"train_loader yielded no batch{_again(read)}")
         if len(out) == before and unlabelled is not None:
             raise unlabelled.none_left(place + 1, "train_loader")
     return out

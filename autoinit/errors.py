@@ -9,6 +9,7 @@ __all__ = [
     "FAILURE",
     "AutoinitError",
     "ConfigError",
+    "DataError",
     "MissingDependency",
     "PostgresUnavailable",
     "SchemeError",
@@ -37,6 +38,11 @@ class ConfigError(AutoinitError, ValueError):
         ...
         autoinit.errors.ConfigError: n_trials must be a positive integer, got -3
     """
+
+
+class DataError(ConfigError):
+    """The data cannot be used: a loader that is not iterable or yields nothing, a batch of an
+    unknown format or with NaN. The command line names the data factory it came from."""
 
 
 class SchemeError(AutoinitError, ValueError):

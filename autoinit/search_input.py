@@ -10,7 +10,7 @@ Example:
     >>> check_finite([(torch.tensor([float("nan")]),)], "dataloader")
     Traceback (most recent call last):
     ...
-    autoinit.errors.ConfigError: batch 0 of dataloader holds NaN or infinite values in [0] (1 of 1)
+    autoinit.errors.DataError: batch 0 of dataloader holds NaN or infinite values in [0] (1 of 1)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from autoinit.batches import LossFn, fetch_batches, fields_of, move_batch, target_of
-from autoinit.errors import AutoinitError, ConfigError
+from autoinit.errors import AutoinitError, ConfigError, DataError
 
 if TYPE_CHECKING:
     from autoinit.probe import ProbeData
@@ -99,12 +99,12 @@ class Unlabelled:
         except ConfigError:
             return False
 
-    def none_left(self, count: int, what: str) -> ConfigError:
+    def none_left(self, count: int, what: str) -> DataError:
         """The error where every one of ``count`` batches read from ``what`` is ignored."""
         ignored = "negative (ignored, as ignore_index=-100)" if self.index is None \
             else f"{self.index} (the criterion's ignore_index)"
-        return ConfigError(f"every target of the {count} batches read from {what} is {ignored}: "
-                           "no label to learn or score")
+        return DataError(f"every target of the {count} batches read from {what} is {ignored}: "
+                         "no label to learn or score")
 
 
 def unlabelled_by(loss_fn: Any, train_step: Any = None) -> Unlabelled | None:
@@ -138,7 +138,7 @@ def probe_batches(loader: Iterable, val_loader: Iterable | None, probe_steps: in
     else:
         train = fetch(loader, probe_steps + val_batches, "dataloader")
         if len(train) < 2:
-            raise ConfigError("dataloader yielded only 1 batch: held-out batches cannot be split "
+            raise DataError("dataloader yielded only 1 batch: held-out batches cannot be split "
                               "off; pass val_dataloader or use a smaller batch size")
         n_val = min(val_batches, max(1, len(train) // 5))
         train, val = train[n_val:], train[:n_val]
@@ -177,7 +177,7 @@ def check_finite(batches: list, what: str, first: int = 0) -> None:
         for where, t in _placed_tensors(batch):
             bad = int((~torch.isfinite(t)).sum()) if t.is_floating_point() else 0
             if bad:
-                raise ConfigError(f"batch {i} of {what} holds NaN or infinite values in "
+                raise DataError(f"batch {i} of {what} holds NaN or infinite values in "
                                   f"{where or 'it'} ({bad} of {t.numel()})")
 
 

@@ -22,6 +22,7 @@ from autoinit.budget import BudgetPlan, BudgetWatch, affordable, eval_every_of, 
 from autoinit.clock import StepClock
 from autoinit.errors import ConfigError
 from autoinit.evidence import lengthening, nothing_learned
+from autoinit.interrupt import deferred_interrupt
 from autoinit.objective import Objective
 from autoinit.optuna_setup import quiet_optuna
 from autoinit.plan import ModelPlan
@@ -210,9 +211,22 @@ class Rounds:
             if self.show is not None:
                 self.show.selection(done, total, name, score)
 
-        self.candidates, self.chosen, self.reason = select(
-            study, self.obj, self.selection, self.config, rerun=not self.interrupted,
-            on_probe=on_probe, population=self.population)
+        try:
+            with deferred_interrupt() as pending:  # a Ctrl-C stops the round at its next step
+                self.candidates, self.chosen, self.reason = select(
+                    study, self.obj, self.selection, self.config, rerun=not self.interrupted,
+                    on_probe=on_probe, population=self.population)
+                late = pending.requested
+        except KeyboardInterrupt:  # the round is not stored: the next run re-runs it
+            self.interrupted = True
+            self.candidates, self.chosen, self.reason = select(
+                study, self.obj, self.selection, self.config, rerun=False)
+            self.reason = self.reason.replace("before the selection round",
+                                              "during the selection round")
+            late = False
+        if late:  # after the round's last step: it is stored, and a rerun hands it back
+            raise KeyboardInterrupt("after the selection round, which the study keeps: rerun "
+                                    "the same command for its result")
         self._explain()
 
     def _explain(self) -> None:

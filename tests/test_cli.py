@@ -283,6 +283,16 @@ def _factories(tmp_path: Path) -> None:
 
         def data():
             raise ValueError("the data went missing")
+
+        def ints(**kwargs):  # a "loader" whose batches are ints
+            return (1, 2, 3)
+
+        def empty(**kwargs):
+            return []
+
+        def empty_val(**kwargs):
+            from autoinit.tasks.digits import digits_data
+            return digits_data()[0], []
         """))
 
 
@@ -306,6 +316,13 @@ BAD = [
      "raised RuntimeError: no weights here"),
     (["search", "{tmp}/tiny.toml", "--data", "{tmp}/broken.py:data", "--data-kwargs", "{{}}"],
      "data.factory '{tmp}/broken.py:data' raised ValueError: the data went missing"),
+    # the library names the data by its arguments (dataloader, batch); the CLI by its factory
+    (["search", "{tmp}/tiny.toml", "--data", "{tmp}/broken.py:ints"],
+     "data.factory '{tmp}/broken.py:ints': batch must be an (inputs, target) pair"),
+    (["search", "{tmp}/tiny.toml", "--data", "{tmp}/broken.py:empty"],
+     "data.factory '{tmp}/broken.py:empty': dataloader yielded no batch"),
+    (["diagnose", "{tmp}/tiny.toml", "--data", "{tmp}/broken.py:ints"],
+     "data.factory '{tmp}/broken.py:ints': batch must be an (inputs, target) pair"),
     (["search", "{tmp}/tiny.toml", "--model-kwargs", "{{depth: 3}}"],
      "model.kwargs (--model-kwargs) must be a JSON object, got '{{depth: 3}}'"),
     (["search", "{tmp}/tiny.toml", "--storage", "sqlite:///{tmp}/no/such/dir/s.db"],
@@ -364,6 +381,8 @@ def test_a_search_that_fails_before_it_begins_leaves_no_storage_file(tmp_path, c
       "{{ depth = 3, width = 16 }}": "{{}}"}, "chosen.json", "raised RuntimeError: no weights here"),
     ({'"autoinit.tasks.digits:digits_data"': '"{tmp}/broken.py:train_only"'}, "chosen.json",
      "data.factory must return (train_loader, val_loader) for autoinit compare"),
+    ({'"autoinit.tasks.digits:digits_data"': '"{tmp}/broken.py:empty_val"'}, "chosen.json",
+     "data.factory '{tmp}/broken.py:empty_val': val loader yielded no batch"),
 ])
 def test_compare_checks_its_input_before_it_prints_anything(tmp_path, capsys, edit, scheme,
                                                             message):
@@ -384,7 +403,8 @@ def test_compare_checks_its_input_before_it_prints_anything(tmp_path, capsys, ed
     code, out, err = run(capsys, "compare", tmp_path / "edited.toml", "--scheme",
                          tmp_path / scheme, "--steps", 2, "--seeds", 1, "--baselines", "orthogonal")
     assert (code, out) == (2, "")
-    assert err.startswith("autoinit: error: ") and message in err and len(err.splitlines()) == 1
+    assert err.startswith("autoinit: error: ") and len(err.splitlines()) == 1
+    assert message.format(tmp=tmp_path) in err
 
 
 def test_show_of_a_run_not_found_names_the_tracking_uri_it_looked_in(tmp_path, capsys,
@@ -439,6 +459,19 @@ def test_internal_error_exits_1_with_one_line(tmp_path, capsys, monkeypatch):
     assert code == 1
     assert err.strip() == ("autoinit: error: internal error: RuntimeError: kaboom (rerun with "
                            "--debug for the traceback)")
+
+
+def test_a_search_ctrl_c_before_its_trials_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    """A Ctrl-C while the search sets up (the data built, the threads timed) ends in one line
+    that says what the user can do, as a Ctrl-C mid-search does."""
+    def cut(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("autoinit.cli.build_data", cut)
+    code, _, err = run(capsys, "search", write_study(tmp_path))
+    assert code == 130
+    assert err.strip() == ("autoinit: interrupted; the study keeps its finished trials: rerun "
+                           "the same command to resume")
 
 
 @pytest.mark.parametrize("command", ["search", "status", "show", "diagnose", "compare"])

@@ -146,3 +146,63 @@ def test_a_trial_ctrl_c_cut_is_reported_interrupted_not_failed_everywhere(tmp_pa
     metrics = {m.key: m.value for m in _report.metrics(result, table)}
     assert (metrics["cost/trials_failed"], metrics["cost/trials_interrupted"]) == (0, 1)
     assert "0 failed, 1 interrupted (Ctrl-C; queued again)" in _report.markdown(result, table)
+
+
+def _search_cut_at(monkeypatch, tmp_path, capsys, place: str):
+    """A CLI search, one SIGINT sent as ``autoinit.selection.<place>`` is first called; then the
+    same command again, untouched. Returns both runs' exit codes and output, and the trials."""
+    from test_cli import write_study
+
+    from autoinit import selection
+    from autoinit.cli import main
+
+    original, sent = getattr(selection, place), []
+
+    def cut(*args, **kwargs):
+        if not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)  # deferred: lands at the next step, or later
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(selection, place, cut)
+    storage = f"sqlite:///{tmp_path}/study.db"
+    cmd = ["search", str(write_study(tmp_path, n_trials=7, probe_steps=6, storage=storage)),
+           "--out", str(tmp_path / "scheme.json"), "--population", "1", "--study-name", "s"]
+    first = (main(cmd), *capsys.readouterr())
+    assert sent
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    monkeypatch.setattr(selection, place, original)
+    second = (main(cmd), *capsys.readouterr())
+    again = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert [(t.number, t.state, t.value) for t in again] == \
+        [(t.number, t.state, t.value) for t in trials]  # no trial lost, none run again
+    return first, second
+
+
+def test_ctrl_c_in_the_selection_round_prints_the_best_so_far_and_resume_reruns_it(
+        monkeypatch, tmp_path, capsys):
+    """Cut mid-round, the search ends as one cut before the round (the table by probe score,
+    scheme.interrupted.json, exit 130, how to resume), not with a bare 'interrupted'."""
+    (code, out, err), (code2, out2, err2) = _search_cut_at(monkeypatch, tmp_path, capsys,
+                                                           "_probe_or_diverged")
+    assert code == 130, err
+    assert "interrupted during the selection round" in out and "selection mean" not in out
+    assert (tmp_path / "scheme.interrupted.json").exists()
+    assert "scheme.json left as it was" in out
+    assert "rerun the same command to resume" in err and "Traceback" not in out + err
+    assert code2 == 0, err2
+    assert "selection round: re-running" in out2 and "selection mean" in out2
+    assert (tmp_path / "scheme.json").exists()
+
+
+def test_ctrl_c_after_the_selection_rounds_last_step_keeps_the_round(monkeypatch, tmp_path,
+                                                                   capsys):
+    """A Ctrl-C that lands after the round's last step is not lost: exit 130, and the stored
+    round is handed back by the rerun without any probe."""
+    (code, out, err), (code2, out2, err2) = _search_cut_at(monkeypatch, tmp_path, capsys,
+                                                           "_store")
+    assert code == 130, err
+    assert err.strip() == ("autoinit: interrupted after the selection round, which the study "
+                           "keeps: rerun the same command for its result")
+    assert code2 == 0, err2
+    assert "this run re-ran nothing" in out2 and "selection  1/" not in out2
