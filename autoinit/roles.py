@@ -383,14 +383,8 @@ def _tied_readout(traced: fx.Graph, modules: dict, called: set[str]) -> bool:
 
 
 def _descendants(node: fx.Node) -> set[fx.Node]:
-    seen: set[fx.Node] = set()
-    stack = list(node.users)
-    while stack:
-        n = stack.pop()
-        if n not in seen:
-            seen.add(n)
-            stack.extend(n.users)
-    return seen
+    """The nodes computed from ``node``."""
+    return _reach(node.users, lambda n: n.users)
 
 
 def _holds_matrix(node: fx.Node, modules: dict) -> bool:
@@ -581,21 +575,26 @@ def _weighted_layers(branch_layer: fx.Node, skip: fx.Node, modules: dict) -> int
     (inclusive): a layer applied twice on the branch is two of its layers."""
     shared = _ancestors(skip) | {skip}
     nodes = (_ancestors(branch_layer) | {branch_layer}) - shared
-    return sum(n.op == "call_module" and any(p.dim() >= 2 for p in modules[n.target].parameters())
-               for n in nodes)
+    return sum(_holds_matrix(n, modules) for n in nodes)
 
 
 def _ancestors(node: fx.Node, *, through_metadata: bool = True) -> set[fx.Node]:
     """The nodes ``node`` is computed from; without ``through_metadata``, a shape, dtype or device
     read (``x.size(1)``, ``x.shape``) is one, but not the tensor it reads."""
+    return _reach(node.all_input_nodes, lambda n: n.all_input_nodes
+                  if through_metadata or not _reads_metadata(n) else ())
+
+
+def _reach(start: Iterable[fx.Node], step: Callable[[fx.Node], Iterable[fx.Node]]
+           ) -> set[fx.Node]:
+    """Every node reached from ``start`` by ``step`` (``start`` included)."""
     seen: set[fx.Node] = set()
-    stack = list(node.all_input_nodes)
+    stack = list(start)
     while stack:
         n = stack.pop()
         if n not in seen:
             seen.add(n)
-            if through_metadata or not _reads_metadata(n):
-                stack.extend(n.all_input_nodes)
+            stack.extend(step(n))
     return seen
 
 
