@@ -442,7 +442,7 @@ def fetch_batches(loader: Any, count: int, device: torch.device | str, what: str
         iterator = iter(loader)
     except TypeError:
         raise DataError(f"{what} must be iterable (a DataLoader), got "
-                          f"{type(loader).__name__}") from None
+                        f"{type(loader).__name__}") from None
     for batch in iterator:
         if not out:
             check_batched(loader, batch, what)

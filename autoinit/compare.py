@@ -180,8 +180,8 @@ class Comparison:
 def _train_all(setup: Comparison, echo: Callable[[str], None] | None) -> list[CompareRun]:
     s, runs = setup, []
     for seed in range(1, s.seeds + 1):
-        batches = s.first_batches if seed == 1 else _stream(s.train_loader, s.steps, s.device,
-                                                                   s.unlabelled)
+        batches = s.first_batches if seed == 1 else \
+            _stream(s.train_loader, s.steps, s.device, s.unlabelled)
         data = ProbeData(batches, s.held_batches, s.loss, s.loop)
         probe = ProbeConfig(steps=s.steps, lr=s.lr, optimizer=s.optimizer,
                             eval_every=max(1, s.steps // 20), seed=seed, device=str(s.device))

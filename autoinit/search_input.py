@@ -139,7 +139,7 @@ def probe_batches(loader: Iterable, val_loader: Iterable | None, probe_steps: in
         train = fetch(loader, probe_steps + val_batches, "dataloader")
         if len(train) < 2:
             raise DataError("dataloader yielded only 1 batch: held-out batches cannot be split "
-                              "off; pass val_dataloader or use a smaller batch size")
+                            "off; pass val_dataloader or use a smaller batch size")
         n_val = min(val_batches, max(1, len(train) // 5))
         train, val = train[n_val:], train[:n_val]
     return ProbeBatches([b for _, b in train], [b for _, b in val], [i for i, _ in train])
@@ -178,7 +178,7 @@ def check_finite(batches: list, what: str, first: int = 0) -> None:
             bad = int((~torch.isfinite(t)).sum()) if t.is_floating_point() else 0
             if bad:
                 raise DataError(f"batch {i} of {what} holds NaN or infinite values in "
-                                  f"{where or 'it'} ({bad} of {t.numel()})")
+                                f"{where or 'it'} ({bad} of {t.numel()})")
 
 
 def _tensors(batch: Any) -> Iterator[torch.Tensor]:
