@@ -296,14 +296,14 @@ def make_loss(loss_fn: str | nn.Module | LossFn | None) -> LossFn:
         if loss_fn is None and _has_training_step(type(model)):
             return _training_step_loss(model, batch)
         if loss_fn is None and own_loss(model, batch):
-            _check_batched(batch["labels"])
+            _refuse_one_target(batch["labels"])
             out = model(**batch)
             own = out.get("loss") if isinstance(out, Mapping) else getattr(out, "loss", None)
             if isinstance(own, torch.Tensor):
                 return own
             return criterion(_prediction(out), batch["labels"])
         inputs, target = _split_for(model, batch)
-        _check_batched(target)
+        _refuse_one_target(target)
         return criterion(predict(model, inputs), target)
 
     return _checked(loss)
@@ -313,7 +313,7 @@ _UNBATCHED = ("a DataLoader with batch_size=None, or a dataset iterated as it is
               "examples: pass DataLoader(dataset, batch_size=...)")
 
 
-def _check_batched(target: Any) -> None:
+def _refuse_one_target(target: Any) -> None:
     """Refuse a single example's target (a number, a 0-dim tensor): the batch is one example,
     which the default losses would silently train on alone at every step (``(C,)`` logits
     against a 0-dim class are torch's unbatched cross-entropy)."""

@@ -156,13 +156,11 @@ def checked_batches(batches: list[Any], what: str, unlabelled: Unlabelled | None
     return [(first + i, batches[i]) for i in kept]
 
 
-def labelled_places(batches: list[Any], what: str, unlabelled: Unlabelled | None = None
-                    ) -> list[int]:
+def labelled_places(batches: list[Any], what: str, unlabelled: Unlabelled) -> list[int]:
     """The places in ``batches`` of those whose integer targets are not all ignored
-    (``unlabelled``, by default every negative target: torch's ``ignore_index=-100`` and
+    (``unlabelled``: the default loss's every negative target, torch's ``ignore_index=-100`` and
     Hugging Face's padded labels; a cross-entropy over no target is NaN, which would mark every
     candidate diverged); an error where none is left."""
-    unlabelled = unlabelled or Unlabelled()
     kept = [i for i, b in enumerate(batches) if not unlabelled.ignores(b)]
     if not kept:
         raise unlabelled.none_left(len(batches), what)
