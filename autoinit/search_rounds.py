@@ -215,7 +215,7 @@ class Rounds:
             with deferred_interrupt() as pending:  # a Ctrl-C stops the round at its next step
                 self.candidates, self.chosen, self.reason = select(
                     study, self.obj, self.selection, self.config, rerun=not self.interrupted,
-                    on_probe=on_probe, population=self.population)
+                    on_probe=on_probe, population=self.population, prior=self.prior)
                 late = pending.requested
         except KeyboardInterrupt:  # the round is not stored: the next run re-runs it
             self.interrupted = True
@@ -271,7 +271,9 @@ def trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Selec
     noise probe, ``noise_steps``) is reserved.
 
     >>> from autoinit.probe import ProbeConfig
-    >>> trial_budget(3000, ProbeConfig(steps=100), Selection(), own_init=False)
+    >>> trial_budget(3000, ProbeConfig(steps=100), Selection(), own_init=False)  # 12 re-runs
+    600
+    >>> trial_budget(3000, ProbeConfig(steps=100), Selection(more_seeds=0), own_init=False)
     1400
     """
     if budget_steps is None:
