@@ -5,11 +5,10 @@ With ``train_steps=N`` (and no ``budget_steps``) a search may spend
 :func:`plan_budget` shapes the search to fit: the richest shape whose probes keep a useful
 length, each probe as long as the budget allows (at most ``probe_steps``, default 100):
 
-1. ``full``: the defaults (30 trials, ``Selection(more_seeds=0)``: a budget's round takes no
-   further seeds): probes of 100 steps must fit;
+1. ``full``: the defaults (30 trials, ``Selection()``): probes of 100 steps must fit;
 2. ``lean``: the named candidates, 4 search trials, a selection round of the incumbent, the best
    preset and the best search trial re-run with 2 fresh seeds at the probe's length
-   (``Selection(top=1, seeds=2, steps_factor=1, more_seeds=0)``): probes of at least 50 steps;
+   (``Selection(top=1, seeds=2, steps_factor=1)``): probes of at least 50 steps;
 3. ``halving``: the named candidates alone, each probed briefly (at least
    :data:`MIN_SCREEN_STEPS`), then the two best re-run 4 times longer, and the longer probe
    decides (``Selection(top=2, seeds=1, steps_factor=4, among_best=True)``): a short probe
@@ -76,8 +75,8 @@ EARLY_END_AFTER = 5  # m: search trials in a row that must not come close before
 MAX_LENGTHENING = 4  # the probes may be doubled twice at most
 # (shape, search trials beyond the named ones or None for n_trials, selection, shortest probe)
 _SHAPES: tuple[tuple[str, int | None, Selection, int], ...] = (
-    ("full", None, Selection(more_seeds=0), DEFAULTS.probe_steps),
-    ("lean", 4, Selection(top=1, seeds=2, steps_factor=1.0, more_seeds=0), 50),
+    ("full", None, Selection(), DEFAULTS.probe_steps),
+    ("lean", 4, Selection(top=1, seeds=2, steps_factor=1.0), 50),
     ("halving", 0, Selection(top=2, seeds=1, steps_factor=4.0, among_best=True), MIN_SCREEN_STEPS),
     ("named", 0, Selection(top=0, seeds=0, steps_factor=1.0), MIN_PROBE_STEPS),
 )
@@ -141,7 +140,7 @@ def plan_budget(budget_steps: int, named: Sequence[str], own_init: bool = False,
 
     Example:
         >>> p = plan_budget(20000, ["a", "b", "c"])
-        >>> p.shape, p.probe_steps, p.n_trials, p.selection == Selection(more_seeds=0)
+        >>> p.shape, p.probe_steps, p.n_trials, p.selection == Selection()
         ('full', 100, 30, True)
     """
     check_option("budget_steps", budget_steps)
@@ -152,7 +151,7 @@ def plan_budget(budget_steps: int, named: Sequence[str], own_init: bool = False,
     for shape, extra, sel, shortest in _SHAPES:
         trials = cap if extra is None else min(cap, n + extra)
         sel = selection or sel
-        units = trials + 1 + sel.reruns(own) * sel.steps_factor
+        units = trials + 1 + sel.members(own) * sel.seeds * sel.steps_factor
         searched = trials > n  # without search trials to end early on, a noise probe only
         # where a lengthening fits
         step = probe_steps or min(math.floor(budget_steps / (units - (not searched))),

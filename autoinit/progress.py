@@ -172,7 +172,7 @@ class SearchProgress:
                     self._bar.update(self._trials, left="")
                     self._selection = self._bar.add_task("selection round", total=total,
                                                          info="", left="")
-                self._bar.update(self._selection, completed=done, total=total,
+                self._bar.update(self._selection, completed=done,
                                  info=f"{name} {score:.4f}" if score is not None else "")
                 return
             if done == 0:

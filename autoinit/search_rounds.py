@@ -271,9 +271,7 @@ def trial_budget(budget_steps: int | None, config: ProbeConfig, selection: Selec
     noise probe, ``noise_steps``) is reserved.
 
     >>> from autoinit.probe import ProbeConfig
-    >>> trial_budget(3000, ProbeConfig(steps=100), Selection(), own_init=False)  # 12 re-runs
-    600
-    >>> trial_budget(3000, ProbeConfig(steps=100), Selection(more_seeds=0), own_init=False)
+    >>> trial_budget(3000, ProbeConfig(steps=100), Selection(), own_init=False)
     1400
     """
     if budget_steps is None:

@@ -55,18 +55,13 @@ class Selection:
     screen (it ranks inits by their first descent, docs/search_cost.md); the longer one decides
     among the few it kept. What a small budget does (:mod:`autoinit.budget`).
 
-    The round spends its steps where they can change the answer. A challenger whose probe
-    learned nothing (:func:`autoinit.evidence.learned`) where the incumbent's learned is not
-    re-run, as long as another challenger is. When the best challenger's improvement is within
-    the noise after ``seeds`` seeds (``seeds`` ≥ 2), it and the incumbent are re-run with
-    ``more_seeds`` further seeds each and the choice is made again on all of them: two re-runs
-    of a probe can disagree by more than the candidates differ (docs/search_strategy.md).
+    A challenger whose probe learned nothing (:func:`autoinit.evidence.learned`) where the
+    incumbent's learned is not re-run, as long as another challenger is: the round's steps go
+    where they can change the answer.
 
     Example:
         >>> Selection().members(own_init=True), Selection(top=2, among_best=True).members(True)
         (5, 2)
-        >>> Selection().reruns(), Selection(more_seeds=0).reruns()
-        (12, 8)
     """
 
     top: int = 2
@@ -74,23 +69,10 @@ class Selection:
     steps_factor: float = 2.0
     rel_margin: float = 0.005
     among_best: bool = False
-    more_seeds: int = 2
 
     def members(self, own_init: bool = False) -> int:
         """How many candidates the round re-runs at most (each with ``seeds`` seeds)."""
         return self.top if self.among_best else self.top + 2 + own_init
-
-    def reruns(self, own_init: bool = False) -> int:
-        """How many probes the round runs at most: every member's ``seeds``, and ``more_seeds``
-        for the incumbent and one challenger when those leave the choice within the noise."""
-        more = 2 * self.more_seeds if self.extends else 0
-        return self.members(own_init) * self.seeds + more
-
-    @property
-    def extends(self) -> bool:
-        """Whether a choice within the noise is re-run with ``more_seeds`` (a round with an
-        incumbent and a noise estimate: ``seeds`` ≥ 2)."""
-        return self.more_seeds > 0 and self.seeds > 1 and not self.among_best
 
 
 def baseline_scores(study: optuna.Study) -> dict[str, float]:
@@ -113,8 +95,8 @@ def rerun_steps(config: ProbeConfig, selection: Selection) -> int:
 def selection_steps(config: ProbeConfig, selection: Selection, own_init: bool = False) -> int:
     """The most training steps the selection round can take (all its candidates re-run: the
     incumbent, the best preset, ``top`` search trials, and for a model with its own init the
-    best other baseline; and the further seeds of a choice within the noise)."""
-    return selection.reruns(own_init) * rerun_steps(config, selection)
+    best other baseline)."""
+    return selection.members(own_init) * selection.seeds * rerun_steps(config, selection)
 
 
 def select(study: optuna.Study, obj: Objective, selection: Selection, config: ProbeConfig,
@@ -146,25 +128,25 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
     rerun_trials = base_trials[:1] + [t for t in search_trials if t not in left_out]
     longer = replace(config, steps=rerun_steps(config, selection), rungs=(),
                      eval_every=max(1, rerun_steps(config, selection) // 4))
-    cands, lrs = [], []
-    for t in rerun_trials:
-        scheme, lr = obj.scheme_of(t)
-        cands.append(Candidate(_name(t), t.number, t.value, [], scheme))
-        lrs.append(lr)
-    rounds = _Reruns(obj, longer, config.seed, population, on_probe or (lambda *_: None),
-                     len(cands) * selection.seeds)
-    rounds.run(list(zip(cands, lrs, strict=True)), range(1, selection.seeds + 1))
-    if selection.among_best:
-        chosen, reason = _halving(cands, longer.steps, selection.rel_margin)
-    else:
-        chosen, reason, close = _decide(cands, bool(base_trials), selection)
-        if close is not None and selection.extends:
-            more = range(selection.seeds + 1, selection.seeds + selection.more_seeds + 1)
-            rounds.total += 2 * selection.more_seeds
-            rounds.run([(cands[0], lrs[0]), (close, lrs[cands.index(close)])], more)
-            chosen, reason, _ = _decide([cands[0], close], True, selection)
-            reason += (f"; decided on {len(close.scores)} seeds each: the first "
-                       f"{selection.seeds} left it within the noise")
+    report = on_probe or (lambda *_: None)
+    seeds = range(1, selection.seeds + 1)
+    schemes = [obj.scheme_of(t) for t in rerun_trials]
+    jobs = [(scheme.with_seed(scheme.seed + k), lr, replace(longer, seed=config.seed + k))
+            for scheme, lr in schemes for k in seeds]
+    report(0, len(jobs), "", None)
+    names = [_name(t) for t in rerun_trials]
+    results = _rerun(obj, jobs, population, [n for n in names for _ in seeds])
+    scores: list[float] = []
+    for done, result in enumerate(results, 1):
+        scores.append(result.score)
+        report(done, len(jobs), names[(done - 1) // selection.seeds], scores[-1])
+    n = selection.seeds
+    cands = [Candidate(name, t.number, t.value, scores[i * n:(i + 1) * n], scheme)
+             for i, (name, t, (scheme, _)) in enumerate(zip(names, rerun_trials, schemes,
+                                                            strict=True))]
+    chosen, reason = _halving(cands, longer.steps, selection.rel_margin) \
+        if selection.among_best else \
+        choose(cands, bool(base_trials), selection)
     if left_out:
         reason += (f"; not re-run, their probe learned nothing where {cands[0].name}'s learned: "
                    + ", ".join(f"{_name(t)} ({t.value:.4f}, prior {prior:.4f})"
@@ -187,31 +169,6 @@ def _learned_nothing(incumbent: list[optuna.trial.FrozenTrial],
         return []
     out = [t for t in challengers if not learned(best_loss(t), prior)]
     return out if len(out) < len(challengers) else []
-
-
-@dataclass
-class _Reruns:
-    """The round's probes, run a batch at a time, each score appended to its candidate and
-    heard of as ``report(done, total, name, score)``."""
-
-    obj: Objective
-    longer: ProbeConfig
-    seed: int
-    population: int
-    report: ProbeReport
-    total: int
-    done: int = 0
-
-    def run(self, entries: list[tuple[Candidate, float]], ks: range) -> None:
-        if not self.done:
-            self.report(0, self.total, "", None)
-        jobs = [(c.scheme.with_seed(c.scheme.seed + k), lr, replace(self.longer, seed=self.seed + k))
-                for c, lr in entries for k in ks]
-        names = [c.name for c, _ in entries for _ in ks]
-        for i, result in enumerate(_rerun(self.obj, jobs, self.population, names)):
-            entries[i // len(ks)][0].scores.append(result.score)
-            self.done += 1
-            self.report(self.done, self.total, names[i], result.score)
 
 
 def _rerun(obj: Objective, jobs: list[tuple[InitScheme, float, ProbeConfig]], population: int,
@@ -265,8 +222,6 @@ def _key(study: optuna.Study, selection: Selection, config: ProbeConfig) -> str:
     fields = asdict(selection)
     if not selection.among_best:  # the key of a round as earlier versions stored it
         del fields["among_best"]
-    if not selection.more_seeds:
-        del fields["more_seeds"]
     key = {"selection": fields, "steps": config.rung_ends[0], "seed": config.seed,
            "lr": config.lr, "objective": config.objective, "finished": finished}
     if len(config.rung_ends) > 1:  # a single-rung key stays as earlier versions stored it
@@ -317,39 +272,27 @@ def _halving(cands: list[Candidate], steps: int, rel_margin: float) -> tuple[Can
 
 def choose(cands: list[Candidate], has_baseline: bool, selection: Selection
            ) -> tuple[Candidate, str]:
-    """The round's choice and why: the best challenger replaces the incumbent (``cands[0]``)
-    only beyond the noise (:class:`Selection`)."""
-    chosen, reason, _ = _decide(cands, has_baseline, selection)
-    return chosen, reason
-
-
-def _decide(cands: list[Candidate], has_baseline: bool, selection: Selection
-            ) -> tuple[Candidate, str, Candidate | None]:
-    """:func:`choose`, and the best challenger where it improved on the incumbent within the
-    noise (else ``None``)."""
     if not has_baseline:
         best = min(cands, key=lambda c: c.mean)
-        return best, f"{best.name} chosen: no baseline completed its probe", None
+        return best, f"{best.name} chosen: no baseline completed its probe"
     base, searched = cands[0], cands[1:]
     if not searched:
-        return base, f"{base.name} chosen: no preset or search trial completed", None
+        return base, f"{base.name} chosen: no preset or search trial completed"
     best = min(searched, key=lambda c: c.mean)
     if not math.isfinite(base.mean) and math.isfinite(best.mean):
-        return best, f"{best.name} chosen: the best baseline diverged in the selection round", None
+        return best, f"{best.name} chosen: the best baseline diverged in the selection round"
     diffs = [s - b for s, b in zip(best.scores, base.scores, strict=True)]
     if not all(math.isfinite(d) for d in diffs):
-        return base, f"{base.name} (baseline) kept: {best.name} diverged in the selection round", \
-            None
+        return base, f"{base.name} (baseline) kept: {best.name} diverged in the selection round"
     mean = statistics.fmean(diffs)
     se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else abs(mean)
     margin = max(2 * se, selection.rel_margin * abs(base.mean))
     if mean < -margin:
         return best, (f"{best.name} chosen: {best.mean:.4f} vs best baseline {base.name} "
-                      f"{base.mean:.4f} (paired improvement {-mean:.4f} > margin {margin:.4f})"), \
-            None
+                      f"{base.mean:.4f} (paired improvement {-mean:.4f} > margin {margin:.4f})")
     if mean >= 0:
         return base, (f"{base.name} (baseline) kept: the best challenger {best.name} "
-                      f"scored worse ({best.mean:.4f} vs {base.mean:.4f})"), None
+                      f"scored worse ({best.mean:.4f} vs {base.mean:.4f})")
     return base, (f"{base.name} (baseline) kept: the best challenger {best.name} "
                   f"({best.mean:.4f}) improved on it ({base.mean:.4f}) by {-mean:.4f}, within the "
-                  f"noise (margin {margin:.4f})"), best
+                  f"noise (margin {margin:.4f})")

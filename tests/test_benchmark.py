@@ -272,27 +272,3 @@ def test_outcome_spread_reproduces_the_benchmark_run_and_varies_with_the_draw(tm
     assert rows[0]["final_val_loss"] == own["curve"][-1][1]
     assert rows[1]["final_val_loss"] != rows[0]["final_val_loss"]  # another weight draw
 
-
-def test_selection_seeds_reconstructs_the_two_seed_choice_and_tables_the_trained_pair(
-        tmp_path, capsys):
-    from selection_seeds import first_seeds_choice, report
-
-    from autoinit.plan import uniform_scheme
-    from autoinit.result import Candidate
-    from autoinit.selection import Selection
-
-    scheme = uniform_scheme(benchmark.build(benchmark.get_task("deep_relu_mlp"), 0), "orthogonal")
-    # on 4 seeds search #3 is chosen; on the first 2 its lead is within the noise
-    cands = [Candidate("lsuv", 0, 1.0, [1.0, 0.6, 1.2, 1.2], scheme),
-             Candidate("search #3", 3, 0.9, [0.7, 0.7, 0.7, 0.72], scheme)]
-    name, reason = first_seeds_choice(cands, Selection())
-    assert name == "lsuv" and "within the noise" in reason
-    run = {"final_val_loss": 0.5, "test_loss": 0.4, "test_acc": 90.0}
-    (tmp_path / "deep_relu_mlp_2.json").write_text(json.dumps({
-        "task": "deep_relu_mlp", "seed": 2, "before": "lsuv", "after": "search #3",
-        "selection_steps": 2000,
-        "trained": {"lsuv": [run], "search #3": [{**run, "final_val_loss": 0.25,
-                                                   "test_acc": 95.0}]}}))
-    report(tmp_path)
-    assert "| deep_relu_mlp | 2 | lsuv → search #3 | 2000 | 0.5000 / 0.2500 | 90 / 95 (test_acc) |" \
-        in capsys.readouterr().out

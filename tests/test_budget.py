@@ -45,7 +45,7 @@ def test_a_large_budget_keeps_the_defaults():
     plan = plan_budget(50_000, NAMED)
     assert (plan.shape, plan.probe_steps, plan.n_trials) == ("full", DEFAULTS.probe_steps,
                                                              DEFAULTS.n_trials)
-    assert plan.selection == Selection(more_seeds=0) and plan.note is None
+    assert plan.selection == Selection() and plan.note is None
 
 
 def test_the_shapes_get_leaner_as_the_budget_shrinks():
@@ -53,7 +53,7 @@ def test_the_shapes_get_leaner_as_the_budget_shrinks():
     assert [p.shape for p in shapes] == ["full", "lean", "halving", "named", "fewest"]
     assert [p.probe_steps for p in shapes] == sorted((p.probe_steps for p in shapes), reverse=True)
     lean, halving, named, fewest = shapes[1:]
-    assert lean.selection == Selection(top=1, seeds=2, steps_factor=1.0, more_seeds=0)
+    assert lean.selection == Selection(top=1, seeds=2, steps_factor=1.0)
     assert lean.n_trials == len(NAMED) + 4
     # every named candidate screened for 40 steps, the best two re-run for 160: 600 in all
     assert (halving.probe_steps, halving.n_trials) == (40, len(NAMED))
@@ -85,8 +85,8 @@ def test_fewest_keeps_the_candidates_that_fit_the_model_first():
 
 def test_a_lengthening_fits_only_with_budget_to_spare():
     assert not plan_budget(600, NAMED).can_lengthen  # all of it goes into the halving
-    assert lengthen_fits(3600, 7, 100, Selection(top=1, seeds=2, steps_factor=1.0, more_seeds=0))
-    assert not lengthen_fits(3599, 7, 100, Selection(top=1, seeds=2, steps_factor=1.0, more_seeds=0))
+    assert lengthen_fits(3600, 7, 100, Selection(top=1, seeds=2, steps_factor=1.0))
+    assert not lengthen_fits(3599, 7, 100, Selection(top=1, seeds=2, steps_factor=1.0))
 
 
 def test_explicit_options_win():

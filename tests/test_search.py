@@ -146,17 +146,17 @@ def test_ctrl_c_returns_best_so_far_and_resume_finishes(tiny_loader, tmp_path):
 
 def test_budget_in_training_steps_covers_the_whole_search(tiny_loader):
     # the selection round reserves (1 + 1 + 2) candidates (the best baseline, the best preset,
-    # two search trials) x 2 seeds and 2 further seeds for two of them, x 16 steps: 192 of 234
-    result = run_search(tiny_mlp(), tiny_loader, n_trials=None, budget_steps=234, probe_steps=8)
+    # two search trials) x 2 seeds x 16 steps = 128 of the 170 steps
+    result = run_search(tiny_mlp(), tiny_loader, n_trials=None, budget_steps=170, probe_steps=8)
     trials = result.cost.probe_steps + result.cost.screening_passes
-    assert 234 - 192 <= trials < 234 - 192 + 8 + 1  # the last trial may overshoot by one probe
-    assert trials + result.cost.selection_steps < 234 + 8 + 1
+    assert 170 - 128 <= trials < 170 - 128 + 8 + 1  # the last trial may overshoot by one probe
+    assert trials + result.cost.selection_steps < 170 + 8 + 1
     assert len(result.study.trials) < 8
 
 
 def test_a_budget_below_one_probe_and_the_selection_round_is_bad_input(tiny_loader):
     with pytest.raises(ConfigError, match=r"budget_steps must cover one probe \(8 steps\) and the "
-                                          r"selection round \(192 steps\), so at least 200, got 30"):
+                                          r"selection round \(128 steps\), so at least 136, got 30"):
         run_search(tiny_mlp(), tiny_loader, n_trials=None, budget_steps=30, probe_steps=8)
 
 
