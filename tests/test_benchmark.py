@@ -271,4 +271,3 @@ def test_outcome_spread_reproduces_the_benchmark_run_and_varies_with_the_draw(tm
     own = benchmark.train(model, data.batches(3), data.val, data.lr, 1, 0)
     assert rows[0]["final_val_loss"] == own["curve"][-1][1]
     assert rows[1]["final_val_loss"] != rows[0]["final_val_loss"]  # another weight draw
-
