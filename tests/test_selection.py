@@ -50,7 +50,7 @@ def test_a_challenger_that_learned_nothing_where_the_incumbent_learned_is_not_re
     study = _study([("orthogonal", 0.1, 1.0), ("zero_readout", 0.2, 2.01), (None, 0.3, 0.9)])
     obj = _Scripted(scores)
     cands, chosen, reason = select(study, obj, Selection(top=1), CONFIG, prior=PRIOR)
-    assert [c.name for c in cands] == ["orthogonal", "search #2"]
+    assert [c.name for c in cands] == ["orthogonal", "search #2"] and chosen.name == "search #2"
     assert {lr for lr, _, _ in obj.runs} == {0.1, 0.3}
     assert ("not re-run, their probe learned nothing where orthogonal's learned: zero_readout "
             "(2.0100, prior 2.0000)") in reason
@@ -69,3 +69,18 @@ def test_no_challenger_is_left_out_when_none_would_be_re_run_or_the_incumbent_le
     cands, _, reason = select(study, _Scripted(scores), Selection(top=0), CONFIG, prior=PRIOR)
     assert len(cands) == 2 and "not re-run" not in reason
 
+
+
+def test_a_search_hands_its_prior_loss_to_the_round(tiny_loader, monkeypatch):
+    from autoinit import search_rounds
+    from autoinit.search import run_search
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("prior"))
+        return select(*args, **kwargs)
+
+    monkeypatch.setattr(search_rounds, "select", spy)
+    run_search(tiny_mlp(), tiny_loader, n_trials=7, probe_steps=4, threads=1)
+    assert len(seen) == 1 and isinstance(seen[0], float) and seen[0] > 0
