@@ -124,8 +124,9 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
         why = "the search was interrupted before the selection round" if not rerun else \
             "the budget holds no selection round (seeds=0)"
         return cands, best, f"{best.name} chosen by its probe score alone: {why}"
-    left_out = _learned_nothing(base_trials[:1], search_trials, prior)
-    rerun_trials = base_trials[:1] + [t for t in search_trials if t not in left_out]
+    left_out = _learned_nothing(base_trials[0] if base_trials else None, search_trials, prior)
+    dropped = {t.number for t in left_out}
+    rerun_trials = base_trials[:1] + [t for t in search_trials if t.number not in dropped]
     longer = replace(config, steps=rerun_steps(config, selection), rungs=(),
                      eval_every=max(1, rerun_steps(config, selection) // 4))
     report = on_probe or (lambda *_: None)
@@ -159,13 +160,13 @@ def _name(trial: optuna.trial.FrozenTrial) -> str:
     return trial.user_attrs.get("baseline") or f"search #{trial.number}"
 
 
-def _learned_nothing(incumbent: list[optuna.trial.FrozenTrial],
+def _learned_nothing(incumbent: optuna.trial.FrozenTrial | None,
                      challengers: list[optuna.trial.FrozenTrial], prior: float | None
                      ) -> list[optuna.trial.FrozenTrial]:
     """The challengers the round leaves out: their probe learned nothing where the incumbent's
     learned (a re-run twice as long would rank a model that has not begun to learn against one
     that has); none when that would leave no challenger."""
-    if prior is None or not incumbent or not learned(best_loss(incumbent[0]), prior):
+    if prior is None or incumbent is None or not learned(best_loss(incumbent), prior):
         return []
     out = [t for t in challengers if not learned(best_loss(t), prior)]
     return out if len(out) < len(challengers) else []
