@@ -20,6 +20,7 @@ from autoinit.probe import ProbeConfig, ProbeData, ProbeResult, run_probe
 from autoinit.rungs import RUNGS_ATTR
 from autoinit.scheme import InitScheme, rules_from_json, rules_to_json
 from autoinit.space import SearchSpace, suggest_scheme
+from autoinit.twins import DIGEST_ATTR, find_twin, take_result, weights_digest
 
 __all__ = ["PROBE_LENGTH_ATTR", "TRAIN_POINTS", "Objective", "screen", "thin_stride"]
 
@@ -100,13 +101,20 @@ class Objective:
     def _run(self, trial: optuna.Trial) -> float:
         start = time.perf_counter()
         scheme, lr, screened = self.prepare(trial, start)
+        twin = find_twin(trial)
+        if twin is not None:  # the same weights were probed: the same result, at no step
+            value = take_result(trial, twin)
+            _record_cost(trial, 0, screened=screened, start=start)
+            return value
         result = self.probe(scheme, lr, report=self.reporter(trial))
         return self.record(trial, result, screened, start)
 
     def prepare(self, trial: optuna.Trial | optuna.trial.FixedTrial, start: float
                 ) -> tuple[InitScheme, float, bool]:
         """A trial's scheme (LSUV calibrated), learning rate, and whether it was screened;
-        ``TrialPruned`` (its reason recorded) when it cannot run or is screened out."""
+        ``TrialPruned`` (its reason recorded) when it cannot run or is screened out. The working
+        copy is left initialized with the scheme, and the trial holds its weights' digest
+        (:mod:`autoinit.twins`)."""
         baseline = trial.user_attrs.get("baseline")
         scheme, lr = suggest_scheme(trial, self.plan, self.space, self.lr, self.seed)
         if baseline == "lsuv" and self.data.loss is None:
@@ -118,10 +126,11 @@ class Objective:
                                  **self.layer_plan.select)
         trial.set_user_attr("rules", rules_to_json(scheme.groups))
         trial.set_user_attr(PROBE_LENGTH_ATTR, self.config.steps)  # longer after a lengthening
+        self.reset()
+        apply_scheme(self.work, scheme)
+        trial.set_user_attr(DIGEST_ATTR, weights_digest(self.work, lr, self.config.steps))
         screened = self.screening and baseline is None and self.data.loss is not None
         if screened:
-            self.reset()
-            apply_scheme(self.work, scheme)
             reason = screen(self.work, self.data, self.config.seed)
             if reason:
                 _prune(trial, reason, steps=0, screened=True, start=start)

@@ -42,7 +42,6 @@ from dataclasses import dataclass, field, replace
 import optuna
 from optuna.trial import FixedTrial, TrialState
 
-from autoinit.apply import apply_scheme
 from autoinit.errors import FAILURE, failure_reason
 from autoinit.interrupt import INTERRUPTED
 from autoinit.objective import Objective
@@ -50,6 +49,7 @@ from autoinit.population import Report, run_population
 from autoinit.probe import ProbeResult
 from autoinit.space import suggest_scheme
 from autoinit.study import DONE, named_candidates
+from autoinit.twins import DIGEST_ATTR
 
 __all__ = ["NamedPopulation"]
 
@@ -121,6 +121,9 @@ class NamedPopulation:
             names = names[:max(1, self.n_trials - done)]
         params = named_candidates(self.obj.plan, self.obj.space, self.obj.lr)
         prepared, models = [], []
+        # a twin of a finished or an earlier member is left to its own trial, which takes its
+        # first's result (autoinit.twins)
+        seen = {t.user_attrs.get(DIGEST_ATTR) for t in trials if t.state == TrialState.COMPLETE}
         for name in names:
             if name not in params or name in self.ahead:
                 continue
@@ -128,11 +131,12 @@ class NamedPopulation:
             fixed = FixedTrial(params[name])
             fixed.set_user_attr("baseline", name)
             try:
-                scheme, lr, screened = self.obj.prepare(fixed, start)
+                _, lr, screened = self.obj.prepare(fixed, start)  # the work copy initialized
             except optuna.TrialPruned:
                 continue  # it runs as its own trial, as before
-            self.obj.reset()
-            apply_scheme(self.obj.work, scheme)
+            if fixed.user_attrs[DIGEST_ATTR] in seen:
+                continue
+            seen.add(fixed.user_attrs[DIGEST_ATTR])
             models.append(copy.deepcopy(self.obj.work))
             attrs = {k: v for k, v in fixed.user_attrs.items() if k != "baseline"}
             prepared.append((name, lr, attrs, screened, time.perf_counter() - start))

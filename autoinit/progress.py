@@ -28,6 +28,7 @@ import optuna
 from optuna.trial import TrialState
 
 from autoinit.errors import FAILURE
+from autoinit.twins import TWIN_ATTR
 
 __all__ = ["SearchProgress", "progress_wanted"]
 
@@ -243,7 +244,8 @@ def _label(trial: optuna.trial.FrozenTrial) -> str:
 
 def _outcome(trial: optuna.trial.FrozenTrial) -> str:
     if trial.state == TrialState.COMPLETE:
-        return f"score {trial.value:.4f}"
+        twin = trial.user_attrs.get(TWIN_ATTR)  # the same weights as an earlier trial
+        return f"score {trial.value:.4f}" + ("" if twin is None else f" (= #{twin})")
     return short_reason(trial.user_attrs.get(FAILURE) or trial.state.name.lower())
 
 

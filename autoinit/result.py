@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from autoinit.scheme import InitScheme
+from autoinit.twins import twins_line
 
 if TYPE_CHECKING:
     from autoinit.batches import LossFn
@@ -311,6 +312,9 @@ class FitResult:
             lines.append(f"{name:<24} {score:>12.4f}{mean}{mark}")
         c = self.cost
         lines += ["", self.reason, c.describe()]
+        twins = twins_line(self.study.get_trials(deepcopy=False))
+        if twins:
+            lines.append(twins)
         b = self.budget
         if b is not None:
             lines.append(f"search cost: {c.tse:.0f} training steps, R = "

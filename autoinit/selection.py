@@ -23,6 +23,7 @@ from autoinit.probe import ProbeConfig, ProbeResult
 from autoinit.result import Candidate
 from autoinit.scheme import InitScheme
 from autoinit.study import DONE
+from autoinit.twins import is_twin
 
 __all__ = ["Selection", "baseline_scores", "choose", "is_stored", "rerun_steps", "reuse_selection",
            "select", "selection_steps"]
@@ -109,8 +110,8 @@ def select(study: optuna.Study, obj: Objective, selection: Selection, config: Pr
     ``prior`` (the loss of a constant prediction, :mod:`autoinit.evidence`) leaves out the
     challengers whose probe learned nothing. A completed round is stored in the study, and
     :func:`reuse_selection` hands it back while the study holds no new trial."""
-    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-                      key=lambda t: t.value)
+    complete = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                       if not is_twin(t)), key=lambda t: t.value)  # a twin's first stands for it
     base_trials, search_trials = _contenders(complete, selection)
     if not base_trials and not search_trials:
         failures = [t.user_attrs.get(FAILURE)

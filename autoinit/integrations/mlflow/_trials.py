@@ -36,6 +36,7 @@ from autoinit.result import SearchContext
 from autoinit.rungs import RUNGS_ATTR
 from autoinit.scheme import GroupRule, rules_from_json
 from autoinit.sharing import SURPLUS
+from autoinit.twins import TWIN_ATTR
 
 CHILD_RUN_POINTS = 50  # training-loss points per child run (each metric row costs the store time)
 BREAK_AFTER = 3  # consecutive failed attempts after which a logger tries only every RETRY_AFTER s
@@ -164,7 +165,8 @@ class TrialLogger:
         tags = {PARENT_TAG: self.parent_run_id, "autoinit.trial": str(trial.number),
                 "autoinit.state": state, "autoinit.reason": reason, "autoinit.baseline": baseline,
                 "autoinit.study": self.alarm.study_name,
-                "autoinit.probe_length": None if length is None else str(length)}
+                "autoinit.probe_length": None if length is None else str(length),
+                "autoinit.same_weights_as": None if TWIN_ATTR not in attrs else str(attrs[TWIN_ATTR])}
         name = f"trial-{trial.number}" + (f"-{baseline}" if baseline else "")
         if length is not None and self.first_length is not None and length != self.first_length:
             name += f"-{length}-steps"  # a lengthened round: its trial numbers start again
@@ -199,7 +201,8 @@ class TrialLogger:
         out = [Metric("probe_loss", float(v), ts, int(s)) for s, v in attrs.get("curve", ())
                if _finite(v)]
         train = attrs.get("train_loss", [])  # the core keeps every stride-th step's loss
-        stride = thin_stride(attrs.get("probe_steps", len(train)) - attrs.get("branch_steps", 0))
+        ran = attrs.get(PROBE_LENGTH_ATTR) if TWIN_ATTR in attrs else None  # its first's probe
+        stride = thin_stride(ran or attrs.get("probe_steps", len(train)) - attrs.get("branch_steps", 0))
         every = max(1, math.ceil(len(train) / CHILD_RUN_POINTS))
         out += [Metric("train_loss", float(v), ts, i * stride + 1) for i, v in enumerate(train)
                 if i % every == 0 and _finite(v)]
