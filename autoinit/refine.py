@@ -8,8 +8,9 @@ with enough such trials, with ``inner`` (a sampler for small continuous spaces) 
 trials alone. With an ``inner`` that never samples relatively (``RandomSampler``, autoinit's
 default, see docs/search_strategy.md) every value is such a step from the best trial so far: a
 simple evolution strategy. With ``axes=True`` stage 2 first moves one group's scale at a time
-(×2, then ×½, group after group) from the best trial, every other value kept: a coordinate
-search over the scales, the dimension a random step in all of them at once rarely isolates.
+(×2, then ×½, group after group) from the best trial, every other value kept, and repeats a move
+while it improves: a coordinate search over the scales, the dimension a random step in all of
+them at once rarely isolates.
 Before any named candidate completes (workers starting together) ``first`` samples the whole
 space.
 
@@ -73,7 +74,8 @@ class RefineSampler(BaseSampler):
         first: samples whole trials while no named candidate has completed.
         seed: seeds the perturbations (with the trial number).
         axes: begin stage 2 with one-at-a-time moves of each ``*.scale`` parameter (×2, ×½),
-            skipping a move the bounds cancel or a point already tried.
+            a move that improves made again from there, skipping a move the bounds cancel or a
+            point already tried.
     """
 
     def __init__(self, inner: BaseSampler, first: BaseSampler, seed: int | None,
@@ -99,7 +101,10 @@ class RefineSampler(BaseSampler):
                 if t.value is not None and math.isfinite(t.value)]
         center = min(done, key=lambda t: (t.value, t.number))
         space = {n: d for n, d in base.distributions.items() if n not in pinned}
-        axis = _next_axis(center.params, space, view) if self.axes else None
+        move = _next_axis(center, space, view) if self.axes else None
+        if move is not None:  # recorded: the next move continues it or follows the plan
+            study._storage.set_trial_system_attr(trial._trial_id, AXIS_ATTR, list(move))  # noqa: SLF001
+        axis = None if move is None else move[:2]
         self._focus[trial._trial_id] = _Focus(pinned, dict(center.params), space, view, axis)  # noqa: SLF001
         self.inner.before_trial(view, trial)
 
@@ -145,25 +150,35 @@ class RefineSampler(BaseSampler):
 
 
 AXIS_FACTORS = (2.0, 0.5)
+AXIS_ATTR = "autoinit.axis"  # a coordinate move's (scale parameter, factor, index in the plan)
 
 
-def _next_axis(center: dict[str, Any], space: dict[str, BaseDistribution], view: _SharedChoices
-               ) -> tuple[str, float] | None:
-    """The next coordinate move from ``center``: the ``k``-th of (each scale parameter × each of
-    :data:`AXIS_FACTORS`), ``k`` the stage-2 trials made so far with these choices, or a later
-    one where that move is cancelled by the bounds or lands on a point already tried; ``None``
-    once every move is made."""
+def _next_axis(center: FrozenTrial, space: dict[str, BaseDistribution], view: _SharedChoices
+               ) -> tuple[str, float, int] | None:
+    """The next coordinate move from ``center`` as (parameter, factor, index in the plan), or
+    ``None`` once the plan is done. The plan is each scale parameter × each of
+    :data:`AXIS_FACTORS`. A move that made the centre (the newest move, and the best trial) is
+    made again from there while the bounds allow: a scale that wants ×4 gets it. Otherwise the
+    plan's next move, skipping one the bounds cancel or that lands on a point already tried."""
     moves = [(n, f) for n in sorted(space) if n.endswith(".scale") for f in AXIS_FACTORS]
     trials = view._get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))  # noqa: SLF001
     tried = {tuple(sorted(t.params.items())) for t in trials}
-    made = sum(1 for t in trials if not t.user_attrs.get("baseline"))
-    for name, factor in moves[made:]:
-        moved = _clipped(center[name] * factor, space[name]) if name in center else None
-        if moved is None or moved == center[name]:
-            continue
-        if tuple(sorted({**center, name: moved}.items())) not in tried:
-            return name, factor
-    return None
+    made = [t for t in trials if AXIS_ATTR in t.system_attrs]
+
+    def lands(name: str, factor: float) -> bool:
+        if name not in center.params:
+            return False
+        moved = _clipped(center.params[name] * factor, space[name])
+        return moved != center.params[name] \
+            and tuple(sorted({**center.params, name: moved}.items())) not in tried
+
+    last = max(made, key=lambda t: t.number, default=None)
+    if last is not None and last.number == center.number:
+        name, factor, index = center.system_attrs[AXIS_ATTR]
+        if lands(name, factor):
+            return name, factor, index
+    start = 1 + max((t.system_attrs[AXIS_ATTR][2] for t in made), default=-1)
+    return next(((n, f, k) for k, (n, f) in enumerate(moves) if k >= start and lands(n, f)), None)
 
 
 def _clipped(value: float, dist: BaseDistribution) -> float:

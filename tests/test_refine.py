@@ -93,10 +93,16 @@ def test_axes_moves_one_scale_at_a_time_from_the_best_trial_and_skips_what_adds_
     study = optuna.create_study(sampler=make_sampler(0, parallel=False, stage2="axes"))
     study.enqueue_trial({"family": "a", "in.scale": 1.0, "out.scale": 1.0, "out.multiplier": 0.5},
                         user_attrs={"baseline": "a"})
-    study.optimize(two_scales, n_trials=6)
+    study.optimize(two_scales, n_trials=7)
     moves = [(t.params["in.scale"], t.params["out.scale"], t.params["out.multiplier"])
              for t in study.trials[1:]]
-    # in ×2 (better: the centre moves), in ×½ from there is the start again (tried: skipped),
-    # out ×2 (worse), out ×½ (better), the last move once more from there; the multiplier stays
-    assert moves[:4] == [(2.0, 1.0, 0.5), (2.0, 2.0, 0.5), (2.0, 0.5, 0.5), (2.0, 0.25, 0.5)]
-    assert moves[4][2] != 0.5  # every move made: the local steps follow, and move everything
+    # in ×2 (better: the centre moves) and ×2 again (better; a third is cut by the bound), in ×½
+    # from there lands on a point tried (skipped), out ×2 (worse), out ×½ (better) and once more
+    # (worse); the multiplier stays
+    assert moves[:5] == [(2.0, 1.0, 0.5), (4.0, 1.0, 0.5), (4.0, 2.0, 0.5), (4.0, 0.5, 0.5),
+                         (4.0, 0.25, 0.5)]
+    assert [t.system_attrs["autoinit.axis"] for t in study.trials[1:6]] == [
+        ["in.scale", 2.0, 0], ["in.scale", 2.0, 0], ["out.scale", 2.0, 2], ["out.scale", 0.5, 3],
+        ["out.scale", 0.5, 3]]
+    assert "autoinit.axis" not in study.trials[6].system_attrs
+    assert moves[5][2] != 0.5  # every move made: the local steps follow, and move everything
