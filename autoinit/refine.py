@@ -41,6 +41,8 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from autoinit.twins import is_twin
+
 __all__ = ["RefineSampler", "best_named"]
 
 
@@ -159,14 +161,20 @@ def _next_axis(center: FrozenTrial, space: dict[str, BaseDistribution], view: _S
     ``None`` once the plan is done. The plan is each scale parameter × each of
     :data:`AXIS_FACTORS`. A move that made the centre (the newest move, and the best trial) is
     made again from there while the bounds allow: a scale that wants ×4 gets it. Otherwise the
-    plan's next move, skipping one the bounds cancel or that lands on a point already tried."""
+    plan's next move, skipping one the bounds cancel, one that lands on a point already tried,
+    and the scales whose move from the centre gave its weights again (:mod:`autoinit.twins`)."""
     moves = [(n, f) for n in sorted(space) if n.endswith(".scale") for f in AXIS_FACTORS]
     trials = view._get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))  # noqa: SLF001
     tried = {tuple(sorted(t.params.items())) for t in trials}
     made = [t for t in trials if AXIS_ATTR in t.system_attrs]
+    # a scale whose move from here gave the centre's weights again (a group under a branch
+    # multiplier of 0) is not moved the other way either
+    inert = {t.system_attrs[AXIS_ATTR][0] for t in made if is_twin(t)
+             and all(v == center.params.get(n) for n, v in t.params.items()
+                     if n != t.system_attrs[AXIS_ATTR][0])}
 
     def lands(name: str, factor: float) -> bool:
-        if name not in center.params:
+        if name not in center.params or name in inert:
             return False
         moved = _clipped(center.params[name] * factor, space[name])
         return moved != center.params[name] \

@@ -10,6 +10,7 @@ import pytest
 from autoinit.errors import ConfigError
 from autoinit.optuna_setup import make_sampler
 from autoinit.refine import RefineSampler, best_named
+from autoinit.twins import TWIN_ATTR
 
 NAMED = {  # name -> (params, the objective's value there)
     "a": {"family": "a", "scale": 1.0, "multiplier": 1.0},
@@ -106,3 +107,26 @@ def test_axes_moves_one_scale_at_a_time_from_the_best_trial_and_skips_what_adds_
         ["out.scale", 0.5, 3]]
     assert "autoinit.axis" not in study.trials[6].system_attrs
     assert moves[5][2] != 0.5  # every move made: the local steps follow, and move everything
+
+
+def test_axes_does_not_move_back_a_scale_whose_move_gave_the_same_weights():
+    def gated(trial: optuna.Trial) -> float:  # out.scale acts only through a multiplier, here 0
+        trial.suggest_categorical("family", ["a"])
+        x = trial.suggest_float("in.scale", 0.25, 4.0, log=True)
+        trial.suggest_float("out.scale", 0.25, 4.0, log=True)
+        m = trial.suggest_float("out.multiplier", 0.0, 2.0)
+        same = [t for t in trial.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+                if t.params["in.scale"] == x and t.params["out.multiplier"] == m == 0.0]
+        if same:  # what autoinit.objective records for a trial whose weights were seen
+            trial.set_user_attr(TWIN_ATTR, same[0].number)
+        return (math.log(x) - math.log(2.0)) ** 2 + m
+
+    study = optuna.create_study(sampler=make_sampler(0, parallel=False, stage2="axes"))
+    study.enqueue_trial({"family": "a", "in.scale": 1.0, "out.scale": 1.0, "out.multiplier": 0.0},
+                        user_attrs={"baseline": "a"})
+    study.optimize(gated, n_trials=5)
+    axes = [t.system_attrs.get("autoinit.axis") for t in study.trials[1:]]
+    # in ×2 (better), ×2 again (worse), in ×½ from 2 is the start (tried), out ×2 gives the same
+    # weights: out ×½ is not made, and the local steps follow
+    assert axes[:3] == [["in.scale", 2.0, 0], ["in.scale", 2.0, 0], ["out.scale", 2.0, 2]]
+    assert TWIN_ATTR in study.trials[3].user_attrs and axes[3] is None
