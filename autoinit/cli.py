@@ -61,7 +61,7 @@ from autoinit.cli_options import (
     tracking_options,
     tracking_settings,
 )
-from autoinit.compare import compare_table, train_comparison
+from autoinit.compare import ComparisonStopped, compare_table, train_comparison
 from autoinit.config import build_data, proxy_model, seeded_model
 from autoinit.diagnose import diagnose as diagnose_model
 from autoinit.errors import AutoinitError, ConfigError, StorageError
@@ -426,11 +426,17 @@ def compare(study: str, scheme_ref: str, steps: int | None, seeds: int | None, b
         click.echo("the chosen scheme is the search's LSUV baseline, calibrated once on the "
                    "search's first batch; the 'lsuv' row calibrates anew on each seed's first "
                    "batch, so the two rows differ by their calibration only")
+    stopped = None
     with naming_data(config):
-        runs = train_comparison(prepared, echo=click.echo)
+        try:
+            runs = train_comparison(prepared, echo=click.echo)
+        except ComparisonStopped as exc:  # the seeds that finished are shown and logged first
+            stopped, runs = exc, exc.runs
     table = compare_table(runs, c.steps, split)
     click.echo()
     click.echo(table)
     if tracking["enabled"]:
         log_compare_run(config, tracking, runs, table, scheme, scheme_ref, split)
+    if stopped is not None:
+        raise stopped
     return EXIT_OK

@@ -41,7 +41,7 @@ from autoinit.batches import (
 )
 from autoinit.calibrate import lsuv_scheme
 from autoinit.device import resolve_device
-from autoinit.errors import AutoinitError, DataError
+from autoinit.errors import AutoinitError, DataError, first_line
 from autoinit.loop import MakeState, ScoreFn, TrainLoop, TrainStep, make_loop
 from autoinit.plan import ModelPlan
 from autoinit.probe import ProbeConfig, ProbeData, bare_step, check_first_step, run_probe
@@ -57,8 +57,8 @@ from autoinit.settings import DEFAULTS, check_option
 from autoinit.table import text_table
 from autoinit.threads import ThreadChoice, choose_threads, compute_threads
 
-__all__ = ["CompareRun", "Comparison", "compare_runs", "compare_table", "prepare_comparison",
-           "train_comparison"]
+__all__ = ["CompareRun", "Comparison", "ComparisonStopped", "compare_runs", "compare_table",
+           "prepare_comparison", "train_comparison"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,17 @@ class CompareRun:
     def best(self) -> float:
         """The lowest held-out loss along the run (inf when it diverged)."""
         return min((v for _, v in self.curve), default=math.inf) if not self.diverged else math.inf
+
+
+class ComparisonStopped(AutoinitError):
+    """The training loader failed before a later seed; ``runs`` holds the seeds that finished."""
+
+    def __init__(self, seed: int, cause: BaseException, runs: list[CompareRun]) -> None:
+        self.seed, self.runs = seed, runs
+        super().__init__(
+            f"the comparison stopped before seed {seed}: train_loader failed on a new pass: "
+            f"{type(cause).__name__}: {first_line(cause)}; the {len(runs)} runs of seeds 1-"
+            f"{seed - 1} are kept (this error's .runs; the command line prints their table)")
 
 
 def compare_runs(model: nn.Module, train_loader: Iterable[Any], held_loader: Iterable[Any],
@@ -180,8 +191,11 @@ class Comparison:
 def _train_all(setup: Comparison, echo: Callable[[str], None] | None) -> list[CompareRun]:
     s, runs = setup, []
     for seed in range(1, s.seeds + 1):
-        batches = s.first_batches if seed == 1 else \
-            _stream(s.train_loader, s.steps, s.device, s.unlabelled)
+        try:
+            batches = s.first_batches if seed == 1 else \
+                _stream(s.train_loader, s.steps, s.device, s.unlabelled)
+        except Exception as exc:  # the loader's own failure or a bad batch: keep what finished
+            raise ComparisonStopped(seed, exc, runs) from exc
         data = ProbeData(batches, s.held_batches, s.loss, s.loop)
         probe = ProbeConfig(steps=s.steps, lr=s.lr, optimizer=s.optimizer,
                             eval_every=max(1, s.steps // 20), seed=seed, device=str(s.device))

@@ -274,6 +274,42 @@ def test_compare_trains_methods_per_seed_and_logs_to_mlflow(tmp_path, capsys):
     assert "search's runs" not in out
 
 
+def test_compare_shows_the_seeds_that_finished_when_the_loader_fails_later(tmp_path, capsys):
+    (tmp_path / "flaky.py").write_text(textwrap.dedent("""
+        from autoinit.tasks.digits import digits_data
+
+        class FailsAfter:  # a training loader that breaks after 40 batches in all
+            def __init__(self, loader):
+                self.loader, self.read = loader, 0
+
+            def __iter__(self):
+                for batch in self.loader:
+                    if self.read >= 40:
+                        raise OSError("the shard went away")
+                    self.read += 1
+                    yield batch
+
+        def data(**kwargs):
+            train, val = digits_data(**kwargs)
+            return FailsAfter(train), val
+        """))
+    study = write_study(tmp_path, mlflow=True)
+    study.write_text(study.read_text().replace('"autoinit.tasks.digits:digits_data"',
+                                               f'"{tmp_path}/flaky.py:data"'))
+    model = get_task("deep_relu_mlp").build_model(depth=3, width=16)
+    uniform_scheme(model, "kaiming_normal").to_json(tmp_path / "chosen.json")
+    code, out, err = run(capsys, "compare", study, "--scheme", tmp_path / "chosen.json",
+                         "--steps", 20, "--seeds", 3, "--baselines", "orthogonal")
+    assert code == 2, (out, err)
+    assert len(re.findall(r"^seed [12]/3 ", out, re.M)) == 4 and "seed 3/3" not in out
+    assert "full trainings: 20 steps x 2 seeds" in out  # the finished seeds' table
+    assert re.search(r"MLflow run [0-9a-f]{32}", out)  # and their record
+    assert err.strip().splitlines()[-1].endswith(
+        "the comparison stopped before seed 3: train_loader failed on a new pass: OSError: the "
+        "shard went away; the 4 runs of seeds 1-2 are kept (this error's .runs; the command line "
+        "prints their table)")
+
+
 # -------------------------------------------------------------------------------- bad input
 
 def _factories(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import torch
 from conftest import SparseBag, tiny_mlp
 from torch import nn
 
-from autoinit.compare import CompareRun, compare_runs, compare_table
+from autoinit.compare import CompareRun, ComparisonStopped, compare_runs, compare_table
 from autoinit.errors import ConfigError
 from autoinit.plan import uniform_scheme
 
@@ -230,3 +230,36 @@ def test_accuracy_reads_the_prediction_as_the_loss_does(as_dict):
 
     x = torch.randn(16, 3, generator=torch.Generator().manual_seed(0))
     assert _accuracy(_TwoOutputs(as_dict), [(x, (x[:, 0] > 0).long())]) == 1.0
+
+
+class _FailsAfter:
+    """A training loader that raises once it has yielded ``limit`` batches in all (a disk or a
+    worker lost in the middle of a comparison)."""
+
+    def __init__(self, loader, limit: int) -> None:
+        self.loader, self.limit, self.read = loader, limit, 0
+
+    def __iter__(self):
+        for batch in self.loader:
+            if self.read >= self.limit:
+                raise OSError("the shard went away")
+            self.read += 1
+            yield batch
+
+
+def test_a_loader_that_fails_before_a_later_seed_keeps_the_seeds_that_finished(tiny_loader):
+    model = tiny_mlp()
+    chosen = uniform_scheme(model, "orthogonal")
+    flaky = _FailsAfter(tiny_loader, limit=12)  # 6 steps a seed: seeds 1 and 2, not 3
+    with pytest.raises(ComparisonStopped, match=r"^the comparison stopped before seed 3: "
+                       r"train_loader failed on a new pass: OSError: the shard went away; the 4 "
+                       r"runs of seeds 1-2 are kept") as stopped:
+        compare_runs(model, flaky, tiny_loader, {"chosen": chosen, "xavier_normal": None},
+                     loss_fn="cross_entropy", lr=1e-2, steps=6, seeds=3, device="cpu")
+    runs = stopped.value.runs
+    assert [(r.method, r.seed) for r in runs] == [("chosen", 1), ("xavier_normal", 1),
+                                                  ("chosen", 2), ("xavier_normal", 2)]
+    whole = compare_runs(model, tiny_loader, tiny_loader, {"chosen": chosen, "xavier_normal": None},
+                         loss_fn="cross_entropy", lr=1e-2, steps=6, seeds=2, device="cpu")
+    assert [r.loss for r in runs] == [r.loss for r in whole]  # the same trainings, kept
+    assert "6 steps x 2 seeds" in compare_table(runs, 6, "val")
