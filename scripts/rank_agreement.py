@@ -21,6 +21,9 @@ Each ranking is compared with the ranking of the same inits by the full training
 the inits, and whether the probe's best init is the full training's best. Results (every score)
 go to ``--out`` as JSON and a Markdown table is printed.
 
+``--lr-factor`` probes at a multiple of the full trainings' learning rate (the task's rate of
+``scripts/benchmark.py``), to see whether a faster probe ranks like a longer one.
+
 Usage:
     OMP_NUM_THREADS=1 python scripts/rank_agreement.py --tasks deep_relu_mlp --seeds 0,1 \\
         --out /tmp/rank.json
@@ -41,7 +44,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchmark import FIXED, LR, TaskData, build  # noqa: E402
+from benchmark import FIXED, LR, TASK_LR, TaskData, build  # noqa: E402
 
 from autoinit.apply import apply_scheme  # noqa: E402
 from autoinit.batches import fetch_batches, make_loss  # noqa: E402
@@ -75,11 +78,12 @@ def initialized(task: Task, seed: int, method: str, lsuv_batches: int) -> torch.
 
 
 def probe_scores(task: Task, seed: int, method: str, lengths: list[int], cooldown: float,
-                 lsuv_batches: int) -> dict:
+                 lsuv_batches: int, lr_factor: float = 1.0) -> dict:
     steps = max(lengths)
     data = probe_data(task, seed, steps)
+    lr = TASK_LR.get(task.name, LR) * lr_factor
     new = run_probe(initialized(task, seed, method, lsuv_batches), data,
-                    ProbeConfig(steps=steps, eval_every=math.gcd(*lengths), lr=LR, seed=seed,
+                    ProbeConfig(steps=steps, eval_every=math.gcd(*lengths), lr=lr, seed=seed,
                                 cooldown=cooldown, rungs=tuple(sorted(lengths))))
     curve, rungs = dict(new.curve), dict(new.rung_scores)
     return {"old": {str(n): curve.get(n, math.inf) for n in lengths if n < steps or not cooldown},
@@ -116,9 +120,10 @@ def agreement(records: dict) -> list[dict]:
                     metric = [s["full"][m]["metric"] for m in methods]
                     rho_loss.append(spearman(probe, full))
                     rho_metric.append(spearman(probe, metric))
-                    pick = probe.index(min(probe))
-                    top1 += methods[pick] == methods[metric.index(min(metric))]
-                    gap.append(metric[pick] - min(metric))
+                    # tied picks (identical inits, or every probe diverged) must all be best
+                    picks = [i for i, v in enumerate(probe) if v == min(probe)]
+                    top1 += all(metric[i] == min(metric) for i in picks)
+                    gap.append(statistics.fmean(metric[i] for i in picks) - min(metric))
                 rows.append({"task": task, "probe": kind, "steps": n, "seeds": len(seeds),
                              "rho_loss": _mean(rho_loss), "rho_metric": _mean(rho_metric),
                              "top1": top1, "gap": statistics.fmean(gap)})
@@ -165,6 +170,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds held in docs/runs")
     p.add_argument("--lengths", default="50,100,150,450", help="probe lengths / rung ends")
     p.add_argument("--cooldown", type=float, default=0.15)
+    p.add_argument("--lr-factor", type=float, default=1.0,
+                   help="probe at this multiple of the learning rate of the full trainings")
     p.add_argument("--lsuv", action="store_true", help="also probe LSUV (the benchmark's)")
     p.add_argument("--lsuv-batches", type=int, default=8)
     p.add_argument("--out", type=Path, default=Path("/tmp/rank_agreement.json"))
@@ -190,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             if str(seed) in records.get(name, {}):
                 continue
             full = full_ranking(name, seed, methods)
-            probes = {m: probe_scores(task, seed, m, lengths, args.cooldown, args.lsuv_batches)
+            probes = {m: probe_scores(task, seed, m, lengths, args.cooldown, args.lsuv_batches,
+                                      args.lr_factor)
                       for m in full}
             records.setdefault(name, {})[str(seed)] = {"full": full, "probes": probes}
             args.out.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)},
