@@ -116,6 +116,12 @@ METRIC_NAME = {"dcgan_digits": "test Fréchet distance"}  # default: test loss /
 LR = 1e-3
 # a task trained at another rate: resnet_nonorm at the rate where Kaiming on every layer blows up
 TASK_LR = {"resnet_nonorm": 1e-2}
+
+
+def task_lr(name: str) -> float:
+    """The learning rate the benchmark trains task ``name`` at."""
+    return TASK_LR.get(name, LR)
+
 # learning-rate robustness: each init also trained at lr/sqrt(10) and lr*sqrt(10) (3 rates spanning
 # 10x); a run "trains" when its final validation loss is finite and at least TRAINS_MARGIN below
 # the prior loss (the loss of predicting the training targets' frequencies, or their mean)
@@ -167,7 +173,7 @@ class TaskData:
 
     def __init__(self, task: Task, seed: int, overrides: dict | None = None) -> None:
         self.task, self.seed, self.overrides = task, seed, overrides or {}
-        self.lr = TASK_LR.get(task.name, LR)
+        self.lr = task_lr(task.name)
         train, val = self.loaders()
         self.train_tensors = train.dataset.tensors
         self.batch_size = train.batch_size

@@ -44,7 +44,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchmark import FIXED, LR, TASK_LR, TaskData, build  # noqa: E402
+from benchmark import FIXED, TaskData, build, task_lr  # noqa: E402
 
 from autoinit.apply import apply_scheme  # noqa: E402
 from autoinit.batches import fetch_batches, make_loss  # noqa: E402
@@ -78,13 +78,13 @@ def initialized(task: Task, seed: int, method: str, lsuv_batches: int) -> torch.
 
 
 def probe_scores(task: Task, seed: int, method: str, lengths: list[int], cooldown: float,
-                 lsuv_batches: int, lr_factor: float = 1.0) -> dict:
+                 lsuv_batches: int, lr_factor: float) -> dict:
     steps = max(lengths)
     data = probe_data(task, seed, steps)
-    lr = TASK_LR.get(task.name, LR) * lr_factor
     new = run_probe(initialized(task, seed, method, lsuv_batches), data,
-                    ProbeConfig(steps=steps, eval_every=math.gcd(*lengths), lr=lr, seed=seed,
-                                cooldown=cooldown, rungs=tuple(sorted(lengths))))
+                    ProbeConfig(steps=steps, eval_every=math.gcd(*lengths),
+                                lr=task_lr(task.name) * lr_factor, seed=seed, cooldown=cooldown,
+                                rungs=tuple(sorted(lengths))))
     curve, rungs = dict(new.curve), dict(new.rung_scores)
     return {"old": {str(n): curve.get(n, math.inf) for n in lengths if n < steps or not cooldown},
             "new": {str(n): rungs.get(n, math.inf) for n in lengths},
@@ -121,9 +121,10 @@ def agreement(records: dict) -> list[dict]:
                     rho_loss.append(spearman(probe, full))
                     rho_metric.append(spearman(probe, metric))
                     # tied picks (identical inits, or every probe diverged) must all be best
+                    best = min(metric)
                     picks = [i for i, v in enumerate(probe) if v == min(probe)]
-                    top1 += all(metric[i] == min(metric) for i in picks)
-                    gap.append(statistics.fmean(metric[i] for i in picks) - min(metric))
+                    top1 += all(metric[i] == best for i in picks)
+                    gap.append(statistics.fmean(metric[i] for i in picks) - best)
                 rows.append({"task": task, "probe": kind, "steps": n, "seeds": len(seeds),
                              "rho_loss": _mean(rho_loss), "rho_metric": _mean(rho_metric),
                              "top1": top1, "gap": statistics.fmean(gap)})
