@@ -61,6 +61,7 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "rmsprop": torch.optim.RMSprop,
 }
 OBJECTIVES = ("final", "mean")
+EXPLODE_WINDOW = 10  # steps a loss must stay beyond explode_factor x its first to count as divergence
 # a factory of the context that runs the forward passes (bf16 autocast on CUDA, else nothing)
 Autocast = Callable[[], contextlib.AbstractContextManager[Any]]
 
@@ -103,7 +104,8 @@ class ProbeConfig:
         optimizer: a name in :data:`OPTIMIZERS` or ``(params, lr) -> Optimizer``.
         eval_every: steps between held-out evaluations (reported to the pruner).
         objective: ``"final"`` or ``"mean"`` held-out loss.
-        explode_factor: a training loss above ``explode_factor`` times the first one is divergence.
+        explode_factor: a training loss still above ``explode_factor`` times the first one over
+            the last :data:`EXPLODE_WINDOW` steps is divergence (:func:`divergence`).
         seed: the dropout / RNG seed every candidate shares.
         device: where the probe runs.
         bf16: bf16 autocast (CUDA only).
@@ -386,15 +388,29 @@ def flush_denormal() -> Iterator[None]:
 
 
 def divergence(values: torch.Tensor, factor: float, key: str = "loss") -> str | None:
-    """Why a training curve ``values`` diverged (a non-finite value, or growth beyond ``factor``
-    times its first value), or ``None``."""
+    """Why a training curve ``values`` diverged, or ``None``: a non-finite value, or a loss still
+    beyond ``factor`` times its first value over the last :data:`EXPLODE_WINDOW` steps (the
+    median of their magnitudes). A spike the training comes back from within those steps is not
+    divergence: Adam's first steps at a high rate without warmup can multiply the loss for a
+    step or two, and the full training recovers (docs/probe_ranking.md, "Session 17").
+
+    Example:
+        >>> divergence(torch.tensor([2.3, 80.0] + [1.0] * 10), 10.0) is None  # a spike
+        True
+        >>> divergence(torch.tensor([2.3] + [50.0] * 10), 10.0)
+        'training loss exploded from 2.3 to 50 (median of the last 10 steps)'
+    """
     what = "training loss" if key == "loss" else f"training value {key!r}"
     finite = torch.isfinite(values)
     if not bool(finite.all()):
         return f"non-finite {what} at step {int((~finite).nonzero()[0]) + 1}"
-    first, worst = float(values[0]), float(values.abs().max())
-    if worst > factor * max(abs(first), 1e-8):
-        return f"{what} exploded from {first:.4g} to {worst:.4g}"
+    if len(values) < EXPLODE_WINDOW:
+        return None
+    first = float(values[0])
+    recent = float(values[-EXPLODE_WINDOW:].abs().median())
+    if recent > factor * max(abs(first), 1e-8):
+        return (f"{what} exploded from {first:.4g} to {recent:.4g} (median of the last "
+                f"{EXPLODE_WINDOW} steps)")
     return None
 
 

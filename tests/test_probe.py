@@ -10,7 +10,7 @@ from conftest import tiny_mlp
 from torch import nn
 
 from autoinit.errors import ConfigError
-from autoinit.probe import ProbeConfig, ProbeData, make_optimizer, run_probe
+from autoinit.probe import ProbeConfig, ProbeData, divergence, make_optimizer, run_probe
 
 
 @pytest.fixture
@@ -113,3 +113,12 @@ def test_subnormals_are_flushed_only_during_the_probe(data):
     if torch.set_flush_denormal(False):  # the CPU supports flushing
         assert seen == [0.0]  # report() runs inside the probe (not after its last step)
     assert float(torch.tensor([1e-39]) * 1.0) > 0  # torch's default restored
+
+
+def test_a_spike_the_training_recovers_from_is_not_divergence():
+    spike = torch.tensor([2.3, 80.0, 30.0] + [1.0] * 10)
+    assert divergence(spike, 10.0) is None
+    assert divergence(spike[:3], 10.0) is None  # too short to tell: only non-finite counts
+    stays = torch.tensor([2.3] + [30.0] * 2 + [40.0] * 10)
+    assert "exploded from 2.3 to 40" in divergence(stays, 10.0)
+    assert "non-finite training loss at step 2" in divergence(torch.tensor([2.3, math.inf]), 10.0)

@@ -161,7 +161,7 @@ def test_a_budget_below_one_probe_and_the_selection_round_is_bad_input(tiny_load
 
 
 def test_divergence_is_pruned_with_its_reason(tiny_loader):
-    result = run_search(tiny_mlp(), tiny_loader, optimizer="sgd", lr=2.0, n_trials=10,
+    result = run_search(tiny_mlp(), tiny_loader, optimizer="sgd", lr=5.0, n_trials=10,
                         probe_steps=12, screening=False)
     pruned = [t for t in result.study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert any("exploded" in t.user_attrs["failure"] for t in pruned)
