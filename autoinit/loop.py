@@ -16,8 +16,8 @@ The contract:
   the optimizer that ``optimizer`` and ``lr`` name, over the trainable parameters.
 - ``train_step(model, batch, state)`` runs one step and returns ``{name: number}`` (floats or
   0-dim tensors), the same names at every step. It is called in train mode. A non-finite value,
-  or one whose magnitude stays above ``explode_factor`` (10) times the first one's over the last
-  10 steps (a brief spike is allowed), marks the candidate as diverged.
+  or a median magnitude over the last 10 steps above ``explode_factor`` (10) times the first
+  value's (a brief spike is allowed), marks the candidate as diverged.
 - ``score(model, val_batches)`` returns a float, lower is better. It is called in eval mode under
   ``torch.no_grad()`` with the global RNG seeded the same way at every call. Default: the mean
   of ``loss_fn`` over the held-out batches.

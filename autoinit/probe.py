@@ -61,7 +61,7 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "rmsprop": torch.optim.RMSprop,
 }
 OBJECTIVES = ("final", "mean")
-EXPLODE_WINDOW = 10  # steps a loss must stay beyond explode_factor x its first to count as divergence
+EXPLODE_WINDOW = 10  # divergence: the median of this many last losses beyond explode_factor x the first
 # a factory of the context that runs the forward passes (bf16 autocast on CUDA, else nothing)
 Autocast = Callable[[], contextlib.AbstractContextManager[Any]]
 
@@ -104,8 +104,9 @@ class ProbeConfig:
         optimizer: a name in :data:`OPTIMIZERS` or ``(params, lr) -> Optimizer``.
         eval_every: steps between held-out evaluations (reported to the pruner).
         objective: ``"final"`` or ``"mean"`` held-out loss.
-        explode_factor: a training loss still above ``explode_factor`` times the first one over
-            the last :data:`EXPLODE_WINDOW` steps is divergence (:func:`divergence`).
+        explode_factor: a training loss whose median magnitude over the last
+            :data:`EXPLODE_WINDOW` steps is above ``explode_factor`` times the first one is
+            divergence (:func:`divergence`).
         seed: the dropout / RNG seed every candidate shares.
         device: where the probe runs.
         bf16: bf16 autocast (CUDA only).

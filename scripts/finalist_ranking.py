@@ -98,7 +98,10 @@ def baselines_left_out(result: FitResult, in_round: set[str], lr: float, seed: i
 
 
 def metric_of(task_name: str, full: dict) -> float | None:
-    """The task's metric, oriented so that lower is better (accuracy negated)."""
+    """The task's metric, oriented so that lower is better (accuracy negated); ``None`` for a
+    training that diverged (its chance-level accuracy would read as a result)."""
+    if full.get("diverged"):
+        return None
     if task_name in bench.LOSS_METRIC:
         return full["test_loss"]
     return None if full["test_acc"] is None else -full["test_acc"]
@@ -109,8 +112,12 @@ def picks(fin: list[dict], chosen: str) -> dict[str, int]:
     finite = [i for i, f in enumerate(fin) if all(_ok(s) for s in f["reruns"])] or list(range(len(fin)))
     return {"today": next(i for i, f in enumerate(fin) if f["name"] == chosen),
             "probe": min(range(len(fin)), key=lambda i: fin[i]["probe"]),
-            "rerun_mean": min(finite, key=lambda i: statistics.fmean(fin[i]["reruns"])),
+            "rerun_mean": min(finite, key=lambda i: _mean_or_inf(fin[i]["reruns"])),
             "incumbent": 0}
+
+
+def _mean_or_inf(xs: list[float]) -> float:
+    return statistics.fmean(xs) if all(_ok(x) for x in xs) else float("inf")
 
 
 def _ok(x: float | None) -> bool:

@@ -75,3 +75,11 @@ def test_the_own_draw_is_the_first_training_the_weights_a_search_hands_back():
     rec = {"0": _record("search #3", *fin)}
     assert task_row("silu_autoencoder", rec, own_draw=True)["found"]["today"] == 1
     assert task_row("silu_autoencoder", rec)["found"]["today"] == 0  # means 0.20 against 0.175
+
+
+def test_a_diverged_training_counts_as_the_worst_not_as_its_chance_accuracy():
+    fin = [{**f, "full": [{"test_loss": 0.0, "test_acc": a, "diverged": d} for a, d in runs]}
+           for f, runs in zip(ROUND, ([(90, None)], [(95, "non-finite training loss")],
+                                      [(92, None)]), strict=True)]
+    row = task_row("deep_relu_mlp", {"0": _record("search #3", *fin)}, own_draw=True)
+    assert row["found"]["today"] == 0 and row["regret"]["today"] == [math.inf]
