@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from optuna.trial import FixedTrial, TrialState
+from optuna.trial import TrialState
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,7 +37,6 @@ from autoinit.presets import list_presets  # noqa: E402
 from autoinit.result import FitResult  # noqa: E402
 from autoinit.scheme import rules_from_json  # noqa: E402
 from autoinit.search import run_search  # noqa: E402
-from autoinit.space import SearchSpace, suggest_scheme  # noqa: E402
 from autoinit.threads import compute_threads  # noqa: E402
 from autoinit.twins import is_twin  # noqa: E402
 
@@ -57,7 +56,7 @@ def measure(task_name: str, seed: int, draws: int) -> dict:
     search_s = time.perf_counter() - t0
     finalists = [{"name": c.name, "trial": c.trial_number, "probe": c.search_score,
                   "reruns": c.scores, "scheme": c.scheme} for c in result.candidates]
-    finalists += baselines_left_out(result, {c.name for c in result.candidates}, data.lr, seed)
+    finalists += baselines_left_out(result, {c.name for c in result.candidates}, seed)
     for fin in finalists:
         scheme = fin.pop("scheme")
         fin["scheme"], fin["full"] = scheme.to_dict(), []
@@ -76,8 +75,7 @@ def measure(task_name: str, seed: int, draws: int) -> dict:
             "code": bench.CODE_VERSION}
 
 
-def baselines_left_out(result: FitResult, in_round: set[str], lr: float, seed: int
-                       ) -> list[dict]:
+def baselines_left_out(result: FitResult, in_round: set[str], seed: int) -> list[dict]:
     """The baselines (fixed inits, LSUV) the selection round did not re-run, with their probe
     scores: does the round's pool miss the best full training?"""
     ctx = result.context
@@ -88,10 +86,8 @@ def baselines_left_out(result: FitResult, in_round: set[str], lr: float, seed: i
         if not name or name in in_round or name in list_presets() or is_twin(t):
             continue
         in_round.add(name)
-        if name == "lsuv":
-            scheme = ctx.layer_plan.scheme(rules_from_json(t.user_attrs["rules"]), seed)
-        else:
-            scheme = suggest_scheme(FixedTrial(t.params), ctx.plan, SearchSpace(), lr, seed)[0]
+        plan = ctx.layer_plan if name == "lsuv" else ctx.plan  # LSUV calibrates layer by layer
+        scheme = plan.scheme(rules_from_json(t.user_attrs["rules"]), seed)  # the rules it probed
         out.append({"name": name, "trial": t.number, "probe": t.value, "reruns": None,
                     "scheme": scheme, "in_round": False})
     return out
@@ -109,10 +105,9 @@ def metric_of(task_name: str, full: dict) -> float | None:
 
 def picks(fin: list[dict], chosen: str) -> dict[str, int]:
     """The finalist of the round (its index in ``fin``) each rule picks."""
-    finite = [i for i, f in enumerate(fin) if all(_ok(s) for s in f["reruns"])] or list(range(len(fin)))
     return {"today": next(i for i, f in enumerate(fin) if f["name"] == chosen),
             "probe": min(range(len(fin)), key=lambda i: fin[i]["probe"]),
-            "rerun_mean": min(finite, key=lambda i: _mean_or_inf(fin[i]["reruns"])),
+            "rerun_mean": min(range(len(fin)), key=lambda i: _mean_or_inf(fin[i]["reruns"])),
             "incumbent": 0}
 
 
@@ -157,7 +152,7 @@ def task_row(task: str, seeds: dict, own_draw: bool = False) -> dict:
         if q_out and min(q_out) < best:
             outside.append(best - min(q_out))
         if len(fin) >= 3 and all(_ok(v) for v in q):
-            means = [statistics.fmean(f["reruns"]) for f in fin]
+            means = [_mean_or_inf(f["reruns"]) for f in fin]
             if all(_ok(m) for m in means):
                 rho_re.append(spearmanr(means, q).statistic)
             rho_pr.append(spearmanr([f["probe"] for f in fin], q).statistic)
